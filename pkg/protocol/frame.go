@@ -1,0 +1,155 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Frame types, client to server.
+const (
+	FrameConnect     = "connect"
+	FrameSend        = "send"
+	FrameSync        = "sync"
+	FrameHistory     = "history"
+	FrameTyping      = "typing"
+	FrameDelivered   = "delivered"
+	FrameRead        = "read"
+	FramePresenceSub = "presence_sub"
+	FrameEdit        = "edit"
+	FrameDelete      = "delete"
+	FrameReact       = "react"
+	FramePing        = "ping"
+)
+
+// Frame types, server to client.
+const (
+	FrameConnected       = "connected"
+	FrameAck             = "ack"
+	FrameMessage         = "message"
+	FrameError           = "error"
+	FrameReceipt         = "receipt"
+	FrameTypingIndicator = "typing_indicator"
+	FramePresenceUpdate  = "presence_update"
+	FramePong            = "pong"
+	FrameReconnect       = "reconnect"
+	FrameHistoryResult   = "history_result"
+	FrameSynced          = "synced"
+)
+
+// Frame is every frame of the protocol, in both directions: a flat JSON object whose
+// Type selects which other fields mean something (docs/protocol.md lists them per
+// type). Unknown fields are ignored, so clients and servers can add fields.
+type Frame struct {
+	Type string `json:"type"`
+	// ID correlates a request (history, sync, ping) with its answer. Optional.
+	ID string `json:"id,omitempty"`
+
+	Token string `json:"token,omitempty"` // connect
+
+	// send, edit, delete, react; also the Message fields of a message frame.
+	ChatID      string          `json:"chatId,omitempty"`
+	Seq         uint64          `json:"seq,omitempty"`
+	MessageID   string          `json:"messageId,omitempty"`
+	SenderID    string          `json:"senderId,omitempty"`
+	Content     string          `json:"content,omitempty"`
+	MessageType string          `json:"messageType,omitempty"`
+	Timestamp   int64           `json:"timestamp,omitempty"`
+	ReplyTo     string          `json:"replyTo,omitempty"`
+	RefID       string          `json:"refId,omitempty"`
+	Meta        json.RawMessage `json:"meta,omitempty"`
+	Emoji       string          `json:"emoji,omitempty"`  // react
+	Remove      bool            `json:"remove,omitempty"` // react: take the reaction back
+
+	// ack
+	Duplicate bool `json:"duplicate,omitempty"`
+
+	// history: Before/After are exclusive seq bounds; Limit caps the page.
+	Before   uint64    `json:"before,omitempty"`
+	After    uint64    `json:"after,omitempty"`
+	Limit    int       `json:"limit,omitempty"`
+	Messages []Message `json:"messages,omitempty"`
+	HasMore  bool      `json:"hasMore,omitempty"`
+
+	// sync: the client's last seen seq per chat; synced: the server's last seq per chat.
+	Chats []ChatCursor `json:"chats,omitempty"`
+
+	// typing: "start" or "stop".
+	State string `json:"state,omitempty"`
+
+	// receipt
+	UserID    string `json:"userId,omitempty"`
+	Delivered uint64 `json:"delivered,omitempty"`
+	Read      uint64 `json:"read,omitempty"`
+
+	// presence_sub / presence_update
+	UserIDs  []string `json:"userIds,omitempty"`
+	Status   string   `json:"status,omitempty"`
+	LastSeen int64    `json:"lastSeen,omitempty"`
+	Devices  int      `json:"devices,omitempty"`
+
+	// connected
+	ConnID      string `json:"connId,omitempty"`
+	ServerTime  int64  `json:"serverTime,omitempty"`
+	HeartbeatMs int64  `json:"heartbeatMs,omitempty"`
+
+	// reconnect: wait this long before reconnecting.
+	AfterMs int64 `json:"afterMs,omitempty"`
+
+	// error
+	Code    Code   `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	Retry   bool   `json:"retry,omitempty"`
+}
+
+// ChatCursor is one chat's position in sync and synced frames.
+type ChatCursor struct {
+	ChatID string `json:"chatId"`
+	Seq    uint64 `json:"seq"`
+}
+
+// DecodeFrame parses one client frame. It returns an *Error with CodeBadRequest for
+// malformed JSON or a missing type; it does not check that the type is known.
+func DecodeFrame(data []byte) (*Frame, error) {
+	var f Frame
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&f); err != nil {
+		return nil, Errorf(CodeBadRequest, "malformed JSON frame: %v", err)
+	}
+	if dec.More() {
+		return nil, Errorf(CodeBadRequest, "trailing data after the JSON frame")
+	}
+	if f.Type == "" {
+		return nil, Errorf(CodeBadRequest, "frame has no type")
+	}
+	return &f, nil
+}
+
+// EncodeFrame returns f as JSON.
+func EncodeFrame(f *Frame) []byte {
+	b, err := json.Marshal(f)
+	if err != nil {
+		// Frame has only marshalable fields; Meta is validated JSON.
+		panic(fmt.Sprintf("protocol: encode frame: %v", err))
+	}
+	return b
+}
+
+// MessageFrame returns the message frame that delivers m.
+func MessageFrame(m *Message) *Frame {
+	return &Frame{
+		Type: FrameMessage, ChatID: m.ChatID, Seq: m.Seq, MessageID: m.MessageID,
+		SenderID: m.SenderID, Content: m.Content, MessageType: m.MessageType,
+		Timestamp: m.Timestamp, ReplyTo: m.ReplyTo, RefID: m.RefID, Meta: m.Meta,
+	}
+}
+
+// ErrorFrame returns the error frame for err; a non-*Error becomes CodeInternal.
+func ErrorFrame(err error, chatID, messageID, id string) *Frame {
+	pe, ok := err.(*Error)
+	if !ok {
+		pe = &Error{Code: CodeInternal, Message: "internal error"}
+	}
+	return &Frame{Type: FrameError, Code: pe.Code, Message: pe.Message, Retry: pe.Code.Retryable(),
+		ChatID: chatID, MessageID: messageID, ID: id}
+}

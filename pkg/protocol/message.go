@@ -1,0 +1,47 @@
+// Package protocol defines Natter's wire protocol: the JSON frames clients and the
+// gateway exchange over WebSocket (and the HTTP fallback), the Message carried through
+// NATS, and the stable error codes. docs/protocol.md is the prose description and
+// docs/asyncapi.yaml the machine-readable one.
+package protocol
+
+import "encoding/json"
+
+// Message types. MessageType is free-form for clients beyond these, up to 32 bytes.
+const (
+	TypeText   = "text"
+	TypeImage  = "image"
+	TypeFile   = "file"
+	TypeSystem = "system"
+	TypeEdit   = "edit"
+	TypeDelete = "delete"
+	TypeReact  = "react"
+)
+
+// Message is one chat message as sequenced, delivered and stored. On ingress Seq and
+// Timestamp are zero; the sequencer assigns both.
+type Message struct {
+	ChatID    string `json:"chatId"`
+	Seq       uint64 `json:"seq,omitempty"`
+	MessageID string `json:"messageId"`
+	SenderID  string `json:"senderId"`
+	// Content is opaque text (UTF-8): plain text, or ciphertext for end-to-end
+	// encrypted clients. The server never interprets it.
+	Content     string `json:"content"`
+	MessageType string `json:"messageType"`
+	// Timestamp is the sequencing time in milliseconds since the Unix epoch.
+	Timestamp int64 `json:"timestamp,omitempty"`
+	// ReplyTo is the messageId this message answers, if any.
+	ReplyTo string `json:"replyTo,omitempty"`
+	// RefID is the messageId an edit, delete or react event applies to.
+	RefID string `json:"refId,omitempty"`
+	// Meta holds structured data for system events (membership changes) and media
+	// references. At most MaxMetaBytes.
+	Meta json.RawMessage `json:"meta,omitempty"`
+}
+
+// Limits on message fields, enforced at the gateway.
+const (
+	MaxContentBytes     = 16 << 10
+	MaxMessageTypeBytes = 32
+	MaxMetaBytes        = 4 << 10
+)

@@ -1,0 +1,131 @@
+// Package store is the durable state of Natter behind one Store interface, with an
+// embedded SQLite backend (store_sqlite.go) and a Cassandra backend
+// (store_cassandra.go). Both pass the conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+)
+
+// Chat kinds.
+const (
+	KindDirect = "direct"
+	KindGroup  = "group"
+)
+
+// Member roles.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Chat is a conversation's metadata.
+type Chat struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"type"`
+	Name      string    `json:"name,omitempty"`
+	CreatedBy string    `json:"createdBy"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// Member is one user's membership of a chat.
+type Member struct {
+	ChatID   string    `json:"chatId"`
+	UserID   string    `json:"userId"`
+	Role     string    `json:"role"`
+	JoinedAt time.Time `json:"joinedAt"`
+}
+
+// ChatSummary is a chat as listed for one user: its metadata, the last message, the
+// user's read state and the resulting unread count.
+type ChatSummary struct {
+	Chat
+	LastSeq     uint64            `json:"lastSeq"`
+	LastMessage *protocol.Message `json:"lastMessage,omitempty"`
+	ReadSeq     uint64            `json:"readSeq"`
+	Unread      uint64            `json:"unread"`
+}
+
+// ReadState is one user's delivered and read watermarks in one chat.
+type ReadState struct {
+	ChatID    string `json:"chatId"`
+	UserID    string `json:"userId"`
+	Delivered uint64 `json:"delivered"`
+	Read      uint64 `json:"read"`
+}
+
+// Direction of a history page.
+type Direction int
+
+const (
+	// Backward pages from newest to oldest (the default): messages with seq < Before
+	// (or the newest when Before is 0), newest first.
+	Backward Direction = iota
+	// Forward pages from oldest to newest: messages with seq > After, oldest first.
+	Forward
+)
+
+// HistoryQuery selects one page of a chat's history.
+type HistoryQuery struct {
+	Dir    Direction
+	Before uint64 // Backward: exclusive upper bound; 0 means from the newest
+	After  uint64 // Forward: exclusive lower bound
+	Limit  int    // 1..MaxPage; 0 means DefaultPage
+}
+
+// Page sizes.
+const (
+	DefaultPage = 50
+	MaxPage     = 500
+)
+
+// Store is the durable state Natter keeps. Implementations are safe for concurrent use.
+//
+// Messages are keyed by (chat, seq); AppendMessages is idempotent, so a persister that
+// retries a batch, or two persisters that race, store each message once.
+type Store interface {
+	// AppendMessages stores msgs (any chats, any order). A message whose (chat, seq)
+	// is already stored is skipped. It also advances each chat's last seq and last
+	// message.
+	AppendMessages(ctx context.Context, msgs []protocol.Message) error
+	// History returns one page of chat's messages (see HistoryQuery), ordered in the
+	// page's direction. An unknown chat yields an empty page.
+	History(ctx context.Context, chatID string, q HistoryQuery) ([]protocol.Message, error)
+	// LastSeq returns the highest stored seq of chat, 0 if none.
+	LastSeq(ctx context.Context, chatID string) (uint64, error)
+	// MessageSeq returns the seq under which messageID was stored in chat;
+	// ErrNotFound if it was not.
+	MessageSeq(ctx context.Context, chatID, messageID string) (uint64, error)
+
+	// CreateChat stores chat and its members. If a chat with the same ID exists it
+	// returns that chat with created false and changes nothing.
+	CreateChat(ctx context.Context, chat Chat, members []Member) (stored Chat, created bool, err error)
+	// GetChat returns the chat; ErrNotFound if there is none.
+	GetChat(ctx context.Context, chatID string) (Chat, error)
+	// Members returns the current members of chat, ordered by user ID.
+	Members(ctx context.Context, chatID string) ([]Member, error)
+	// GetMember returns userID's membership of chat; ErrNotFound if not a member.
+	GetMember(ctx context.Context, chatID, userID string) (Member, error)
+	// AddMember adds or updates (role) a member.
+	AddMember(ctx context.Context, m Member) error
+	// RemoveMember removes userID from chat; removing a non-member is not an error.
+	RemoveMember(ctx context.Context, chatID, userID string) error
+	// UserChats lists userID's chats, most recently active first, with last message
+	// and unread count; at most limit (0 means 100), skipping offset.
+	UserChats(ctx context.Context, userID string, limit, offset int) ([]ChatSummary, error)
+
+	// SetReadState raises the watermarks of (chat, user) to at least delivered and
+	// read (a lower value leaves them unchanged; read also raises delivered) and
+	// returns the state after the change.
+	SetReadState(ctx context.Context, chatID, userID string, delivered, read uint64) (ReadState, error)
+	// GetReadState returns (chat, user)'s watermarks; zeros if none.
+	GetReadState(ctx context.Context, chatID, userID string) (ReadState, error)
+
+	// Ping checks the store answers (readiness).
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}

@@ -1,0 +1,421 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+
+	_ "modernc.org/sqlite" // pure-Go SQLite driver: no cgo in the binary
+)
+
+// SQLiteStore is the embedded Store: one SQLite file in WAL mode. Writes go through a
+// single connection (SQLite has one writer at a time anyway), reads through a pool.
+type SQLiteStore struct {
+	w *sql.DB // one connection: every write
+	r *sql.DB // read pool
+}
+
+var _ Store = (*SQLiteStore)(nil)
+
+// sqliteMigrations are applied in order; the index+1 is the schema version. Never edit
+// a released entry: append a new one.
+var sqliteMigrations = []string{
+	`CREATE TABLE messages (
+		chat_id TEXT NOT NULL, seq INTEGER NOT NULL, message_id TEXT NOT NULL,
+		sender_id TEXT NOT NULL, content TEXT NOT NULL, message_type TEXT NOT NULL,
+		ts INTEGER NOT NULL, reply_to TEXT NOT NULL DEFAULT '', ref_id TEXT NOT NULL DEFAULT '',
+		meta BLOB, PRIMARY KEY (chat_id, seq)) WITHOUT ROWID;
+	CREATE INDEX messages_by_id ON messages (chat_id, message_id);
+	CREATE TABLE chats (
+		id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+		created_by TEXT NOT NULL, created_at INTEGER NOT NULL,
+		last_seq INTEGER NOT NULL DEFAULT 0, last_ts INTEGER NOT NULL DEFAULT 0,
+		last_message BLOB) WITHOUT ROWID;
+	CREATE TABLE members (
+		chat_id TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,
+		joined_at INTEGER NOT NULL, PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;
+	CREATE INDEX members_by_user ON members (user_id, chat_id);
+	CREATE TABLE read_state (
+		chat_id TEXT NOT NULL, user_id TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
+		read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;`,
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path and applies
+// pending migrations. The directory is created with mode 0700.
+func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create directory for %s: %w", path, err)
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &SQLiteStore{w: w, r: r}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SQLiteStore) migrate(ctx context.Context) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	var v int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: migrate: read version: %w", err)
+	}
+	if v > len(sqliteMigrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this binary knows (%d): run a newer natter", v, len(sqliteMigrations))
+	}
+	for i := v; i < len(sqliteMigrations); i++ {
+		if _, err := tx.ExecContext(ctx, sqliteMigrations[i]); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, i+1); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// AppendMessages implements Store. All of msgs go in one transaction.
+func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO messages
+		(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer ins.Close()
+	last, err := tx.PrepareContext(ctx, `UPDATE chats SET last_seq = ?, last_ts = ?, last_message = ?
+		WHERE id = ? AND last_seq < ?`)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer last.Close()
+	own, err := tx.PrepareContext(ctx, `INSERT INTO read_state (chat_id, user_id, delivered, read)
+		VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET
+		delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)`)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer own.Close()
+	for i := range msgs {
+		m := &msgs[i]
+		res, err := ins.ExecContext(ctx, m.ChatID, m.Seq, m.MessageID, m.SenderID, m.Content,
+			m.MessageType, m.Timestamp, m.ReplyTo, m.RefID, nullJSON(m.Meta))
+		if err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // already stored
+		}
+		body, _ := json.Marshal(m)
+		if _, err := last.ExecContext(ctx, m.Seq, m.Timestamp, body, m.ChatID, m.Seq); err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: last message: %w", m.ChatID, m.Seq, err)
+		}
+		// One's own message counts as delivered and read.
+		if _, err := own.ExecContext(ctx, m.ChatID, m.SenderID, m.Seq, m.Seq); err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: sender read state: %w", m.ChatID, m.Seq, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: append: commit: %w", err)
+	}
+	return nil
+}
+
+func nullJSON(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(b)
+}
+
+const msgCols = `chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta`
+
+func scanMessages(rows *sql.Rows) ([]protocol.Message, error) {
+	defer rows.Close()
+	var out []protocol.Message
+	for rows.Next() {
+		var m protocol.Message
+		var meta []byte
+		if err := rows.Scan(&m.ChatID, &m.Seq, &m.MessageID, &m.SenderID, &m.Content,
+			&m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta); err != nil {
+			return nil, err
+		}
+		if len(meta) > 0 {
+			m.Meta = json.RawMessage(meta)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// History implements Store.
+func (s *SQLiteStore) History(ctx context.Context, chatID string, q HistoryQuery) ([]protocol.Message, error) {
+	limit := clampLimit(q.Limit)
+	var rows *sql.Rows
+	var err error
+	switch {
+	case q.Dir == Forward:
+		rows, err = s.r.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
+			WHERE chat_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?`, chatID, q.After, limit)
+	case q.Before == 0:
+		rows, err = s.r.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
+			WHERE chat_id = ? ORDER BY seq DESC LIMIT ?`, chatID, limit)
+	default:
+		rows, err = s.r.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
+			WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, chatID, q.Before, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: history %s: %w", chatID, err)
+	}
+	msgs, err := scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: history %s: %w", chatID, err)
+	}
+	return msgs, nil
+}
+
+func clampLimit(n int) int {
+	if n <= 0 {
+		return DefaultPage
+	}
+	if n > MaxPage {
+		return MaxPage
+	}
+	return n
+}
+
+// LastSeq implements Store.
+func (s *SQLiteStore) LastSeq(ctx context.Context, chatID string) (uint64, error) {
+	var seq uint64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?`, chatID).Scan(&seq)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: last seq %s: %w", chatID, err)
+	}
+	return seq, nil
+}
+
+// MessageSeq implements Store.
+func (s *SQLiteStore) MessageSeq(ctx context.Context, chatID, messageID string) (uint64, error) {
+	var seq uint64
+	err := s.r.QueryRowContext(ctx, `SELECT seq FROM messages WHERE chat_id = ? AND message_id = ?
+		ORDER BY seq LIMIT 1`, chatID, messageID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: message seq %s/%s: %w", chatID, messageID, err)
+	}
+	return seq, nil
+}
+
+// CreateChat implements Store.
+func (s *SQLiteStore) CreateChat(ctx context.Context, chat Chat, members []Member) (Chat, bool, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return Chat{}, false, fmt.Errorf("sqlite: create chat: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at)
+		VALUES (?, ?, ?, ?, ?)`, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt.UnixMilli())
+	if err != nil {
+		return Chat{}, false, fmt.Errorf("sqlite: create chat %s: %w", chat.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		tx.Rollback()
+		existing, err := s.GetChat(ctx, chat.ID)
+		return existing, false, err
+	}
+	for _, m := range members {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO members (chat_id, user_id, role, joined_at)
+			VALUES (?, ?, ?, ?)`, chat.ID, m.UserID, m.Role, m.JoinedAt.UnixMilli()); err != nil {
+			return Chat{}, false, fmt.Errorf("sqlite: create chat %s: member %s: %w", chat.ID, m.UserID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return Chat{}, false, fmt.Errorf("sqlite: create chat %s: %w", chat.ID, err)
+	}
+	chat.CreatedAt = time.UnixMilli(chat.CreatedAt.UnixMilli()).UTC()
+	return chat, true, nil
+}
+
+// GetChat implements Store.
+func (s *SQLiteStore) GetChat(ctx context.Context, chatID string) (Chat, error) {
+	var c Chat
+	var at int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, kind, name, created_by, created_at FROM chats WHERE id = ?`, chatID).
+		Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedBy, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Chat{}, ErrNotFound
+	}
+	if err != nil {
+		return Chat{}, fmt.Errorf("sqlite: get chat %s: %w", chatID, err)
+	}
+	c.CreatedAt = time.UnixMilli(at).UTC()
+	return c, nil
+}
+
+// Members implements Store.
+func (s *SQLiteStore) Members(ctx context.Context, chatID string) ([]Member, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT chat_id, user_id, role, joined_at FROM members
+		WHERE chat_id = ? ORDER BY user_id`, chatID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: members %s: %w", chatID, err)
+	}
+	defer rows.Close()
+	var out []Member
+	for rows.Next() {
+		var m Member
+		var at int64
+		if err := rows.Scan(&m.ChatID, &m.UserID, &m.Role, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: members %s: %w", chatID, err)
+		}
+		m.JoinedAt = time.UnixMilli(at).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// GetMember implements Store.
+func (s *SQLiteStore) GetMember(ctx context.Context, chatID, userID string) (Member, error) {
+	m := Member{ChatID: chatID, UserID: userID}
+	var at int64
+	err := s.r.QueryRowContext(ctx, `SELECT role, joined_at FROM members WHERE chat_id = ? AND user_id = ?`,
+		chatID, userID).Scan(&m.Role, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Member{}, ErrNotFound
+	}
+	if err != nil {
+		return Member{}, fmt.Errorf("sqlite: member %s/%s: %w", chatID, userID, err)
+	}
+	m.JoinedAt = time.UnixMilli(at).UTC()
+	return m, nil
+}
+
+// AddMember implements Store.
+func (s *SQLiteStore) AddMember(ctx context.Context, m Member) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO members (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (chat_id, user_id) DO UPDATE SET role = excluded.role`,
+		m.ChatID, m.UserID, m.Role, m.JoinedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("sqlite: add member %s/%s: %w", m.ChatID, m.UserID, err)
+	}
+	return nil
+}
+
+// RemoveMember implements Store.
+func (s *SQLiteStore) RemoveMember(ctx context.Context, chatID, userID string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM members WHERE chat_id = ? AND user_id = ?`, chatID, userID); err != nil {
+		return fmt.Errorf("sqlite: remove member %s/%s: %w", chatID, userID, err)
+	}
+	return nil
+}
+
+// UserChats implements Store.
+func (s *SQLiteStore) UserChats(ctx context.Context, userID string, limit, offset int) ([]ChatSummary, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.kind, c.name, c.created_by, c.created_at,
+			c.last_seq, c.last_message, COALESCE(r.read, 0)
+		FROM members m JOIN chats c ON c.id = m.chat_id
+		LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
+		WHERE m.user_id = ?
+		ORDER BY MAX(c.last_ts, c.created_at) DESC, c.id LIMIT ? OFFSET ?`, userID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: chats of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []ChatSummary
+	for rows.Next() {
+		var cs ChatSummary
+		var at int64
+		var last []byte
+		if err := rows.Scan(&cs.ID, &cs.Kind, &cs.Name, &cs.CreatedBy, &at, &cs.LastSeq, &last, &cs.ReadSeq); err != nil {
+			return nil, fmt.Errorf("sqlite: chats of %s: %w", userID, err)
+		}
+		cs.CreatedAt = time.UnixMilli(at).UTC()
+		if len(last) > 0 {
+			var m protocol.Message
+			if err := json.Unmarshal(last, &m); err == nil {
+				cs.LastMessage = &m
+			}
+		}
+		if cs.LastSeq > cs.ReadSeq {
+			cs.Unread = cs.LastSeq - cs.ReadSeq
+		}
+		out = append(out, cs)
+	}
+	return out, rows.Err()
+}
+
+// SetReadState implements Store.
+func (s *SQLiteStore) SetReadState(ctx context.Context, chatID, userID string, delivered, read uint64) (ReadState, error) {
+	delivered = max(delivered, read)
+	rs := ReadState{ChatID: chatID, UserID: userID}
+	err := s.w.QueryRowContext(ctx, `INSERT INTO read_state (chat_id, user_id, delivered, read)
+		VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET
+		delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)
+		RETURNING delivered, read`, chatID, userID, delivered, read).Scan(&rs.Delivered, &rs.Read)
+	if err != nil {
+		return ReadState{}, fmt.Errorf("sqlite: read state %s/%s: %w", chatID, userID, err)
+	}
+	return rs, nil
+}
+
+// GetReadState implements Store.
+func (s *SQLiteStore) GetReadState(ctx context.Context, chatID, userID string) (ReadState, error) {
+	rs := ReadState{ChatID: chatID, UserID: userID}
+	err := s.r.QueryRowContext(ctx, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`,
+		chatID, userID).Scan(&rs.Delivered, &rs.Read)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return ReadState{}, fmt.Errorf("sqlite: read state %s/%s: %w", chatID, userID, err)
+	}
+	return rs, nil
+}
+
+// Ping implements Store.
+func (s *SQLiteStore) Ping(ctx context.Context) error { return s.w.PingContext(ctx) }
+
+// Close implements Store.
+func (s *SQLiteStore) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
