@@ -45,3 +45,13 @@ func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// WebSocket close codes Natter uses besides the standard ones (1000 normal, 1001 going
+// away, 1008 policy, 1009 too big, 1011 internal). The close reason starts with the
+// error Code.
+const (
+	CloseUnauthorized = 4001 // token missing or invalid: get a new token
+	CloseTokenExpired = 4002 // token expired: refresh, then reconnect
+	CloseSlowConsumer = 4008 // send queue overflowed: reconnect and sync
+	CloseRateLimited  = 4029 // too many connections or frames: back off
+)

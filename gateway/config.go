@@ -1,0 +1,83 @@
+// Package gateway is the edge role: WebSocket connections and the REST API. It
+// authenticates clients, validates every frame, publishes sends to NATTER_IN, and
+// delivers what arrives on its users' subjects to their connected devices.
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/config"
+)
+
+// Config is the gateway section.
+type Config struct {
+	// Listen is the HTTP address for /ws, the REST API and the web chat.
+	Listen string `yaml:"listen"`
+	// AllowedOrigins are host patterns (path.Match syntax, e.g. "chat.example.com",
+	// "*.example.com") allowed to open WebSockets cross-origin. Same-origin is always
+	// allowed. Empty: same-origin only.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxFrameBytes is the largest client frame; a larger one closes the connection
+	// with 1009 (message too big).
+	MaxFrameBytes int64 `yaml:"max_frame_bytes"`
+	// MaxBodyBytes is the largest REST request body (media has its own limit).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// SendQueue is how many frames may wait for a slow connection before it is closed
+	// with slow_consumer.
+	SendQueue int `yaml:"send_queue"`
+	// PingInterval is how often an idle connection is pinged; PongTimeout how long
+	// the answer may take before the connection is closed.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	PongTimeout  time.Duration `yaml:"pong_timeout"`
+	// AuthTimeout is how long a connection without a token may take to send connect.
+	AuthTimeout time.Duration `yaml:"auth_timeout"`
+	// WriteTimeout bounds one frame write to a client.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// PublishTimeout bounds the wait for JetStream to store a send.
+	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// WebChat serves the embedded web chat at /.
+	WebChat bool `yaml:"web_chat"`
+}
+
+// RegisterFlags registers the gateway.* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "gateway.listen", "127.0.0.1:8080", "HTTP listen address (WebSocket /ws, REST /api/v1, web chat /)")
+	config.ListVar(fs, &c.AllowedOrigins, "gateway.allowed-origins", nil, "cross-origin host patterns allowed to open WebSockets (same-origin always is)")
+	fs.Int64Var(&c.MaxFrameBytes, "gateway.max-frame-bytes", 64<<10, "largest client frame in bytes")
+	fs.Int64Var(&c.MaxBodyBytes, "gateway.max-body-bytes", 64<<10, "largest REST request body in bytes")
+	fs.IntVar(&c.SendQueue, "gateway.send-queue", 512, "frames queued per connection before it is closed as a slow consumer")
+	fs.DurationVar(&c.PingInterval, "gateway.ping-interval", 25*time.Second, "ping idle connections this often")
+	fs.DurationVar(&c.PongTimeout, "gateway.pong-timeout", 10*time.Second, "close a connection whose pong takes longer")
+	fs.DurationVar(&c.AuthTimeout, "gateway.auth-timeout", 10*time.Second, "time a connection has to send its connect frame")
+	fs.DurationVar(&c.WriteTimeout, "gateway.write-timeout", 10*time.Second, "longest write of one frame")
+	fs.DurationVar(&c.PublishTimeout, "gateway.publish-timeout", 5*time.Second, "longest wait for JetStream to store a send")
+	fs.BoolVar(&c.WebChat, "gateway.web-chat", true, "serve the web chat at /")
+}
+
+// Validate checks the section.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: gateway.listen %q: %w", c.Listen, err))
+	}
+	if c.MaxFrameBytes < 1024 || c.MaxFrameBytes > 16<<20 {
+		errs = append(errs, errors.New("gateway: gateway.max-frame-bytes must be 1KiB..16MiB"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("gateway: gateway.max-body-bytes must be >= 1KiB"))
+	}
+	if c.SendQueue < 8 {
+		errs = append(errs, errors.New("gateway: gateway.send-queue must be >= 8"))
+	}
+	for name, d := range map[string]time.Duration{"ping-interval": c.PingInterval, "pong-timeout": c.PongTimeout,
+		"auth-timeout": c.AuthTimeout, "write-timeout": c.WriteTimeout, "publish-timeout": c.PublishTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("gateway: gateway.%s must be > 0", name))
+		}
+	}
+	return errors.Join(errs...)
+}

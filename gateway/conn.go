@@ -1,0 +1,208 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/natter-chat/natter/pkg/protocol"
+)
+
+// conn is one client connection.
+// Its only goroutine is the one that reads it; a writer goroutine exists only while
+// frames are queued, so an idle connection holds no goroutine of its own beyond that.
+type conn struct {
+	g       *Gateway
+	ws      *websocket.Conn
+	id      string
+	user    string
+	service bool
+	expires time.Time // token expiry; zero: none
+
+	lastRead atomic.Int64 // unix nanos of the last frame read
+	pinging  atomic.Bool
+
+	mu      sync.Mutex // guards the fields below
+	queue   [][]byte   // frames waiting for the writer; nil when empty
+	writing bool       // a writer goroutine is running
+	closed  bool
+	syncing int        // syncs in progress: live frames are held meanwhile
+	held    [][]byte   // live frames held during a sync
+	sent    map[string]uint64 // per chat, the highest seq a finished sync sent
+
+	cancel context.CancelFunc // ends the connection's context
+}
+
+// enqueue queues one frame. It never blocks: a connection whose queue is full is
+// closed with slow_consumer (it resumes with sync on reconnect), so one slow client
+// never delays delivery to others.
+func (c *conn) enqueue(frame []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.syncing > 0 {
+		if len(c.held) >= c.g.cfg.SendQueue*4 {
+			c.mu.Unlock()
+			c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "too many live frames during sync")
+			return
+		}
+		c.held = append(c.held, frame)
+		c.mu.Unlock()
+		return
+	}
+	c.pushLocked(frame)
+}
+
+// send queues a frame that answers the client (ack, error, results): it is never
+// held back by a sync.
+func (c *conn) send(f *protocol.Frame) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.pushLocked(protocol.EncodeFrame(f))
+}
+
+// pushLocked appends frame and starts the writer if needed; it unlocks c.mu.
+func (c *conn) pushLocked(frame []byte) {
+	if len(c.queue) >= c.g.cfg.SendQueue {
+		c.mu.Unlock()
+		c.g.metrics.slowConsumers.Add(1)
+		c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "send queue full: reconnect and sync")
+		return
+	}
+	c.queue = append(c.queue, frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes queued frames in order and exits when the queue is empty.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.closed {
+			c.queue = nil
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		frame := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+		if err := c.write(frame); err != nil {
+			c.closeWith(websocket.StatusAbnormalClosure, "", "")
+			c.mu.Lock()
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (c *conn) write(frame []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// beginSync holds live frames until endSync.
+func (c *conn) beginSync() {
+	c.mu.Lock()
+	c.syncing++
+	c.mu.Unlock()
+}
+
+// endSync records what the sync sent per chat and releases the held live frames,
+// dropping messages the sync already sent, so the seam has no duplicate.
+func (c *conn) endSync(sent map[string]uint64) {
+	c.mu.Lock()
+	if c.sent == nil {
+		c.sent = map[string]uint64{}
+	}
+	for chat, seq := range sent {
+		c.sent[chat] = max(c.sent[chat], seq)
+	}
+	c.syncing--
+	if c.syncing > 0 {
+		c.mu.Unlock()
+		return
+	}
+	held := c.held
+	c.held = nil
+	cutoff := c.sent
+	c.sent = nil
+	for _, f := range held {
+		if isCovered(f, cutoff) {
+			continue
+		}
+		if c.closed {
+			break
+		}
+		c.pushLocked(f)
+		c.mu.Lock()
+	}
+	c.mu.Unlock()
+}
+
+// isCovered reports whether frame is a message a sync already delivered.
+func isCovered(frame []byte, sent map[string]uint64) bool {
+	var probe struct {
+		Type   string `json:"type"`
+		ChatID string `json:"chatId"`
+		Seq    uint64 `json:"seq"`
+	}
+	if json.Unmarshal(frame, &probe) != nil || probe.Type != protocol.FrameMessage {
+		return false
+	}
+	last, ok := sent[probe.ChatID]
+	return ok && probe.Seq <= last
+}
+
+// closeWith closes the connection once, with a WebSocket status and a reason that
+// starts with code.
+func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.queue = nil
+	c.held = nil
+	c.mu.Unlock()
+	reason := string(code)
+	if msg != "" {
+		reason += ": " + msg
+	}
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	if c.ws != nil {
+		if status == websocket.StatusAbnormalClosure {
+			_ = c.ws.CloseNow()
+		} else {
+			go func() { _ = c.ws.Close(status, reason) }()
+		}
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}

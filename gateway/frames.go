@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// handleFrame dispatches one client frame. Every refusal is an error frame with a
+// stable code; the connection stays open.
+func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
+	f, err := protocol.DecodeFrame(data)
+	if err != nil {
+		c.send(protocol.ErrorFrame(err, "", "", ""))
+		return
+	}
+	switch f.Type {
+	case protocol.FrameSend:
+		err = g.onSend(ctx, c, f)
+	case protocol.FramePing:
+		c.send(&protocol.Frame{Type: protocol.FramePong, ID: f.ID, ServerTime: time.Now().UnixMilli()})
+	case protocol.FrameHistory:
+		err = g.onHistory(ctx, c, f)
+	case protocol.FrameSync:
+		err = g.onSync(ctx, c, f)
+	case protocol.FrameDelivered, protocol.FrameRead:
+		err = g.onReceipt(ctx, c, f)
+	case protocol.FrameConnect:
+		err = protocol.Errorf(protocol.CodeBadRequest, "already connected")
+	default:
+		err = protocol.Errorf(protocol.CodeUnknownType, "unknown frame type %q", truncate(f.Type, 32))
+	}
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			g.log.Error("frame failed", zap.String("user_id", c.user), zap.String("type", f.Type), zap.Error(err))
+		}
+		c.send(protocol.ErrorFrame(err, f.ChatID, f.MessageID, f.ID))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// validID returns a CodeInvalidID error for a bad ID.
+func validID(kind, id string) error {
+	if err := ids.Validate(kind, id); err != nil {
+		return protocol.Errorf(protocol.CodeInvalidID, "%v", err)
+	}
+	return nil
+}
+
+// messageFromFrame validates a send frame and returns the ingress message.
+func messageFromFrame(sender string, f *protocol.Frame) (*protocol.Message, error) {
+	if err := validID("chat", f.ChatID); err != nil {
+		return nil, err
+	}
+	if err := validID("message", f.MessageID); err != nil {
+		return nil, err
+	}
+	if f.ReplyTo != "" {
+		if err := validID("message", f.ReplyTo); err != nil {
+			return nil, err
+		}
+	}
+	if len(f.Content) > protocol.MaxContentBytes {
+		return nil, protocol.Errorf(protocol.CodeTooLarge, "content is %d bytes, the limit is %d", len(f.Content), protocol.MaxContentBytes)
+	}
+	if len(f.Meta) > protocol.MaxMetaBytes {
+		return nil, protocol.Errorf(protocol.CodeTooLarge, "meta is %d bytes, the limit is %d", len(f.Meta), protocol.MaxMetaBytes)
+	}
+	if len(f.Meta) > 0 {
+		var obj map[string]any
+		if json.Unmarshal(f.Meta, &obj) != nil {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "meta must be a JSON object")
+		}
+	}
+	mt := f.MessageType
+	switch {
+	case mt == "":
+		mt = protocol.TypeText
+	case len(mt) > protocol.MaxMessageTypeBytes || !ids.Valid(mt):
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "messageType must be 1..32 of A-Z a-z 0-9 _ -")
+	case mt == protocol.TypeSystem || mt == protocol.TypeEdit || mt == protocol.TypeDelete || mt == protocol.TypeReact:
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "messageType %q cannot be sent with a send frame", mt)
+	}
+	if f.Content == "" && len(f.Meta) == 0 {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "a message needs content or meta")
+	}
+	return &protocol.Message{ChatID: f.ChatID, MessageID: f.MessageID, SenderID: sender,
+		Content: f.Content, MessageType: mt, ReplyTo: f.ReplyTo, Meta: f.Meta}, nil
+}
+
+// onSend publishes a send to NATTER_IN and acks once JetStream has stored it. The
+// read loop waits for the store, so one connection's sends keep their order.
+func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error {
+	m, err := messageFromFrame(c.user, f)
+	if err != nil {
+		return err
+	}
+	if _, err := g.members.check(ctx, m.ChatID, c.user); err != nil {
+		return err
+	}
+	dup, err := g.publishIngress(ctx, m, false)
+	if err != nil {
+		return err
+	}
+	c.send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Duplicate: dup})
+	return nil
+}
+
+// publishIngress stores m in NATTER_IN, deduplicated by chat and message ID. service
+// marks a trusted backend publish (no membership check in the sequencer).
+func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, service bool) (duplicate bool, err error) {
+	out := &nats.Msg{Subject: g.deps.Subjects.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
+	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
+	if service {
+		out.Header.Set(protocol.HeaderService, "1")
+	}
+	pctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
+	defer cancel()
+	ack, err := g.deps.JS.PublishMsg(pctx, out)
+	if err != nil {
+		g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(err))
+		return false, protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
+	}
+	return ack.Duplicate, nil
+}
+
+// onHistory answers a history frame with one page.
+func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) error {
+	if err := validID("chat", f.ChatID); err != nil {
+		return err
+	}
+	if _, err := g.members.check(ctx, f.ChatID, c.user); err != nil {
+		return err
+	}
+	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit}
+	if f.After > 0 {
+		q = store.HistoryQuery{Dir: store.Forward, After: f.After, Limit: f.Limit}
+	}
+	if f.Limit < 0 || f.Limit > store.MaxPage {
+		return protocol.Errorf(protocol.CodeBadRequest, "limit must be 0..%d", store.MaxPage)
+	}
+	msgs, err := g.deps.History.Page(ctx, f.ChatID, q)
+	if err != nil {
+		g.log.Warn("history failed", zap.String("chat_id", f.ChatID), zap.Error(err))
+		return protocol.Errorf(protocol.CodeUnavailable, "history unavailable; retry")
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = store.DefaultPage
+	}
+	c.send(&protocol.Frame{Type: protocol.FrameHistoryResult, ID: f.ID, ChatID: f.ChatID,
+		Messages: nonNil(msgs), HasMore: len(msgs) == limit})
+	return nil
+}
+
+func nonNil(m []protocol.Message) []protocol.Message {
+	if m == nil {
+		return []protocol.Message{}
+	}
+	return m
+}
+
+// maxSyncChats caps how many chats one sync frame may name.
+const maxSyncChats = 1000
+
+// onSync resumes a client: for each chat it names, the messages after its seq, in
+// order, then a synced frame with every chat's last seq. Live frames are held during
+// the sync and released after it, minus what it sent: no gap, no duplicate.
+// With no chats named, it answers with the user's chats and their last seqs.
+func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error {
+	if len(f.Chats) > maxSyncChats {
+		return protocol.Errorf(protocol.CodeTooLarge, "sync names %d chats, the limit is %d", len(f.Chats), maxSyncChats)
+	}
+	for _, cc := range f.Chats {
+		if err := validID("chat", cc.ChatID); err != nil {
+			return err
+		}
+	}
+	cursors := f.Chats
+	if len(cursors) == 0 {
+		chats, err := g.deps.Store.UserChats(ctx, c.user, 1000, 0)
+		if err != nil {
+			return protocol.Errorf(protocol.CodeUnavailable, "chat list unavailable; retry")
+		}
+		out := make([]protocol.ChatCursor, 0, len(chats))
+		for _, ch := range chats {
+			last, err := g.deps.History.LastSeq(ctx, ch.ID)
+			if err != nil {
+				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry")
+			}
+			out = append(out, protocol.ChatCursor{ChatID: ch.ID, Seq: last})
+		}
+		c.send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: out})
+		return nil
+	}
+	for _, cc := range cursors {
+		if _, err := g.members.check(ctx, cc.ChatID, c.user); err != nil {
+			return err
+		}
+	}
+	c.beginSync()
+	sent := map[string]uint64{}
+	defer func() { c.endSync(sent) }()
+	result := make([]protocol.ChatCursor, 0, len(cursors))
+	for _, cc := range cursors {
+		after := cc.Seq
+		for {
+			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage})
+			if err != nil {
+				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry")
+			}
+			for i := range page {
+				c.send(protocol.MessageFrame(&page[i]))
+				after = page[i].Seq
+			}
+			if len(page) < store.MaxPage || c.isClosed() {
+				break
+			}
+		}
+		sent[cc.ChatID] = after
+		result = append(result, protocol.ChatCursor{ChatID: cc.ChatID, Seq: after})
+	}
+	c.send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: result})
+	return nil
+}
+
+// onReceipt records a delivered or read watermark and tells the chat's members.
+func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) error {
+	if err := validID("chat", f.ChatID); err != nil {
+		return err
+	}
+	if f.Seq == 0 {
+		return protocol.Errorf(protocol.CodeBadRequest, "seq is required")
+	}
+	if _, err := g.members.check(ctx, f.ChatID, c.user); err != nil {
+		return err
+	}
+	last, err := g.deps.History.LastSeq(ctx, f.ChatID)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry")
+	}
+	seq := min(f.Seq, last) // never beyond what exists
+	var delivered, read uint64 = seq, 0
+	if f.Type == protocol.FrameRead {
+		read = seq
+	}
+	before, err := g.deps.Store.GetReadState(ctx, f.ChatID, c.user)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry")
+	}
+	rs, err := g.deps.Store.SetReadState(ctx, f.ChatID, c.user, delivered, read)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry")
+	}
+	if rs == before {
+		return nil // nothing moved forward: nothing to tell
+	}
+	members, err := g.deps.Store.Members(ctx, f.ChatID)
+	if err != nil {
+		return nil // stored; the broadcast is best effort
+	}
+	frame := protocol.EncodeFrame(&protocol.Frame{Type: protocol.FrameReceipt, ChatID: f.ChatID,
+		UserID: c.user, Delivered: rs.Delivered, Read: rs.Read})
+	for _, mb := range members {
+		_ = g.deps.NC.Publish(g.deps.Subjects.User(mb.UserID), frame)
+	}
+	return nil
+}

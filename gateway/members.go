@@ -1,0 +1,43 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+)
+
+// memberCache answers "is user a member of chat" at the edge. Only positive answers
+// are cached, for a short TTL: a new member is never refused, and a removed member's
+// sends are refused by the sequencer, which holds the authoritative view.
+type memberCache struct {
+	st    store.Store
+	cache *expirable.LRU[string, store.Member]
+}
+
+func newMemberCache(st store.Store, size int, ttl time.Duration) *memberCache {
+	return &memberCache{st: st, cache: expirable.NewLRU[string, store.Member](size, nil, ttl)}
+}
+
+// check returns the membership, or a *protocol.Error with CodeNotMember.
+func (m *memberCache) check(ctx context.Context, chat, user string) (store.Member, error) {
+	key := chat + "\x00" + user
+	if mb, ok := m.cache.Get(key); ok {
+		return mb, nil
+	}
+	mb, err := m.st.GetMember(ctx, chat, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
+	}
+	if err != nil {
+		return store.Member{}, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")
+	}
+	m.cache.Add(key, mb)
+	return mb, nil
+}
+
+// forget drops a cached membership (after a removal through this gateway).
+func (m *memberCache) forget(chat, user string) { m.cache.Remove(chat + "\x00" + user) }

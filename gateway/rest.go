@@ -1,0 +1,409 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// MaxGroupMembers caps the members named when a group is created.
+const MaxGroupMembers = 10_000
+
+// MaxChatName is the longest chat name, in bytes.
+const MaxChatName = 128
+
+func (g *Gateway) routes() {
+	g.mux.HandleFunc("GET /ws", g.handleWS)
+	g.mux.HandleFunc("GET /api/v1/chats", g.authed(g.listChats))
+	g.mux.HandleFunc("POST /api/v1/chats", g.authed(g.createChat))
+	g.mux.HandleFunc("GET /api/v1/chats/{id}/messages", g.authed(g.listMessages))
+	g.mux.HandleFunc("POST /api/v1/chats/{id}/messages", g.authed(g.postMessage))
+	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	g.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+}
+
+// errorBody is the JSON of every REST error.
+type errorBody struct {
+	Error struct {
+		Code    protocol.Code `json:"code"`
+		Message string        `json:"message"`
+		Retry   bool          `json:"retry,omitempty"`
+	} `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
+	var b errorBody
+	b.Error.Code, b.Error.Message, b.Error.Retry = e.Code, e.Message, e.Code.Retryable()
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="natter"`)
+	}
+	writeJSON(w, status, b)
+}
+
+// httpStatus maps a protocol error code to its HTTP status.
+func httpStatus(c protocol.Code) int {
+	switch c {
+	case protocol.CodeUnauthorized, protocol.CodeTokenExpired:
+		return http.StatusUnauthorized
+	case protocol.CodeForbidden, protocol.CodeNotMember:
+		return http.StatusForbidden
+	case protocol.CodeNotFound:
+		return http.StatusNotFound
+	case protocol.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case protocol.CodeConflict:
+		return http.StatusConflict
+	case protocol.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case protocol.CodeUnavailable, protocol.CodeShuttingDown:
+		return http.StatusServiceUnavailable
+	case protocol.CodeInternal:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// fail writes err (a *protocol.Error, or an internal error that is logged).
+func (g *Gateway) fail(w http.ResponseWriter, err error) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		g.log.Error("request failed", zap.Error(err))
+		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
+	}
+	writeError(w, httpStatus(pe.Code), pe)
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, id auth.Identity)
+
+// authed requires a valid bearer token.
+func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token := ""
+		if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			token = strings.TrimSpace(t)
+		}
+		id, err := g.deps.Auth.Verify(token)
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, authError(err))
+			return
+		}
+		h(w, r, id)
+	}
+}
+
+// decodeBody reads a JSON body of at most MaxBodyBytes into v, refusing unknown
+// fields and trailing data.
+func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return protocol.Errorf(protocol.CodeTooLarge, "body over %d bytes", g.cfg.MaxBodyBytes)
+		}
+		return protocol.Errorf(protocol.CodeBadRequest, "read body: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return protocol.Errorf(protocol.CodeBadRequest, "malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return protocol.Errorf(protocol.CodeBadRequest, "trailing data after the JSON body")
+	}
+	return nil
+}
+
+// createChatRequest is the body of POST /api/v1/chats.
+type createChatRequest struct {
+	Type    string   `json:"type"`
+	Members []string `json:"members"`
+	Name    string   `json:"name"`
+}
+
+// chatResponse is a chat with its members.
+type chatResponse struct {
+	store.Chat
+	Members []store.Member `json:"members"`
+}
+
+func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	var req createChatRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.fail(w, err)
+		return
+	}
+	now := time.Now().UTC()
+	chat := store.Chat{Kind: req.Type, Name: strings.TrimSpace(req.Name), CreatedBy: id.UserID, CreatedAt: now}
+	if len(chat.Name) > MaxChatName {
+		g.fail(w, protocol.Errorf(protocol.CodeTooLarge, "name over %d bytes", MaxChatName))
+		return
+	}
+	seen := map[string]bool{id.UserID: true}
+	members := []store.Member{{UserID: id.UserID, Role: store.RoleAdmin, JoinedAt: now}}
+	if len(req.Members) > MaxGroupMembers {
+		g.fail(w, protocol.Errorf(protocol.CodeTooLarge, "at most %d members at creation", MaxGroupMembers))
+		return
+	}
+	for _, u := range req.Members {
+		if err := validID("user", u); err != nil {
+			g.fail(w, err)
+			return
+		}
+		if !seen[u] {
+			seen[u] = true
+			members = append(members, store.Member{UserID: u, Role: store.RoleMember, JoinedAt: now})
+		}
+	}
+	switch req.Type {
+	case store.KindDirect:
+		if len(members) != 2 {
+			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "a direct chat has exactly one other member"))
+			return
+		}
+		chat.ID = ids.Direct(id.UserID, members[1].UserID)
+		chat.Name = ""
+		for i := range members {
+			members[i].Role = store.RoleMember
+		}
+	case store.KindGroup:
+		chat.ID = ids.New()
+	default:
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `type must be "direct" or "group"`))
+		return
+	}
+	for i := range members {
+		members[i].ChatID = chat.ID
+	}
+	stored, created, err := g.deps.Store.CreateChat(r.Context(), chat, members)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if created {
+		ev, _ := json.Marshal(protocol.SystemEvent{Event: protocol.EventChatCreated, Name: stored.Name, By: id.UserID})
+		sys := &protocol.Message{ChatID: stored.ID, MessageID: "created", SenderID: id.UserID,
+			MessageType: protocol.TypeSystem, Meta: ev}
+		if _, err := g.publishIngress(r.Context(), sys, true); err != nil {
+			g.log.Warn("chat created but its creation event was not published", zap.String("chat_id", stored.ID), zap.Error(err))
+		}
+	}
+	ms, err := g.deps.Store.Members(r.Context(), stored.ID)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if _, err := g.members.check(r.Context(), stored.ID, id.UserID); err != nil {
+		g.fail(w, err) // a direct chat id that exists between two other users cannot happen
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, chatResponse{Chat: stored, Members: ms})
+}
+
+func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s must be an integer %d..%d", name, lo, hi)
+	}
+	return n, nil
+}
+
+// parseCursor reads a seq cursor: a decimal uint64, or empty for none.
+func parseCursor(name, v string) (uint64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s must be a cursor from a previous page", name)
+	}
+	return n, nil
+}
+
+func (g *Gateway) listChats(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	limit, err := queryInt(r, "limit", 50, 1, 500)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	offset, err := queryInt(r, "offset", 0, 0, 1<<30)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	chats, err := g.deps.Store.UserChats(r.Context(), id.UserID, limit, offset)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if chats == nil {
+		chats = []store.ChatSummary{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"chats": chats, "hasMore": len(chats) == limit})
+}
+
+// messagesPage is the body of GET /api/v1/chats/{id}/messages. Cursor.Before pages
+// to older messages (?before=), Cursor.After to newer ones (?after=).
+type messagesPage struct {
+	Messages []protocol.Message `json:"messages"`
+	HasMore  bool               `json:"hasMore"`
+	Cursor   struct {
+		Before string `json:"before,omitempty"`
+		After  string `json:"after,omitempty"`
+	} `json:"cursor"`
+}
+
+func (g *Gateway) chatAccess(ctx context.Context, chat, user string) error {
+	if err := validID("chat", chat); err != nil {
+		return err
+	}
+	_, err := g.members.check(ctx, chat, user)
+	return err
+}
+
+func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	chat := r.PathValue("id")
+	if err := g.chatAccess(r.Context(), chat, id.UserID); err != nil {
+		g.fail(w, err)
+		return
+	}
+	limit, err := queryInt(r, "limit", store.DefaultPage, 1, store.MaxPage)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	before, err := parseCursor("before", r.URL.Query().Get("before"))
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	after, err := parseCursor("after", r.URL.Query().Get("after"))
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if before > 0 && after > 0 {
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both"))
+		return
+	}
+	q := store.HistoryQuery{Before: before, Limit: limit}
+	if after > 0 || r.URL.Query().Get("after") != "" {
+		q = store.HistoryQuery{Dir: store.Forward, After: after, Limit: limit}
+	}
+	msgs, err := g.deps.History.Page(r.Context(), chat, q)
+	if err != nil {
+		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "history unavailable; retry"))
+		return
+	}
+	var page messagesPage
+	page.Messages = nonNil(msgs)
+	page.HasMore = len(msgs) == limit
+	if len(msgs) > 0 {
+		lo, hi := msgs[0].Seq, msgs[len(msgs)-1].Seq
+		if lo > hi {
+			lo, hi = hi, lo
+		}
+		page.Cursor.Before = strconv.FormatUint(lo, 10)
+		page.Cursor.After = strconv.FormatUint(hi, 10)
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// postMessageRequest is the body of POST /api/v1/chats/{id}/messages.
+type postMessageRequest struct {
+	MessageID   string          `json:"messageId"`
+	Content     string          `json:"content"`
+	MessageType string          `json:"messageType"`
+	ReplyTo     string          `json:"replyTo"`
+	Meta        json.RawMessage `json:"meta"`
+	// SenderID lets a service post as a bot or system user; others must omit it.
+	SenderID string `json:"senderId"`
+}
+
+// postMessage sends a message over HTTP: as the caller (a member), or, with a service
+// token, as the system or a named bot user without membership.
+func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	chat := r.PathValue("id")
+	if err := validID("chat", chat); err != nil {
+		g.fail(w, err)
+		return
+	}
+	var req postMessageRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if req.MessageID == "" {
+		req.MessageID = ids.New()
+	}
+	sender := id.UserID
+	if req.SenderID != "" {
+		if !id.Service {
+			g.fail(w, protocol.Errorf(protocol.CodeForbidden, "only service tokens may set senderId"))
+			return
+		}
+		sender = req.SenderID
+	}
+	// Services may post system messages: the rest is validated as for any message.
+	system := req.MessageType == protocol.TypeSystem && id.Service
+	if system {
+		req.MessageType = ""
+	}
+	f := &protocol.Frame{ChatID: chat, MessageID: req.MessageID, Content: req.Content,
+		MessageType: req.MessageType, ReplyTo: req.ReplyTo, Meta: req.Meta}
+	m, err := messageFromFrame(sender, f)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if system {
+		m.MessageType = protocol.TypeSystem
+	}
+	if !id.Service {
+		if _, err := g.members.check(r.Context(), chat, id.UserID); err != nil {
+			g.fail(w, err)
+			return
+		}
+	} else if _, err := g.deps.Store.GetChat(r.Context(), chat); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no chat %s", chat))
+			return
+		}
+		g.fail(w, err)
+		return
+	}
+	dup, err := g.publishIngress(r.Context(), m, id.Service)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"chatId": chat, "messageId": m.MessageID, "duplicate": dup})
+}

@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"go.uber.org/zap"
+)
+
+// bearer returns the token from "Authorization: Bearer", else the token query
+// parameter.
+func bearer(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	return r.URL.Query().Get("token")
+}
+
+// authError maps a verification error to a protocol error.
+func authError(err error) *protocol.Error {
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		return protocol.Errorf(protocol.CodeTokenExpired, "token expired: get a new one")
+	case errors.Is(err, auth.ErrNoToken):
+		return protocol.Errorf(protocol.CodeUnauthorized, "no token: send Authorization: Bearer <jwt>, ?token=, or a connect frame")
+	default:
+		return protocol.Errorf(protocol.CodeUnauthorized, "invalid token")
+	}
+}
+
+// handleWS upgrades to a WebSocket. A token in the header or query is checked before
+// the upgrade (a bad one gets HTTP 401); without one the first frame must be connect.
+func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
+	var id auth.Identity
+	token := bearer(r)
+	if token != "" {
+		var err error
+		if id, err = g.deps.Auth.Verify(token); err != nil {
+			writeError(w, http.StatusUnauthorized, authError(err))
+			return
+		}
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
+	if err != nil {
+		return // Accept wrote the HTTP error (e.g. 403 for a foreign origin)
+	}
+	ws.SetReadLimit(g.cfg.MaxFrameBytes)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := &conn{g: g, ws: ws, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel}
+	c.lastRead.Store(time.Now().UnixNano())
+
+	if token == "" {
+		if id, err = g.awaitConnect(ctx, ws); err != nil {
+			pe := authError(err)
+			var perr *protocol.Error
+			if errors.As(err, &perr) {
+				pe = perr
+			}
+			status := websocket.StatusCode(protocol.CloseUnauthorized)
+			if pe.Code == protocol.CodeTokenExpired {
+				status = protocol.CloseTokenExpired
+			}
+			_ = ws.Close(status, string(pe.Code)+": "+pe.Message)
+			return
+		}
+	}
+	c.user, c.service, c.expires = id.UserID, id.Service, id.ExpiresAt
+	if err := g.hub.add(c); err != nil {
+		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
+		_ = ws.Close(websocket.StatusInternalError, "unavailable: try again")
+		return
+	}
+	defer g.hub.remove(c)
+	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,
+		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
+	g.readLoop(ctx, c)
+}
+
+// awaitConnect reads the first frame, which must be connect with a valid token.
+func (g *Gateway) awaitConnect(ctx context.Context, ws *websocket.Conn) (auth.Identity, error) {
+	actx, cancel := context.WithTimeout(ctx, g.cfg.AuthTimeout)
+	defer cancel()
+	_, data, err := ws.Read(actx)
+	if err != nil {
+		return auth.Identity{}, protocol.Errorf(protocol.CodeUnauthorized, "no connect frame within %s", g.cfg.AuthTimeout)
+	}
+	f, err := protocol.DecodeFrame(data)
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	if f.Type != protocol.FrameConnect {
+		return auth.Identity{}, protocol.Errorf(protocol.CodeUnauthorized, "first frame must be connect with a token")
+	}
+	return g.deps.Auth.Verify(f.Token)
+}
+
+// readLoop handles frames until the connection ends.
+func (g *Gateway) readLoop(ctx context.Context, c *conn) {
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			// Read limit exceeded: the library has already closed with 1009.
+			c.closeWith(websocket.StatusAbnormalClosure, "", "")
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		if typ != websocket.MessageText {
+			c.send(protocol.ErrorFrame(protocol.Errorf(protocol.CodeBadRequest, "frames are JSON text"), "", "", ""))
+			continue
+		}
+		g.handleFrame(ctx, c, data)
+	}
+}

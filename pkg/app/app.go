@@ -1,0 +1,200 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway"
+	"github.com/natter-chat/natter/persister"
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/history"
+	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/sequencer"
+	"go.uber.org/zap"
+)
+
+// Role is what every role package's New returns.
+type Role interface {
+	Run(ctx context.Context) error
+}
+
+// App is a running natter process: its shared dependencies and selected roles.
+type App struct {
+	Config  *Config
+	Log     *zap.Logger
+	Targets []string
+
+	NATS     *server.Server // embedded server, nil with nats.url
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Store    store.Store
+	Auth     *auth.Verifier
+	Gateway  *gateway.Gateway
+	Seq      *sequencer.Sequencer
+	Persist  *persister.Persister
+	gwAddr   chan net.Addr
+	addr     net.Addr
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errMu    sync.Mutex
+	firstErr error
+}
+
+// Start sets up the dependencies the selected roles need and starts the roles. It
+// returns once the gateway (if selected) listens. Stop with Close.
+func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error) {
+	targets, err := Targets(cfg.Roles)
+	if err != nil {
+		return nil, err
+	}
+	a = &App{Config: cfg, Log: log, Targets: targets, gwAddr: make(chan net.Addr, 1)}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if cfg.NATS.URL == "" {
+		if a.NATS, err = natsutil.StartEmbedded(&cfg.NATS, cfg.DataDir); err != nil {
+			return nil, err
+		}
+		where := cfg.NATS.Listen
+		if a.NATS.Addr() != nil {
+			where = a.NATS.ClientURL()
+		}
+		log.Info("embedded NATS server started", zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")), zap.String("listen", where))
+	}
+	if a.NC, err = natsutil.Connect(&cfg.NATS, a.NATS, "natter "+fmt.Sprint(targets)); err != nil {
+		return nil, err
+	}
+	if a.JS, err = jetstream.New(a.NC); err != nil {
+		return nil, err
+	}
+	if err = natsutil.EnsureStreams(ctx, a.JS, &cfg.NATS); err != nil {
+		return nil, fmt.Errorf("set up streams: %w", err)
+	}
+	if needs(targets, depStore) {
+		if a.Store, err = OpenStore(ctx, cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	if needs(targets, depAuth) {
+		if a.Auth, err = auth.NewVerifier(cfg.Auth, cfg.DataDir); err != nil {
+			return nil, err
+		}
+		if a.Auth.DevSecretPath != "" {
+			log.Warn("dev auth: no key configured, tokens are signed with a generated secret; configure auth.secret-file or auth.public-key-files in production",
+				zap.String("secret_file", a.Auth.DevSecretPath))
+		}
+	}
+	subj := cfg.NATS.Subjects()
+	var started []Role
+	for _, t := range targets {
+		var r Role
+		switch t {
+		case RoleGateway:
+			hr := &history.Reader{Store: a.Store, JS: a.JS, Subjects: subj, Consumer: persister.ConsumerName}
+			a.Gateway, err = gateway.New(cfg.Gateway, gateway.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj,
+				Auth: a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }}, log)
+			r = a.Gateway
+		case RoleSequencer:
+			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj}, log)
+			r = a.Seq
+		case RolePersister:
+			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: a.JS, Store: a.Store, Subjects: subj}, log)
+			r = a.Persist
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t, err)
+		}
+		started = append(started, r)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for i, r := range started {
+		a.wg.Add(1)
+		go func(name string, r Role) {
+			defer a.wg.Done()
+			if err := r.Run(rctx); err != nil {
+				a.errMu.Lock()
+				if a.firstErr == nil {
+					a.firstErr = fmt.Errorf("%s: %w", name, err)
+				}
+				a.errMu.Unlock()
+				log.Error("role stopped", zap.String("role", name), zap.Error(err))
+				cancel()
+			}
+		}(targets[i], r)
+	}
+	if a.Gateway != nil {
+		select {
+		case a.addr = <-a.gwAddr:
+		case <-rctx.Done():
+			return nil, a.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	log.Info("natter started", zap.Strings("roles", targets))
+	return a, nil
+}
+
+// OpenStore opens the configured store backend.
+func OpenStore(ctx context.Context, cfg *Config, log *zap.Logger) (store.Store, error) {
+	switch cfg.Store.Backend {
+	case "sqlite":
+		p := cfg.Store.SQLitePath
+		if p == "" {
+			p = filepath.Join(cfg.DataDir, "natter.db")
+		}
+		return store.OpenSQLite(ctx, p)
+	}
+	return nil, fmt.Errorf("store: unknown backend %q", cfg.Store.Backend)
+}
+
+// GatewayAddr is the gateway's listen address (nil without the gateway role).
+func (a *App) GatewayAddr() net.Addr { return a.addr }
+
+// Done is closed when the roles have stopped (after Close, or when one failed).
+func (a *App) Done() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { a.wg.Wait(); close(ch) }()
+	return ch
+}
+
+// Err returns the first role error, if any.
+func (a *App) Err() error {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	return a.firstErr
+}
+
+// Close stops the roles, then the dependencies, in reverse order of start.
+func (a *App) Close() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	var errs []error
+	if a.NC != nil {
+		if err := a.NC.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+		a.NC.Close()
+	}
+	if a.Store != nil {
+		errs = append(errs, a.Store.Close())
+	}
+	if a.NATS != nil {
+		a.NATS.Shutdown()
+		a.NATS.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,117 @@
+// Package app assembles a natter process: configuration, the role table, shared
+// dependencies (NATS, store, auth) and the lifecycle of the selected roles.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/natter-chat/natter/gateway"
+	"github.com/natter-chat/natter/persister"
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/config"
+	"github.com/natter-chat/natter/pkg/logging"
+	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/sequencer"
+)
+
+// Config is the whole configuration of a natter process.
+type Config struct {
+	// ConfigFile is the YAML file read (flag -config, env NATTER_CONFIG).
+	ConfigFile string `yaml:"-"`
+	// DataDir holds the embedded NATS store, the SQLite file and the dev secret.
+	DataDir string `yaml:"data_dir"`
+	// Roles to run: "all" or a list of gateway, sequencer, persister, notifier, presence.
+	Roles []string `yaml:"roles"`
+
+	Log       logging.Config   `yaml:"log"`
+	NATS      natsutil.Config  `yaml:"nats"`
+	Auth      auth.Config      `yaml:"auth"`
+	Store     StoreConfig      `yaml:"store"`
+	Gateway   gateway.Config   `yaml:"gateway"`
+	Sequencer sequencer.Config `yaml:"sequencer"`
+	Persister persister.Config `yaml:"persister"`
+}
+
+// StoreConfig is the store section.
+type StoreConfig struct {
+	// Backend is "sqlite" (embedded, the default) or "cassandra".
+	Backend string `yaml:"backend"`
+	// SQLitePath is the SQLite file; empty means <data_dir>/natter.db.
+	SQLitePath string `yaml:"sqlite_path"`
+}
+
+// RegisterFlags registers the store.* flags.
+func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Backend, "store.backend", "sqlite", "history store: sqlite or cassandra")
+	fs.StringVar(&c.SQLitePath, "store.sqlite-path", "", "SQLite file (default <data-dir>/natter.db)")
+}
+
+// Validate checks the section.
+func (c *StoreConfig) Validate() error {
+	switch c.Backend {
+	case "sqlite":
+		return nil
+	}
+	return fmt.Errorf("store: store.backend %q: use sqlite", c.Backend)
+}
+
+// RegisterFlags registers every flag of the configuration on fs.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML configuration file (env NATTER_CONFIG)")
+	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir(), "data directory: embedded NATS store, SQLite file, dev secret")
+	config.ListVar(fs, &c.Roles, "roles", []string{"all"}, "roles to run: all, or a comma-separated list of "+roleList())
+	c.Log.RegisterFlags(fs)
+	c.NATS.RegisterFlags(fs)
+	c.Auth.RegisterFlags(fs)
+	c.Store.RegisterFlags(fs)
+	c.Gateway.RegisterFlags(fs)
+	c.Sequencer.RegisterFlags(fs)
+	c.Persister.RegisterFlags(fs)
+}
+
+func defaultDataDir() string {
+	if d, err := os.UserHomeDir(); err == nil && d != "" && d != "/" {
+		return filepath.Join(d, ".local", "share", "natter")
+	}
+	return "natter-data"
+}
+
+// Validate checks every section and joins the errors.
+func (c *Config) Validate() error {
+	errs := []error{
+		c.Log.Validate(), c.NATS.Validate(), c.Auth.Validate(), c.Store.Validate(),
+		c.Gateway.Validate(), c.Sequencer.Validate(), c.Persister.Validate(),
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir must not be empty"))
+	}
+	if _, err := Targets(c.Roles); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Load parses args (after the subcommand) into a validated Config.
+func Load(name string, args []string) (*Config, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var c Config
+	c.RegisterFlags(fs)
+	if err := config.Load(fs, args, &c); err != nil {
+		return nil, fs, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fs, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return &c, fs, nil
+}
+
+// DefaultConfig returns the configuration with every flag default, for tests.
+func DefaultConfig() *Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	return &c
+}

@@ -1,0 +1,265 @@
+// Package auth verifies the JWTs clients and backend services present, and issues dev
+// tokens. Only the algorithms of configured keys are accepted: "none" never is, and an
+// HS256 token is never checked against an RSA/Ed25519 public key or the reverse.
+package auth
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/natter-chat/natter/pkg/config"
+	"github.com/natter-chat/natter/pkg/ids"
+)
+
+// Config selects the keys tokens are verified with. With no key configured and
+// DevSecretFile set, a random HS256 secret is created there and kept (dev mode).
+type Config struct {
+	// Secret is an HS256 shared secret (at least 32 bytes). Never logged.
+	Secret string `yaml:"secret"`
+	// SecretFile names a file holding the HS256 secret.
+	SecretFile string `yaml:"secret_file"`
+	// PublicKeyFiles are PEM files of RSA (RS256) or Ed25519 (EdDSA) public keys.
+	PublicKeyFiles []string `yaml:"public_key_files"`
+	// Issuer, when set, must equal the token's iss.
+	Issuer string `yaml:"issuer"`
+	// Audience, when set, must be in the token's aud.
+	Audience string `yaml:"audience"`
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration `yaml:"leeway"`
+	// Dev allows a generated dev secret when no key is configured. Off in production.
+	Dev bool `yaml:"dev"`
+}
+
+// RegisterFlags registers the auth.* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Secret, "auth.secret", "", "HS256 secret for client tokens (>= 32 bytes; prefer auth.secret-file)")
+	fs.StringVar(&c.SecretFile, "auth.secret-file", "", "file holding the HS256 secret")
+	config.ListVar(fs, &c.PublicKeyFiles, "auth.public-key-files", nil, "comma-separated PEM files of RS256 or EdDSA public keys")
+	fs.StringVar(&c.Issuer, "auth.issuer", "", "required token issuer (iss); empty accepts any")
+	fs.StringVar(&c.Audience, "auth.audience", "", "required token audience (aud); empty accepts any")
+	fs.DurationVar(&c.Leeway, "auth.leeway", 30*time.Second, "clock skew allowed on exp/nbf/iat")
+	fs.BoolVar(&c.Dev, "auth.dev", true, "with no key configured, generate a dev HS256 secret in the data directory")
+}
+
+// Validate checks the section.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Secret != "" && c.SecretFile != "" {
+		errs = append(errs, errors.New("auth: set auth.secret or auth.secret-file, not both"))
+	}
+	if c.Secret != "" && len(c.Secret) < 32 {
+		errs = append(errs, errors.New("auth: auth.secret must be at least 32 bytes"))
+	}
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
+		errs = append(errs, errors.New("auth: auth.leeway must be between 0 and 5m"))
+	}
+	if !c.Dev && c.Secret == "" && c.SecretFile == "" && len(c.PublicKeyFiles) == 0 {
+		errs = append(errs, errors.New("auth: no key configured: set auth.secret-file or auth.public-key-files (or auth.dev=true for a dev secret)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Claims are the token claims Natter reads. Subject is the user ID.
+type Claims struct {
+	jwt.RegisteredClaims
+	// Service marks a backend service token: it may post as a system or bot user.
+	Service bool `json:"svc,omitempty"`
+	// Name is a display name, optional.
+	Name string `json:"name,omitempty"`
+}
+
+// Identity is who a verified token speaks for.
+type Identity struct {
+	UserID    string
+	Service   bool
+	ExpiresAt time.Time // zero: no expiry
+}
+
+// Errors returned by Verify.
+var (
+	ErrNoToken  = errors.New("auth: no token")
+	ErrExpired  = errors.New("auth: token expired")
+	ErrBadToken = errors.New("auth: invalid token")
+)
+
+// Verifier checks tokens. It is safe for concurrent use.
+type Verifier struct {
+	hmac    []byte
+	pubs    []crypto.PublicKey
+	methods []string
+	parser  *jwt.Parser
+	// DevSecretPath is where the generated dev secret lives ("" if not in dev mode).
+	DevSecretPath string
+}
+
+// DevSecretName is the file name of the dev secret inside the data directory.
+const DevSecretName = "dev-secret"
+
+// NewVerifier builds a Verifier from cfg. In dev mode with no key configured, the
+// secret in dataDir/dev-secret is read, or created (0600) if missing.
+func NewVerifier(cfg Config, dataDir string) (*Verifier, error) {
+	v := &Verifier{}
+	switch {
+	case cfg.Secret != "":
+		v.hmac = []byte(cfg.Secret)
+	case cfg.SecretFile != "":
+		b, err := os.ReadFile(cfg.SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth: read secret file: %w", err)
+		}
+		v.hmac = []byte(strings.TrimSpace(string(b)))
+		if len(v.hmac) < 32 {
+			return nil, fmt.Errorf("auth: secret in %s is shorter than 32 bytes", cfg.SecretFile)
+		}
+	}
+	for _, f := range cfg.PublicKeyFiles {
+		k, err := loadPublicKey(f)
+		if err != nil {
+			return nil, err
+		}
+		v.pubs = append(v.pubs, k)
+	}
+	if v.hmac == nil && len(v.pubs) == 0 {
+		if !cfg.Dev {
+			return nil, errors.New("auth: no key configured")
+		}
+		p := filepath.Join(dataDir, DevSecretName)
+		s, err := LoadOrCreateDevSecret(p)
+		if err != nil {
+			return nil, err
+		}
+		v.hmac = s
+		v.DevSecretPath = p
+	}
+	if v.hmac != nil {
+		v.methods = append(v.methods, jwt.SigningMethodHS256.Alg())
+	}
+	for _, k := range v.pubs {
+		switch k.(type) {
+		case *rsa.PublicKey:
+			v.methods = append(v.methods, jwt.SigningMethodRS256.Alg())
+		case ed25519.PublicKey:
+			v.methods = append(v.methods, jwt.SigningMethodEdDSA.Alg())
+		}
+	}
+	opts := []jwt.ParserOption{jwt.WithValidMethods(v.methods), jwt.WithLeeway(cfg.Leeway),
+		jwt.WithIssuedAt(), jwt.WithExpirationRequired()}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+func loadPublicKey(path string) (crypto.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read public key: %w", err)
+	}
+	if k, err := jwt.ParseRSAPublicKeyFromPEM(b); err == nil {
+		return k, nil
+	}
+	if k, err := jwt.ParseEdPublicKeyFromPEM(b); err == nil {
+		return k, nil
+	}
+	return nil, fmt.Errorf("auth: %s is not a PEM RSA or Ed25519 public key", path)
+}
+
+// LoadOrCreateDevSecret reads the dev secret at path, creating a random one if the
+// file does not exist.
+func LoadOrCreateDevSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("auth: read dev secret: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("auth: create data directory: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	s := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("auth: write dev secret: %w", err)
+	}
+	return []byte(s), nil
+}
+
+// Verify parses and checks token and returns the identity it carries. It returns
+// ErrNoToken for an empty token, ErrExpired for an expired one and ErrBadToken
+// (wrapped, with the reason) for anything else wrong.
+func (v *Verifier) Verify(token string) (Identity, error) {
+	if token == "" {
+		return Identity{}, ErrNoToken
+	}
+	var claims Claims
+	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			return Identity{}, ErrExpired
+		}
+		return Identity{}, fmt.Errorf("%w: %v", ErrBadToken, err)
+	}
+	if err := ids.Validate("user", claims.Subject); err != nil {
+		return Identity{}, fmt.Errorf("%w: sub: %v", ErrBadToken, err)
+	}
+	id := Identity{UserID: claims.Subject, Service: claims.Service}
+	if claims.ExpiresAt != nil {
+		id.ExpiresAt = claims.ExpiresAt.Time
+	}
+	return id, nil
+}
+
+// key picks the verification key for the token's algorithm. The parser has already
+// refused algorithms outside the allow-list, so HS/RS confusion cannot reach here.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	switch t.Method.(type) {
+	case *jwt.SigningMethodHMAC:
+		if v.hmac != nil {
+			return v.hmac, nil
+		}
+	case *jwt.SigningMethodRSA:
+		for _, k := range v.pubs {
+			if rk, ok := k.(*rsa.PublicKey); ok {
+				return rk, nil
+			}
+		}
+	case *jwt.SigningMethodEd25519:
+		for _, k := range v.pubs {
+			if ek, ok := k.(ed25519.PublicKey); ok {
+				return ek, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no key for algorithm %s", t.Method.Alg())
+}
+
+// Sign returns an HS256 token for userID valid for ttl, signed with secret. Dev
+// tooling and tests use it; production tokens come from the operator's issuer.
+func Sign(secret []byte, userID string, ttl time.Duration, service bool) (string, error) {
+	if err := ids.Validate("user", userID); err != nil {
+		return "", err
+	}
+	now := time.Now()
+	c := Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: userID, IssuedAt: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl))}, Service: service}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+}

@@ -1,0 +1,230 @@
+// Package natsutil connects Natter to NATS: an embedded server with JetStream on disk
+// for a single machine, or an external server or cluster; and it creates the streams
+// the roles share, idempotently, at start.
+package natsutil
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/natter-chat/natter/pkg/subjects"
+)
+
+// Config is the nats section.
+type Config struct {
+	// URL of an external server or cluster (comma-separated URLs). Empty: embedded.
+	URL string `yaml:"url"`
+	// Listen is the client address of the embedded server ("127.0.0.1:4222"). Port 0
+	// or -1 picks a free port; "none" serves only in-process connections.
+	Listen string `yaml:"listen"`
+	// Prefix of every subject. Default "natter".
+	Prefix string `yaml:"prefix"`
+	// Partitions is the number of ingress partitions (sequencer shards). Fixed once
+	// NATTER_IN exists: changing it needs a new stream.
+	Partitions int `yaml:"partitions"`
+	// Replicas of each stream (1 for a single node, 3 for a cluster).
+	Replicas int `yaml:"replicas"`
+	// LogMaxAge is how long NATTER_LOG keeps sequenced messages (the hot tail that
+	// history merges with the store). 0 keeps them until LogMaxBytes.
+	LogMaxAge time.Duration `yaml:"log_max_age"`
+	// LogMaxBytes caps NATTER_LOG's size; -1 is unlimited.
+	LogMaxBytes int64 `yaml:"log_max_bytes"`
+	// DedupWindow is how long JetStream remembers Nats-Msg-Id for deduplication.
+	DedupWindow time.Duration `yaml:"dedup_window"`
+	// Sync is the embedded server's fsync policy: "always" (fsync before every
+	// acknowledgement) or a flush interval such as "1s". See docs/operations.md.
+	Sync string `yaml:"sync"`
+	// CredsFile, NKeyFile, User and Password authenticate to an external server.
+	CredsFile string `yaml:"creds_file"`
+	NKeyFile  string `yaml:"nkey_file"`
+	User      string `yaml:"user"`
+	Password  string `yaml:"password"`
+	// TLS for an external server.
+	TLSCA   string `yaml:"tls_ca"`
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// RegisterFlags registers the nats.* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.URL, "nats.url", "", "external NATS server or cluster URL(s); empty runs an embedded server")
+	fs.StringVar(&c.Listen, "nats.listen", "127.0.0.1:4222", "embedded server client address; port -1 picks one; 'none' serves only in-process")
+	fs.StringVar(&c.Prefix, "nats.prefix", subjects.DefaultPrefix, "subject prefix")
+	fs.IntVar(&c.Partitions, "nats.partitions", 16, "ingress partitions (sequencer shards); fixed once the stream exists")
+	fs.IntVar(&c.Replicas, "nats.replicas", 1, "stream replicas (3 on a cluster)")
+	fs.DurationVar(&c.LogMaxAge, "nats.log-max-age", 72*time.Hour, "how long NATTER_LOG keeps sequenced messages; 0 keeps them until log-max-bytes")
+	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG size cap in bytes; -1 unlimited")
+	fs.DurationVar(&c.DedupWindow, "nats.dedup-window", 2*time.Minute, "Nats-Msg-Id deduplication window")
+	fs.StringVar(&c.Sync, "nats.sync", "1s", "embedded JetStream fsync policy: 'always' or a flush interval")
+	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")
+	fs.StringVar(&c.NKeyFile, "nats.nkey-file", "", "NATS nkey seed file (external server)")
+	fs.StringVar(&c.User, "nats.user", "", "NATS user (external server)")
+	fs.StringVar(&c.Password, "nats.password", "", "NATS password (external server); never logged")
+	fs.StringVar(&c.TLSCA, "nats.tls-ca", "", "CA file for the external server's certificate")
+	fs.StringVar(&c.TLSCert, "nats.tls-cert", "", "client certificate for the external server")
+	fs.StringVar(&c.TLSKey, "nats.tls-key", "", "client key for the external server")
+}
+
+// Validate checks the section.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("nats: nats.partitions must be 1..1024, got %d", c.Partitions))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("nats: nats.replicas must be 1..5, got %d", c.Replicas))
+	}
+	if c.URL == "" && c.Replicas != 1 {
+		errs = append(errs, errors.New("nats: the embedded server is a single node: nats.replicas must be 1 (or set nats.url)"))
+	}
+	if _, _, err := c.syncPolicy(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Listen != "none" && c.URL == "" {
+		if _, _, err := splitListen(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("nats: nats.listen: %w", err))
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("nats: set both nats.tls-cert and nats.tls-key"))
+	}
+	if c.DedupWindow < time.Second {
+		errs = append(errs, errors.New("nats: nats.dedup-window must be at least 1s"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) syncPolicy() (always bool, interval time.Duration, err error) {
+	if c.Sync == "always" {
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(c.Sync)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("nats: nats.sync must be 'always' or a positive duration, got %q", c.Sync)
+	}
+	return false, d, nil
+}
+
+func splitListen(s string) (string, int, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", port, err)
+	}
+	if p == 0 {
+		p = -1
+	}
+	return host, p, nil
+}
+
+// Subjects returns the subject namer for this configuration.
+func (c *Config) Subjects() subjects.Subjects { return subjects.New(c.Prefix, c.Partitions) }
+
+// StartEmbedded starts an in-process NATS server with JetStream storing under
+// dataDir/nats, and waits until it is ready.
+func StartEmbedded(c *Config, dataDir string) (*server.Server, error) {
+	always, interval, err := c.syncPolicy()
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		ServerName: "natter-embedded",
+		JetStream:  true,
+		StoreDir:   filepath.Join(dataDir, "nats"),
+		NoSigs:     true,
+		NoLog:      true,
+		SyncAlways: always,
+		// Large fan-outs burst many messages to one connection at once.
+		MaxPending: 256 << 20,
+	}
+	if !always {
+		opts.SyncInterval = interval
+	}
+	if c.Listen == "none" {
+		opts.DontListen = true
+	} else {
+		host, port, err := splitListen(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats.listen: %w", err)
+		}
+		opts.Host, opts.Port = host, port
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready after 30s (is %s already in use? set nats.listen)", c.Listen)
+	}
+	return ns, nil
+}
+
+// Connect opens a connection named name, to ns when it is not nil (in-process),
+// otherwise to c.URL. It reconnects forever.
+func Connect(c *Config, ns *server.Server, name string) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.PingInterval(10 * time.Second),
+		nats.ReconnectBufSize(64 << 20),
+	}
+	url := c.URL
+	if ns != nil {
+		opts = append(opts, nats.InProcessServer(ns))
+		url = ns.ClientURL()
+	} else {
+		if c.CredsFile != "" {
+			opts = append(opts, nats.UserCredentials(c.CredsFile))
+		}
+		if c.NKeyFile != "" {
+			o, err := nats.NkeyOptionFromSeed(c.NKeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("nats: nkey: %w", err)
+			}
+			opts = append(opts, o)
+		}
+		if c.User != "" {
+			opts = append(opts, nats.UserInfo(c.User, c.Password))
+		}
+		if c.TLSCA != "" {
+			opts = append(opts, nats.RootCAs(c.TLSCA))
+		}
+		if c.TLSCert != "" {
+			opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
+		}
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nats: connect to %s: %w (is the server up? check nats.url)", redactURL(url), err)
+	}
+	return nc, nil
+}
+
+func redactURL(u string) string {
+	if u == "" {
+		return "(in-process)"
+	}
+	return u
+}
+
+// DefaultConfig returns a Config with the flag defaults, for tests and tools.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	return c
+}
+

@@ -1,0 +1,85 @@
+package protocol
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// NATS headers Natter sets on its messages.
+const (
+	// HeaderSeq on a NATTER_LOG message is its chat sequence number (decimal).
+	HeaderSeq = "Natter-Seq"
+	// HeaderInSeq on a NATTER_LOG message is the NATTER_IN stream sequence of the
+	// ingress message it was sequenced from: the sequencer's exactly-once check.
+	HeaderInSeq = "Natter-In-Seq"
+	// HeaderService on a NATTER_IN message marks it as published by a trusted backend
+	// service (the gateway's REST API for services, or pkg/publish): the sequencer
+	// skips the membership check. Clients cannot set it: gateways never forward
+	// client headers, and NATS permissions keep untrusted publishers off natter.in.
+	HeaderService = "Natter-Service"
+)
+
+// messageFrame is a message frame on the wire: the type plus the Message's fields.
+type messageFrame struct {
+	Type string `json:"type"`
+	Message
+}
+
+// EncodeMessageFrame returns the JSON message frame delivering m. The sequencer
+// encodes it once; gateways forward the bytes to clients unchanged.
+func EncodeMessageFrame(m *Message) []byte {
+	b, err := json.Marshal(messageFrame{Type: FrameMessage, Message: *m})
+	if err != nil {
+		panic(fmt.Sprintf("protocol: encode message: %v", err))
+	}
+	return b
+}
+
+// DecodeMessageFrame parses a message frame produced by EncodeMessageFrame.
+func DecodeMessageFrame(data []byte) (Message, error) {
+	var f messageFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		return Message{}, fmt.Errorf("decode message frame: %w", err)
+	}
+	if f.Type != FrameMessage {
+		return Message{}, fmt.Errorf("decode message frame: type %q", f.Type)
+	}
+	return f.Message, nil
+}
+
+// EncodeIngress returns the NATTER_IN payload for m (Seq and Timestamp unset).
+func EncodeIngress(m *Message) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("protocol: encode ingress: %v", err))
+	}
+	return b
+}
+
+// DecodeIngress parses a NATTER_IN payload.
+func DecodeIngress(data []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Message{}, fmt.Errorf("decode ingress: %w", err)
+	}
+	return m, nil
+}
+
+// SystemEvent is the Meta of a system message: a chat membership or metadata change.
+type SystemEvent struct {
+	Event  string `json:"event"`            // one of the Event* constants
+	UserID string `json:"userId,omitempty"` // the member concerned
+	Role   string `json:"role,omitempty"`   // member_added, role_changed
+	Name   string `json:"name,omitempty"`   // chat_renamed, chat_created
+	By     string `json:"by,omitempty"`     // who made the change
+}
+
+// System event names.
+const (
+	EventChatCreated   = "chat_created"
+	EventMemberAdded   = "member_added"
+	EventMemberRemoved = "member_removed"
+	EventMemberLeft    = "member_left"
+	EventChatRenamed   = "chat_renamed"
+	EventRoleChanged   = "role_changed"
+)

@@ -1,0 +1,52 @@
+// Package sequencer is the role that gives each chat its total order: it consumes
+// NATTER_IN one partition at a time, checks membership, stamps seq = last + 1, appends
+// to NATTER_LOG fenced by Nats-Expected-Last-Subject-Sequence, and fans out.
+package sequencer
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Config is the sequencer section.
+type Config struct {
+	// MaxChats bounds the per-chat state cache (last seq, members). Evicted chats are
+	// reloaded from the log and the store.
+	MaxChats int `yaml:"max_chats"`
+	// LargeChatThreshold: chats with more members than this are not fanned out per
+	// user; gateways subscribe to their log subject instead.
+	LargeChatThreshold int `yaml:"large_chat_threshold"`
+	// PinnedTTL is how long a partition stays pinned to a sequencer instance that
+	// stopped pulling: the failover time after a crash.
+	PinnedTTL time.Duration `yaml:"pinned_ttl"`
+	// Fetch is how many ingress messages one pull asks for per partition.
+	Fetch int `yaml:"fetch"`
+}
+
+// RegisterFlags registers the sequencer.* flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.IntVar(&c.MaxChats, "sequencer.max-chats", 100_000, "chats whose state the sequencer keeps in memory")
+	fs.IntVar(&c.LargeChatThreshold, "sequencer.large-chat-threshold", 1000, "members above which a chat is delivered through its log subject instead of per-user fan-out")
+	fs.DurationVar(&c.PinnedTTL, "sequencer.pinned-ttl", 5*time.Second, "failover time: how long a silent sequencer keeps its partitions")
+	fs.IntVar(&c.Fetch, "sequencer.fetch", 512, "ingress messages pulled per request")
+}
+
+// Validate checks the section.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxChats < 16 {
+		errs = append(errs, fmt.Errorf("sequencer: sequencer.max-chats must be >= 16, got %d", c.MaxChats))
+	}
+	if c.LargeChatThreshold < 1 {
+		errs = append(errs, errors.New("sequencer: sequencer.large-chat-threshold must be >= 1"))
+	}
+	if c.PinnedTTL < time.Second {
+		errs = append(errs, errors.New("sequencer: sequencer.pinned-ttl must be >= 1s"))
+	}
+	if c.Fetch < 1 || c.Fetch > 10_000 {
+		errs = append(errs, errors.New("sequencer: sequencer.fetch must be 1..10000"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,390 @@
+package sequencer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/subjects"
+	"go.uber.org/zap"
+)
+
+// Deps are what the sequencer needs from the process.
+type Deps struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Store    store.Store
+	Subjects subjects.Subjects
+}
+
+// Sequencer is the sequencer role.
+type Sequencer struct {
+	cfg  Config
+	deps Deps
+	log  *zap.Logger
+	logS jetstream.Stream
+
+	// chats caches per-chat state. Each partition goroutine only touches the chats of
+	// its partition, so a chatState is never used by two goroutines at once; the LRU
+	// itself is safe for concurrent use.
+	chats *lru.Cache[string, *chatState]
+
+	mu        sync.Mutex // guards published
+	published uint64     // fan-out publishes, for tests and metrics
+}
+
+// chatState is what sequencing a chat needs. Owned by one partition goroutine.
+type chatState struct {
+	lastSeq    uint64 // last chat seq assigned
+	lastLogSeq uint64 // NATTER_LOG stream seq of that message (0: none in the log)
+	lastInSeq  uint64 // NATTER_IN stream seq it came from
+	members    map[string]string
+}
+
+// ConsumerName is the durable consumer of ingress partition p.
+func ConsumerName(p int) string { return "SEQ_" + strconv.Itoa(p) }
+
+// PriorityGroup is the consumer priority group sequencer instances pull from; the
+// server pins each partition to one instance and fails over when it goes silent.
+const PriorityGroup = "sequencer"
+
+// New returns a sequencer.
+func New(cfg Config, deps Deps, logger *zap.Logger) (*Sequencer, error) {
+	c, err := lru.New[string, *chatState](cfg.MaxChats)
+	if err != nil {
+		return nil, err
+	}
+	return &Sequencer{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "sequencer")), chats: c}, nil
+}
+
+// FanoutPublishes returns how many per-user fan-out publishes were made.
+func (s *Sequencer) FanoutPublishes() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.published
+}
+
+// Run consumes every ingress partition until ctx ends. Several instances may run:
+// each partition is pinned to one of them at a time.
+func (s *Sequencer) Run(ctx context.Context) error {
+	logS, err := s.deps.JS.Stream(ctx, subjects.LogStream)
+	if err != nil {
+		return fmt.Errorf("sequencer: log stream: %w", err)
+	}
+	s.logS = logS
+	inS, err := s.deps.JS.Stream(ctx, subjects.InStream)
+	if err != nil {
+		return fmt.Errorf("sequencer: ingress stream: %w", err)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, s.deps.Subjects.Partitions)
+	for p := 0; p < s.deps.Subjects.Partitions; p++ {
+		cons, err := inS.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:        ConsumerName(p),
+			FilterSubject:  s.deps.Subjects.InPartition(p) + ".*",
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        30 * time.Second,
+			MaxAckPending:  s.cfg.Fetch * 4,
+			MaxDeliver:     -1,
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PriorityGroups: []string{PriorityGroup},
+			PinnedTTL:      s.cfg.PinnedTTL,
+		})
+		if err != nil {
+			return fmt.Errorf("sequencer: consumer %s: %w", ConsumerName(p), err)
+		}
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			if err := s.runPartition(ctx, p, cons); err != nil {
+				errc <- err
+			}
+		}(p)
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Consumer) error {
+	log := s.log.With(zap.Int("partition", p))
+	for ctx.Err() == nil {
+		it, err := cons.Messages(jetstream.PullPriorityGroup(PriorityGroup),
+			jetstream.PullMaxMessages(s.cfg.Fetch), jetstream.PullExpiry(time.Second))
+		if err != nil {
+			log.Warn("pull from ingress partition failed; retrying", zap.Error(err))
+			sleep(ctx, time.Second)
+			continue
+		}
+		stop := context.AfterFunc(ctx, it.Stop)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					log.Warn("ingress iterator ended; restarting", zap.Error(err))
+				}
+				break
+			}
+			s.handle(ctx, log, msg)
+		}
+		stop()
+		it.Stop()
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// handle sequences one ingress message. It retries transient failures in place, so a
+// chat's messages are never reordered; it returns only once the message is acked, or
+// when ctx ends (the message is then redelivered to whoever takes the partition).
+func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg) {
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := s.step(ctx, msg)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if attempt%20 == 0 {
+			log.Warn("sequencing failed; retrying", zap.String("subject", msg.Subject()), zap.Error(err))
+		}
+		sleep(ctx, backoff)
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// step is one attempt at sequencing msg.
+func (s *Sequencer) step(ctx context.Context, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	m, err := protocol.DecodeIngress(msg.Data())
+	if err == nil {
+		err = validateIngress(&m)
+	}
+	if err == nil && !strings.HasSuffix(msg.Subject(), "."+m.ChatID) {
+		// The partition was computed from the subject: a payload for another chat
+		// would be sequenced outside that chat's partition.
+		err = fmt.Errorf("chatId %s does not match subject %s", m.ChatID, msg.Subject())
+	}
+	if err != nil {
+		s.log.Warn("dropping invalid ingress message", zap.String("subject", msg.Subject()), zap.Error(err))
+		if ids.Valid(m.SenderID) && ids.Valid(m.MessageID) {
+			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
+		}
+		return msg.Term()
+	}
+	service := msg.Headers().Get(protocol.HeaderService) != ""
+
+	st, err := s.state(ctx, m.ChatID)
+	if err != nil {
+		return err
+	}
+	// Exactly once: a chat's ingress messages are sequenced in ingress order, and each
+	// log message records the ingress seq it came from. A redelivery of anything at
+	// or below the chat's last ingress seq was sequenced already, however long ago.
+	if meta.Sequence.Stream <= st.lastInSeq {
+		return msg.Ack()
+	}
+	var ev *protocol.SystemEvent
+	if m.MessageType == protocol.TypeSystem && len(m.Meta) > 0 {
+		ev = parseEvent(m.Meta)
+	}
+	if !service {
+		if _, ok := st.members[m.SenderID]; !ok {
+			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", m.ChatID))
+			return msg.Ack()
+		}
+		if m.MessageType == protocol.TypeSystem {
+			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeForbidden, "only services send system messages"))
+			return msg.Ack()
+		}
+	}
+
+	m.Seq = st.lastSeq + 1
+	m.Timestamp = time.Now().UnixMilli()
+	data := protocol.EncodeMessageFrame(&m)
+	out := &nats.Msg{Subject: s.deps.Subjects.Log(m.ChatID), Data: data, Header: nats.Header{}}
+	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
+	out.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(st.lastLogSeq, 10))
+	out.Header.Set(protocol.HeaderSeq, strconv.FormatUint(m.Seq, 10))
+	out.Header.Set(protocol.HeaderInSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+	ack, err := s.deps.JS.PublishMsg(ctx, out)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			// Another sequencer appended to this chat (we were deposed, or our state
+			// is stale): reload and decide again.
+			s.chats.Remove(m.ChatID)
+		}
+		return fmt.Errorf("append %s/%d: %w", m.ChatID, m.Seq, err)
+	}
+	if ack.Duplicate {
+		// The log already holds this message (an earlier attempt whose ingress ack was
+		// lost). Reload the chat's true state and deliver the stored copy.
+		s.chats.Remove(m.ChatID)
+		stored, err := s.logS.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			return fmt.Errorf("read duplicate %s: %w", m.ChatID, err)
+		}
+		if orig, err := protocol.DecodeMessageFrame(stored.Data); err == nil {
+			s.fanout(st.members, &orig, stored.Data)
+		}
+		return msg.Ack()
+	}
+	st.lastSeq, st.lastLogSeq, st.lastInSeq = m.Seq, ack.Sequence, meta.Sequence.Stream
+	recipients := st.members
+	if ev != nil {
+		recipients = s.apply(st, ev)
+	}
+	s.fanout(recipients, &m, data)
+	return msg.Ack()
+}
+
+// apply changes st's membership for a sequenced system event and returns who must
+// receive the event: the members after the change, plus a removed member.
+func (s *Sequencer) apply(st *chatState, ev *protocol.SystemEvent) map[string]string {
+	switch ev.Event {
+	case protocol.EventMemberAdded, protocol.EventRoleChanged:
+		if ids.Valid(ev.UserID) {
+			role := ev.Role
+			if role == "" {
+				role = store.RoleMember
+			}
+			st.members = cloneWith(st.members, ev.UserID, role)
+		}
+	case protocol.EventMemberRemoved, protocol.EventMemberLeft:
+		before := st.members
+		if _, ok := before[ev.UserID]; ok {
+			st.members = cloneWithout(before, ev.UserID)
+			return before
+		}
+	}
+	return st.members
+}
+
+func cloneWith(m map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(m)+1)
+	for a, b := range m {
+		out[a] = b
+	}
+	out[k] = v
+	return out
+}
+
+func cloneWithout(m map[string]string, k string) map[string]string {
+	out := make(map[string]string, len(m))
+	for a, b := range m {
+		if a != k {
+			out[a] = b
+		}
+	}
+	return out
+}
+
+func parseEvent(meta []byte) *protocol.SystemEvent {
+	var ev protocol.SystemEvent
+	if err := json.Unmarshal(meta, &ev); err != nil || ev.Event == "" {
+		return nil
+	}
+	return &ev
+}
+
+// fanout delivers data to every recipient's user subject, unless the chat is large:
+// then gateways receive it from the log subject and no per-user publish is made.
+func (s *Sequencer) fanout(recipients map[string]string, m *protocol.Message, data []byte) {
+	if len(recipients) > s.cfg.LargeChatThreshold {
+		return
+	}
+	for uid := range recipients {
+		if err := s.deps.NC.Publish(s.deps.Subjects.User(uid), data); err != nil {
+			// Live delivery may drop: clients fill gaps from history.
+			s.log.Debug("fan-out publish failed", zap.String("user_id", uid), zap.Error(err))
+		}
+	}
+	s.mu.Lock()
+	s.published += uint64(len(recipients))
+	s.mu.Unlock()
+}
+
+// reject tells the sender's devices that m was refused.
+func (s *Sequencer) reject(sender string, m *protocol.Message, e *protocol.Error) {
+	f := protocol.ErrorFrame(e, m.ChatID, m.MessageID, "")
+	_ = s.deps.NC.Publish(s.deps.Subjects.User(sender), protocol.EncodeFrame(f))
+}
+
+// state returns chat's state, loading it from the log tail and the store when cold.
+func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) {
+	if st, ok := s.chats.Get(chat); ok {
+		return st, nil
+	}
+	st := &chatState{}
+	last, err := s.logS.GetLastMsgForSubject(ctx, s.deps.Subjects.Log(chat))
+	switch {
+	case err == nil:
+		st.lastLogSeq = last.Sequence
+		st.lastSeq, _ = strconv.ParseUint(last.Header.Get(protocol.HeaderSeq), 10, 64)
+		st.lastInSeq, _ = strconv.ParseUint(last.Header.Get(protocol.HeaderInSeq), 10, 64)
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		// Nothing in the log tail (new chat, or its messages aged out): continue
+		// from the store.
+		if st.lastSeq, err = s.deps.Store.LastSeq(ctx, chat); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("last log message of %s: %w", chat, err)
+	}
+	members, err := s.deps.Store.Members(ctx, chat)
+	if err != nil {
+		return nil, err
+	}
+	st.members = make(map[string]string, len(members))
+	for _, mb := range members {
+		st.members[mb.UserID] = mb.Role
+	}
+	s.chats.Add(chat, st)
+	return st, nil
+}
+
+// validateIngress checks a message arriving on NATTER_IN: from our gateways it is
+// already valid, but backend services publish there directly.
+func validateIngress(m *protocol.Message) error {
+	for _, c := range []struct{ kind, id string }{{"chat", m.ChatID}, {"message", m.MessageID}, {"user", m.SenderID}} {
+		if err := ids.Validate(c.kind, c.id); err != nil {
+			return err
+		}
+	}
+	if len(m.Content) > protocol.MaxContentBytes {
+		return fmt.Errorf("content is %d bytes, the limit is %d", len(m.Content), protocol.MaxContentBytes)
+	}
+	if len(m.Meta) > protocol.MaxMetaBytes {
+		return fmt.Errorf("meta is %d bytes, the limit is %d", len(m.Meta), protocol.MaxMetaBytes)
+	}
+	if m.MessageType == "" || len(m.MessageType) > protocol.MaxMessageTypeBytes {
+		return errors.New("messageType must be 1..32 bytes")
+	}
+	return nil
+}
