@@ -29,8 +29,8 @@ type conn struct {
 	queue   [][]byte   // frames waiting for the writer; nil when empty
 	writing bool       // a writer goroutine is running
 	closed  bool
-	syncing int        // syncs in progress: live frames are held meanwhile
-	held    [][]byte   // live frames held during a sync
+	syncing int               // syncs in progress: live frames are held meanwhile
+	held    [][]byte          // live frames held during a sync
 	sent    map[string]uint64 // per chat, the highest seq a finished sync sent
 
 	cancel context.CancelFunc // ends the connection's context

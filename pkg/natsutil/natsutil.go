@@ -227,4 +227,3 @@ func DefaultConfig() Config {
 	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
 	return c
 }
-
