@@ -200,14 +200,6 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		g.fail(w, err)
 		return
 	}
-	if created {
-		ev, _ := json.Marshal(protocol.SystemEvent{Event: protocol.EventChatCreated, Name: stored.Name, By: id.UserID})
-		sys := &protocol.Message{ChatID: stored.ID, MessageID: "created", SenderID: id.UserID,
-			MessageType: protocol.TypeSystem, Meta: ev}
-		if _, err := g.publishIngress(r.Context(), sys, true); err != nil {
-			g.log.Warn("chat created but its creation event was not published", zap.String("chat_id", stored.ID), zap.Error(err))
-		}
-	}
 	ms, err := g.deps.Store.Members(r.Context(), stored.ID)
 	if err != nil {
 		g.fail(w, err)
@@ -236,13 +228,14 @@ func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// parseCursor reads a seq cursor: a decimal uint64, or empty for none.
+// parseCursor reads a seq cursor: a decimal uint64 (after=0 means from the start),
+// or empty for none.
 func parseCursor(name, v string) (uint64, error) {
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || n == 0 {
+	if err != nil || (n == 0 && name != "after") || len(v) > 20 {
 		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s must be a cursor from a previous page", name)
 	}
 	return n, nil

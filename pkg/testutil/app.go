@@ -1,0 +1,108 @@
+package testutil
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/app"
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/client"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+// Natter is a natter process started in-process for a test.
+type Natter struct {
+	*app.App
+	Config *app.Config
+	secret []byte
+}
+
+// Config returns a configuration for tests: every role, a fresh data directory,
+// random ports, an in-process embedded NATS server. Adjust it before StartNatter.
+func Config(t testing.TB) *app.Config {
+	c := app.DefaultConfig()
+	c.DataDir = t.TempDir()
+	c.NATS.Listen = "127.0.0.1:-1"
+	c.NATS.Partitions = 4
+	c.Gateway.Listen = "127.0.0.1:0"
+	c.Log.Level = "warn"
+	return c
+}
+
+// Logger returns a logger for tests: quiet unless NATTER_TEST_LOG is set.
+func Logger(t testing.TB) *zap.Logger {
+	if os.Getenv("NATTER_TEST_LOG") != "" {
+		return zaptest.NewLogger(t)
+	}
+	return zap.NewNop()
+}
+
+// StartNatter starts natter with cfg and stops it when the test ends (or on Stop).
+func StartNatter(t testing.TB, cfg *app.Config) *Natter {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := app.Start(ctx, cfg, Logger(t))
+	if err != nil {
+		t.Fatalf("start natter: %v", err)
+	}
+	n := &Natter{App: a, Config: cfg}
+	if a.Auth != nil && a.Auth.DevSecretPath != "" {
+		n.secret, err = auth.LoadOrCreateDevSecret(filepath.Join(cfg.DataDir, auth.DevSecretName))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { n.Stop() })
+	return n
+}
+
+// Stop stops the process (idempotent).
+func (n *Natter) Stop() {
+	if n.App != nil {
+		n.App.Close()
+	}
+}
+
+// WSURL is the gateway's WebSocket URL.
+func (n *Natter) WSURL() string { return "ws://" + n.GatewayAddr().String() + "/ws" }
+
+// HTTPURL is the gateway's base URL.
+func (n *Natter) HTTPURL() string { return "http://" + n.GatewayAddr().String() }
+
+// Token returns a dev token for user, valid for an hour.
+func (n *Natter) Token(t testing.TB, user string) string {
+	t.Helper()
+	tok, err := auth.Sign(n.secret, user, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// ServiceToken returns a dev service token for name.
+func (n *Natter) ServiceToken(t testing.TB, name string) string {
+	t.Helper()
+	tok, err := auth.Sign(n.secret, name, time.Hour, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Dial connects user to the gateway; the connection closes when the test ends.
+func (n *Natter) Dial(t testing.TB, user string) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, n.WSURL(), n.Token(t, user), nil)
+	if err != nil {
+		t.Fatalf("dial as %s: %v", user, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
