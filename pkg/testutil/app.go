@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/client"
@@ -78,6 +79,25 @@ func (n *Natter) HTTPURL() string { return "http://" + n.GatewayAddr().String() 
 func (n *Natter) Token(t testing.TB, user string) string {
 	t.Helper()
 	tok, err := auth.Sign(n.secret, user, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TokenTTL returns a token for user signed with the dev secret, valid for ttl
+// (negative: already expired). A subject overrides the user ID unchecked, for tests
+// of hostile tokens.
+func (n *Natter) TokenTTL(t testing.TB, user string, ttl time.Duration, subject ...string) string {
+	t.Helper()
+	now := time.Now()
+	sub := user
+	if len(subject) > 0 {
+		sub = subject[0]
+	}
+	c := auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: sub, IssuedAt: jwt.NewNumericDate(now.Add(min(ttl, 0) - time.Minute)),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl))}}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(n.secret)
 	if err != nil {
 		t.Fatal(err)
 	}

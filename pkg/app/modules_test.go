@@ -1,0 +1,41 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestTargets(t *testing.T) {
+	all, err := Targets([]string{All})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		sel  []string
+		want []string
+		err  bool
+	}{
+		{sel: []string{"all"}, want: all},
+		{sel: []string{"gateway"}, want: []string{"gateway"}},
+		{sel: []string{"sequencer", "gateway", "sequencer"}, want: []string{"gateway", "sequencer"}},
+		{sel: []string{"persister", "all"}, want: all},
+		{sel: []string{"gatway"}, err: true},
+		{sel: nil, err: true},
+	} {
+		got, err := Targets(tc.sel)
+		if tc.err {
+			require.Error(t, err, "%v", tc.sel)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got, "%v", tc.sel)
+	}
+	require.Contains(t, all, RoleGateway)
+	require.Contains(t, all, RoleSequencer)
+	require.Contains(t, all, RolePersister)
+}
+
+func TestNeeds(t *testing.T) {
+	require.True(t, needs([]string{RoleGateway}, depAuth))
+	require.False(t, needs([]string{RoleSequencer}, depAuth))
+	require.True(t, needs([]string{RolePersister}, depStore))
+}

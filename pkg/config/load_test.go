@@ -1,0 +1,72 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+type sample struct {
+	Config string        `yaml:"-"`
+	Listen string        `yaml:"listen"`
+	Wait   time.Duration `yaml:"wait"`
+	Hosts  []string      `yaml:"hosts"`
+	Nested struct {
+		N int `yaml:"n"`
+	} `yaml:"nested"`
+}
+
+func newFS(s *sample) *flag.FlagSet {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.StringVar(&s.Config, "config", "", "")
+	fs.StringVar(&s.Listen, "listen", "default", "")
+	fs.DurationVar(&s.Wait, "wait", time.Second, "")
+	ListVar(fs, &s.Hosts, "hosts", []string{"a"}, "")
+	fs.IntVar(&s.Nested.N, "nested.n", 1, "")
+	return fs
+}
+
+func TestPrecedence(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("listen: yaml\nwait: 5s\nhosts: [x, y]\nnested: {n: 7}\n"), 0o600))
+	var s sample
+	require.NoError(t, Load(newFS(&s), []string{"-config", p}, &s))
+	require.Equal(t, "yaml", s.Listen)
+	require.Equal(t, 5*time.Second, s.Wait)
+	require.Equal(t, []string{"x", "y"}, s.Hosts)
+	require.Equal(t, 7, s.Nested.N)
+
+	t.Setenv("NATTER_LISTEN", "env")
+	t.Setenv("NATTER_NESTED_N", "9")
+	s = sample{}
+	require.NoError(t, Load(newFS(&s), []string{"-config", p}, &s))
+	require.Equal(t, "env", s.Listen, "env beats YAML")
+	require.Equal(t, 9, s.Nested.N)
+
+	s = sample{}
+	require.NoError(t, Load(newFS(&s), []string{"-config", p, "-listen", "flag", "-hosts", "h1,h2"}, &s))
+	require.Equal(t, "flag", s.Listen, "flags beat env")
+	require.Equal(t, []string{"h1", "h2"}, s.Hosts)
+
+	s = sample{}
+	os.Unsetenv("NATTER_LISTEN")
+	require.NoError(t, Load(newFS(&s), nil, &s))
+	require.Equal(t, time.Second, s.Wait, "flag default when nothing else is set")
+}
+
+func TestErrorsNameTheSource(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("lisen: typo\n"), 0o600))
+	var s sample
+	err := Load(newFS(&s), []string{"-config", p}, &s)
+	require.ErrorContains(t, err, "lisen")
+	t.Setenv("NATTER_WAIT", "soon")
+	s = sample{}
+	err = Load(newFS(&s), nil, &s)
+	require.ErrorContains(t, err, "NATTER_WAIT")
+	require.Error(t, Load(newFS(&s), []string{"-config", "/nonexistent.yaml"}, &s))
+}
