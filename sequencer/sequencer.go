@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -40,8 +41,13 @@ type Sequencer struct {
 	// itself is safe for concurrent use.
 	chats *lru.Cache[string, *chatState]
 
-	mu        sync.Mutex // guards published
-	published uint64     // fan-out publishes, for tests and metrics
+	inS jetstream.Stream
+
+	// Counters, for tests and metrics.
+	published atomic.Uint64 // per-user fan-out publishes
+	sequenced atomic.Uint64 // messages appended to the log
+	catchups  atomic.Uint64 // messages sequenced by a takeover catch-up
+	fenced    atomic.Uint64 // appends refused by the expected-last-sequence fence
 }
 
 // chatState is what sequencing a chat needs. Owned by one partition goroutine.
@@ -69,10 +75,12 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Sequencer, error) {
 }
 
 // FanoutPublishes returns how many per-user fan-out publishes were made.
-func (s *Sequencer) FanoutPublishes() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.published
+func (s *Sequencer) FanoutPublishes() uint64 { return s.published.Load() }
+
+// Stats returns the sequencer's counters: messages appended, messages sequenced by a
+// takeover catch-up, and appends refused by the fence.
+func (s *Sequencer) Stats() (sequenced, catchups, fenced uint64) {
+	return s.sequenced.Load(), s.catchups.Load(), s.fenced.Load()
 }
 
 // Run consumes every ingress partition until ctx ends. Several instances may run:
@@ -87,6 +95,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sequencer: ingress stream: %w", err)
 	}
+	s.inS = inS
 	var wg sync.WaitGroup
 	errc := make(chan error, s.deps.Subjects.Partitions)
 	for p := 0; p < s.deps.Subjects.Partitions; p++ {
@@ -128,6 +137,7 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 			continue
 		}
 		stop := context.AfterFunc(ctx, it.Stop)
+		first := true
 		for {
 			msg, err := it.Next()
 			if err != nil {
@@ -135,6 +145,12 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 					log.Warn("ingress iterator ended; restarting", zap.Error(err))
 				}
 				break
+			}
+			if first {
+				// We may have just taken the partition over: sequence whatever an
+				// earlier holder left delivered but unacked before anything newer.
+				first = false
+				s.retry(ctx, log, func() error { return s.catchUp(ctx, p, cons, msg) })
 			}
 			s.handle(ctx, log, msg)
 		}
@@ -153,60 +169,121 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// handle sequences one ingress message. It retries transient failures in place, so a
-// chat's messages are never reordered; it returns only once the message is acked, or
-// when ctx ends (the message is then redelivered to whoever takes the partition).
-func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg) {
+// retry runs fn until it succeeds or ctx ends, with backoff. Transient failures are
+// retried in place, so a chat's messages are never reordered.
+func (s *Sequencer) retry(ctx context.Context, log *zap.Logger, fn func() error) {
 	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := s.step(ctx, msg)
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
+		err := fn()
+		if err == nil || ctx.Err() != nil {
 			return
 		}
 		if attempt%20 == 0 {
-			log.Warn("sequencing failed; retrying", zap.String("subject", msg.Subject()), zap.Error(err))
+			log.Warn("sequencing failed; retrying", zap.Error(err))
 		}
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, 2*time.Second)
 	}
 }
 
-// step is one attempt at sequencing msg.
-func (s *Sequencer) step(ctx context.Context, msg jetstream.Msg) error {
-	meta, err := msg.Metadata()
+// catchUp sequences, in stream order, every message of partition p between the
+// consumer's ack floor and next: messages delivered to a previous holder of the
+// partition that died before acking them. JetStream redelivers those only after
+// AckWait, by which time newer messages have been delivered to us; sequencing them
+// first keeps each chat's order. When they are redelivered later, the exactly-once
+// check acks them without sequencing them again.
+func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer, next jetstream.Msg) error {
+	meta, err := next.Metadata()
 	if err != nil {
-		return fmt.Errorf("metadata: %w", err)
+		return err
 	}
-	m, err := protocol.DecodeIngress(msg.Data())
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("consumer info: %w", err)
+	}
+	filter := s.deps.Subjects.InPartition(p) + ".*"
+	for seq := info.AckFloor.Stream + 1; seq < meta.Sequence.Stream; {
+		raw, err := s.inS.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read unacked ingress %d: %w", seq, err)
+		}
+		if raw.Sequence >= meta.Sequence.Stream {
+			return nil
+		}
+		in := ingress{subject: raw.Subject, data: raw.Data, header: raw.Header, seq: raw.Sequence}
+		if _, err := s.sequence(ctx, &in); err != nil {
+			return err
+		}
+		s.catchups.Add(1)
+		seq = raw.Sequence + 1
+	}
+	return nil
+}
+
+// handle sequences one delivered ingress message and acks it. It returns once the
+// message is acked, or when ctx ends (it is then redelivered to whoever takes the
+// partition).
+func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg) {
+	s.retry(ctx, log, func() error {
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("metadata: %w", err)
+		}
+		in := ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: meta.Sequence.Stream}
+		terminal, err := s.sequence(ctx, &in)
+		if err != nil {
+			return err
+		}
+		if terminal {
+			return msg.Term()
+		}
+		return msg.Ack()
+	})
+}
+
+// ingress is one NATTER_IN message, delivered or read directly from the stream.
+type ingress struct {
+	subject string
+	data    []byte
+	header  nats.Header
+	seq     uint64 // NATTER_IN stream sequence
+}
+
+// sequence is one attempt at sequencing in. It returns terminal true for a message
+// that can never be sequenced (invalid), and an error for a failure worth retrying.
+// On success the message is in NATTER_LOG (now or from an earlier attempt) and has
+// been fanned out, or was refused and the sender told.
+func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, err error) {
+	m, err := protocol.DecodeIngress(in.data)
 	if err == nil {
 		err = validateIngress(&m)
 	}
-	if err == nil && !strings.HasSuffix(msg.Subject(), "."+m.ChatID) {
+	if err == nil && !strings.HasSuffix(in.subject, "."+m.ChatID) {
 		// The partition was computed from the subject: a payload for another chat
 		// would be sequenced outside that chat's partition.
-		err = fmt.Errorf("chatId %s does not match subject %s", m.ChatID, msg.Subject())
+		err = fmt.Errorf("chatId %s does not match subject %s", m.ChatID, in.subject)
 	}
 	if err != nil {
-		s.log.Warn("dropping invalid ingress message", zap.String("subject", msg.Subject()), zap.Error(err))
+		s.log.Warn("dropping invalid ingress message", zap.String("subject", in.subject), zap.Error(err))
 		if ids.Valid(m.SenderID) && ids.Valid(m.MessageID) {
 			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
 		}
-		return msg.Term()
+		return true, nil
 	}
-	service := msg.Headers().Get(protocol.HeaderService) != ""
+	service := in.header.Get(protocol.HeaderService) != ""
 
 	st, err := s.state(ctx, m.ChatID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// Exactly once: a chat's ingress messages are sequenced in ingress order, and each
 	// log message records the ingress seq it came from. A redelivery of anything at
 	// or below the chat's last ingress seq was sequenced already, however long ago.
-	if meta.Sequence.Stream <= st.lastInSeq {
-		return msg.Ack()
+	if in.seq <= st.lastInSeq {
+		return false, nil
 	}
 	var ev *protocol.SystemEvent
 	if m.MessageType == protocol.TypeSystem && len(m.Meta) > 0 {
@@ -215,11 +292,11 @@ func (s *Sequencer) step(ctx context.Context, msg jetstream.Msg) error {
 	if !service {
 		if _, ok := st.members[m.SenderID]; !ok {
 			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", m.ChatID))
-			return msg.Ack()
+			return false, nil
 		}
 		if m.MessageType == protocol.TypeSystem {
 			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeForbidden, "only services send system messages"))
-			return msg.Ack()
+			return false, nil
 		}
 	}
 
@@ -230,7 +307,7 @@ func (s *Sequencer) step(ctx context.Context, msg jetstream.Msg) error {
 	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
 	out.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(st.lastLogSeq, 10))
 	out.Header.Set(protocol.HeaderSeq, strconv.FormatUint(m.Seq, 10))
-	out.Header.Set(protocol.HeaderInSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+	out.Header.Set(protocol.HeaderInSeq, strconv.FormatUint(in.seq, 10))
 	ack, err := s.deps.JS.PublishMsg(ctx, out)
 	if err != nil {
 		var apiErr *jetstream.APIError
@@ -238,9 +315,11 @@ func (s *Sequencer) step(ctx context.Context, msg jetstream.Msg) error {
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 			// Another sequencer appended to this chat (we were deposed, or our state
 			// is stale): reload and decide again.
-			s.chats.Remove(m.ChatID)
+			s.fenced.Add(1)
 		}
-		return fmt.Errorf("append %s/%d: %w", m.ChatID, m.Seq, err)
+		// Whatever failed, our view of the chat may be stale now.
+		s.chats.Remove(m.ChatID)
+		return false, fmt.Errorf("append %s/%d: %w", m.ChatID, m.Seq, err)
 	}
 	if ack.Duplicate {
 		// The log already holds this message (an earlier attempt whose ingress ack was
@@ -248,20 +327,21 @@ func (s *Sequencer) step(ctx context.Context, msg jetstream.Msg) error {
 		s.chats.Remove(m.ChatID)
 		stored, err := s.logS.GetMsg(ctx, ack.Sequence)
 		if err != nil {
-			return fmt.Errorf("read duplicate %s: %w", m.ChatID, err)
+			return false, fmt.Errorf("read duplicate %s: %w", m.ChatID, err)
 		}
 		if orig, err := protocol.DecodeMessageFrame(stored.Data); err == nil {
 			s.fanout(st.members, &orig, stored.Data)
 		}
-		return msg.Ack()
+		return false, nil
 	}
-	st.lastSeq, st.lastLogSeq, st.lastInSeq = m.Seq, ack.Sequence, meta.Sequence.Stream
+	st.lastSeq, st.lastLogSeq, st.lastInSeq = m.Seq, ack.Sequence, in.seq
 	recipients := st.members
 	if ev != nil {
 		recipients = s.apply(st, ev)
 	}
 	s.fanout(recipients, &m, data)
-	return msg.Ack()
+	s.sequenced.Add(1)
+	return false, nil
 }
 
 // apply changes st's membership for a sequenced system event and returns who must
@@ -325,9 +405,7 @@ func (s *Sequencer) fanout(recipients map[string]string, m *protocol.Message, da
 			s.log.Debug("fan-out publish failed", zap.String("user_id", uid), zap.Error(err))
 		}
 	}
-	s.mu.Lock()
-	s.published += uint64(len(recipients))
-	s.mu.Unlock()
+	s.published.Add(uint64(len(recipients)))
 }
 
 // reject tells the sender's devices that m was refused.
