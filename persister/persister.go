@@ -25,6 +25,10 @@ type Config struct {
 	MaxWait time.Duration `yaml:"max_wait"`
 	// MaxBackoff caps the retry delay while the store is failing.
 	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// AckWait is how long a crashed persister's unacked messages wait before they
+	// are redelivered to another instance. A live instance keeps a slow batch
+	// from being redelivered by signalling progress.
+	AckWait time.Duration `yaml:"ack_wait"`
 }
 
 // RegisterFlags registers the persister.* flags.
@@ -32,6 +36,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Batch, "persister.batch", 500, "messages written to the store per batch")
 	fs.DurationVar(&c.MaxWait, "persister.max-wait", 20*time.Millisecond, "how long to wait to fill a batch")
 	fs.DurationVar(&c.MaxBackoff, "persister.max-backoff", 5*time.Second, "longest retry delay while the store fails")
+	fs.DurationVar(&c.AckWait, "persister.ack-wait", 10*time.Second, "redelivery delay of a crashed persister's unacked messages")
 }
 
 // Validate checks the section.
@@ -42,6 +47,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxWait <= 0 {
 		errs = append(errs, errors.New("persister: persister.max-wait must be > 0"))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, errors.New("persister: persister.ack-wait must be >= 1s"))
 	}
 	if c.MaxBackoff < 10*time.Millisecond {
 		errs = append(errs, errors.New("persister: persister.max-backoff must be >= 10ms"))
@@ -72,12 +80,12 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Persister, error) {
 }
 
 // Consumer creates or updates the shared durable consumer and returns it.
-func Consumer(ctx context.Context, js jetstream.JetStream, s subjects.Subjects, batch int) (jetstream.Consumer, error) {
+func Consumer(ctx context.Context, js jetstream.JetStream, s subjects.Subjects, batch int, ackWait time.Duration) (jetstream.Consumer, error) {
 	return js.CreateOrUpdateConsumer(ctx, subjects.LogStream, jetstream.ConsumerConfig{
 		Durable:       ConsumerName,
 		FilterSubject: s.LogAll(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
+		AckWait:       ackWait,
 		MaxAckPending: batch * 8,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -87,7 +95,7 @@ func Consumer(ctx context.Context, js jetstream.JetStream, s subjects.Subjects, 
 // Run persists until ctx ends. On store errors it retries the same batch with
 // backoff and does not ack, so nothing is lost while the store is down.
 func (p *Persister) Run(ctx context.Context) error {
-	cons, err := Consumer(ctx, p.deps.JS, p.deps.Subjects, p.cfg.Batch)
+	cons, err := Consumer(ctx, p.deps.JS, p.deps.Subjects, p.cfg.Batch, p.cfg.AckWait)
 	if err != nil {
 		return fmt.Errorf("persister: consumer: %w", err)
 	}
@@ -140,6 +148,7 @@ func (p *Persister) persist(ctx context.Context, msgs []jetstream.Msg) {
 		out = append(out, m)
 	}
 	backoff := 20 * time.Millisecond
+	lastProgress := time.Now()
 	for attempt := 0; ; attempt++ {
 		err := p.deps.Store.AppendMessages(ctx, out)
 		if err == nil {
@@ -152,8 +161,11 @@ func (p *Persister) persist(ctx context.Context, msgs []jetstream.Msg) {
 			p.log.Warn("store write failed; retrying without ack", zap.Int("batch", len(out)), zap.Error(err))
 		}
 		// Keep the messages from being redelivered elsewhere while we retry.
-		for _, jm := range msgs {
-			_ = jm.InProgress()
+		if time.Since(lastProgress) > p.cfg.AckWait/3 {
+			for _, jm := range msgs {
+				_ = jm.InProgress()
+			}
+			lastProgress = time.Now()
 		}
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, p.cfg.MaxBackoff)

@@ -46,6 +46,9 @@ type App struct {
 	wg       sync.WaitGroup
 	errMu    sync.Mutex
 	firstErr error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start sets up the dependencies the selected roles need and starts the roles. It
@@ -176,15 +179,29 @@ func (a *App) Err() error {
 	return a.firstErr
 }
 
+// Kill stops the process as a crash would, for fault tests: the NATS connection is
+// cut first, so nothing more is acked or published, then the roles are stopped.
+func (a *App) Kill() {
+	if a.NC != nil {
+		a.NC.Close()
+	}
+	a.Close()
+}
+
 // Close stops the roles, then the dependencies, in reverse order of start.
 func (a *App) Close() error {
+	a.closeOnce.Do(func() { a.closeErr = a.close() })
+	return a.closeErr
+}
+
+func (a *App) close() error {
 	if a.cancel != nil {
 		a.cancel()
 	}
 	a.wg.Wait()
 	var errs []error
 	if a.NC != nil {
-		if err := a.NC.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		if err := a.NC.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, err)
 		}
 		a.NC.Close()
