@@ -41,6 +41,12 @@ type Config struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// WebChat serves the embedded web chat at /.
 	WebChat bool `yaml:"web_chat"`
+	// Presence and Typing: gateway.presence-* and gateway.typing-* (presence.go, typing.go).
+	Presence PresenceConfig `yaml:",inline"`
+	Typing   TypingConfig   `yaml:",inline"`
+	// DrainWindow is how long a stopping gateway spreads its connections'
+	// reconnect hints and closes over (see drain.go). 0 closes them all at once.
+	DrainWindow time.Duration `yaml:"drain_window"`
 }
 
 // RegisterFlags registers the gateway.* flags.
@@ -56,6 +62,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WriteTimeout, "gateway.write-timeout", 10*time.Second, "longest write of one frame")
 	fs.DurationVar(&c.PublishTimeout, "gateway.publish-timeout", 5*time.Second, "longest wait for JetStream to store a send")
 	fs.BoolVar(&c.WebChat, "gateway.web-chat", true, "serve the web chat at /")
+	c.Presence.RegisterFlags(fs)
+	c.Typing.RegisterFlags(fs)
+	fs.DurationVar(&c.DrainWindow, "gateway.drain-window", 10*time.Second, "on shutdown, spread reconnect hints and closes over this long (0: close at once)")
 }
 
 // Validate checks the section.
@@ -79,5 +88,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("gateway: gateway.%s must be > 0", name))
 		}
 	}
+	if c.DrainWindow < 0 || c.DrainWindow > 10*time.Minute {
+		errs = append(errs, errors.New("gateway: gateway.drain-window must be 0..10m"))
+	}
+	errs = append(errs, c.Presence.Validate(), c.Typing.Validate())
 	return errors.Join(errs...)
 }

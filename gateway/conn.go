@@ -16,7 +16,8 @@ import (
 // frames are queued, so an idle connection holds no goroutine of its own beyond that.
 type conn struct {
 	g       *Gateway
-	ws      *websocket.Conn
+	ws      *websocket.Conn // nil for an SSE connection
+	sse     *sseSink        // nil for a WebSocket connection
 	id      string
 	user    string
 	service bool
@@ -25,13 +26,14 @@ type conn struct {
 	lastRead atomic.Int64 // unix nanos of the last frame read
 	pinging  atomic.Bool
 
-	mu      sync.Mutex // guards the fields below
-	queue   [][]byte   // frames waiting for the writer; nil when empty
-	writing bool       // a writer goroutine is running
-	closed  bool
-	syncing int               // syncs in progress: live frames are held meanwhile
-	held    [][]byte          // live frames held during a sync
-	sent    map[string]uint64 // per chat, the highest seq a finished sync sent
+	mu         sync.Mutex // guards the fields below
+	queue      [][]byte   // frames waiting for the writer; nil when empty
+	writing    bool       // a writer goroutine is running
+	closed     bool
+	syncing    int               // syncs in progress: live frames are held meanwhile
+	resumeHold *time.Timer       // non-nil while a resume hold awaits the first sync
+	held       [][]byte          // live frames held during a sync
+	sent       map[string]uint64 // per chat, the highest seq a finished sync sent
 
 	cancel context.CancelFunc // ends the connection's context
 }
@@ -67,6 +69,31 @@ func (c *conn) send(f *protocol.Frame) {
 		return
 	}
 	c.pushLocked(protocol.EncodeFrame(f))
+}
+
+// sendPaced queues a frame of a long answer (sync, history) without overflowing the
+// queue: it waits while the queue is more than half full, so a large resume is paced
+// by the client's reading instead of closing it as a slow consumer. It returns false
+// if the connection closed or ctx ended.
+func (c *conn) sendPaced(ctx context.Context, f *protocol.Frame) bool {
+	frame := protocol.EncodeFrame(f)
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return false
+		}
+		if len(c.queue) < c.g.cfg.SendQueue/2 {
+			c.pushLocked(frame)
+			return true
+		}
+		c.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
 }
 
 // pushLocked appends frame and starts the writer if needed; it unlocks c.mu.
@@ -112,9 +139,49 @@ func (c *conn) writeLoop() {
 }
 
 func (c *conn) write(frame []byte) error {
+	c.g.deps.Metrics.FrameOut(frame)
 	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
 	defer cancel()
+	if c.sse != nil {
+		return c.sse.write(frame)
+	}
 	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// ping checks the connection is alive: a WebSocket ping that waits for its pong, or
+// an SSE comment line written within the write timeout.
+func (c *conn) ping(ctx context.Context) error {
+	if c.sse != nil {
+		return c.sse.ping()
+	}
+	return c.ws.Ping(ctx)
+}
+
+// holdForResume holds live frames from the start of a connection whose client said
+// it will resume (?resume=1 or connect's resume), until its first sync takes the
+// hold over, or d passes without one.
+func (c *conn) holdForResume(d time.Duration) {
+	c.mu.Lock()
+	c.syncing++
+	c.resumeHold = time.AfterFunc(d, func() {
+		if c.takeResumeHold() {
+			c.endSync(nil)
+		}
+	})
+	c.mu.Unlock()
+}
+
+// takeResumeHold reports whether a resume hold was pending, and ends it without
+// releasing the held frames: the caller now owns one syncing count.
+func (c *conn) takeResumeHold() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.resumeHold == nil {
+		return false
+	}
+	c.resumeHold.Stop()
+	c.resumeHold = nil
+	return true
 }
 
 // beginSync holds live frames until endSync.
@@ -143,17 +210,27 @@ func (c *conn) endSync(sent map[string]uint64) {
 	c.held = nil
 	cutoff := c.sent
 	c.sent = nil
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	// All at once, under the lock: a live frame arriving now must queue after these.
+	// (held is bounded by 4 × SendQueue, so the queue may briefly exceed its limit.)
+	n := 0
 	for _, f := range held {
-		if isCovered(f, cutoff) {
-			continue
+		if !isCovered(f, cutoff) {
+			c.queue = append(c.queue, f)
+			n++
 		}
-		if c.closed {
-			break
-		}
-		c.pushLocked(f)
-		c.mu.Lock()
+	}
+	start := n > 0 && !c.writing
+	if start {
+		c.writing = true
 	}
 	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
 }
 
 // isCovered reports whether frame is a message a sync already delivered.
@@ -189,11 +266,22 @@ func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg st
 	if len(reason) > 120 {
 		reason = reason[:120]
 	}
+	if c.sse != nil && status != websocket.StatusAbnormalClosure {
+		c.sse.setClose(int(status), reason) // written by the event stream's handler as it ends
+	}
 	if c.ws != nil {
 		if status == websocket.StatusAbnormalClosure {
 			_ = c.ws.CloseNow()
 		} else {
-			go func() { _ = c.ws.Close(status, reason) }()
+			// The read's context is cancelled only once the close frame is out:
+			// cancelling it first makes the library drop the connection without one.
+			go func() {
+				_ = c.ws.Close(status, reason)
+				if c.cancel != nil {
+					c.cancel()
+				}
+			}()
+			return
 		}
 	}
 	if c.cancel != nil {

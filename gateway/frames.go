@@ -22,6 +22,7 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 		c.send(protocol.ErrorFrame(err, "", "", ""))
 		return
 	}
+	g.deps.Metrics.FrameIn(f.Type)
 	switch f.Type {
 	case protocol.FrameSend:
 		err = g.onSend(ctx, c, f)
@@ -33,6 +34,10 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 		err = g.onSync(ctx, c, f)
 	case protocol.FrameDelivered, protocol.FrameRead:
 		err = g.onReceipt(ctx, c, f)
+	case protocol.FrameTyping:
+		err = g.onTyping(ctx, c, f)
+	case protocol.FramePresenceSub:
+		err = g.onPresenceSub(ctx, c, f)
 	case protocol.FrameConnect:
 		err = protocol.Errorf(protocol.CodeBadRequest, "already connected")
 	default:
@@ -106,6 +111,7 @@ func messageFromFrame(sender string, f *protocol.Frame) (*protocol.Message, erro
 // onSend publishes a send to NATTER_IN and acks once JetStream has stored it. The
 // read loop waits for the store, so one connection's sends keep their order.
 func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error {
+	start := time.Now()
 	m, err := messageFromFrame(c.user, f)
 	if err != nil {
 		return err
@@ -117,6 +123,7 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 	if err != nil {
 		return err
 	}
+	g.deps.Metrics.SendAcked(time.Since(start))
 	c.send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Duplicate: dup})
 	return nil
 }
@@ -191,8 +198,12 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 			return err
 		}
 	}
+	held := c.takeResumeHold() // a resuming connection's hold becomes this sync's
 	cursors := f.Chats
 	if len(cursors) == 0 {
+		if held {
+			defer c.endSync(nil)
+		}
 		chats, err := g.deps.Store.UserChats(ctx, c.user, 1000, 0)
 		if err != nil {
 			return protocol.Errorf(protocol.CodeUnavailable, "chat list unavailable; retry")
@@ -210,10 +221,15 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 	}
 	for _, cc := range cursors {
 		if _, err := g.members.check(ctx, cc.ChatID, c.user); err != nil {
+			if held {
+				c.endSync(nil)
+			}
 			return err
 		}
 	}
-	c.beginSync()
+	if !held {
+		c.beginSync()
+	}
 	sent := map[string]uint64{}
 	defer func() { c.endSync(sent) }()
 	result := make([]protocol.ChatCursor, 0, len(cursors))
@@ -225,7 +241,9 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry")
 			}
 			for i := range page {
-				c.send(protocol.MessageFrame(&page[i]))
+				if !c.sendPaced(ctx, protocol.MessageFrame(&page[i])) {
+					return nil // the connection is gone
+				}
 				after = page[i].Seq
 			}
 			if len(page) < store.MaxPage || c.isClosed() {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/history"
+	pmetrics "github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"go.uber.org/zap"
@@ -28,8 +29,13 @@ type Deps struct {
 	Subjects subjects.Subjects
 	Auth     *auth.Verifier
 	History  *history.Reader
+	// LargeChatThreshold is the member count above which chats are delivered
+	// through their log subject (the sequencer's setting).
+	LargeChatThreshold int
 	// Ready, when set, is called once the listener is bound with its address.
 	Ready func(addr net.Addr)
+	// Metrics receives the gateway's metrics; nil: none.
+	Metrics *pmetrics.Metrics
 }
 
 // Gateway is the gateway role.
@@ -39,9 +45,16 @@ type Gateway struct {
 	log     *zap.Logger
 	hub     *hub
 	members *memberCache
+	large   *largeChats
 	metrics metrics
 	nextID  atomic.Uint64
 	mux     *http.ServeMux
+	// draining is set when Run's context ends: see drain.go.
+	draining atomic.Bool
+
+	// presence and typing: presence.go, typing.go.
+	presence *presenceGW
+	typing   *typingState
 }
 
 // metrics are the gateway's counters.
@@ -56,16 +69,32 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 		hub:     newHub(deps.NC, deps.Subjects.UserPrefix(), max(2, runtime.GOMAXPROCS(0)), log),
 		members: newMemberCache(deps.Store, 100_000, 5*time.Second),
 	}
+	g.large = newLargeChats(g)
+	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
+	g.hub.onOther, g.hub.onUser = g.large.deliver, g.large.userMessage
+	g.presence, g.typing = newPresenceGW(g), newTypingState(g)
 	g.mux = http.NewServeMux()
 	g.routes()
+	if err := g.observe(); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
 // Handler returns the gateway's HTTP handler (for tests and embedding).
 func (g *Gateway) Handler() http.Handler { return g.mux }
 
-// Run serves until ctx ends, then closes every connection.
+// Run serves until ctx ends, then drains (drain.go): it refuses new connections,
+// hints every connection to reconnect, spread over Config.DrainWindow, and closes
+// them; it returns when they are closed.
 func (g *Gateway) Run(ctx context.Context) error {
+	var lwg sync.WaitGroup
+	defer lwg.Wait()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	if err := g.large.watch(wctx, &lwg); err != nil {
+		return fmt.Errorf("gateway: watch large chats: %w", err)
+	}
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w (is it in use? set gateway.listen)", g.cfg.Listen, err)
@@ -73,14 +102,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.deps.Ready != nil {
 		g.deps.Ready(ln.Addr())
 	}
-	srv := &http.Server{Handler: g.mux, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+	// Connections outlive ctx by the drain: they end when connCtx does.
+	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConns()
+	srv := &http.Server{Handler: g.refuseWhileDraining(g.mux), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return connCtx }}
 	var wg sync.WaitGroup
 	g.hub.run(&wg)
+	g.presence.run(connCtx, &wg)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		g.heartbeats(ctx)
+		g.heartbeats(connCtx)
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -91,9 +124,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return fmt.Errorf("gateway: serve: %w", err)
 		}
 	}
+	g.drain()
+	g.hub.each(func(c *conn) { c.closeWith(1001, "shutting_down", "server stopping") })
+	g.awaitClosed(5 * time.Second)
+	stopConns()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	g.hub.each(func(c *conn) { c.closeWith(1001, "shutting_down", "server stopping") })
 	_ = srv.Shutdown(shutCtx)
 	g.hub.stop()
 	wg.Wait()
@@ -123,7 +159,7 @@ func (g *Gateway) heartbeats(ctx context.Context) {
 					defer c.pinging.Store(false)
 					pctx, cancel := context.WithTimeout(ctx, g.cfg.PongTimeout)
 					defer cancel()
-					if err := c.ws.Ping(pctx); err != nil {
+					if err := c.ping(pctx); err != nil {
 						c.closeWith(1008, "timeout", "no pong")
 						return
 					}
@@ -133,6 +169,9 @@ func (g *Gateway) heartbeats(ctx context.Context) {
 		}
 	}
 }
+
+// SlowConsumers returns how many connections were closed for a full send queue.
+func (g *Gateway) SlowConsumers() int64 { return g.metrics.slowConsumers.Load() }
 
 // Connections returns the number of connected devices and users.
 func (g *Gateway) Connections() (conns, users int) { return g.hub.count() }

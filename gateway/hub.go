@@ -3,8 +3,10 @@ package gateway
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	pmetrics "github.com/natter-chat/natter/pkg/metrics"
 	"go.uber.org/zap"
 )
 
@@ -13,9 +15,17 @@ import (
 // (one dispatcher goroutine each) rather than nats.go's goroutine per subscription, so
 // a connection costs no goroutine beyond the one reading it.
 type hub struct {
-	nc     *nats.Conn
-	prefix string // user subject prefix, "natter.user."
-	log    *zap.Logger
+	nc      *nats.Conn
+	prefix  string // user subject prefix, "natter.user."
+	log     *zap.Logger
+	metrics *pmetrics.Metrics // set by Gateway.observe before run; nil: none
+
+	// onFirst and onLast run (outside mu) after a user's first connection arrives
+	// and after the last one leaves; onOther receives messages on subjects other
+	// than user subjects (large chats' log subjects). Set before run; nil: none.
+	onFirst, onLast func(uid string)
+	onOther         func(m *nats.Msg)
+	onUser          func(uid string, data []byte) // after each user delivery
 
 	mu    sync.RWMutex // guards users
 	users map[string]*userEntry
@@ -71,11 +81,12 @@ func (h *hub) shard(uid string) chan *nats.Msg {
 // add registers c under its user, subscribing on the user's first connection.
 func (h *hub) add(c *conn) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	e := h.users[c.user]
-	if e == nil {
+	first := e == nil
+	if first {
 		sub, err := h.nc.ChanSubscribe(h.prefix+c.user, h.shard(c.user))
 		if err != nil {
+			h.mu.Unlock()
 			return err
 		}
 		_ = sub.SetPendingLimits(-1, -1)
@@ -83,15 +94,57 @@ func (h *hub) add(c *conn) error {
 		h.users[c.user] = e
 	}
 	e.conns = append(e.conns, c)
+	h.mu.Unlock()
+	if first {
+		// The server must have the subscription before the client is told it is
+		// connected: a sync that follows reads history after this point, and
+		// anything sequenced later has to arrive live.
+		if err := h.nc.FlushTimeout(5 * time.Second); err != nil {
+			h.remove(c)
+			return err
+		}
+		if h.onFirst != nil {
+			h.onFirst(c.user)
+		}
+	}
 	return nil
+}
+
+// connected reports whether uid has a connection here.
+func (h *hub) connected(uid string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.users[uid] != nil
+}
+
+// users returns the IDs of the connected users.
+func (h *hub) userIDs() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]string, 0, len(h.users))
+	for u := range h.users {
+		out = append(out, u)
+	}
+	return out
+}
+
+// deliverTo enqueues data to every connection of uid.
+func (h *hub) deliverTo(uid string, data []byte) {
+	h.mu.RLock()
+	if e := h.users[uid]; e != nil {
+		for _, c := range e.conns {
+			c.enqueue(data)
+		}
+	}
+	h.mu.RUnlock()
 }
 
 // remove unregisters c, unsubscribing after the user's last connection.
 func (h *hub) remove(c *conn) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	e := h.users[c.user]
 	if e == nil {
+		h.mu.Unlock()
 		return
 	}
 	for i, x := range e.conns {
@@ -100,14 +153,26 @@ func (h *hub) remove(c *conn) {
 			break
 		}
 	}
-	if len(e.conns) == 0 {
+	last := len(e.conns) == 0
+	if last {
 		_ = e.sub.Unsubscribe()
 		delete(h.users, c.user)
+	}
+	h.mu.Unlock()
+	if last && h.onLast != nil {
+		h.onLast(c.user)
 	}
 }
 
 func (h *hub) deliver(m *nats.Msg) {
-	uid := strings.TrimPrefix(m.Subject, h.prefix)
+	h.metrics.Delivered(m.Data)
+	uid, ok := strings.CutPrefix(m.Subject, h.prefix)
+	if !ok {
+		if h.onOther != nil {
+			h.onOther(m)
+		}
+		return
+	}
 	h.mu.RLock()
 	e := h.users[uid]
 	if e == nil {
@@ -118,6 +183,9 @@ func (h *hub) deliver(m *nats.Msg) {
 		c.enqueue(m.Data)
 	}
 	h.mu.RUnlock()
+	if h.onUser != nil {
+		h.onUser(uid, m.Data)
+	}
 }
 
 // each calls fn for every connection; fn must not call add or remove.

@@ -29,6 +29,12 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("POST /api/v1/chats", g.authed(g.createChat))
 	g.mux.HandleFunc("GET /api/v1/chats/{id}/messages", g.authed(g.listMessages))
 	g.mux.HandleFunc("POST /api/v1/chats/{id}/messages", g.authed(g.postMessage))
+	g.mux.HandleFunc("GET /api/v1/users/{id}/presence", g.authed(g.getPresence))
+	g.mux.HandleFunc("PUT /api/v1/users/{id}/presence", g.authed(g.putPresence))
+	g.mux.HandleFunc("GET /api/v1/chats/{id}/mute", g.authed(g.getMute))
+	g.mux.HandleFunc("PUT /api/v1/chats/{id}/mute", g.authed(g.putMute))
+	g.fallbackRoutes() // sse.go
+	g.webRoutes()      // webchat.go
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	g.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -199,6 +205,12 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 	if err != nil {
 		g.fail(w, err)
 		return
+	}
+	if created && g.deps.LargeChatThreshold > 0 && len(members) > g.deps.LargeChatThreshold {
+		// Mark it large before its first message, so gateways subscribe in time.
+		if err := g.large.mark(r.Context(), stored.ID, len(members)); err != nil {
+			g.log.Warn("large-chat mark failed", zap.String("chat_id", stored.ID), zap.Error(err))
+		}
 	}
 	ms, err := g.deps.Store.Members(r.Context(), stored.ID)
 	if err != nil {

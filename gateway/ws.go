@@ -42,6 +42,7 @@ func authError(err error) *protocol.Error {
 // the upgrade (a bad one gets HTTP 401); without one the first frame must be connect.
 func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	var id auth.Identity
+	var resume bool
 	token := bearer(r)
 	if token != "" {
 		var err error
@@ -61,7 +62,7 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	c.lastRead.Store(time.Now().UnixNano())
 
 	if token == "" {
-		if id, err = g.awaitConnect(ctx, ws); err != nil {
+		if id, resume, err = g.awaitConnect(ctx, ws); err != nil {
 			pe := authError(err)
 			var perr *protocol.Error
 			if errors.As(err, &perr) {
@@ -76,33 +77,40 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.user, c.service, c.expires = id.UserID, id.Service, id.ExpiresAt
+	if resume || r.URL.Query().Get("resume") == "1" {
+		c.holdForResume(g.cfg.AuthTimeout)
+	}
 	if err := g.hub.add(c); err != nil {
 		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
 		_ = ws.Close(websocket.StatusInternalError, "unavailable: try again")
 		return
 	}
+	defer g.presence.left(c) // runs after hub.remove: the device is gone
 	defer g.hub.remove(c)
+	g.presence.joined(c)
 	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,
 		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
 	g.readLoop(ctx, c)
 }
 
 // awaitConnect reads the first frame, which must be connect with a valid token.
-func (g *Gateway) awaitConnect(ctx context.Context, ws *websocket.Conn) (auth.Identity, error) {
+// It also returns the frame's resume flag.
+func (g *Gateway) awaitConnect(ctx context.Context, ws *websocket.Conn) (auth.Identity, bool, error) {
 	actx, cancel := context.WithTimeout(ctx, g.cfg.AuthTimeout)
 	defer cancel()
 	_, data, err := ws.Read(actx)
 	if err != nil {
-		return auth.Identity{}, protocol.Errorf(protocol.CodeUnauthorized, "no connect frame within %s", g.cfg.AuthTimeout)
+		return auth.Identity{}, false, protocol.Errorf(protocol.CodeUnauthorized, "no connect frame within %s", g.cfg.AuthTimeout)
 	}
 	f, err := protocol.DecodeFrame(data)
 	if err != nil {
-		return auth.Identity{}, err
+		return auth.Identity{}, false, err
 	}
 	if f.Type != protocol.FrameConnect {
-		return auth.Identity{}, protocol.Errorf(protocol.CodeUnauthorized, "first frame must be connect with a token")
+		return auth.Identity{}, false, protocol.Errorf(protocol.CodeUnauthorized, "first frame must be connect with a token")
 	}
-	return g.deps.Auth.Verify(f.Token)
+	id, err := g.deps.Auth.Verify(f.Token)
+	return id, f.Resume, err
 }
 
 // readLoop handles frames until the connection ends.

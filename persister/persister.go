@@ -115,6 +115,8 @@ func (p *Persister) Run(ctx context.Context) error {
 // drain reads batches from it until it fails or ctx ends: the first message blocks,
 // the rest of a batch is what arrives within MaxWait.
 func (p *Persister) drain(ctx context.Context, it jetstream.MessagesContext) {
+	work, stop := graceContext(ctx, func() bool { return !p.deps.JS.Conn().IsClosed() }) // a batch taken is written and acked even if ctx ends
+	defer stop()
 	msgs := make([]jetstream.Msg, 0, p.cfg.Batch)
 	for ctx.Err() == nil {
 		first, err := it.Next(jetstream.NextContext(ctx))
@@ -132,7 +134,7 @@ func (p *Persister) drain(ctx context.Context, it jetstream.MessagesContext) {
 			}
 			msgs = append(msgs, m)
 		}
-		p.persist(ctx, msgs)
+		p.persist(work, msgs)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/metrics"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -27,6 +29,8 @@ type Deps struct {
 	JS       jetstream.JetStream
 	Store    store.Store
 	Subjects subjects.Subjects
+	// Metrics receives step latencies; nil: none. Counts come from Stats.
+	Metrics *metrics.Metrics
 }
 
 // Sequencer is the sequencer role.
@@ -42,6 +46,7 @@ type Sequencer struct {
 	chats *lru.Cache[string, *chatState]
 
 	inS jetstream.Stream
+	kv  jetstream.KeyValue // large-chats bucket
 
 	// Counters, for tests and metrics.
 	published atomic.Uint64 // per-user fan-out publishes
@@ -56,10 +61,27 @@ type chatState struct {
 	lastLogSeq uint64 // NATTER_LOG stream seq of that message (0: none in the log)
 	lastInSeq  uint64 // NATTER_IN stream seq it came from
 	members    map[string]string
+	large      bool // marked in the large-chats bucket
 }
 
 // ConsumerName is the durable consumer of ingress partition p.
 func ConsumerName(p int) string { return "SEQ_" + strconv.Itoa(p) }
+
+// ConsumerConfig is the durable consumer of ingress partition p: explicit acks, one
+// priority group whose pinned client is the partition's active sequencer.
+func ConsumerConfig(cfg Config, subj subjects.Subjects, p int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        ConsumerName(p),
+		FilterSubject:  subj.InPartition(p) + ".*",
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        30 * time.Second,
+		MaxAckPending:  cfg.Fetch * 4,
+		MaxDeliver:     -1,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{PriorityGroup},
+		PinnedTTL:      cfg.PinnedTTL,
+	}
+}
 
 // PriorityGroup is the consumer priority group sequencer instances pull from; the
 // server pins each partition to one instance and fails over when it goes silent.
@@ -96,20 +118,13 @@ func (s *Sequencer) Run(ctx context.Context) error {
 		return fmt.Errorf("sequencer: ingress stream: %w", err)
 	}
 	s.inS = inS
+	if s.kv, err = s.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket); err != nil {
+		return fmt.Errorf("sequencer: large-chats bucket: %w", err)
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, s.deps.Subjects.Partitions)
 	for p := 0; p < s.deps.Subjects.Partitions; p++ {
-		cons, err := inS.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:        ConsumerName(p),
-			FilterSubject:  s.deps.Subjects.InPartition(p) + ".*",
-			AckPolicy:      jetstream.AckExplicitPolicy,
-			AckWait:        30 * time.Second,
-			MaxAckPending:  s.cfg.Fetch * 4,
-			MaxDeliver:     -1,
-			PriorityPolicy: jetstream.PriorityPolicyPinned,
-			PriorityGroups: []string{PriorityGroup},
-			PinnedTTL:      s.cfg.PinnedTTL,
-		})
+		cons, err := inS.CreateOrUpdateConsumer(ctx, ConsumerConfig(s.cfg, s.deps.Subjects, p))
 		if err != nil {
 			return fmt.Errorf("sequencer: consumer %s: %w", ConsumerName(p), err)
 		}
@@ -128,6 +143,9 @@ func (s *Sequencer) Run(ctx context.Context) error {
 
 func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Consumer) error {
 	log := s.log.With(zap.Int("partition", p))
+	// The message in hand is sequenced and acked even if ctx ends meanwhile.
+	work, stopWork := graceContext(ctx, func() bool { return !s.deps.NC.IsClosed() })
+	defer stopWork()
 	for ctx.Err() == nil {
 		it, err := cons.Messages(jetstream.PullPriorityGroup(PriorityGroup),
 			jetstream.PullMaxMessages(s.cfg.Fetch), jetstream.PullExpiry(time.Second))
@@ -150,9 +168,9 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 				// We may have just taken the partition over: sequence whatever an
 				// earlier holder left delivered but unacked before anything newer.
 				first = false
-				s.retry(ctx, log, func() error { return s.catchUp(ctx, p, cons, msg) })
+				s.retry(work, log, func() error { return s.catchUp(work, p, cons, msg) })
 			}
-			s.handle(ctx, log, msg)
+			s.handle(work, log, msg)
 		}
 		stop()
 		it.Stop()
@@ -227,11 +245,13 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 // message is acked, or when ctx ends (it is then redelivered to whoever takes the
 // partition).
 func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg) {
-	s.retry(ctx, log, func() error {
+	s.retry(ctx, log, func() (err error) {
+		defer s.deps.Metrics.SequencerStep(time.Now(), &err)
 		meta, err := msg.Metadata()
 		if err != nil {
 			return fmt.Errorf("metadata: %w", err)
 		}
+		defer s.deps.Metrics.IngressDone(meta.Timestamp, &err)
 		in := ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: meta.Sequence.Stream}
 		terminal, err := s.sequence(ctx, &in)
 		if err != nil {
@@ -338,6 +358,14 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 	recipients := st.members
 	if ev != nil {
 		recipients = s.apply(st, ev)
+		if err := s.markLarge(ctx, m.ChatID, st); err != nil {
+			s.log.Warn("large-chat mark failed", zap.String("chat_id", m.ChatID), zap.Error(err))
+		}
+		if len(recipients) > s.cfg.LargeChatThreshold && ids.Valid(ev.UserID) {
+			// A large chat is delivered through its log subject, to gateways that
+			// know the member: tell the member's gateway directly.
+			_ = s.deps.NC.Publish(s.deps.Subjects.User(ev.UserID), data)
+		}
 	}
 	s.fanout(recipients, &m, data)
 	s.sequenced.Add(1)
@@ -393,6 +421,23 @@ func parseEvent(meta []byte) *protocol.SystemEvent {
 	return &ev
 }
 
+// markLarge records in the large-chats bucket whether chat is above the threshold.
+func (s *Sequencer) markLarge(ctx context.Context, chat string, st *chatState) error {
+	large := len(st.members) > s.cfg.LargeChatThreshold
+	if large == st.large && !large {
+		return nil
+	}
+	if large {
+		if _, err := s.kv.Put(ctx, chat, []byte(strconv.Itoa(len(st.members)))); err != nil {
+			return fmt.Errorf("mark %s large: %w", chat, err)
+		}
+	} else if err := s.kv.Delete(ctx, chat); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("unmark %s large: %w", chat, err)
+	}
+	st.large = large
+	return nil
+}
+
 // fanout delivers data to every recipient's user subject, unless the chat is large:
 // then gateways receive it from the log subject and no per-user publish is made.
 func (s *Sequencer) fanout(recipients map[string]string, m *protocol.Message, data []byte) {
@@ -442,6 +487,9 @@ func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) 
 	st.members = make(map[string]string, len(members))
 	for _, mb := range members {
 		st.members[mb.UserID] = mb.Role
+	}
+	if err := s.markLarge(ctx, chat, st); err != nil {
+		return nil, err
 	}
 	s.chats.Add(chat, st)
 	return st, nil

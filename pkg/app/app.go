@@ -7,16 +7,21 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/gateway"
+	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/persister"
+	"github.com/natter-chat/natter/pkg/admin"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/history"
+	"github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/sequencer"
 	"go.uber.org/zap"
 )
@@ -40,12 +45,20 @@ type App struct {
 	Gateway  *gateway.Gateway
 	Seq      *sequencer.Sequencer
 	Persist  *persister.Persister
+	Presence *presence.Presence
+	Notifier *notifier.Notifier
 	gwAddr   chan net.Addr
 	addr     net.Addr
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	errMu    sync.Mutex
 	firstErr error
+
+	// Metrics are the process's metrics; Admin serves them (nil: admin.listen "").
+	Metrics *metrics.Metrics
+	Admin   *admin.Server
+	state   atomic.Int32 // stateStarting, stateRunning, stateStopping (observe.go)
+	gwFirst *firstToStop // the gateway, stopped (drained) before the other roles
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,11 +72,15 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 		return nil, err
 	}
 	a = &App{Config: cfg, Log: log, Targets: targets, gwAddr: make(chan net.Addr, 1)}
+	self := a // the named result is nil on the error returns
 	defer func() {
 		if err != nil {
-			a.Close()
+			self.Close()
 		}
 	}()
+	if err = a.startAdmin(); err != nil {
+		return nil, err
+	}
 	if cfg.NATS.URL == "" {
 		if a.NATS, err = natsutil.StartEmbedded(&cfg.NATS, cfg.DataDir); err != nil {
 			return nil, err
@@ -87,6 +104,7 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 		if a.Store, err = OpenStore(ctx, cfg, log); err != nil {
 			return nil, err
 		}
+		a.Store = metrics.InstrumentStore(a.Store, a.Metrics)
 	}
 	if needs(targets, depAuth) {
 		if a.Auth, err = auth.NewVerifier(cfg.Auth, cfg.DataDir); err != nil {
@@ -105,14 +123,22 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 		case RoleGateway:
 			hr := &history.Reader{Store: a.Store, JS: a.JS, Subjects: subj, Consumer: persister.ConsumerName}
 			a.Gateway, err = gateway.New(cfg.Gateway, gateway.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj,
-				Auth: a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }}, log)
-			r = a.Gateway
+				LargeChatThreshold: cfg.Sequencer.LargeChatThreshold,
+				Auth:               a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }, Metrics: a.Metrics}, log)
+			a.gwFirst = newFirstToStop(a.Gateway)
+			r = a.gwFirst
 		case RoleSequencer:
-			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj}, log)
+			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Metrics: a.Metrics}, log)
 			r = a.Seq
 		case RolePersister:
 			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: a.JS, Store: a.Store, Subjects: subj}, log)
 			r = a.Persist
+		case RolePresence:
+			a.Presence, err = presence.New(cfg.Presence, presence.Deps{NC: a.NC, JS: a.JS, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
+			r = a.Presence
+		case RoleNotifier:
+			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
+			r = a.Notifier
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t, err)
@@ -145,6 +171,10 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 			return nil, ctx.Err()
 		}
 	}
+	if a.Admin != nil {
+		a.addChecks()
+	}
+	a.state.Store(stateRunning)
 	log.Info("natter started", zap.Strings("roles", targets))
 	return a, nil
 }
@@ -195,6 +225,8 @@ func (a *App) Close() error {
 }
 
 func (a *App) close() error {
+	a.state.Store(stateStopping)
+	a.gwFirst.stop() // drain the gateway while the other roles still run
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -213,5 +245,6 @@ func (a *App) close() error {
 		a.NATS.Shutdown()
 		a.NATS.WaitForShutdown()
 	}
+	errs = append(errs, a.Admin.Close())
 	return errors.Join(errs...)
 }

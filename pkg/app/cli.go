@@ -23,6 +23,7 @@ const usage = `natter: a chat backend on NATS JetStream.
 Usage:
   natter serve [flags]            run roles (default: all, embedded NATS + SQLite, web chat on :8080)
   natter token --user ID [flags]  print a dev token for ID (signed with the dev secret)
+  natter notify replay [flags]    re-send the notifications in NATTER_DLQ to the webhook
   natter help [serve]             this text, or every serve flag
 
 Every serve flag can also be set in the YAML file (-config) or as NATTER_<FLAG>
@@ -40,6 +41,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stdout, stderr)
 	case "token":
 		err = token(args[1:], stdout, stderr)
+	case "notify":
+		err = notifyCmd(args[1:], stdout, stderr) // notify_cli.go
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] == "serve" {
 			fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -10,11 +10,14 @@ import (
 	"path/filepath"
 
 	"github.com/natter-chat/natter/gateway"
+	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/persister"
+	"github.com/natter-chat/natter/pkg/admin"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/logging"
 	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/sequencer"
 )
 
@@ -34,6 +37,9 @@ type Config struct {
 	Gateway   gateway.Config   `yaml:"gateway"`
 	Sequencer sequencer.Config `yaml:"sequencer"`
 	Persister persister.Config `yaml:"persister"`
+	Presence  presence.Config  `yaml:"presence"`
+	Notifier  notifier.Config  `yaml:"notifier"`
+	Admin     admin.Config     `yaml:"admin"`
 }
 
 // StoreConfig is the store section.
@@ -71,6 +77,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Gateway.RegisterFlags(fs)
 	c.Sequencer.RegisterFlags(fs)
 	c.Persister.RegisterFlags(fs)
+	c.Presence.RegisterFlags(fs)
+	c.Notifier.RegisterFlags(fs)
+	c.Admin.RegisterFlags(fs)
 }
 
 func defaultDataDir() string {
@@ -84,8 +93,9 @@ func defaultDataDir() string {
 func (c *Config) Validate() error {
 	errs := []error{
 		c.Log.Validate(), c.NATS.Validate(), c.Auth.Validate(), c.Store.Validate(),
-		c.Gateway.Validate(), c.Sequencer.Validate(), c.Persister.Validate(),
+		c.Gateway.Validate(), c.Sequencer.Validate(), c.Persister.Validate(), c.Admin.Validate(),
 	}
+	errs = append(errs, c.Presence.Validate(), c.Notifier.Validate())
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir must not be empty"))
 	}

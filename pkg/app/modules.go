@@ -12,6 +12,8 @@ const (
 	RoleGateway   = "gateway"
 	RoleSequencer = "sequencer"
 	RolePersister = "persister"
+	RolePresence  = "presence"
+	RoleNotifier  = "notifier"
 	// All is the alias for every role.
 	All = "all"
 )
@@ -30,6 +32,8 @@ var roles = map[string][]dependency{
 	RoleGateway:   {depNATS, depStore, depAuth},
 	RoleSequencer: {depNATS, depStore},
 	RolePersister: {depNATS, depStore},
+	RolePresence:  {depNATS},
+	RoleNotifier:  {depNATS, depStore},
 }
 
 func roleList() string {

@@ -32,10 +32,14 @@ func TestTargets(t *testing.T) {
 	require.Contains(t, all, RoleGateway)
 	require.Contains(t, all, RoleSequencer)
 	require.Contains(t, all, RolePersister)
+	require.Contains(t, all, RolePresence)
+	require.Contains(t, all, RoleNotifier)
 }
 
 func TestNeeds(t *testing.T) {
 	require.True(t, needs([]string{RoleGateway}, depAuth))
 	require.False(t, needs([]string{RoleSequencer}, depAuth))
 	require.True(t, needs([]string{RolePersister}, depStore))
+	require.False(t, needs([]string{RolePresence}, depStore), "presence lives in NATS only")
+	require.True(t, needs([]string{RoleNotifier}, depStore), "the notifier reads members, mutes and unread counts")
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -37,6 +38,9 @@ type Options struct {
 	// TokenInFrame sends the token in a connect frame instead of the Authorization
 	// header.
 	TokenInFrame bool
+	// Resume tells the server a Sync follows: live messages are held until it is
+	// answered, so the resumed stream has no gap, duplicate or reordering.
+	Resume bool
 	// Buffer is the capacity of Frames (default 4096); when full, reading pauses.
 	Buffer int
 	// Header adds HTTP headers to the handshake (e.g. Origin).
@@ -59,6 +63,13 @@ func Dial(ctx context.Context, url, token string, opts *Options) (*Conn, error) 
 	if !opts.TokenInFrame && token != "" {
 		h.Set("Authorization", "Bearer "+token)
 	}
+	if opts.Resume && !opts.TokenInFrame {
+		if strings.Contains(url, "?") {
+			url += "&resume=1"
+		} else {
+			url += "?resume=1"
+		}
+	}
 	ws, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
 	if err != nil {
 		if resp != nil {
@@ -73,7 +84,7 @@ func Dial(ctx context.Context, url, token string, opts *Options) (*Conn, error) 
 	}
 	c := &Conn{ws: ws, frames: make(chan *protocol.Frame, buf), waiters: map[string]chan *protocol.Frame{}, done: make(chan struct{})}
 	if opts.TokenInFrame {
-		if err := c.write(ctx, &protocol.Frame{Type: protocol.FrameConnect, Token: token}); err != nil {
+		if err := c.write(ctx, &protocol.Frame{Type: protocol.FrameConnect, Token: token, Resume: opts.Resume}); err != nil {
 			ws.CloseNow()
 			return nil, err
 		}

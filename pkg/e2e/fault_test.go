@@ -14,7 +14,9 @@ import (
 	"github.com/natter-chat/natter/pkg/client"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/pkg/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -435,7 +437,7 @@ func runFaultTest(t *testing.T, o faultOpts) {
 		reconnects += c.reconnects
 	}
 	truth := map[string]map[uint64]string{}
-	require.Eventually(t, func() bool {
+	if !assert.Eventually(t, func() bool {
 		for ch := range members {
 			ms, err := readAll(st, ch)
 			if err != nil {
@@ -457,7 +459,10 @@ func runFaultTest(t *testing.T, o faultOpts) {
 			truth[ch] = tm
 		}
 		return true
-	}, 60*time.Second, 200*time.Millisecond, "every acked message reaches the store")
+	}, 60*time.Second, 200*time.Millisecond) {
+		dumpPipeline(t, fl, st, members, acked)
+		t.FailNow()
+	}
 	t.Logf("store complete after %s", time.Since(start).Round(time.Millisecond))
 	fctx, fcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer fcancel()
@@ -569,6 +574,39 @@ func runFaultTest(t *testing.T, o faultOpts) {
 	require.Zero(t, reordered, "reordered")
 	require.Zero(t, gaps, "gaps in the stored sequence")
 	require.Zero(t, conflicts, "two messages seen under one seq")
+}
+
+// dumpPipeline logs where acked messages that never reached the store are stuck.
+func dumpPipeline(t *testing.T, fl *fleet, st store.Store, members map[string][]string, acked map[string][]sent) {
+	ctx := context.Background()
+	js := fl.sequencers[0].JS
+	for ch := range members {
+		ms, _ := readAll(st, ch)
+		have := map[string]bool{}
+		for _, m := range ms {
+			have[m.MessageID] = true
+		}
+		for _, s := range acked[ch] {
+			if !have[s.id] {
+				t.Logf("missing from store: chat %s message %s acked at %s", ch, s.id, s.ackAt.Format(time.RFC3339Nano))
+			}
+		}
+	}
+	for _, name := range []string{subjects.InStream, subjects.LogStream} {
+		if s, err := js.Stream(ctx, name); err == nil {
+			info, _ := s.Info(ctx)
+			if info != nil {
+				t.Logf("stream %s: %+v", name, info.State)
+			}
+			lister := s.ListConsumers(ctx)
+			for ci := range lister.Info() {
+				t.Logf("  consumer %s: pending %d, ack pending %d, redelivered %d, ack floor %d, delivered %d, waiting %d, pinned %+v",
+					ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.AckFloor.Stream, ci.Delivered.Stream, ci.NumWaiting, ci.PriorityGroups)
+			}
+		} else {
+			t.Logf("stream %s: %v", name, err)
+		}
+	}
 }
 
 // readAll returns every stored message of chat, oldest first.

@@ -45,7 +45,7 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates NATTER_IN and NATTER_LOG, or updates them to the current
+// EnsureStreams creates NATTER_IN, NATTER_LOG and the large-chats bucket, or updates them to the current
 // configuration. Safe to call from every role at every start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	for _, sc := range []jetstream.StreamConfig{InStreamConfig(c), LogStreamConfig(c)} {
@@ -53,5 +53,19 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
 	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, LargeChatsConfig(c)); err != nil {
+		return fmt.Errorf("kv %s: %w", LargeChatsBucket, err)
+	}
 	return nil
+}
+
+// LargeChatsBucket is the KV bucket where the sequencer marks chats above the
+// large-chat threshold (key: chat ID). Gateways watch it and subscribe to those
+// chats' log subjects instead of receiving per-user fan-out.
+const LargeChatsBucket = "natter_large_chats"
+
+// LargeChatsConfig is the KV config of LargeChatsBucket.
+func LargeChatsConfig(c *Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: LargeChatsBucket, Description: "chats delivered through their log subject",
+		History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas}
 }

@@ -46,6 +46,10 @@ type Frame struct {
 	ID string `json:"id,omitempty"`
 
 	Token string `json:"token,omitempty"` // connect
+	// Resume on connect (or ?resume=1 on the URL) says a sync frame follows: live
+	// messages are held until it is answered, so the seam has no gap, duplicate or
+	// reordering.
+	Resume bool `json:"resume,omitempty"`
 
 	// send, edit, delete, react; also the Message fields of a message frame.
 	ChatID      string          `json:"chatId,omitempty"`

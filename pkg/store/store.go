@@ -57,6 +57,21 @@ type ReadState struct {
 	Read      uint64 `json:"read"`
 }
 
+// Mute is one user's notification setting for one chat. The zero value (Muted false)
+// is "not muted".
+type Mute struct {
+	ChatID string `json:"chatId"`
+	UserID string `json:"userId"`
+	Muted  bool   `json:"muted"`
+	// Until ends the mute; zero means until unmuted. Stored to the millisecond.
+	Until time.Time `json:"until,omitempty"`
+}
+
+// Active reports whether the mute silences notifications at now.
+func (m Mute) Active(now time.Time) bool {
+	return m.Muted && (m.Until.IsZero() || now.Before(m.Until))
+}
+
 // Direction of a history page.
 type Direction int
 
@@ -123,6 +138,13 @@ type Store interface {
 	SetReadState(ctx context.Context, chatID, userID string, delivered, read uint64) (ReadState, error)
 	// GetReadState returns (chat, user)'s watermarks; zeros if none.
 	GetReadState(ctx context.Context, chatID, userID string) (ReadState, error)
+
+	// SetMute stores m.UserID's mute of m.ChatID, replacing any earlier one; m.Muted
+	// false removes it. It does not check membership.
+	SetMute(ctx context.Context, m Mute) error
+	// GetMute returns userID's mute of chatID as stored, expired or not; a Mute with
+	// Muted false if there is none.
+	GetMute(ctx context.Context, chatID, userID string) (Mute, error)
 
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error

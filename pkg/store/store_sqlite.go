@@ -46,6 +46,10 @@ var sqliteMigrations = []string{
 	CREATE TABLE read_state (
 		chat_id TEXT NOT NULL, user_id TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
 		read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;`,
+	// 2: per-user chat mutes (notifier). until_ms 0 means until unmuted.
+	`CREATE TABLE mutes (
+		chat_id TEXT NOT NULL, user_id TEXT NOT NULL, until_ms INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and applies
@@ -410,6 +414,44 @@ func (s *SQLiteStore) GetReadState(ctx context.Context, chatID, userID string) (
 		return ReadState{}, fmt.Errorf("sqlite: read state %s/%s: %w", chatID, userID, err)
 	}
 	return rs, nil
+}
+
+// SetMute implements Store.
+func (s *SQLiteStore) SetMute(ctx context.Context, m Mute) error {
+	var err error
+	if !m.Muted {
+		_, err = s.w.ExecContext(ctx, `DELETE FROM mutes WHERE chat_id = ? AND user_id = ?`, m.ChatID, m.UserID)
+	} else {
+		var until int64
+		if !m.Until.IsZero() {
+			until = m.Until.UnixMilli()
+		}
+		_, err = s.w.ExecContext(ctx, `INSERT INTO mutes (chat_id, user_id, until_ms) VALUES (?, ?, ?)
+			ON CONFLICT (chat_id, user_id) DO UPDATE SET until_ms = excluded.until_ms`, m.ChatID, m.UserID, until)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: set mute %s/%s: %w", m.ChatID, m.UserID, err)
+	}
+	return nil
+}
+
+// GetMute implements Store.
+func (s *SQLiteStore) GetMute(ctx context.Context, chatID, userID string) (Mute, error) {
+	m := Mute{ChatID: chatID, UserID: userID}
+	var until int64
+	err := s.r.QueryRowContext(ctx, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`,
+		chatID, userID).Scan(&until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, nil
+	}
+	if err != nil {
+		return Mute{}, fmt.Errorf("sqlite: get mute %s/%s: %w", chatID, userID, err)
+	}
+	m.Muted = true
+	if until != 0 {
+		m.Until = time.UnixMilli(until).UTC()
+	}
+	return m, nil
 }
 
 // Ping implements Store.

@@ -98,3 +98,13 @@ func (s Subjects) Rcpt(chat string) string { return s.Prefix + ".rcpt." + chat }
 
 // Notify is the subject notifications for uid are published on, for backend services.
 func (s Subjects) Notify(uid string) string { return s.Prefix + ".notify." + uid }
+
+// PresencePrefix is Presence(""): the prefix every presence subject starts with.
+func (s Subjects) PresencePrefix() string { return s.Prefix + ".presence." }
+
+// DLQ is the subject failed deliveries of kind (e.g. "notify") are kept under, in
+// DLQStream, until an operator replays them.
+func (s Subjects) DLQ(kind string) string { return s.Prefix + ".dlq." + kind }
+
+// DLQAll matches every dead-letter subject: the subjects of DLQStream.
+func (s Subjects) DLQAll() string { return s.Prefix + ".dlq.>" }

@@ -31,6 +31,8 @@ func Config(t testing.TB) *app.Config {
 	c.NATS.Partitions = 4
 	c.Gateway.Listen = "127.0.0.1:0"
 	c.Log.Level = "warn"
+	c.Admin.Listen = "127.0.0.1:0" // a free port: several natters run side by side
+	c.Gateway.DrainWindow = 0      // tests that drain set their own window
 	return c
 }
 

@@ -269,6 +269,42 @@ func Run(t *testing.T, open Open) {
 		require.EqualValues(t, 9, rs.Read)
 	})
 
+	t.Run("Mutes", func(t *testing.T) {
+		s := newStore(t)
+		m, err := s.GetMute(ctx, "c", "u")
+		require.NoError(t, err)
+		require.Equal(t, store.Mute{ChatID: "c", UserID: "u"}, m, "no mute stored: not muted")
+		require.False(t, m.Active(base))
+
+		require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "c", UserID: "u", Muted: true}))
+		m, err = s.GetMute(ctx, "c", "u")
+		require.NoError(t, err)
+		require.True(t, m.Muted)
+		require.True(t, m.Until.IsZero(), "muted until unmuted")
+		require.True(t, m.Active(base.Add(1000*Day)))
+
+		until := base.Add(90*time.Minute + 123*time.Millisecond)
+		require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "c", UserID: "u", Muted: true, Until: until}))
+		m, err = s.GetMute(ctx, "c", "u")
+		require.NoError(t, err)
+		require.True(t, m.Until.Equal(until), "until round-trips to the millisecond: %v", m.Until)
+		require.True(t, m.Active(until.Add(-time.Millisecond)))
+		require.False(t, m.Active(until), "a timed mute ends at until")
+
+		other, err := s.GetMute(ctx, "c", "v")
+		require.NoError(t, err)
+		require.False(t, other.Muted, "mutes are per user")
+		other, err = s.GetMute(ctx, "d", "u")
+		require.NoError(t, err)
+		require.False(t, other.Muted, "mutes are per chat")
+
+		require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "c", UserID: "u"}))
+		m, err = s.GetMute(ctx, "c", "u")
+		require.NoError(t, err)
+		require.False(t, m.Muted, "unmuted")
+		require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "c", UserID: "u"}), "unmuting twice is fine")
+	})
+
 	t.Run("Ping", func(t *testing.T) {
 		s := newStore(t)
 		require.NoError(t, s.Ping(ctx))

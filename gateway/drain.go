@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"go.uber.org/zap"
+)
+
+// Graceful drain. When the gateway's context ends (SIGTERM), it
+//
+//  1. stops accepting: new WebSocket and event-stream connections get HTTP 503 with
+//     code shutting_down, and Draining reports true (the process's /readyz turns
+//     unready, so load balancers stop sending traffic);
+//  2. sends every connection a reconnect frame {"type":"reconnect","afterMs":N}, the
+//     N spread evenly over Config.DrainWindow, so clients do not all reconnect at once;
+//  3. keeps serving each connection (sends are still accepted and acked, deliveries
+//     still arrive) until its N has passed, then closes it with 1001 (going away) and
+//     reason "shutting_down: ...". A client that ignores the hint reconnects at the
+//     close, which is spread the same way.
+//
+// Nothing acked is at stake: an ack means JetStream stored the message.
+
+// drainFlushWait bounds how long a close waits for the reconnect hint (and anything
+// queued before it) to be written.
+var drainFlushWait = time.Second
+
+// Draining reports whether the gateway is draining: it refuses new connections.
+func (g *Gateway) Draining() bool { return g.draining.Load() }
+
+// refuseWhileDraining answers new connection attempts with 503 while draining.
+func (g *Gateway) refuseWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.draining.Load() && (r.URL.Path == "/ws" || r.URL.Path == SSEPath) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeShuttingDown, "server draining: connect to another server"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// drain runs steps 1-3 above and returns when every connection it saw is closed:
+// after DrainWindow at most (plus the flush wait). With the NATS connection
+// closed for good there is nothing to hand over, and it returns at once.
+func (g *Gateway) drain() {
+	g.draining.Store(true)
+	if g.deps.NC != nil && g.deps.NC.IsClosed() {
+		return
+	}
+	var conns []*conn
+	g.hub.each(func(c *conn) { conns = append(conns, c) })
+	if len(conns) == 0 {
+		return
+	}
+	g.log.Info("draining connections", zap.Int("connections", len(conns)), zap.Duration("window", g.cfg.DrainWindow))
+	start := time.Now()
+	at := make([]time.Duration, len(conns))
+	for i, c := range conns {
+		at[i] = drainOffset(i, len(conns), g.cfg.DrainWindow)
+		c.send(&protocol.Frame{Type: protocol.FrameReconnect, AfterMs: at[i].Milliseconds()})
+	}
+	for i, c := range conns {
+		time.Sleep(time.Until(start.Add(at[i])))
+		c.waitFlushed(drainFlushWait)
+		c.closeWith(websocket.StatusGoingAway, protocol.CodeShuttingDown, "server draining: reconnect")
+	}
+}
+
+// awaitClosed waits, at most d, until every connection's close handshake is done
+// and its handler has returned: cancelling the connections' context earlier would
+// drop them without their close frame. With NATS closed for good (a crash) it does
+// not wait.
+func (g *Gateway) awaitClosed(d time.Duration) {
+	if g.deps.NC != nil && g.deps.NC.IsClosed() {
+		return
+	}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if conns, _ := g.hub.count(); conns == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// drainOffset is when connection i of n is closed and told to reconnect: the
+// midpoints of n equal slices of window, so the first is never at 0 and the last
+// is before the window ends.
+func drainOffset(i, n int, window time.Duration) time.Duration {
+	return window * time.Duration(2*i+1) / time.Duration(2*n)
+}
+
+// waitFlushed waits until c's send queue is written, at most d.
+func (c *conn) waitFlushed(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		idle := !c.writing || c.closed
+		c.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

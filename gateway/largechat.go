@@ -1,0 +1,267 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"go.uber.org/zap"
+)
+
+// largeChats delivers chats above the large-chat threshold. The sequencer publishes
+// such a chat's messages once, on its log subject, instead of once per member; this
+// gateway holds one subscription per large chat that has a connected member here and
+// hands each message to those members' connections.
+//
+// Which chats are large comes from the large-chats KV bucket, which the sequencer
+// maintains and every gateway watches.
+type largeChats struct {
+	g *Gateway
+
+	mu     sync.RWMutex // guards the maps
+	large  map[string]bool
+	subs   map[string]*largeSub
+	byUser map[string]map[string]bool // uid -> large chats joined
+}
+
+type largeSub struct {
+	sub   *nats.Subscription
+	users map[string]bool
+}
+
+func newLargeChats(g *Gateway) *largeChats {
+	return &largeChats{g: g, large: map[string]bool{}, subs: map[string]*largeSub{}, byUser: map[string]map[string]bool{}}
+}
+
+// watch follows the large-chats bucket until ctx ends. It returns after the initial
+// values are loaded, continuing in a goroutine tracked by wg.
+func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
+	kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
+	if err != nil {
+		return err
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	ready := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer w.Stop()
+		initial := true
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					if initial {
+						initial = false
+						close(ready)
+					}
+					continue
+				}
+				if e.Operation() == jetstream.KeyValuePut {
+					l.markLarge(ctx, e.Key())
+				} else {
+					l.unmarkLarge(e.Key())
+				}
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// mark puts chat in the large-chats bucket (the sequencer keeps it up to date after).
+func (l *largeChats) mark(ctx context.Context, chat string, members int) error {
+	kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
+	if err != nil {
+		return err
+	}
+	_, err = kv.Put(ctx, chat, []byte(strconv.Itoa(members)))
+	return err
+}
+
+// markLarge records chat as large and joins every connected member.
+func (l *largeChats) markLarge(ctx context.Context, chat string) {
+	l.mu.Lock()
+	already := l.large[chat]
+	l.large[chat] = true
+	l.mu.Unlock()
+	if already {
+		return
+	}
+	for _, uid := range l.g.hub.userIDs() {
+		if _, err := l.g.members.check(ctx, chat, uid); err == nil {
+			l.join(chat, uid)
+		}
+	}
+}
+
+// unmarkLarge: the chat went back to per-user fan-out.
+func (l *largeChats) unmarkLarge(chat string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.large, chat)
+	if ls := l.subs[chat]; ls != nil {
+		_ = ls.sub.Unsubscribe()
+		for uid := range ls.users {
+			delete(l.byUser[uid], chat)
+		}
+		delete(l.subs, chat)
+	}
+}
+
+// userConnected joins uid to the large chats it is a member of.
+func (l *largeChats) userConnected(uid string) {
+	l.mu.RLock()
+	chats := make([]string, 0, len(l.large))
+	for c := range l.large {
+		chats = append(chats, c)
+	}
+	l.mu.RUnlock()
+	joined := false
+	for _, chat := range chats {
+		if _, err := l.g.members.check(context.Background(), chat, uid); err == nil {
+			l.join(chat, uid)
+			joined = true
+		}
+	}
+	if joined {
+		// As for the user subscription: active before the client hears connected.
+		_ = l.g.deps.NC.FlushTimeout(5 * time.Second)
+	}
+}
+
+// userGone leaves every large chat uid had joined.
+func (l *largeChats) userGone(uid string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for chat := range l.byUser[uid] {
+		l.leaveLocked(chat, uid)
+	}
+	delete(l.byUser, uid)
+}
+
+func (l *largeChats) join(chat, uid string) {
+	if !l.g.hub.connected(uid) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.large[chat] {
+		return
+	}
+	ls := l.subs[chat]
+	if ls == nil {
+		sub, err := l.g.deps.NC.ChanSubscribe(l.g.deps.Subjects.Log(chat), l.g.hub.shard(chat))
+		if err != nil {
+			l.g.log.Warn("large chat subscribe failed", zap.String("chat_id", chat), zap.Error(err))
+			return
+		}
+		_ = sub.SetPendingLimits(-1, -1)
+		ls = &largeSub{sub: sub, users: map[string]bool{}}
+		l.subs[chat] = ls
+	}
+	ls.users[uid] = true
+	if l.byUser[uid] == nil {
+		l.byUser[uid] = map[string]bool{}
+	}
+	l.byUser[uid][chat] = true
+}
+
+func (l *largeChats) leaveLocked(chat, uid string) {
+	ls := l.subs[chat]
+	if ls == nil {
+		return
+	}
+	delete(ls.users, uid)
+	if len(ls.users) == 0 {
+		_ = ls.sub.Unsubscribe()
+		delete(l.subs, chat)
+	}
+}
+
+// deliver hands a large chat's log message to its members connected here. A member
+// removed by this very message gets it, then leaves the chat: in order with the
+// conversation, nothing after the removal reaches them.
+func (l *largeChats) deliver(m *nats.Msg) {
+	chat := strings.TrimPrefix(m.Subject, l.g.deps.Subjects.Log(""))
+	l.mu.RLock()
+	ls := l.subs[chat]
+	var users []string
+	if ls != nil {
+		users = make([]string, 0, len(ls.users))
+		for u := range ls.users {
+			users = append(users, u)
+		}
+	}
+	l.mu.RUnlock()
+	for _, u := range users {
+		l.g.hub.deliverTo(u, m.Data)
+	}
+	if ev := membershipEvent(m.Data); ev != nil && (ev.Event == protocol.EventMemberRemoved || ev.Event == protocol.EventMemberLeft) {
+		l.g.members.forget(chat, ev.UserID)
+		l.mu.Lock()
+		l.leaveLocked(chat, ev.UserID)
+		if l.byUser[ev.UserID] != nil {
+			delete(l.byUser[ev.UserID], chat)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// userMessage watches a user's own deliveries for being added to a large chat.
+func (l *largeChats) userMessage(uid string, data []byte) {
+	if !bytes.Contains(data, []byte(protocol.EventMemberAdded)) {
+		return
+	}
+	ev := membershipEvent(data)
+	if ev == nil || ev.Event != protocol.EventMemberAdded || ev.UserID != uid {
+		return
+	}
+	var m struct {
+		ChatID string `json:"chatId"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return
+	}
+	l.mu.RLock()
+	large := l.large[m.ChatID]
+	l.mu.RUnlock()
+	if large {
+		l.join(m.ChatID, uid)
+	}
+}
+
+// membershipEvent parses a system message frame's event; nil for anything else.
+func membershipEvent(data []byte) *protocol.SystemEvent {
+	if !bytes.Contains(data, []byte(`"system"`)) {
+		return nil
+	}
+	m, err := protocol.DecodeMessageFrame(data)
+	if err != nil || m.MessageType != protocol.TypeSystem || len(m.Meta) == 0 {
+		return nil
+	}
+	var ev protocol.SystemEvent
+	if err := json.Unmarshal(m.Meta, &ev); err != nil {
+		return nil
+	}
+	return &ev
+}

@@ -1,0 +1,37 @@
+package gateway
+
+import "fmt"
+
+// observe registers the gateway's scrape-time gauges and hands the metrics to the
+// hub. The per-frame hooks (frames in and out, errors by code, send-to-ack and
+// deliver latency) call g.deps.Metrics directly; they are no-ops without metrics.
+func (g *Gateway) observe() error {
+	m := g.deps.Metrics
+	g.hub.metrics = m
+	if m == nil {
+		return nil
+	}
+	if err := m.GaugeFunc("gateway_connections", "Connected devices (WebSocket and event-stream connections).", func() float64 {
+		conns, _ := g.hub.count()
+		return float64(conns)
+	}); err != nil {
+		return fmt.Errorf("gateway: metrics: %w", err)
+	}
+	if err := m.GaugeFunc("gateway_users", "Distinct users with at least one connection.", func() float64 {
+		_, users := g.hub.count()
+		return float64(users)
+	}); err != nil {
+		return fmt.Errorf("gateway: metrics: %w", err)
+	}
+	if err := m.GaugeFunc("gateway_draining", "1 while the gateway drains its connections before stopping.", func() float64 {
+		if g.Draining() {
+			return 1
+		}
+		return 0
+	}); err != nil {
+		return fmt.Errorf("gateway: metrics: %w", err)
+	}
+	return m.CounterFunc("gateway_slow_consumers_total", "Connections closed because their send queue overflowed.", func() float64 {
+		return float64(g.metrics.slowConsumers.Load())
+	})
+}

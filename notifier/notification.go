@@ -1,0 +1,236 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// Notification is one notification: the JSON body of the webhook request and of the
+// message on natter.notify.<uid>.
+type Notification struct {
+	// ID identifies the notification: "<userId>.<chatId>.<seq of the last message>".
+	// A redelivery (at least once) carries the same ID: receivers deduplicate on it.
+	ID     string `json:"id"`
+	Type   string `json:"type"` // "messages"
+	UserID string `json:"userId"`
+	ChatID string `json:"chatId"`
+	// ChatType is "direct" or "group"; ChatName the group's name.
+	ChatType string `json:"chatType,omitempty"`
+	ChatName string `json:"chatName,omitempty"`
+	// Count is the user's unread messages in the chat (its last seq minus the user's
+	// read watermark), every message of the coalescing window included.
+	Count uint64 `json:"count"`
+	// Badge is the user's unread messages over all their chats.
+	Badge       uint64  `json:"badge"`
+	LastMessage Preview `json:"lastMessage"`
+	// CreatedAt is ms since the epoch when the notification was built.
+	CreatedAt int64 `json:"createdAt"`
+}
+
+// Preview is the last message of a notification.
+type Preview struct {
+	Seq         uint64 `json:"seq"`
+	MessageID   string `json:"messageId"`
+	SenderID    string `json:"senderId"`
+	MessageType string `json:"messageType"`
+	// Content is the first notifier.preview-bytes of the content (absent with 0);
+	// Truncated says it was cut.
+	Content   string `json:"content,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
+	Timestamp int64  `json:"timestamp"`
+}
+
+// TypeMessages is Notification.Type for new messages.
+const TypeMessages = "messages"
+
+// onWindow handles one message of the window consumer: a closed window (a removal
+// marker) becomes a notification.
+func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
+	h := jm.Headers()
+	if h.Get("Nats-Marker-Reason") == "" && h.Get("KV-Operation") == "" {
+		_ = jm.Ack() // the window opening
+		return
+	}
+	rest := strings.TrimPrefix(jm.Subject(), "$KV."+WindowBucket+".w.")
+	uid, chat, ok := strings.Cut(rest, ".")
+	if !ok {
+		_ = jm.Term()
+		return
+	}
+	progress := func() { _ = jm.InProgress() }
+	if err := n.notify(ctx, uid, chat, progress); err != nil {
+		if ctx.Err() == nil {
+			n.log.Warn("notification failed; retrying", zap.String("user_id", uid), zap.String("chat_id", chat), zap.Error(err))
+		}
+		_ = jm.NakWithDelay(2 * time.Second)
+		return
+	}
+	_ = jm.Ack()
+}
+
+// notify builds and sends uid's notification about chat, unless uid is connected or
+// muted it by now, left it, or has nothing unread. A webhook that fails every attempt
+// sends the notification to NATTER_DLQ; an error is returned only when the
+// notification could be neither built nor kept (then the window is retried).
+func (n *Notifier) notify(ctx context.Context, uid, chat string, progress func()) error {
+	bctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	note, err := n.build(bctx, uid, chat)
+	if err != nil || note == nil {
+		return err
+	}
+	body, _ := json.Marshal(note)
+	if err := n.deps.NC.Publish(n.deps.Subjects.Notify(uid), body); err != nil {
+		return fmt.Errorf("publish notification: %w", err)
+	}
+	n.sent.Add(1)
+	if n.hook == nil {
+		return nil
+	}
+	attempts, err := n.hook.deliver(ctx, note.ID, body, progress)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	n.log.Warn("webhook failed; notification kept in the dead-letter stream", zap.String("user_id", uid),
+		zap.String("chat_id", chat), zap.String("id", note.ID), zap.Int("attempts", attempts), zap.Error(err))
+	return n.deadLetter(ctx, note.ID, body, attempts, err)
+}
+
+// build returns uid's notification about chat, nil when none is due.
+func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, error) {
+	skip, err := n.skip(ctx, uid, chat)
+	if err != nil || skip {
+		return nil, err
+	}
+	if _, err := n.deps.Store.GetMember(ctx, chat, uid); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil // left the chat meanwhile
+		}
+		return nil, fmt.Errorf("member %s of %s: %w", uid, chat, err)
+	}
+	last, err := n.lastMessage(ctx, chat)
+	if err != nil || last == nil {
+		return nil, err
+	}
+	rs, err := n.deps.Store.GetReadState(ctx, chat, uid)
+	if err != nil {
+		return nil, fmt.Errorf("read state of %s in %s: %w", uid, chat, err)
+	}
+	if last.Seq <= rs.Read {
+		return nil, nil // read meanwhile
+	}
+	count := last.Seq - rs.Read
+	badge, err := n.badge(ctx, uid, chat, count)
+	if err != nil {
+		return nil, err
+	}
+	note := &Notification{ID: uid + "." + chat + "." + strconv.FormatUint(last.Seq, 10), Type: TypeMessages,
+		UserID: uid, ChatID: chat, Count: count, Badge: badge, CreatedAt: time.Now().UnixMilli(),
+		LastMessage: Preview{Seq: last.Seq, MessageID: last.MessageID, SenderID: last.SenderID,
+			MessageType: last.MessageType, Timestamp: last.Timestamp}}
+	note.LastMessage.Content, note.LastMessage.Truncated = preview(last.Content, n.cfg.PreviewBytes)
+	if c, err := n.deps.Store.GetChat(ctx, chat); err == nil {
+		note.ChatType, note.ChatName = c.Kind, c.Name
+	}
+	return note, nil
+}
+
+// preview cuts s to at most max bytes at a UTF-8 boundary.
+func preview(s string, max int) (string, bool) {
+	if len(s) <= max {
+		return s, false
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
+}
+
+// lastMessage returns chat's newest message: from NATTER_LOG, or from the store once
+// the log no longer holds it. nil if the chat has none.
+func (n *Notifier) lastMessage(ctx context.Context, chat string) (*protocol.Message, error) {
+	raw, err := n.logs.GetLastMsgForSubject(ctx, n.deps.Subjects.Log(chat))
+	if err == nil {
+		m, err := protocol.DecodeMessageFrame(raw.Data)
+		if err != nil {
+			return nil, fmt.Errorf("last message of %s: %w", chat, err)
+		}
+		return &m, nil
+	}
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("last message of %s: %w", chat, err)
+	}
+	page, err := n.deps.Store.History(ctx, chat, store.HistoryQuery{Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("last message of %s: %w", chat, err)
+	}
+	if len(page) == 0 {
+		return nil, nil
+	}
+	return &page[0], nil
+}
+
+// maxBadgeChats caps the chats summed into a badge.
+const maxBadgeChats = 2000
+
+// badge sums uid's unread messages over their chats, counting chat (whose store
+// entry may lag the log) as count.
+func (n *Notifier) badge(ctx context.Context, uid, chat string, count uint64) (uint64, error) {
+	const page = 500
+	total := count
+	for off := 0; off < maxBadgeChats; off += page {
+		cs, err := n.deps.Store.UserChats(ctx, uid, page, off)
+		if err != nil {
+			return 0, fmt.Errorf("chats of %s: %w", uid, err)
+		}
+		for _, c := range cs {
+			if c.ID != chat {
+				total += c.Unread
+			}
+		}
+		if len(cs) < page {
+			break
+		}
+	}
+	return total, nil
+}
+
+// Headers of a dead letter.
+const (
+	headerAttempts = "Natter-Attempts"
+	headerError    = "Natter-Error"
+	headerFailedAt = "Natter-Failed-At"
+)
+
+// deadLetter keeps a notification that could not be delivered in NATTER_DLQ.
+func (n *Notifier) deadLetter(ctx context.Context, id string, body []byte, attempts int, cause error) error {
+	m := &nats.Msg{Subject: n.deps.Subjects.DLQ("notify"), Data: body, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Header.Set(headerAttempts, strconv.Itoa(attempts))
+	msg := cause.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	m.Header.Set(headerError, msg)
+	m.Header.Set(headerFailedAt, time.Now().UTC().Format(time.RFC3339))
+	if _, err := n.deps.JS.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("dead-letter %s: %w", id, err)
+	}
+	return nil
+}

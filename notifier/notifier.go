@@ -1,0 +1,398 @@
+// Package notifier is the role that tells offline users about new messages. It reads
+// NATTER_LOG through one durable consumer shared by every instance (so each message is
+// handled once) and, for each member but the sender who has no connected device
+// (presence bucket) and has not muted the chat, opens a coalescing window: a key in
+// the KV bucket "notify" with a TTL, created once per user and chat however many
+// messages arrive. When the window's key expires, the server leaves a marker that a
+// second shared consumer hands to one instance, which builds one notification (unread
+// count in the chat, badge = unread over all chats, last message) and publishes it on
+// natter.notify.<uid> and to the webhook, signed, retried with backoff, and kept in
+// NATTER_DLQ if it cannot be delivered. Delivery is at least once: a crash between
+// sending and acking sends again, with the same Notification.ID.
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/presencekv"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/subjects"
+	"go.uber.org/zap"
+)
+
+// Names of the durable consumers all notifier instances share, and of the window
+// bucket.
+const (
+	ConsumerName       = "NOTIFIER"
+	WindowConsumerName = "NOTIFIER_WINDOWS"
+	WindowBucket       = "notify"
+)
+
+// Deps are what the notifier needs from the process.
+type Deps struct {
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Store    store.Store
+	Subjects subjects.Subjects
+	// Replicas of the streams and buckets the notifier creates (nats.replicas).
+	Replicas int
+}
+
+// Notifier is the notifier role.
+type Notifier struct {
+	cfg     Config
+	deps    Deps
+	log     *zap.Logger
+	hook    *webhook // nil without a webhook URL
+	sent    atomic.Int64
+	members *expirable.LRU[string, []string]
+
+	// Set by Run before any handler runs.
+	windows  jetstream.KeyValue
+	presence jetstream.KeyValue
+	logs     jetstream.Stream
+}
+
+// New returns a notifier. It reads the webhook secret file, so a missing secret
+// fails at start.
+func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
+	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
+		members: expirable.NewLRU[string, []string](10_000, nil, 5*time.Second)}
+	if cfg.WebhookURL != "" {
+		secret, err := ReadSecret(cfg.WebhookSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		n.hook = newWebhook(&n.cfg, secret)
+	}
+	return n, nil
+}
+
+// Sent returns how many notifications this instance has published (each also goes
+// to the webhook, or to NATTER_DLQ).
+func (n *Notifier) Sent() int64 { return n.sent.Load() }
+
+// ReadSecret reads a webhook secret file; surrounding whitespace is dropped and an
+// empty secret is an error.
+func ReadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("notifier: webhook secret: %w", err)
+	}
+	s := []byte(strings.TrimSpace(string(b)))
+	if len(s) == 0 {
+		return nil, fmt.Errorf("notifier: webhook secret file %s is empty", path)
+	}
+	return s, nil
+}
+
+// DLQStreamConfig is NATTER_DLQ: notifications that could not be delivered, kept for
+// replay.
+func DLQStreamConfig(s subjects.Subjects, replicas int, maxAge time.Duration) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        subjects.DLQStream,
+		Description: "Natter dead letters: notifications not delivered, for `natter notify replay`",
+		Subjects:    []string{s.DLQAll()},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+		MaxAge:      maxAge,
+		Duplicates:  time.Minute,
+	}
+}
+
+// Run notifies until ctx ends.
+func (n *Notifier) Run(ctx context.Context) error {
+	if _, err := n.deps.JS.CreateOrUpdateStream(ctx, DLQStreamConfig(n.deps.Subjects, n.deps.Replicas, n.cfg.DLQMaxAge)); err != nil {
+		return fmt.Errorf("notifier: stream %s: %w", subjects.DLQStream, err)
+	}
+	var err error
+	if n.presence, err = presencekv.Ensure(ctx, n.deps.JS, n.deps.Replicas); err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	if n.windows, err = n.deps.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: WindowBucket, Description: "Natter notifier: open coalescing windows per user and chat",
+		History: 1, Storage: jetstream.FileStorage, Replicas: max(n.deps.Replicas, 1), LimitMarkerTTL: time.Hour,
+	}); err != nil {
+		return fmt.Errorf("notifier: bucket %s: %w", WindowBucket, err)
+	}
+	if n.logs, err = n.deps.JS.Stream(ctx, subjects.LogStream); err != nil {
+		return fmt.Errorf("notifier: stream %s: %w", subjects.LogStream, err)
+	}
+	msgs, err := n.logConsumer(ctx)
+	if err != nil {
+		return fmt.Errorf("notifier: consumer %s: %w", ConsumerName, err)
+	}
+	windows, err := n.deps.JS.CreateOrUpdateConsumer(ctx, "KV_"+WindowBucket, jetstream.ConsumerConfig{
+		Durable:       WindowConsumerName,
+		Description:   "notifier: closed coalescing windows",
+		FilterSubject: "$KV." + WindowBucket + ".w.>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		// Each delivery attempt marks the message in progress, so this only has to
+		// cover one attempt and one backoff.
+		AckWait:       n.cfg.WebhookTimeout + n.cfg.MaxBackoff + 30*time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 4 * n.cfg.Workers,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("notifier: consumer %s: %w", WindowConsumerName, err)
+	}
+	msgc, winc := make(chan jetstream.Msg), make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	for i := 0; i < n.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-msgc:
+					n.onMessage(ctx, m)
+				case m := <-winc:
+					n.onWindow(ctx, m)
+				}
+			}
+		}()
+	}
+	for _, c := range []struct {
+		cons jetstream.Consumer
+		out  chan jetstream.Msg
+	}{{msgs, msgc}, {windows, winc}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.pull(ctx, c.cons, c.out)
+		}()
+	}
+	n.log.Info("notifier started", zap.Bool("webhook", n.hook != nil), zap.Duration("window", n.cfg.Window))
+	wg.Wait()
+	return nil
+}
+
+// FirstStartLookback is how far back the very first notifier of a deployment starts
+// reading NATTER_LOG: messages sequenced shortly before it came up (while the
+// process was starting) are notified about; older history is not.
+var FirstStartLookback = time.Minute
+
+// logConsumer creates or updates the shared consumer of NATTER_LOG. Where it starts
+// is fixed when it is first created (FirstStartLookback before now) and kept by every
+// later start.
+func (n *Notifier) logConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "notifier: sequenced messages to notify about",
+		FilterSubject: n.deps.Subjects.LogAll(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxDeliver:    -1,
+		MaxAckPending: 8 * n.cfg.Workers,
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
+	}
+	start := time.Now().Add(-FirstStartLookback)
+	cfg.OptStartTime = &start
+	existing, err := n.deps.JS.Consumer(ctx, subjects.LogStream, ConsumerName)
+	switch {
+	case err == nil:
+		ci := existing.CachedInfo()
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = ci.Config.DeliverPolicy, ci.Config.OptStartTime, ci.Config.OptStartSeq
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, err
+	}
+	return n.deps.JS.CreateOrUpdateConsumer(ctx, subjects.LogStream, cfg)
+}
+
+// pull feeds cons's messages to out until ctx ends.
+func (n *Notifier) pull(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) {
+	for ctx.Err() == nil {
+		it, err := cons.Messages(jetstream.PullMaxMessages(2 * n.cfg.Workers))
+		if err != nil {
+			n.log.Warn("pull failed; retrying", zap.Error(err))
+			sleep(ctx, 500*time.Millisecond)
+			continue
+		}
+		for ctx.Err() == nil {
+			m, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				if ctx.Err() == nil {
+					n.log.Warn("iterator ended; restarting", zap.Error(err))
+				}
+				break
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+			}
+		}
+		it.Stop()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// opTimeout bounds the handling of one log message.
+var opTimeout = 30 * time.Second
+
+// notifiable reports whether m is worth a notification: content, not an edit,
+// delete, reaction or system event.
+func notifiable(m *protocol.Message) bool {
+	switch m.MessageType {
+	case protocol.TypeSystem, protocol.TypeEdit, protocol.TypeDelete, protocol.TypeReact:
+		return false
+	}
+	return true
+}
+
+// windowKey is the key of uid's coalescing window for chat.
+func windowKey(uid, chat string) string { return "w." + uid + "." + chat }
+
+// onMessage opens a window for every recipient of m who should hear about it.
+func (n *Notifier) onMessage(ctx context.Context, jm jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	m, err := protocol.DecodeMessageFrame(jm.Data())
+	if err != nil {
+		n.log.Error("undecodable log message skipped", zap.String("subject", jm.Subject()), zap.Error(err))
+		_ = jm.Term()
+		return
+	}
+	if !notifiable(&m) {
+		_ = jm.Ack()
+		return
+	}
+	members, err := n.memberIDs(ctx, m.ChatID)
+	if err == nil && len(members) <= n.cfg.MaxRecipients {
+		err = n.openWindows(ctx, members, &m)
+	}
+	if err != nil {
+		n.log.Warn("notification not scheduled; retrying", zap.String("chat_id", m.ChatID), zap.Uint64("seq", m.Seq), zap.Error(err))
+		_ = jm.NakWithDelay(time.Second)
+		return
+	}
+	_ = jm.Ack()
+}
+
+// recipientParallel bounds the recipients of one message handled at once.
+const recipientParallel = 16
+
+// openWindows opens the windows of m's recipients (members but the sender), several
+// at once. It returns the first error; windows already opened stay open.
+func (n *Notifier) openWindows(ctx context.Context, members []string, m *protocol.Message) error {
+	sem := make(chan struct{}, recipientParallel)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for _, uid := range members {
+		if uid == m.SenderID {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := n.openWindow(ctx, uid, m); err != nil {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// openWindow opens uid's window for m's chat unless one is open, uid is connected, or
+// uid muted the chat.
+func (n *Notifier) openWindow(ctx context.Context, uid string, m *protocol.Message) error {
+	key := windowKey(uid, m.ChatID)
+	if online, err := n.connected(ctx, uid); err != nil || online {
+		return err
+	}
+	if _, err := n.windows.Get(ctx, key); err == nil {
+		return nil // already open: this message is folded into it
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("window %s: %w", key, err)
+	}
+	if muted, err := n.muted(ctx, uid, m.ChatID); err != nil || muted {
+		return err
+	}
+	_, err := n.windows.Create(ctx, key, nil, jetstream.KeyTTL(wholeSeconds(n.cfg.Window)))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("open window %s: %w", key, err)
+	}
+	return nil
+}
+
+// skip reports whether uid needs no notification about chat now: they have a
+// connected device, or they muted the chat.
+func (n *Notifier) skip(ctx context.Context, uid, chat string) (bool, error) {
+	if online, err := n.connected(ctx, uid); err != nil || online {
+		return online, err
+	}
+	return n.muted(ctx, uid, chat)
+}
+
+// connected reports whether uid has a connected device (presence bucket; a user
+// never seen has none).
+func (n *Notifier) connected(ctx context.Context, uid string) (bool, error) {
+	e, err := n.presence.Get(ctx, presencekv.UserKey(uid))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("presence of %s: %w", uid, err)
+	}
+	var u presencekv.User
+	return json.Unmarshal(e.Value(), &u) == nil && u.Devices() > 0, nil
+}
+
+// muted reports whether uid's mute of chat is active.
+func (n *Notifier) muted(ctx context.Context, uid, chat string) (bool, error) {
+	mute, err := n.deps.Store.GetMute(ctx, chat, uid)
+	if err != nil {
+		return false, fmt.Errorf("mute of %s in %s: %w", uid, chat, err)
+	}
+	return mute.Active(time.Now()), nil
+}
+
+// memberIDs returns chat's member IDs, cached for a few seconds.
+func (n *Notifier) memberIDs(ctx context.Context, chat string) ([]string, error) {
+	if ms, ok := n.members.Get(chat); ok {
+		return ms, nil
+	}
+	ms, err := n.deps.Store.Members(ctx, chat)
+	if err != nil {
+		return nil, fmt.Errorf("members of %s: %w", chat, err)
+	}
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.UserID
+	}
+	n.members.Add(chat, out)
+	return out, nil
+}

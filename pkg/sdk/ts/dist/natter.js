@@ -1,0 +1,7 @@
+// Natter's TypeScript SDK: an ES module with no runtime dependencies, for browsers and
+// Node 20+ (pass the `ws` package's WebSocket there). Protocol: docs/protocol.md.
+export { NatterClient } from "./client.js";
+export { ChatOrderer } from "./ordering.js";
+export { Outbox, backoffDelay, newId } from "./outbox.js";
+export { OpenError, openSSE, openWebSocket } from "./transport.js";
+export { CloseCodes, NatterError, RETRYABLE_CODES } from "./types.js";

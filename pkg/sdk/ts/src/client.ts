@@ -1,0 +1,572 @@
+import { ChatOrderer } from "./ordering.js";
+import { Outbox, backoffDelay, newId } from "./outbox.js";
+import type { OutboxEntry } from "./outbox.js";
+import { OpenError, openSSE, openWebSocket } from "./transport.js";
+import type { CloseInfo, FetchFn, Transport, WebSocketCtor } from "./transport.js";
+import { CloseCodes, NatterError } from "./types.js";
+import type {
+  Ack, ChatCursor, ConnectionState, Frame, Message, NatterEvents, TransportKind,
+} from "./types.js";
+
+/** Options of NatterClient. Durations are milliseconds. */
+export interface NatterOptions {
+  /** The gateway's base URL, e.g. "https://chat.example.com". Default: the page's origin. */
+  url?: string;
+  /** The JWT to connect with. */
+  token: string;
+  /** Called when the server refuses the token (expired or invalid); returns a fresh one. */
+  refreshToken?: () => Promise<string> | string;
+  /** "auto" (default): WebSocket, falling back to SSE+POST when it cannot connect. */
+  transport?: "auto" | "websocket" | "sse";
+  /** WebSocket constructor; default globalThis.WebSocket (pass `ws`'s on Node 20). */
+  WebSocket?: WebSocketCtor;
+  /** fetch implementation; default globalThis.fetch. */
+  fetch?: FetchFn;
+  /** First reconnect delay (default 500) and the cap (default 30000); jittered. */
+  reconnectInitialMs?: number;
+  reconnectMaxMs?: number;
+  /** Send a ping after this long without any frame (default 15000)... */
+  heartbeatMs?: number;
+  /** ...and drop the connection if nothing arrives this long after it (default 10000). */
+  heartbeatTimeoutMs?: number;
+  /** Opening a connection may take this long (default 10000). */
+  connectTimeoutMs?: number;
+  /** Resend an unacked send (same messageId) after this long on a live connection (default 10000). */
+  ackTimeoutMs?: number;
+  /** Wait this long for a missing seq to arrive by itself before filling from history (default 250). */
+  gapGraceMs?: number;
+  /** At most one typing "start" per chat this often (default 3000). */
+  typingThrottleMs?: number;
+  /** Last seen seq per chat from a previous session, to resume from. */
+  cursors?: Record<string, number>;
+  /**
+   * A chat first seen (live, or in the chat list a sync returns) at a seq no higher
+   * than this is delivered from its start; above, the client starts at that point
+   * (older messages are for loadHistory). Default 50.
+   */
+  fillFromStartMax?: number;
+  /** Source of randomness for jitter (tests). */
+  random?: () => number;
+  /**
+   * Fault injection for tests: every inbound frame passes through here; call deliver
+   * (now, later, twice, or never) to hand it to the client.
+   */
+  inbound?: (f: Frame, deliver: (f: Frame) => void) => void;
+}
+
+type Listener<T> = (v: T) => void;
+
+interface Waiter {
+  resolve(f: Frame): void;
+  reject(e: NatterError): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * NatterClient is a connection to a Natter gateway that stays up: it reconnects with
+ * backoff, resends unacked messages with their original messageId until acked, delivers
+ * each chat's messages exactly once in seq order (holding early ones, filling gaps from
+ * history, resuming with sync after a reconnect), and falls back to SSE+POST when a
+ * WebSocket cannot connect. Create it, subscribe with on(), then call connect().
+ */
+export class NatterClient {
+  private readonly opts: Required<Omit<NatterOptions, "refreshToken" | "WebSocket" | "cursors" | "inbound" | "url">> & NatterOptions;
+  private readonly base: string;
+  private readonly tokenRef: { token: string };
+  private readonly listeners = new Map<keyof NatterEvents, Set<Listener<any>>>();
+  private readonly chats = new Map<string, ChatOrderer>();
+  private readonly outbox = new Outbox();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Chats with a gap fill in flight, to the id of its history request. */
+  private readonly filling = new Map<string, string>();
+  private readonly typingSent = new Map<string, number>();
+  private readonly receipts = new Map<string, { delivered: number; read: number }>();
+  private readonly presenceSubs = new Set<string>();
+  private tr?: Transport;
+  private _state: ConnectionState = "idle";
+  private _userId = "";
+  private attempt = 0;
+  private preferred: TransportKind = "websocket";
+  private sessions = 0;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private heartbeatTimer?: ReturnType<typeof setInterval>;
+  private lastFrameAt = 0;
+  private pingSentAt = 0;
+
+  constructor(options: NatterOptions) {
+    this.opts = {
+      transport: "auto", fetch: globalThis.fetch?.bind(globalThis), reconnectInitialMs: 500, reconnectMaxMs: 30000,
+      heartbeatMs: 15000, heartbeatTimeoutMs: 10000, connectTimeoutMs: 10000, ackTimeoutMs: 10000,
+      gapGraceMs: 250, typingThrottleMs: 3000, fillFromStartMax: 50, random: Math.random,
+      ...options,
+    } as NatterClient["opts"];
+    const loc = (globalThis as any).location;
+    this.base = (options.url ?? (loc ? loc.origin : "")).replace(/\/+$/, "");
+    if (!this.base) throw new Error("natter: url is required outside a browser");
+    this.tokenRef = { token: options.token };
+    for (const [chatId, seq] of Object.entries(options.cursors ?? {})) this.chats.set(chatId, new ChatOrderer(chatId, seq));
+  }
+
+  /** The connection state. */
+  get state(): ConnectionState { return this._state; }
+  private isClosed(): boolean { return this._state === "closed"; }
+  /** The user the token speaks for, once connected. */
+  get userId(): string { return this._userId; }
+  /** The transport in use, if connected. */
+  get transport(): TransportKind | undefined { return this.tr?.kind; }
+  /** The current token (after any refresh). */
+  get token(): string { return this.tokenRef.token; }
+  /** The base URL of the gateway. */
+  get url(): string { return this.base; }
+
+  /** Subscribes fn to event ev and returns the function that unsubscribes it. */
+  on<K extends keyof NatterEvents>(ev: K, fn: Listener<NatterEvents[K]>): () => void {
+    let s = this.listeners.get(ev);
+    if (!s) this.listeners.set(ev, (s = new Set()));
+    s.add(fn);
+    return () => s!.delete(fn);
+  }
+
+  private emit<K extends keyof NatterEvents>(ev: K, v: NatterEvents[K]): void {
+    for (const fn of this.listeners.get(ev) ?? []) {
+      try { fn(v); } catch (e) { setTimeout(() => { throw e; }); }
+    }
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.emit("state", s);
+  }
+
+  /** Starts connecting (and keeps reconnecting until close). */
+  connect(): void {
+    if (this._state !== "idle" && this._state !== "closed") return;
+    this.setState("connecting");
+    void this.open();
+  }
+
+  /** Closes for good: pending sends are rejected with code "closed". */
+  close(): void {
+    this.setState("closed");
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    for (const t of this.gapTimers.values()) clearTimeout(t);
+    this.gapTimers.clear();
+    const tr = this.tr;
+    this.tr = undefined;
+    tr?.close(1000, "client closed");
+    this.failWaiters(new NatterError("closed", "client closed", { retry: false }));
+    this.outbox.rejectAll(new NatterError("closed", "client closed before the ack", { retry: false }));
+  }
+
+  /** Last seq delivered per chat: what the next sync resumes from. */
+  cursors(): ChatCursor[] {
+    return [...this.chats.values()].map((o) => ({ chatId: o.chatId, seq: o.lastSeq }));
+  }
+
+  /** The last seq delivered in chatId (0 if none). */
+  lastSeq(chatId: string): number { return this.chats.get(chatId)?.lastSeq ?? 0; }
+
+  /**
+   * Starts tracking chatId from seq `after` (default: where it is, or 0): every later
+   * message is delivered in order, missing ones are filled from history.
+   */
+  trackChat(chatId: string, after?: number): void {
+    if (!this.chats.has(chatId)) {
+      this.chats.set(chatId, new ChatOrderer(chatId, after ?? 0));
+      if (this._state === "connected") this.write({ type: "sync", id: this.reqId(), chats: [{ chatId, seq: after ?? 0 }] });
+    }
+  }
+
+  // ---- connection lifecycle ----
+
+  private async open(): Promise<void> {
+    const order: TransportKind[] = this.opts.transport === "websocket" ? ["websocket"]
+      : this.opts.transport === "sse" ? ["sse"]
+      : this.preferred === "sse" ? ["sse", "websocket"] : ["websocket", "sse"];
+    let lastErr: unknown;
+    for (const kind of order) {
+      if (this._state === "closed") return;
+      try {
+        const tr = await this.openOne(kind);
+        if (this.isClosed()) { tr.close(); return; }
+        this.preferred = kind;
+        this.attach(tr);
+        return;
+      } catch (e) {
+        lastErr = e;
+        if (e instanceof OpenError && e.auth) break; // the token is the problem, not the transport
+      }
+    }
+    if (lastErr instanceof OpenError && lastErr.auth) {
+      if (!(await this.refresh(lastErr))) return;
+    }
+    this.scheduleReconnect();
+  }
+
+  private openOne(kind: TransportKind): Promise<Transport> {
+    // Known chats mean a sync follows at once: the server holds live frames until it is
+    // answered, so the resumed messages and the live ones meet without a seam.
+    const resume = this.chats.size > 0;
+    if (kind === "sse") return openSSE(this.base, this.tokenRef, this.opts.fetch, this.opts.connectTimeoutMs, resume);
+    const Ctor = this.opts.WebSocket ?? (globalThis as any).WebSocket;
+    if (!Ctor) return Promise.reject(new OpenError(1006, "no WebSocket implementation"));
+    const wsBase = this.base.replace(/^http/, "ws");
+    return openWebSocket(wsBase, this.tokenRef.token, Ctor, this.opts.connectTimeoutMs, resume);
+  }
+
+  /** Gets a new token after an auth refusal; false (and closed) when there is no way to. */
+  private async refresh(e: OpenError): Promise<boolean> {
+    if (!this.opts.refreshToken) {
+      this.emit("error", new NatterError(e.code === CloseCodes.TokenExpired ? "token_expired" : "unauthorized", e.reason, { retry: false }));
+      this.close();
+      return false;
+    }
+    try {
+      this.tokenRef.token = await this.opts.refreshToken();
+    } catch (err) {
+      this.emit("error", new NatterError("unauthorized", "token refresh failed: " + String(err), { retry: true }));
+    }
+    return this._state !== "closed";
+  }
+
+  private scheduleReconnect(delay?: number): void {
+    if (this._state === "closed") return;
+    this.setState("reconnecting");
+    const d = delay ?? backoffDelay(this.attempt++, this.opts.reconnectInitialMs, this.opts.reconnectMaxMs, this.opts.random);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => void this.open(), d);
+  }
+
+  private attach(tr: Transport): void {
+    this.tr = tr;
+    this.attempt = 0;
+    const resumed = this.sessions++ > 0;
+    this._userId = tr.connected.userId ?? "";
+    this.lastFrameAt = Date.now();
+    this.pingSentAt = 0;
+    tr.onframe = (f) => {
+      this.lastFrameAt = Date.now();
+      if (this.opts.inbound) this.opts.inbound(f, (g) => { if (this.tr === tr) this.handle(g); });
+      else this.handle(f);
+    };
+    tr.onclose = (c) => this.onTransportClose(tr, c);
+    this.setState("connected");
+    this.emit("connected", { userId: this._userId, connId: tr.connected.connId ?? "", transport: tr.kind, resumed });
+    // Resume: what was missed in known chats, then learn every chat's position.
+    const known = this.cursors();
+    if (known.length > 0) this.write({ type: "sync", id: this.reqId(), chats: known });
+    this.write({ type: "sync", id: this.reqId() });
+    for (const e of this.outbox.pending()) this.writeEntry(e);
+    for (const [chatId, r] of this.receipts) {
+      if (r.delivered) this.write({ type: "delivered", chatId, seq: r.delivered });
+      if (r.read) this.write({ type: "read", chatId, seq: r.read });
+    }
+    this.receipts.clear();
+    if (this.presenceSubs.size > 0) this.write({ type: "presence_sub", userIds: [...this.presenceSubs] });
+    clearInterval(this.heartbeatTimer);
+    const tick = Math.max(50, Math.min(this.opts.heartbeatMs, this.opts.heartbeatTimeoutMs, this.opts.ackTimeoutMs) / 2);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(tr), tick);
+  }
+
+  private heartbeat(tr: Transport): void {
+    if (this.tr !== tr) return;
+    const now = Date.now();
+    if (this.pingSentAt > 0 && this.lastFrameAt < this.pingSentAt && now - this.pingSentAt >= this.opts.heartbeatTimeoutMs) {
+      tr.close(4000, "heartbeat timeout"); // dead: reconnect
+      return;
+    }
+    if (now - this.lastFrameAt >= this.opts.heartbeatMs && (this.pingSentAt === 0 || this.lastFrameAt >= this.pingSentAt)) {
+      this.pingSentAt = now;
+      tr.send({ type: "ping", id: this.reqId() });
+    }
+    for (const e of this.outbox.overdue(now, this.opts.ackTimeoutMs)) this.writeEntry(e);
+  }
+
+  private onTransportClose(tr: Transport, c: CloseInfo): void {
+    if (this.tr !== tr) return;
+    this.tr = undefined;
+    clearInterval(this.heartbeatTimer);
+    for (const t of this.gapTimers.values()) clearTimeout(t);
+    this.gapTimers.clear();
+    this.filling.clear();
+    this.typingSent.clear();
+    this.failWaiters(new NatterError("unavailable", "connection lost", { retry: true }));
+    for (const e of this.outbox.pending()) e.sentAt = 0;
+    this.emit("disconnected", { code: c.code, reason: c.reason, transport: tr.kind });
+    if (this._state === "closed") return;
+    if (c.code === CloseCodes.Unauthorized || c.code === CloseCodes.TokenExpired) {
+      this.setState("reconnecting");
+      void this.refresh(new OpenError(c.code, c.reason)).then((ok) => { if (ok) this.scheduleReconnect(0); });
+      return;
+    }
+    this.scheduleReconnect(c.code === CloseCodes.SlowConsumer ? 0 : undefined);
+  }
+
+  private failWaiters(err: NatterError): void {
+    for (const w of this.waiters.values()) { clearTimeout(w.timer); w.reject(err); }
+    this.waiters.clear();
+  }
+
+  private reqId(): string { return newId(); }
+
+  private write(f: Frame): boolean {
+    if (!this.tr) return false;
+    this.tr.send(f);
+    return true;
+  }
+
+  private writeEntry(e: OutboxEntry): void {
+    if (!this.tr) return;
+    e.attempts++;
+    e.sentAt = Date.now();
+    this.tr.send(e.frame);
+  }
+
+  /** Sends f (with an id) and resolves with the frame answering it. */
+  private request(f: Frame, timeoutMs = 15000): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      if (!this.tr) { reject(new NatterError("unavailable", "not connected", { retry: true })); return; }
+      const id = (f.id ??= this.reqId());
+      const timer = setTimeout(() => { this.waiters.delete(id); reject(new NatterError("unavailable", "request timed out", { retry: true })); }, timeoutMs);
+      this.waiters.set(id, { resolve, reject, timer });
+      this.write(f);
+    });
+  }
+
+  // ---- inbound ----
+
+  private handle(f: Frame): void {
+    this.emit("frame", f);
+    let answered = false; // f answers a request whose promise the caller holds
+    if (f.id) {
+      const w = this.waiters.get(f.id);
+      if (w) {
+        answered = true;
+        this.waiters.delete(f.id);
+        clearTimeout(w.timer);
+        if (f.type === "error") w.reject(NatterError.fromFrame(f));
+        else w.resolve(f);
+      }
+    }
+    switch (f.type) {
+      case "message":
+        this.onMessage(f as unknown as Message);
+        break;
+      case "ack": {
+        const a: Ack = { chatId: f.chatId ?? "", messageId: f.messageId ?? "", duplicate: !!f.duplicate };
+        if (this.outbox.ack(a)) this.emit("ack", a);
+        break;
+      }
+      case "error":
+        this.onError(f, answered);
+        break;
+      case "synced":
+        this.onSynced(f);
+        break;
+      case "history_result":
+        if (f.chatId && f.id && this.filling.get(f.chatId) === f.id) this.onFill(f);
+        break;
+      case "receipt":
+        this.emit("receipt", { chatId: f.chatId ?? "", userId: f.userId ?? "", delivered: f.delivered ?? 0, read: f.read ?? 0 });
+        break;
+      case "typing_indicator":
+        this.emit("typing", { chatId: f.chatId ?? "", userId: f.userId ?? "", state: f.state ?? "start" });
+        break;
+      case "presence_update":
+        this.emit("presence", { userId: f.userId ?? "", status: f.status ?? "offline", lastSeen: f.lastSeen, devices: f.devices });
+        break;
+      case "reconnect":
+        // Drain hint: go elsewhere after the suggested pause, spread by jitter.
+        this.tr?.close(4000, "server asked to reconnect");
+        this.scheduleReconnect(Math.round((f.afterMs ?? 0) * (0.5 + this.opts.random())));
+        break;
+    }
+  }
+
+  private onError(f: Frame, answered: boolean): void {
+    const err = NatterError.fromFrame(f);
+    if (f.chatId && f.messageId && this.outbox.get(f.chatId, f.messageId)) {
+      const e = this.outbox.get(f.chatId, f.messageId)!;
+      if (err.retry) {
+        e.sentAt = Date.now() - this.opts.ackTimeoutMs + Math.min(5000, 200 * 2 ** Math.min(e.attempts, 5)); // resend soon, same id
+        return;
+      }
+      this.outbox.fail(f.chatId, f.messageId, err);
+      return;
+    }
+    if (f.id && f.chatId && this.filling.get(f.chatId) === f.id) this.filling.delete(f.chatId);
+    if (!answered) this.emit("error", err);
+  }
+
+  private orderer(chatId: string, seq: number): ChatOrderer {
+    let o = this.chats.get(chatId);
+    if (!o) {
+      o = new ChatOrderer(chatId, seq <= this.opts.fillFromStartMax ? 0 : seq - 1);
+      this.chats.set(chatId, o);
+    }
+    return o;
+  }
+
+  private onMessage(m: Message): void {
+    if (!m.chatId || !m.seq) return;
+    const o = this.orderer(m.chatId, m.seq);
+    const r = o.push(m);
+    for (const d of r.deliver) this.emit("message", d);
+    this.checkGap(o);
+  }
+
+  private checkGap(o: ChatOrderer, known = 0): void {
+    const g = o.gap() ?? (known > o.lastSeq ? { after: o.lastSeq, before: known + 1 } : undefined);
+    if (!g) return;
+    if (this.gapTimers.has(o.chatId) || this.filling.has(o.chatId)) return;
+    this.emit("gap", { chatId: o.chatId, after: g.after, before: g.before });
+    this.gapTimers.set(o.chatId, setTimeout(() => {
+      this.gapTimers.delete(o.chatId);
+      const now = o.gap() ?? (known > o.lastSeq ? { after: o.lastSeq, before: known + 1 } : undefined);
+      if (!now || !this.tr) return;
+      const id = this.reqId();
+      this.filling.set(o.chatId, id);
+      this.write({ type: "history", id, chatId: o.chatId, after: now.after, limit: Math.min(100, Math.max(1, now.before - now.after - 1)) });
+    }, this.opts.gapGraceMs));
+  }
+
+  private onFill(f: Frame): void {
+    const chatId = f.chatId!;
+    this.filling.delete(chatId);
+    const o = this.chats.get(chatId);
+    if (!o) return;
+    const msgs = [...(f.messages ?? [])].sort((a, b) => a.seq - b.seq);
+    for (const m of msgs) for (const d of o.push(m).deliver) this.emit("message", d);
+    this.checkGap(o);
+  }
+
+  private onSynced(f: Frame): void {
+    for (const c of f.chats ?? []) {
+      let o = this.chats.get(c.chatId);
+      if (!o) {
+        // A chat new to us follows the same rule as one first seen live: a short one is
+        // delivered from its start, a long one from now (older pages: loadHistory).
+        o = new ChatOrderer(c.chatId, c.seq <= this.opts.fillFromStartMax ? 0 : c.seq);
+        this.chats.set(c.chatId, o);
+      }
+      this.checkGap(o, c.seq); // the server has more than we delivered: fill
+    }
+  }
+
+  // ---- outbound ----
+
+  private enqueue(f: Frame): Promise<Ack> {
+    const e = this.outbox.add(f);
+    if (e.attempts === 0) this.writeEntry(e);
+    return e.promise;
+  }
+
+  /**
+   * Sends a message and resolves once the server has stored it. It is kept in the
+   * outbox and resent with the same messageId (which the server deduplicates) across
+   * reconnects until acked; a non-retryable refusal rejects with a NatterError.
+   */
+  send(chatId: string, content: string, o: { messageId?: string; messageType?: string; meta?: Record<string, unknown>; replyTo?: string } = {}): Promise<Ack> {
+    const f: Frame = { type: "send", chatId, messageId: o.messageId ?? newId(), content };
+    if (o.messageType) f.messageType = o.messageType;
+    if (o.meta) f.meta = o.meta;
+    if (o.replyTo) f.replyTo = o.replyTo;
+    this.stopTypingLocal(chatId);
+    return this.enqueue(f);
+  }
+
+  /** Replaces the content of the caller's message refId. */
+  edit(chatId: string, refId: string, content: string): Promise<Ack> {
+    return this.enqueue({ type: "edit", chatId, messageId: newId(), refId, content });
+  }
+
+  /** Deletes message refId for everyone. */
+  delete(chatId: string, refId: string): Promise<Ack> {
+    return this.enqueue({ type: "delete", chatId, messageId: newId(), refId });
+  }
+
+  /** Adds (or with remove, takes back) the caller's emoji reaction to refId. */
+  react(chatId: string, refId: string, emoji: string, remove = false): Promise<Ack> {
+    const f: Frame = { type: "react", chatId, messageId: newId(), refId, emoji };
+    if (remove) f.remove = true;
+    return this.enqueue(f);
+  }
+
+  /** Says the user is typing in chatId; throttled to one frame per typingThrottleMs. */
+  typing(chatId: string): void {
+    const now = Date.now();
+    if (now - (this.typingSent.get(chatId) ?? 0) < this.opts.typingThrottleMs) return;
+    if (this.write({ type: "typing", chatId, state: "start" })) this.typingSent.set(chatId, now);
+  }
+
+  /** Says the user stopped typing in chatId (only if a start was sent). */
+  stopTyping(chatId: string): void {
+    if (this.typingSent.has(chatId)) this.write({ type: "typing", chatId, state: "stop" });
+    this.typingSent.delete(chatId);
+  }
+
+  private stopTypingLocal(chatId: string): void { this.typingSent.delete(chatId); }
+
+  /** Records that messages up to seq in chatId reached this device. */
+  markDelivered(chatId: string, seq: number): void { this.receipt("delivered", chatId, seq); }
+
+  /** Records that the user has read chatId up to seq. */
+  markRead(chatId: string, seq: number): void { this.receipt("read", chatId, seq); }
+
+  private receipt(kind: "delivered" | "read", chatId: string, seq: number): void {
+    if (!(seq > 0)) return;
+    if (this.write({ type: kind, chatId, seq })) return;
+    const r = this.receipts.get(chatId) ?? { delivered: 0, read: 0 };
+    r[kind] = Math.max(r[kind], seq);
+    this.receipts.set(chatId, r);
+  }
+
+  /** Asks for presence updates of userIds (kept across reconnects). */
+  subscribePresence(userIds: string[]): void {
+    const fresh = userIds.filter((u) => !this.presenceSubs.has(u));
+    for (const u of fresh) this.presenceSubs.add(u);
+    if (fresh.length > 0) this.write({ type: "presence_sub", userIds: [...this.presenceSubs] });
+  }
+
+  /** One page of history over the connection: before (older, newest first) or after (newer, oldest first). */
+  async history(chatId: string, q: { before?: number; after?: number; limit?: number } = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
+    const r = await this.request({ type: "history", chatId, ...q });
+    return { messages: r.messages ?? [], hasMore: !!r.hasMore };
+  }
+
+  /** Round-trips a ping; resolves with the time it took in ms. */
+  async ping(): Promise<number> {
+    const t = Date.now();
+    await this.request({ type: "ping" });
+    return Date.now() - t;
+  }
+
+  /** Calls the REST API with the client's token; JSON in and out. Throws NatterError for an error answer. */
+  async rest<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${this.tokenRef.token}` };
+    let payload: BodyInit | undefined;
+    if (body instanceof FormData) payload = body;
+    else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+    const resp = await this.opts.fetch(this.base + path, { method, headers, body: payload });
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) {
+      const e = (data as any)?.error ?? {};
+      throw new NatterError(e.code ?? (resp.status === 404 ? "not_found" : "internal"), e.message ?? `HTTP ${resp.status}`, { retry: e.retry });
+    }
+    return data as T;
+  }
+
+  /** One page of a chat's history over REST (works while disconnected). */
+  loadHistory(chatId: string, q: { before?: number; limit?: number } = {}): Promise<{ messages: Message[]; hasMore: boolean }> {
+    const p = new URLSearchParams();
+    if (q.before) p.set("before", String(q.before));
+    if (q.limit) p.set("limit", String(q.limit));
+    return this.rest("GET", `/api/v1/chats/${encodeURIComponent(chatId)}/messages?${p}`);
+  }
+
+  /** How many sends wait for an ack. */
+  get pendingSends(): number { return this.outbox.size; }
+}

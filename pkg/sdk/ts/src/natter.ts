@@ -1,0 +1,12 @@
+// Natter's TypeScript SDK: an ES module with no runtime dependencies, for browsers and
+// Node 20+ (pass the `ws` package's WebSocket there). Protocol: docs/protocol.md.
+export { NatterClient } from "./client.js";
+export type { NatterOptions } from "./client.js";
+export { ChatOrderer } from "./ordering.js";
+export type { Gap, PushResult } from "./ordering.js";
+export { Outbox, backoffDelay, newId } from "./outbox.js";
+export type { OutboxEntry } from "./outbox.js";
+export { OpenError, openSSE, openWebSocket } from "./transport.js";
+export type { CloseInfo, FetchFn, Transport, WebSocketCtor, WebSocketLike } from "./transport.js";
+export { CloseCodes, NatterError, RETRYABLE_CODES } from "./types.js";
+export type * from "./types.js";

@@ -1,0 +1,93 @@
+import type { Message } from "./types.js";
+
+/** What pushing one message into a ChatOrderer produced. */
+export interface PushResult {
+  /** Messages now deliverable, in seq order (empty when held or a duplicate). */
+  deliver: Message[];
+  /** True when the message was already delivered or is already held. */
+  duplicate: boolean;
+}
+
+/** The missing range of a chat: seqs after `after` and before `before` (both exclusive). */
+export interface Gap {
+  after: number;
+  before: number;
+}
+
+/**
+ * ChatOrderer turns one chat's messages, arriving in any order and possibly twice,
+ * into the chat's sequence delivered exactly once with no gaps: a message is released
+ * only when every lower seq has been. It never loses a message; a gap stays open
+ * until the missing seqs are pushed (the client fills them from history).
+ *
+ * Duplicates are recognised by seq (at or below the delivered watermark, or already
+ * held) and by messageId (the last `seenCap` delivered IDs), so a resend that was
+ * given a new seq by a misbehaving server is still shown once.
+ */
+export class ChatOrderer {
+  readonly chatId: string;
+  /** The highest seq delivered with every lower one delivered too. */
+  lastSeq: number;
+  private readonly held = new Map<number, Message>();
+  private readonly seen = new Set<string>();
+  private readonly seenOrder: string[] = [];
+  private readonly seenCap: number;
+
+  constructor(chatId: string, lastSeq = 0, seenCap = 5000) {
+    this.chatId = chatId;
+    this.lastSeq = lastSeq;
+    this.seenCap = seenCap;
+  }
+
+  /** Offers one message; see PushResult. */
+  push(m: Message): PushResult {
+    const seq = m.seq ?? 0;
+    if (seq <= this.lastSeq || this.held.has(seq)) {
+      return { deliver: [], duplicate: true };
+    }
+    // A messageId already delivered at another seq still occupies this seq in the
+    // order: it is skipped when its turn comes, never shown twice.
+    const duplicate = this.seen.has(m.messageId);
+    if (seq !== this.lastSeq + 1) {
+      this.held.set(seq, m);
+      return { deliver: [], duplicate };
+    }
+    const deliver: Message[] = [];
+    for (let next: Message | undefined = m; next; next = this.held.get(this.lastSeq + 1)) {
+      this.held.delete(next.seq);
+      if (this.seen.has(next.messageId)) this.lastSeq = next.seq;
+      else this.release(next, deliver);
+    }
+    return { deliver, duplicate };
+  }
+
+  private release(m: Message, out: Message[]): void {
+    this.lastSeq = m.seq;
+    this.seen.add(m.messageId);
+    this.seenOrder.push(m.messageId);
+    if (this.seenOrder.length > this.seenCap) {
+      this.seen.delete(this.seenOrder.shift()!);
+    }
+    out.push(m);
+  }
+
+  /** The first missing range, or undefined when nothing is held back. */
+  gap(): Gap | undefined {
+    if (this.held.size === 0) return undefined;
+    let min = Infinity;
+    for (const s of this.held.keys()) min = Math.min(min, s);
+    return { after: this.lastSeq, before: min };
+  }
+
+  /** How many messages wait for a lower seq. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** The highest seq known (delivered or held). */
+  get highestSeq(): number {
+    let hi = this.lastSeq;
+    for (const s of this.held.keys()) hi = Math.max(hi, s);
+    return hi;
+  }
+}
