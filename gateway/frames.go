@@ -116,7 +116,7 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 	if err != nil {
 		return err
 	}
-	if _, err := g.members.check(ctx, m.ChatID, c.user); err != nil {
+	if err := g.members.checkSend(ctx, m.ChatID, c.user); err != nil {
 		return err
 	}
 	dup, err := g.publishIngress(ctx, m, false)

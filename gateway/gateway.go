@@ -88,9 +88,13 @@ func (g *Gateway) Handler() http.Handler { return g.mux }
 // hints every connection to reconnect, spread over Config.DrainWindow, and closes
 // them; it returns when they are closed.
 func (g *Gateway) Run(ctx context.Context) error {
+	// Connections outlive ctx by the drain: they, and the large-chat watch that
+	// feeds them, end when connCtx does.
+	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConns()
 	var lwg sync.WaitGroup
 	defer lwg.Wait()
-	wctx, wcancel := context.WithCancel(ctx)
+	wctx, wcancel := context.WithCancel(connCtx)
 	defer wcancel()
 	if err := g.large.watch(wctx, &lwg); err != nil {
 		return fmt.Errorf("gateway: watch large chats: %w", err)
@@ -102,9 +106,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.deps.Ready != nil {
 		g.deps.Ready(ln.Addr())
 	}
-	// Connections outlive ctx by the drain: they end when connCtx does.
-	connCtx, stopConns := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConns()
 	srv := &http.Server{Handler: g.refuseWhileDraining(g.mux), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return connCtx }}
 	var wg sync.WaitGroup

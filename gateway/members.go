@@ -41,3 +41,16 @@ func (m *memberCache) check(ctx context.Context, chat, user string) (store.Membe
 
 // forget drops a cached membership (after a removal through this gateway).
 func (m *memberCache) forget(chat, user string) { m.cache.Remove(chat + "\x00" + user) }
+
+// checkSend is check for a send: when the store cannot answer, the send goes through
+// and the sequencer, which holds the authoritative member list in memory, decides.
+// Sends keep flowing while the store is down; a non-member's send is still refused
+// (by the sequencer, with an error frame).
+func (m *memberCache) checkSend(ctx context.Context, chat, user string) error {
+	_, err := m.check(ctx, chat, user)
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Code == protocol.CodeUnavailable {
+		return nil
+	}
+	return err
+}

@@ -155,7 +155,7 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 			continue
 		}
 		stop := context.AfterFunc(ctx, it.Stop)
-		first := true
+		var lastDelivery uint64 // consumer sequence of the previous delivery
 		for {
 			msg, err := it.Next()
 			if err != nil {
@@ -164,12 +164,20 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 				}
 				break
 			}
-			if first {
-				// We may have just taken the partition over: sequence whatever an
-				// earlier holder left delivered but unacked before anything newer.
-				first = false
+			// Sequence whatever is delivered but unacked below this message first,
+			// when it may exist: on the first delivery (we may have just taken the
+			// partition over from a holder that died with messages in hand), and
+			// after a skipped delivery (the client library drops deliveries on a
+			// slow-consumer error; JetStream would redeliver them only after
+			// AckWait, behind newer messages of the same chats).
+			var delivery uint64
+			if meta, err := msg.Metadata(); err == nil {
+				delivery = meta.Sequence.Consumer
+			}
+			if lastDelivery == 0 || delivery != lastDelivery+1 {
 				s.retry(work, log, func() error { return s.catchUp(work, p, cons, msg) })
 			}
+			lastDelivery = delivery
 			s.handle(work, log, msg)
 		}
 		stop()
@@ -206,9 +214,10 @@ func (s *Sequencer) retry(ctx context.Context, log *zap.Logger, fn func() error)
 
 // catchUp sequences, in stream order, every message of partition p between the
 // consumer's ack floor and next: messages delivered to a previous holder of the
-// partition that died before acking them. JetStream redelivers those only after
-// AckWait, by which time newer messages have been delivered to us; sequencing them
-// first keeps each chat's order. When they are redelivered later, the exactly-once
+// partition that died before acking them, or deliveries to us that the client
+// library dropped. JetStream redelivers those only after AckWait, by which time newer
+// messages have been delivered to us; sequencing them first keeps each chat's order
+// (and the exactly-once check sound: it assumes a partition is sequenced in order). When they are redelivered later, the exactly-once
 // check acks them without sequencing them again.
 func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer, next jetstream.Msg) error {
 	meta, err := next.Metadata()

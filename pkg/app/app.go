@@ -188,6 +188,13 @@ func OpenStore(ctx context.Context, cfg *Config, log *zap.Logger) (store.Store, 
 			p = filepath.Join(cfg.DataDir, "natter.db")
 		}
 		return store.OpenSQLite(ctx, p)
+	case "cassandra":
+		if cfg.Store.Migrate {
+			if err := store.MigrateCassandra(ctx, cfg.Cassandra, log); err != nil {
+				return nil, err
+			}
+		}
+		return store.OpenCassandra(ctx, cfg.Cassandra, log)
 	}
 	return nil, fmt.Errorf("store: unknown backend %q", cfg.Store.Backend)
 }

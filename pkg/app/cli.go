@@ -15,6 +15,7 @@ import (
 
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/logging"
+	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
 )
 
@@ -23,6 +24,7 @@ const usage = `natter: a chat backend on NATS JetStream.
 Usage:
   natter serve [flags]            run roles (default: all, embedded NATS + SQLite, web chat on :8080)
   natter token --user ID [flags]  print a dev token for ID (signed with the dev secret)
+  natter migrate [serve flags]    create or upgrade the store's schema (Cassandra keyspace and tables)
   natter notify replay [flags]    re-send the notifications in NATTER_DLQ to the webhook
   natter help [serve]             this text, or every serve flag
 
@@ -41,6 +43,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = serve(args[1:], stdout, stderr)
 	case "token":
 		err = token(args[1:], stdout, stderr)
+	case "migrate":
+		err = migrate(args[1:], stdout)
 	case "notify":
 		err = notifyCmd(args[1:], stdout, stderr) // notify_cli.go
 	case "help", "-h", "--help":
@@ -147,4 +151,32 @@ func token(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, t)
 	return nil
+}
+
+// migrate applies the configured store's schema migrations and exits.
+func migrate(args []string, stdout io.Writer) error {
+	cfg, _, err := Load("migrate", args)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if cfg.Store.Backend == "cassandra" {
+		if err := store.MigrateCassandra(ctx, cfg.Cassandra, log); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Cassandra keyspace %s is up to date.\n", cfg.Cassandra.Keyspace)
+		return nil
+	}
+	st, err := OpenStore(ctx, cfg, log) // SQLite migrates on open
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "SQLite store is up to date.")
+	return st.Close()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/logging"
 	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/sequencer"
 )
@@ -40,6 +41,8 @@ type Config struct {
 	Presence  presence.Config  `yaml:"presence"`
 	Notifier  notifier.Config  `yaml:"notifier"`
 	Admin     admin.Config     `yaml:"admin"`
+	// Cassandra is used when store.backend is cassandra.
+	Cassandra store.CassandraConfig `yaml:"cassandra"`
 }
 
 // StoreConfig is the store section.
@@ -48,21 +51,32 @@ type StoreConfig struct {
 	Backend string `yaml:"backend"`
 	// SQLitePath is the SQLite file; empty means <data_dir>/natter.db.
 	SQLitePath string `yaml:"sqlite_path"`
+	// Migrate applies pending Cassandra schema migrations at start (SQLite always
+	// migrates itself). Off by default: production runs `natter migrate` once.
+	Migrate bool `yaml:"migrate"`
 }
 
 // RegisterFlags registers the store.* flags.
 func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Backend, "store.backend", "sqlite", "history store: sqlite or cassandra")
 	fs.StringVar(&c.SQLitePath, "store.sqlite-path", "", "SQLite file (default <data-dir>/natter.db)")
+	fs.BoolVar(&c.Migrate, "store.migrate", false, "apply Cassandra schema migrations at start (else run `natter migrate`)")
 }
 
 // Validate checks the section.
 func (c *StoreConfig) Validate() error {
 	switch c.Backend {
-	case "sqlite":
+	case "sqlite", "cassandra":
 		return nil
 	}
-	return fmt.Errorf("store: store.backend %q: use sqlite", c.Backend)
+	return fmt.Errorf("store: store.backend %q: use sqlite or cassandra", c.Backend)
+}
+
+func (c *Config) cassandraValidate() error {
+	if c.Store.Backend != "cassandra" {
+		return nil
+	}
+	return c.Cassandra.Validate()
 }
 
 // RegisterFlags registers every flag of the configuration on fs.
@@ -74,6 +88,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.NATS.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
 	c.Store.RegisterFlags(fs)
+	c.Cassandra.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
 	c.Sequencer.RegisterFlags(fs)
 	c.Persister.RegisterFlags(fs)
@@ -92,7 +107,7 @@ func defaultDataDir() string {
 // Validate checks every section and joins the errors.
 func (c *Config) Validate() error {
 	errs := []error{
-		c.Log.Validate(), c.NATS.Validate(), c.Auth.Validate(), c.Store.Validate(),
+		c.Log.Validate(), c.NATS.Validate(), c.Auth.Validate(), c.Store.Validate(), c.cassandraValidate(),
 		c.Gateway.Validate(), c.Sequencer.Validate(), c.Persister.Validate(), c.Admin.Validate(),
 	}
 	errs = append(errs, c.Presence.Validate(), c.Notifier.Validate())

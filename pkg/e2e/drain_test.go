@@ -186,7 +186,8 @@ func TestAdminMetricsAfterTraffic(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, body)
 	require.Eventually(t, func() bool {
 		_, body = adminGet(t, n, "/metrics")
-		return strings.Contains(body, `natter_consumer_pending{consumer="PERSISTER",stream="NATTER_LOG"} 0`)
+		return strings.Contains(body, `natter_consumer_pending{consumer="PERSISTER",stream="NATTER_LOG"} 0`) &&
+			strings.Contains(body, `natter_consumer_ack_pending{consumer="PERSISTER",stream="NATTER_LOG"} 0`)
 	}, 10*time.Second, 50*time.Millisecond, "the persister catches up: lag 0\n%s", body)
 	for _, want := range []string{
 		"natter_gateway_connections 2",

@@ -39,7 +39,11 @@ type Config struct {
 	// DedupWindow is how long JetStream remembers Nats-Msg-Id for deduplication.
 	DedupWindow time.Duration `yaml:"dedup_window"`
 	// Sync is the embedded server's fsync policy: "always" (fsync before every
-	// acknowledgement) or a flush interval such as "1s". See docs/operations.md.
+	// acknowledgement, the default: a single node has no replica to recover an
+	// acknowledged message from after a power cut) or a flush interval such as "1s"
+	// (faster; a crash of the machine loses up to that much acknowledged data).
+	// An external cluster's policy is in its server config (deploy/nats). See
+	// docs/operations.md, "Durability".
 	Sync string `yaml:"sync"`
 	// CredsFile, NKeyFile, User and Password authenticate to an external server.
 	CredsFile string `yaml:"creds_file"`
@@ -62,7 +66,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LogMaxAge, "nats.log-max-age", 72*time.Hour, "how long NATTER_LOG keeps sequenced messages; 0 keeps them until log-max-bytes")
 	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG size cap in bytes; -1 unlimited")
 	fs.DurationVar(&c.DedupWindow, "nats.dedup-window", 2*time.Minute, "Nats-Msg-Id deduplication window")
-	fs.StringVar(&c.Sync, "nats.sync", "1s", "embedded JetStream fsync policy: 'always' or a flush interval")
+	fs.StringVar(&c.Sync, "nats.sync", "always", "embedded JetStream fsync policy: 'always' (before every ack) or a flush interval such as 1s (see docs/operations.md)")
 	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")
 	fs.StringVar(&c.NKeyFile, "nats.nkey-file", "", "NATS nkey seed file (external server)")
 	fs.StringVar(&c.User, "nats.user", "", "NATS user (external server)")

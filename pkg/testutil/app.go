@@ -32,6 +32,7 @@ func Config(t testing.TB) *app.Config {
 	c.Gateway.Listen = "127.0.0.1:0"
 	c.Log.Level = "warn"
 	c.Admin.Listen = "127.0.0.1:0" // a free port: several natters run side by side
+	c.NATS.Sync = "1s"             // fsync policy changes cost, not behaviour: keep the suite fast
 	c.Gateway.DrainWindow = 0      // tests that drain set their own window
 	return c
 }

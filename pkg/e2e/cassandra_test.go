@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/natter-chat/natter/pkg/app"
+	"github.com/natter-chat/natter/pkg/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// cassandraHosts returns NATTER_CASSANDRA_HOSTS, or skips the test saying how to run
+// it; with NATTER_REQUIRE_CASSANDRA=1 (the full suite, CI) a missing node fails.
+func cassandraHosts(t *testing.T) string {
+	hosts := os.Getenv("NATTER_CASSANDRA_HOSTS")
+	if hosts == "" {
+		msg := "no Cassandra node: set NATTER_CASSANDRA_HOSTS or run `go tool task test`, which starts one from deploy/cassandra"
+		if os.Getenv("NATTER_REQUIRE_CASSANDRA") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return hosts
+}
+
+// cassandraConfig returns a natter config on Cassandra at hosts, with a fresh
+// keyspace (dropped at the end) and one-hour buckets.
+func cassandraConfig(t *testing.T, hosts string) *app.Config {
+	cfg := testutil.Config(t)
+	cfg.Store.Backend = "cassandra"
+	cfg.Store.Migrate = true
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.Cassandra.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"-cassandra.hosts", hosts, "-cassandra.bucket-width", "1h", "-cassandra.replication-factor", "1"}))
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	cfg.Cassandra.Keyspace = "natter_e2e_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		cl := gocql.NewCluster(strings.Split(hosts, ",")...)
+		cl.Timeout = 30 * time.Second
+		if s, err := cl.CreateSession(); err == nil {
+			_ = s.Query("DROP KEYSPACE IF EXISTS " + cfg.Cassandra.Keyspace).Exec()
+			s.Close()
+		}
+	})
+	return cfg
+}
+
+func TestCassandraServeRestartHistory(t *testing.T) {
+	cfg := cassandraConfig(t, cassandraHosts(t))
+	n := testutil.StartNatter(t, cfg)
+	chat := n.CreateChat(t, "alice", "group", "g", "bob")
+	alice := n.Dial(t, "alice")
+	for i := 1; i <= 20; i++ {
+		_, err := alice.Send(ctxT(t, 10*time.Second), chat, fmt.Sprintf("m%02d", i), fmt.Sprintf("text %d", i))
+		require.NoError(t, err)
+	}
+	collect(t, alice, 20, 20*time.Second)
+	require.Eventually(t, func() bool {
+		last, err := n.Store.LastSeq(context.Background(), chat)
+		return err == nil && last == 20
+	}, 30*time.Second, 50*time.Millisecond)
+	n.Stop()
+
+	n2 := testutil.StartNatter(t, cfg)
+	p := history(t, n2, "bob", chat, "?limit=100")
+	require.Equal(t, seqRange(20, 1), seqsOf(p.Messages), "history intact after a restart")
+	require.Equal(t, "text 20", p.Messages[0].Content)
+	alice = n2.Dial(t, "alice")
+	_, err := alice.Send(ctxT(t, 10*time.Second), chat, "m21", "after restart")
+	require.NoError(t, err)
+	require.EqualValues(t, 21, next(t, alice, "message", 10*time.Second).Seq)
+	chats := listChats(t, n2, "bob")
+	require.Len(t, chats, 1)
+	require.Eventually(t, func() bool { return listChats(t, n2, "bob")[0].Unread == 21 }, 30*time.Second, 100*time.Millisecond)
+}
+
+// cassandraNode runs a private node from deploy/cassandra on its own ports, so the
+// test can stop and start it without disturbing the shared one.
+type cassandraNode struct {
+	t   *testing.T
+	env []string
+}
+
+func (c *cassandraNode) run(cmd string) {
+	script, err := filepath.Abs("../../deploy/cassandra/cassandra.sh")
+	require.NoError(c.t, err)
+	out, err := exec.Command("bash", script, cmd).CombinedOutput()
+	require.NoError(c.t, err, "cassandra.sh %s: %s", cmd, out)
+}
+
+func TestCassandraOutageLosesNothing(t *testing.T) {
+	cassandraHosts(t) // the full suite only: a second node needs the jars it fetched
+	dir := t.TempDir()
+	node := &cassandraNode{t: t}
+	for _, kv := range []string{"CASSANDRA_NATIVE_PORT=9342", "CASSANDRA_STORAGE_PORT=7300", "CASSANDRA_JMX_PORT=off",
+		"NATTER_CASSANDRA_DIR=" + filepath.Join(dir, "node"), "NATTER_CASSANDRA_HEAP_MIN=256M"} {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	node.run("start")
+	t.Cleanup(func() { node.run("clean") })
+	cfg := cassandraConfig(t, "127.0.0.1:9342")
+	cfg.Persister.MaxBackoff = 500 * time.Millisecond
+	n := testutil.StartNatter(t, cfg)
+	chat := n.CreateChat(t, "alice", "direct", "", "bob")
+	alice, bob := n.Dial(t, "alice"), n.Dial(t, "bob")
+	send := func(from, to int) {
+		for i := from; i <= to; i++ {
+			_, err := alice.Send(ctxT(t, 10*time.Second), chat, fmt.Sprintf("m%03d", i), "x")
+			require.NoError(t, err)
+		}
+	}
+	send(1, 50)
+	require.Len(t, collect(t, bob, 50, 20*time.Second), 50)
+
+	node.run("stop")
+	send(51, 150)
+	live := collect(t, bob, 100, 20*time.Second)
+	require.EqualValues(t, 150, live[99].Seq, "live delivery continues while the store is down")
+
+	node.run("start")
+	require.Eventually(t, func() bool {
+		ms, err := readAll(n.Store, chat)
+		if err != nil || len(ms) != 150 {
+			return false
+		}
+		for i, m := range ms {
+			if m.Seq != uint64(i+1) || m.MessageID != fmt.Sprintf("m%03d", i+1) {
+				return false
+			}
+		}
+		return true
+	}, 90*time.Second, 250*time.Millisecond, "all 150 stored exactly once after the node is back")
+	p := history(t, n, "bob", chat, "?limit=500")
+	require.Equal(t, seqRange(150, 1), seqsOf(p.Messages))
+}

@@ -1,0 +1,1248 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/natter-chat/natter/pkg/config"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"go.uber.org/zap"
+)
+
+// CassandraConfig is the cassandra section: where the cluster is and how Natter
+// uses it. Every default is the default of its flag (RegisterFlags).
+type CassandraConfig struct {
+	// Hosts are contact points, "host" or "host:port" (a host without a port uses
+	// Port). The driver discovers the rest of the cluster from them. At least one.
+	Hosts []string `yaml:"hosts"`
+	// Port is the CQL native port of hosts given without one. Default 9042.
+	Port int `yaml:"port"`
+	// Keyspace holding Natter's tables: lowercase letters, digits and _, at most 48
+	// characters, starting with a letter. Default "natter".
+	Keyspace string `yaml:"keyspace"`
+	// LocalDC, if set, is the data center whose nodes coordinate every query
+	// (DC-aware routing, for LOCAL_* consistency in multi-DC clusters). Empty: all
+	// nodes, token-aware round robin.
+	LocalDC string `yaml:"local_dc"`
+	// Consistency of every read and write: ONE, TWO, THREE, QUORUM, ALL,
+	// LOCAL_QUORUM, EACH_QUORUM or LOCAL_ONE. Default LOCAL_QUORUM, which with RF 3
+	// gives read-your-writes and survives one replica down.
+	Consistency string `yaml:"consistency"`
+	// ReplicationFactor is used only when migrations create the keyspace (replicas
+	// in every data center): 1 for a development node, 3 in production. Default 1.
+	ReplicationFactor int `yaml:"replication_factor"`
+	// BucketWidth is the time window of one message partition: a chat's messages
+	// from the same window share a partition. Pick it so a busy chat's window stays
+	// well under 100 MB. Whole milliseconds, 1m to 8760h (one year). It may be
+	// changed at any time; it applies to messages written afterwards. Default 24h.
+	BucketWidth time.Duration `yaml:"bucket_width"`
+	// Username and Password authenticate with PasswordAuthenticator; both or
+	// neither. The password has no default and is never logged.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// TLS to the nodes.
+	TLS CassandraTLS `yaml:"tls"`
+	// Timeout bounds each request to a node (retries are extra). Default 5s.
+	Timeout time.Duration `yaml:"timeout"`
+	// ConnectTimeout bounds connecting to a node. Default 5s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// NumConns is the number of connections to each node (each multiplexes
+	// thousands of requests). Default 2.
+	NumConns int `yaml:"num_conns"`
+	// WriteConcurrency is how many writes (single statements or single-partition
+	// batches) the store keeps in flight at once, across all AppendMessages calls.
+	// Default 64.
+	WriteConcurrency int `yaml:"write_concurrency"`
+	// AutoMigrate asks the process to apply pending migrations (MigrateCassandra)
+	// before it opens the store. OpenCassandra itself never migrates. Default false:
+	// run `natter migrate`.
+	AutoMigrate bool `yaml:"auto_migrate"`
+}
+
+// CassandraTLS configures TLS to the Cassandra nodes. TLS is on when Enabled is
+// true or any file is set; the node's certificate is then verified against CAFile
+// (or the system roots if empty) unless InsecureSkipVerify.
+type CassandraTLS struct {
+	Enabled bool `yaml:"enabled"`
+	// CAFile is a PEM file of CA certificates that sign the nodes' certificates.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key (mutual TLS); both
+	// or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// InsecureSkipVerify turns off verification of the nodes' certificates. Tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// RegisterFlags registers the cassandra.* flags.
+func (c *CassandraConfig) RegisterFlags(fs *flag.FlagSet) {
+	config.ListVar(fs, &c.Hosts, "cassandra.hosts", []string{"127.0.0.1"}, "Cassandra contact points, comma-separated host or host:port")
+	fs.IntVar(&c.Port, "cassandra.port", 9042, "CQL port of hosts given without one")
+	fs.StringVar(&c.Keyspace, "cassandra.keyspace", "natter", "keyspace of Natter's tables")
+	fs.StringVar(&c.LocalDC, "cassandra.local-dc", "", "local data center for DC-aware routing; empty routes to all nodes")
+	fs.StringVar(&c.Consistency, "cassandra.consistency", "LOCAL_QUORUM", "consistency level of reads and writes")
+	fs.IntVar(&c.ReplicationFactor, "cassandra.replication-factor", 1, "replicas per data center when migrate creates the keyspace (3 in production)")
+	fs.DurationVar(&c.BucketWidth, "cassandra.bucket-width", 24*time.Hour, "time window of one message partition")
+	fs.StringVar(&c.Username, "cassandra.username", "", "user for PasswordAuthenticator")
+	fs.StringVar(&c.Password, "cassandra.password", "", "password for PasswordAuthenticator; never logged")
+	fs.BoolVar(&c.TLS.Enabled, "cassandra.tls", false, "use TLS (implied by any cassandra.tls-* file)")
+	fs.StringVar(&c.TLS.CAFile, "cassandra.tls-ca-file", "", "PEM CA certificates for the nodes' certificates")
+	fs.StringVar(&c.TLS.CertFile, "cassandra.tls-cert-file", "", "PEM client certificate (mutual TLS)")
+	fs.StringVar(&c.TLS.KeyFile, "cassandra.tls-key-file", "", "PEM client key (mutual TLS)")
+	fs.BoolVar(&c.TLS.InsecureSkipVerify, "cassandra.tls-insecure-skip-verify", false, "do not verify the nodes' certificates (tests only)")
+	fs.DurationVar(&c.Timeout, "cassandra.timeout", 5*time.Second, "timeout of one request to a node")
+	fs.DurationVar(&c.ConnectTimeout, "cassandra.connect-timeout", 5*time.Second, "timeout of connecting to a node")
+	fs.IntVar(&c.NumConns, "cassandra.num-conns", 2, "connections per node")
+	fs.IntVar(&c.WriteConcurrency, "cassandra.write-concurrency", 64, "writes the store keeps in flight")
+	fs.BoolVar(&c.AutoMigrate, "cassandra.auto-migrate", false, "apply pending schema migrations at start instead of requiring `natter migrate`")
+}
+
+var keyspaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
+
+// Validate checks the section; it reports every problem at once.
+func (c *CassandraConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("cassandra: "+format, args...)) }
+	if len(c.Hosts) == 0 {
+		bad("cassandra.hosts must name at least one node")
+	}
+	for _, h := range c.Hosts {
+		if strings.TrimSpace(h) == "" {
+			bad("cassandra.hosts has an empty entry")
+		} else if strings.Contains(h, ":") && net.ParseIP(h) == nil { // host:port or [v6]:port
+			if _, port, err := net.SplitHostPort(h); err != nil {
+				bad("cassandra.hosts entry %q: %v", h, err)
+			} else if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+				bad("cassandra.hosts entry %q: bad port", h)
+			}
+		}
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		bad("cassandra.port must be 1..65535, got %d", c.Port)
+	}
+	if !keyspaceRE.MatchString(c.Keyspace) {
+		bad("cassandra.keyspace %q must be 1-48 lowercase letters, digits or _, starting with a letter", c.Keyspace)
+	}
+	if cons, err := gocql.ParseConsistencyWrapper(c.Consistency); err != nil || cons == gocql.Any {
+		bad("cassandra.consistency %q must be one of ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM, LOCAL_ONE", c.Consistency)
+	}
+	if c.ReplicationFactor < 1 || c.ReplicationFactor > 15 {
+		bad("cassandra.replication-factor must be 1..15, got %d", c.ReplicationFactor)
+	}
+	if c.BucketWidth < time.Minute || c.BucketWidth > 8760*time.Hour || c.BucketWidth%time.Millisecond != 0 {
+		bad("cassandra.bucket-width must be whole milliseconds between 1m and 8760h, got %s", c.BucketWidth)
+	}
+	if (c.Username == "") != (c.Password == "") {
+		bad("set both cassandra.username and cassandra.password, or neither")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("set both cassandra.tls-cert-file and cassandra.tls-key-file, or neither")
+	}
+	if c.Timeout <= 0 {
+		bad("cassandra.timeout must be > 0")
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("cassandra.connect-timeout must be > 0")
+	}
+	if c.NumConns < 1 || c.NumConns > 64 {
+		bad("cassandra.num-conns must be 1..64, got %d", c.NumConns)
+	}
+	if c.WriteConcurrency < 1 || c.WriteConcurrency > 4096 {
+		bad("cassandra.write-concurrency must be 1..4096, got %d", c.WriteConcurrency)
+	}
+	return errors.Join(errs...)
+}
+
+// cluster builds the driver configuration, without a keyspace.
+func (c *CassandraConfig) cluster(logger *zap.Logger) *gocql.ClusterConfig {
+	cl := gocql.NewCluster(c.Hosts...)
+	cl.Port = c.Port
+	cl.Consistency = gocql.ParseConsistency(c.Consistency)
+	cl.SerialConsistency = gocql.LocalSerial
+	cl.Timeout = c.Timeout
+	cl.WriteTimeout = c.Timeout
+	cl.ConnectTimeout = c.ConnectTimeout
+	cl.NumConns = c.NumConns
+	cl.ProtoVersion = 4
+	// Retries apply to statements marked idempotent; LWTs opt out (RetryPolicy(nil)).
+	cl.RetryPolicy = &gocql.ExponentialBackoffRetryPolicy{NumRetries: 3, Min: 50 * time.Millisecond, Max: time.Second}
+	cl.ReconnectionPolicy = &gocql.ExponentialReconnectionPolicy{MaxRetries: 10, InitialInterval: 100 * time.Millisecond, MaxInterval: 10 * time.Second}
+	fallback := gocql.RoundRobinHostPolicy()
+	if c.LocalDC != "" {
+		fallback = gocql.DCAwareRoundRobinPolicy(c.LocalDC)
+	}
+	cl.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(fallback, gocql.ShuffleReplicas())
+	if l, err := zap.NewStdLogAt(logger.Named("gocql"), zap.WarnLevel); err == nil {
+		cl.Logger = l
+	}
+	if c.Username != "" {
+		cl.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: c.Password}
+	}
+	if t := c.TLS; t.Enabled || t.CAFile != "" || t.CertFile != "" {
+		cl.SslOpts = &gocql.SslOptions{
+			Config:                 &tls.Config{MinVersion: tls.VersionTLS12},
+			CaPath:                 t.CAFile,
+			CertPath:               t.CertFile,
+			KeyPath:                t.KeyFile,
+			EnableHostVerification: !t.InsecureSkipVerify,
+		}
+	}
+	return cl
+}
+
+// CassandraStore is the production Store on Apache Cassandra (4.0 or later). The
+// schema and the reasons for it are in cassandra_migrations.go. Every statement is
+// a constant string, so the driver prepares each once and routes it to a replica
+// of its partition (token-aware); statements that can be replayed safely are
+// marked idempotent and retried with backoff.
+type CassandraStore struct {
+	sess   *gocql.Session
+	cfg    CassandraConfig
+	log    *zap.Logger
+	width  int64         // BucketWidth in ms
+	writes chan struct{} // semaphore: WriteConcurrency slots shared by all writers
+
+	// mu guards known: the bucket index ranges this store has written successfully,
+	// so a steady stream of messages into the same buckets does not rewrite the index.
+	// Dropping entries is always safe (it only costs a redundant write).
+	mu    sync.Mutex
+	known map[indexKey]seqRange
+}
+
+var _ Store = (*CassandraStore)(nil)
+
+// seqBlock is how many consecutive seqs share a block of the bucket index. Part of
+// the on-disk format: never change it.
+const seqBlock = 256
+
+// maxKnownIndex bounds CassandraStore.known; past it the cache starts over.
+const maxKnownIndex = 1 << 16
+
+type indexKey struct {
+	chat          string
+	block, bucket int64
+}
+
+type seqRange struct{ lo, hi int64 }
+
+// Statements. Constant strings: gocql prepares each once per node.
+const (
+	cqlInsertMessage = `INSERT INTO messages (chat_id, bucket, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	cqlIndexMin    = `UPDATE chat_buckets USING TIMESTAMP ? SET min_seq = ? WHERE chat_id = ? AND block = ? AND bucket = ?`
+	cqlIndexMax    = `UPDATE chat_buckets USING TIMESTAMP ? SET max_seq = ? WHERE chat_id = ? AND block = ? AND bucket = ?`
+	cqlInsertMsgID = `INSERT INTO message_ids (chat_id, message_id, seq) VALUES (?, ?, ?)`
+	cqlSetLast     = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ?, last_message = ? WHERE chat_id = ?`
+	// cqlSetLastAndMax sets the static last message and one index row's max_seq.
+	cqlSetLastAndMax = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ?, last_message = ?, max_seq = ?
+		WHERE chat_id = ? AND block = ? AND bucket = ?`
+	cqlSetReadBoth  = `UPDATE read_state USING TIMESTAMP ? SET delivered_seq = ?, read_seq = ? WHERE user_id = ? AND chat_id = ?`
+	cqlSetDelivered = `UPDATE read_state USING TIMESTAMP ? SET delivered_seq = ? WHERE user_id = ? AND chat_id = ?`
+	cqlSetRead      = `UPDATE read_state USING TIMESTAMP ? SET read_seq = ? WHERE user_id = ? AND chat_id = ?`
+
+	cqlIndexBackward = `SELECT block, bucket, min_seq, max_seq FROM chat_buckets WHERE chat_id = ? AND block <= ?`
+	cqlIndexForward  = `SELECT block, bucket, min_seq, max_seq FROM chat_buckets WHERE chat_id = ? AND block >= ?
+		ORDER BY block ASC, bucket ASC`
+	cqlMsgCols         = `seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta`
+	cqlMessagesBackwrd = `SELECT ` + cqlMsgCols + ` FROM messages WHERE chat_id = ? AND bucket = ? AND seq >= ? AND seq <= ? LIMIT ?`
+	cqlMessagesForward = `SELECT ` + cqlMsgCols + ` FROM messages WHERE chat_id = ? AND bucket = ? AND seq >= ? AND seq <= ?
+		ORDER BY seq ASC LIMIT ?`
+	cqlLastSeq    = `SELECT last_seq FROM chat_buckets WHERE chat_id = ? LIMIT 1`
+	cqlLastState  = `SELECT last_seq, last_ts, last_message FROM chat_buckets WHERE chat_id = ? LIMIT 1`
+	cqlMessageSeq = `SELECT seq FROM message_ids WHERE chat_id = ? AND message_id = ? LIMIT 1`
+
+	cqlCreateChat   = `INSERT INTO chats (chat_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`
+	cqlInsertMember = `INSERT INTO chats (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`
+	cqlUpdateRole   = `UPDATE chats SET role = ? WHERE chat_id = ? AND user_id = ?`
+	cqlDeleteMember = `DELETE FROM chats WHERE chat_id = ? AND user_id = ?`
+	cqlGetChat      = `SELECT kind, name, created_by, created_at FROM chats WHERE chat_id = ? LIMIT 1`
+	cqlMembers      = `SELECT user_id, role, joined_at FROM chats WHERE chat_id = ?`
+	cqlGetMember    = `SELECT role, joined_at FROM chats WHERE chat_id = ? AND user_id = ?`
+	cqlAddUserChat  = `INSERT INTO user_chats (user_id, chat_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`
+	cqlDelUserChat  = `DELETE FROM user_chats WHERE user_id = ? AND chat_id = ?`
+	cqlUserChats    = `SELECT chat_id, kind, name, created_by, created_at FROM user_chats WHERE user_id = ?`
+	cqlUserReads    = `SELECT chat_id, read_seq FROM read_state WHERE user_id = ?`
+	cqlGetReadState = `SELECT delivered_seq, read_seq FROM read_state WHERE user_id = ? AND chat_id = ?`
+	cqlSetMute      = `INSERT INTO mutes (chat_id, user_id, until) VALUES (?, ?, ?)`
+	cqlDeleteMute   = `DELETE FROM mutes WHERE chat_id = ? AND user_id = ?`
+	cqlGetMute      = `SELECT until FROM mutes WHERE chat_id = ? AND user_id = ?`
+	cqlPing         = `SELECT release_version FROM system.local`
+)
+
+// OpenCassandra connects to the cluster in cfg and checks that cfg.Keyspace holds
+// the schema version this binary needs. It does not create or migrate anything: if
+// the keyspace is missing or behind, the error says to run `natter migrate` (see
+// MigrateCassandra). The store must be closed.
+func OpenCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logger) (*CassandraStore, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := logger.With(zap.String("store", "cassandra"), zap.String("keyspace", cfg.Keyspace))
+	cluster := cfg.cluster(log)
+	cluster.Keyspace = cfg.Keyspace
+	sess, err := cluster.CreateSession()
+	if err != nil {
+		return nil, explainConnectError(ctx, cfg, log, err)
+	}
+	if err := checkCassandraSchema(ctx, sess, cfg.Keyspace); err != nil {
+		sess.Close()
+		return nil, err
+	}
+	log.Info("cassandra store open", zap.Strings("hosts", cfg.Hosts), zap.String("consistency", cfg.Consistency),
+		zap.String("local_dc", cfg.LocalDC), zap.Duration("bucket_width", cfg.BucketWidth))
+	return &CassandraStore{
+		sess:   sess,
+		cfg:    cfg,
+		log:    log,
+		width:  cfg.BucketWidth.Milliseconds(),
+		writes: make(chan struct{}, cfg.WriteConcurrency),
+		known:  map[indexKey]seqRange{},
+	}, nil
+}
+
+// explainConnectError turns a failed session into advice: is the cluster down, or
+// is the keyspace missing?
+func explainConnectError(ctx context.Context, cfg CassandraConfig, log *zap.Logger, err error) error {
+	probe, perr := cfg.cluster(log).CreateSession()
+	if perr != nil {
+		return fmt.Errorf("cassandra: connect to %s: %w (is Cassandra running? check cassandra.hosts and cassandra.port)",
+			strings.Join(cfg.Hosts, ","), err)
+	}
+	defer probe.Close()
+	if exists, kerr := keyspaceExists(ctx, probe, cfg.Keyspace); kerr == nil && !exists {
+		return fmt.Errorf("cassandra: keyspace %s does not exist: run `natter migrate` (or set cassandra.auto-migrate)", cfg.Keyspace)
+	}
+	return fmt.Errorf("cassandra: open keyspace %s: %w", cfg.Keyspace, err)
+}
+
+// bucketOf is the start (ms since the epoch) of the bucket holding timestamp ts (ms).
+func (s *CassandraStore) bucketOf(ts int64) int64 {
+	b := ts / s.width
+	if ts%s.width < 0 {
+		b-- // floor, for timestamps before 1970
+	}
+	return b * s.width
+}
+
+// writeOp is one write: a statement, or an unlogged batch of statements on one
+// partition. done, if set, runs after it succeeded.
+type writeOp struct {
+	what, chat string // for errors
+	entries    []gocql.BatchEntry
+	serverTime bool // membership: the coordinator's clock, like an LWT's
+	done       func()
+}
+
+func entry(stmt string, args ...any) gocql.BatchEntry {
+	return gocql.BatchEntry{Stmt: stmt, Args: args, Idempotent: true}
+}
+
+// Batches of messages on one partition are cut at this many rows or bytes. Single
+// partition batches are applied as one mutation and are exempt from Cassandra's
+// batch size warnings, but a mutation must stay well under the commit log segment.
+const (
+	maxBatchRows  = 100
+	maxBatchBytes = 512 << 10
+)
+
+// AppendMessages implements Store. It writes the batch with up to WriteConcurrency
+// requests in flight: per (chat, bucket) an unlogged single-partition batch of
+// message rows, per message its message_ids row, per chat the bucket index rows
+// that are not known to be written yet and the last message, and per sender the
+// raised watermarks; the small writes are packed together (see pack). Every write is an idempotent upsert (the registers only move
+// one way), so a retried or concurrent batch converges to the same state; a
+// message stored twice is overwritten with itself. On error some of the batch may
+// be stored: the caller retries the whole batch.
+func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	type chatPlan struct {
+		last    *protocol.Message
+		buckets map[int64][]*protocol.Message
+		index   map[indexKey]seqRange
+	}
+	chats := map[string]*chatPlan{}
+	senders := map[[2]string]int64{} // (sender, chat) -> highest seq
+	for i := range msgs {
+		m := &msgs[i]
+		if m.ChatID == "" {
+			return fmt.Errorf("cassandra: append: message %q has no chat ID", m.MessageID)
+		}
+		if m.Seq > math.MaxInt64 {
+			return fmt.Errorf("cassandra: append %s/%d: seq out of range", m.ChatID, m.Seq)
+		}
+		cp := chats[m.ChatID]
+		if cp == nil {
+			cp = &chatPlan{buckets: map[int64][]*protocol.Message{}, index: map[indexKey]seqRange{}}
+			chats[m.ChatID] = cp
+		}
+		if cp.last == nil || m.Seq > cp.last.Seq {
+			cp.last = m
+		}
+		bucket := s.bucketOf(m.Timestamp)
+		cp.buckets[bucket] = append(cp.buckets[bucket], m)
+		seq := int64(m.Seq)
+		k := indexKey{chat: m.ChatID, block: seq / seqBlock, bucket: bucket}
+		if r, ok := cp.index[k]; ok {
+			cp.index[k] = seqRange{min(r.lo, seq), max(r.hi, seq)}
+		} else {
+			cp.index[k] = seqRange{seq, seq}
+		}
+		if m.SenderID != "" {
+			sk := [2]string{m.SenderID, m.ChatID}
+			senders[sk] = max(senders[sk], seq)
+		}
+	}
+
+	ops := make([]writeOp, 0, len(msgs)+3*len(chats)+len(senders))
+	for chatID, cp := range chats {
+		body, err := json.Marshal(cp.last)
+		if err != nil {
+			return fmt.Errorf("cassandra: append %s/%d: %w", chatID, cp.last.Seq, err)
+		}
+		ops = append(ops, s.indexOp(chatID, cp.index, cp.last, body))
+		for bucket, ms := range cp.buckets {
+			var entries []gocql.BatchEntry
+			size := 0
+			for _, m := range ms {
+				entries = append(entries, entry(cqlInsertMessage, m.ChatID, bucket, int64(m.Seq), m.MessageID, m.SenderID,
+					m.Content, m.MessageType, m.Timestamp, unsetEmpty(m.ReplyTo), unsetEmpty(m.RefID), unsetBlob(m.Meta)))
+				size += len(m.Content) + len(m.Meta) + 128
+				if len(entries) == maxBatchRows || size >= maxBatchBytes {
+					ops = append(ops, writeOp{what: "messages", chat: chatID, entries: entries})
+					entries, size = nil, 0
+				}
+			}
+			if len(entries) > 0 {
+				ops = append(ops, writeOp{what: "messages", chat: chatID, entries: entries})
+			}
+			for _, m := range ms {
+				if m.MessageID != "" {
+					ops = append(ops, writeOp{what: "message id", chat: chatID, entries: []gocql.BatchEntry{
+						entry(cqlInsertMsgID, chatID, m.MessageID, int64(m.Seq))}})
+				}
+			}
+		}
+	}
+	// One's own message counts as delivered and read.
+	bySender := map[string][]gocql.BatchEntry{}
+	for k, seq := range senders {
+		bySender[k[0]] = append(bySender[k[0]], entry(cqlSetReadBoth, seq, seq, seq, k[0], k[1]))
+	}
+	for sender, entries := range bySender {
+		ops = append(ops, writeOp{what: "read state of sender " + sender, chat: entries[0].Args[4].(string), entries: entries})
+	}
+	if err := s.run(ctx, pack(ops)); err != nil {
+		return fmt.Errorf("cassandra: append %d messages: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// indexOp returns the write of the chat's last message and of its bucket index
+// rows, as one batch on the chat's chat_buckets partition. Index registers known
+// (from s.known) to hold the range already are skipped; in the steady state of a
+// busy chat that leaves one statement, which also raises the newest row's max_seq.
+func (s *CassandraStore) indexOp(chatID string, index map[indexKey]seqRange, last *protocol.Message, body []byte) writeOp {
+	seq := int64(last.Seq)
+	lastStmt := entry(cqlSetLast, seq, seq, last.Timestamp, body, chatID)
+	entries := []gocql.BatchEntry{lastStmt}
+	var written []indexKey
+	s.mu.Lock()
+	for k, r := range index {
+		have, ok := s.known[k]
+		needMin, needMax := !ok || r.lo < have.lo, !ok || r.hi > have.hi
+		if !needMin && !needMax {
+			continue
+		}
+		written = append(written, k)
+		// min_seq: a min register (the lower the seq, the higher the timestamp,
+		// within 1..seqBlock); max_seq: a max register (timestamp = seq).
+		if needMin {
+			entries = append(entries, entry(cqlIndexMin, (k.block+1)*seqBlock-r.lo, r.lo, chatID, k.block, k.bucket))
+		}
+		switch {
+		case !needMax:
+		case r.hi == seq: // same timestamp as the last message: one statement
+			entries[0] = entry(cqlSetLastAndMax, seq, seq, last.Timestamp, body, seq, chatID, k.block, k.bucket)
+		default:
+			entries = append(entries, entry(cqlIndexMax, r.hi, r.hi, chatID, k.block, k.bucket))
+		}
+	}
+	s.mu.Unlock()
+	if len(written) == 0 {
+		return writeOp{what: "last message", chat: chatID, entries: entries}
+	}
+	return writeOp{what: "bucket index and last message", chat: chatID, entries: entries, done: func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.known) > maxKnownIndex {
+			clear(s.known)
+		}
+		for _, k := range written {
+			r := index[k]
+			if have, ok := s.known[k]; ok {
+				r = seqRange{min(r.lo, have.lo), max(r.hi, have.hi)}
+			}
+			s.known[k] = r
+		}
+	}}
+}
+
+// Small writes are packed into unlogged batches that span partitions: up to
+// packOps ops of at most packSmall statements each. Every op is on one partition,
+// so a batch spans at most packOps partitions (Cassandra warns above 10). A batch
+// costs one request instead of one per op, which is most of the cost of a small
+// write; each partition's part is still applied atomically, and the coordinator
+// forwards the parts it does not own to their replicas.
+const (
+	packSmall = 4
+	packOps   = 10
+)
+
+// pack merges small ops into multi-partition batches, never splitting an op.
+// Larger ops (single-partition batches of messages) stay as they are.
+func pack(ops []writeOp) []writeOp {
+	out := ops[:0:0]
+	var cur *writeOp
+	n := 0 // ops in cur
+	for _, op := range ops {
+		if len(op.entries) > packSmall || op.serverTime {
+			out = append(out, op)
+			continue
+		}
+		if cur != nil && n == packOps {
+			out = append(out, *cur)
+			cur = nil
+		}
+		if cur == nil {
+			cur, n = &writeOp{what: "small writes", chat: op.chat}, 0
+		}
+		if cur.chat != op.chat {
+			cur.chat = "(several)"
+		}
+		cur.entries = append(cur.entries, op.entries...)
+		n++
+		if op.done != nil {
+			prev, done := cur.done, op.done
+			cur.done = func() {
+				if prev != nil {
+					prev()
+				}
+				done()
+			}
+		}
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}
+
+func unsetEmpty(v string) any {
+	if v == "" {
+		return gocql.UnsetValue // no cell at all, rather than an empty one
+	}
+	return v
+}
+
+func unsetBlob(b json.RawMessage) any {
+	if len(b) == 0 {
+		return gocql.UnsetValue
+	}
+	return []byte(b)
+}
+
+// run executes ops with at most WriteConcurrency in flight (shared by every caller)
+// and returns the first error, after cancelling the rest.
+func (s *CassandraStore) run(ctx context.Context, ops []writeOp) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	next := make(chan *writeOp)
+	workers := min(len(ops), cap(s.writes))
+	for range workers {
+		wg.Go(func() {
+			for op := range next {
+				if err := s.exec(ctx, op); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for i := range ops {
+		select {
+		case s.writes <- struct{}{}:
+		case <-ctx.Done():
+			break feed
+		}
+		select {
+		case next <- &ops[i]:
+		case <-ctx.Done():
+			<-s.writes
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// exec runs one op and frees its slot in s.writes.
+func (s *CassandraStore) exec(ctx context.Context, op *writeOp) error {
+	defer func() { <-s.writes }()
+	if ctx.Err() != nil {
+		return nil // the run is being cancelled; its cause is already recorded
+	}
+	var err error
+	if len(op.entries) == 1 {
+		e := op.entries[0]
+		err = s.sess.Query(e.Stmt, e.Args...).WithContext(ctx).Idempotent(true).DefaultTimestamp(!op.serverTime).Exec()
+	} else {
+		b := s.sess.NewBatch(gocql.UnloggedBatch).WithContext(ctx).DefaultTimestamp(!op.serverTime)
+		b.Entries = op.entries
+		err = s.sess.ExecuteBatch(b)
+	}
+	if err != nil {
+		return fmt.Errorf("%s of chat %s (%d statements): %w", op.what, op.chat, len(op.entries), err)
+	}
+	if op.done != nil {
+		op.done()
+	}
+	return nil
+}
+
+// indexRow is one row of chat_buckets: seqs lo..hi of one block live in bucket.
+type indexRow struct {
+	bucket int64
+	lo, hi int64
+}
+
+// History implements Store. It seeks the bucket index to the cursor's block and
+// reads, block by block in the page's direction, only the buckets the index names
+// for the seqs it still needs (see readBlock), so empty buckets are never read.
+func (s *CassandraStore) History(ctx context.Context, chatID string, q HistoryQuery) ([]protocol.Message, error) {
+	limit := clampLimit(q.Limit)
+	fwd := q.Dir == Forward
+	lo, hi := int64(0), int64(math.MaxInt64) // wanted seqs, inclusive
+	switch {
+	case fwd && q.After >= math.MaxInt64:
+		return nil, nil
+	case fwd:
+		lo = int64(q.After) + 1
+	case q.Before == 1:
+		return nil, nil
+	case q.Before > 0 && q.Before <= math.MaxInt64:
+		hi = int64(q.Before) - 1
+	}
+	if chatID == "" {
+		return nil, nil
+	}
+	stmt, from := cqlIndexBackward, hi/seqBlock
+	if fwd {
+		stmt, from = cqlIndexForward, lo/seqBlock
+	}
+	// A busy chat has a row or two per block, a sparse one up to one per message:
+	// a page of about limit rows serves both without reading far ahead.
+	pageSize := min(max(limit+16, 32), 2*seqBlock)
+	iter := s.sess.Query(stmt, chatID, from).WithContext(ctx).Idempotent(true).PageSize(pageSize).Iter()
+	var out []protocol.Message
+	var rows []indexRow
+	block := int64(-1)
+	var blk, bucket, mn, mx int64
+	flush := func() error {
+		page, err := s.readBlock(ctx, chatID, fwd, block, rows, lo, hi, limit-len(out))
+		out = append(out, page...)
+		rows = rows[:0]
+		return err
+	}
+	for len(out) < limit && iter.Scan(&blk, &bucket, &mn, &mx) {
+		if blk != block && len(rows) > 0 {
+			if err := flush(); err != nil {
+				iter.Close()
+				return nil, fmt.Errorf("cassandra: history %s: %w", chatID, err)
+			}
+			if len(out) >= limit {
+				break
+			}
+		}
+		block = blk
+		if mn == 0 || mx == 0 {
+			// Not expected (a row's first write sets both), but a null register can
+			// only cost reads: take the row as covering its whole block.
+			mn, mx = blk*seqBlock, blk*seqBlock+seqBlock-1
+		}
+		rows = append(rows, indexRow{bucket: bucket, lo: mn, hi: mx})
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("cassandra: history %s: read bucket index: %w", chatID, err)
+	}
+	if len(out) < limit && len(rows) > 0 {
+		if err := flush(); err != nil {
+			return nil, fmt.Errorf("cassandra: history %s: %w", chatID, err)
+		}
+	}
+	return out, nil
+}
+
+// maxWave bounds the bucket reads History sends at once for one block.
+const maxWave = 16
+
+// readBlock returns up to need messages of one seq block within [lo, hi], ordered
+// in the page direction, from the buckets in rows (each with the exact seq range
+// the block has in it). Buckets are read best-first (highest seqs for a backward
+// page), in waves sized by how many seqs their ranges can still hold, until no
+// unread bucket can hold a seq that would make the page. With timestamps that rise
+// with seq the ranges do not overlap and this reads exactly the buckets the page
+// spans; if a clock went backwards they overlap and the merge keeps it exact.
+func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool, block int64, rows []indexRow, lo, hi int64, need int) ([]protocol.Message, error) {
+	bLo, bHi := max(lo, block*seqBlock), min(hi, block*seqBlock+seqBlock-1)
+	cands := make([]indexRow, 0, len(rows))
+	for _, r := range rows {
+		r.lo, r.hi = max(r.lo, bLo), min(r.hi, bHi)
+		if r.lo <= r.hi {
+			cands = append(cands, r)
+		}
+	}
+	better := func(a, b int64) bool { return a > b } // a comes before b in the page
+	if fwd {
+		better = func(a, b int64) bool { return a < b }
+		slices.SortFunc(cands, func(a, b indexRow) int { return cmpInt(a.lo, b.lo) })
+	} else {
+		slices.SortFunc(cands, func(a, b indexRow) int { return cmpInt(b.hi, a.hi) })
+	}
+	var got []protocol.Message
+	for i := 0; i < len(cands); {
+		if len(got) >= need {
+			edge := int64(got[need-1].Seq)
+			if first := cands[i]; (fwd && first.lo > edge) || (!fwd && first.hi < edge) {
+				break
+			}
+		}
+		j, room := i, int64(need-len(got))
+		for j < len(cands) && j-i < maxWave && (j == i || room > 0) {
+			room -= cands[j].hi - cands[j].lo + 1
+			j++
+		}
+		wave := make([][]protocol.Message, j-i)
+		errs := make([]error, j-i)
+		var wg sync.WaitGroup
+		for k := i; k < j; k++ {
+			wg.Go(func() { wave[k-i], errs[k-i] = s.readBucket(ctx, chatID, fwd, cands[k], need) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+		for _, w := range wave {
+			got = append(got, w...)
+		}
+		if j-i > 1 || i > 0 {
+			slices.SortStableFunc(got, func(a, b protocol.Message) int {
+				if better(int64(a.Seq), int64(b.Seq)) {
+					return -1
+				}
+				if a.Seq == b.Seq {
+					return 0
+				}
+				return 1
+			})
+			// A message stored under two buckets (its timestamp changed between
+			// retries) shows once.
+			got = slices.CompactFunc(got, func(a, b protocol.Message) bool { return a.Seq == b.Seq })
+		}
+		if len(got) > need {
+			got = got[:need]
+		}
+		i = j
+	}
+	return got, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// readBucket reads up to limit messages of one bucket within r, in page order.
+func (s *CassandraStore) readBucket(ctx context.Context, chatID string, fwd bool, r indexRow, limit int) ([]protocol.Message, error) {
+	stmt := cqlMessagesBackwrd
+	if fwd {
+		stmt = cqlMessagesForward
+	}
+	iter := s.sess.Query(stmt, chatID, r.bucket, r.lo, r.hi, limit).WithContext(ctx).Idempotent(true).Iter()
+	out := make([]protocol.Message, 0, min(limit, int(r.hi-r.lo+1)))
+	for {
+		m := protocol.Message{ChatID: chatID}
+		var seq int64
+		var meta []byte
+		if !iter.Scan(&seq, &m.MessageID, &m.SenderID, &m.Content, &m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta) {
+			break
+		}
+		m.Seq = uint64(seq)
+		if len(meta) > 0 {
+			m.Meta = json.RawMessage(meta)
+		}
+		out = append(out, m)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("read bucket %s: %w", time.UnixMilli(r.bucket).UTC().Format(time.RFC3339), err)
+	}
+	return out, nil
+}
+
+// LastSeq implements Store.
+func (s *CassandraStore) LastSeq(ctx context.Context, chatID string) (uint64, error) {
+	if chatID == "" {
+		return 0, nil
+	}
+	var seq int64
+	err := s.sess.Query(cqlLastSeq, chatID).WithContext(ctx).Idempotent(true).Scan(&seq)
+	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+		return 0, fmt.Errorf("cassandra: last seq %s: %w", chatID, err)
+	}
+	return uint64(seq), nil
+}
+
+// MessageSeq implements Store. If messageID was stored under several seqs, it
+// returns the lowest.
+func (s *CassandraStore) MessageSeq(ctx context.Context, chatID, messageID string) (uint64, error) {
+	if chatID == "" || messageID == "" {
+		return 0, ErrNotFound
+	}
+	var seq int64
+	err := s.sess.Query(cqlMessageSeq, chatID, messageID).WithContext(ctx).Idempotent(true).Scan(&seq)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return 0, ErrNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cassandra: message seq %s/%s: %w", chatID, messageID, err)
+	}
+	return uint64(seq), nil
+}
+
+// CreateChat implements Store. The chat and its members are one conditional batch
+// on the chat's partition (a lightweight transaction: exactly one of two racing
+// creates wins). The members' user_chats rows follow; if the process dies between
+// the two, repeating the same CreateChat (same kind, name, creator and time) writes
+// them, so a retried create converges.
+func (s *CassandraStore) CreateChat(ctx context.Context, chat Chat, members []Member) (Chat, bool, error) {
+	if chat.ID == "" {
+		return Chat{}, false, errors.New("cassandra: create chat: empty chat ID")
+	}
+	chat.CreatedAt = time.UnixMilli(chat.CreatedAt.UnixMilli()).UTC()
+	b := s.sess.NewBatch(gocql.LoggedBatch).WithContext(ctx).RetryPolicy(nil)
+	b.SerialConsistency(gocql.LocalSerial)
+	b.Query(cqlCreateChat, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt)
+	for _, m := range members {
+		b.Query(cqlInsertMember, chat.ID, m.UserID, m.Role, m.JoinedAt)
+	}
+	existing := map[string]any{}
+	applied, iter, err := s.sess.MapExecuteBatchCAS(b, existing)
+	if err != nil {
+		return Chat{}, false, fmt.Errorf("cassandra: create chat %s: %w", chat.ID, err)
+	}
+	iter.Close()
+	if !applied {
+		stored := Chat{ID: chat.ID}
+		stored.Kind, _ = existing["kind"].(string)
+		stored.Name, _ = existing["name"].(string)
+		stored.CreatedBy, _ = existing["created_by"].(string)
+		if at, ok := existing["created_at"].(time.Time); ok {
+			stored.CreatedAt = at.UTC()
+		}
+		if stored.Kind != chat.Kind || stored.Name != chat.Name || stored.CreatedBy != chat.CreatedBy ||
+			!stored.CreatedAt.Equal(chat.CreatedAt) {
+			return stored, false, nil
+		}
+		// The same create again: maybe a retry after a crash; finish its index.
+		current, err := s.Members(ctx, chat.ID)
+		if err != nil {
+			return Chat{}, false, err
+		}
+		members = current
+	}
+	ops := make([]writeOp, 0, len(members))
+	for _, m := range members {
+		ops = append(ops, writeOp{what: "user_chats row of " + m.UserID, chat: chat.ID, serverTime: true, entries: []gocql.BatchEntry{
+			entry(cqlAddUserChat, m.UserID, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt)}})
+	}
+	if err := s.run(ctx, ops); err != nil {
+		return Chat{}, false, fmt.Errorf("cassandra: create chat %s: %w", chat.ID, err)
+	}
+	return chat, applied, nil
+}
+
+// GetChat implements Store.
+func (s *CassandraStore) GetChat(ctx context.Context, chatID string) (Chat, error) {
+	if chatID == "" {
+		return Chat{}, ErrNotFound
+	}
+	c := Chat{ID: chatID}
+	var kind *string // null: member rows without a chat
+	err := s.sess.Query(cqlGetChat, chatID).WithContext(ctx).Idempotent(true).Scan(&kind, &c.Name, &c.CreatedBy, &c.CreatedAt)
+	if errors.Is(err, gocql.ErrNotFound) || (err == nil && kind == nil) {
+		return Chat{}, ErrNotFound
+	}
+	if err != nil {
+		return Chat{}, fmt.Errorf("cassandra: get chat %s: %w", chatID, err)
+	}
+	c.Kind, c.CreatedAt = *kind, c.CreatedAt.UTC()
+	return c, nil
+}
+
+// Members implements Store.
+func (s *CassandraStore) Members(ctx context.Context, chatID string) ([]Member, error) {
+	if chatID == "" {
+		return nil, nil
+	}
+	iter := s.sess.Query(cqlMembers, chatID).WithContext(ctx).Idempotent(true).Iter()
+	var out []Member
+	for {
+		m := Member{ChatID: chatID}
+		if !iter.Scan(&m.UserID, &m.Role, &m.JoinedAt) {
+			break
+		}
+		if m.UserID == "" {
+			continue // the chat's static row, with no members
+		}
+		m.JoinedAt = m.JoinedAt.UTC()
+		out = append(out, m)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("cassandra: members %s: %w", chatID, err)
+	}
+	return out, nil
+}
+
+// GetMember implements Store.
+func (s *CassandraStore) GetMember(ctx context.Context, chatID, userID string) (Member, error) {
+	if chatID == "" || userID == "" {
+		return Member{}, ErrNotFound
+	}
+	m := Member{ChatID: chatID, UserID: userID}
+	err := s.sess.Query(cqlGetMember, chatID, userID).WithContext(ctx).Idempotent(true).Scan(&m.Role, &m.JoinedAt)
+	if errors.Is(err, gocql.ErrNotFound) || (err == nil && m.Role == "") {
+		return Member{}, ErrNotFound
+	}
+	if err != nil {
+		return Member{}, fmt.Errorf("cassandra: member %s/%s: %w", chatID, userID, err)
+	}
+	m.JoinedAt = m.JoinedAt.UTC()
+	return m, nil
+}
+
+// AddMember implements Store. An existing member keeps their join time. Membership
+// writes take the coordinator's clock as their timestamp, as CreateChat's LWT does,
+// so a removal right after a create is ordered after it.
+func (s *CassandraStore) AddMember(ctx context.Context, m Member) error {
+	if m.ChatID == "" || m.UserID == "" {
+		return fmt.Errorf("cassandra: add member %q/%q: empty ID", m.ChatID, m.UserID)
+	}
+	var stmt gocql.BatchEntry
+	switch _, err := s.GetMember(ctx, m.ChatID, m.UserID); {
+	case err == nil:
+		stmt = entry(cqlUpdateRole, m.Role, m.ChatID, m.UserID)
+	case errors.Is(err, ErrNotFound):
+		stmt = entry(cqlInsertMember, m.ChatID, m.UserID, m.Role, m.JoinedAt)
+	default:
+		return err
+	}
+	// The user's row carries a copy of the chat's metadata; with no chat (yet) it
+	// is left null and UserChats looks the chat up.
+	meta := []any{gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue}
+	switch chat, err := s.GetChat(ctx, m.ChatID); {
+	case err == nil:
+		meta = []any{chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt}
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	b := s.sess.NewBatch(gocql.LoggedBatch).WithContext(ctx).DefaultTimestamp(false)
+	b.Entries = append(b.Entries, stmt, entry(cqlAddUserChat, append([]any{m.UserID, m.ChatID}, meta...)...))
+	if err := s.sess.ExecuteBatch(b); err != nil {
+		return fmt.Errorf("cassandra: add member %s/%s: %w", m.ChatID, m.UserID, err)
+	}
+	return nil
+}
+
+// RemoveMember implements Store.
+func (s *CassandraStore) RemoveMember(ctx context.Context, chatID, userID string) error {
+	if chatID == "" || userID == "" {
+		return nil
+	}
+	b := s.sess.NewBatch(gocql.LoggedBatch).WithContext(ctx).DefaultTimestamp(false)
+	b.Entries = append(b.Entries, entry(cqlDeleteMember, chatID, userID), entry(cqlDelUserChat, userID, chatID))
+	if err := s.sess.ExecuteBatch(b); err != nil {
+		return fmt.Errorf("cassandra: remove member %s/%s: %w", chatID, userID, err)
+	}
+	return nil
+}
+
+// userChatsReadConcurrency bounds the last-message reads of one UserChats call.
+const userChatsReadConcurrency = 32
+
+// UserChats implements Store. It reads all of the user's chats (one partition), all
+// of their read state (one partition) and each chat's last message (one point read
+// per chat, concurrently), then sorts in memory: the cost grows with the number of
+// chats the user is in, not with limit or offset. That is fine for the hundreds of
+// chats people are in; a user in tens of thousands of chats needs an activity index
+// (and a cursor instead of an offset in the Store interface).
+func (s *CassandraStore) UserChats(ctx context.Context, userID string, limit, offset int) ([]ChatSummary, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	offset = max(offset, 0)
+	if userID == "" {
+		return nil, nil
+	}
+	var reads map[string]int64
+	var readErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { reads, readErr = s.userReads(ctx, userID) })
+
+	var list []ChatSummary
+	var known []bool // whether list[i] has the chat's metadata
+	iter := s.sess.Query(cqlUserChats, userID).WithContext(ctx).Idempotent(true).Iter()
+	for {
+		var cs ChatSummary
+		var kind *string
+		if !iter.Scan(&cs.ID, &kind, &cs.Name, &cs.CreatedBy, &cs.CreatedAt) {
+			break
+		}
+		if kind != nil {
+			cs.Kind = *kind
+		}
+		cs.CreatedAt = cs.CreatedAt.UTC()
+		list = append(list, cs)
+		known = append(known, kind != nil)
+	}
+	err := iter.Close()
+	wg.Wait()
+	if err = errors.Join(err, readErr); err != nil {
+		return nil, fmt.Errorf("cassandra: chats of %s: %w", userID, err)
+	}
+
+	activity := make([]int64, len(list))
+	errs := make([]error, len(list))
+	sem := make(chan struct{}, userChatsReadConcurrency)
+	for i := range list {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			activity[i], known[i], errs[i] = s.fillSummary(ctx, &list[i], known[i])
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("cassandra: chats of %s: %w", userID, err)
+	}
+	// Drop chats that no longer exist (a member row written without a chat).
+	type ranked struct {
+		cs ChatSummary
+		at int64
+	}
+	out := make([]ranked, 0, len(list))
+	for i, cs := range list {
+		if !known[i] {
+			continue
+		}
+		cs.ReadSeq = uint64(reads[cs.ID])
+		if cs.LastSeq > cs.ReadSeq {
+			cs.Unread = cs.LastSeq - cs.ReadSeq
+		}
+		out = append(out, ranked{cs, activity[i]})
+	}
+	slices.SortFunc(out, func(a, b ranked) int {
+		if c := cmpInt(b.at, a.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.cs.ID, b.cs.ID)
+	})
+	if offset >= len(out) {
+		return nil, nil
+	}
+	out = out[offset:min(len(out), offset+limit)]
+	page := make([]ChatSummary, len(out))
+	for i, r := range out {
+		page[i] = r.cs
+	}
+	return page, nil
+}
+
+// fillSummary adds the chat's last message to cs (and its metadata, if the user's
+// row lacks it: known false) and returns the chat's activity time in ms (its last
+// message's, or its creation's if later or if it has none) and whether the chat
+// exists.
+func (s *CassandraStore) fillSummary(ctx context.Context, cs *ChatSummary, known bool) (int64, bool, error) {
+	if !known {
+		chat, err := s.GetChat(ctx, cs.ID)
+		if errors.Is(err, ErrNotFound) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		cs.Chat = chat
+	}
+	var seq, ts int64
+	var body []byte
+	err := s.sess.Query(cqlLastState, cs.ID).WithContext(ctx).Idempotent(true).Scan(&seq, &ts, &body)
+	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+		return 0, false, fmt.Errorf("last message of %s: %w", cs.ID, err)
+	}
+	cs.LastSeq = uint64(seq)
+	if len(body) > 0 {
+		var m protocol.Message
+		if json.Unmarshal(body, &m) == nil {
+			cs.LastMessage = &m
+		}
+	}
+	return max(ts, cs.CreatedAt.UnixMilli()), true, nil
+}
+
+func (s *CassandraStore) userReads(ctx context.Context, userID string) (map[string]int64, error) {
+	iter := s.sess.Query(cqlUserReads, userID).WithContext(ctx).Idempotent(true).Iter()
+	out := map[string]int64{}
+	var chatID string
+	var read int64
+	for iter.Scan(&chatID, &read) {
+		out[chatID] = read
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	return out, nil
+}
+
+// SetReadState implements Store. Each watermark is a max register (written USING
+// TIMESTAMP equal to its value) so concurrent or reordered updates can never lower
+// it, with no read before the write and no LWT; delivered and read go in one
+// single-partition batch, which Cassandra applies atomically, so delivered >= read
+// always holds. The state returned is read back after the write.
+func (s *CassandraStore) SetReadState(ctx context.Context, chatID, userID string, delivered, read uint64) (ReadState, error) {
+	delivered = max(delivered, read)
+	if delivered > math.MaxInt64 {
+		return ReadState{}, fmt.Errorf("cassandra: read state %s/%s: seq out of range", chatID, userID)
+	}
+	if chatID == "" || userID == "" {
+		return ReadState{}, fmt.Errorf("cassandra: read state %q/%q: empty ID", chatID, userID)
+	}
+	d, r := int64(delivered), int64(read)
+	var entries []gocql.BatchEntry
+	switch {
+	case r > 0 && r == d:
+		entries = append(entries, entry(cqlSetReadBoth, d, d, r, userID, chatID))
+	default:
+		if d > 0 {
+			entries = append(entries, entry(cqlSetDelivered, d, d, userID, chatID))
+		}
+		if r > 0 {
+			entries = append(entries, entry(cqlSetRead, r, r, userID, chatID))
+		}
+	}
+	if len(entries) > 0 {
+		if err := s.run(ctx, []writeOp{{what: "read state of " + userID, chat: chatID, entries: entries}}); err != nil {
+			return ReadState{}, fmt.Errorf("cassandra: read state %s/%s: %w", chatID, userID, err)
+		}
+	}
+	rs, err := s.GetReadState(ctx, chatID, userID)
+	if err != nil {
+		return ReadState{}, err
+	}
+	// With a consistency below quorum the read may miss the write just made.
+	rs.Read = max(rs.Read, read)
+	rs.Delivered = max(rs.Delivered, delivered, rs.Read)
+	return rs, nil
+}
+
+// GetReadState implements Store.
+func (s *CassandraStore) GetReadState(ctx context.Context, chatID, userID string) (ReadState, error) {
+	rs := ReadState{ChatID: chatID, UserID: userID}
+	if chatID == "" || userID == "" {
+		return rs, nil
+	}
+	var d, r int64
+	err := s.sess.Query(cqlGetReadState, userID, chatID).WithContext(ctx).Idempotent(true).Scan(&d, &r)
+	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+		return ReadState{}, fmt.Errorf("cassandra: read state %s/%s: %w", chatID, userID, err)
+	}
+	rs.Delivered, rs.Read = uint64(max(d, r)), uint64(r)
+	return rs, nil
+}
+
+// SetMute implements Store. Concurrent changes of one mute resolve last write wins.
+func (s *CassandraStore) SetMute(ctx context.Context, m Mute) error {
+	if m.ChatID == "" || m.UserID == "" {
+		return fmt.Errorf("cassandra: set mute %q/%q: empty ID", m.ChatID, m.UserID)
+	}
+	q := s.sess.Query(cqlDeleteMute, m.ChatID, m.UserID)
+	if m.Muted {
+		var until any // null: until unmuted (and clears an earlier end)
+		if !m.Until.IsZero() {
+			until = m.Until
+		}
+		q = s.sess.Query(cqlSetMute, m.ChatID, m.UserID, until)
+	}
+	if err := q.WithContext(ctx).Idempotent(true).Exec(); err != nil {
+		return fmt.Errorf("cassandra: set mute %s/%s: %w", m.ChatID, m.UserID, err)
+	}
+	return nil
+}
+
+// GetMute implements Store.
+func (s *CassandraStore) GetMute(ctx context.Context, chatID, userID string) (Mute, error) {
+	m := Mute{ChatID: chatID, UserID: userID}
+	if chatID == "" || userID == "" {
+		return m, nil
+	}
+	var until *time.Time
+	err := s.sess.Query(cqlGetMute, chatID, userID).WithContext(ctx).Idempotent(true).Scan(&until)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return m, nil
+	}
+	if err != nil {
+		return Mute{}, fmt.Errorf("cassandra: get mute %s/%s: %w", chatID, userID, err)
+	}
+	m.Muted = true
+	if until != nil {
+		m.Until = until.UTC()
+	}
+	return m, nil
+}
+
+// Ping implements Store: one round trip to a node.
+func (s *CassandraStore) Ping(ctx context.Context) error {
+	var v string
+	if err := s.sess.Query(cqlPing).WithContext(ctx).Idempotent(true).Consistency(gocql.One).Scan(&v); err != nil {
+		return fmt.Errorf("cassandra: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store. It is safe to call more than once.
+func (s *CassandraStore) Close() error {
+	s.sess.Close()
+	return nil
+}

@@ -1,0 +1,407 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/store/storetest"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+// Environment of the Cassandra tests: NATTER_CASSANDRA_HOSTS names a node
+// ("127.0.0.1:9042"); NATTER_REQUIRE_CASSANDRA=1 (CI) turns a missing node into a
+// failure instead of a skip.
+const (
+	envCassandraHosts   = "NATTER_CASSANDRA_HOSTS"
+	envRequireCassandra = "NATTER_REQUIRE_CASSANDRA"
+)
+
+// cassandraConfig returns the config of a node for tests, with a fresh keyspace
+// name, or skips (fails under NATTER_REQUIRE_CASSANDRA=1) without one.
+func cassandraConfig(t testing.TB, width time.Duration) store.CassandraConfig {
+	t.Helper()
+	hosts := os.Getenv(envCassandraHosts)
+	if hosts == "" {
+		msg := "no Cassandra node: set " + envCassandraHosts + " or run `go tool task test` which starts one from deploy/cassandra"
+		if os.Getenv(envRequireCassandra) == "1" {
+			t.Fatal(msg + " (" + envRequireCassandra + "=1 forbids skipping)")
+		}
+		t.Skip(msg)
+	}
+	if _, ok := t.(*testing.T); ok {
+		// Registered first, so it runs after the test's other cleanups (which close
+		// the store): the driver's goroutines must be gone by then.
+		t.Cleanup(func() { goleak.VerifyNone(t) })
+	}
+	var cfg store.CassandraConfig
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse([]string{"-cassandra.hosts", hosts, "-cassandra.bucket-width", width.String()}))
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	cfg.Keyspace = "natter_test_" + hex.EncodeToString(b[:])
+	return cfg
+}
+
+// openCassandra migrates a fresh keyspace, opens a store on it, and drops the
+// keyspace when the test ends.
+func openCassandra(t testing.TB, width time.Duration) (*store.CassandraStore, store.CassandraConfig) {
+	t.Helper()
+	cfg := cassandraConfig(t, width)
+	return openCassandraWith(t, cfg), cfg
+}
+
+func openCassandraWith(t testing.TB, cfg store.CassandraConfig) *store.CassandraStore {
+	t.Helper()
+	ctx := context.Background()
+	logger := zap.NewNop()
+	if tt, ok := t.(*testing.T); ok && os.Getenv("NATTER_TEST_LOG") != "" {
+		logger = zaptest.NewLogger(tt)
+	}
+	t.Cleanup(func() { dropKeyspace(t, cfg) })
+	if err := store.MigrateCassandra(ctx, cfg, logger); err != nil {
+		t.Fatalf("migrate a test keyspace on the Cassandra node at %s: %v\n"+
+			"(is it running? deploy/cassandra/cassandra.sh start)", strings.Join(cfg.Hosts, ","), err)
+	}
+	s, err := store.OpenCassandra(ctx, cfg, logger)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func dropKeyspace(t testing.TB, cfg store.CassandraConfig) {
+	cl := gocql.NewCluster(cfg.Hosts...)
+	cl.Port = cfg.Port
+	cl.Timeout = 30 * time.Second
+	sess, err := cl.CreateSession()
+	if err != nil {
+		t.Logf("drop keyspace %s: %v", cfg.Keyspace, err)
+		return
+	}
+	defer sess.Close()
+	if err := sess.Query("DROP KEYSPACE IF EXISTS " + cfg.Keyspace).Exec(); err != nil {
+		t.Logf("drop keyspace %s: %v", cfg.Keyspace, err)
+	}
+}
+
+// TestCassandraConformance runs the shared suite with one-hour buckets, so the
+// suite's day-spaced messages land in many buckets with empty ones between.
+func TestCassandraConformance(t *testing.T) {
+	cassandraConfig(t, time.Hour) // skip early, once
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, _ := openCassandra(t, time.Hour)
+		return s
+	})
+}
+
+func TestCassandraHistorySparseBuckets(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openCassandra(t, time.Hour)
+	rnd := mrand.New(mrand.NewPCG(1, 2))
+	// 700 messages (three seq blocks) with gaps of 0 to 80 hours between them, so
+	// most one-hour buckets are empty; some timestamps step backwards, as a clock
+	// might after a sequencer failover, into the buckets of earlier messages, so
+	// the seq ranges of buckets overlap.
+	const n = 700
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var all []protocol.Message
+	for seq := uint64(1); seq <= n; seq++ {
+		switch r := rnd.IntN(10); {
+		case r < 4: // same bucket
+			at = at.Add(time.Minute)
+		case r < 9:
+			at = at.Add(time.Duration(rnd.IntN(80)+1) * time.Hour)
+		default: // back into the bucket of one of the last 20 messages
+			if len(all) > 0 {
+				at = time.UnixMilli(all[len(all)-1-rnd.IntN(min(len(all), 20))].Timestamp)
+			}
+		}
+		all = append(all, protocol.Message{ChatID: "sparse", Seq: seq, MessageID: fmt.Sprintf("id%d", seq),
+			SenderID: "alice", Content: fmt.Sprintf("message %d", seq), MessageType: protocol.TypeText, Timestamp: at.UnixMilli()})
+	}
+	// Appended out of order, in uneven batches, one of them twice.
+	shuffled := append([]protocol.Message(nil), all...)
+	rnd.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	for i := 0; i < n; {
+		j := min(n, i+1+rnd.IntN(120))
+		require.NoError(t, s.AppendMessages(ctx, shuffled[i:j]))
+		if i == 0 {
+			require.NoError(t, s.AppendMessages(ctx, shuffled[i:j]))
+		}
+		i = j
+	}
+	last, err := s.LastSeq(ctx, "sparse")
+	require.NoError(t, err)
+	require.EqualValues(t, n, last)
+
+	for _, limit := range []int{1, 7, 50, 500} {
+		t.Run(fmt.Sprintf("limit%d", limit), func(t *testing.T) {
+			// Backward from the newest to the start.
+			var got []protocol.Message
+			before := uint64(0)
+			for {
+				page, err := s.History(ctx, "sparse", store.HistoryQuery{Before: before, Limit: limit})
+				require.NoError(t, err)
+				if len(page) == 0 {
+					break
+				}
+				require.LessOrEqual(t, len(page), limit)
+				got = append(got, page...)
+				before = page[len(page)-1].Seq
+			}
+			require.Equal(t, rangeSeqs(n, 1), seqsOf(got), "backward pages")
+			for i, m := range got {
+				require.Equal(t, all[n-1-i], m, "backward page item %d", i)
+			}
+			// Forward from the start to the newest.
+			got = got[:0]
+			after := uint64(0)
+			for {
+				page, err := s.History(ctx, "sparse", store.HistoryQuery{Dir: store.Forward, After: after, Limit: limit})
+				require.NoError(t, err)
+				if len(page) == 0 {
+					break
+				}
+				got = append(got, page...)
+				after = page[len(page)-1].Seq
+			}
+			require.Equal(t, rangeSeqs(1, n), seqsOf(got), "forward pages")
+			for i, m := range got {
+				require.Equal(t, all[i], m, "forward page item %d", i)
+			}
+		})
+	}
+	// Cursors anywhere, including past both ends.
+	for range 50 {
+		c := uint64(rnd.IntN(n + 3))
+		page, err := s.History(ctx, "sparse", store.HistoryQuery{Before: c, Limit: 13})
+		require.NoError(t, err)
+		var want []uint64
+		top := uint64(n) // Before 0: from the newest
+		if c > 0 {
+			top = min(c-1, n)
+		}
+		for q := top; q >= 1 && len(want) < 13; q-- {
+			want = append(want, q)
+		}
+		require.Equal(t, want, seqsOf(page), "before %d", c)
+		page, err = s.History(ctx, "sparse", store.HistoryQuery{Dir: store.Forward, After: c, Limit: 13})
+		require.NoError(t, err)
+		want = nil
+		for q := c + 1; q <= n && len(want) < 13; q++ {
+			want = append(want, q)
+		}
+		require.Equal(t, want, seqsOf(page), "after %d", c)
+	}
+}
+
+func rangeSeqs(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; ; {
+		out = append(out, s)
+		if s == to {
+			return out
+		}
+		if from < to {
+			s++
+		} else {
+			s--
+		}
+	}
+}
+
+func seqsOf(msgs []protocol.Message) []uint64 {
+	var out []uint64
+	for _, m := range msgs {
+		out = append(out, m.Seq)
+	}
+	return out
+}
+
+func TestCassandraReadStateConcurrent(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openCassandra(t, time.Hour)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := uint64(1); i <= 40; i++ {
+				v := i*8 + uint64(w)
+				rs, err := s.SetReadState(ctx, "c", "u", v+1, v)
+				if !(err == nil && rs.Read >= v && rs.Delivered >= v+1 && rs.Delivered >= rs.Read) {
+					t.Errorf("SetReadState(%d, %d) = %+v, %v", v+1, v, rs, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rs, err := s.GetReadState(ctx, "c", "u")
+	require.NoError(t, err)
+	require.Equal(t, store.ReadState{ChatID: "c", UserID: "u", Delivered: 40*8 + 7 + 1, Read: 40*8 + 7}, rs)
+}
+
+// TestCassandraMembersBeforeChat covers membership written before its chat exists
+// (the chat's partition then has member rows but no static metadata).
+func TestCassandraMembersBeforeChat(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openCassandra(t, time.Hour)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, s.AddMember(ctx, store.Member{ChatID: "late", UserID: "bob", Role: store.RoleMember, JoinedAt: at}))
+	_, err := s.GetChat(ctx, "late")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	chats, err := s.UserChats(ctx, "bob", 0, 0)
+	require.NoError(t, err)
+	require.Empty(t, chats, "no chat yet")
+
+	// An empty kind is still a chat.
+	c := store.Chat{ID: "late", Kind: "", Name: "late", CreatedBy: "alice", CreatedAt: at}
+	_, created, err := s.CreateChat(ctx, c, []store.Member{{UserID: "alice", Role: store.RoleAdmin, JoinedAt: at}})
+	require.NoError(t, err)
+	require.True(t, created, "member rows alone are not a chat")
+	got, err := s.GetChat(ctx, "late")
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+	chats, err = s.UserChats(ctx, "bob", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, chats, 1, "bob's early row is completed from the chat")
+	require.Equal(t, c, chats[0].Chat)
+	ms, err := s.Members(ctx, "late")
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+
+	// The same create again changes nothing and reports the stored chat.
+	got, created, err = s.CreateChat(ctx, c, nil)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, c, got)
+	ms, err = s.Members(ctx, "late")
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+}
+
+func TestCassandraMigrateAndOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	_, cfg := openCassandra(t, time.Hour)
+	require.NoError(t, store.MigrateCassandra(ctx, cfg, zap.NewNop()), "migrating again is a no-op")
+
+	missing := cfg
+	missing.Keyspace = cfg.Keyspace + "_missing"
+	_, err := store.OpenCassandra(ctx, missing, zap.NewNop())
+	require.ErrorContains(t, err, "keyspace "+missing.Keyspace+" does not exist: run `natter migrate`")
+
+	// A keyspace someone created by hand, without Natter's tables.
+	bare := cfg
+	bare.Keyspace = cfg.Keyspace + "_bare"
+	t.Cleanup(func() { dropKeyspace(t, bare) })
+	admin, err := gocql.NewCluster(cfg.Hosts...).CreateSession()
+	require.NoError(t, err)
+	err = admin.Query("CREATE KEYSPACE " + bare.Keyspace +
+		" WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 1}").Exec()
+	admin.Close()
+	require.NoError(t, err)
+	_, err = store.OpenCassandra(ctx, bare, zap.NewNop())
+	require.ErrorContains(t, err, "has no Natter schema (no schema_migrations table): run `natter migrate`")
+
+	down := cfg
+	down.Hosts = []string{"127.0.0.1:1"}
+	down.ConnectTimeout = time.Second
+	_, err = store.OpenCassandra(ctx, down, zap.NewNop())
+	require.ErrorContains(t, err, "is Cassandra running?")
+}
+
+func TestCassandraConfig(t *testing.T) {
+	var cfg store.CassandraConfig
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.NoError(t, fs.Parse(nil))
+	require.NoError(t, cfg.Validate(), "the flag defaults are valid")
+	require.Equal(t, []string{"127.0.0.1"}, cfg.Hosts)
+	require.Equal(t, 9042, cfg.Port)
+	require.Equal(t, "natter", cfg.Keyspace)
+	require.Equal(t, "LOCAL_QUORUM", cfg.Consistency)
+	require.Equal(t, 24*time.Hour, cfg.BucketWidth)
+	require.Empty(t, cfg.Password)
+
+	require.NoError(t, fs.Parse([]string{"-cassandra.hosts", "10.0.0.1:9142, 10.0.0.2", "-cassandra.replication-factor", "3"}))
+	require.Equal(t, []string{"10.0.0.1:9142", "10.0.0.2"}, cfg.Hosts)
+	require.NoError(t, cfg.Validate())
+
+	bad := cfg
+	bad.Hosts = nil
+	bad.Keyspace = "Natter-prod"
+	bad.Consistency = "MOST"
+	bad.BucketWidth = time.Second
+	bad.Username = "natter"
+	bad.WriteConcurrency = 0
+	err := bad.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"cassandra.hosts", "cassandra.keyspace", "cassandra.consistency",
+		"cassandra.bucket-width", "cassandra.password", "cassandra.write-concurrency"} {
+		require.ErrorContains(t, err, want)
+	}
+}
+
+// TestCassandraSchemaFile keeps the operators' copy of the schema current.
+func TestCassandraSchemaFile(t *testing.T) {
+	const path = "../../deploy/cassandra/schema.cql"
+	want := store.CassandraSchema("natter", 3)
+	if os.Getenv("NATTER_UPDATE_SCHEMA") == "1" {
+		require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
+	}
+	got, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, want, string(got), "%s is stale: regenerate it with NATTER_UPDATE_SCHEMA=1 go test ./pkg/store -run TestCassandraSchemaFile", path)
+}
+
+// BenchmarkCassandraAppend measures AppendMessages as the persister uses it: one
+// caller, batches of 500 messages (its default batch) with 100-byte contents from 7
+// senders, spread over 1, 50 or 500 chats, with the default write concurrency (64)
+// and a lower and a higher one.
+func BenchmarkCassandraAppend(b *testing.B) {
+	for _, bc := range []struct {
+		chats, concurrency int
+	}{{50, 64}, {1, 64}, {500, 64}, {50, 16}, {50, 256}} {
+		b.Run(fmt.Sprintf("chats=%d/concurrency=%d", bc.chats, bc.concurrency), func(b *testing.B) {
+			cfg := cassandraConfig(b, 24*time.Hour)
+			cfg.WriteConcurrency = bc.concurrency
+			s := openCassandraWith(b, cfg)
+			ctx := context.Background()
+			const batch = 500
+			content := strings.Repeat("x", 100)
+			seqs := make([]uint64, bc.chats)
+			now := time.Now().UnixMilli()
+			msgs := make([]protocol.Message, batch)
+			total := 0
+			b.ResetTimer()
+			for b.Loop() {
+				for i := range msgs {
+					c := (total + i) % bc.chats
+					seqs[c]++
+					msgs[i] = protocol.Message{ChatID: fmt.Sprintf("chat%d", c), Seq: seqs[c],
+						MessageID: fmt.Sprintf("m%d", total+i), SenderID: fmt.Sprintf("u%d", (total+i)%7),
+						Content: content, MessageType: protocol.TypeText, Timestamp: now + int64(total+i)}
+				}
+				if err := s.AppendMessages(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+				total += batch
+			}
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
