@@ -32,6 +32,7 @@ type conn struct {
 	closed     bool
 	syncing    int               // syncs in progress: live frames are held meanwhile
 	resumeHold *time.Timer       // non-nil while a resume hold awaits the first sync
+	synced     map[string]uint64 // per chat, the cutoff of the last sync until live passes it
 	held       [][]byte          // live frames held during a sync
 	sent       map[string]uint64 // per chat, the highest seq a finished sync sent
 
@@ -57,7 +58,35 @@ func (c *conn) enqueue(frame []byte) {
 		c.mu.Unlock()
 		return
 	}
+	if c.synced != nil && c.dropSynced(frame) {
+		c.mu.Unlock()
+		return
+	}
 	c.pushLocked(frame)
+}
+
+// dropSynced reports whether frame is a message a finished sync already sent. The
+// sequencer appends to the log before it fans out, so a sync that read the log can
+// beat the live copy of the same message. Once a chat's live messages pass the
+// sync's cutoff, no older live copy can follow (fan-out is in seq order), and the
+// cutoff is forgotten. Caller holds c.mu.
+func (c *conn) dropSynced(frame []byte) bool {
+	chat, seq, ok := messageSeq(frame)
+	if !ok {
+		return false
+	}
+	cutoff, tracked := c.synced[chat]
+	if !tracked {
+		return false
+	}
+	if seq <= cutoff {
+		return true
+	}
+	delete(c.synced, chat)
+	if len(c.synced) == 0 {
+		c.synced = nil
+	}
+	return false
 }
 
 // send queues a frame that answers the client (ack, error, results): it is never
@@ -210,6 +239,9 @@ func (c *conn) endSync(sent map[string]uint64) {
 	c.held = nil
 	cutoff := c.sent
 	c.sent = nil
+	if len(cutoff) > 0 {
+		c.synced = cutoff // live copies may still trail the sync: see dropSynced
+	}
 	if c.closed {
 		c.mu.Unlock()
 		return
@@ -235,16 +267,25 @@ func (c *conn) endSync(sent map[string]uint64) {
 
 // isCovered reports whether frame is a message a sync already delivered.
 func isCovered(frame []byte, sent map[string]uint64) bool {
+	chat, seq, ok := messageSeq(frame)
+	if !ok {
+		return false
+	}
+	last, tracked := sent[chat]
+	return tracked && seq <= last
+}
+
+// messageSeq returns the chat and seq of a message frame; ok is false for others.
+func messageSeq(frame []byte) (chat string, seq uint64, ok bool) {
 	var probe struct {
 		Type   string `json:"type"`
 		ChatID string `json:"chatId"`
 		Seq    uint64 `json:"seq"`
 	}
 	if json.Unmarshal(frame, &probe) != nil || probe.Type != protocol.FrameMessage {
-		return false
+		return "", 0, false
 	}
-	last, ok := sent[probe.ChatID]
-	return ok && probe.Seq <= last
+	return probe.ChatID, probe.Seq, true
 }
 
 // closeWith closes the connection once, with a WebSocket status and a reason that
