@@ -42,8 +42,9 @@ func (c *Config) Validate() error {
 	if c.LargeChatThreshold < 1 {
 		errs = append(errs, errors.New("sequencer: sequencer.large-chat-threshold must be >= 1"))
 	}
-	if c.PinnedTTL < time.Second {
-		errs = append(errs, errors.New("sequencer: sequencer.pinned-ttl must be >= 1s"))
+	if c.PinnedTTL < 2*time.Second {
+		// A sequencer pulls with a 1 s expiry: a shorter TTL unpins live instances.
+		errs = append(errs, errors.New("sequencer: sequencer.pinned-ttl must be >= 2s (pulls expire after 1s)"))
 	}
 	if c.Fetch < 1 || c.Fetch > 10_000 {
 		errs = append(errs, errors.New("sequencer: sequencer.fetch must be 1..10000"))
