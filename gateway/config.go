@@ -44,9 +44,13 @@ type Config struct {
 	// Presence and Typing: gateway.presence-* and gateway.typing-* (presence.go, typing.go).
 	Presence PresenceConfig `yaml:",inline"`
 	Typing   TypingConfig   `yaml:",inline"`
+	// Media: gateway.media-* (media.go).
+	Media MediaConfig `yaml:",inline"`
 	// DrainWindow is how long a stopping gateway spreads its connections'
 	// reconnect hints and closes over (see drain.go). 0 closes them all at once.
 	DrainWindow time.Duration `yaml:"drain_window"`
+	// Limits: gateway.limits.* (limits.go).
+	Limits LimitsConfig `yaml:"limits"`
 }
 
 // RegisterFlags registers the gateway.* flags.
@@ -64,6 +68,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.WebChat, "gateway.web-chat", true, "serve the web chat at /")
 	c.Presence.RegisterFlags(fs)
 	c.Typing.RegisterFlags(fs)
+	c.Media.RegisterFlags(fs)
+	c.Limits.RegisterFlags(fs)
 	fs.DurationVar(&c.DrainWindow, "gateway.drain-window", 10*time.Second, "on shutdown, spread reconnect hints and closes over this long (0: close at once)")
 }
 
@@ -91,6 +97,6 @@ func (c *Config) Validate() error {
 	if c.DrainWindow < 0 || c.DrainWindow > 10*time.Minute {
 		errs = append(errs, errors.New("gateway: gateway.drain-window must be 0..10m"))
 	}
-	errs = append(errs, c.Presence.Validate(), c.Typing.Validate())
+	errs = append(errs, c.Presence.Validate(), c.Typing.Validate(), c.Media.Validate(), c.Limits.Validate())
 	return errors.Join(errs...)
 }

@@ -21,7 +21,8 @@ type conn struct {
 	id      string
 	user    string
 	service bool
-	expires time.Time // token expiry; zero: none
+	expires time.Time  // token expiry; zero: none
+	lim     *connLimit // abuse limits (limits.go); nil: none
 
 	lastRead atomic.Int64 // unix nanos of the last frame read
 	pinging  atomic.Bool

@@ -23,6 +23,10 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 		return
 	}
 	g.deps.Metrics.FrameIn(f.Type)
+	if err := c.lim.allowFrame(f.Type); err != nil { // limits.go
+		c.send(protocol.ErrorFrame(err, f.ChatID, f.MessageID, f.ID))
+		return
+	}
 	switch f.Type {
 	case protocol.FrameSend:
 		err = g.onSend(ctx, c, f)
@@ -38,6 +42,8 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 		err = g.onTyping(ctx, c, f)
 	case protocol.FramePresenceSub:
 		err = g.onPresenceSub(ctx, c, f)
+	case protocol.FrameEdit, protocol.FrameDelete, protocol.FrameReact:
+		err = g.onOperation(ctx, c, f) // msgops.go
 	case protocol.FrameConnect:
 		err = protocol.Errorf(protocol.CodeBadRequest, "already connected")
 	default:
@@ -119,6 +125,9 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 	if err := g.members.checkSend(ctx, m.ChatID, c.user); err != nil {
 		return err
 	}
+	if err := g.media.share(ctx, c.user, m); err != nil { // media.go
+		return err
+	}
 	dup, err := g.publishIngress(ctx, m, false)
 	if err != nil {
 		return err
@@ -151,12 +160,12 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if err := validID("chat", f.ChatID); err != nil {
 		return err
 	}
-	if _, err := g.members.check(ctx, f.ChatID, c.user); err != nil {
+	if _, err := g.members.checkFresh(ctx, f.ChatID, c.user); err != nil {
 		return err
 	}
-	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit}
+	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit, Viewer: c.user}
 	if f.After > 0 {
-		q = store.HistoryQuery{Dir: store.Forward, After: f.After, Limit: f.Limit}
+		q = store.HistoryQuery{Dir: store.Forward, After: f.After, Limit: f.Limit, Viewer: c.user}
 	}
 	if f.Limit < 0 || f.Limit > store.MaxPage {
 		return protocol.Errorf(protocol.CodeBadRequest, "limit must be 0..%d", store.MaxPage)
@@ -220,7 +229,7 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 		return nil
 	}
 	for _, cc := range cursors {
-		if _, err := g.members.check(ctx, cc.ChatID, c.user); err != nil {
+		if _, err := g.members.checkFresh(ctx, cc.ChatID, c.user); err != nil {
 			if held {
 				c.endSync(nil)
 			}
@@ -236,7 +245,7 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 	for _, cc := range cursors {
 		after := cc.Seq
 		for {
-			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage})
+			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage, Viewer: c.user})
 			if err != nil {
 				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry")
 			}

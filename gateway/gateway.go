@@ -55,6 +55,10 @@ type Gateway struct {
 	// presence and typing: presence.go, typing.go.
 	presence *presenceGW
 	typing   *typingState
+	// media: media.go.
+	media *mediaStore
+	// limits: abuse limits (limits.go).
+	limits *limiter
 }
 
 // metrics are the gateway's counters.
@@ -71,8 +75,10 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	}
 	g.large = newLargeChats(g)
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
-	g.hub.onOther, g.hub.onUser = g.large.deliver, g.large.userMessage
+	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
 	g.presence, g.typing = newPresenceGW(g), newTypingState(g)
+	g.media = &mediaStore{g: g}
+	g.limits = newLimiter(cfg.Limits)
 	g.mux = http.NewServeMux()
 	g.routes()
 	if err := g.observe(); err != nil {

@@ -54,3 +54,20 @@ func (m *memberCache) checkSend(ctx context.Context, chat, user string) error {
 	}
 	return err
 }
+
+// checkFresh is check asking the store every time, and refreshing (or dropping) the
+// cached answer: for reads of a chat's history and for rights checks, where a
+// removal must take effect at once on every gateway, not after the cache's TTL.
+func (m *memberCache) checkFresh(ctx context.Context, chat, user string) (store.Member, error) {
+	key := chat + "\x00" + user
+	mb, err := m.st.GetMember(ctx, chat, user)
+	if errors.Is(err, store.ErrNotFound) {
+		m.cache.Remove(key)
+		return store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
+	}
+	if err != nil {
+		return store.Member{}, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")
+	}
+	m.cache.Add(key, mb)
+	return mb, nil
+}

@@ -33,6 +33,9 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("PUT /api/v1/users/{id}/presence", g.authed(g.putPresence))
 	g.mux.HandleFunc("GET /api/v1/chats/{id}/mute", g.authed(g.getMute))
 	g.mux.HandleFunc("PUT /api/v1/chats/{id}/mute", g.authed(g.putMute))
+	g.chatRoutes()     // chats.go
+	g.mediaRoutes()    // media.go
+	g.searchRoutes()   // search.go
 	g.fallbackRoutes() // sse.go
 	g.webRoutes()      // webchat.go
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
@@ -253,6 +256,9 @@ func parseCursor(name, v string) (uint64, error) {
 	return n, nil
 }
 
+// listChats pages the caller's chats by last activity. ?cursor= (from the previous
+// page's "cursor") is the way to page: unlike ?offset=, it neither repeats nor skips
+// a chat when chats become active or are left between pages (chats.go).
 func (g *Gateway) listChats(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	limit, err := queryInt(r, "limit", 50, 1, 500)
 	if err != nil {
@@ -264,15 +270,32 @@ func (g *Gateway) listChats(w http.ResponseWriter, r *http.Request, id auth.Iden
 		g.fail(w, err)
 		return
 	}
-	chats, err := g.deps.Store.UserChats(r.Context(), id.UserID, limit, offset)
+	var chats []store.ChatSummary
+	if v := r.URL.Query().Get("cursor"); v != "" {
+		cur, perr := parseChatListCursor(v)
+		if perr == nil && offset > 0 {
+			perr = protocol.Errorf(protocol.CodeBadRequest, "give cursor or offset, not both")
+		}
+		if perr != nil {
+			g.fail(w, perr)
+			return
+		}
+		chats, err = g.deps.Store.UserChatsBefore(r.Context(), id.UserID, cur, limit)
+	} else {
+		chats, err = g.deps.Store.UserChats(r.Context(), id.UserID, limit, offset)
+	}
 	if err != nil {
-		g.fail(w, err)
+		g.failStore(w, storeUnavailable(err))
 		return
 	}
 	if chats == nil {
 		chats = []store.ChatSummary{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"chats": chats, "hasMore": len(chats) == limit})
+	body := map[string]any{"chats": chats, "hasMore": len(chats) == limit}
+	if len(chats) > 0 {
+		body["cursor"] = chatListCursor(chats[len(chats)-1])
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // messagesPage is the body of GET /api/v1/chats/{id}/messages. Cursor.Before pages
@@ -290,7 +313,7 @@ func (g *Gateway) chatAccess(ctx context.Context, chat, user string) error {
 	if err := validID("chat", chat); err != nil {
 		return err
 	}
-	_, err := g.members.check(ctx, chat, user)
+	_, err := g.members.checkFresh(ctx, chat, user)
 	return err
 }
 
@@ -319,9 +342,9 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both"))
 		return
 	}
-	q := store.HistoryQuery{Before: before, Limit: limit}
+	q := store.HistoryQuery{Before: before, Limit: limit, Viewer: id.UserID}
 	if after > 0 || r.URL.Query().Get("after") != "" {
-		q = store.HistoryQuery{Dir: store.Forward, After: after, Limit: limit}
+		q = store.HistoryQuery{Dir: store.Forward, After: after, Limit: limit, Viewer: id.UserID}
 	}
 	msgs, err := g.deps.History.Page(r.Context(), chat, q)
 	if err != nil {
@@ -375,6 +398,10 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 			g.fail(w, protocol.Errorf(protocol.CodeForbidden, "only service tokens may set senderId"))
 			return
 		}
+		if err := validID("user", req.SenderID); err != nil {
+			g.fail(w, err)
+			return
+		}
 		sender = req.SenderID
 	}
 	// Services may post system messages: the rest is validated as for any message.
@@ -402,6 +429,10 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 			g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no chat %s", chat))
 			return
 		}
+		g.fail(w, err)
+		return
+	}
+	if err := g.media.share(r.Context(), id.UserID, m); err != nil { // media.go
 		g.fail(w, err)
 		return
 	}

@@ -43,6 +43,11 @@ func authError(err error) *protocol.Error {
 func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	var id auth.Identity
 	var resume bool
+	if err := g.limits.allowConnect(r); err != nil { // limits.go
+		refuse(w, err.(*protocol.Error))
+		return
+	}
+	var lim *connLimit
 	token := bearer(r)
 	if token != "" {
 		var err error
@@ -50,6 +55,14 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnauthorized, authError(err))
 			return
 		}
+		if lim, err = g.limits.acquire(id.UserID); err != nil { // limits.go
+			refuse(w, err.(*protocol.Error))
+			return
+		}
+		defer g.limits.release(id.UserID)
+	} else if g.limits.gatewayFull() {
+		refuse(w, rateLimited("this gateway is at its connection limit: retry later"))
+		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
 	if err != nil {
@@ -76,6 +89,14 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if lim == nil { // authenticated by a connect frame: reserve the slot now (limits.go)
+		if lim, err = g.limits.acquire(id.UserID); err != nil {
+			_ = ws.Close(protocol.CloseRateLimited, string(protocol.CodeRateLimited)+": "+err.(*protocol.Error).Message)
+			return
+		}
+		defer g.limits.release(id.UserID)
+	}
+	c.lim = lim
 	c.user, c.service, c.expires = id.UserID, id.Service, id.ExpiresAt
 	if resume || r.URL.Query().Get("resume") == "1" {
 		c.holdForResume(g.cfg.AuthTimeout)

@@ -14,6 +14,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/history"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/natsutil"
@@ -31,6 +32,10 @@ type Deps struct {
 	Subjects subjects.Subjects
 	// Metrics receives step latencies; nil: none. Counts come from Stats.
 	Metrics *metrics.Metrics
+	// History reads the messages that edits, deletes, reactions and replies
+	// reference (msgops.go); it should name the persister's consumer. Nil: a reader
+	// over Store and JS without a persisted floor (it scans the whole log tail).
+	History *history.Reader
 }
 
 // Sequencer is the sequencer role.
@@ -39,6 +44,7 @@ type Sequencer struct {
 	deps Deps
 	log  *zap.Logger
 	logS jetstream.Stream
+	hist *history.Reader
 
 	// chats caches per-chat state. Each partition goroutine only touches the chats of
 	// its partition, so a chatState is never used by two goroutines at once; the LRU
@@ -93,7 +99,11 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Sequencer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sequencer{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "sequencer")), chats: c}, nil
+	hist := deps.History
+	if hist == nil {
+		hist = &history.Reader{Store: deps.Store, JS: deps.JS, Subjects: deps.Subjects}
+	}
+	return &Sequencer{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "sequencer")), chats: c, hist: hist}, nil
 }
 
 // FanoutPublishes returns how many per-user fan-out publishes were made.
@@ -328,6 +338,20 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 			return false, nil
 		}
 	}
+	// Edits, deletes, reactions and replies must reference a fitting message (msgops.go).
+	switch v, perr := s.authorizeRefs(ctx, st, &m, service); v {
+	case refuse:
+		s.reject(m.SenderID, &m, perr)
+		return false, nil
+	case drop:
+		return false, nil
+	}
+	if ev != nil && service {
+		// Membership is stored before the event is in the log (msgops.go).
+		if err := s.applyMembership(ctx, m.ChatID, st, ev, time.Now()); err != nil {
+			return false, err
+		}
+	}
 
 	m.Seq = st.lastSeq + 1
 	m.Timestamp = time.Now().UnixMilli()
@@ -386,6 +410,9 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 func (s *Sequencer) apply(st *chatState, ev *protocol.SystemEvent) map[string]string {
 	switch ev.Event {
 	case protocol.EventMemberAdded, protocol.EventRoleChanged:
+		if _, member := st.members[ev.UserID]; ev.Event == protocol.EventRoleChanged && !member {
+			break // a role change does not make a member
+		}
 		if ids.Valid(ev.UserID) {
 			role := ev.Role
 			if role == "" {
@@ -520,6 +547,37 @@ func validateIngress(m *protocol.Message) error {
 	}
 	if m.MessageType == "" || len(m.MessageType) > protocol.MaxMessageTypeBytes {
 		return errors.New("messageType must be 1..32 bytes")
+	}
+	if m.ReplyTo != "" {
+		if err := ids.Validate("message", m.ReplyTo); err != nil {
+			return fmt.Errorf("replyTo: %w", err)
+		}
+	}
+	// The current-state fields are the store's to set, never a publisher's.
+	m.Edited, m.Deleted, m.Reactions, m.StateSeq = false, false, nil, 0
+	if !protocol.IsOperation(m.MessageType) {
+		m.RefID = ""
+		return nil
+	}
+	if err := ids.Validate("message", m.RefID); err != nil {
+		return fmt.Errorf("refId: %w", err)
+	}
+	if m.ReplyTo != "" {
+		return fmt.Errorf("an %s has no replyTo", m.MessageType)
+	}
+	switch m.MessageType {
+	case protocol.TypeEdit:
+		if m.Content == "" {
+			return errors.New("an edit needs content")
+		}
+	case protocol.TypeDelete:
+		if m.Content != "" || len(m.Meta) > 0 {
+			return errors.New("a delete has no content or meta")
+		}
+	case protocol.TypeReact:
+		if _, ok := protocol.ParseReaction(m.Meta); !ok || m.Content != "" {
+			return errors.New(`a react has meta {"emoji","remove?"} with a valid emoji, and no content`)
+		}
 	}
 	return nil
 }

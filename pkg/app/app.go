@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -97,7 +98,7 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 	if a.JS, err = jetstream.New(a.NC); err != nil {
 		return nil, err
 	}
-	if err = natsutil.EnsureStreams(ctx, a.JS, &cfg.NATS); err != nil {
+	if err = ensureStreams(ctx, a.JS, &cfg.NATS, log); err != nil {
 		return nil, fmt.Errorf("set up streams: %w", err)
 	}
 	if needs(targets, depStore) {
@@ -128,7 +129,8 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 			a.gwFirst = newFirstToStop(a.Gateway)
 			r = a.gwFirst
 		case RoleSequencer:
-			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Metrics: a.Metrics}, log)
+			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Metrics: a.Metrics,
+				History: &history.Reader{Store: a.Store, JS: a.JS, Subjects: subj, Consumer: persister.ConsumerName}}, log)
 			r = a.Seq
 		case RolePersister:
 			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: a.JS, Store: a.Store, Subjects: subj}, log)
@@ -177,6 +179,24 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 	a.state.Store(stateRunning)
 	log.Info("natter started", zap.Strings("roles", targets))
 	return a, nil
+}
+
+// ensureStreams creates the streams, retrying for a while: on a fresh cluster whose
+// nodes start together, JetStream may not place R3 streams yet ("no suitable peers").
+func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, log *zap.Logger) error {
+	deadline := time.Now().Add(60 * time.Second)
+	backoff := 250 * time.Millisecond
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := natsutil.EnsureStreams(sctx, js, c)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("creating streams failed; retrying (is the NATS cluster forming?)", zap.Error(err))
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // OpenStore opens the configured store backend.

@@ -26,6 +26,7 @@ Usage:
   natter token --user ID [flags]  print a dev token for ID (signed with the dev secret)
   natter migrate [serve flags]    create or upgrade the store's schema (Cassandra keyspace and tables)
   natter notify replay [flags]    re-send the notifications in NATTER_DLQ to the webhook
+  natter bench [flags]            load generator over WebSockets (natter bench --embedded; -h for flags)
   natter help [serve]             this text, or every serve flag
 
 Every serve flag can also be set in the YAML file (-config) or as NATTER_<FLAG>
@@ -47,6 +48,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = migrate(args[1:], stdout)
 	case "notify":
 		err = notifyCmd(args[1:], stdout, stderr) // notify_cli.go
+	case "bench":
+		err = benchCmd(args[1:], stdout, stderr) // bench_cli.go
 	case "help", "-h", "--help":
 		if len(args) > 1 && args[1] == "serve" {
 			fs := flag.NewFlagSet("serve", flag.ContinueOnError)

@@ -37,21 +37,16 @@ import (
 // use Cassandra). Processes are killed with SIGKILL and restarted; a gateway is
 // also stopped with SIGTERM (the drain).
 
-// buildNatter builds the natter binary once per test binary run.
-var buildNatter = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "natter-bin")
-	if err != nil {
-		return "", err
-	}
+// buildNatter builds the natter binary into dir.
+func buildNatter(t *testing.T, dir string) string {
+	t.Helper()
 	bin := filepath.Join(dir, "natter")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/natter-chat/natter").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+	require.NoError(t, err, "go build:\n%s", out)
+	return bin
+}
 
-// freePort returns a loopback port that was free a moment ago.
+// procPort returns a loopback port that was free a moment ago.
 func procPort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -400,10 +395,9 @@ func restPost(t *testing.T, addr, path, token string, body any) []byte {
 // member and be in history, with seqs 1..N and no gap or duplicate; presence crosses
 // gateways.
 func TestRolesAsSeparateProcesses(t *testing.T) {
-	bin, err := buildNatter()
-	require.NoError(t, err)
-	cl := testutil.NATSCluster(t, 3)
 	dir := t.TempDir()
+	bin := buildNatter(t, dir)
+	cl := testutil.NATSCluster(t, 3)
 	secret := []byte(strings.Repeat("k", 16) + "natter-cluster-process-test")
 	secretFile := filepath.Join(dir, "jwt.secret")
 	require.NoError(t, os.WriteFile(secretFile, secret, 0o600))

@@ -24,6 +24,7 @@ type Reader struct {
 	JS       jetstream.JetStream
 	Subjects subjects.Subjects
 	// Consumer is the durable consumer whose ack floor marks what the store holds.
+	// Empty: no floor is known, so every message still in NATTER_LOG is merged.
 	Consumer string
 
 	mu      sync.Mutex // guards floor, floorAt, stream
@@ -53,6 +54,9 @@ var floorTTL = 100 * time.Millisecond
 // persistedFloor returns the NATTER_LOG stream seq up to which every message is in
 // the store (the persister consumer's ack floor).
 func (r *Reader) persistedFloor(ctx context.Context) (uint64, error) {
+	if r.Consumer == "" {
+		return 0, nil
+	}
 	r.mu.Lock()
 	if time.Since(r.floorAt) < floorTTL {
 		f := r.floor
@@ -116,7 +120,8 @@ func (r *Reader) unpersisted(ctx context.Context, chat string, floor uint64) ([]
 }
 
 // Page returns one page of chat's history, like store.Store.History, including
-// messages not yet persisted.
+// messages not yet persisted, and with the operations not yet persisted applied to
+// the page's messages (state.go), for q.Viewer.
 func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([]protocol.Message, error) {
 	floor, err := r.persistedFloor(ctx)
 	if err != nil {
@@ -159,6 +164,7 @@ func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([
 	if len(all) > limit {
 		all = all[:limit]
 	}
+	applyOps(all, tail, q.Viewer)
 	return all, nil
 }
 

@@ -45,8 +45,9 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates NATTER_IN, NATTER_LOG and the large-chats bucket, or updates them to the current
-// configuration. Safe to call from every role at every start.
+// EnsureStreams creates NATTER_IN, NATTER_LOG, the large-chats bucket and the media
+// buckets (media.go), or updates them to the current configuration. Safe to call
+// from every role at every start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	for _, sc := range []jetstream.StreamConfig{InStreamConfig(c), LogStreamConfig(c)} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
@@ -56,7 +57,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error
 	if _, err := js.CreateOrUpdateKeyValue(ctx, LargeChatsConfig(c)); err != nil {
 		return fmt.Errorf("kv %s: %w", LargeChatsBucket, err)
 	}
-	return nil
+	return ensureMedia(ctx, js, c) // media.go
 }
 
 // LargeChatsBucket is the KV bucket where the sequencer marks chats above the

@@ -64,6 +64,11 @@ type Frame struct {
 	Meta        json.RawMessage `json:"meta,omitempty"`
 	Emoji       string          `json:"emoji,omitempty"`  // react
 	Remove      bool            `json:"remove,omitempty"` // react: take the reaction back
+	// A message frame answering sync carries the message's current state, as
+	// history does (Message.Edited, Deleted, Reactions); live ones never do.
+	Edited    bool       `json:"edited,omitempty"`
+	Deleted   bool       `json:"deleted,omitempty"`
+	Reactions []Reaction `json:"reactions,omitempty"`
 
 	// ack
 	Duplicate bool `json:"duplicate,omitempty"`
@@ -145,6 +150,7 @@ func MessageFrame(m *Message) *Frame {
 		Type: FrameMessage, ChatID: m.ChatID, Seq: m.Seq, MessageID: m.MessageID,
 		SenderID: m.SenderID, Content: m.Content, MessageType: m.MessageType,
 		Timestamp: m.Timestamp, ReplyTo: m.ReplyTo, RefID: m.RefID, Meta: m.Meta,
+		Edited: m.Edited, Deleted: m.Deleted, Reactions: m.Reactions,
 	}
 }
 

@@ -34,9 +34,22 @@ type Message struct {
 	ReplyTo string `json:"replyTo,omitempty"`
 	// RefID is the messageId an edit, delete or react event applies to.
 	RefID string `json:"refId,omitempty"`
-	// Meta holds structured data for system events (membership changes) and media
-	// references. At most MaxMetaBytes.
+	// Meta holds structured data for system events (membership changes), media
+	// references (MediaRef) and reactions (ReactionEvent). At most MaxMetaBytes.
 	Meta json.RawMessage `json:"meta,omitempty"`
+
+	// Current state, set only in history answers (never on ingress or live
+	// delivery, where the edit, delete and react events arrive as messages of their
+	// own): Edited says the content is an edit's, Deleted that the message was
+	// deleted for everyone (Content and Meta are then empty), Reactions the emoji
+	// reactions with their counts. See docs/protocol.md, "Message operations".
+	Edited    bool       `json:"edited,omitempty"`
+	Deleted   bool       `json:"deleted,omitempty"`
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// StateSeq is the seq of the last edit, delete or react event the store had
+	// applied to this message when it was read (0: none). Internal: history merges
+	// unpersisted events above it; never sent to clients.
+	StateSeq uint64 `json:"-"`
 }
 
 // Limits on message fields, enforced at the gateway.

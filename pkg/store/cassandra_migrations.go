@@ -345,11 +345,17 @@ func maxVersion(applied map[int]bool) int {
 // checkCassandraSchema tells the operator what to do when the keyspace the store
 // opened is not at the version this binary needs.
 func checkCassandraSchema(ctx context.Context, sess *gocql.Session, keyspace string) error {
+	var table string
+	err := sess.Query(`SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'schema_migrations'`,
+		keyspace).WithContext(ctx).Scan(&table)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return fmt.Errorf("cassandra: keyspace %s has no Natter schema (no schema_migrations table): run `natter migrate`", keyspace)
+	}
+	if err != nil {
+		return fmt.Errorf("cassandra: keyspace %s: look up schema_migrations: %w", keyspace, err)
+	}
 	applied, err := schemaVersions(ctx, sess)
 	if err != nil {
-		if strings.Contains(err.Error(), "unconfigured table") {
-			return fmt.Errorf("cassandra: keyspace %s has no Natter schema (no schema_migrations table): run `natter migrate`", keyspace)
-		}
 		return fmt.Errorf("cassandra: keyspace %s: %w", keyspace, err)
 	}
 	switch v := maxVersion(applied); {

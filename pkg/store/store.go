@@ -43,10 +43,25 @@ type Member struct {
 // user's read state and the resulting unread count.
 type ChatSummary struct {
 	Chat
-	LastSeq     uint64            `json:"lastSeq"`
+	// LastSeq is the chat's highest stored seq (any message, operations included).
+	LastSeq uint64 `json:"lastSeq"`
+	// LastMessage is the newest message that is not an edit, delete or react event,
+	// in its current state (an edit's text, or a deletion tombstone); nil if none.
 	LastMessage *protocol.Message `json:"lastMessage,omitempty"`
 	ReadSeq     uint64            `json:"readSeq"`
 	Unread      uint64            `json:"unread"`
+	// LastActivity orders the list: the timestamp of the chat's last stored
+	// message, or its creation time if later (or if it has none). Millisecond
+	// precision.
+	LastActivity time.Time `json:"lastActivity"`
+}
+
+// ChatListCursor positions a page of UserChatsBefore: it names the last chat of the
+// previous page by its LastActivity and ID. The zero value starts at the most
+// recently active chat.
+type ChatListCursor struct {
+	Activity time.Time
+	ChatID   string
 }
 
 // ReadState is one user's delivered and read watermarks in one chat.
@@ -89,7 +104,38 @@ type HistoryQuery struct {
 	Before uint64 // Backward: exclusive upper bound; 0 means from the newest
 	After  uint64 // Forward: exclusive lower bound
 	Limit  int    // 1..MaxPage; 0 means DefaultPage
+	// Viewer is the user reading: each protocol.Reaction's Me says whether Viewer
+	// is among its users. Empty: Me is always false.
+	Viewer string
 }
+
+// SearchQuery is a full-text search over the chats a user is a member of.
+type SearchQuery struct {
+	// Text is what to find: words (case- and accent-insensitive), all of which a
+	// message must contain; the last word also matches as a prefix. Required.
+	Text string
+	// ChatID restricts the search to one chat; empty searches all the user's chats.
+	ChatID string
+	// Before continues after a previous page: only messages older than this one
+	// (by timestamp, then chat ID, then seq). Zero: from the newest.
+	Before SearchCursor
+	// Limit is 1..MaxSearch; 0 means DefaultSearch.
+	Limit int
+}
+
+// SearchCursor names the last message of a search page.
+type SearchCursor struct {
+	Timestamp int64 // ms since the epoch
+	ChatID    string
+	Seq       uint64
+}
+
+// Search page sizes and the longest query text, in bytes.
+const (
+	DefaultSearch  = 20
+	MaxSearch      = 100
+	MaxSearchBytes = 256
+)
 
 // Page sizes.
 const (
@@ -105,9 +151,25 @@ type Store interface {
 	// AppendMessages stores msgs (any chats, any order). A message whose (chat, seq)
 	// is already stored is skipped. It also advances each chat's last seq and last
 	// message.
+	//
+	// Operations are applied to the message they reference (same chat, MessageID ==
+	// RefID, not itself a system message or an operation), whatever the order in
+	// which the message and its operations arrive (two persisters may race):
+	//   - edit: the content becomes the edit's and the message is marked Edited,
+	//     the edit with the highest seq winning; only an edit by the message's
+	//     sender applies;
+	//   - delete: the message becomes a tombstone (Deleted, content and meta
+	//     cleared, reactions gone), and so do the contents of its edit events;
+	//     nothing undoes it;
+	//   - react (Meta is a protocol.ReactionEvent): the sender's reaction with that
+	//     emoji is added or removed, the event with the highest seq winning; a
+	//     user counts once per emoji.
+	// The operation events themselves are stored as messages too.
 	AppendMessages(ctx context.Context, msgs []protocol.Message) error
 	// History returns one page of chat's messages (see HistoryQuery), ordered in the
-	// page's direction. An unknown chat yields an empty page.
+	// page's direction, each in its current state (see AppendMessages: Edited,
+	// Deleted, Reactions ordered by first reaction, StateSeq). An unknown chat
+	// yields an empty page.
 	History(ctx context.Context, chatID string, q HistoryQuery) ([]protocol.Message, error)
 	// LastSeq returns the highest stored seq of chat, 0 if none.
 	LastSeq(ctx context.Context, chatID string) (uint64, error)
@@ -128,9 +190,26 @@ type Store interface {
 	AddMember(ctx context.Context, m Member) error
 	// RemoveMember removes userID from chat; removing a non-member is not an error.
 	RemoveMember(ctx context.Context, chatID, userID string) error
-	// UserChats lists userID's chats, most recently active first, with last message
-	// and unread count; at most limit (0 means 100), skipping offset.
+	// RenameChat sets chat's name (empty clears it); ErrNotFound if there is no
+	// such chat.
+	RenameChat(ctx context.Context, chatID, name string) error
+	// UserChats lists userID's chats, most recently active first (LastActivity,
+	// then chat ID), with last message and unread count; at most limit (0 means
+	// 100), skipping offset.
 	UserChats(ctx context.Context, userID string, limit, offset int) ([]ChatSummary, error)
+	// UserChatsBefore lists userID's chats in the order of UserChats, starting
+	// after the chat cursor names (at the top for the zero cursor); at most limit
+	// (0 means 100). Unlike an offset, the cursor neither repeats nor skips a chat
+	// when others become active or are left between pages.
+	UserChatsBefore(ctx context.Context, userID string, cursor ChatListCursor, limit int) ([]ChatSummary, error)
+
+	// Search returns the messages of userID's current chats that match q, newest
+	// first (timestamp, then chat ID, then seq, all descending), in their current
+	// state: edited text is found by its new words, deleted messages and
+	// operations, system messages and chats userID has left are never found.
+	// ErrBadSearch (wrapped) for text with no word or over MaxSearchBytes;
+	// ErrNotSupported from a backend without full-text search (see docs/search.md).
+	Search(ctx context.Context, userID string, q SearchQuery) ([]protocol.Message, error)
 
 	// SetReadState raises the watermarks of (chat, user) to at least delivered and
 	// read (a lower value leaves them unchanged; read also raises delivered) and

@@ -50,6 +50,30 @@ var sqliteMigrations = []string{
 	`CREATE TABLE mutes (
 		chat_id TEXT NOT NULL, user_id TEXT NOT NULL, until_ms INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;`,
+	// 3: message operations (store_sqlite_ops.go), the chat list's last message in
+	// its current state, and full-text search (store_sqlite_search.go).
+	// edit_seq: seq of the edit whose text the message shows; state_seq: highest seq
+	// of any operation applied to it. last_msg_seq: the chat's last message that is
+	// not an operation. search_docs maps the FTS5 rowid to (chat, seq).
+	`ALTER TABLE messages ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE messages ADD COLUMN edit_seq INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE messages ADD COLUMN state_seq INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX messages_by_ref ON messages (chat_id, ref_id) WHERE ref_id != '';
+	CREATE TABLE reactions (
+		chat_id TEXT NOT NULL, message_id TEXT NOT NULL, emoji TEXT NOT NULL, user_id TEXT NOT NULL,
+		seq INTEGER NOT NULL, present INTEGER NOT NULL,
+		PRIMARY KEY (chat_id, message_id, emoji, user_id)) WITHOUT ROWID;
+	ALTER TABLE chats ADD COLUMN last_msg_seq INTEGER NOT NULL DEFAULT 0;
+	UPDATE chats SET last_msg_seq = last_seq;
+	CREATE TABLE search_docs (id INTEGER PRIMARY KEY, chat_id TEXT NOT NULL, seq INTEGER NOT NULL,
+		UNIQUE (chat_id, seq));
+	CREATE VIRTUAL TABLE search_fts USING fts5(content, content='', contentless_delete=1,
+		tokenize='unicode61 remove_diacritics 2');
+	INSERT INTO search_docs (chat_id, seq) SELECT chat_id, seq FROM messages
+		WHERE content != '' AND message_type NOT IN ('system', 'edit', 'delete', 'react');
+	INSERT INTO search_fts (rowid, content) SELECT d.id, m.content FROM search_docs d
+		JOIN messages m ON m.chat_id = d.chat_id AND m.seq = d.seq;`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and applies
@@ -126,12 +150,18 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer ins.Close()
-	last, err := tx.PrepareContext(ctx, `UPDATE chats SET last_seq = ?, last_ts = ?, last_message = ?
-		WHERE id = ? AND last_seq < ?`)
+	last, err := tx.PrepareContext(ctx, `UPDATE chats SET last_seq = ?, last_ts = ? WHERE id = ? AND last_seq < ?`)
 	if err != nil {
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer last.Close()
+	lastMsg, err := tx.PrepareContext(ctx, `UPDATE chats SET last_msg_seq = ?, last_message = ?
+		WHERE id = ? AND last_msg_seq < ?`)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer lastMsg.Close()
+	ops := opApplier{tx: tx}
 	own, err := tx.PrepareContext(ctx, `INSERT INTO read_state (chat_id, user_id, delivered, read)
 		VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET
 		delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)`)
@@ -149,9 +179,17 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue // already stored
 		}
-		body, _ := json.Marshal(m)
-		if _, err := last.ExecContext(ctx, m.Seq, m.Timestamp, body, m.ChatID, m.Seq); err != nil {
-			return fmt.Errorf("sqlite: append %s/%d: last message: %w", m.ChatID, m.Seq, err)
+		if _, err := last.ExecContext(ctx, m.Seq, m.Timestamp, m.ChatID, m.Seq); err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: last seq: %w", m.ChatID, m.Seq, err)
+		}
+		if !protocol.IsOperation(m.MessageType) {
+			body, _ := json.Marshal(m)
+			if _, err := lastMsg.ExecContext(ctx, m.Seq, body, m.ChatID, m.Seq); err != nil {
+				return fmt.Errorf("sqlite: append %s/%d: last message: %w", m.ChatID, m.Seq, err)
+			}
+		}
+		if err := ops.apply(ctx, m); err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
 		// One's own message counts as delivered and read.
 		if _, err := own.ExecContext(ctx, m.ChatID, m.SenderID, m.Seq, m.Seq); err != nil {
@@ -171,7 +209,8 @@ func nullJSON(b json.RawMessage) any {
 	return []byte(b)
 }
 
-const msgCols = `chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta`
+const msgCols = `chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta,
+	edited, deleted, state_seq`
 
 func scanMessages(rows *sql.Rows) ([]protocol.Message, error) {
 	defer rows.Close()
@@ -180,7 +219,7 @@ func scanMessages(rows *sql.Rows) ([]protocol.Message, error) {
 		var m protocol.Message
 		var meta []byte
 		if err := rows.Scan(&m.ChatID, &m.Seq, &m.MessageID, &m.SenderID, &m.Content,
-			&m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta); err != nil {
+			&m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.Edited, &m.Deleted, &m.StateSeq); err != nil {
 			return nil, err
 		}
 		if len(meta) > 0 {
@@ -191,20 +230,25 @@ func scanMessages(rows *sql.Rows) ([]protocol.Message, error) {
 	return out, rows.Err()
 }
 
-// History implements Store.
+// History implements Store. The page and its reactions are read in one transaction,
+// so they are one snapshot.
 func (s *SQLiteStore) History(ctx context.Context, chatID string, q HistoryQuery) ([]protocol.Message, error) {
 	limit := clampLimit(q.Limit)
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: history %s: %w", chatID, err)
+	}
+	defer tx.Rollback()
 	var rows *sql.Rows
-	var err error
 	switch {
 	case q.Dir == Forward:
-		rows, err = s.r.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
+		rows, err = tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
 			WHERE chat_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?`, chatID, q.After, limit)
 	case q.Before == 0:
-		rows, err = s.r.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
+		rows, err = tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
 			WHERE chat_id = ? ORDER BY seq DESC LIMIT ?`, chatID, limit)
 	default:
-		rows, err = s.r.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
+		rows, err = tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
 			WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, chatID, q.Before, limit)
 	}
 	if err != nil {
@@ -212,6 +256,9 @@ func (s *SQLiteStore) History(ctx context.Context, chatID string, q HistoryQuery
 	}
 	msgs, err := scanMessages(rows)
 	if err != nil {
+		return nil, fmt.Errorf("sqlite: history %s: %w", chatID, err)
+	}
+	if err := attachReactions(ctx, tx, q.Viewer, msgs); err != nil {
 		return nil, fmt.Errorf("sqlite: history %s: %w", chatID, err)
 	}
 	return msgs, nil
@@ -353,17 +400,51 @@ func (s *SQLiteStore) RemoveMember(ctx context.Context, chatID, userID string) e
 	return nil
 }
 
+// RenameChat implements Store.
+func (s *SQLiteStore) RenameChat(ctx context.Context, chatID, name string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE chats SET name = ? WHERE id = ?`, name, chatID)
+	if err != nil {
+		return fmt.Errorf("sqlite: rename chat %s: %w", chatID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
 // UserChats implements Store.
 func (s *SQLiteStore) UserChats(ctx context.Context, userID string, limit, offset int) ([]ChatSummary, error) {
 	if limit <= 0 {
 		limit = 100
 	}
+	return s.userChats(ctx, userID, "", []any{limit, offset})
+}
+
+// UserChatsBefore implements Store.
+func (s *SQLiteStore) UserChatsBefore(ctx context.Context, userID string, cursor ChatListCursor, limit int) ([]ChatSummary, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if cursor.ChatID == "" && cursor.Activity.IsZero() {
+		return s.userChats(ctx, userID, "", []any{limit, 0})
+	}
+	act := cursor.Activity.UnixMilli()
+	return s.userChats(ctx, userID, `AND (MAX(c.last_ts, c.created_at) < ? OR (MAX(c.last_ts, c.created_at) = ? AND c.id > ?))`,
+		[]any{act, act, cursor.ChatID, limit, 0})
+}
+
+// userChats lists userID's chats matching the extra condition (with its arguments
+// first in args, then limit and offset). The last message is read from the messages
+// table, so it shows its current state (edited, deleted).
+func (s *SQLiteStore) userChats(ctx context.Context, userID, cond string, args []any) ([]ChatSummary, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.kind, c.name, c.created_by, c.created_at,
-			c.last_seq, c.last_message, COALESCE(r.read, 0)
+			c.last_seq, c.last_message, COALESCE(r.read, 0), MAX(c.last_ts, c.created_at) AS act,
+			lm.seq IS NOT NULL, COALESCE(lm.content, ''), lm.meta, COALESCE(lm.edited, 0), COALESCE(lm.deleted, 0)
 		FROM members m JOIN chats c ON c.id = m.chat_id
 		LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
-		WHERE m.user_id = ?
-		ORDER BY MAX(c.last_ts, c.created_at) DESC, c.id LIMIT ? OFFSET ?`, userID, limit, offset)
+		LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_msg_seq
+		WHERE m.user_id = ? `+cond+`
+		ORDER BY act DESC, c.id LIMIT ? OFFSET ?`, append([]any{userID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: chats of %s: %w", userID, err)
 	}
@@ -371,15 +452,25 @@ func (s *SQLiteStore) UserChats(ctx context.Context, userID string, limit, offse
 	var out []ChatSummary
 	for rows.Next() {
 		var cs ChatSummary
-		var at int64
-		var last []byte
-		if err := rows.Scan(&cs.ID, &cs.Kind, &cs.Name, &cs.CreatedBy, &at, &cs.LastSeq, &last, &cs.ReadSeq); err != nil {
+		var at, act int64
+		var last, lmMeta []byte
+		var lmFound, lmEdited, lmDeleted bool
+		var lmContent string
+		if err := rows.Scan(&cs.ID, &cs.Kind, &cs.Name, &cs.CreatedBy, &at, &cs.LastSeq, &last, &cs.ReadSeq, &act,
+			&lmFound, &lmContent, &lmMeta, &lmEdited, &lmDeleted); err != nil {
 			return nil, fmt.Errorf("sqlite: chats of %s: %w", userID, err)
 		}
 		cs.CreatedAt = time.UnixMilli(at).UTC()
+		cs.LastActivity = time.UnixMilli(act).UTC()
 		if len(last) > 0 {
 			var m protocol.Message
 			if err := json.Unmarshal(last, &m); err == nil {
+				if lmFound { // the stored row has the current state
+					m.Content, m.Meta, m.Edited, m.Deleted = lmContent, nil, lmEdited, lmDeleted
+					if len(lmMeta) > 0 {
+						m.Meta = json.RawMessage(lmMeta)
+					}
+				}
 				cs.LastMessage = &m
 			}
 		}

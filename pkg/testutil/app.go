@@ -34,6 +34,7 @@ func Config(t testing.TB) *app.Config {
 	c.Admin.Listen = "127.0.0.1:0" // a free port: several natters run side by side
 	c.NATS.Sync = "1s"             // fsync policy changes cost, not behaviour: keep the suite fast
 	c.Gateway.DrainWindow = 0      // tests that drain set their own window
+	c.Gateway.Limits.Disable()     // abuse limits off: tests of them (e2e/limits_test.go) set their own
 	return c
 }
 

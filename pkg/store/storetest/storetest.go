@@ -305,6 +305,23 @@ func Run(t *testing.T, open Open) {
 		require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "c", UserID: "u"}), "unmuting twice is fine")
 	})
 
+	t.Run("MessageOperations", func(t *testing.T) { messageOperations(t, newStore(t), group) })
+	t.Run("OperationsOutOfOrder", func(t *testing.T) { operationsOutOfOrder(t, newStore(t), group) })
+	t.Run("RenameChat", func(t *testing.T) {
+		s := newStore(t)
+		group(t, s, "r1", "alice")
+		require.NoError(t, s.RenameChat(ctx, "r1", "new name"))
+		c, err := s.GetChat(ctx, "r1")
+		require.NoError(t, err)
+		require.Equal(t, "new name", c.Name)
+		chats, err := s.UserChats(ctx, "alice", 0, 0)
+		require.NoError(t, err)
+		require.Equal(t, "new name", chats[0].Name, "the chat list shows the new name")
+		require.ErrorIs(t, s.RenameChat(ctx, "nochat", "x"), store.ErrNotFound)
+	})
+	t.Run("UserChatsCursor", func(t *testing.T) { userChatsCursor(t, newStore(t), group) })
+	t.Run("Search", func(t *testing.T) { search(t, newStore(t), group) })
+
 	t.Run("Ping", func(t *testing.T) {
 		s := newStore(t)
 		require.NoError(t, s.Ping(ctx))

@@ -1,0 +1,475 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// Chat management over REST (docs/protocol.md, "Chats and members"):
+//
+//	GET    /api/v1/chats/{id}                 the chat and its members (members)
+//	PATCH  /api/v1/chats/{id}                 {"name"}: rename a group (admins)
+//	GET    /api/v1/chats/{id}/members         the members (members)
+//	POST   /api/v1/chats/{id}/members         {"userId","role?"}: add, or change a role (admins)
+//	DELETE /api/v1/chats/{id}/members/{uid}   remove a member (admins; oneself: leave)
+//	DELETE /api/v1/chats/{id}/members         the same with a body {"userId"}
+//	POST   /api/v1/chats/{id}/leave           leave a group (members)
+//
+// A change is a system message sequenced into the chat (a protocol.SystemEvent in
+// its meta), so every member sees it in order with the conversation. The gateway
+// publishes it to NATTER_IN with the Natter-Service header; the sequencer writes the
+// change to the store just before it appends the event to the log, and changes its
+// own view of the members as it does (a removed member receives the removal and
+// nothing after it). Writing the store there, in log order, rather than here means
+// the store can never disagree with the log: a publish that fails changes nothing,
+// and one whose acknowledgement was lost is still applied. The call waits until the
+// event is sequenced (so the answer reflects the change), up to
+// gateway.publish-timeout; if the sequencer is slower it answers 202 and the change
+// follows.
+//
+// Direct chats have exactly their two members and no name: changing them is a
+// conflict (409).
+
+func (g *Gateway) chatRoutes() {
+	g.mux.HandleFunc("GET /api/v1/chats/{id}", g.authed(g.getChat))
+	g.mux.HandleFunc("PATCH /api/v1/chats/{id}", g.authed(g.renameChat))
+	g.mux.HandleFunc("GET /api/v1/chats/{id}/members", g.authed(g.listMembers))
+	g.mux.HandleFunc("POST /api/v1/chats/{id}/members", g.authed(g.addMember))
+	g.mux.HandleFunc("DELETE /api/v1/chats/{id}/members", g.authed(g.removeMember))
+	g.mux.HandleFunc("DELETE /api/v1/chats/{id}/members/{uid}", g.authed(g.removeMember))
+	g.mux.HandleFunc("POST /api/v1/chats/{id}/leave", g.authed(g.leaveChat))
+}
+
+// chatChange is the answer to a membership or name change.
+type chatChange struct {
+	ChatID string `json:"chatId"`
+	// Changed is false when the request asked for what already was (no event).
+	Changed bool `json:"changed"`
+	// MessageID and Seq identify the system message that announced the change;
+	// Seq is 0 while it is not sequenced yet (HTTP 202).
+	MessageID string        `json:"messageId,omitempty"`
+	Seq       uint64        `json:"seq,omitempty"`
+	Member    *store.Member `json:"member,omitempty"`
+	Name      *string       `json:"name,omitempty"`
+}
+
+// memberOf loads chat and the caller's membership, reading the store (not the edge
+// cache): rights are checked against the current state. A chat that does not exist
+// and one the caller is not in both answer not_member.
+func (g *Gateway) memberOf(ctx context.Context, chat, user string) (store.Chat, store.Member, error) {
+	if err := validID("chat", chat); err != nil {
+		return store.Chat{}, store.Member{}, err
+	}
+	mb, err := g.members.checkFresh(ctx, chat, user)
+	if err != nil {
+		return store.Chat{}, store.Member{}, err
+	}
+	c, err := g.deps.Store.GetChat(ctx, chat)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Chat{}, store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
+	}
+	if err != nil {
+		return store.Chat{}, store.Member{}, storeUnavailable(err)
+	}
+	return c, mb, nil
+}
+
+// adminOf is memberOf for a change to a chat: it must be a group (a direct chat is
+// a conflict) and the caller its admin.
+func (g *Gateway) adminOf(ctx context.Context, chat, user string) (store.Chat, error) {
+	c, mb, err := g.memberOf(ctx, chat, user)
+	if err != nil {
+		return c, err
+	}
+	if c.Kind != store.KindGroup {
+		return c, protocol.Errorf(protocol.CodeConflict, "a direct chat's members and name cannot change")
+	}
+	if mb.Role != store.RoleAdmin {
+		return c, protocol.Errorf(protocol.CodeForbidden, "only an admin of chat %s may do that", chat)
+	}
+	return c, nil
+}
+
+// storeUnavailable is the client error for a failed store read.
+func storeUnavailable(err error) error {
+	if errors.Is(err, store.ErrNotSupported) {
+		return errNotSupported
+	}
+	return protocol.Errorf(protocol.CodeUnavailable, "store unavailable; retry")
+}
+
+// errNotSupported answers a feature the configured store backend lacks (HTTP 501).
+var errNotSupported = protocol.Errorf(protocol.CodeNotFound, "not supported by this server's store backend")
+
+// failStore writes err, as 501 for errNotSupported.
+func (g *Gateway) failStore(w http.ResponseWriter, err error) {
+	if err == errNotSupported {
+		writeError(w, http.StatusNotImplemented, errNotSupported)
+		return
+	}
+	g.fail(w, err)
+}
+
+func (g *Gateway) getChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	c, _, err := g.memberOf(r.Context(), r.PathValue("id"), id.UserID)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	ms, err := g.deps.Store.Members(r.Context(), c.ID)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, chatResponse{Chat: c, Members: nonNilMembers(ms)})
+}
+
+func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	c, _, err := g.memberOf(r.Context(), r.PathValue("id"), id.UserID)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	ms, err := g.deps.Store.Members(r.Context(), c.ID)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"chatId": c.ID, "members": nonNilMembers(ms)})
+}
+
+func nonNilMembers(ms []store.Member) []store.Member {
+	if ms == nil {
+		return []store.Member{}
+	}
+	return ms
+}
+
+// addMemberRequest is the body of POST /api/v1/chats/{id}/members.
+type addMemberRequest struct {
+	UserID string `json:"userId"`
+	// Role is "member" (the default) or "admin".
+	Role string `json:"role"`
+}
+
+func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	chat := r.PathValue("id")
+	var req addMemberRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if err := validID("user", req.UserID); err != nil {
+		g.fail(w, err)
+		return
+	}
+	switch req.Role {
+	case "":
+		req.Role = store.RoleMember
+	case store.RoleMember, store.RoleAdmin:
+	default:
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `role must be "member" or "admin"`))
+		return
+	}
+	if _, err := g.adminOf(ctx, chat, id.UserID); err != nil {
+		g.fail(w, err)
+		return
+	}
+	ev := protocol.SystemEvent{Event: protocol.EventMemberAdded, UserID: req.UserID, Role: req.Role, By: id.UserID}
+	status := http.StatusCreated
+	existing, err := g.deps.Store.GetMember(ctx, chat, req.UserID)
+	switch {
+	case err == nil && existing.Role == req.Role:
+		writeJSON(w, http.StatusOK, chatChange{ChatID: chat, Member: &existing})
+		return
+	case err == nil:
+		if existing.Role == store.RoleAdmin && g.lastAdmin(ctx, w, chat, req.UserID) {
+			return
+		}
+		ev.Event, status = protocol.EventRoleChanged, http.StatusOK
+	case errors.Is(err, store.ErrNotFound):
+		ms, err := g.deps.Store.Members(ctx, chat)
+		if err != nil {
+			g.fail(w, storeUnavailable(err))
+			return
+		}
+		if len(ms) >= MaxGroupMembers {
+			g.fail(w, protocol.Errorf(protocol.CodeConflict, "chat %s has %d members, the limit", chat, MaxGroupMembers))
+			return
+		}
+	default:
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	ch, err := g.announce(ctx, chat, id.UserID, ev)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	g.members.forget(chat, req.UserID)
+	ch.Member = &store.Member{ChatID: chat, UserID: req.UserID, Role: req.Role, JoinedAt: existing.JoinedAt}
+	if mb, err := g.deps.Store.GetMember(ctx, chat, req.UserID); err == nil && ch.Seq > 0 {
+		ch.Member = &mb
+	}
+	g.answerChange(w, status, ch)
+}
+
+// lastAdmin refuses (409, written to w) a change that would leave chat without an
+// admin while it has other members: the caller makes someone else admin first.
+func (g *Gateway) lastAdmin(ctx context.Context, w http.ResponseWriter, chat, leaving string) bool {
+	ms, err := g.deps.Store.Members(ctx, chat)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return true
+	}
+	admins, others := 0, 0
+	for _, m := range ms {
+		if m.UserID == leaving {
+			continue
+		}
+		others++
+		if m.Role == store.RoleAdmin {
+			admins++
+		}
+	}
+	if others > 0 && admins == 0 {
+		g.fail(w, protocol.Errorf(protocol.CodeConflict, "%s is the only admin of chat %s: make another member admin first", leaving, chat))
+		return true
+	}
+	return false
+}
+
+// removeMemberRequest is the body of DELETE /api/v1/chats/{id}/members (without
+// {uid} in the path).
+type removeMemberRequest struct {
+	UserID string `json:"userId"`
+}
+
+func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	chat := r.PathValue("id")
+	target := r.PathValue("uid")
+	if target == "" {
+		var req removeMemberRequest
+		if err := g.decodeBody(w, r, &req); err != nil {
+			g.fail(w, err)
+			return
+		}
+		target = req.UserID
+	}
+	if err := validID("user", target); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if target == id.UserID {
+		g.leave(w, r, id, chat)
+		return
+	}
+	if _, err := g.adminOf(ctx, chat, id.UserID); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if _, err := g.deps.Store.GetMember(ctx, chat, target); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			g.fail(w, protocol.Errorf(protocol.CodeNotFound, "%s is not a member of chat %s", target, chat))
+			return
+		}
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	ch, err := g.announce(ctx, chat, id.UserID, protocol.SystemEvent{Event: protocol.EventMemberRemoved, UserID: target, By: id.UserID})
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	g.members.forget(chat, target)
+	g.answerChange(w, http.StatusOK, ch)
+}
+
+func (g *Gateway) leaveChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	g.leave(w, r, id, r.PathValue("id"))
+}
+
+func (g *Gateway) leave(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string) {
+	ctx := r.Context()
+	c, mb, err := g.memberOf(ctx, chat, id.UserID)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if c.Kind != store.KindGroup {
+		g.fail(w, protocol.Errorf(protocol.CodeConflict, "a direct chat cannot be left"))
+		return
+	}
+	if mb.Role == store.RoleAdmin && g.lastAdmin(ctx, w, chat, id.UserID) {
+		return
+	}
+	ch, err := g.announce(ctx, chat, id.UserID, protocol.SystemEvent{Event: protocol.EventMemberLeft, UserID: id.UserID, By: id.UserID})
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	g.members.forget(chat, id.UserID)
+	g.answerChange(w, http.StatusOK, ch)
+}
+
+// renameRequest is the body of PATCH /api/v1/chats/{id}.
+type renameRequest struct {
+	Name *string `json:"name"`
+}
+
+func (g *Gateway) renameChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	chat := r.PathValue("id")
+	var req renameRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if req.Name == nil {
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "name is required (an empty name clears it)"))
+		return
+	}
+	name, err := cleanChatName(*req.Name)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	c, err := g.adminOf(ctx, chat, id.UserID)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if c.Name == name {
+		writeJSON(w, http.StatusOK, chatChange{ChatID: chat, Name: &name})
+		return
+	}
+	ch, err := g.announce(ctx, chat, id.UserID, protocol.SystemEvent{Event: protocol.EventChatRenamed, Name: name, By: id.UserID})
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	ch.Name = &name
+	g.answerChange(w, http.StatusOK, ch)
+}
+
+// cleanChatName trims name and checks it: at most MaxChatName bytes of UTF-8 with no
+// control or format characters (which could disguise it).
+func cleanChatName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if len(name) > MaxChatName {
+		return "", protocol.Errorf(protocol.CodeTooLarge, "name over %d bytes", MaxChatName)
+	}
+	if !utf8.ValidString(name) {
+		return "", protocol.Errorf(protocol.CodeBadRequest, "name must be UTF-8")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "", protocol.Errorf(protocol.CodeBadRequest, "name must not contain control characters")
+		}
+	}
+	return name, nil
+}
+
+// answerChange writes a change: status, or 202 when its event is not sequenced yet.
+func (g *Gateway) answerChange(w http.ResponseWriter, status int, ch chatChange) {
+	ch.Changed = true
+	if ch.Seq == 0 {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, ch)
+}
+
+// announce publishes a membership or name change as a system message of chat sent
+// by actor, and waits until the sequencer has sequenced it (and so applied it to the
+// store), at most gateway.publish-timeout. Seq is 0 in the answer if the event is
+// stored in NATTER_IN but was not sequenced in that time: it will be. An error means
+// nothing changed.
+func (g *Gateway) announce(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error) {
+	meta, err := json.Marshal(ev)
+	if err != nil {
+		return chatChange{}, err
+	}
+	m := &protocol.Message{ChatID: chat, MessageID: ids.New(), SenderID: actor, MessageType: protocol.TypeSystem, Meta: meta}
+	ch := chatChange{ChatID: chat, MessageID: m.MessageID}
+	// Listen on the chat's log subject first, so the sequenced event cannot be missed.
+	sub, err := g.deps.NC.SubscribeSync(g.deps.Subjects.Log(chat))
+	if err != nil {
+		return ch, protocol.Errorf(protocol.CodeUnavailable, "messaging unavailable; retry")
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	_ = sub.SetPendingLimits(-1, 64<<20)
+	if err := g.deps.NC.FlushTimeout(g.cfg.PublishTimeout); err != nil {
+		return ch, protocol.Errorf(protocol.CodeUnavailable, "messaging unavailable; retry")
+	}
+	if _, err := g.publishIngress(ctx, m, true); err != nil {
+		return ch, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
+	defer cancel()
+	want := chat + ":" + m.MessageID
+	for {
+		msg, err := sub.NextMsgWithContext(wctx)
+		if err != nil {
+			g.log.Warn("chat change not sequenced in time; it will be", zap.String("chat_id", chat),
+				zap.String("event", ev.Event), zap.Duration("waited", g.cfg.PublishTimeout))
+			return ch, nil
+		}
+		if msg.Header.Get(jetstream.MsgIDHeader) == want {
+			ch.Seq, _ = strconv.ParseUint(msg.Header.Get(protocol.HeaderSeq), 10, 64)
+			return ch, nil
+		}
+	}
+}
+
+// chatListCursor encodes c as the opaque cursor of GET /api/v1/chats:
+// "<activity ms>.<chat id>" (chat IDs have no dots).
+func chatListCursor(c store.ChatSummary) string {
+	return strconv.FormatInt(c.LastActivity.UnixMilli(), 10) + "." + c.ID
+}
+
+// parseChatListCursor reads a cursor from chatListCursor.
+func parseChatListCursor(v string) (store.ChatListCursor, error) {
+	ms, chat, ok := strings.Cut(v, ".")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil || n < 0 || len(ms) > 19 || !ids.Valid(chat) {
+		return store.ChatListCursor{}, protocol.Errorf(protocol.CodeBadRequest, "cursor must be one from a previous page")
+	}
+	return store.ChatListCursor{Activity: time.UnixMilli(n).UTC(), ChatID: chat}, nil
+}
+
+// userDelivery sees every message delivered to a user connected here. A removal,
+// departure or role change of that user makes this gateway forget its cached
+// membership at once (the gateway that made the change did already; the others
+// learn it here, not after the cache's TTL). It then lets large chats watch for
+// additions (largechat.go).
+func (g *Gateway) userDelivery(uid string, data []byte) {
+	if bytes.Contains(data, []byte(`"system"`)) {
+		if m, err := protocol.DecodeMessageFrame(data); err == nil && m.MessageType == protocol.TypeSystem {
+			var ev protocol.SystemEvent
+			if json.Unmarshal(m.Meta, &ev) == nil && ev.UserID == uid {
+				switch ev.Event {
+				case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventRoleChanged:
+					g.members.forget(m.ChatID, uid)
+				}
+			}
+		}
+	}
+	g.large.userMessage(uid, data)
+}

@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+	"golang.org/x/time/rate"
+)
+
+// LimitsConfig is the abuse-limit part of the gateway section (flags gateway.limits.*).
+// For every limit, 0 means unlimited.
+type LimitsConfig struct {
+	// ConnMsgRate and ConnMsgBurst are the token bucket for write frames (send, edit,
+	// delete, react, typing) on one connection, in frames per second.
+	ConnMsgRate  float64 `yaml:"conn_msg_rate"`
+	ConnMsgBurst int     `yaml:"conn_msg_burst"`
+	// UserMsgRate and UserMsgBurst are the bucket shared by all of one user's
+	// connections on this gateway.
+	UserMsgRate  float64 `yaml:"user_msg_rate"`
+	UserMsgBurst int     `yaml:"user_msg_burst"`
+	// ConnsPerUser caps one user's open WebSocket connections on this gateway;
+	// ConnsPerGateway caps all of them.
+	ConnsPerUser    int `yaml:"conns_per_user"`
+	ConnsPerGateway int `yaml:"conns_per_gateway"`
+	// ConnectRate and ConnectBurst are the bucket for WebSocket connection attempts
+	// per remote IP (the TCP peer address: behind a proxy, that is the proxy).
+	ConnectRate  float64 `yaml:"connect_rate"`
+	ConnectBurst int     `yaml:"connect_burst"`
+}
+
+// RegisterFlags registers the gateway.limits.* flags.
+func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.Float64Var(&c.ConnMsgRate, "gateway.limits.conn-msg-rate", 20, "write frames (send/edit/delete/react/typing) per second per connection (0: unlimited)")
+	fs.IntVar(&c.ConnMsgBurst, "gateway.limits.conn-msg-burst", 50, "burst of write frames per connection")
+	fs.Float64Var(&c.UserMsgRate, "gateway.limits.user-msg-rate", 40, "write frames per second per user, over all its connections on this gateway (0: unlimited)")
+	fs.IntVar(&c.UserMsgBurst, "gateway.limits.user-msg-burst", 100, "burst of write frames per user")
+	fs.IntVar(&c.ConnsPerUser, "gateway.limits.conns-per-user", 32, "open WebSocket connections per user on this gateway (0: unlimited)")
+	fs.IntVar(&c.ConnsPerGateway, "gateway.limits.conns-per-gateway", 200000, "open WebSocket connections on this gateway (0: unlimited)")
+	fs.Float64Var(&c.ConnectRate, "gateway.limits.connect-rate", 10, "WebSocket connection attempts per second per remote IP (0: unlimited)")
+	fs.IntVar(&c.ConnectBurst, "gateway.limits.connect-burst", 100, "burst of connection attempts per remote IP")
+}
+
+// Validate checks the section.
+func (c *LimitsConfig) Validate() error {
+	var errs []error
+	if c.ConnMsgRate < 0 || c.UserMsgRate < 0 || c.ConnectRate < 0 {
+		errs = append(errs, errors.New("gateway: gateway.limits.*-rate must be >= 0"))
+	}
+	if (c.ConnMsgRate > 0 && c.ConnMsgBurst < 1) || (c.UserMsgRate > 0 && c.UserMsgBurst < 1) || (c.ConnectRate > 0 && c.ConnectBurst < 1) {
+		errs = append(errs, errors.New("gateway: gateway.limits.*-burst must be >= 1 when its rate is set"))
+	}
+	if c.ConnsPerUser < 0 || c.ConnsPerGateway < 0 {
+		errs = append(errs, errors.New("gateway: gateway.limits.conns-per-* must be >= 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// Disable turns every limit off (all zero: unlimited). Test harnesses that measure
+// other behaviour use it; tests of the limits set the ones they test.
+func (c *LimitsConfig) Disable() { *c = LimitsConfig{} }
+
+// limiter enforces LimitsConfig. It has no goroutine: per-user state is created on a
+// user's first connection and dropped with its last; per-IP state is swept lazily
+// once the table grows.
+type limiter struct {
+	cfg LimitsConfig
+
+	mu    sync.Mutex
+	users map[string]*userLimit // users with an open connection
+	conns int                   // open connections counted against ConnsPerGateway
+	ips   map[string]*rate.Limiter
+	sweep int // len(ips) at which the next sweep runs
+}
+
+// userLimit is one user's shared state.
+type userLimit struct {
+	conns int
+	msgs  *rate.Limiter // nil: unlimited
+}
+
+// connLimit is one connection's handle: its own bucket and its user's.
+type connLimit struct {
+	conn *rate.Limiter // nil: unlimited
+	user *userLimit
+}
+
+func newLimiter(cfg LimitsConfig) *limiter {
+	return &limiter{cfg: cfg, users: map[string]*userLimit{}, ips: map[string]*rate.Limiter{}, sweep: 1024}
+}
+
+func bucket(r float64, burst int) *rate.Limiter {
+	if r <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(r), burst)
+}
+
+// rateLimited is the error every refusal carries.
+func rateLimited(format string, args ...any) *protocol.Error {
+	return protocol.Errorf(protocol.CodeRateLimited, format, args...)
+}
+
+// allowConnect reports whether a connection attempt from the request's remote IP is
+// within gateway.limits.connect-rate. Refused attempts take no token.
+func (l *limiter) allowConnect(r *http.Request) error {
+	if l.cfg.ConnectRate <= 0 {
+		return nil
+	}
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.ips[ip]
+	if b == nil {
+		if len(l.ips) >= l.sweep {
+			l.sweepIPs()
+		}
+		b = bucket(l.cfg.ConnectRate, l.cfg.ConnectBurst)
+		l.ips[ip] = b
+	}
+	if !b.Allow() {
+		return rateLimited("too many connection attempts from this address: back off")
+	}
+	return nil
+}
+
+// sweepIPs drops buckets that have refilled (they equal a fresh one). l.mu is held.
+// The next sweep waits until the table has doubled, so the cost is amortised.
+func (l *limiter) sweepIPs() {
+	now := time.Now()
+	for ip, b := range l.ips {
+		if b.TokensAt(now) >= float64(b.Burst()) {
+			delete(l.ips, ip)
+		}
+	}
+	l.sweep = max(1024, 2*len(l.ips))
+}
+
+// gatewayFull reports, without reserving, whether the gateway is at its connection
+// cap; handleWS asks before upgrading a connection that authenticates later.
+func (l *limiter) gatewayFull() bool {
+	if l.cfg.ConnsPerGateway <= 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conns >= l.cfg.ConnsPerGateway
+}
+
+// acquire reserves a connection slot for user, creating the user's shared state on
+// its first connection. Every successful acquire must be paired with release.
+func (l *limiter) acquire(user string) (*connLimit, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.ConnsPerGateway > 0 && l.conns >= l.cfg.ConnsPerGateway {
+		return nil, rateLimited("this gateway is at its connection limit: retry later")
+	}
+	u := l.users[user]
+	if u != nil && l.cfg.ConnsPerUser > 0 && u.conns >= l.cfg.ConnsPerUser {
+		return nil, rateLimited("too many connections for this user (limit %d)", l.cfg.ConnsPerUser)
+	}
+	if u == nil {
+		u = &userLimit{msgs: bucket(l.cfg.UserMsgRate, l.cfg.UserMsgBurst)}
+		l.users[user] = u
+	}
+	u.conns++
+	l.conns++
+	return &connLimit{conn: bucket(l.cfg.ConnMsgRate, l.cfg.ConnMsgBurst), user: u}, nil
+}
+
+// release frees the slot acquire reserved; the user's state goes with its last
+// connection.
+func (l *limiter) release(user string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conns--
+	if u := l.users[user]; u != nil {
+		if u.conns--; u.conns <= 0 {
+			delete(l.users, user)
+		}
+	}
+}
+
+// limitedFrame reports whether a frame type counts against the message rate.
+func limitedFrame(typ string) bool {
+	switch typ {
+	case protocol.FrameSend, protocol.FrameEdit, protocol.FrameDelete, protocol.FrameReact, protocol.FrameTyping:
+		return true
+	}
+	return false
+}
+
+// allowFrame charges one write frame to the connection's and its user's buckets.
+// Over either, it returns a rate_limited error and charges neither; the connection
+// stays open. cl nil (a connection without limits): always allowed.
+func (cl *connLimit) allowFrame(typ string) error {
+	if cl == nil || !limitedFrame(typ) {
+		return nil
+	}
+	now := time.Now()
+	var rc *rate.Reservation
+	if cl.conn != nil {
+		if rc = cl.conn.ReserveN(now, 1); rc.DelayFrom(now) > 0 {
+			rc.CancelAt(now)
+			return rateLimited("too many frames on this connection: slow down")
+		}
+	}
+	if b := cl.user.msgs; b != nil && !b.AllowN(now, 1) {
+		if rc != nil {
+			rc.CancelAt(now)
+		}
+		return rateLimited("too many frames from this user: slow down")
+	}
+	return nil
+}
+
+// refuse writes a rate_limited HTTP 429 with a Retry-After hint.
+func refuse(w http.ResponseWriter, e *protocol.Error) {
+	w.Header().Set("Retry-After", strconv.Itoa(1))
+	writeError(w, http.StatusTooManyRequests, e)
+}

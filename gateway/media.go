@@ -1,0 +1,497 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"go.uber.org/zap"
+)
+
+// Media (docs/protocol.md, "Media"):
+//
+//	POST /api/v1/media       multipart/form-data, the file in field "file"
+//	GET  /api/v1/media/{id}  the bytes, with range requests
+//
+// Uploads go to the JetStream Object Store bucket natsutil.MediaBucket, streamed in
+// chunks (the gateway holds at most one 512-byte sniffing buffer and one chunk per
+// upload, never the whole file). The content type is decided from the bytes
+// (http.DetectContentType), never from what the client claims, and must be on
+// allowedMedia; the filename must not look like a path. An image or file message
+// references an upload with meta {"mediaId"}; when its uploader sends such a
+// message the gateway records the share in natsutil.MediaSharesBucket
+// (<media>.<chat>.<message>) before publishing it. A download is served to the
+// uploader, and to a current member of a chat where a message sharing it was
+// sequenced and is not deleted; anyone else gets 403 and not a byte.
+
+// MediaConfig is the media part of the gateway section (flags gateway.media-*).
+type MediaConfig struct {
+	// MaxBytes is the largest upload, in bytes; a larger one is refused with 413.
+	MaxBytes int64 `yaml:"media_max_bytes"`
+}
+
+// RegisterFlags registers the gateway.media-* flags.
+func (c *MediaConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.Int64Var(&c.MaxBytes, "gateway.media-max-bytes", 25<<20, "largest media upload in bytes")
+}
+
+// Validate checks the media settings.
+func (c *MediaConfig) Validate() error {
+	if c.MaxBytes < 1024 || c.MaxBytes > 4<<30 {
+		return errors.New("gateway: gateway.media-max-bytes must be 1KiB..4GiB")
+	}
+	return nil
+}
+
+// allowedMedia maps each content type http.DetectContentType may find that uploads
+// accept to the type it is served with. Anything else is refused with 415: notably
+// application/octet-stream (bytes nobody can vouch for, executables among them),
+// text/html and text/xml (markup a browser might run, SVG included).
+var allowedMedia = map[string]string{
+	"image/png":                 "image/png",
+	"image/jpeg":                "image/jpeg",
+	"image/gif":                 "image/gif",
+	"image/webp":                "image/webp",
+	"image/bmp":                 "image/bmp",
+	"application/pdf":           "application/pdf",
+	"text/plain; charset=utf-8": "text/plain; charset=utf-8",
+	"audio/mpeg":                "audio/mpeg",
+	"audio/wave":                "audio/wav",
+	"application/ogg":           "audio/ogg",
+	"video/mp4":                 "video/mp4",
+	"video/webm":                "video/webm",
+	"application/zip":           "application/zip", // archives, office documents
+}
+
+// MaxMediaName is the longest stored filename, in bytes; longer ones are shortened
+// (keeping the extension).
+const MaxMediaName = 200
+
+// multipartSlack is what a multipart body may carry beyond the file itself: part
+// headers, the boundary, and small extra fields (which are ignored).
+const multipartSlack = 64 << 10
+
+// mediaInfo is the answer to an upload.
+type mediaInfo struct {
+	ID          string `json:"id"`
+	ContentType string `json:"contentType"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256"`
+	Name        string `json:"name"`
+}
+
+// mediaStore holds the media buckets' handles, looked up on first use (the roles
+// create the buckets at start).
+type mediaStore struct {
+	g *Gateway
+
+	mu  sync.Mutex // guards obs, kv
+	obs jetstream.ObjectStore
+	kv  jetstream.KeyValue
+}
+
+func (ms *mediaStore) handles(ctx context.Context) (jetstream.ObjectStore, jetstream.KeyValue, error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.obs == nil {
+		obs, err := ms.g.deps.JS.ObjectStore(ctx, natsutil.MediaBucket)
+		if err != nil {
+			return nil, nil, fmt.Errorf("media bucket: %w", err)
+		}
+		kv, err := ms.g.deps.JS.KeyValue(ctx, natsutil.MediaSharesBucket)
+		if err != nil {
+			return nil, nil, fmt.Errorf("media shares bucket: %w", err)
+		}
+		ms.obs, ms.kv = obs, kv
+	}
+	return ms.obs, ms.kv, nil
+}
+
+func (g *Gateway) mediaRoutes() {
+	g.mux.HandleFunc("POST /api/v1/media", g.authed(g.uploadMedia))
+	g.mux.HandleFunc("GET /api/v1/media/{id}", g.authed(g.getMedia))
+}
+
+var errMediaTooLarge = errors.New("media over the size limit")
+
+// capReader reads r and fails with errMediaTooLarge once more than left bytes come.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, errMediaTooLarge
+	}
+	return n, err
+}
+
+func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	limit := g.cfg.Media.MaxBytes
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `the body must be multipart/form-data with the file in field "file"`))
+		return
+	}
+	if r.ContentLength > limit+multipartSlack {
+		g.fail(w, protocol.Errorf(protocol.CodeTooLarge, "media over %d bytes", limit))
+		return
+	}
+	mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, limit+multipartSlack), params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `no "file" field in the form`))
+			return
+		}
+		if err != nil {
+			g.failMedia(w, uploadError(err, limit))
+			return
+		}
+		if part.FormName() != "file" {
+			_, _ = io.Copy(io.Discard, part) // other fields are ignored (bounded by MaxBytesReader)
+			continue
+		}
+		info, err := g.storeMedia(ctx, id.UserID, part, limit)
+		if err != nil {
+			g.failMedia(w, uploadError(err, limit))
+			return
+		}
+		writeJSON(w, http.StatusCreated, info)
+		return
+	}
+}
+
+// uploadError maps an upload failure to its client error (failMedia writes it).
+func uploadError(err error, limit int64) error {
+	var pe *protocol.Error
+	var mbe *http.MaxBytesError
+	var um *unsupportedMedia
+	var tpe textproto.ProtocolError // a malformed part header
+	switch {
+	case errors.As(err, &pe), errors.As(err, &um):
+		return err
+	case errors.Is(err, errMediaTooLarge), errors.As(err, &mbe):
+		return protocol.Errorf(protocol.CodeTooLarge, "media over %d bytes", limit)
+	case errors.Is(err, context.Canceled):
+		return protocol.Errorf(protocol.CodeBadRequest, "upload interrupted")
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &tpe), strings.HasPrefix(err.Error(), "multipart:"):
+		return protocol.Errorf(protocol.CodeBadRequest, "malformed multipart body")
+	}
+	return protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry")
+}
+
+// storeMedia checks one file part and streams it into the media bucket.
+func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipart.Part, limit int64) (mediaInfo, error) {
+	name, err := mediaName(part.Header.Get("Content-Disposition"))
+	if err != nil {
+		return mediaInfo{}, err
+	}
+	head := make([]byte, 512)
+	n, err := io.ReadFull(part, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return mediaInfo{}, err
+	}
+	if n == 0 {
+		return mediaInfo{}, protocol.Errorf(protocol.CodeBadRequest, "the file is empty")
+	}
+	sniffed := http.DetectContentType(head[:n])
+	ctype, ok := allowedMedia[sniffed]
+	if !ok {
+		return mediaInfo{}, &unsupportedMedia{sniffed}
+	}
+	obs, _, err := g.media.handles(ctx)
+	if err != nil {
+		g.log.Warn("media bucket unavailable", zap.Error(err))
+		return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+	}
+	mediaID := ids.New()
+	body := &capReader{r: io.MultiReader(bytes.NewReader(head[:n]), part), left: limit}
+	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: mediaID,
+		Metadata: map[string]string{"uploader": uploader, "name": name, "contentType": ctype}}, body)
+	if err != nil {
+		if !errors.Is(err, errMediaTooLarge) {
+			g.log.Warn("media upload failed", zap.String("user_id", uploader), zap.Error(err))
+		}
+		return mediaInfo{}, err
+	}
+	return mediaInfo{ID: mediaID, ContentType: ctype, Size: int64(info.Size), SHA256: digestHex(info.Digest), Name: name}, nil
+}
+
+// unsupportedMedia is a content type uploads refuse (HTTP 415).
+type unsupportedMedia struct{ sniffed string }
+
+func (u *unsupportedMedia) Error() string { return "unsupported media type " + u.sniffed }
+
+// digestHex turns an object store digest ("SHA-256=<base64url>") into hex.
+func digestHex(d string) string {
+	b, err := base64.URLEncoding.DecodeString(strings.TrimPrefix(d, "SHA-256="))
+	if err != nil {
+		return ""
+	}
+	return hex.EncodeToString(b)
+}
+
+// mediaName returns the sanitized filename of a file part's Content-Disposition
+// header ("file" if it names none). A name that looks like a path (a separator,
+// "." or ".."), or has control or invisible format characters (which could
+// disguise its extension), or is not UTF-8 is refused; surrounding space is
+// trimmed and a long name is shortened to MaxMediaName bytes, keeping its extension.
+func mediaName(disposition string) (string, error) {
+	_, params, err := mime.ParseMediaType(disposition)
+	if err != nil {
+		return "", protocol.Errorf(protocol.CodeBadRequest, "malformed Content-Disposition of the file part")
+	}
+	name := strings.TrimSpace(params["filename"])
+	if name == "" {
+		return "file", nil
+	}
+	if !utf8.ValidString(name) || strings.ContainsAny(name, `/\`) || strings.Trim(name, ".") == "" || strings.HasPrefix(name, "..") {
+		return "", protocol.Errorf(protocol.CodeBadRequest, "the filename must be a plain name, not a path")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "", protocol.Errorf(protocol.CodeBadRequest, "the filename must not contain control characters")
+		}
+	}
+	if len(name) > MaxMediaName {
+		ext := ""
+		if i := strings.LastIndexByte(name, '.'); i > 0 && len(name)-i <= 16 {
+			ext = name[i:]
+		}
+		base := name[:MaxMediaName-len(ext)]
+		for !utf8.ValidString(base) {
+			base = base[:len(base)-1]
+		}
+		name = base + ext
+	}
+	return name, nil
+}
+
+// failMedia writes err, as 415 for an unsupported type.
+func (g *Gateway) failMedia(w http.ResponseWriter, err error) {
+	var u *unsupportedMedia
+	if errors.As(err, &u) {
+		writeError(w, http.StatusUnsupportedMediaType, protocol.Errorf(protocol.CodeBadRequest,
+			"unsupported media type %s: images (png, jpeg, gif, webp, bmp), pdf, utf-8 text, mp3/wav/ogg audio, mp4/webm video or zip", u.sniffed))
+		return
+	}
+	g.fail(w, err)
+}
+
+func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	mediaID := r.PathValue("id")
+	if err := validID("media", mediaID); err != nil {
+		g.fail(w, err)
+		return
+	}
+	obs, _, err := g.media.handles(ctx)
+	if err != nil {
+		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry"))
+		return
+	}
+	info, err := obs.GetInfo(ctx, mediaID)
+	if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted) {
+		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no media %s", mediaID))
+		return
+	}
+	if err != nil {
+		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry"))
+		return
+	}
+	if info.Metadata["uploader"] != id.UserID {
+		ok, err := g.media.sharedWith(ctx, mediaID, id.UserID)
+		if err != nil {
+			g.fail(w, err)
+			return
+		}
+		if !ok {
+			g.fail(w, protocol.Errorf(protocol.CodeForbidden, "media %s is not shared in a chat of yours", mediaID))
+			return
+		}
+	}
+	ctype := info.Metadata["contentType"]
+	disposition := "attachment"
+	if strings.HasPrefix(ctype, "image/") {
+		disposition = "inline"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": info.Metadata["name"]}))
+	h.Set("Cache-Control", "private, no-cache") // access can be lost: revalidate (the ETag makes that cheap)
+	if sum := digestHex(info.Digest); sum != "" {
+		h.Set("ETag", `"`+sum+`"`)
+	}
+	rs := &objectSeeker{ctx: ctx, obs: obs, name: mediaID, size: int64(info.Size)}
+	defer rs.Close()
+	http.ServeContent(w, r, "", info.ModTime, rs)
+}
+
+// sharedWith reports whether mediaID is shared with user: through a message that
+// is sequenced and not deleted, in a chat user is a member of now.
+func (ms *mediaStore) sharedWith(ctx context.Context, mediaID, user string) (bool, error) {
+	_, kv, err := ms.handles(ctx)
+	if err != nil {
+		return false, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+	}
+	lister, err := kv.ListKeysFiltered(ctx, mediaID+".>")
+	if err != nil {
+		return false, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+	}
+	defer func() { _ = lister.Stop() }()
+	for key := range lister.Keys() {
+		parts := strings.Split(key, ".")
+		if len(parts) != 3 {
+			continue
+		}
+		chat, msgID := parts[1], parts[2]
+		if _, err := ms.g.members.checkFresh(ctx, chat, user); err != nil {
+			continue
+		}
+		m, err := ms.g.deps.History.Message(ctx, chat, msgID, "")
+		if err != nil || m.Deleted || mediaIDOf(m.Meta) != mediaID {
+			continue
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// mediaIDOf returns the mediaId of a message's meta, "" if none.
+func mediaIDOf(meta json.RawMessage) string {
+	if len(meta) == 0 || !bytes.Contains(meta, []byte(`"mediaId"`)) {
+		return ""
+	}
+	var ref protocol.MediaRef
+	if json.Unmarshal(meta, &ref) != nil {
+		return ""
+	}
+	return ref.MediaID
+}
+
+// share checks and records the media m (about to be published) references, if any.
+// An image or file message must reference media; only its uploader (the caller:
+// a user, or the service posting over REST) may share it. It returns a
+// *protocol.Error for a refusal.
+func (ms *mediaStore) share(ctx context.Context, uploader string, m *protocol.Message) error {
+	mediaID := mediaIDOf(m.Meta)
+	if mediaID == "" {
+		if m.MessageType == protocol.TypeImage || m.MessageType == protocol.TypeFile {
+			return protocol.Errorf(protocol.CodeBadRequest, `an %s message needs meta {"mediaId"} from POST /api/v1/media`, m.MessageType)
+		}
+		return nil
+	}
+	if err := validID("media", mediaID); err != nil {
+		return err
+	}
+	obs, kv, err := ms.handles(ctx)
+	if err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+	}
+	info, err := obs.GetInfo(ctx, mediaID)
+	if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted) {
+		return protocol.Errorf(protocol.CodeNotFound, "no media %s", mediaID)
+	}
+	if err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+	}
+	if info.Metadata["uploader"] != uploader {
+		return protocol.Errorf(protocol.CodeForbidden, "only the uploader of media %s may share it", mediaID)
+	}
+	if _, err := kv.Put(ctx, mediaID+"."+m.ChatID+"."+m.MessageID, []byte(uploader)); err != nil {
+		return protocol.Errorf(protocol.CodeUnavailable, "media share not recorded; retry")
+	}
+	return nil
+}
+
+// objectSeeker is an io.ReadSeeker over an object of known size, for
+// http.ServeContent: the object store's reader only reads forward, so a seek just
+// moves the position, and a read reopens the object when the position is behind
+// what was read and skips forward to it. Memory stays at one chunk whatever the
+// object's size; a range far into a large object costs reading up to it from NATS.
+type objectSeeker struct {
+	ctx  context.Context
+	obs  jetstream.ObjectStore
+	name string
+	size int64
+
+	pos  int64                  // where the next Read reads
+	r    jetstream.ObjectResult // open reader, nil if none
+	rpos int64                  // r's position
+}
+
+func (s *objectSeeker) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += s.pos
+	case io.SeekEnd:
+		offset += s.size
+	default:
+		return 0, errors.New("objectSeeker: bad whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("objectSeeker: negative position")
+	}
+	s.pos = offset
+	return offset, nil
+}
+
+func (s *objectSeeker) Read(p []byte) (int, error) {
+	if s.pos >= s.size {
+		return 0, io.EOF
+	}
+	if s.r == nil || s.rpos > s.pos {
+		s.Close()
+		r, err := s.obs.Get(s.ctx, s.name)
+		if err != nil {
+			return 0, err
+		}
+		s.r, s.rpos = r, 0
+	}
+	if s.rpos < s.pos {
+		n, err := io.CopyN(io.Discard, s.r, s.pos-s.rpos)
+		s.rpos += n
+		if err != nil {
+			return 0, err
+		}
+	}
+	n, err := s.r.Read(p)
+	s.pos += int64(n)
+	s.rpos += int64(n)
+	return n, err
+}
+
+// Close releases the open reader, if any.
+func (s *objectSeeker) Close() {
+	if s.r != nil {
+		_ = s.r.Close()
+		s.r = nil
+	}
+}

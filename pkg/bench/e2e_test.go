@@ -1,0 +1,112 @@
+package bench_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/bench"
+	"github.com/natter-chat/natter/pkg/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// start returns a natter for one test and a bench configuration pointed at it.
+func start(t *testing.T, mode string) *bench.Config {
+	n := testutil.StartNatter(t, testutil.Config(t))
+	return &bench.Config{Mode: mode, URLs: []string{n.WSURL()}, DataDir: n.Config.DataDir,
+		NATSURL: n.NATS.ClientURL(), Rate: -1, Duration: time.Second, Warmup: 200 * time.Millisecond,
+		Size: 64, Window: 16, DialConcurrency: 8, CreateConcurrency: 4, DrainTimeout: 20 * time.Second,
+		BaselineDuration: 500 * time.Millisecond}
+}
+
+// TestBenchLoadDeliversEverything is a short real run: every message sent is
+// delivered to every connection of every member, with no errors. Correctness
+// only: nothing here depends on how fast the machine is.
+func TestBenchLoadDeliversEverything(t *testing.T) {
+	tests := []struct {
+		name                      string
+		conns, users, size, chats int
+		rate                      float64
+		recipientsPerMessage      int64
+		baseline                  bool
+	}{
+		{"1:1 paced, with baseline", 6, 6, 2, 3, 60, 2, true},
+		{"groups of 3, two devices per user", 6, 3, 3, 1, 30, 6, false},
+		{"1:1 unpaced (window-bound)", 4, 4, 2, 2, 0, 2, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := start(t, "load")
+			cfg.Conns, cfg.Users, cfg.ChatSize, cfg.Chats, cfg.Rate, cfg.Baseline = tc.conns, tc.users, tc.size, tc.chats, tc.rate, tc.baseline
+			require.NoError(t, cfg.Resolve())
+			res, err := bench.Run(t.Context(), cfg)
+			require.NoError(t, err)
+			require.Empty(t, res.Errors)
+			require.EqualValues(t, tc.conns, res.Connected)
+			require.Positive(t, res.Sent)
+			require.Equal(t, res.Sent, res.Acked)
+			require.Equal(t, res.Sent*tc.recipientsPerMessage, res.Delivered, "delivered == sent × recipients")
+			require.Equal(t, res.Expected, res.Delivered)
+			require.NotNil(t, res.Persisted)
+			require.True(t, *res.Persisted, "the persister caught up")
+			require.Positive(t, res.Latency.Count)
+			require.True(t, res.OK)
+			if tc.baseline {
+				require.NotNil(t, res.Baseline)
+				require.Positive(t, res.Baseline.Published)
+				require.Positive(t, res.Ratio)
+			}
+			var out bytes.Buffer
+			res.WriteJSON(&out)
+			var back bench.Result
+			require.NoError(t, json.Unmarshal(out.Bytes(), &back), "--json output parses")
+			require.Equal(t, res.Delivered, back.Delivered)
+		})
+	}
+}
+
+// TestBenchResumeLosesNothing disconnects every client, posts while they are away,
+// and checks each resumed client got every message with no gap or duplicate.
+func TestBenchResumeLosesNothing(t *testing.T) {
+	cfg := start(t, "resume")
+	cfg.Conns, cfg.OfflineMsgs = 8, 3
+	require.NoError(t, cfg.Resolve())
+	res, err := bench.Run(t.Context(), cfg)
+	require.NoError(t, err)
+	require.NotNil(t, res.Resume)
+	require.EqualValues(t, 8, res.Resume.Resumed)
+	require.Zero(t, res.Resume.Incomplete)
+	require.Zero(t, res.Resume.Dupes)
+	require.Zero(t, res.Resume.Gaps)
+	require.Empty(t, res.Errors)
+	require.True(t, res.OK)
+}
+
+// TestBenchFanoutAndIdle covers the other client modes on one server.
+func TestBenchFanoutAndIdle(t *testing.T) {
+	cfg := start(t, "fanout")
+	cfg.Members, cfg.Rate = 20, 5
+	require.NoError(t, cfg.Resolve())
+	res, err := bench.Run(t.Context(), cfg)
+	require.NoError(t, err)
+	require.Equal(t, res.Sent*20, res.Delivered)
+	require.True(t, res.OK)
+
+	idle := *cfg
+	idle.Mode, idle.Conns, idle.Users, idle.Duration = "idle", 10, 0, 300*time.Millisecond
+	require.NoError(t, idle.Resolve())
+	res, err = bench.Run(t.Context(), &idle)
+	require.NoError(t, err)
+	require.EqualValues(t, 10, res.Connected)
+	require.NotNil(t, res.Idle)
+	require.True(t, res.OK)
+}
+
+func TestMainRefusesBadFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	require.Error(t, bench.Main([]string{"--mode", "nope", "--embedded"}, &out, &errOut, nil))
+	require.Error(t, bench.Main([]string{"--embedded"}, &out, &errOut, nil), "no Starter: --embedded is refused")
+	require.Error(t, bench.Main([]string{"--conns", "x"}, &out, &errOut, nil))
+	require.Error(t, bench.Main([]string{"stray"}, &out, &errOut, nil))
+}

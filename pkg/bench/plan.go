@@ -1,0 +1,321 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/auth"
+)
+
+// Plan is who is who in a run: the users, the chats and their members, and which
+// connection belongs to which user. Connection i belongs to user i % len(Users); a
+// chat's members are user indices. Every process of a run works from the same Plan.
+type Plan struct {
+	// Run is a short random ID that prefixes user and message IDs, so runs against
+	// the same server never mix.
+	Run   string     `json:"run"`
+	Users []string   `json:"users"`
+	Chats []PlanChat `json:"chats"`
+	Conns int        `json:"conns"`
+	// Senders per chat: the first Senders members of each chat send (0: all).
+	Senders int `json:"senders"`
+}
+
+// PlanChat is one chat of a Plan.
+type PlanChat struct {
+	ID      string `json:"id"`
+	Members []int  `json:"members"`
+}
+
+// newRunID returns a 6-character lowercase run ID.
+func newRunID() string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "b" + string(b[:5])
+}
+
+// newPlan lays out users, connections and chats (IDs filled in later by createChats).
+// Chat j has the members (j*size + k) mod users for k < size.
+func newPlan(run string, users, conns, chats, size, senders int) *Plan {
+	p := &Plan{Run: run, Conns: conns, Senders: senders}
+	for i := 0; i < users; i++ {
+		p.Users = append(p.Users, run+"u"+strconv.Itoa(i))
+	}
+	for j := 0; j < chats; j++ {
+		c := PlanChat{}
+		for k := 0; k < size; k++ {
+			c.Members = append(c.Members, (j*size+k)%users)
+		}
+		p.Chats = append(p.Chats, c)
+	}
+	return p
+}
+
+// userOf returns the user index of connection i.
+func (p *Plan) userOf(conn int) int { return conn % len(p.Users) }
+
+// devices returns how many connections user u has.
+func (p *Plan) devices(u int) int {
+	n := p.Conns / len(p.Users)
+	if u < p.Conns%len(p.Users) {
+		n++
+	}
+	return n
+}
+
+// recipients returns how many connections receive a message to chat c.
+func (p *Plan) recipients(c int) int {
+	n := 0
+	for _, u := range p.Chats[c].Members {
+		n += p.devices(u)
+	}
+	return n
+}
+
+// senders returns the member user indices of chat c that send.
+func (p *Plan) senders(c int) []int {
+	m := p.Chats[c].Members
+	if p.Senders > 0 && p.Senders < len(m) {
+		return m[:p.Senders]
+	}
+	return m
+}
+
+// userChats returns, per user index, the chats (indices) it belongs to.
+func (p *Plan) userChats() [][]int {
+	out := make([][]int, len(p.Users))
+	for c, ch := range p.Chats {
+		for _, u := range ch.Members {
+			out[u] = append(out[u], c)
+		}
+	}
+	return out
+}
+
+// dedupe drops chats whose ID repeats an earlier one (direct chats between the same
+// two users when there are more chats than pairs).
+func (p *Plan) dedupe() {
+	seen := map[string]bool{}
+	out := p.Chats[:0]
+	for _, c := range p.Chats {
+		if !seen[c.ID] {
+			seen[c.ID] = true
+			out = append(out, c)
+		}
+	}
+	p.Chats = out
+}
+
+// tokenSource issues tokens for users: signed locally with an HS256 secret (the dev
+// secret of a data directory, or a secret file), or fetched from a token endpoint
+// (POST {"user": id} answering {"token": ...}, as /api/v1/dev/token does).
+type tokenSource struct {
+	secret []byte
+	url    string
+	client *http.Client
+
+	mu    sync.Mutex
+	cache map[string]string
+}
+
+func newTokenSource(secretFile, dataDir, tokenURL string) (*tokenSource, error) {
+	ts := &tokenSource{url: tokenURL, client: &http.Client{Timeout: 30 * time.Second}, cache: map[string]string{}}
+	switch {
+	case tokenURL != "":
+		if _, err := url.Parse(tokenURL); err != nil {
+			return nil, fmt.Errorf("bench: --token-url: %w", err)
+		}
+	case secretFile != "":
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("bench: secret file: %w", err)
+		}
+		ts.secret = bytes.TrimSpace(b)
+	case dataDir != "":
+		b, err := os.ReadFile(filepath.Join(dataDir, auth.DevSecretName))
+		if err != nil {
+			return nil, fmt.Errorf("bench: dev secret of --data-dir: %w", err)
+		}
+		ts.secret = bytes.TrimSpace(b)
+	default:
+		return nil, errors.New("bench: no token source: give --embedded, --data-dir, --secret-file or --token-url")
+	}
+	return ts, nil
+}
+
+// token returns a token for user (cached: one per user per run).
+func (ts *tokenSource) token(ctx context.Context, user string) (string, error) {
+	ts.mu.Lock()
+	t, ok := ts.cache[user]
+	ts.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	var err error
+	if ts.secret != nil {
+		t, err = auth.Sign(ts.secret, user, 24*time.Hour, false)
+	} else {
+		t, err = ts.fetch(ctx, user)
+	}
+	if err != nil {
+		return "", fmt.Errorf("token for %s: %w", user, err)
+	}
+	ts.mu.Lock()
+	ts.cache[user] = t
+	ts.mu.Unlock()
+	return t, nil
+}
+
+func (ts *tokenSource) fetch(ctx context.Context, user string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"user": user})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ts.url, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("token endpoint: HTTP %d: %s", resp.StatusCode, data)
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil || out.Token == "" {
+		return "", fmt.Errorf("token endpoint: no token in %q", data)
+	}
+	return out.Token, nil
+}
+
+// httpBase turns a WebSocket URL (ws://host:port/ws) into the gateway's base URL.
+func httpBase(wsURL string) (string, error) {
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return "", err
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	}
+	u.Path, u.RawQuery = "", ""
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// restClient makes the bench's REST calls (chat creation, offline posts).
+type restClient struct {
+	base   string
+	tokens *tokenSource
+	client *http.Client
+}
+
+// do sends a JSON request as user and decodes a JSON answer into out (if not nil).
+func (rc *restClient) do(ctx context.Context, method, path, user string, in, out any) error {
+	tok, err := rc.tokens.token(ctx, user)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rc.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := rc.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: HTTP %d: %.300s", method, path, resp.StatusCode, data)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// createChats creates every chat of p through POST /api/v1/chats (direct chats for
+// two members, groups otherwise), as each chat's first member, with conc requests
+// at a time, and fills in the chat IDs.
+func createChats(ctx context.Context, rc *restClient, p *Plan, conc int) error {
+	work := make(chan int)
+	errc := make(chan error, conc)
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				c := &p.Chats[j]
+				kind := "group"
+				if len(c.Members) == 2 {
+					kind = "direct"
+				}
+				others := make([]string, 0, len(c.Members)-1)
+				for _, u := range c.Members[1:] {
+					others = append(others, p.Users[u])
+				}
+				var out struct {
+					ID string `json:"id"`
+				}
+				req := map[string]any{"type": kind, "members": others, "name": fmt.Sprintf("bench %d", j)}
+				if err := rc.do(ctx, http.MethodPost, "/api/v1/chats", p.Users[c.Members[0]], req, &out); err != nil {
+					errc <- fmt.Errorf("create chat %d: %w", j, err)
+					return
+				}
+				c.ID = out.ID
+			}
+		}()
+	}
+	var err error
+loop:
+	for j := range p.Chats {
+		select {
+		case work <- j:
+		case err = <-errc:
+			break loop
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errc)
+	if err == nil {
+		err = <-errc
+	}
+	if err != nil {
+		return err
+	}
+	p.dedupe()
+	return nil
+}

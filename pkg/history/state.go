@@ -1,0 +1,141 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+)
+
+// Message returns chat's message messageID in its current state as viewer sees it
+// (edited text, deletion, reactions with Me), whether or not the persister has
+// stored it or its operations yet. It returns an error wrapping store.ErrNotFound if
+// no message with that ID was sequenced in chat (or it has aged out of both the log
+// and the store). The sequencer uses it to authorize edits, deletes, reactions and
+// replies; the gateway to check media shares.
+func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (protocol.Message, error) {
+	floor, err := r.persistedFloor(ctx)
+	if err != nil {
+		return protocol.Message{}, err
+	}
+	var msg protocol.Message
+	found := false
+	seq, err := r.Store.MessageSeq(ctx, chat, messageID)
+	switch {
+	case err == nil:
+		page, err := r.Store.History(ctx, chat, store.HistoryQuery{Dir: store.Forward, After: seq - 1, Limit: 1, Viewer: viewer})
+		if err != nil {
+			return protocol.Message{}, err
+		}
+		if len(page) == 1 && page[0].Seq == seq {
+			msg, found = page[0], true
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return protocol.Message{}, err
+	}
+	tail, err := r.unpersisted(ctx, chat, floor)
+	if err != nil {
+		return protocol.Message{}, fmt.Errorf("log tail of %s: %w", chat, err)
+	}
+	for i := 0; !found && i < len(tail); i++ {
+		if tail[i].MessageID == messageID {
+			msg, found = tail[i], true
+		}
+	}
+	if !found {
+		return protocol.Message{}, fmt.Errorf("message %s/%s: %w", chat, messageID, store.ErrNotFound)
+	}
+	one := []protocol.Message{msg}
+	applyOps(one, tail, viewer)
+	return one[0], nil
+}
+
+// applyOps applies the operations in tail (unpersisted messages of one chat, oldest
+// first) to the messages of page, as the store will once it has them
+// (store.Store.AppendMessages): an edit by the author replaces the text, a delete
+// makes a tombstone (and blanks the text of the target's edit events in the page),
+// a react adds or removes the sender's reaction. Operations at or below a message's
+// StateSeq are already in the store's answer and are skipped.
+//
+// Reaction counts are adjusted arithmetically: exact because the sequencer only
+// sequences reactions that change something (an add of a reaction the user does not
+// have, a removal of one they have).
+func applyOps(page []protocol.Message, tail []protocol.Message, viewer string) {
+	ops := map[string][]*protocol.Message{}
+	deleted := map[string]bool{}
+	for i := range tail {
+		m := &tail[i]
+		if protocol.IsOperation(m.MessageType) && m.RefID != "" {
+			ops[m.RefID] = append(ops[m.RefID], m)
+			if m.MessageType == protocol.TypeDelete {
+				deleted[m.RefID] = true
+			}
+		}
+	}
+	if len(ops) == 0 {
+		return
+	}
+	for i := range page {
+		p := &page[i]
+		if p.MessageType == protocol.TypeEdit && deleted[p.RefID] {
+			p.Content = ""
+		}
+		if !protocol.Referable(p.MessageType) {
+			continue
+		}
+		for _, op := range ops[p.MessageID] {
+			if op.Seq > p.StateSeq && op.Seq > p.Seq {
+				applyOp(p, op, viewer)
+				p.StateSeq = op.Seq
+			}
+		}
+	}
+}
+
+// applyOp applies one operation to its target p.
+func applyOp(p *protocol.Message, op *protocol.Message, viewer string) {
+	switch op.MessageType {
+	case protocol.TypeEdit:
+		if !p.Deleted && op.SenderID == p.SenderID {
+			p.Content, p.Edited = op.Content, true
+		}
+	case protocol.TypeDelete:
+		p.Deleted, p.Edited, p.Content, p.Meta, p.Reactions = true, false, "", nil, nil
+	case protocol.TypeReact:
+		ev, ok := protocol.ParseReaction(op.Meta)
+		if !ok || p.Deleted {
+			return
+		}
+		me := viewer != "" && op.SenderID == viewer
+		i := 0
+		for i < len(p.Reactions) && p.Reactions[i].Emoji != ev.Emoji {
+			i++
+		}
+		switch {
+		case ev.Remove && i < len(p.Reactions):
+			r := &p.Reactions[i]
+			if me && !r.Me {
+				return // the viewer had no such reaction: nothing to take back
+			}
+			r.Count--
+			if me {
+				r.Me = false
+			}
+			if r.Count <= 0 {
+				p.Reactions = append(p.Reactions[:i:i], p.Reactions[i+1:]...)
+			}
+		case ev.Remove:
+		case i < len(p.Reactions):
+			r := &p.Reactions[i]
+			if me && r.Me {
+				return // already counted
+			}
+			r.Count++
+			r.Me = r.Me || me
+		default:
+			p.Reactions = append(p.Reactions, protocol.Reaction{Emoji: ev.Emoji, Count: 1, Me: me})
+		}
+	}
+}

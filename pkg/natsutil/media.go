@@ -1,0 +1,41 @@
+package natsutil
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// MediaBucket is the JetStream Object Store bucket holding uploaded media
+// (POST /api/v1/media), one object per media ID.
+const MediaBucket = "natter_media"
+
+// MediaSharesBucket is the KV bucket recording where media was shared: one key
+// "<media id>.<chat id>.<message id>" per image or file message that referenced it,
+// written by the gateway before it publishes the message. The value is the uploader.
+const MediaSharesBucket = "natter_media_shares"
+
+// MediaConfig is the object store config of MediaBucket. Object sizes are limited by
+// the gateway (gateway.media-max-bytes), not by the bucket.
+func MediaConfig(c *Config) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{Bucket: MediaBucket, Description: "Natter media uploads",
+		Storage: jetstream.FileStorage, Replicas: c.Replicas}
+}
+
+// MediaSharesConfig is the KV config of MediaSharesBucket.
+func MediaSharesConfig(c *Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: MediaSharesBucket, Description: "where each media upload was shared",
+		History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas}
+}
+
+// ensureMedia creates the media buckets, or updates them to the current config.
+func ensureMedia(ctx context.Context, js jetstream.JetStream, c *Config) error {
+	if _, err := js.CreateOrUpdateObjectStore(ctx, MediaConfig(c)); err != nil {
+		return fmt.Errorf("object store %s: %w", MediaBucket, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, MediaSharesConfig(c)); err != nil {
+		return fmt.Errorf("kv %s: %w", MediaSharesBucket, err)
+	}
+	return nil
+}

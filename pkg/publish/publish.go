@@ -1,0 +1,178 @@
+// Package publish lets a backend service put messages into Natter chats straight
+// over NATS, without the gateway: a bot's answers, system notices, moderation
+// deletes. It publishes onto the ingress subject <prefix>.in.<chat> of the NATTER_IN
+// stream, as the gateway does, with the headers the sequencer expects, and waits for
+// JetStream's acknowledgement: once Publish returns nil the message will be
+// sequenced exactly once into the chat (or refused by the sequencer, for an edit or
+// delete whose target does not allow it), in order with everything else.
+//
+// The subject contract is in docs/backend.md; deploy/nats/accounts.conf is an
+// example of NATS permissions that let a service publish there and read nothing of
+// users'. A service that needs answers (acks per message, errors) over HTTP instead
+// uses POST /api/v1/chats/{id}/messages with a service token.
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/subjects"
+)
+
+// ErrInvalid is returned (wrapped) for a message that would be refused: a bad ID,
+// content or meta over its limit, meta that is not a JSON object, a bad
+// messageType, or an operation without a fitting refId, content or reaction.
+var ErrInvalid = errors.New("publish: invalid message")
+
+// Publisher publishes messages for one service. It is safe for concurrent use.
+type Publisher struct {
+	js      jetstream.Publisher
+	subj    subjects.Subjects
+	service string
+}
+
+// Ack is JetStream's answer to a publish.
+type Ack struct {
+	// MessageID is the message's ID (generated if the message had none).
+	MessageID string
+	// Duplicate is true when a message with the same chat and ID had been
+	// published already (within nats.dedup-window): it is stored once.
+	Duplicate bool
+}
+
+// New returns a Publisher for the service named service (a valid ID: it goes in the
+// Natter-Service header, for operators reading the stream) on the subjects under
+// prefix ("" means the default, "natter"). js needs only to publish; with the
+// permissions of deploy/nats/accounts.conf, connect with
+// nats.CustomInboxPrefix("_INBOX_backend") so the acknowledgements can reach it.
+func New(js jetstream.Publisher, prefix, service string) (*Publisher, error) {
+	if js == nil {
+		return nil, errors.New("publish: nil JetStream publisher")
+	}
+	if !ids.Valid(service) {
+		return nil, fmt.Errorf("%w: service name must match ^[A-Za-z0-9_-]{1,64}$", ErrInvalid)
+	}
+	return &Publisher{js: js, subj: subjects.New(prefix, 1), service: service}, nil
+}
+
+// Publish validates m and publishes it, waiting for the acknowledgement (bound it
+// with ctx). m.MessageID "" is given a new ID; resending the same m (same chat and
+// MessageID) after an error is safe: it is stored once. SenderID is who the message
+// appears from: a bot or system user ID of the service's choosing. Seq and
+// Timestamp are set by the sequencer; the history-state fields (Edited, Deleted,
+// Reactions) are ignored.
+//
+// It returns an error wrapping ErrInvalid for a message the sequencer would refuse,
+// or the JetStream error (nats.ErrTimeout, a permissions violation, ...) when the
+// publish was not acknowledged.
+func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, error) {
+	if m.MessageID == "" {
+		m.MessageID = ids.New()
+	}
+	m.Seq, m.Timestamp, m.Edited, m.Deleted, m.Reactions, m.StateSeq = 0, 0, false, false, nil, 0
+	if m.MessageType == "" {
+		m.MessageType = protocol.TypeText
+	}
+	if err := Validate(m); err != nil {
+		return Ack{}, err
+	}
+	out := &nats.Msg{Subject: p.subj.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
+	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
+	out.Header.Set(protocol.HeaderService, p.service)
+	ack, err := p.js.PublishMsg(ctx, out)
+	if err != nil {
+		return Ack{}, fmt.Errorf("publish %s/%s: %w", m.ChatID, m.MessageID, err)
+	}
+	return Ack{MessageID: m.MessageID, Duplicate: ack.Duplicate}, nil
+}
+
+// Text publishes a text message from sender.
+func (p *Publisher) Text(ctx context.Context, chatID, sender, content string) (Ack, error) {
+	return p.Publish(ctx, &protocol.Message{ChatID: chatID, SenderID: sender, Content: content, MessageType: protocol.TypeText})
+}
+
+// System publishes a system message from sender: content for clients that do not
+// know ev, ev as its meta. Membership events (member_added, member_removed,
+// member_left, role_changed, chat_renamed) change the chat as if an admin had made
+// the change over REST: the sequencer applies them to the store and to delivery.
+func (p *Publisher) System(ctx context.Context, chatID, sender, content string, ev protocol.SystemEvent) (Ack, error) {
+	meta, err := json.Marshal(ev)
+	if err != nil {
+		return Ack{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return p.Publish(ctx, &protocol.Message{ChatID: chatID, SenderID: sender, Content: content,
+		MessageType: protocol.TypeSystem, Meta: meta})
+}
+
+// Delete deletes message refID of chatID for everyone (moderation): services may
+// delete any message.
+func (p *Publisher) Delete(ctx context.Context, chatID, sender, refID string) (Ack, error) {
+	return p.Publish(ctx, &protocol.Message{ChatID: chatID, SenderID: sender, MessageType: protocol.TypeDelete, RefID: refID})
+}
+
+// Validate checks m as the sequencer will (and MessageType set, as Publish does).
+// It returns an error wrapping ErrInvalid.
+func Validate(m *protocol.Message) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
+	for _, c := range []struct{ kind, id string }{{"chat", m.ChatID}, {"message", m.MessageID}, {"user", m.SenderID}} {
+		if err := ids.Validate(c.kind, c.id); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if len(m.Content) > protocol.MaxContentBytes {
+		return bad("content is %d bytes, the limit is %d", len(m.Content), protocol.MaxContentBytes)
+	}
+	if len(m.Meta) > protocol.MaxMetaBytes {
+		return bad("meta is %d bytes, the limit is %d", len(m.Meta), protocol.MaxMetaBytes)
+	}
+	if len(m.Meta) > 0 {
+		var obj map[string]any
+		if json.Unmarshal(m.Meta, &obj) != nil {
+			return bad("meta must be a JSON object")
+		}
+	}
+	if len(m.MessageType) > protocol.MaxMessageTypeBytes || !ids.Valid(m.MessageType) {
+		return bad("messageType must be 1..32 of A-Z a-z 0-9 _ -")
+	}
+	if m.ReplyTo != "" && !ids.Valid(m.ReplyTo) {
+		return bad("replyTo must match ^[A-Za-z0-9_-]{1,64}$")
+	}
+	if !protocol.IsOperation(m.MessageType) {
+		if m.RefID != "" {
+			return bad("refId is only for edit, delete and react")
+		}
+		if m.Content == "" && len(m.Meta) == 0 {
+			return bad("a message needs content or meta")
+		}
+		return nil
+	}
+	if !ids.Valid(m.RefID) {
+		return bad("an %s needs refId, the message it applies to", m.MessageType)
+	}
+	if m.ReplyTo != "" {
+		return bad("an %s has no replyTo", m.MessageType)
+	}
+	switch m.MessageType {
+	case protocol.TypeEdit:
+		if m.Content == "" {
+			return bad("an edit needs content")
+		}
+	case protocol.TypeDelete:
+		if m.Content != "" || len(m.Meta) > 0 {
+			return bad("a delete has no content or meta")
+		}
+	case protocol.TypeReact:
+		if _, ok := protocol.ParseReaction(m.Meta); !ok || m.Content != "" {
+			return bad(`a react has meta {"emoji","remove?"} with one emoji, and no content`)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+)
+
+// opApplier applies operation events (edit, delete, react) to the messages they
+// reference, inside one AppendMessages transaction, and keeps the search index in
+// step with each message's current state.
+//
+// Persisters may store a chat's messages out of order (two instances race), so every
+// rule is order-independent: an edit applies only if its seq is above the edit_seq
+// the message shows, a delete is final, a reaction row keeps the seq of the event
+// that set it and only a higher one replaces it, and a message stored after its
+// operations picks them up when it is inserted (catchUp).
+type opApplier struct {
+	tx *sql.Tx
+}
+
+// notOp is the SQL condition "message_type is not an operation nor system".
+const notOp = `message_type NOT IN ('system', 'edit', 'delete', 'react')`
+
+// apply handles one newly inserted message m.
+func (a opApplier) apply(ctx context.Context, m *protocol.Message) error {
+	switch {
+	case m.MessageType == protocol.TypeEdit:
+		return a.edit(ctx, m)
+	case m.MessageType == protocol.TypeDelete:
+		return a.del(ctx, m)
+	case m.MessageType == protocol.TypeReact:
+		return a.react(ctx, m)
+	case protocol.Referable(m.MessageType):
+		return a.catchUp(ctx, m)
+	}
+	return nil
+}
+
+func (a opApplier) edit(ctx context.Context, m *protocol.Message) error {
+	if m.RefID == "" {
+		return nil
+	}
+	if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET content = ?, edited = 1, edit_seq = ?
+		WHERE chat_id = ? AND message_id = ? AND sender_id = ? AND deleted = 0 AND edit_seq < ? AND `+notOp,
+		m.Content, m.Seq, m.ChatID, m.RefID, m.SenderID, m.Seq); err != nil {
+		return fmt.Errorf("apply edit: %w", err)
+	}
+	// An edit of a message that is already deleted keeps no text either.
+	if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET content = '' WHERE chat_id = ? AND seq = ?
+		AND EXISTS (SELECT 1 FROM messages d WHERE d.chat_id = ? AND d.ref_id = ? AND d.message_type = 'delete')`,
+		m.ChatID, m.Seq, m.ChatID, m.RefID); err != nil {
+		return fmt.Errorf("apply edit: %w", err)
+	}
+	return a.touched(ctx, m.ChatID, m.RefID, m.Seq)
+}
+
+func (a opApplier) del(ctx context.Context, m *protocol.Message) error {
+	if m.RefID == "" {
+		return nil
+	}
+	if err := a.tombstone(ctx, m.ChatID, m.RefID); err != nil {
+		return err
+	}
+	return a.touched(ctx, m.ChatID, m.RefID, m.Seq)
+}
+
+// tombstone clears a deleted message: its content, meta, the text of its edits and
+// its reactions.
+func (a opApplier) tombstone(ctx context.Context, chat, messageID string) error {
+	for _, q := range []string{
+		`UPDATE messages SET deleted = 1, content = '', meta = NULL, edited = 0 WHERE chat_id = ? AND message_id = ? AND ` + notOp,
+		`UPDATE messages SET content = '' WHERE chat_id = ? AND ref_id = ? AND message_type = 'edit'`,
+		`DELETE FROM reactions WHERE chat_id = ? AND message_id = ?`,
+	} {
+		if _, err := a.tx.ExecContext(ctx, q, chat, messageID); err != nil {
+			return fmt.Errorf("apply delete: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a opApplier) react(ctx context.Context, m *protocol.Message) error {
+	ev, ok := protocol.ParseReaction(m.Meta)
+	if m.RefID == "" || !ok {
+		return nil // stored as sent; it changes nothing
+	}
+	present := 1
+	if ev.Remove {
+		present = 0
+	}
+	if _, err := a.tx.ExecContext(ctx, `INSERT INTO reactions (chat_id, message_id, emoji, user_id, seq, present)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, message_id, emoji, user_id) DO UPDATE SET
+		seq = excluded.seq, present = excluded.present WHERE excluded.seq > reactions.seq`,
+		m.ChatID, m.RefID, ev.Emoji, m.SenderID, m.Seq, present); err != nil {
+		return fmt.Errorf("apply react: %w", err)
+	}
+	return a.touched(ctx, m.ChatID, m.RefID, m.Seq)
+}
+
+// touched records that an operation with seq was applied to messageID and brings its
+// search document up to date.
+func (a opApplier) touched(ctx context.Context, chat, messageID string, seq uint64) error {
+	if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET state_seq = MAX(state_seq, ?)
+		WHERE chat_id = ? AND message_id = ? AND `+notOp, seq, chat, messageID); err != nil {
+		return fmt.Errorf("apply operation: %w", err)
+	}
+	rows, err := a.tx.QueryContext(ctx, `SELECT seq, content, deleted FROM messages
+		WHERE chat_id = ? AND message_id = ? AND `+notOp, chat, messageID)
+	if err != nil {
+		return fmt.Errorf("apply operation: %w", err)
+	}
+	type doc struct {
+		seq     uint64
+		content string
+		deleted bool
+	}
+	var docs []doc
+	for rows.Next() {
+		var d doc
+		if err := rows.Scan(&d.seq, &d.content, &d.deleted); err != nil {
+			rows.Close()
+			return fmt.Errorf("apply operation: %w", err)
+		}
+		docs = append(docs, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("apply operation: %w", err)
+	}
+	for _, d := range docs {
+		if err := a.index(ctx, chat, d.seq, d.content, d.deleted); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// catchUp applies to a newly stored message m the operations stored before it
+// (which happens when persisters race), then indexes it.
+func (a opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
+	rows, err := a.tx.QueryContext(ctx, `SELECT seq, sender_id, message_type, content FROM messages
+		WHERE chat_id = ? AND ref_id = ? AND message_type IN ('edit', 'delete', 'react') AND seq > ?
+		ORDER BY seq`, m.ChatID, m.MessageID, m.Seq)
+	if err != nil {
+		return fmt.Errorf("catch up %s: %w", m.MessageID, err)
+	}
+	content, edited, deleted := m.Content, false, false
+	var editSeq, stateSeq uint64
+	for rows.Next() {
+		var seq uint64
+		var sender, typ, text string
+		if err := rows.Scan(&seq, &sender, &typ, &text); err != nil {
+			rows.Close()
+			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
+		}
+		stateSeq = seq
+		switch typ {
+		case protocol.TypeEdit:
+			if sender == m.SenderID && !deleted {
+				content, edited, editSeq = text, true, seq
+			}
+		case protocol.TypeDelete:
+			deleted = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("catch up %s: %w", m.MessageID, err)
+	}
+	if stateSeq > 0 {
+		if deleted {
+			if err := a.tombstone(ctx, m.ChatID, m.MessageID); err != nil {
+				return err
+			}
+			content = ""
+		} else if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET content = ?, edited = ?, edit_seq = ?
+			WHERE chat_id = ? AND seq = ?`, content, edited, editSeq, m.ChatID, m.Seq); err != nil {
+			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
+		}
+		if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET state_seq = ? WHERE chat_id = ? AND seq = ?`,
+			stateSeq, m.ChatID, m.Seq); err != nil {
+			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
+		}
+	}
+	return a.index(ctx, m.ChatID, m.Seq, content, deleted)
+}
+
+// index makes the search document of (chat, seq) match content; a deleted or empty
+// message has none.
+func (a opApplier) index(ctx context.Context, chat string, seq uint64, content string, deleted bool) error {
+	var id int64
+	err := a.tx.QueryRowContext(ctx, `SELECT id FROM search_docs WHERE chat_id = ? AND seq = ?`, chat, seq).Scan(&id)
+	switch {
+	case err == nil:
+		if _, err := a.tx.ExecContext(ctx, `DELETE FROM search_fts WHERE rowid = ?`, id); err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
+	case err == sql.ErrNoRows:
+		if deleted || strings.TrimSpace(content) == "" {
+			return nil
+		}
+		if err := a.tx.QueryRowContext(ctx, `INSERT INTO search_docs (chat_id, seq) VALUES (?, ?) RETURNING id`,
+			chat, seq).Scan(&id); err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
+	default:
+		return fmt.Errorf("search index: %w", err)
+	}
+	if deleted || strings.TrimSpace(content) == "" {
+		if _, err := a.tx.ExecContext(ctx, `DELETE FROM search_docs WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
+		return nil
+	}
+	if _, err := a.tx.ExecContext(ctx, `INSERT INTO search_fts (rowid, content) VALUES (?, ?)`, id, content); err != nil {
+		return fmt.Errorf("search index: %w", err)
+	}
+	return nil
+}
+
+// querier is what attachReactions reads through: a transaction or the pool.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// attachReactions sets the Reactions of msgs (any chats) from the reactions table:
+// per emoji the number of users, and whether viewer is one, ordered by the earliest
+// current reaction. Deleted messages and operations get none.
+func attachReactions(ctx context.Context, q querier, viewer string, msgs []protocol.Message) error {
+	byChat := map[string][]int{}
+	for i := range msgs {
+		if !msgs[i].Deleted && msgs[i].StateSeq > 0 && protocol.Referable(msgs[i].MessageType) {
+			byChat[msgs[i].ChatID] = append(byChat[msgs[i].ChatID], i)
+		}
+	}
+	for chat, idx := range byChat {
+		pos := make(map[string][]int, len(idx))
+		args := []any{viewer, chat}
+		for _, i := range idx {
+			id := msgs[i].MessageID
+			if _, ok := pos[id]; !ok {
+				args = append(args, id)
+			}
+			pos[id] = append(pos[id], i)
+		}
+		rows, err := q.QueryContext(ctx, `SELECT message_id, emoji, COUNT(*), MAX(user_id = ?), MIN(seq) AS first
+			FROM reactions WHERE chat_id = ? AND present = 1 AND message_id IN (?`+strings.Repeat(", ?", len(args)-3)+`)
+			GROUP BY message_id, emoji ORDER BY message_id, first, emoji`, args...)
+		if err != nil {
+			return fmt.Errorf("reactions: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var r protocol.Reaction
+			var first uint64
+			if err := rows.Scan(&id, &r.Emoji, &r.Count, &r.Me, &first); err != nil {
+				rows.Close()
+				return fmt.Errorf("reactions: %w", err)
+			}
+			for _, i := range pos[id] {
+				msgs[i].Reactions = append(msgs[i].Reactions, r)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reactions: %w", err)
+		}
+	}
+	return nil
+}
