@@ -39,6 +39,9 @@ type Config struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// PublishTimeout bounds the wait for JetStream to store a send.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// ReceiptsMaxMembers: in chats with more members, a receipt goes only to the
+	// reader's devices and the senders of the messages it covers, not to everyone.
+	ReceiptsMaxMembers int `yaml:"receipts_max_members"`
 	// WebChat serves the embedded web chat at /.
 	WebChat bool `yaml:"web_chat"`
 	// Presence and Typing: gateway.presence-* and gateway.typing-* (presence.go, typing.go).
@@ -66,6 +69,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WriteTimeout, "gateway.write-timeout", 10*time.Second, "longest write of one frame")
 	fs.DurationVar(&c.PublishTimeout, "gateway.publish-timeout", 5*time.Second, "longest wait for JetStream to store a send")
 	fs.BoolVar(&c.WebChat, "gateway.web-chat", true, "serve the web chat at /")
+	fs.IntVar(&c.ReceiptsMaxMembers, "gateway.receipts-max-members", 100, "above this many members, receipts go only to the senders of the messages read")
 	c.Presence.RegisterFlags(fs)
 	c.Typing.RegisterFlags(fs)
 	c.Media.RegisterFlags(fs)
@@ -84,6 +88,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("gateway: gateway.max-body-bytes must be >= 1KiB"))
+	}
+	if c.ReceiptsMaxMembers < 2 {
+		errs = append(errs, errors.New("gateway: gateway.receipts-max-members must be >= 2"))
 	}
 	if c.SendQueue < 8 {
 		errs = append(errs, errors.New("gateway: gateway.send-queue must be >= 8"))

@@ -303,8 +303,26 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 	}
 	frame := protocol.EncodeFrame(&protocol.Frame{Type: protocol.FrameReceipt, ChatID: f.ChatID,
 		UserID: c.user, Delivered: rs.Delivered, Read: rs.Read})
-	for _, mb := range members {
-		_ = g.deps.NC.Publish(g.deps.Subjects.User(mb.UserID), frame)
+	if len(members) <= g.cfg.ReceiptsMaxMembers {
+		for _, mb := range members {
+			_ = g.deps.NC.Publish(g.deps.Subjects.User(mb.UserID), frame)
+		}
+		return nil
+	}
+	// A big group: only the reader's devices and the senders of the messages whose
+	// state just changed (at most one page of them) hear of it.
+	to := map[string]bool{c.user: true}
+	page, err := g.deps.History.Page(ctx, f.ChatID, store.HistoryQuery{Dir: store.Forward,
+		After: min(before.Read, before.Delivered), Limit: store.MaxPage})
+	if err == nil {
+		for _, m := range page {
+			if m.Seq <= rs.Delivered {
+				to[m.SenderID] = true
+			}
+		}
+	}
+	for uid := range to {
+		_ = g.deps.NC.Publish(g.deps.Subjects.User(uid), frame)
 	}
 	return nil
 }

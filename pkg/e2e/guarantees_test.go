@@ -256,3 +256,31 @@ func TestSlowConsumerIsClosedAndResumes(t *testing.T) {
 	msgs := collect(t, again, total, 30*time.Second)
 	require.EqualValues(t, total, msgs[total-1].Seq)
 }
+
+// TestReceiptsInBigGroupsGoToSenders: above gateway.receipts-max-members, a receipt
+// reaches the senders of the messages it covers (and the reader), not every member.
+func TestReceiptsInBigGroupsGoToSenders(t *testing.T) {
+	cfg := testutil.Config(t)
+	cfg.Gateway.ReceiptsMaxMembers = 2
+	n := testutil.StartNatter(t, cfg)
+	chat := n.CreateChat(t, "alice", "group", "g", "bob", "carol")
+	alice, bob, carol := n.Dial(t, "alice"), n.Dial(t, "bob"), n.Dial(t, "carol")
+	_, err := alice.Send(ctxT(t, 5*time.Second), chat, "m1", "x")
+	require.NoError(t, err)
+	collect(t, bob, 1, 5*time.Second)
+	collect(t, carol, 1, 5*time.Second)
+	require.NoError(t, bob.Frame(ctxT(t, 5*time.Second), &protocol.Frame{Type: protocol.FrameRead, ChatID: chat, Seq: 1}))
+	r := next(t, alice, protocol.FrameReceipt, 5*time.Second)
+	require.Equal(t, "bob", r.UserID)
+	require.EqualValues(t, 1, r.Read)
+	timer := time.NewTimer(300 * time.Millisecond)
+	defer timer.Stop()
+	for {
+		select {
+		case f := <-carol.Frames():
+			require.NotEqual(t, protocol.FrameReceipt, f.Type, "carol sent nothing bob read")
+		case <-timer.C:
+			return
+		}
+	}
+}
