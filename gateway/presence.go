@@ -160,6 +160,11 @@ func (p *presenceGW) report(ctx context.Context) {
 		case <-tick.C:
 			up = p.heartbeat(ctx)
 		case <-p.wake:
+			if !up {
+				// The presence role did not answer yet (e.g. it is still starting):
+				// try now rather than a heartbeat later, so a join shows at once.
+				up = p.heartbeat(ctx)
+			}
 		}
 	}
 }
