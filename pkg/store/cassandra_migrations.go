@@ -30,7 +30,9 @@ type cassandraMigration struct {
 //     to a multiple of the configured bucket width), so partitions stay bounded in
 //     size and the width can be changed at any time: old and new buckets coexist.
 //   - chat_buckets: one partition per chat. Its static columns are the chat's
-//     highest seq and that message (LastSeq, chat lists); its rows are the bucket
+//     highest seq and time (LastSeq, LastActivity), its newest message that is not
+//     an operation (the chat list's last message), its name as the chat list shows
+//     it, and pending (below); its rows are the bucket
 //     index: one row per (seq block, bucket) pair that holds messages, where block =
 //     seq / 256, with the exact lowest and highest seq of the chat's messages that
 //     fall in both. A history cursor seeks straight to its block (a clustering
@@ -38,7 +40,16 @@ type cassandraMigration struct {
 //     seqs each holds, so empty buckets are never touched and the answer is exact
 //     even if timestamps went backwards. Keeping the last message in the same
 //     partition makes a batch's index and last-message update one mutation.
-//   - message_ids: messageID -> seq (MessageSeq); the lowest seq is the first row.
+//   - message_ids: messageID -> seq (MessageSeq; the lowest seq is the first row)
+//     and the bucket of that message.
+//   - message_ops: the edit, delete and react events applied to a message, by the
+//     messageID they reference. It is the truth about a message's current state,
+//     which reads compute (the event with the highest seq wins, whatever the order
+//     the events were stored in). So that History reads it only for messages that
+//     have events, an event sets has_ops on its target's row (found through
+//     message_ids), or, if the target is not stored yet (two persisters racing),
+//     adds the target's messageID to chat_buckets.pending, which History reads with
+//     the bucket index.
 //   - chats: a chat's partition: its metadata in static columns and one row per
 //     member, so CreateChat is one conditional (LWT) batch on one partition.
 //   - user_chats: a user's chats with the chat metadata copied in (chats are never
@@ -48,15 +59,17 @@ type cassandraMigration struct {
 //   - mutes: notification mutes, partitioned by chat so the notifier can read (or
 //     cache) a chat's mutes in one query.
 //
-// Registers. chat_buckets' last message and min_seq/max_seq, and read_state, must only ever
-// move one way under concurrent, retried and reordered writes, without LWT and
-// without a read before the write. They are written with USING TIMESTAMP derived
-// from the value itself: Cassandra keeps the cell with the highest write timestamp,
-// so a cell written with timestamp = value is a max register, and min_seq, written
-// with timestamp = (block+1)*256 - seq, is a min register. Both are commutative and
-// idempotent. The cost: these cells carry small synthetic timestamps, so a plain
-// DELETE (which uses the current time) on those tables would hide them for good;
-// delete from them only with USING TIMESTAMP 9223372036854775807.
+// Registers. chat_buckets' last seq and message and min_seq/max_seq, reactions in
+// message_ops, and read_state must only ever move one way under concurrent,
+// retried and reordered writes, without LWT and without a read before the write.
+// They are written with USING TIMESTAMP derived from the value itself: Cassandra
+// keeps the cell with the highest write timestamp, so a cell written with
+// timestamp = value (or = the seq of the event that set it) is a max register, and
+// min_seq, written with timestamp = (block+1)*256 - seq, is a min register. Both
+// are commutative and idempotent. The cost: these cells carry small synthetic
+// timestamps, so a plain DELETE (which uses the current time) of those rows or
+// partitions would hide them for good; delete them only with
+// USING TIMESTAMP 9223372036854775807.
 var cassandraMigrations = []cassandraMigration{{
 	Version: 1,
 	Name:    "initial schema",
@@ -73,14 +86,17 @@ var cassandraMigrations = []cassandraMigration{{
 	reply_to text,
 	ref_id text,
 	meta blob,
+	has_ops boolean,
 	PRIMARY KEY ((chat_id, bucket), seq)
 ) WITH CLUSTERING ORDER BY (seq DESC)
-	AND comment = 'messages; bucket = start of the time window (ms since epoch); ts in ms'`,
+	AND comment = 'messages; bucket = start of the time window (ms since epoch); ts in ms; has_ops: see message_ops'`,
 		`CREATE TABLE IF NOT EXISTS chat_buckets (
 	chat_id text,
 	last_seq bigint static,
 	last_ts bigint static,
 	last_message blob static,
+	chat_name text static,
+	pending set<text> static,
 	block bigint,
 	bucket bigint,
 	min_seq bigint,
@@ -92,9 +108,22 @@ var cassandraMigrations = []cassandraMigration{{
 	chat_id text,
 	message_id text,
 	seq bigint,
+	bucket bigint,
 	PRIMARY KEY ((chat_id, message_id), seq)
 ) WITH CLUSTERING ORDER BY (seq ASC)
 	AND comment = 'messageId -> seq; the first row is the lowest seq'`,
+		`CREATE TABLE IF NOT EXISTS message_ops (
+	chat_id text,
+	message_id text,
+	kind text,
+	emoji text,
+	user_id text,
+	seq bigint,
+	content text,
+	present boolean,
+	rseq bigint,
+	PRIMARY KEY ((chat_id, message_id), kind, emoji, user_id, seq)
+) WITH comment = 'edit, delete and react events by the message they reference; reactions are registers written USING TIMESTAMP seq'`,
 		`CREATE TABLE IF NOT EXISTS chats (
 	chat_id text,
 	user_id text,

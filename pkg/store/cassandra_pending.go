@@ -6,21 +6,18 @@ import (
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
-// Store methods added by issue 6 (chats, message operations, search) that the
-// Cassandra backend does not implement yet. They keep the package compiling and
-// answer ErrNotSupported, which the gateway turns into HTTP 501. Each one is to be
-// deleted from this file when store_cassandra.go implements it; the conformance
-// suite (storetest) says what each must do. Search may stay ErrNotSupported: its
-// design for Cassandra is in docs/search.md.
+// Store methods added with chats, message operations and search (issue 6).
+// Search stays ErrNotSupported on Cassandra (the gateway answers HTTP 501): its
+// design is in docs/search.md.
 
-// RenameChat is not implemented on Cassandra yet: ErrNotSupported.
+// RenameChat implements Store.
 func (s *CassandraStore) RenameChat(ctx context.Context, chatID, name string) error {
-	return ErrNotSupported
+	return s.renameChat(ctx, chatID, name)
 }
 
-// UserChatsBefore is not implemented on Cassandra yet: ErrNotSupported.
+// UserChatsBefore implements Store.
 func (s *CassandraStore) UserChatsBefore(ctx context.Context, userID string, cursor ChatListCursor, limit int) ([]ChatSummary, error) {
-	return nil, ErrNotSupported
+	return s.userChatsBefore(ctx, userID, cursor, limit)
 }
 
 // Search is not supported on Cassandra: ErrNotSupported (docs/search.md).

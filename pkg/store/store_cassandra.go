@@ -244,29 +244,50 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	cqlIndexMin    = `UPDATE chat_buckets USING TIMESTAMP ? SET min_seq = ? WHERE chat_id = ? AND block = ? AND bucket = ?`
 	cqlIndexMax    = `UPDATE chat_buckets USING TIMESTAMP ? SET max_seq = ? WHERE chat_id = ? AND block = ? AND bucket = ?`
-	cqlInsertMsgID = `INSERT INTO message_ids (chat_id, message_id, seq) VALUES (?, ?, ?)`
-	cqlSetLast     = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ?, last_message = ? WHERE chat_id = ?`
-	// cqlSetLastAndMax sets the static last message and one index row's max_seq.
-	cqlSetLastAndMax = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ?, last_message = ?, max_seq = ?
+	cqlInsertMsgID = `INSERT INTO message_ids (chat_id, message_id, seq, bucket) VALUES (?, ?, ?, ?)`
+	// The chat's last seq and time, and its last message that is not an operation,
+	// are registers; when the batch's newest message is not an operation, one
+	// statement sets both, and it can also raise the newest index row's max_seq,
+	// which has the same timestamp.
+	cqlSetLastSeq       = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ? WHERE chat_id = ?`
+	cqlSetLastSeqAndMax = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ?, max_seq = ?
 		WHERE chat_id = ? AND block = ? AND bucket = ?`
-	cqlSetReadBoth  = `UPDATE read_state USING TIMESTAMP ? SET delivered_seq = ?, read_seq = ? WHERE user_id = ? AND chat_id = ?`
-	cqlSetDelivered = `UPDATE read_state USING TIMESTAMP ? SET delivered_seq = ? WHERE user_id = ? AND chat_id = ?`
-	cqlSetRead      = `UPDATE read_state USING TIMESTAMP ? SET read_seq = ? WHERE user_id = ? AND chat_id = ?`
+	cqlSetLastAll       = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ?, last_message = ? WHERE chat_id = ?`
+	cqlSetLastAllAndMax = `UPDATE chat_buckets USING TIMESTAMP ? SET last_seq = ?, last_ts = ?, last_message = ?, max_seq = ?
+		WHERE chat_id = ? AND block = ? AND bucket = ?`
+	cqlSetLastMessage = `UPDATE chat_buckets USING TIMESTAMP ? SET last_message = ? WHERE chat_id = ?`
+	cqlAddPending     = `UPDATE chat_buckets SET pending = pending + ? WHERE chat_id = ?`
+	cqlSetChatName    = `UPDATE chat_buckets SET chat_name = ? WHERE chat_id = ?`
+	cqlSetReadBoth    = `UPDATE read_state USING TIMESTAMP ? SET delivered_seq = ?, read_seq = ? WHERE user_id = ? AND chat_id = ?`
+	cqlSetDelivered   = `UPDATE read_state USING TIMESTAMP ? SET delivered_seq = ? WHERE user_id = ? AND chat_id = ?`
+	cqlSetRead        = `UPDATE read_state USING TIMESTAMP ? SET read_seq = ? WHERE user_id = ? AND chat_id = ?`
 
-	cqlIndexBackward = `SELECT block, bucket, min_seq, max_seq FROM chat_buckets WHERE chat_id = ? AND block <= ?`
-	cqlIndexForward  = `SELECT block, bucket, min_seq, max_seq FROM chat_buckets WHERE chat_id = ? AND block >= ?
+	// Operations (see message_ops in cassandra_migrations.go).
+	cqlOpEdit   = `INSERT INTO message_ops (chat_id, message_id, kind, emoji, user_id, seq, content) VALUES (?, ?, 'edit', '', ?, ?, ?)`
+	cqlOpDelete = `INSERT INTO message_ops (chat_id, message_id, kind, emoji, user_id, seq) VALUES (?, ?, 'delete', '', ?, ?)`
+	cqlOpReact  = `UPDATE message_ops USING TIMESTAMP ? SET present = ?, rseq = ?
+		WHERE chat_id = ? AND message_id = ? AND kind = 'react' AND emoji = ? AND user_id = ? AND seq = 0`
+	cqlMarkOps = `UPDATE messages SET has_ops = true WHERE chat_id = ? AND bucket = ? AND seq = ?`
+	// cqlMarkDeleted also drops the deleted text (reads hide it in any case).
+	cqlMarkDeleted = `UPDATE messages SET has_ops = true, content = null, meta = null WHERE chat_id = ? AND bucket = ? AND seq = ?`
+	cqlFindMessage = `SELECT seq, bucket FROM message_ids WHERE chat_id = ? AND message_id = ?`
+	cqlMessageOps  = `SELECT kind, user_id, emoji, seq, content, present, rseq FROM message_ops WHERE chat_id = ? AND message_id = ?`
+
+	cqlIndexBackward = `SELECT block, bucket, min_seq, max_seq, pending FROM chat_buckets WHERE chat_id = ? AND block <= ?`
+	cqlIndexForward  = `SELECT block, bucket, min_seq, max_seq, pending FROM chat_buckets WHERE chat_id = ? AND block >= ?
 		ORDER BY block ASC, bucket ASC`
-	cqlMsgCols         = `seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta`
+	cqlMsgCols         = `seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, has_ops`
 	cqlMessagesBackwrd = `SELECT ` + cqlMsgCols + ` FROM messages WHERE chat_id = ? AND bucket = ? AND seq >= ? AND seq <= ? LIMIT ?`
 	cqlMessagesForward = `SELECT ` + cqlMsgCols + ` FROM messages WHERE chat_id = ? AND bucket = ? AND seq >= ? AND seq <= ?
 		ORDER BY seq ASC LIMIT ?`
 	cqlLastSeq    = `SELECT last_seq FROM chat_buckets WHERE chat_id = ? LIMIT 1`
-	cqlLastState  = `SELECT last_seq, last_ts, last_message FROM chat_buckets WHERE chat_id = ? LIMIT 1`
+	cqlLastState  = `SELECT last_seq, last_ts, last_message, chat_name FROM chat_buckets WHERE chat_id = ? LIMIT 1`
 	cqlMessageSeq = `SELECT seq FROM message_ids WHERE chat_id = ? AND message_id = ? LIMIT 1`
 
 	cqlCreateChat   = `INSERT INTO chats (chat_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`
 	cqlInsertMember = `INSERT INTO chats (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`
 	cqlUpdateRole   = `UPDATE chats SET role = ? WHERE chat_id = ? AND user_id = ?`
+	cqlRenameChat   = `UPDATE chats SET name = ? WHERE chat_id = ?`
 	cqlDeleteMember = `DELETE FROM chats WHERE chat_id = ? AND user_id = ?`
 	cqlGetChat      = `SELECT kind, name, created_by, created_at FROM chats WHERE chat_id = ? LIMIT 1`
 	cqlMembers      = `SELECT user_id, role, joined_at FROM chats WHERE chat_id = ?`
@@ -361,22 +382,27 @@ const (
 // AppendMessages implements Store. It writes the batch with up to WriteConcurrency
 // requests in flight: per (chat, bucket) an unlogged single-partition batch of
 // message rows, per message its message_ids row, per chat the bucket index rows
-// that are not known to be written yet and the last message, and per sender the
-// raised watermarks; the small writes are packed together (see pack). Every write is an idempotent upsert (the registers only move
-// one way), so a retried or concurrent batch converges to the same state; a
-// message stored twice is overwritten with itself. On error some of the batch may
-// be stored: the caller retries the whole batch.
+// that are not known to be written yet and the last message, per sender the
+// raised watermarks, and per operation its message_ops row and the mark on its
+// target (see resolveTargets); the small writes are packed together (see pack).
+// Every write is an idempotent upsert (registers only move one way), so a retried
+// or concurrent batch converges to the same state; a message stored twice is
+// overwritten with itself. On error some of the batch may be stored: the caller
+// retries the whole batch.
 func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	type chatPlan struct {
-		last    *protocol.Message
+		last    *protocol.Message // highest seq
+		lastMsg *protocol.Message // highest seq that is not an operation
 		buckets map[int64][]*protocol.Message
 		index   map[indexKey]seqRange
+		pending []string
 	}
 	chats := map[string]*chatPlan{}
 	senders := map[[2]string]int64{} // (sender, chat) -> highest seq
+	var opMsgs []*protocol.Message
 	for i := range msgs {
 		m := &msgs[i]
 		if m.ChatID == "" {
@@ -393,6 +419,12 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 		if cp.last == nil || m.Seq > cp.last.Seq {
 			cp.last = m
 		}
+		if !protocol.IsOperation(m.MessageType) && (cp.lastMsg == nil || m.Seq > cp.lastMsg.Seq) {
+			cp.lastMsg = m
+		}
+		if opTarget(m) != "" {
+			opMsgs = append(opMsgs, m)
+		}
 		bucket := s.bucketOf(m.Timestamp)
 		cp.buckets[bucket] = append(cp.buckets[bucket], m)
 		seq := int64(m.Seq)
@@ -408,13 +440,45 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 		}
 	}
 
-	ops := make([]writeOp, 0, len(msgs)+3*len(chats)+len(senders))
-	for chatID, cp := range chats {
-		body, err := json.Marshal(cp.last)
+	ops := make([]writeOp, 0, len(msgs)+3*len(chats)+len(senders)+2*len(opMsgs))
+	if len(opMsgs) > 0 {
+		targets, err := s.resolveTargets(ctx, msgs, opMsgs)
 		if err != nil {
-			return fmt.Errorf("cassandra: append %s/%d: %w", chatID, cp.last.Seq, err)
+			return fmt.Errorf("cassandra: append %d messages: %w", len(msgs), err)
 		}
-		ops = append(ops, s.indexOp(chatID, cp.index, cp.last, body))
+		marks := map[msgLoc]bool{} // target row -> also purge its text
+		for _, m := range opMsgs {
+			ops = append(ops, writeOp{what: "operation", chat: m.ChatID, entries: []gocql.BatchEntry{opEntry(m)}})
+			ref := msgRef{m.ChatID, m.RefID}
+			locs, found := targets[ref]
+			if !found {
+				cp := chats[m.ChatID]
+				if !slices.Contains(cp.pending, m.RefID) {
+					cp.pending = append(cp.pending, m.RefID)
+				}
+				continue
+			}
+			for _, l := range locs {
+				if l.seq < int64(m.Seq) { // an operation applies to earlier messages only
+					marks[l] = marks[l] || m.MessageType == protocol.TypeDelete
+				}
+			}
+		}
+		for l, purge := range marks {
+			stmt := cqlMarkOps
+			if purge {
+				stmt = cqlMarkDeleted
+			}
+			ops = append(ops, writeOp{what: "operation target", chat: l.chat, entries: []gocql.BatchEntry{
+				entry(stmt, l.chat, l.bucket, l.seq)}})
+		}
+	}
+	for chatID, cp := range chats {
+		op, err := s.indexOp(chatID, cp.index, cp.last, cp.lastMsg, cp.pending)
+		if err != nil {
+			return fmt.Errorf("cassandra: append %s: %w", chatID, err)
+		}
+		ops = append(ops, op)
 		for bucket, ms := range cp.buckets {
 			var entries []gocql.BatchEntry
 			size := 0
@@ -433,7 +497,7 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 			for _, m := range ms {
 				if m.MessageID != "" {
 					ops = append(ops, writeOp{what: "message id", chat: chatID, entries: []gocql.BatchEntry{
-						entry(cqlInsertMsgID, chatID, m.MessageID, int64(m.Seq))}})
+						entry(cqlInsertMsgID, chatID, m.MessageID, int64(m.Seq), bucket)}})
 				}
 			}
 		}
@@ -452,14 +516,30 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 	return nil
 }
 
-// indexOp returns the write of the chat's last message and of its bucket index
-// rows, as one batch on the chat's chat_buckets partition. Index registers known
-// (from s.known) to hold the range already are skipped; in the steady state of a
-// busy chat that leaves one statement, which also raises the newest row's max_seq.
-func (s *CassandraStore) indexOp(chatID string, index map[indexKey]seqRange, last *protocol.Message, body []byte) writeOp {
+// indexOp returns the writes of one chat's partition of chat_buckets: the last
+// seq and time (from last), the last message that is not an operation (lastMsg,
+// if any), the bucket index rows not known to be written already, and the
+// operation targets not stored yet (pending). In the steady state of a busy chat
+// that is one statement, which also raises the newest index row's max_seq.
+func (s *CassandraStore) indexOp(chatID string, index map[indexKey]seqRange, last, lastMsg *protocol.Message, pending []string) (writeOp, error) {
 	seq := int64(last.Seq)
-	lastStmt := entry(cqlSetLast, seq, seq, last.Timestamp, body, chatID)
-	entries := []gocql.BatchEntry{lastStmt}
+	var body []byte
+	if lastMsg != nil {
+		var err error
+		if body, err = json.Marshal(lastMsg); err != nil {
+			return writeOp{}, fmt.Errorf("last message %d: %w", lastMsg.Seq, err)
+		}
+	}
+	together := lastMsg != nil && lastMsg.Seq == last.Seq // one timestamp
+	entries := []gocql.BatchEntry{entry(cqlSetLastSeq, seq, seq, last.Timestamp, chatID)}
+	if together {
+		entries[0] = entry(cqlSetLastAll, seq, seq, last.Timestamp, body, chatID)
+	} else if lastMsg != nil {
+		entries = append(entries, entry(cqlSetLastMessage, int64(lastMsg.Seq), body, chatID))
+	}
+	if len(pending) > 0 {
+		entries = append(entries, entry(cqlAddPending, pending, chatID))
+	}
 	var written []indexKey
 	s.mu.Lock()
 	for k, r := range index {
@@ -476,15 +556,17 @@ func (s *CassandraStore) indexOp(chatID string, index map[indexKey]seqRange, las
 		}
 		switch {
 		case !needMax:
-		case r.hi == seq: // same timestamp as the last message: one statement
-			entries[0] = entry(cqlSetLastAndMax, seq, seq, last.Timestamp, body, seq, chatID, k.block, k.bucket)
+		case r.hi == seq && together:
+			entries[0] = entry(cqlSetLastAllAndMax, seq, seq, last.Timestamp, body, seq, chatID, k.block, k.bucket)
+		case r.hi == seq:
+			entries[0] = entry(cqlSetLastSeqAndMax, seq, seq, last.Timestamp, seq, chatID, k.block, k.bucket)
 		default:
 			entries = append(entries, entry(cqlIndexMax, r.hi, r.hi, chatID, k.block, k.bucket))
 		}
 	}
 	s.mu.Unlock()
 	if len(written) == 0 {
-		return writeOp{what: "last message", chat: chatID, entries: entries}
+		return writeOp{what: "last message", chat: chatID, entries: entries}, nil
 	}
 	return writeOp{what: "bucket index and last message", chat: chatID, entries: entries, done: func() {
 		s.mu.Lock()
@@ -499,7 +581,268 @@ func (s *CassandraStore) indexOp(chatID string, index map[indexKey]seqRange, las
 			}
 			s.known[k] = r
 		}
-	}}
+	}}, nil
+}
+
+// msgRef names a message by its ID, as an operation references it.
+type msgRef struct{ chat, id string }
+
+// msgLoc is where a message row is.
+type msgLoc struct {
+	chat        string
+	bucket, seq int64
+}
+
+// opTarget returns the messageID that operation m can change, or "" if m is not an
+// operation or changes nothing (no RefID, a reaction naming no emoji).
+func opTarget(m *protocol.Message) string {
+	if !protocol.IsOperation(m.MessageType) || m.RefID == "" {
+		return ""
+	}
+	if m.MessageType == protocol.TypeReact {
+		if _, ok := protocol.ParseReaction(m.Meta); !ok {
+			return ""
+		}
+	}
+	return m.RefID
+}
+
+// opEntry is operation m's message_ops write. A reaction is a register per (emoji,
+// user): present and rseq are written with timestamp = seq, so the event with the
+// highest seq wins in any arrival order.
+func opEntry(m *protocol.Message) gocql.BatchEntry {
+	seq := int64(m.Seq)
+	switch m.MessageType {
+	case protocol.TypeEdit:
+		return entry(cqlOpEdit, m.ChatID, m.RefID, m.SenderID, seq, m.Content)
+	case protocol.TypeDelete:
+		return entry(cqlOpDelete, m.ChatID, m.RefID, m.SenderID, seq)
+	}
+	ev, _ := protocol.ParseReaction(m.Meta)
+	return entry(cqlOpReact, seq, !ev.Remove, seq, m.ChatID, m.RefID, ev.Emoji, m.SenderID)
+}
+
+// targetLookups bounds the message_ids reads of one AppendMessages call.
+const targetLookups = 32
+
+// resolveTargets finds the rows of the messages that opMsgs reference: in msgs
+// itself, else through message_ids. A reference missing from the result is not
+// stored (yet).
+func (s *CassandraStore) resolveTargets(ctx context.Context, msgs []protocol.Message, opMsgs []*protocol.Message) (map[msgRef][]msgLoc, error) {
+	local := map[msgRef][]msgLoc{}
+	for i := range msgs {
+		m := &msgs[i]
+		if protocol.Referable(m.MessageType) && m.MessageID != "" {
+			ref := msgRef{m.ChatID, m.MessageID}
+			local[ref] = append(local[ref], msgLoc{m.ChatID, s.bucketOf(m.Timestamp), int64(m.Seq)})
+		}
+	}
+	out := map[msgRef][]msgLoc{}
+	var lookup []msgRef
+	for _, m := range opMsgs {
+		ref := msgRef{m.ChatID, m.RefID}
+		if _, done := out[ref]; done || slices.Contains(lookup, ref) {
+			continue
+		}
+		if locs, ok := local[ref]; ok {
+			out[ref] = locs
+		} else {
+			lookup = append(lookup, ref)
+		}
+	}
+	found := make([][]msgLoc, len(lookup))
+	errs := make([]error, len(lookup))
+	sem := make(chan struct{}, targetLookups)
+	var wg sync.WaitGroup
+	for i, ref := range lookup {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			iter := s.sess.Query(cqlFindMessage, ref.chat, ref.id).WithContext(ctx).Idempotent(true).Iter()
+			var seq int64
+			var bucket *int64
+			for iter.Scan(&seq, &bucket) {
+				if bucket != nil {
+					found[i] = append(found[i], msgLoc{ref.chat, *bucket, seq})
+				}
+			}
+			if err := iter.Close(); err != nil {
+				errs[i] = fmt.Errorf("find message %s/%s: %w", ref.chat, ref.id, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, ref := range lookup {
+		if len(found[i]) > 0 {
+			out[ref] = found[i]
+		}
+	}
+	return out, nil
+}
+
+// opRow is one row of message_ops; for a reaction, seq is the seq of the event
+// that set it.
+type opRow struct {
+	kind, user, emoji, content string
+	seq                        int64
+	present                    bool
+}
+
+// msgOps are the operations stored against one messageID.
+type msgOps []opRow
+
+func (s *CassandraStore) readOps(ctx context.Context, chatID, messageID string) (msgOps, error) {
+	iter := s.sess.Query(cqlMessageOps, chatID, messageID).WithContext(ctx).Idempotent(true).Iter()
+	var out msgOps
+	for {
+		var r opRow
+		var content *string
+		var present *bool
+		var rseq *int64
+		if !iter.Scan(&r.kind, &r.user, &r.emoji, &r.seq, &content, &present, &rseq) {
+			break
+		}
+		if content != nil {
+			r.content = *content
+		}
+		if r.kind == "react" {
+			if present == nil || rseq == nil {
+				continue
+			}
+			r.present, r.seq = *present, *rseq
+		}
+		out = append(out, r)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("operations on %s/%s: %w", chatID, messageID, err)
+	}
+	return out, nil
+}
+
+// deleted reports whether any delete event references the message.
+func (o msgOps) deleted() bool {
+	return slices.ContainsFunc(o, func(r opRow) bool { return r.kind == "delete" })
+}
+
+// apply sets m's current state from the operations sequenced after it: a delete
+// makes it a tombstone; otherwise its sender's edit with the highest seq gives the
+// content, and, if withReactions, the present reactions give Reactions (per emoji,
+// ordered by the earliest event that set a present one, Me for viewer). StateSeq
+// is the highest seq of those operations.
+func (o msgOps) apply(m *protocol.Message, viewer string, withReactions bool) {
+	if !protocol.Referable(m.MessageType) {
+		return
+	}
+	type agg struct {
+		r     protocol.Reaction
+		first int64
+	}
+	var state, editSeq int64
+	var deleted bool
+	var content string
+	var reactions []agg
+	for _, r := range o {
+		if r.seq <= int64(m.Seq) {
+			continue
+		}
+		state = max(state, r.seq)
+		switch r.kind {
+		case "delete":
+			deleted = true
+		case "edit":
+			if r.user == m.SenderID && r.seq > editSeq {
+				editSeq, content = r.seq, r.content
+			}
+		case "react":
+			if !r.present {
+				continue
+			}
+			i := slices.IndexFunc(reactions, func(a agg) bool { return a.r.Emoji == r.emoji })
+			if i < 0 {
+				reactions = append(reactions, agg{r: protocol.Reaction{Emoji: r.emoji}, first: r.seq})
+				i = len(reactions) - 1
+			}
+			a := &reactions[i]
+			a.r.Count++
+			a.r.Me = a.r.Me || (viewer != "" && r.user == viewer)
+			a.first = min(a.first, r.seq)
+		}
+	}
+	m.StateSeq = uint64(state)
+	switch {
+	case deleted:
+		m.Deleted, m.Edited, m.Content, m.Meta, m.Reactions = true, false, "", nil, nil
+		return
+	case editSeq > 0:
+		m.Edited, m.Content = true, content
+	}
+	if withReactions && len(reactions) > 0 {
+		slices.SortFunc(reactions, func(a, b agg) int {
+			if c := cmpInt(a.first, b.first); c != 0 {
+				return c
+			}
+			return strings.Compare(a.r.Emoji, b.r.Emoji)
+		})
+		m.Reactions = make([]protocol.Reaction, len(reactions))
+		for i, a := range reactions {
+			m.Reactions[i] = a.r
+		}
+	}
+}
+
+// stateReads bounds the message_ops reads of one History call.
+const stateReads = 16
+
+// currentState returns page in its current state (see AppendMessages in store.go):
+// the operations of messages marked has_ops or named in pending are read and
+// applied, and the text of an edit event whose target was deleted is dropped.
+func (s *CassandraStore) currentState(ctx context.Context, chatID string, page []storedMsg, pending []string, viewer string) ([]protocol.Message, error) {
+	var ids []string
+	need := func(id string) {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	for _, m := range page {
+		if protocol.Referable(m.MessageType) && (m.hasOps || slices.Contains(pending, m.MessageID)) {
+			need(m.MessageID)
+		}
+		if m.MessageType == protocol.TypeEdit && m.RefID != "" {
+			need(m.RefID)
+		}
+	}
+	ops := make([]msgOps, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, stateReads)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ops[i], errs[i] = s.readOps(ctx, chatID, id)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out := make([]protocol.Message, len(page))
+	for i, sm := range page {
+		m := sm.Message
+		if j := slices.Index(ids, m.MessageID); j >= 0 {
+			ops[j].apply(&m, viewer, true)
+		}
+		if m.MessageType == protocol.TypeEdit && m.RefID != "" {
+			if j := slices.Index(ids, m.RefID); j >= 0 && ops[j].deleted() {
+				m.Content = "" // a deleted message's edits keep no text
+			}
+		}
+		out[i] = m
+	}
+	return out, nil
 }
 
 // Small writes are packed into unlogged batches that span partitions: up to
@@ -629,6 +972,12 @@ func (s *CassandraStore) exec(ctx context.Context, op *writeOp) error {
 	return nil
 }
 
+// storedMsg is a message as read from its row.
+type storedMsg struct {
+	protocol.Message
+	hasOps bool // operations reference it: read message_ops
+}
+
 // indexRow is one row of chat_buckets: seqs lo..hi of one block live in bucket.
 type indexRow struct {
 	bucket int64
@@ -637,7 +986,8 @@ type indexRow struct {
 
 // History implements Store. It seeks the bucket index to the cursor's block and
 // reads, block by block in the page's direction, only the buckets the index names
-// for the seqs it still needs (see readBlock), so empty buckets are never read.
+// for the seqs it still needs (see readBlock), so empty buckets are never read;
+// then it brings the page to its current state (see currentState).
 func (s *CassandraStore) History(ctx context.Context, chatID string, q HistoryQuery) ([]protocol.Message, error) {
 	limit := clampLimit(q.Limit)
 	fwd := q.Dir == Forward
@@ -663,17 +1013,18 @@ func (s *CassandraStore) History(ctx context.Context, chatID string, q HistoryQu
 	// a page of about limit rows serves both without reading far ahead.
 	pageSize := min(max(limit+16, 32), 2*seqBlock)
 	iter := s.sess.Query(stmt, chatID, from).WithContext(ctx).Idempotent(true).PageSize(pageSize).Iter()
-	var out []protocol.Message
+	var out []storedMsg
 	var rows []indexRow
 	block := int64(-1)
 	var blk, bucket, mn, mx int64
+	var pending []string // static: the same on every row
 	flush := func() error {
 		page, err := s.readBlock(ctx, chatID, fwd, block, rows, lo, hi, limit-len(out))
 		out = append(out, page...)
 		rows = rows[:0]
 		return err
 	}
-	for len(out) < limit && iter.Scan(&blk, &bucket, &mn, &mx) {
+	for len(out) < limit && iter.Scan(&blk, &bucket, &mn, &mx, &pending) {
 		if blk != block && len(rows) > 0 {
 			if err := flush(); err != nil {
 				iter.Close()
@@ -699,7 +1050,11 @@ func (s *CassandraStore) History(ctx context.Context, chatID string, q HistoryQu
 			return nil, fmt.Errorf("cassandra: history %s: %w", chatID, err)
 		}
 	}
-	return out, nil
+	msgs, err := s.currentState(ctx, chatID, out, pending, q.Viewer)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: history %s: %w", chatID, err)
+	}
+	return msgs, nil
 }
 
 // maxWave bounds the bucket reads History sends at once for one block.
@@ -712,7 +1067,7 @@ const maxWave = 16
 // unread bucket can hold a seq that would make the page. With timestamps that rise
 // with seq the ranges do not overlap and this reads exactly the buckets the page
 // spans; if a clock went backwards they overlap and the merge keeps it exact.
-func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool, block int64, rows []indexRow, lo, hi int64, need int) ([]protocol.Message, error) {
+func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool, block int64, rows []indexRow, lo, hi int64, need int) ([]storedMsg, error) {
 	bLo, bHi := max(lo, block*seqBlock), min(hi, block*seqBlock+seqBlock-1)
 	cands := make([]indexRow, 0, len(rows))
 	for _, r := range rows {
@@ -728,7 +1083,7 @@ func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool,
 	} else {
 		slices.SortFunc(cands, func(a, b indexRow) int { return cmpInt(b.hi, a.hi) })
 	}
-	var got []protocol.Message
+	var got []storedMsg
 	for i := 0; i < len(cands); {
 		if len(got) >= need {
 			edge := int64(got[need-1].Seq)
@@ -741,7 +1096,7 @@ func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool,
 			room -= cands[j].hi - cands[j].lo + 1
 			j++
 		}
-		wave := make([][]protocol.Message, j-i)
+		wave := make([][]storedMsg, j-i)
 		errs := make([]error, j-i)
 		var wg sync.WaitGroup
 		for k := i; k < j; k++ {
@@ -755,7 +1110,7 @@ func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool,
 			got = append(got, w...)
 		}
 		if j-i > 1 || i > 0 {
-			slices.SortStableFunc(got, func(a, b protocol.Message) int {
+			slices.SortStableFunc(got, func(a, b storedMsg) int {
 				if better(int64(a.Seq), int64(b.Seq)) {
 					return -1
 				}
@@ -766,7 +1121,7 @@ func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool,
 			})
 			// A message stored under two buckets (its timestamp changed between
 			// retries) shows once.
-			got = slices.CompactFunc(got, func(a, b protocol.Message) bool { return a.Seq == b.Seq })
+			got = slices.CompactFunc(got, func(a, b storedMsg) bool { return a.Seq == b.Seq })
 		}
 		if len(got) > need {
 			got = got[:need]
@@ -787,18 +1142,18 @@ func cmpInt(a, b int64) int {
 }
 
 // readBucket reads up to limit messages of one bucket within r, in page order.
-func (s *CassandraStore) readBucket(ctx context.Context, chatID string, fwd bool, r indexRow, limit int) ([]protocol.Message, error) {
+func (s *CassandraStore) readBucket(ctx context.Context, chatID string, fwd bool, r indexRow, limit int) ([]storedMsg, error) {
 	stmt := cqlMessagesBackwrd
 	if fwd {
 		stmt = cqlMessagesForward
 	}
 	iter := s.sess.Query(stmt, chatID, r.bucket, r.lo, r.hi, limit).WithContext(ctx).Idempotent(true).Iter()
-	out := make([]protocol.Message, 0, min(limit, int(r.hi-r.lo+1)))
+	out := make([]storedMsg, 0, min(limit, int(r.hi-r.lo+1)))
 	for {
-		m := protocol.Message{ChatID: chatID}
+		m := storedMsg{Message: protocol.Message{ChatID: chatID}}
 		var seq int64
 		var meta []byte
-		if !iter.Scan(&seq, &m.MessageID, &m.SenderID, &m.Content, &m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta) {
+		if !iter.Scan(&seq, &m.MessageID, &m.SenderID, &m.Content, &m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.hasOps) {
 			break
 		}
 		m.Seq = uint64(seq)
@@ -884,7 +1239,9 @@ func (s *CassandraStore) CreateChat(ctx context.Context, chat Chat, members []Me
 		}
 		members = current
 	}
-	ops := make([]writeOp, 0, len(members))
+	ops := make([]writeOp, 0, len(members)+1)
+	ops = append(ops, writeOp{what: "chat name", chat: chat.ID, serverTime: true, entries: []gocql.BatchEntry{
+		entry(cqlSetChatName, chat.Name, chat.ID)}})
 	for _, m := range members {
 		ops = append(ops, writeOp{what: "user_chats row of " + m.UserID, chat: chat.ID, serverTime: true, entries: []gocql.BatchEntry{
 			entry(cqlAddUserChat, m.UserID, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt)}})
@@ -1000,20 +1357,74 @@ func (s *CassandraStore) RemoveMember(ctx context.Context, chatID, userID string
 	return nil
 }
 
+// renameChat is Store.RenameChat (cassandra_pending.go delegates to it). The name
+// is in the chat's partitions of chats (GetChat) and chat_buckets (chat lists),
+// which share the partition key: one mutation sets both.
+func (s *CassandraStore) renameChat(ctx context.Context, chatID, name string) error {
+	if _, err := s.GetChat(ctx, chatID); err != nil {
+		return err
+	}
+	b := s.sess.NewBatch(gocql.UnloggedBatch).WithContext(ctx).DefaultTimestamp(false)
+	b.Entries = append(b.Entries, entry(cqlRenameChat, name, chatID), entry(cqlSetChatName, name, chatID))
+	if err := s.sess.ExecuteBatch(b); err != nil {
+		return fmt.Errorf("cassandra: rename chat %s: %w", chatID, err)
+	}
+	return nil
+}
+
 // userChatsReadConcurrency bounds the last-message reads of one UserChats call.
 const userChatsReadConcurrency = 32
 
 // UserChats implements Store. It reads all of the user's chats (one partition), all
 // of their read state (one partition) and each chat's last message (one point read
-// per chat, concurrently), then sorts in memory: the cost grows with the number of
-// chats the user is in, not with limit or offset. That is fine for the hundreds of
-// chats people are in; a user in tens of thousands of chats needs an activity index
-// (and a cursor instead of an offset in the Store interface).
+// per chat, concurrently, plus one for a last message that operations may have
+// changed), then sorts in memory: the cost grows with the number of chats the user
+// is in, not with limit or offset. That is fine for the hundreds of chats people
+// are in; a user in tens of thousands of chats needs an activity index.
 func (s *CassandraStore) UserChats(ctx context.Context, userID string, limit, offset int) ([]ChatSummary, error) {
 	if limit <= 0 {
 		limit = 100
 	}
+	all, err := s.allUserChats(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
 	offset = max(offset, 0)
+	if offset >= len(all) {
+		return nil, nil
+	}
+	return all[offset:min(len(all), offset+limit)], nil
+}
+
+// userChatsBefore is Store.UserChatsBefore (cassandra_pending.go delegates to it):
+// the list of UserChats after the chat that cursor names. It costs what UserChats
+// costs.
+func (s *CassandraStore) userChatsBefore(ctx context.Context, userID string, cursor ChatListCursor, limit int) ([]ChatSummary, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	all, err := s.allUserChats(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if cursor != (ChatListCursor{}) {
+		at := cursor.Activity.UnixMilli()
+		i, _ := slices.BinarySearchFunc(all, cursor, func(cs ChatSummary, c ChatListCursor) int {
+			if d := cmpInt(at, cs.LastActivity.UnixMilli()); d != 0 {
+				return d // newest first
+			}
+			return strings.Compare(cs.ID, c.ChatID)
+		})
+		if i < len(all) && all[i].ID == cursor.ChatID && all[i].LastActivity.UnixMilli() == at {
+			i++
+		}
+		all = all[i:]
+	}
+	return all[:min(len(all), limit)], nil
+}
+
+// allUserChats returns every chat of userID, in the order of UserChats.
+func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]ChatSummary, error) {
 	if userID == "" {
 		return nil, nil
 	}
@@ -1044,82 +1455,84 @@ func (s *CassandraStore) UserChats(ctx context.Context, userID string, limit, of
 		return nil, fmt.Errorf("cassandra: chats of %s: %w", userID, err)
 	}
 
-	activity := make([]int64, len(list))
 	errs := make([]error, len(list))
 	sem := make(chan struct{}, userChatsReadConcurrency)
 	for i := range list {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			activity[i], known[i], errs[i] = s.fillSummary(ctx, &list[i], known[i])
+			known[i], errs[i] = s.fillSummary(ctx, &list[i], known[i])
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("cassandra: chats of %s: %w", userID, err)
 	}
-	// Drop chats that no longer exist (a member row written without a chat).
-	type ranked struct {
-		cs ChatSummary
-		at int64
-	}
-	out := make([]ranked, 0, len(list))
+	out := make([]ChatSummary, 0, len(list))
 	for i, cs := range list {
 		if !known[i] {
-			continue
+			continue // no such chat (a member row written without one)
 		}
 		cs.ReadSeq = uint64(reads[cs.ID])
 		if cs.LastSeq > cs.ReadSeq {
 			cs.Unread = cs.LastSeq - cs.ReadSeq
 		}
-		out = append(out, ranked{cs, activity[i]})
+		out = append(out, cs)
 	}
-	slices.SortFunc(out, func(a, b ranked) int {
-		if c := cmpInt(b.at, a.at); c != 0 {
+	slices.SortFunc(out, func(a, b ChatSummary) int {
+		if c := cmpInt(b.LastActivity.UnixMilli(), a.LastActivity.UnixMilli()); c != 0 {
 			return c
 		}
-		return strings.Compare(a.cs.ID, b.cs.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
-	if offset >= len(out) {
-		return nil, nil
-	}
-	out = out[offset:min(len(out), offset+limit)]
-	page := make([]ChatSummary, len(out))
-	for i, r := range out {
-		page[i] = r.cs
-	}
-	return page, nil
+	return out, nil
 }
 
-// fillSummary adds the chat's last message to cs (and its metadata, if the user's
-// row lacks it: known false) and returns the chat's activity time in ms (its last
-// message's, or its creation's if later or if it has none) and whether the chat
-// exists.
-func (s *CassandraStore) fillSummary(ctx context.Context, cs *ChatSummary, known bool) (int64, bool, error) {
+// fillSummary adds to cs the chat's last seq, activity, current name and last
+// message in its current state (and the chat's metadata, if the user's row lacks
+// it: known false), and reports whether the chat exists.
+func (s *CassandraStore) fillSummary(ctx context.Context, cs *ChatSummary, known bool) (bool, error) {
 	if !known {
 		chat, err := s.GetChat(ctx, cs.ID)
 		if errors.Is(err, ErrNotFound) {
-			return 0, false, nil
+			return false, nil
 		}
 		if err != nil {
-			return 0, false, err
+			return false, err
 		}
 		cs.Chat = chat
 	}
 	var seq, ts int64
 	var body []byte
-	err := s.sess.Query(cqlLastState, cs.ID).WithContext(ctx).Idempotent(true).Scan(&seq, &ts, &body)
+	var name *string
+	err := s.sess.Query(cqlLastState, cs.ID).WithContext(ctx).Idempotent(true).Scan(&seq, &ts, &body, &name)
 	if err != nil && !errors.Is(err, gocql.ErrNotFound) {
-		return 0, false, fmt.Errorf("last message of %s: %w", cs.ID, err)
+		return false, fmt.Errorf("last message of %s: %w", cs.ID, err)
+	}
+	if name != nil {
+		cs.Name = *name // renamed since the user's row was written
 	}
 	cs.LastSeq = uint64(seq)
-	if len(body) > 0 {
-		var m protocol.Message
-		if json.Unmarshal(body, &m) == nil {
-			cs.LastMessage = &m
-		}
+	cs.LastActivity = time.UnixMilli(max(ts, cs.CreatedAt.UnixMilli())).UTC()
+	if len(body) == 0 {
+		return true, nil
 	}
-	return max(ts, cs.CreatedAt.UnixMilli()), true, nil
+	var m protocol.Message
+	if json.Unmarshal(body, &m) != nil {
+		return true, nil
+	}
+	// Operations apply to earlier messages, and every later message is one: if
+	// there are any, they may have changed it.
+	if cs.LastSeq > m.Seq && protocol.Referable(m.MessageType) && m.MessageID != "" {
+		ops, err := s.readOps(ctx, cs.ID, m.MessageID)
+		if err != nil {
+			return false, err
+		}
+		ops.apply(&m, "", false)
+		m.StateSeq = 0
+	}
+	cs.LastMessage = &m
+	return true, nil
 }
 
 func (s *CassandraStore) userReads(ctx context.Context, userID string) (map[string]int64, error) {
