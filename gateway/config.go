@@ -21,6 +21,9 @@ type Config struct {
 	// "*.example.com") allowed to open WebSockets cross-origin. Same-origin is always
 	// allowed. Empty: same-origin only.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// CORSOrigins are host patterns (same syntax) whose pages may call the REST API
+	// from a browser (cors.go). Empty: none.
+	CORSOrigins []string `yaml:"cors_origins"`
 	// MaxFrameBytes is the largest client frame; a larger one closes the connection
 	// with 1009 (message too big).
 	MaxFrameBytes int64 `yaml:"max_frame_bytes"`
@@ -60,6 +63,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "gateway.listen", "127.0.0.1:8080", "HTTP listen address (WebSocket /ws, REST /api/v1, web chat /)")
 	config.ListVar(fs, &c.AllowedOrigins, "gateway.allowed-origins", nil, "cross-origin host patterns allowed to open WebSockets (same-origin always is)")
+	config.ListVar(fs, &c.CORSOrigins, "gateway.cors-origins", nil, "host patterns whose pages may call the REST API cross-origin (default none)")
 	fs.Int64Var(&c.MaxFrameBytes, "gateway.max-frame-bytes", 64<<10, "largest client frame in bytes")
 	fs.Int64Var(&c.MaxBodyBytes, "gateway.max-body-bytes", 64<<10, "largest REST request body in bytes")
 	fs.IntVar(&c.SendQueue, "gateway.send-queue", 512, "frames queued per connection before it is closed as a slow consumer")

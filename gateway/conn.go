@@ -21,8 +21,10 @@ type conn struct {
 	id      string
 	user    string
 	service bool
-	expires time.Time  // token expiry; zero: none
-	lim     *connLimit // abuse limits (limits.go); nil: none
+	expires time.Time    // token expiry; zero: none
+	lim     *connLimit   // abuse limits (limits.go); nil: none
+	renewed atomic.Int64 // refresh.go: expiry (unix nanos) of a token renewed by connect; 0: none
+	warned  atomic.Bool  // refresh.go: token_expiring was sent for the current token
 
 	lastRead atomic.Int64 // unix nanos of the last frame read
 	pinging  atomic.Bool

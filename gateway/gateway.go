@@ -155,8 +155,7 @@ func (g *Gateway) heartbeats(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			g.hub.each(func(c *conn) {
-				if !c.expires.IsZero() && now.After(c.expires.Add(30*time.Second)) {
-					go c.closeWith(4002, "token_expired", "token expired: refresh it and reconnect")
+				if g.checkExpiry(c, now) { // refresh.go: warns, or closes 30 s after expiry
 					return
 				}
 				if now.UnixNano()-c.lastRead.Load() < int64(g.cfg.PingInterval) || !c.pinging.CompareAndSwap(false, true) {

@@ -38,6 +38,7 @@ func (g *Gateway) routes() {
 	g.searchRoutes()   // search.go
 	g.fallbackRoutes() // sse.go
 	g.webRoutes()      // webchat.go
+	g.corsRoutes()     // cors.go
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	g.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -108,6 +109,7 @@ type authedHandler func(w http.ResponseWriter, r *http.Request, id auth.Identity
 // authed requires a valid bearer token.
 func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		g.cors(w, r) // cors.go
 		token := ""
 		if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			token = strings.TrimSpace(t)

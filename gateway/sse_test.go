@@ -229,7 +229,7 @@ func TestSSEFramesRefusals(t *testing.T) {
 		{"malformed JSON", `{"type":`, protocol.CodeBadRequest},
 		{"no type", `{"chatId":"x"}`, protocol.CodeBadRequest},
 		{"unknown type", `{"type":"launch_missiles"}`, protocol.CodeUnknownType},
-		{"connect again", `{"type":"connect","token":"x"}`, protocol.CodeBadRequest},
+		{"connect again with a bad token", `{"type":"connect","token":"x"}`, protocol.CodeUnauthorized},
 		{"hostile chat id", `{"type":"send","chatId":"a.*","messageId":"m","content":"x"}`, protocol.CodeInvalidID},
 		{"not a member", `{"type":"send","chatId":"dm-zzzz","messageId":"m","content":"x"}`, protocol.CodeNotMember},
 		{"trailing data", `{"type":"ping"} {"type":"ping"}`, protocol.CodeBadRequest},

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,12 @@ type Config struct {
 	SecretFile string `yaml:"secret_file"`
 	// PublicKeyFiles are PEM files of RSA (RS256) or Ed25519 (EdDSA) public keys.
 	PublicKeyFiles []string `yaml:"public_key_files"`
+	// JWKSURL is the identity provider's JSON Web Key Set (RS256 and EdDSA keys by
+	// kid), cached for JWKSTTL and refetched on an unknown kid at most once per
+	// JWKSMinRefresh (jwks.go).
+	JWKSURL        string        `yaml:"jwks_url"`
+	JWKSTTL        time.Duration `yaml:"jwks_ttl"`
+	JWKSMinRefresh time.Duration `yaml:"jwks_min_refresh"`
 	// Issuer, when set, must equal the token's iss.
 	Issuer string `yaml:"issuer"`
 	// Audience, when set, must be in the token's aud.
@@ -46,6 +53,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Secret, "auth.secret", "", "HS256 secret for client tokens (>= 32 bytes; prefer auth.secret-file)")
 	fs.StringVar(&c.SecretFile, "auth.secret-file", "", "file holding the HS256 secret")
 	config.ListVar(fs, &c.PublicKeyFiles, "auth.public-key-files", nil, "comma-separated PEM files of RS256 or EdDSA public keys")
+	fs.StringVar(&c.JWKSURL, "auth.jwks-url", "", "identity provider JWKS URL (RS256/EdDSA keys by kid)")
+	fs.DurationVar(&c.JWKSTTL, "auth.jwks-ttl", 10*time.Minute, "how long fetched JWKS keys are trusted before a refetch")
+	fs.DurationVar(&c.JWKSMinRefresh, "auth.jwks-min-refresh", 30*time.Second, "least time between JWKS refetches caused by unknown key ids")
 	fs.StringVar(&c.Issuer, "auth.issuer", "", "required token issuer (iss); empty accepts any")
 	fs.StringVar(&c.Audience, "auth.audience", "", "required token audience (aud); empty accepts any")
 	fs.DurationVar(&c.Leeway, "auth.leeway", 30*time.Second, "clock skew allowed on exp/nbf/iat")
@@ -64,7 +74,13 @@ func (c *Config) Validate() error {
 	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
 		errs = append(errs, errors.New("auth: auth.leeway must be between 0 and 5m"))
 	}
-	if !c.Dev && c.Secret == "" && c.SecretFile == "" && len(c.PublicKeyFiles) == 0 {
+	if c.JWKSURL != "" && !strings.HasPrefix(c.JWKSURL, "https://") && !strings.HasPrefix(c.JWKSURL, "http://") {
+		errs = append(errs, errors.New("auth: auth.jwks-url must be an http(s) URL"))
+	}
+	if c.JWKSURL != "" && (c.JWKSTTL <= 0 || c.JWKSMinRefresh < 0) {
+		errs = append(errs, errors.New("auth: auth.jwks-ttl must be > 0 and auth.jwks-min-refresh >= 0"))
+	}
+	if !c.Dev && c.Secret == "" && c.SecretFile == "" && len(c.PublicKeyFiles) == 0 && c.JWKSURL == "" {
 		errs = append(errs, errors.New("auth: no key configured: set auth.secret-file or auth.public-key-files (or auth.dev=true for a dev secret)"))
 	}
 	return errors.Join(errs...)
@@ -99,6 +115,7 @@ type Verifier struct {
 	pubs    []crypto.PublicKey
 	methods []string
 	parser  *jwt.Parser
+	jwks    *jwks // nil: no auth.jwks-url
 	// DevSecretPath is where the generated dev secret lives ("" if not in dev mode).
 	DevSecretPath string
 }
@@ -130,7 +147,10 @@ func NewVerifier(cfg Config, dataDir string) (*Verifier, error) {
 		}
 		v.pubs = append(v.pubs, k)
 	}
-	if v.hmac == nil && len(v.pubs) == 0 {
+	if cfg.JWKSURL != "" {
+		v.jwks = newJWKS(cfg.JWKSURL, cfg.JWKSTTL, cfg.JWKSMinRefresh)
+	}
+	if v.hmac == nil && len(v.pubs) == 0 && v.jwks == nil {
 		if !cfg.Dev {
 			return nil, errors.New("auth: no key configured")
 		}
@@ -151,6 +171,13 @@ func NewVerifier(cfg Config, dataDir string) (*Verifier, error) {
 			v.methods = append(v.methods, jwt.SigningMethodRS256.Alg())
 		case ed25519.PublicKey:
 			v.methods = append(v.methods, jwt.SigningMethodEdDSA.Alg())
+		}
+	}
+	if v.jwks != nil {
+		for _, m := range []string{jwt.SigningMethodRS256.Alg(), jwt.SigningMethodEdDSA.Alg()} {
+			if !slices.Contains(v.methods, m) {
+				v.methods = append(v.methods, m)
+			}
 		}
 	}
 	opts := []jwt.ParserOption{jwt.WithValidMethods(v.methods), jwt.WithLeeway(cfg.Leeway),
@@ -231,6 +258,11 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 // key picks the verification key for the token's algorithm. The parser has already
 // refused algorithms outside the allow-list, so HS/RS confusion cannot reach here.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
+	if _, hmac := t.Method.(*jwt.SigningMethodHMAC); !hmac && v.jwks != nil {
+		if kid, _ := t.Header["kid"].(string); kid != "" || len(v.pubs) == 0 {
+			return v.jwks.tokenKey(t) // jwks.go
+		}
+	}
 	switch t.Method.(type) {
 	case *jwt.SigningMethodHMAC:
 		if v.hmac != nil {

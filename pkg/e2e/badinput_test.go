@@ -154,7 +154,7 @@ func TestBadFramesGetErrorsAndConnectionStays(t *testing.T) {
 		{"meta not an object", `{"type":"send","chatId":"` + chat + `","messageId":"m1","content":"x","meta":[1]}`, protocol.CodeBadRequest},
 		{"history bad chat", `{"type":"history","chatId":"../etc"}`, protocol.CodeInvalidID},
 		{"sync bad chat", `{"type":"sync","chats":[{"chatId":"a.>","seq":1}]}`, protocol.CodeInvalidID},
-		{"second connect", `{"type":"connect","token":"x"}`, protocol.CodeBadRequest},
+		{"second connect with a bad token", `{"type":"connect","token":"x"}`, protocol.CodeUnauthorized},
 		{"wrong field type", `{"type":"send","chatId":1}`, protocol.CodeBadRequest},
 	}
 	for _, tc := range cases {

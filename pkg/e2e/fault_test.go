@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,15 +292,28 @@ func (c *fclient) run(ctx context.Context, interval time.Duration, seed uint64) 
 	}
 }
 
-// finish reconnects once more and syncs, so the client has everything.
-func (c *fclient) finish(ctx context.Context) {
-	conn := c.connect(ctx, 0)
-	if conn == nil {
-		return
+// finish reconnects and fills from history until the client has every chat up to
+// want (the stored last seq), or ctx ends.
+func (c *fclient) finish(ctx context.Context, want map[string]uint64) {
+	done := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, ch := range c.chats {
+			if c.contiguous[ch] < want[ch] {
+				return false
+			}
+		}
+		return true
 	}
-	defer conn.CloseNow()
-	for _, cur := range c.cursors() {
-		c.fill(conn, cur.ChatID, cur.Seq)
+	for attempt := 0; ctx.Err() == nil && !done(); attempt++ {
+		conn := c.connect(ctx, attempt)
+		if conn == nil {
+			return
+		}
+		for _, cur := range c.cursors() {
+			c.fill(conn, cur.ChatID, cur.Seq)
+		}
+		conn.CloseNow()
 	}
 }
 
@@ -452,6 +466,11 @@ func runFaultTest(t *testing.T, o faultOpts) {
 					return false
 				}
 			}
+			// Quiesced: the store holds everything the log holds (the last,
+			// unacked sends may have been sequenced too).
+			if last := logLastSeq(t, fl.persisters[0], ch); len(ms) == 0 || ms[len(ms)-1].Seq != last {
+				return false
+			}
 			tm := map[uint64]string{}
 			for _, m := range ms {
 				tm[m.Seq] = m.MessageID
@@ -467,15 +486,19 @@ func runFaultTest(t *testing.T, o faultOpts) {
 	fctx, fcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer fcancel()
 	var fwg sync.WaitGroup
+	want := map[string]uint64{}
+	for ch, tm := range truth {
+		want[ch] = uint64(len(tm))
+	}
 	for _, c := range clients {
 		fwg.Add(1)
-		go func(c *fclient) { defer fwg.Done(); c.finish(fctx) }(c)
+		go func(c *fclient) { defer fwg.Done(); c.finish(fctx, want) }(c)
 	}
 	fwg.Wait()
 	t.Logf("clients synced after %s", time.Since(start).Round(time.Millisecond))
 
 	// Check the guarantees.
-	var lost, duplicated, reordered, gaps int
+	var lost, duplicated, reordered, gaps, beyond int
 	for ch, tm := range truth {
 		n := uint64(len(tm))
 		ids := map[string]uint64{}
@@ -528,7 +551,7 @@ func runFaultTest(t *testing.T, o faultOpts) {
 				}
 			}
 			if uint64(len(c.seen[ch])) > n {
-				duplicated += len(c.seen[ch]) - int(n)
+				beyond += len(c.seen[ch]) - int(n)
 			}
 			c.mu.Unlock()
 		}
@@ -563,10 +586,10 @@ func runFaultTest(t *testing.T, o faultOpts) {
 		sequenced, catchups, fenced = sequenced+a, catchups+b, fenced+c
 	}
 	t.Logf("fault test (cluster=%v, %s): send attempts %d, acked %d, stored %d, faults injected %d, client reconnects %d, "+
-		"lost %d, duplicated %d, reordered %d, gaps %d, seq conflicts %d; live sequencers' catch-ups %d, fenced appends %d; "+
+		"lost %d, duplicated %d, reordered %d, gaps %d, seq conflicts %d, unknown seqs %d; live sequencers' catch-ups %d, fenced appends %d; "+
 		"sequencer failover (max ack→deliver after kill) %s",
 		o.cluster, o.duration, nAttempts, nAcked, total, faults.Load(), reconnects,
-		lost, duplicated, reordered, gaps, conflicts, catchups, fenced, stall.Round(time.Millisecond))
+		lost, duplicated, reordered, gaps, conflicts, beyond, catchups, fenced, stall.Round(time.Millisecond))
 	require.Positive(t, faults.Load())
 	require.Greater(t, nAcked, 1000, "enough load to mean something")
 	require.Zero(t, lost, "lost")
@@ -574,6 +597,7 @@ func runFaultTest(t *testing.T, o faultOpts) {
 	require.Zero(t, reordered, "reordered")
 	require.Zero(t, gaps, "gaps in the stored sequence")
 	require.Zero(t, conflicts, "two messages seen under one seq")
+	require.Zero(t, beyond, "seqs seen by clients that the store does not have")
 }
 
 // dumpPipeline logs where acked messages that never reached the store are stuck.
@@ -607,6 +631,20 @@ func dumpPipeline(t *testing.T, fl *fleet, st store.Store, members map[string][]
 			t.Logf("stream %s: %v", name, err)
 		}
 	}
+}
+
+// logLastSeq is the chat's last seq in NATTER_LOG (0 if none).
+func logLastSeq(t *testing.T, n *testutil.Natter, chat string) uint64 {
+	st, err := n.JS.Stream(context.Background(), subjects.LogStream)
+	if err != nil {
+		return 0
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), n.Config.NATS.Subjects().Log(chat))
+	if err != nil {
+		return 0
+	}
+	seq, _ := strconv.ParseUint(m.Header.Get(protocol.HeaderSeq), 10, 64)
+	return seq
 }
 
 // readAll returns every stored message of chat, oldest first.

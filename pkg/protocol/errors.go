@@ -7,21 +7,22 @@ type Code string
 
 // Error codes. Never rename one: add a new code instead.
 const (
-	CodeBadRequest   Code = "bad_request"   // malformed JSON or a missing/invalid field
-	CodeUnknownType  Code = "unknown_type"  // frame type not in the protocol
-	CodeInvalidID    Code = "invalid_id"    // chat/user/message ID fails ^[A-Za-z0-9_-]{1,64}$
-	CodeTooLarge     Code = "too_large"     // frame, message or body over its limit
-	CodeUnauthorized Code = "unauthorized"  // token missing, malformed, wrongly signed
-	CodeTokenExpired Code = "token_expired" // token past exp: refresh and reconnect
-	CodeForbidden    Code = "forbidden"     // authenticated but not allowed (e.g. not admin)
-	CodeNotMember    Code = "not_member"    // not a member of the chat
-	CodeNotFound     Code = "not_found"     // chat, message or media unknown
-	CodeConflict     Code = "conflict"      // request contradicts current state
-	CodeRateLimited  Code = "rate_limited"  // slow down; retry after a pause
-	CodeSlowConsumer Code = "slow_consumer" // connection closed: its send queue overflowed; resume with sync
-	CodeUnavailable  Code = "unavailable"   // a dependency (NATS, store) is down; retry
-	CodeInternal     Code = "internal"      // a bug or unexpected failure; retry may help
-	CodeShuttingDown Code = "shutting_down" // server draining: reconnect elsewhere
+	CodeBadRequest    Code = "bad_request"    // malformed JSON or a missing/invalid field
+	CodeUnknownType   Code = "unknown_type"   // frame type not in the protocol
+	CodeInvalidID     Code = "invalid_id"     // chat/user/message ID fails ^[A-Za-z0-9_-]{1,64}$
+	CodeTooLarge      Code = "too_large"      // frame, message or body over its limit
+	CodeUnauthorized  Code = "unauthorized"   // token missing, malformed, wrongly signed
+	CodeTokenExpired  Code = "token_expired"  // token past exp: refresh and reconnect
+	CodeForbidden     Code = "forbidden"      // authenticated but not allowed (e.g. not admin)
+	CodeNotMember     Code = "not_member"     // not a member of the chat
+	CodeNotFound      Code = "not_found"      // chat, message or media unknown
+	CodeConflict      Code = "conflict"       // request contradicts current state
+	CodeRateLimited   Code = "rate_limited"   // slow down; retry after a pause
+	CodeSlowConsumer  Code = "slow_consumer"  // connection closed: its send queue overflowed; resume with sync
+	CodeUnavailable   Code = "unavailable"    // a dependency (NATS, store) is down; retry
+	CodeInternal      Code = "internal"       // a bug or unexpected failure; retry may help
+	CodeShuttingDown  Code = "shutting_down"  // server draining: reconnect elsewhere
+	CodeTokenExpiring Code = "token_expiring" // notice: the token expires soon; send connect with a new one
 )
 
 // Retryable reports whether a client may retry the same request unchanged later.

@@ -74,6 +74,10 @@ var sqliteMigrations = []string{
 		WHERE content != '' AND message_type NOT IN ('system', 'edit', 'delete', 'react');
 	INSERT INTO search_fts (rowid, content) SELECT d.id, m.content FROM search_docs d
 		JOIN messages m ON m.chat_id = d.chat_id AND m.seq = d.seq;`,
+	// 4: messages_by_ref without the partial condition, so statements can name it
+	// (INDEXED BY) with a bound ref_id: the planner cannot prove a parameter is not ''.
+	`DROP INDEX messages_by_ref;
+	CREATE INDEX messages_by_ref ON messages (chat_id, ref_id);`,
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and applies
@@ -155,13 +159,20 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer last.Close()
+	lastBoth, err := tx.PrepareContext(ctx, `UPDATE chats SET last_seq = ?, last_ts = ?, last_msg_seq = ?, last_message = ?
+		WHERE id = ? AND last_seq < ?`)
+	if err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
+	}
+	defer lastBoth.Close()
 	lastMsg, err := tx.PrepareContext(ctx, `UPDATE chats SET last_msg_seq = ?, last_message = ?
 		WHERE id = ? AND last_msg_seq < ?`)
 	if err != nil {
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer lastMsg.Close()
-	ops := opApplier{tx: tx}
+	ops := newOpApplier(tx)
+	defer ops.close()
 	own, err := tx.PrepareContext(ctx, `INSERT INTO read_state (chat_id, user_id, delivered, read)
 		VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET
 		delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)`)
@@ -179,22 +190,34 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue // already stored
 		}
-		if _, err := last.ExecContext(ctx, m.Seq, m.Timestamp, m.ChatID, m.Seq); err != nil {
-			return fmt.Errorf("sqlite: append %s/%d: last seq: %w", m.ChatID, m.Seq, err)
-		}
-		if !protocol.IsOperation(m.MessageType) {
+		// newest: m is above the chat's last seq, so nothing referencing it can be
+		// stored yet (an operation always has a higher seq than its target).
+		var newest bool
+		if protocol.IsOperation(m.MessageType) {
+			res, err = last.ExecContext(ctx, m.Seq, m.Timestamp, m.ChatID, m.Seq)
+		} else {
 			body, _ := json.Marshal(m)
-			if _, err := lastMsg.ExecContext(ctx, m.Seq, body, m.ChatID, m.Seq); err != nil {
-				return fmt.Errorf("sqlite: append %s/%d: last message: %w", m.ChatID, m.Seq, err)
+			res, err = lastBoth.ExecContext(ctx, m.Seq, m.Timestamp, m.Seq, body, m.ChatID, m.Seq)
+			if n, _ := res.RowsAffected(); err == nil && n == 0 {
+				_, err = lastMsg.ExecContext(ctx, m.Seq, body, m.ChatID, m.Seq)
 			}
 		}
-		if err := ops.apply(ctx, m); err != nil {
+		if err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: last message: %w", m.ChatID, m.Seq, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			newest = true
+		}
+		if err := ops.apply(ctx, m, newest); err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
 		// One's own message counts as delivered and read.
 		if _, err := own.ExecContext(ctx, m.ChatID, m.SenderID, m.Seq, m.Seq); err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: sender read state: %w", m.ChatID, m.Seq, err)
 		}
+	}
+	if err := ops.flush(ctx); err != nil {
+		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: append: commit: %w", err)

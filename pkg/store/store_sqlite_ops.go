@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -13,20 +14,81 @@ import (
 // reference, inside one AppendMessages transaction, and keeps the search index in
 // step with each message's current state.
 //
+// Statements that find messages by message_id or ref_id name their index (INDEXED
+// BY): without statistics SQLite's planner prefers a scan of the chat's primary-key
+// range, which costs the whole chat per operation.
+//
 // Persisters may store a chat's messages out of order (two instances race), so every
 // rule is order-independent: an edit applies only if its seq is above the edit_seq
 // the message shows, a delete is final, a reaction row keeps the seq of the event
 // that set it and only a higher one replaces it, and a message stored after its
 // operations picks them up when it is inserted (catchUp).
+//
+// It prepares each statement once per transaction: a batch of hundreds of messages
+// would otherwise parse the same SQL for every message.
 type opApplier struct {
-	tx *sql.Tx
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+	// Search documents to write (flush): fresh ones by message, others by their
+	// search_docs id.
+	fresh map[docKey]string
+	byID  map[int64]string
+}
+
+func newOpApplier(tx *sql.Tx) *opApplier { return &opApplier{tx: tx, stmts: map[string]*sql.Stmt{}} }
+
+// stmt returns q prepared in the transaction.
+func (a *opApplier) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st := a.stmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := a.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	a.stmts[q] = st
+	return st, nil
+}
+
+func (a *opApplier) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := a.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (a *opApplier) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := a.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// scan runs a one-row query into dest; sql.ErrNoRows if there is none.
+func (a *opApplier) scan(ctx context.Context, q string, args []any, dest ...any) error {
+	st, err := a.stmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+// close releases the prepared statements.
+func (a *opApplier) close() {
+	for _, st := range a.stmts {
+		_ = st.Close()
+	}
 }
 
 // notOp is the SQL condition "message_type is not an operation nor system".
 const notOp = `message_type NOT IN ('system', 'edit', 'delete', 'react')`
 
-// apply handles one newly inserted message m.
-func (a opApplier) apply(ctx context.Context, m *protocol.Message) error {
+// apply handles one newly inserted message m. newest says m's seq is above every
+// other stored seq of its chat: then no operation on it can be stored yet, and the
+// catch-up query is skipped (the common case: persisters store in order).
+func (a *opApplier) apply(ctx context.Context, m *protocol.Message, newest bool) error {
 	switch {
 	case m.MessageType == protocol.TypeEdit:
 		return a.edit(ctx, m)
@@ -34,31 +96,33 @@ func (a opApplier) apply(ctx context.Context, m *protocol.Message) error {
 		return a.del(ctx, m)
 	case m.MessageType == protocol.TypeReact:
 		return a.react(ctx, m)
+	case protocol.Referable(m.MessageType) && newest:
+		return a.index(ctx, m.ChatID, m.Seq, m.Content, false, true)
 	case protocol.Referable(m.MessageType):
 		return a.catchUp(ctx, m)
 	}
 	return nil
 }
 
-func (a opApplier) edit(ctx context.Context, m *protocol.Message) error {
+func (a *opApplier) edit(ctx context.Context, m *protocol.Message) error {
 	if m.RefID == "" {
 		return nil
 	}
-	if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET content = ?, edited = 1, edit_seq = ?
+	if _, err := a.exec(ctx, `UPDATE messages INDEXED BY messages_by_id SET content = ?, edited = 1, edit_seq = ?
 		WHERE chat_id = ? AND message_id = ? AND sender_id = ? AND deleted = 0 AND edit_seq < ? AND `+notOp,
 		m.Content, m.Seq, m.ChatID, m.RefID, m.SenderID, m.Seq); err != nil {
 		return fmt.Errorf("apply edit: %w", err)
 	}
 	// An edit of a message that is already deleted keeps no text either.
-	if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET content = '' WHERE chat_id = ? AND seq = ?
-		AND EXISTS (SELECT 1 FROM messages d WHERE d.chat_id = ? AND d.ref_id = ? AND d.message_type = 'delete')`,
+	if _, err := a.exec(ctx, `UPDATE messages SET content = '' WHERE chat_id = ? AND seq = ?
+		AND EXISTS (SELECT 1 FROM messages d INDEXED BY messages_by_ref WHERE d.chat_id = ? AND d.ref_id = ? AND d.message_type = 'delete')`,
 		m.ChatID, m.Seq, m.ChatID, m.RefID); err != nil {
 		return fmt.Errorf("apply edit: %w", err)
 	}
 	return a.touched(ctx, m.ChatID, m.RefID, m.Seq)
 }
 
-func (a opApplier) del(ctx context.Context, m *protocol.Message) error {
+func (a *opApplier) del(ctx context.Context, m *protocol.Message) error {
 	if m.RefID == "" {
 		return nil
 	}
@@ -70,20 +134,21 @@ func (a opApplier) del(ctx context.Context, m *protocol.Message) error {
 
 // tombstone clears a deleted message: its content, meta, the text of its edits and
 // its reactions.
-func (a opApplier) tombstone(ctx context.Context, chat, messageID string) error {
+func (a *opApplier) tombstone(ctx context.Context, chat, messageID string) error {
 	for _, q := range []string{
-		`UPDATE messages SET deleted = 1, content = '', meta = NULL, edited = 0 WHERE chat_id = ? AND message_id = ? AND ` + notOp,
-		`UPDATE messages SET content = '' WHERE chat_id = ? AND ref_id = ? AND message_type = 'edit'`,
+		`UPDATE messages INDEXED BY messages_by_id SET deleted = 1, content = '', meta = NULL, edited = 0
+			WHERE chat_id = ? AND message_id = ? AND ` + notOp,
+		`UPDATE messages INDEXED BY messages_by_ref SET content = '' WHERE chat_id = ? AND ref_id = ? AND message_type = 'edit'`,
 		`DELETE FROM reactions WHERE chat_id = ? AND message_id = ?`,
 	} {
-		if _, err := a.tx.ExecContext(ctx, q, chat, messageID); err != nil {
+		if _, err := a.exec(ctx, q, chat, messageID); err != nil {
 			return fmt.Errorf("apply delete: %w", err)
 		}
 	}
 	return nil
 }
 
-func (a opApplier) react(ctx context.Context, m *protocol.Message) error {
+func (a *opApplier) react(ctx context.Context, m *protocol.Message) error {
 	ev, ok := protocol.ParseReaction(m.Meta)
 	if m.RefID == "" || !ok {
 		return nil // stored as sent; it changes nothing
@@ -92,7 +157,7 @@ func (a opApplier) react(ctx context.Context, m *protocol.Message) error {
 	if ev.Remove {
 		present = 0
 	}
-	if _, err := a.tx.ExecContext(ctx, `INSERT INTO reactions (chat_id, message_id, emoji, user_id, seq, present)
+	if _, err := a.exec(ctx, `INSERT INTO reactions (chat_id, message_id, emoji, user_id, seq, present)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, message_id, emoji, user_id) DO UPDATE SET
 		seq = excluded.seq, present = excluded.present WHERE excluded.seq > reactions.seq`,
 		m.ChatID, m.RefID, ev.Emoji, m.SenderID, m.Seq, present); err != nil {
@@ -103,12 +168,12 @@ func (a opApplier) react(ctx context.Context, m *protocol.Message) error {
 
 // touched records that an operation with seq was applied to messageID and brings its
 // search document up to date.
-func (a opApplier) touched(ctx context.Context, chat, messageID string, seq uint64) error {
-	if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET state_seq = MAX(state_seq, ?)
+func (a *opApplier) touched(ctx context.Context, chat, messageID string, seq uint64) error {
+	if _, err := a.exec(ctx, `UPDATE messages INDEXED BY messages_by_id SET state_seq = MAX(state_seq, ?)
 		WHERE chat_id = ? AND message_id = ? AND `+notOp, seq, chat, messageID); err != nil {
 		return fmt.Errorf("apply operation: %w", err)
 	}
-	rows, err := a.tx.QueryContext(ctx, `SELECT seq, content, deleted FROM messages
+	rows, err := a.query(ctx, `SELECT seq, content, deleted FROM messages INDEXED BY messages_by_id
 		WHERE chat_id = ? AND message_id = ? AND `+notOp, chat, messageID)
 	if err != nil {
 		return fmt.Errorf("apply operation: %w", err)
@@ -132,7 +197,7 @@ func (a opApplier) touched(ctx context.Context, chat, messageID string, seq uint
 		return fmt.Errorf("apply operation: %w", err)
 	}
 	for _, d := range docs {
-		if err := a.index(ctx, chat, d.seq, d.content, d.deleted); err != nil {
+		if err := a.index(ctx, chat, d.seq, d.content, d.deleted, false); err != nil {
 			return err
 		}
 	}
@@ -141,8 +206,8 @@ func (a opApplier) touched(ctx context.Context, chat, messageID string, seq uint
 
 // catchUp applies to a newly stored message m the operations stored before it
 // (which happens when persisters race), then indexes it.
-func (a opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
-	rows, err := a.tx.QueryContext(ctx, `SELECT seq, sender_id, message_type, content FROM messages
+func (a *opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
+	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content FROM messages
 		WHERE chat_id = ? AND ref_id = ? AND message_type IN ('edit', 'delete', 'react') AND seq > ?
 		ORDER BY seq`, m.ChatID, m.MessageID, m.Seq)
 	if err != nil {
@@ -177,48 +242,133 @@ func (a opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
 				return err
 			}
 			content = ""
-		} else if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET content = ?, edited = ?, edit_seq = ?
+		} else if _, err := a.exec(ctx, `UPDATE messages SET content = ?, edited = ?, edit_seq = ?
 			WHERE chat_id = ? AND seq = ?`, content, edited, editSeq, m.ChatID, m.Seq); err != nil {
 			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
 		}
-		if _, err := a.tx.ExecContext(ctx, `UPDATE messages SET state_seq = ? WHERE chat_id = ? AND seq = ?`,
+		if _, err := a.exec(ctx, `UPDATE messages SET state_seq = ? WHERE chat_id = ? AND seq = ?`,
 			stateSeq, m.ChatID, m.Seq); err != nil {
 			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
 		}
 	}
-	return a.index(ctx, m.ChatID, m.Seq, content, deleted)
+	return a.index(ctx, m.ChatID, m.Seq, content, deleted, true)
+}
+
+// docKey names a message's search document before it has a search_docs id.
+type docKey struct {
+	chat string
+	seq  uint64
 }
 
 // index makes the search document of (chat, seq) match content; a deleted or empty
-// message has none.
-func (a opApplier) index(ctx context.Context, chat string, seq uint64, content string, deleted bool) error {
-	var id int64
-	err := a.tx.QueryRowContext(ctx, `SELECT id FROM search_docs WHERE chat_id = ? AND seq = ?`, chat, seq).Scan(&id)
-	switch {
-	case err == nil:
-		if _, err := a.tx.ExecContext(ctx, `DELETE FROM search_fts WHERE rowid = ?`, id); err != nil {
-			return fmt.Errorf("search index: %w", err)
-		}
-	case err == sql.ErrNoRows:
-		if deleted || strings.TrimSpace(content) == "" {
+// message has none. fresh says the message was just stored, so it has no document.
+//
+// Writes are queued and made by flush, many rows per statement, at the end of the
+// transaction: FTS5 writes its pending terms to disk at every statement savepoint,
+// so an INSERT per message would make an index segment per message, and the batch
+// saves a statement per message besides.
+func (a *opApplier) index(ctx context.Context, chat string, seq uint64, content string, deleted, fresh bool) error {
+	gone := deleted || strings.TrimSpace(content) == ""
+	key := docKey{chat, seq}
+	if _, queued := a.fresh[key]; fresh || queued {
+		if gone {
+			delete(a.fresh, key)
 			return nil
 		}
-		if err := a.tx.QueryRowContext(ctx, `INSERT INTO search_docs (chat_id, seq) VALUES (?, ?) RETURNING id`,
-			chat, seq).Scan(&id); err != nil {
+		if a.fresh == nil {
+			a.fresh = map[docKey]string{}
+		}
+		a.fresh[key] = content
+		return nil
+	}
+	var id int64
+	err := a.scan(ctx, `SELECT id FROM search_docs WHERE chat_id = ? AND seq = ?`, []any{chat, seq}, &id)
+	switch {
+	case err == nil:
+		if _, queued := a.byID[id]; queued {
+			delete(a.byID, id) // not in search_fts yet
+		} else if _, err := a.exec(ctx, `DELETE FROM search_fts WHERE rowid = ?`, id); err != nil {
 			return fmt.Errorf("search index: %w", err)
+		}
+		if gone {
+			if _, err := a.exec(ctx, `DELETE FROM search_docs WHERE id = ?`, id); err != nil {
+				return fmt.Errorf("search index: %w", err)
+			}
+			return nil
+		}
+		if a.byID == nil {
+			a.byID = map[int64]string{}
+		}
+		a.byID[id] = content
+	case err == sql.ErrNoRows:
+		if !gone {
+			if a.fresh == nil {
+				a.fresh = map[docKey]string{}
+			}
+			a.fresh[key] = content
 		}
 	default:
 		return fmt.Errorf("search index: %w", err)
 	}
-	if deleted || strings.TrimSpace(content) == "" {
-		if _, err := a.tx.ExecContext(ctx, `DELETE FROM search_docs WHERE id = ?`, id); err != nil {
+	return nil
+}
+
+// rowsPerInsert bounds one flush statement (at most 3 parameters a row, well under
+// SQLite's parameter limit).
+const rowsPerInsert = 256
+
+// flush writes the queued search documents. AppendMessages calls it before commit.
+func (a *opApplier) flush(ctx context.Context) error {
+	keys := make([]docKey, 0, len(a.fresh))
+	for k := range a.fresh {
+		keys = append(keys, k)
+	}
+	for len(keys) > 0 { // new search_docs rows, then their documents
+		n := min(len(keys), rowsPerInsert)
+		args := make([]any, 0, 2*n)
+		for _, k := range keys[:n] {
+			args = append(args, k.chat, k.seq)
+		}
+		rows, err := a.query(ctx, `INSERT INTO search_docs (chat_id, seq) VALUES (?, ?)`+strings.Repeat(", (?, ?)", n-1)+
+			` RETURNING id, chat_id, seq`, args...)
+		if err != nil {
 			return fmt.Errorf("search index: %w", err)
 		}
-		return nil
+		for rows.Next() {
+			var id int64
+			var k docKey
+			if err := rows.Scan(&id, &k.chat, &k.seq); err != nil {
+				rows.Close()
+				return fmt.Errorf("search index: %w", err)
+			}
+			if a.byID == nil {
+				a.byID = map[int64]string{}
+			}
+			a.byID[id] = a.fresh[k]
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
+		keys = keys[n:]
 	}
-	if _, err := a.tx.ExecContext(ctx, `INSERT INTO search_fts (rowid, content) VALUES (?, ?)`, id, content); err != nil {
-		return fmt.Errorf("search index: %w", err)
+	ids := make([]int64, 0, len(a.byID))
+	for id := range a.byID {
+		ids = append(ids, id)
 	}
+	slices.Sort(ids)
+	for len(ids) > 0 {
+		n := min(len(ids), rowsPerInsert)
+		args := make([]any, 0, 2*n)
+		for _, id := range ids[:n] {
+			args = append(args, id, a.byID[id])
+		}
+		if _, err := a.exec(ctx, `INSERT INTO search_fts (rowid, content) VALUES (?, ?)`+strings.Repeat(", (?, ?)", n-1), args...); err != nil {
+			return fmt.Errorf("search index: %w", err)
+		}
+		ids = ids[n:]
+	}
+	a.fresh, a.byID = nil, nil
 	return nil
 }
 
