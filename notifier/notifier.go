@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/natter-chat/natter/pkg/lifecycle"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"os"
 	"strings"
 	"sync"
@@ -217,38 +219,10 @@ func (n *Notifier) logConsumer(ctx context.Context) (jetstream.Consumer, error) 
 
 // pull feeds cons's messages to out until ctx ends.
 func (n *Notifier) pull(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) {
-	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(2 * n.cfg.Workers))
-		if err != nil {
-			n.log.Warn("pull failed; retrying", zap.Error(err))
-			sleep(ctx, 500*time.Millisecond)
-			continue
-		}
-		for ctx.Err() == nil {
-			m, err := it.Next(jetstream.NextContext(ctx))
-			if err != nil {
-				if ctx.Err() == nil {
-					n.log.Warn("iterator ended; restarting", zap.Error(err))
-				}
-				break
-			}
-			select {
-			case out <- m:
-			case <-ctx.Done():
-			}
-		}
-		it.Stop()
-	}
+	natsutil.Feed(ctx, cons, 2*n.cfg.Workers, out, n.log)
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }
 
 // opTimeout bounds the handling of one log message.
 var opTimeout = 30 * time.Second

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -181,11 +182,4 @@ func (p *Persister) persist(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/natter-chat/natter/pkg/lifecycle"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"sync"
 	"time"
 
@@ -122,35 +124,7 @@ func (p *Presence) work(ctx context.Context, reports <-chan *nats.Msg, timers <-
 
 // pull feeds the shared consumer's messages to the workers until ctx ends.
 func (p *Presence) pull(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) {
-	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(2 * p.cfg.Workers))
-		if err != nil {
-			p.log.Warn("pull expiries failed; retrying", zap.Error(err))
-			sleep(ctx, 500*time.Millisecond)
-			continue
-		}
-		for ctx.Err() == nil {
-			m, err := it.Next(jetstream.NextContext(ctx))
-			if err != nil {
-				if ctx.Err() == nil {
-					p.log.Warn("expiry iterator ended; restarting", zap.Error(err))
-				}
-				break
-			}
-			select {
-			case out <- m:
-			case <-ctx.Done():
-			}
-		}
-		it.Stop()
-	}
+	natsutil.Feed(ctx, cons, 2*p.cfg.Workers, out, p.log)
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }

@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"context"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"time"
 )
 
@@ -10,23 +11,8 @@ import (
 // finishes and acks it rather than leaving it to be redelivered. Tests shorten it.
 var ShutdownGrace = 10 * time.Second
 
-// graceContext returns a context for in-flight work: it ends ShutdownGrace after
-// ctx does, as soon as alive reports false after ctx ended (the NATS connection is
-// closed: nothing could be acked any more), or when the returned cancel is called.
+// graceContext returns a context for in-flight work that outlives ctx by at most
+// ShutdownGrace (see lifecycle.GraceContext).
 func graceContext(ctx context.Context, alive func() bool) (context.Context, context.CancelFunc) {
-	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() {
-		deadline := time.Now().Add(ShutdownGrace)
-		for work.Err() == nil {
-			if !alive() || time.Now().After(deadline) {
-				cancel()
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-	return work, func() {
-		stop()
-		cancel()
-	}
+	return lifecycle.GraceContext(ctx, ShutdownGrace, alive)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,14 +197,7 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
+func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }
 
 // retry runs fn until it succeeds or ctx ends, with backoff. Transient failures are
 // retried in place, so a chat's messages are never reordered.

@@ -18,21 +18,7 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 // next returns the next frame of type typ, skipping others; it fails after d.
 func next(t testing.TB, c *client.Conn, typ string, d time.Duration) *protocol.Frame {
 	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-c.Frames():
-			if !ok {
-				t.Fatalf("connection closed while waiting for %s: %v", typ, c.Err())
-			}
-			if f.Type == typ {
-				return f
-			}
-		case <-timer.C:
-			t.Fatalf("no %s frame within %s", typ, d)
-		}
-	}
+	return nextFrame(t, c, d, typ, func(f *protocol.Frame) bool { return f.Type == typ })
 }
 
 // collect gathers message frames until n arrived or d passed.
@@ -73,6 +59,27 @@ func quiet(t testing.TB, c *client.Conn, d time.Duration) {
 			}
 		case <-timer.C:
 			return
+		}
+	}
+}
+
+// nextFrame returns the next frame for which match is true, skipping others; it
+// fails after d.
+func nextFrame(t testing.TB, c *client.Conn, d time.Duration, what string, match func(*protocol.Frame) bool) *protocol.Frame {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case f, ok := <-c.Frames():
+			if !ok {
+				t.Fatalf("connection closed while waiting for %s: %v", what, c.Err())
+			}
+			if match(f) {
+				return f
+			}
+		case <-timer.C:
+			t.Fatalf("no %s within %s", what, d)
 		}
 	}
 }

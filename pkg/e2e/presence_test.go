@@ -47,27 +47,6 @@ func twoGateways(t *testing.T) (a, b *testutil.Natter) {
 	return a, b
 }
 
-// nextFrame returns the next frame for which match is true, skipping others; it
-// fails after d.
-func nextFrame(t *testing.T, c *client.Conn, d time.Duration, what string, match func(*protocol.Frame) bool) *protocol.Frame {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-c.Frames():
-			if !ok {
-				t.Fatalf("connection closed while waiting for %s: %v", what, c.Err())
-			}
-			if match(f) {
-				return f
-			}
-		case <-timer.C:
-			t.Fatalf("no %s within %s", what, d)
-		}
-	}
-}
-
 // presenceOf waits for a presence_update about uid with status.
 func presenceOf(t *testing.T, c *client.Conn, uid, status string, d time.Duration) *protocol.Frame {
 	t.Helper()

@@ -1,0 +1,37 @@
+package natsutil
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/lifecycle"
+	"go.uber.org/zap"
+)
+
+// Feed pulls cons's messages into out, at most max outstanding, until ctx ends,
+// restarting the pull after errors. Workers reading out ack the messages.
+func Feed(ctx context.Context, cons jetstream.Consumer, max int, out chan<- jetstream.Msg, log *zap.Logger) {
+	for ctx.Err() == nil {
+		it, err := cons.Messages(jetstream.PullMaxMessages(max))
+		if err != nil {
+			log.Warn("pull failed; retrying", zap.Error(err))
+			lifecycle.Sleep(ctx, 500*time.Millisecond)
+			continue
+		}
+		for ctx.Err() == nil {
+			m, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("pull iterator ended; restarting", zap.Error(err))
+				}
+				break
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+			}
+		}
+		it.Stop()
+	}
+}
