@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,10 @@ type Config struct {
 	ReceiptsMaxMembers int `yaml:"receipts_max_members"`
 	// WebChat serves the embedded web chat at /.
 	WebChat bool `yaml:"web_chat"`
+	// TLSCert and TLSKey are PEM files; with both set the gateway serves HTTPS and
+	// WSS only. Empty: plain HTTP (put a TLS-terminating proxy in front).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// Presence and Typing: gateway.presence-* and gateway.typing-* (presence.go, typing.go).
 	Presence PresenceConfig `yaml:",inline"`
 	Typing   TypingConfig   `yaml:",inline"`
@@ -73,6 +78,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.WriteTimeout, "gateway.write-timeout", 10*time.Second, "longest write of one frame")
 	fs.DurationVar(&c.PublishTimeout, "gateway.publish-timeout", 5*time.Second, "longest wait for JetStream to store a send")
 	fs.BoolVar(&c.WebChat, "gateway.web-chat", true, "serve the web chat at /")
+	fs.StringVar(&c.TLSCert, "gateway.tls-cert", "", "PEM certificate file: serve HTTPS/WSS (with gateway.tls-key)")
+	fs.StringVar(&c.TLSKey, "gateway.tls-key", "", "PEM private key file for gateway.tls-cert")
 	fs.IntVar(&c.ReceiptsMaxMembers, "gateway.receipts-max-members", 100, "above this many members, receipts go only to the senders of the messages read")
 	c.Presence.RegisterFlags(fs)
 	c.Typing.RegisterFlags(fs)
@@ -92,6 +99,13 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("gateway: gateway.max-body-bytes must be >= 1KiB"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("gateway: set both gateway.tls-cert and gateway.tls-key, or neither"))
+	} else if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("gateway: gateway.tls-cert/tls-key: %w", err))
+		}
 	}
 	if c.ReceiptsMaxMembers < 2 {
 		errs = append(errs, errors.New("gateway: gateway.receipts-max-members must be >= 2"))

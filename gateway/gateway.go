@@ -123,7 +123,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.heartbeats(connCtx)
 	}()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if g.cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, g.cfg.TLSCert, g.cfg.TLSKey)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
