@@ -416,6 +416,8 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 			"--sequencer.pinned-ttl", "2s",
 			"--persister.ack-wait", "2s",
 			"--presence.grace", "0s",
+			// A killed gateway's devices must expire well within the test.
+			"--presence.expiry", "4s", "--gateway.presence-heartbeat", "1s",
 		}, extra...)
 		if roles == app.RoleGateway {
 			p.http = procPort(t)

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -500,4 +503,146 @@ func BenchmarkCassandraAppend(b *testing.B) {
 			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
+}
+
+// BenchmarkCassandraHistoryPage1M measures history page latency (issue 4) on a
+// chat with 1,000,000 messages (NATTER_BENCH_HISTORY_MESSAGES overrides the count)
+// of 100-byte content, 10 s apart, so with one-hour buckets they span about 2,800
+// buckets. It loads them with parallel AppendMessages callers in batches of 500
+// (NATTER_BENCH_HISTORY_LOAD_MAX, a duration, stops the load early: the benchmark
+// then pages over the messages loaded, a prefix of the chat), then reads b.N pages
+// of 50 at uniformly random cursors, alternating backward and forward, and reports
+// each direction's p50 and p99 in ms. Run it against a node of its own, e.g.
+//
+//	NATTER_CASSANDRA_HOSTS=127.0.0.1:9442 go test ./pkg/store/ -run XXX \
+//	  -bench CassandraHistoryPage1M -benchtime 2000x -timeout 30m
+func BenchmarkCassandraHistoryPage1M(b *testing.B) {
+	if os.Getenv(envCassandraHosts) == "" {
+		b.Skip("BenchmarkCassandraHistoryPage1M needs a Cassandra node: set " + envCassandraHosts +
+			" (e.g. 127.0.0.1:9042 after deploy/cassandra/cassandra.sh start)")
+	}
+	total := 1_000_000
+	if v := os.Getenv("NATTER_BENCH_HISTORY_MESSAGES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 {
+			b.Fatalf("NATTER_BENCH_HISTORY_MESSAGES=%q: want a count of at least 1000", v)
+		}
+		total = n
+	}
+	var loadMax time.Duration
+	if v := os.Getenv("NATTER_BENCH_HISTORY_LOAD_MAX"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("NATTER_BENCH_HISTORY_LOAD_MAX=%q: %v", v, err)
+		}
+		loadMax = d
+	}
+	const (
+		batch   = 500
+		callers = 4
+		step    = 10 * time.Second
+		limit   = 50
+		chatID  = "bigchat"
+	)
+	s, _ := openCassandra(b, time.Hour)
+	ctx := context.Background()
+
+	// Load: callers claim batches in order, so when the load stops early every
+	// batch below the last claimed one is stored and the chat is a prefix 1..loaded.
+	content := strings.Repeat("x", 100)
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
+	batches := (total + batch - 1) / batch
+	var next, done atomic.Int64
+	var stop atomic.Bool
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for range callers {
+		wg.Go(func() {
+			msgs := make([]protocol.Message, 0, batch)
+			for !stop.Load() {
+				k := int(next.Add(1)) - 1
+				if k >= batches {
+					return
+				}
+				msgs = msgs[:0]
+				for seq := k*batch + 1; seq <= min((k+1)*batch, total); seq++ {
+					msgs = append(msgs, protocol.Message{ChatID: chatID, Seq: uint64(seq),
+						MessageID: "m" + strconv.Itoa(seq), SenderID: "u" + strconv.Itoa(seq%7),
+						Content: content, MessageType: protocol.TypeText,
+						Timestamp: base + int64(seq)*step.Milliseconds()})
+				}
+				if err := s.AppendMessages(ctx, msgs); err != nil {
+					stop.Store(true)
+					errs <- fmt.Errorf("append batch %d: %w", k, err)
+					return
+				}
+				n := done.Add(int64(len(msgs)))
+				if n/100_000 != (n-int64(len(msgs)))/100_000 {
+					el := time.Since(start)
+					fmt.Fprintf(os.Stderr, "history bench: %d messages loaded in %s (%.0f msgs/s)\n",
+						n, el.Round(time.Millisecond), float64(n)/el.Seconds())
+				}
+				if loadMax > 0 && time.Since(start) > loadMax {
+					stop.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	loaded := int(done.Load())
+	loadTime := time.Since(start)
+	last, err := s.LastSeq(ctx, chatID)
+	require.NoError(b, err)
+	if int(last) != loaded {
+		b.Fatalf("loaded %d messages but LastSeq is %d", loaded, last)
+	}
+	buckets := (int64(loaded)*step.Milliseconds())/time.Hour.Milliseconds() + 1
+	fmt.Fprintf(os.Stderr, "history bench: loaded %d of %d messages (~%d one-hour buckets) in %s: %.0f msgs/s\n",
+		loaded, total, buckets, loadTime.Round(time.Millisecond), float64(loaded)/loadTime.Seconds())
+
+	// Measure: alternate backward and forward pages at random cursors that leave a
+	// full page on their side.
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	var back, fwd []time.Duration
+	for i := 0; b.Loop(); i++ {
+		var q store.HistoryQuery
+		if i%2 == 0 {
+			q = store.HistoryQuery{Dir: store.Backward, Before: uint64(limit + 1 + rng.IntN(loaded-limit+1)), Limit: limit}
+		} else {
+			q = store.HistoryQuery{Dir: store.Forward, After: uint64(rng.IntN(loaded - limit + 1)), Limit: limit}
+		}
+		t0 := time.Now()
+		page, err := s.History(ctx, chatID, q)
+		d := time.Since(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(page) != limit {
+			b.Fatalf("history %+v: got %d messages, want %d", q, len(page), limit)
+		}
+		if q.Dir == store.Backward {
+			back = append(back, d)
+		} else {
+			fwd = append(fwd, d)
+		}
+	}
+	pct := func(ds []time.Duration, p float64) float64 {
+		if len(ds) == 0 {
+			return 0
+		}
+		slices.Sort(ds)
+		i := min(int(p*float64(len(ds))), len(ds)-1)
+		return float64(ds[i]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(float64(loaded), "msgs")
+	b.ReportMetric(float64(loaded)/loadTime.Seconds(), "load-msgs/s")
+	b.ReportMetric(pct(back, 0.50), "back-p50-ms")
+	b.ReportMetric(pct(back, 0.99), "back-p99-ms")
+	b.ReportMetric(pct(fwd, 0.50), "fwd-p50-ms")
+	b.ReportMetric(pct(fwd, 0.99), "fwd-p99-ms")
 }
