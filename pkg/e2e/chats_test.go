@@ -227,6 +227,9 @@ func TestChatChangeRefusals(t *testing.T) {
 	direct := n.CreateChat(t, "alice", "direct", "", "bob")
 	status, body := call(t, n, "DELETE", "/api/v1/chats/"+chat+"/members/dave", "alice", nil, nil)
 	require.Equal(t, http.StatusOK, status, string(body))
+	// The removal is in the store when the call returns; its event reaches the log
+	// a moment later (the sequencer writes the store first).
+	require.Eventually(t, func() bool { return lastSeq(t, n, chat) == 1 }, 5*time.Second, 10*time.Millisecond)
 	before := members(t, n, chat, "alice")
 	seq := lastSeq(t, n, chat)
 	big := `{"userId":"carol","role":"` + strings.Repeat("x", 70<<10) + `"}`
