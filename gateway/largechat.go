@@ -44,13 +44,23 @@ func newLargeChats(g *Gateway) *largeChats {
 // watch follows the large-chats bucket until ctx ends. It returns after the initial
 // values are loaded, continuing in a goroutine tracked by wg.
 func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
-	kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
-	if err != nil {
-		return err
-	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return err
+	// On a cluster that is still forming the bucket may not answer yet: retry for a
+	// while rather than fail the gateway's start.
+	var w jetstream.KeyWatcher
+	deadline := time.Now().Add(60 * time.Second)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+		kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
+		if err == nil {
+			w, err = kv.WatchAll(ctx)
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		l.g.log.Warn("watching the large-chats bucket failed; retrying", zap.Error(err))
+		time.Sleep(backoff)
 	}
 	ready := make(chan struct{})
 	wg.Add(1)
