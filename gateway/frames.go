@@ -128,6 +128,12 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 	if err := g.media.share(ctx, c.user, m); err != nil { // media.go
 		return err
 	}
+	return g.publishAndAck(ctx, c, m, start)
+}
+
+// publishAndAck publishes a client's message to NATTER_IN and acks it to the
+// connection once JetStream has stored it; start is when the frame arrived.
+func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Message, start time.Time) error {
 	dup, err := g.publishIngress(ctx, m, false)
 	if err != nil {
 		return err

@@ -73,13 +73,7 @@ func (g *Gateway) onOperation(ctx context.Context, c *conn, f *protocol.Frame) e
 	if err := g.precheckOp(ctx, m); err != nil {
 		return err
 	}
-	dup, err := g.publishIngress(ctx, m, false)
-	if err != nil {
-		return err
-	}
-	g.deps.Metrics.SendAcked(time.Since(start))
-	c.send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Duplicate: dup})
-	return nil
+	return g.publishAndAck(ctx, c, m, start)
 }
 
 // precheckOp refuses an operation the sequencer would refuse, when the target is

@@ -16,7 +16,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"go.uber.org/zap"
 )
 
 // The HTTP fallback for networks that block WebSockets: the same frames, the same
@@ -182,17 +181,13 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("resume") == "1" {
 		c.holdForResume(g.cfg.AuthTimeout) // as on a WebSocket: a sync frame follows
 	}
-	if err := g.hub.add(c); err != nil {
-		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
+	detach, err := g.attach(c)
+	if err != nil {
 		sink.setClose(int(websocket.StatusInternalError), "unavailable: try again")
 		sink.finish()
 		return
 	}
-	defer g.presence.left(c) // runs after hub.remove: the device is gone
-	defer g.hub.remove(c)
-	g.presence.joined(c)
-	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,
-		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
+	defer detach()
 	<-ctx.Done()
 	c.closeWith(websocket.StatusAbnormalClosure, "", "") // the client went away, if nothing else closed it
 	sink.finish()

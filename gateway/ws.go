@@ -101,17 +101,30 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	if resume || r.URL.Query().Get("resume") == "1" {
 		c.holdForResume(g.cfg.AuthTimeout)
 	}
-	if err := g.hub.add(c); err != nil {
-		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
+	detach, err := g.attach(c)
+	if err != nil {
 		_ = ws.Close(websocket.StatusInternalError, "unavailable: try again")
 		return
 	}
-	defer g.presence.left(c) // runs after hub.remove: the device is gone
-	defer g.hub.remove(c)
+	defer detach()
+	g.readLoop(ctx, c)
+}
+
+// attach registers an authenticated connection, WebSocket or SSE: its user's
+// subscription and its presence, then greets it with connected. detach undoes both,
+// the device leaving presence after it left the hub.
+func (g *Gateway) attach(c *conn) (detach func(), err error) {
+	if err := g.hub.add(c); err != nil {
+		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
+		return nil, err
+	}
 	g.presence.joined(c)
 	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,
 		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
-	g.readLoop(ctx, c)
+	return func() {
+		g.hub.remove(c)
+		g.presence.left(c)
+	}, nil
 }
 
 // awaitConnect reads the first frame, which must be connect with a valid token.

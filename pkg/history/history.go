@@ -4,6 +4,7 @@
 package history
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -157,9 +158,9 @@ func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([
 		}
 	}
 	if q.Dir == store.Forward {
-		slices.SortFunc(all, func(a, b protocol.Message) int { return cmpSeq(a.Seq, b.Seq) })
+		slices.SortFunc(all, func(a, b protocol.Message) int { return cmp.Compare(a.Seq, b.Seq) })
 	} else {
-		slices.SortFunc(all, func(a, b protocol.Message) int { return cmpSeq(b.Seq, a.Seq) })
+		slices.SortFunc(all, func(a, b protocol.Message) int { return cmp.Compare(b.Seq, a.Seq) })
 	}
 	if len(all) > limit {
 		all = all[:limit]
@@ -184,14 +185,4 @@ func (r *Reader) LastSeq(ctx context.Context, chat string) (uint64, error) {
 		return 0, err
 	}
 	return r.Store.LastSeq(ctx, chat)
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -781,7 +782,7 @@ func (o msgOps) apply(m *protocol.Message, viewer string, withReactions bool) {
 	}
 	if withReactions && len(reactions) > 0 {
 		slices.SortFunc(reactions, func(a, b agg) int {
-			if c := cmpInt(a.first, b.first); c != 0 {
+			if c := cmp.Compare(a.first, b.first); c != 0 {
 				return c
 			}
 			return strings.Compare(a.r.Emoji, b.r.Emoji)
@@ -1079,9 +1080,9 @@ func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool,
 	better := func(a, b int64) bool { return a > b } // a comes before b in the page
 	if fwd {
 		better = func(a, b int64) bool { return a < b }
-		slices.SortFunc(cands, func(a, b indexRow) int { return cmpInt(a.lo, b.lo) })
+		slices.SortFunc(cands, func(a, b indexRow) int { return cmp.Compare(a.lo, b.lo) })
 	} else {
-		slices.SortFunc(cands, func(a, b indexRow) int { return cmpInt(b.hi, a.hi) })
+		slices.SortFunc(cands, func(a, b indexRow) int { return cmp.Compare(b.hi, a.hi) })
 	}
 	var got []storedMsg
 	for i := 0; i < len(cands); {
@@ -1129,16 +1130,6 @@ func (s *CassandraStore) readBlock(ctx context.Context, chatID string, fwd bool,
 		i = j
 	}
 	return got, nil
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // readBucket reads up to limit messages of one bucket within r, in page order.
@@ -1410,7 +1401,7 @@ func (s *CassandraStore) userChatsBefore(ctx context.Context, userID string, cur
 	if cursor != (ChatListCursor{}) {
 		at := cursor.Activity.UnixMilli()
 		i, _ := slices.BinarySearchFunc(all, cursor, func(cs ChatSummary, c ChatListCursor) int {
-			if d := cmpInt(at, cs.LastActivity.UnixMilli()); d != 0 {
+			if d := cmp.Compare(at, cs.LastActivity.UnixMilli()); d != 0 {
 				return d // newest first
 			}
 			return strings.Compare(cs.ID, c.ChatID)
@@ -1480,7 +1471,7 @@ func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]Cha
 		out = append(out, cs)
 	}
 	slices.SortFunc(out, func(a, b ChatSummary) int {
-		if c := cmpInt(b.LastActivity.UnixMilli(), a.LastActivity.UnixMilli()); c != 0 {
+		if c := cmp.Compare(b.LastActivity.UnixMilli(), a.LastActivity.UnixMilli()); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
