@@ -1,6 +1,7 @@
 // Package sequencer is the role that gives each chat its total order: it consumes
 // NATTER_IN one partition at a time, checks membership, stamps seq = last + 1, appends
-// to NATTER_LOG fenced by Nats-Expected-Last-Subject-Sequence, and fans out.
+// to NATTER_LOG fenced by Nats-Expected-Last-Subject-Sequence (under load, what a
+// partition has been delivered goes in one atomic batch: batch.go), and fans out.
 package sequencer
 
 import (
@@ -23,6 +24,12 @@ type Config struct {
 	PinnedTTL time.Duration `yaml:"pinned_ttl"`
 	// Fetch is how many ingress messages one pull asks for per partition.
 	Fetch int `yaml:"fetch"`
+	// BatchMin is the fewest log messages a partition appends as one JetStream
+	// atomic batch (batch.go); what it has been delivered that makes fewer is
+	// appended one message at a time. 0: never batch. A batch costs a few fsyncs
+	// whatever the sync policy, so it pays with nats.sync=always and a backlog, and
+	// may not with an interval sync on a slow disk.
+	BatchMin int `yaml:"batch_min"`
 }
 
 // RegisterFlags registers the sequencer.* flags.
@@ -31,6 +38,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.LargeChatThreshold, "sequencer.large-chat-threshold", 1000, "members above which a chat is delivered through its log subject instead of per-user fan-out")
 	fs.DurationVar(&c.PinnedTTL, "sequencer.pinned-ttl", 5*time.Second, "failover time: how long a silent sequencer keeps its partitions")
 	fs.IntVar(&c.Fetch, "sequencer.fetch", 512, "ingress messages pulled per request")
+	fs.IntVar(&c.BatchMin, "sequencer.batch-min", 16, "fewest log messages a partition appends as one atomic batch; smaller drains are appended one at a time (0: never batch)")
 }
 
 // Validate checks the section.
@@ -48,6 +56,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Fetch < 1 || c.Fetch > 10_000 {
 		errs = append(errs, errors.New("sequencer: sequencer.fetch must be 1..10000"))
+	}
+	if c.BatchMin != 0 && (c.BatchMin < 2 || c.BatchMin > maxBatch) {
+		errs = append(errs, fmt.Errorf("sequencer: sequencer.batch-min must be 0 or 2..%d, got %d", maxBatch, c.BatchMin))
 	}
 	return errors.Join(errs...)
 }

@@ -60,6 +60,9 @@ type Sequencer struct {
 	sequenced atomic.Uint64 // messages appended to the log
 	catchups  atomic.Uint64 // messages sequenced by a takeover catch-up
 	fenced    atomic.Uint64 // appends refused by the expected-last-sequence fence
+	batches   atomic.Uint64 // atomic batch appends committed (batch.go)
+	batched   atomic.Uint64 // messages appended by them
+	fallbacks atomic.Uint64 // failed batch appends, sequenced again one at a time
 }
 
 // chatState is what sequencing a chat needs. Owned by one partition goroutine.
@@ -116,6 +119,12 @@ func (s *Sequencer) Stats() (sequenced, catchups, fenced uint64) {
 	return s.sequenced.Load(), s.catchups.Load(), s.fenced.Load()
 }
 
+// BatchStats returns how many atomic batch appends were committed, how many
+// messages they held, and how many failed and were sequenced one at a time instead.
+func (s *Sequencer) BatchStats() (batches, messages, fallbacks uint64) {
+	return s.batches.Load(), s.batched.Load(), s.fallbacks.Load()
+}
+
 // Run consumes every ingress partition until ctx ends. Several instances may run:
 // each partition is pinned to one of them at a time.
 func (s *Sequencer) Run(ctx context.Context) error {
@@ -154,9 +163,11 @@ func (s *Sequencer) Run(ctx context.Context) error {
 
 func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Consumer) error {
 	log := s.log.With(zap.Int("partition", p))
-	// The message in hand is sequenced and acked even if ctx ends meanwhile.
+	// The messages in hand are sequenced and acked even if ctx ends meanwhile.
 	work, stopWork := graceContext(ctx, func() bool { return !s.deps.NC.IsClosed() })
 	defer stopWork()
+	b := newBatcher(s, log, p, cons)
+	drained := make([]jetstream.Msg, 0, maxBatch)
 	for ctx.Err() == nil {
 		it, err := cons.Messages(jetstream.PullPriorityGroup(PriorityGroup),
 			jetstream.PullMaxMessages(s.cfg.Fetch), jetstream.PullExpiry(time.Second))
@@ -166,30 +177,20 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 			continue
 		}
 		stop := context.AfterFunc(ctx, it.Stop)
-		var lastDelivery uint64 // consumer sequence of the previous delivery
-		for {
-			msg, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					log.Warn("ingress iterator ended; restarting", zap.Error(err))
-				}
-				break
+		// The reader hands deliveries over so that this goroutine can take, after
+		// each one it waited for, every one already there without waiting (batch.go).
+		deliveries := make(chan jetstream.Msg, maxBatch)
+		go readDeliveries(log, it, deliveries)
+		b.lastDelivery = 0
+		// Until the reader ends (the iterator stopped or failed): not before, or it
+		// could block forever on a full channel.
+		for msg := range deliveries {
+			if ctx.Err() != nil {
+				continue // not started: left to the partition's next holder
 			}
-			// Sequence whatever is delivered but unacked below this message first,
-			// when it may exist: on the first delivery (we may have just taken the
-			// partition over from a holder that died with messages in hand), and
-			// after a skipped delivery (the client library drops deliveries on a
-			// slow-consumer error; JetStream would redeliver them only after
-			// AckWait, behind newer messages of the same chats).
-			var delivery uint64
-			if meta, err := msg.Metadata(); err == nil {
-				delivery = meta.Sequence.Consumer
-			}
-			if lastDelivery == 0 || delivery != lastDelivery+1 {
-				s.retry(work, log, func() error { return s.catchUp(work, p, cons, msg) })
-			}
-			lastDelivery = delivery
-			s.handle(work, log, msg)
+			drained = drainDeliveries(deliveries, append(drained[:0], msg))
+			b.process(work, drained)
+			clear(drained)
 		}
 		stop()
 		it.Stop()
@@ -290,20 +291,9 @@ type ingress struct {
 // On success the message is in NATTER_LOG (now or from an earlier attempt) and has
 // been fanned out, or was refused and the sender told.
 func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, err error) {
-	m, err := protocol.DecodeIngress(in.data)
-	if err == nil {
-		err = validateIngress(&m)
-	}
-	if err == nil && !strings.HasSuffix(in.subject, "."+m.ChatID) {
-		// The partition was computed from the subject: a payload for another chat
-		// would be sequenced outside that chat's partition.
-		err = fmt.Errorf("chatId %s does not match subject %s", m.ChatID, in.subject)
-	}
+	m, err := decodeIngress(in)
 	if err != nil {
-		s.log.Warn("dropping invalid ingress message", zap.String("subject", in.subject), zap.Error(err))
-		if ids.Valid(m.SenderID) && ids.Valid(m.MessageID) {
-			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
-		}
+		s.refuseInvalid(in.subject, &m, err)
 		return true, nil
 	}
 	service := in.header.Get(protocol.HeaderService) != ""
@@ -312,33 +302,16 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 	if err != nil {
 		return false, err
 	}
-	// Exactly once: a chat's ingress messages are sequenced in ingress order, and each
-	// log message records the ingress seq it came from. A redelivery of anything at
-	// or below the chat's last ingress seq was sequenced already, however long ago.
-	if in.seq <= st.lastInSeq {
-		return false, nil
-	}
-	var ev *protocol.SystemEvent
-	if m.MessageType == protocol.TypeSystem && len(m.Meta) > 0 {
-		ev = parseEvent(m.Meta)
-	}
-	if !service {
-		if _, ok := st.members[m.SenderID]; !ok {
-			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", m.ChatID))
-			return false, nil
-		}
-		if m.MessageType == protocol.TypeSystem {
-			s.reject(m.SenderID, &m, protocol.Errorf(protocol.CodeForbidden, "only services send system messages"))
-			return false, nil
-		}
-	}
-	// Edits, deletes, reactions and replies must reference a fitting message (msgops.go).
-	switch v, perr := s.authorizeRefs(ctx, st, &m, service); v {
+	switch v, perr := s.check(ctx, st, &m, in.seq, st.lastInSeq, service); v {
 	case refuse:
 		s.reject(m.SenderID, &m, perr)
 		return false, nil
 	case drop:
 		return false, nil
+	}
+	var ev *protocol.SystemEvent
+	if m.MessageType == protocol.TypeSystem && len(m.Meta) > 0 {
+		ev = parseEvent(m.Meta)
 	}
 	if ev != nil && service {
 		// Membership is stored before the event is in the log (msgops.go).
@@ -350,16 +323,10 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 	m.Seq = st.lastSeq + 1
 	m.Timestamp = time.Now().UnixMilli()
 	data := protocol.EncodeMessageFrame(&m)
-	out := &nats.Msg{Subject: s.deps.Subjects.Log(m.ChatID), Data: data, Header: nats.Header{}}
-	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
-	out.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(st.lastLogSeq, 10))
-	out.Header.Set(protocol.HeaderSeq, strconv.FormatUint(m.Seq, 10))
-	out.Header.Set(protocol.HeaderInSeq, strconv.FormatUint(in.seq, 10))
+	out := s.logMsg(&m, data, in.seq, true, st.lastLogSeq)
 	ack, err := s.deps.JS.PublishMsg(ctx, out)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if isFenced(err) {
 			// Another sequencer appended to this chat (we were deposed, or our state
 			// is stale): reload and decide again.
 			s.fenced.Add(1)
@@ -397,6 +364,77 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 	s.fanout(recipients, &m, data)
 	s.sequenced.Add(1)
 	return false, nil
+}
+
+// decodeIngress decodes and validates in on its own, before any chat state is
+// consulted. An error means in can never be sequenced; m then holds what could be
+// decoded, for refuseInvalid.
+func decodeIngress(in *ingress) (m protocol.Message, err error) {
+	m, err = protocol.DecodeIngress(in.data)
+	if err == nil {
+		err = validateIngress(&m)
+	}
+	if err == nil && !strings.HasSuffix(in.subject, "."+m.ChatID) {
+		// The partition was computed from the subject: a payload for another chat
+		// would be sequenced outside that chat's partition.
+		err = fmt.Errorf("chatId %s does not match subject %s", m.ChatID, in.subject)
+	}
+	return m, err
+}
+
+// refuseInvalid logs an ingress message decodeIngress refused and tells its sender,
+// when the message names one.
+func (s *Sequencer) refuseInvalid(subject string, m *protocol.Message, err error) {
+	s.log.Warn("dropping invalid ingress message", zap.String("subject", subject), zap.Error(err))
+	if ids.Valid(m.SenderID) && ids.Valid(m.MessageID) {
+		s.reject(m.SenderID, m, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
+	}
+}
+
+// check decides, in chat order, whether m (ingress seq inSeq) is to be sequenced in
+// a chat whose state is st and whose last sequenced ingress seq is lastInSeq (st's,
+// or a later one of a batch being built). It returns accept, refuse with the error
+// for the sender, or drop (already sequenced, or an operation that changes nothing).
+func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Message, inSeq, lastInSeq uint64, service bool) (verdict, *protocol.Error) {
+	// Exactly once: a chat's ingress messages are sequenced in ingress order, and each
+	// log message records the ingress seq it came from. A redelivery of anything at
+	// or below the chat's last ingress seq was sequenced already, however long ago.
+	if inSeq <= lastInSeq {
+		return drop, nil
+	}
+	if !service {
+		if _, ok := st.members[m.SenderID]; !ok {
+			return refuse, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", m.ChatID)
+		}
+		if m.MessageType == protocol.TypeSystem {
+			return refuse, protocol.Errorf(protocol.CodeForbidden, "only services send system messages")
+		}
+	}
+	// Edits, deletes, reactions and replies must reference a fitting message (msgops.go).
+	return s.authorizeRefs(ctx, st, m, service)
+}
+
+// logMsg is the NATTER_LOG message of m (encoded as data), sequenced from ingress
+// seq inSeq. With fence, it may only be appended while the chat's last log message
+// is lastLogSeq (0: none), so that a deposed sequencer's late append fails.
+func (s *Sequencer) logMsg(m *protocol.Message, data []byte, inSeq uint64, fence bool, lastLogSeq uint64) *nats.Msg {
+	// Room for the batch headers too (Nats-Batch-Id, -Sequence, -Commit).
+	h := make(nats.Header, 8)
+	h.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
+	if fence {
+		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(lastLogSeq, 10))
+	}
+	h.Set(protocol.HeaderSeq, strconv.FormatUint(m.Seq, 10))
+	h.Set(protocol.HeaderInSeq, strconv.FormatUint(inSeq, 10))
+	return &nats.Msg{Subject: s.deps.Subjects.Log(m.ChatID), Data: data, Header: h}
+}
+
+// isFenced reports whether err is JetStream refusing an append because the chat's
+// last log message is not the expected one.
+func isFenced(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // apply changes st's membership for a sequenced system event and returns who must

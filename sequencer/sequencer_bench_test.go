@@ -21,7 +21,8 @@ import (
 // BenchmarkSequencerThroughput measures the sequencer step end to end on an
 // in-process JetStream: b.N ingress messages over 100 1:1 chats are stored first,
 // then the timer runs while one sequencer (4 partitions) checks membership, appends
-// each to NATTER_LOG (one JetStream write, fenced) and fans out to both members.
+// to NATTER_LOG (fenced; one atomic batch per partition drain, batch.go) and fans
+// out to both members.
 // "sync=always" fsyncs every JetStream write (the embedded default); "sync=2m" is
 // the NATS server default. Run with
 // go test -bench SequencerThroughput -benchmem -benchtime 5000x ./sequencer/
@@ -80,7 +81,7 @@ func BenchmarkSequencerThroughput(b *testing.B) {
 			}
 			<-js.PublishAsyncComplete()
 			var cfg sequencer.Config
-			cfg.MaxChats, cfg.LargeChatThreshold, cfg.PinnedTTL, cfg.Fetch = 100_000, 1000, 5*time.Second, 512
+			cfg.MaxChats, cfg.LargeChatThreshold, cfg.PinnedTTL, cfg.Fetch, cfg.BatchMin = 100_000, 1000, 5*time.Second, 512, 16
 			s, err := sequencer.New(cfg, sequencer.Deps{NC: nc, JS: js, Store: st, Subjects: subj}, zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
@@ -98,6 +99,9 @@ func BenchmarkSequencerThroughput(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			if batches, batched, _ := s.BatchStats(); batches > 0 {
+				b.ReportMetric(float64(batched)/float64(batches), "msgs/batch")
+			}
 			cancel()
 			<-done
 		})

@@ -47,7 +47,7 @@ func setup(t *testing.T) *env {
 		[]store.Member{{ChatID: "c1", UserID: "alice", Role: store.RoleAdmin}, {ChatID: "c1", UserID: "bob", Role: store.RoleMember}})
 	require.NoError(t, err)
 	var cfg sequencer.Config
-	cfg.MaxChats, cfg.LargeChatThreshold, cfg.PinnedTTL, cfg.Fetch = 1000, 1000, time.Second, 64
+	cfg.MaxChats, cfg.LargeChatThreshold, cfg.PinnedTTL, cfg.Fetch, cfg.BatchMin = 1000, 1000, time.Second, 64, 16
 	return &env{nc: nc, js: js, st: st, subj: ncfg.Subjects(), ncfg: ncfg, cfg: cfg}
 }
 

@@ -25,6 +25,9 @@ func InStreamConfig(c *Config) jetstream.StreamConfig {
 		Duplicates: c.DedupWindow,
 		Discard:    jetstream.DiscardOld,
 		MaxBytes:   -1,
+		// Gateways group the sends of many connections into one atomic batch: with
+		// sync always, JetStream then fsyncs once per batch instead of per message.
+		AllowAtomicPublish: true,
 	}
 }
 
@@ -42,6 +45,9 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 		MaxAge:      c.LogMaxAge,
 		MaxBytes:    c.LogMaxBytes,
 		Discard:     jetstream.DiscardOld,
+		// The sequencer appends each partition's pending messages as one atomic batch
+		// (one fsync per batch with sync always).
+		AllowAtomicPublish: true,
 	}
 }
 
