@@ -6,8 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -131,8 +129,9 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 	return g.publishAndAck(ctx, c, m, start)
 }
 
-// publishAndAck publishes a client's message to NATTER_IN and acks it to the
-// connection once JetStream has stored it; start is when the frame arrived.
+// publishAndAck publishes a client's message to NATTER_IN (through the gateway's
+// group commit, ingress.go) and acks it to the connection once JetStream has stored
+// it; start is when the frame arrived.
 func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Message, start time.Time) error {
 	dup, err := g.publishIngress(ctx, m, false)
 	if err != nil {
@@ -141,24 +140,6 @@ func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Messag
 	g.deps.Metrics.SendAcked(time.Since(start))
 	c.send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Duplicate: dup})
 	return nil
-}
-
-// publishIngress stores m in NATTER_IN, deduplicated by chat and message ID. service
-// marks a trusted backend publish (no membership check in the sequencer).
-func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, service bool) (duplicate bool, err error) {
-	out := &nats.Msg{Subject: g.deps.Subjects.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
-	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
-	if service {
-		out.Header.Set(protocol.HeaderService, "1")
-	}
-	pctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
-	defer cancel()
-	ack, err := g.deps.JS.PublishMsg(pctx, out)
-	if err != nil {
-		g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(err))
-		return false, protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
-	}
-	return ack.Duplicate, nil
 }
 
 // onHistory answers a history frame with one page.

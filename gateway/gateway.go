@@ -59,6 +59,8 @@ type Gateway struct {
 	media *mediaStore
 	// limits: abuse limits (limits.go).
 	limits *limiter
+	// ingress: the group-committing queue of sends to NATTER_IN (ingress.go).
+	ingress ingressQueue
 }
 
 // metrics are the gateway's counters.
@@ -73,6 +75,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 		hub:     newHub(deps.NC, deps.Subjects.UserPrefix(), max(2, runtime.GOMAXPROCS(0)), log),
 		members: newMemberCache(deps.Store, 100_000, 5*time.Second),
 	}
+	g.ingress.g = g
 	g.large = newLargeChats(g)
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go

@@ -68,6 +68,9 @@ type Metrics struct {
 	batchSize prometheus.Histogram
 	storeOps  map[string]prometheus.Observer
 	storeErrs map[string]prometheus.Counter
+
+	ingressBatch       prometheus.Histogram
+	ingressBatchFailed prometheus.Counter
 }
 
 // New returns metrics registered on a new registry.
@@ -109,6 +112,12 @@ func New() *Metrics {
 	m.ingressWait = hist("sequencer", "ingress_to_log_seconds",
 		"From a message stored in NATTER_IN to the sequencer done with it (appended to NATTER_LOG, fanned out, acked): queueing plus sequencing. With gateway_deliver_seconds, the server side of send-to-deliver.", LatencyBuckets)
 
+	m.ingressBatch = hist("gateway", "ingress_batch_size",
+		"Sends stored in NATTER_IN per atomic batch (the gateway's group commit); sends published alone are not counted.",
+		prometheus.ExponentialBuckets(1, 2, 10))
+	m.ingressBatchFailed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Subsystem: "gateway", Name: "ingress_batch_failures_total",
+		Help: "Atomic ingress batches the server refused (a duplicate Nats-Msg-Id, or an error); their sends were then published one by one."})
+	r.MustRegister(m.ingressBatchFailed)
 	m.batchSize = hist("persister", "batch_size", "Messages per store write (persister batches).",
 		prometheus.ExponentialBuckets(1, 2, 14))
 	ops := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Subsystem: "store", Name: "seconds",
@@ -212,6 +221,22 @@ func (m *Metrics) SendAcked(d time.Duration) {
 		return
 	}
 	m.sendAck.Observe(d.Seconds())
+}
+
+// IngressBatch observes one atomic batch of n sends stored in NATTER_IN.
+func (m *Metrics) IngressBatch(n int) {
+	if m == nil {
+		return
+	}
+	m.ingressBatch.Observe(float64(n))
+}
+
+// IngressBatchFailed counts one atomic ingress batch refused by the server.
+func (m *Metrics) IngressBatchFailed() {
+	if m == nil {
+		return
+	}
+	m.ingressBatchFailed.Inc()
 }
 
 // Delivered observes, for a message frame arriving at a gateway for its

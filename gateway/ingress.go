@@ -1,0 +1,295 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/synadia-io/orbit.go/jetstreamext"
+	"go.uber.org/zap"
+)
+
+// Group commit of ingress publishes.
+//
+// With nats.sync=always JetStream fsyncs every message it stores on its own, so one
+// PublishMsg per send caps a gateway at the disk's fsync rate and every send waits
+// behind a queue of fsyncs. Instead, the sends of all of a gateway's connections
+// (and its REST and system publishes) go into one queue. One committer goroutine
+// takes whatever is queued and stores it in NATTER_IN as one JetStream atomic batch
+// (nats-server ≥ 2.12, AllowAtomicPublish on the stream): an R1 file store with
+// sync always fsyncs the batch once, not once per message. Nothing waits for a
+// batch to fill: a send that finds the committer idle is published at once with a
+// plain PublishMsg, as is any group too small to be worth a batch
+// (ingressMinBatch); under load the queue fills while the previous commit is in
+// flight, and the next commit takes all of it.
+//
+// Guarantees, the same as one PublishMsg per send:
+//   - a send is acked only once JetStream stored it: an atomic batch is stored
+//     whole or not at all;
+//   - Nats-Msg-Id dedupe is unchanged: a batch fails whole if any of its IDs is
+//     stored already, and is then published one message at a time, so each send
+//     gets its own outcome (stored, duplicate, or an error);
+//   - sender FIFO: a connection waits for its send's outcome before reading its next
+//     frame, so a batch holds at most one send per connection, and batches are
+//     published one after another on the gateway's one NATS connection, so the
+//     stream stores a connection's sends in the order it sent them, even a send
+//     whose waiter timed out (it is either published before the next one, or not
+//     at all if it was still queued).
+//
+// The committer goroutine lives only while the queue has work: it ends when it
+// finds the queue empty, and the next send starts a new one.
+
+// ingressMaxBatch caps the messages of one atomic batch. The server refuses
+// batches above its max_batch_size (1,000 by default); staying well below keeps a
+// commit short.
+var ingressMaxBatch = 256
+
+// ingressMaxBatchBytes caps the payload bytes of one atomic batch (a send is at most
+// ~21 KB), so a batch of large messages still commits quickly.
+var ingressMaxBatchBytes = 1 << 20
+
+// ingressMinBatch is the fewest messages worth an atomic batch: smaller groups are
+// published each on its own. An R1 server stages a batch in a store of its own,
+// created and deleted per batch (directories, files, two more fsyncs), so a batch
+// costs about as much as ten to fifteen plain publishes; BenchmarkIngressCommit
+// measured the break-even between 8 and 32 messages.
+var ingressMinBatch = 16
+
+// ingressBatchPause is how long a gateway publishes one message at a time after
+// the stream refused an atomic batch as not enabled (an older server, or
+// NATTER_IN without AllowAtomicPublish) before trying a batch again.
+var ingressBatchPause = time.Minute
+
+// ingressBatchesOffUntil is when batches may be tried again (unix ns) after a
+// refusal: process-wide, since a process's gateways share one NATS deployment.
+var ingressBatchesOffUntil atomic.Int64
+
+// ingressSend is one message waiting to be stored in NATTER_IN.
+type ingressSend struct {
+	msg      *nats.Msg
+	msgID    string // its Nats-Msg-Id
+	deadline time.Time
+	// state is sendQueued until the committer takes the send (sendTaken) or its
+	// waiter stops waiting (sendAbandoned): a send abandoned while queued is never
+	// published; one abandoned after it was taken may still be stored.
+	state atomic.Uint32
+	// done receives the outcome once; buffered, so the committer never blocks.
+	done chan ingressResult
+}
+
+const (
+	sendQueued uint32 = iota
+	sendTaken
+	sendAbandoned
+)
+
+// ingressResult is the outcome of one send: stored (duplicate: it was stored
+// before), or err.
+type ingressResult struct {
+	duplicate bool
+	err       error
+}
+
+// ingressQueue is one gateway's queue of sends and its committer.
+type ingressQueue struct {
+	g *Gateway
+
+	// mu guards the fields below. It is held only to append or take sends, never
+	// across I/O.
+	mu      sync.Mutex
+	pending []*ingressSend
+	running bool // a committer goroutine drains pending
+}
+
+// publishIngress stores m in NATTER_IN, deduplicated by chat and message ID, and
+// reports whether it was stored before. service marks a trusted backend publish (no
+// membership check in the sequencer). It waits at most Config.PublishTimeout, or
+// until ctx ends; any failure is a CodeUnavailable error (resend with the same
+// messageId), and the message may or may not have been stored.
+func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, service bool) (duplicate bool, err error) {
+	s := g.newIngressSend(m, service)
+	wctx, cancel := context.WithDeadline(ctx, s.deadline)
+	defer cancel()
+	g.enqueueIngress(s)
+	var r ingressResult
+	select {
+	case r = <-s.done:
+	case <-wctx.Done():
+		s.state.Store(sendAbandoned)
+		select {
+		case r = <-s.done: // the outcome came as we gave up: it stands
+		default:
+			r.err = wctx.Err()
+		}
+	}
+	if r.err != nil {
+		g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(r.err))
+		return false, protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
+	}
+	return r.duplicate, nil
+}
+
+// newIngressSend returns m as a send to NATTER_IN, due within PublishTimeout.
+func (g *Gateway) newIngressSend(m *protocol.Message, service bool) *ingressSend {
+	out := &nats.Msg{Subject: g.deps.Subjects.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
+	id := m.ChatID + ":" + m.MessageID
+	out.Header.Set(jetstream.MsgIDHeader, id)
+	if service {
+		out.Header.Set(protocol.HeaderService, "1")
+	}
+	return &ingressSend{msg: out, msgID: id, deadline: time.Now().Add(g.cfg.PublishTimeout), done: make(chan ingressResult, 1)}
+}
+
+// enqueueIngress queues s on g's queue and starts its committer if it is idle.
+func (g *Gateway) enqueueIngress(s *ingressSend) {
+	q := &g.ingress
+	q.mu.Lock()
+	q.pending = append(q.pending, s)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go q.run()
+	}
+}
+
+// run commits batches until the queue is empty, then ends. Each
+// commit ends by its sends' deadlines at the latest, so run ends soon after the
+// gateway stops sending.
+func (q *ingressQueue) run() {
+	var buf []*ingressSend
+	for {
+		batch := q.take(buf[:0])
+		if len(batch) == 0 {
+			return
+		}
+		q.commit(batch)
+		clear(batch) // let the sends go
+		buf = batch
+	}
+}
+
+// take moves up to a batch of queued sends into batch, skipping abandoned ones.
+// When none is left it marks the committer stopped and returns an empty batch.
+func (q *ingressQueue) take(batch []*ingressSend) []*ingressSend {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n, size := 0, 0
+	for n < len(q.pending) && len(batch) < ingressMaxBatch {
+		s := q.pending[n]
+		sz := len(s.msg.Data)
+		if len(batch) > 0 && size+sz > ingressMaxBatchBytes {
+			break
+		}
+		n++
+		if s.state.CompareAndSwap(sendQueued, sendTaken) {
+			batch = append(batch, s)
+			size += sz
+		}
+	}
+	rest := copy(q.pending, q.pending[n:])
+	clear(q.pending[rest:])
+	q.pending = q.pending[:rest]
+	if len(batch) == 0 && rest == 0 {
+		q.running = false
+	}
+	return batch
+}
+
+// commit stores batch in NATTER_IN and hands every send its outcome.
+func (q *ingressQueue) commit(batch []*ingressSend) {
+	g := q.g
+	deadline := batch[0].deadline
+	for _, s := range batch[1:] {
+		if s.deadline.After(deadline) {
+			deadline = s.deadline
+		}
+	}
+	// Past the last deadline nobody waits for the outcome any more.
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if len(batch) < ingressMinBatch || time.Now().UnixNano() < ingressBatchesOffUntil.Load() {
+		q.publishEach(ctx, batch)
+		return
+	}
+	// The server fails a batch that names a Nats-Msg-Id twice: a repeat (a client
+	// resending on a new connection) stays out of the batch and is a duplicate of
+	// the first if the batch is stored.
+	msgs := make([]*nats.Msg, 0, len(batch))
+	repeat := make([]bool, len(batch))
+	seen := make(map[string]struct{}, len(batch))
+	for i, s := range batch {
+		if _, ok := seen[s.msgID]; ok {
+			repeat[i] = true
+			continue
+		}
+		seen[s.msgID] = struct{}{}
+		msgs = append(msgs, s.msg)
+	}
+	if len(msgs) < ingressMinBatch {
+		q.publishEach(ctx, batch)
+		return
+	}
+	// No ack of the first message: a batch the server refuses early fails at the
+	// commit, and one round trip per batch is enough.
+	_, err := jetstreamext.PublishMsgBatch(ctx, g.deps.JS, msgs, jetstreamext.BatchFlowControl{})
+	if err == nil {
+		g.deps.Metrics.IngressBatch(len(msgs))
+		for i, s := range batch {
+			s.done <- ingressResult{duplicate: repeat[i]}
+		}
+		return
+	}
+	for _, m := range msgs { // published alone, a batch header would make it a batch again
+		m.Header.Del(jetstreamext.BatchIDHeader)
+		m.Header.Del(jetstreamext.BatchSeqHeader)
+		m.Header.Del(jetstreamext.BatchCommitHeader)
+	}
+	if ctx.Err() != nil { // the outcome is unknown, and nobody waits for it
+		for _, s := range batch {
+			s.done <- ingressResult{err: err}
+		}
+		return
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishNotEnabled:
+		ingressBatchesOffUntil.Store(time.Now().Add(ingressBatchPause).UnixNano())
+		g.log.Warn("NATTER_IN refuses atomic batches (needs nats-server >= 2.12 and allow_atomic); publishing sends one by one",
+			zap.Error(err), zap.Duration("retry_in", ingressBatchPause))
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID:
+		// A resend of a stored message: the one-by-one publish below tells which.
+	default:
+		g.log.Info("ingress batch failed; publishing its sends one by one", zap.Int("size", len(msgs)), zap.Error(err))
+	}
+	g.deps.Metrics.IngressBatchFailed()
+	q.publishEach(ctx, batch)
+}
+
+// publishEach publishes the sends of batch each on its own, all at once so the
+// server stores them back to back, and returns when each has its outcome. Their
+// order does not matter: a batch holds at most one send per connection (and of
+// sends with the same ID, whichever the server stores first is the original).
+// Sends whose waiter left are skipped: they were not stored.
+func (q *ingressQueue) publishEach(ctx context.Context, batch []*ingressSend) {
+	var wg sync.WaitGroup
+	for _, s := range batch {
+		if s.state.Load() == sendAbandoned {
+			continue
+		}
+		wg.Go(func() {
+			ack, err := q.g.deps.JS.PublishMsg(ctx, s.msg)
+			if err != nil {
+				s.done <- ingressResult{err: err}
+				return
+			}
+			s.done <- ingressResult{duplicate: ack.Duplicate}
+		})
+	}
+	wg.Wait()
+}
