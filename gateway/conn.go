@@ -17,6 +17,7 @@ import (
 type conn struct {
 	g       *Gateway
 	ws      *websocket.Conn // nil for an SSE connection
+	sock    *corkConn       // ws's socket (cork.go); nil for SSE, and in tests
 	sse     *sseSink        // nil for a WebSocket connection
 	id      string
 	user    string
@@ -145,7 +146,16 @@ func (c *conn) pushLocked(frame []byte) {
 	}
 }
 
-// writeLoop writes queued frames in order and exits when the queue is empty.
+// Limits of one batch of the writer: it writes up to this many queued frames, or
+// the frames that fit in writeBatchBytes (at least one), with one write(2).
+var (
+	writeBatchFrames = 64
+	writeBatchBytes  = 64 << 10
+)
+
+// writeLoop writes queued frames in order, in batches, and exits when the queue is
+// empty. A batch stays in the queue while it is written, so the queue's limits count
+// it.
 func (c *conn) writeLoop() {
 	for {
 		c.mu.Lock()
@@ -155,29 +165,58 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		frame := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
+		n, size := 1, len(c.queue[0])
+		for n < len(c.queue) && n < writeBatchFrames && size+len(c.queue[n]) <= writeBatchBytes {
+			size += len(c.queue[n])
+			n++
+		}
+		batch := c.queue[:n:n] // only this goroutine removes frames; others append
 		c.mu.Unlock()
-		if err := c.write(frame); err != nil {
+		if err := c.write(batch); err != nil {
 			c.closeWith(websocket.StatusAbnormalClosure, "", "")
-			c.mu.Lock()
+		}
+		c.mu.Lock()
+		if c.closed {
 			c.writing = false
 			c.queue = nil
 			c.mu.Unlock()
 			return
 		}
+		clear(c.queue[:n])
+		c.queue = c.queue[n:]
+		c.mu.Unlock()
 	}
 }
 
-func (c *conn) write(frame []byte) error {
-	c.g.deps.Metrics.FrameOut(frame)
-	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
-	defer cancel()
-	if c.sse != nil {
-		return c.sse.write(frame)
+// write writes frames in order within WriteTimeout: on a WebSocket with the socket
+// corked, so that they leave in one write(2) (with the library's pongs, if any).
+func (c *conn) write(frames [][]byte) error {
+	for _, f := range frames {
+		c.g.deps.Metrics.FrameOut(f)
 	}
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	if c.sse != nil {
+		return c.sse.write(frames)
+	}
+	ctx := context.Background() // the deadline set by cork bounds the batch
+	if c.sock == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.g.cfg.WriteTimeout)
+		defer cancel()
+	} else {
+		c.sock.cork()
+	}
+	var err error
+	for _, f := range frames {
+		if err = c.ws.Write(ctx, websocket.MessageText, f); err != nil {
+			break
+		}
+	}
+	if c.sock != nil {
+		if uerr := c.sock.uncork(); err == nil {
+			err = uerr
+		}
+	}
+	return err
 }
 
 // ping checks the connection is alive: a WebSocket ping that waits for its pong, or

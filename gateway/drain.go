@@ -70,8 +70,8 @@ func (g *Gateway) drain() {
 }
 
 // awaitClosed waits, at most d, until every connection's close handshake is done
-// and its handler has returned: cancelling the connections' context earlier would
-// drop them without their close frame. With NATS closed for good (a crash) it does
+// and its goroutine has returned: stopping the hub earlier (hub.stop) would drop
+// them without their close frame. With NATS closed for good (a crash) it does
 // not wait.
 func (g *Gateway) awaitClosed(d time.Duration) {
 	if g.deps.NC != nil && g.deps.NC.IsClosed() {

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	pmetrics "github.com/natter-chat/natter/pkg/metrics"
 	"go.uber.org/zap"
@@ -32,6 +34,13 @@ type hub struct {
 
 	shards []chan *nats.Msg
 	done   chan struct{} // closed by stop: dispatchers exit
+
+	// ctx is the base of the connections' contexts (not the upgrade request's: a
+	// request context keeps the request alive); stop cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	flusher *flusher // coalesces the flushes of add
 }
 
 // userEntry is one user's subscription and connections. Fields guarded by hub.mu.
@@ -40,12 +49,18 @@ type userEntry struct {
 	conns []*conn
 }
 
+// subscribeFlushTimeout bounds the wait for the server to confirm a new user's
+// subscriptions.
+var subscribeFlushTimeout = 5 * time.Second
+
 // dispatchBuffer is the capacity of each shard channel; when full, nats.go drops
 // messages for the subscription (live delivery may drop; clients fill gaps).
 var dispatchBuffer = 16384
 
 func newHub(nc *nats.Conn, prefix string, shards int, log *zap.Logger) *hub {
 	h := &hub{nc: nc, prefix: prefix, log: log, users: map[string]*userEntry{}, done: make(chan struct{})}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.flusher = newFlusher(func(d time.Duration) error { return h.nc.FlushTimeout(d) }, subscribeFlushTimeout)
 	for i := 0; i < shards; i++ {
 		h.shards = append(h.shards, make(chan *nats.Msg, dispatchBuffer))
 	}
@@ -79,6 +94,8 @@ func (h *hub) shard(uid string) chan *nats.Msg {
 }
 
 // add registers c under its user, subscribing on the user's first connection.
+// It returns once the server has the user's subscriptions (onFirst's too), so that
+// the client, told it is connected after this, misses nothing sequenced later.
 func (h *hub) add(c *conn) error {
 	h.mu.Lock()
 	e := h.users[c.user]
@@ -96,15 +113,17 @@ func (h *hub) add(c *conn) error {
 	e.conns = append(e.conns, c)
 	h.mu.Unlock()
 	if first {
-		// The server must have the subscription before the client is told it is
+		if h.onFirst != nil {
+			h.onFirst(c.user) // large chats' subscriptions: covered by the flush below
+		}
+		// The server must have the subscriptions before the client is told it is
 		// connected: a sync that follows reads history after this point, and
-		// anything sequenced later has to arrive live.
-		if err := h.nc.FlushTimeout(5 * time.Second); err != nil {
+		// anything sequenced later has to arrive live. One flush covers every
+		// subscription made before it started: concurrent first connections share
+		// one (flush.go).
+		if err := h.flusher.wait(); err != nil {
 			h.remove(c)
 			return err
-		}
-		if h.onFirst != nil {
-			h.onFirst(c.user)
 		}
 	}
 	return nil
@@ -209,12 +228,21 @@ func (h *hub) count() (conns, users int) {
 	return conns, len(h.users)
 }
 
+// stop unsubscribes every user, ends the connections' base context and closes
+// the connections still open (Run has closed them with a close frame before), and
+// stops the dispatchers.
 func (h *hub) stop() {
 	h.mu.Lock()
+	var open []*conn
 	for _, e := range h.users {
 		_ = e.sub.Unsubscribe()
+		open = append(open, e.conns...)
 	}
 	h.users = map[string]*userEntry{}
 	h.mu.Unlock()
+	h.cancel()
+	for _, c := range open {
+		c.closeWith(websocket.StatusAbnormalClosure, "", "")
+	}
 	close(h.done)
 }

@@ -138,7 +138,8 @@ func (l *largeChats) unmarkLarge(chat string) {
 	}
 }
 
-// userConnected joins uid to the large chats it is a member of.
+// userConnected joins uid to the large chats it is a member of. It runs as
+// hub.onFirst, before hub.add's flush.
 func (l *largeChats) userConnected(uid string) {
 	l.mu.RLock()
 	chats := make([]string, 0, len(l.large))
@@ -146,17 +147,13 @@ func (l *largeChats) userConnected(uid string) {
 		chats = append(chats, c)
 	}
 	l.mu.RUnlock()
-	joined := false
 	for _, chat := range chats {
 		if _, err := l.g.members.check(context.Background(), chat, uid); err == nil {
 			l.join(chat, uid)
-			joined = true
 		}
 	}
-	if joined {
-		// As for the user subscription: active before the client hears connected.
-		_ = l.g.deps.NC.FlushTimeout(5 * time.Second)
-	}
+	// As for the user subscription, the subscriptions must be active before the
+	// client hears connected: hub.add, which calls this, flushes after it.
 }
 
 // userGone leaves every large chat uid had joined.

@@ -60,9 +60,10 @@ type sseSink struct {
 	reqMu sync.Mutex
 }
 
-// write sends frame as one event and flushes it. A frame is one line of JSON; any
-// newline in it is split across data lines, which SSE joins back with "\n".
-func (s *sseSink) write(frame []byte) error {
+// write sends each frame as one event and flushes them together. A frame is one
+// line of JSON; any newline in it is split across data lines, which SSE joins back
+// with "\n".
+func (s *sseSink) write(frames [][]byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
@@ -70,13 +71,19 @@ func (s *sseSink) write(frame []byte) error {
 	}
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
 	var buf bytes.Buffer
-	buf.Grow(len(frame) + 8)
-	for _, line := range bytes.Split(frame, []byte("\n")) {
-		buf.WriteString("data: ")
-		buf.Write(bytes.TrimSuffix(line, []byte("\r")))
+	size := 0
+	for _, frame := range frames {
+		size += len(frame) + 8
+	}
+	buf.Grow(size)
+	for _, frame := range frames {
+		for _, line := range bytes.Split(frame, []byte("\n")) {
+			buf.WriteString("data: ")
+			buf.Write(bytes.TrimSuffix(line, []byte("\r")))
+			buf.WriteByte('\n')
+		}
 		buf.WriteByte('\n')
 	}
-	buf.WriteByte('\n')
 	if _, err := s.w.Write(buf.Bytes()); err != nil {
 		return err
 	}

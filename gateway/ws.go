@@ -40,9 +40,12 @@ func authError(err error) *protocol.Error {
 
 // handleWS upgrades to a WebSocket. A token in the header or query is checked before
 // the upgrade (a bad one gets HTTP 401); without one the first frame must be connect.
+//
+// The connection is served by a goroutine of its own (serveWS) and the handler
+// returns: as long as a handler runs, net/http keeps its request, response and
+// buffers alive, about 4 KB per idle connection.
 func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	var id auth.Identity
-	var resume bool
 	if err := g.limits.allowConnect(r); err != nil { // limits.go
 		refuse(w, err.(*protocol.Error))
 		return
@@ -59,23 +62,46 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			refuse(w, err.(*protocol.Error))
 			return
 		}
-		defer g.limits.release(id.UserID)
 	} else if g.limits.gatewayFull() {
 		refuse(w, rateLimited("this gateway is at its connection limit: retry later"))
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
+	resume := r.URL.Query().Get("resume") == "1"
+	up := &upgradeWriter{ResponseWriter: w, timeout: g.cfg.WriteTimeout} // cork.go
+	ws, err := websocket.Accept(up, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
 	if err != nil {
+		if lim != nil {
+			g.limits.release(id.UserID)
+		}
 		return // Accept wrote the HTTP error (e.g. 403 for a foreign origin)
 	}
+	go g.serveWS(ws, up.conn, id, lim, resume)
+}
+
+// serveWS serves an upgraded connection until it ends. id and lim are zero and nil
+// when the first frame must authenticate; resume is the request's ?resume=1. It
+// releases lim when done. A panic ends the connection, not the process, as it did
+// when net/http's handler goroutine served it.
+func (g *Gateway) serveWS(ws *websocket.Conn, sock *corkConn, id auth.Identity, lim *connLimit, resume bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			g.log.Error("panic serving a WebSocket", zap.Any("panic", p), zap.Stack("stack"))
+			_ = ws.CloseNow()
+		}
+	}()
+	if lim != nil {
+		defer g.limits.release(id.UserID)
+	}
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := context.WithCancel(g.hub.ctx)
 	defer cancel()
-	c := &conn{g: g, ws: ws, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel}
+	c := &conn{g: g, ws: ws, sock: sock, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel}
 	c.lastRead.Store(time.Now().UnixNano())
 
-	if token == "" {
-		if id, resume, err = g.awaitConnect(ctx, ws); err != nil {
+	if lim == nil {
+		var err error
+		var connectResume bool
+		if id, connectResume, err = g.awaitConnect(ctx, ws); err != nil {
 			pe := authError(err)
 			var perr *protocol.Error
 			if errors.As(err, &perr) {
@@ -88,8 +114,8 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 			_ = ws.Close(status, string(pe.Code)+": "+pe.Message)
 			return
 		}
-	}
-	if lim == nil { // authenticated by a connect frame: reserve the slot now (limits.go)
+		resume = resume || connectResume
+		// Authenticated by a connect frame: reserve the slot now (limits.go).
 		if lim, err = g.limits.acquire(id.UserID); err != nil {
 			_ = ws.Close(protocol.CloseRateLimited, string(protocol.CodeRateLimited)+": "+err.(*protocol.Error).Message)
 			return
@@ -98,7 +124,7 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.lim = lim
 	c.user, c.service, c.expires = id.UserID, id.Service, id.ExpiresAt
-	if resume || r.URL.Query().Get("resume") == "1" {
+	if resume {
 		c.holdForResume(g.cfg.AuthTimeout)
 	}
 	detach, err := g.attach(c)
@@ -114,13 +140,18 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 // subscription and its presence, then greets it with connected. detach undoes both,
 // the device leaving presence after it left the hub.
 func (g *Gateway) attach(c *conn) (detach func(), err error) {
+	// Live frames that arrive once the subscription exists are held until the
+	// connected frame is queued: connected is always the first frame.
+	c.beginSync()
 	if err := g.hub.add(c); err != nil {
+		c.endSync(nil)
 		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
 		return nil, err
 	}
 	g.presence.joined(c)
 	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,
 		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
+	c.endSync(nil)
 	return func() {
 		g.hub.remove(c)
 		g.presence.left(c)
@@ -147,10 +178,15 @@ func (g *Gateway) awaitConnect(ctx context.Context, ws *websocket.Conn) (auth.Id
 	return id, f.Resume, err
 }
 
-// readLoop handles frames until the connection ends.
+// readLoop handles frames until the connection ends. Frames are handled with ctx;
+// the reads themselves are not bounded by it but end when the socket is closed
+// (closeWith, or the library on a failed write): with a cancellable context the
+// library would register a context.AfterFunc for every read, which an idle
+// connection holds for its whole life.
 func (g *Gateway) readLoop(ctx context.Context, c *conn) {
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, data, err := c.ws.Read(ctx)
+		typ, data, err := c.ws.Read(rctx)
 		if err != nil {
 			// Read limit exceeded: the library has already closed with 1009.
 			c.closeWith(websocket.StatusAbnormalClosure, "", "")

@@ -1,0 +1,312 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+// recConn records the writes that reach the socket.
+type recConn struct {
+	net.Conn // nil: only Write, SetWriteDeadline and Read are used
+
+	mu     sync.Mutex
+	writes [][]byte
+	err    error // returned by every Write when set
+	read   []byte
+}
+
+func (r *recConn) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return 0, r.err
+	}
+	r.writes = append(r.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+func (r *recConn) Read(p []byte) (int, error) {
+	n := copy(p, r.read)
+	r.read = r.read[n:]
+	return n, nil
+}
+
+func (r *recConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (r *recConn) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, w := range r.writes {
+		out = append(out, string(w))
+	}
+	return out
+}
+
+func TestCorkConn(t *testing.T) {
+	write := func(t *testing.T, c *corkConn, s string) {
+		t.Helper()
+		n, err := c.Write([]byte(s))
+		require.NoError(t, err)
+		require.Equal(t, len(s), n)
+	}
+	tests := []struct {
+		name    string
+		flushAt int
+		run     func(t *testing.T, c *corkConn)
+		want    []string
+	}{
+		{"uncorked writes go straight", 1 << 10, func(t *testing.T, c *corkConn) {
+			write(t, c, "a")
+			write(t, c, "b")
+		}, []string{"a", "b"}},
+		{"corked writes leave in one write", 1 << 10, func(t *testing.T, c *corkConn) {
+			c.cork()
+			write(t, c, "a")
+			write(t, c, "bc")
+			write(t, c, "d")
+			require.NoError(t, c.uncork())
+			write(t, c, "e")
+		}, []string{"abcd", "e"}},
+		{"an empty cork writes nothing", 1 << 10, func(t *testing.T, c *corkConn) {
+			c.cork()
+			require.NoError(t, c.uncork())
+		}, nil},
+		{"a full cork buffer is written early", 4, func(t *testing.T, c *corkConn) {
+			c.cork()
+			write(t, c, "ab")
+			write(t, c, "cd") // reaches 4
+			write(t, c, "e")
+			require.NoError(t, c.uncork())
+		}, []string{"abcd", "e"}},
+		{"cork can be reused", 1 << 10, func(t *testing.T, c *corkConn) {
+			for _, s := range []string{"ab", "cd"} {
+				c.cork()
+				write(t, c, s[:1])
+				write(t, c, s[1:])
+				require.NoError(t, c.uncork())
+			}
+		}, []string{"ab", "cd"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(v int) { corkFlushAt = v }(corkFlushAt)
+			corkFlushAt = tt.flushAt
+			rec := &recConn{}
+			c := &corkConn{Conn: rec, timeout: time.Second}
+			tt.run(t, c)
+			require.Equal(t, tt.want, rec.got())
+		})
+	}
+}
+
+func TestCorkConnWriteErrorSticks(t *testing.T) {
+	errBroken := errors.New("broken pipe")
+	rec := &recConn{err: errBroken}
+	c := &corkConn{Conn: rec}
+	c.cork()
+	_, err := c.Write([]byte("held")) // buffered: the error shows at uncork
+	require.NoError(t, err)
+	require.ErrorIs(t, c.uncork(), errBroken)
+	rec.err = nil
+	_, err = c.Write([]byte("x"))
+	require.ErrorIs(t, err, errBroken, "no write after a failed one: the stream would be corrupt")
+	require.Empty(t, rec.got())
+}
+
+// TestCorkConnOtherWritersWaitOnlyForUncork: a write from another goroutine during
+// a cork (a pong) is held with the batch and leaves in the same write, in order;
+// outside a cork it goes straight out.
+func TestCorkConnOtherWritersWaitOnlyForUncork(t *testing.T) {
+	rec := &recConn{}
+	c := &corkConn{Conn: rec}
+	c.cork()
+	_, _ = c.Write([]byte("1"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = c.Write([]byte("pong"))
+	}()
+	<-done // the other writer did not block
+	_, _ = c.Write([]byte("2"))
+	require.Empty(t, rec.got())
+	require.NoError(t, c.uncork())
+	require.Equal(t, []string{"1pong2"}, rec.got())
+	_, _ = c.Write([]byte("pong"))
+	require.Equal(t, []string{"1pong2", "pong"}, rec.got())
+}
+
+func TestCorkConnReadsPendingFirst(t *testing.T) {
+	c := &corkConn{Conn: &recConn{read: []byte("world")}, pending: []byte("hello ")}
+	var got []byte
+	buf := make([]byte, 4)
+	for len(got) < len("hello world") {
+		n, err := c.Read(buf)
+		require.NoError(t, err)
+		got = append(got, buf[:n]...)
+	}
+	require.Equal(t, "hello world", string(got))
+	require.Nil(t, c.pending)
+}
+
+// TestUpgradeWriterWebSocket runs a real WebSocket over upgradeWriter: frames the
+// client sent with its upgrade request, frames larger than the small buffers both
+// ways, pings, and a corked batch of messages that reaches the socket in one write.
+func TestUpgradeWriterWebSocket(t *testing.T) {
+	big := strings.Repeat("x", 20<<10)
+	type server struct {
+		ws   *websocket.Conn
+		sock *corkConn
+		rec  *countConn
+	}
+	accepted := make(chan server, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := &upgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
+		ws, err := websocket.Accept(up, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		rec := &countConn{Conn: up.conn.Conn}
+		up.conn.Conn = rec
+		accepted <- server{ws, up.conn, rec}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://"), nil)
+	require.NoError(t, err)
+	defer client.CloseNow()
+	client.SetReadLimit(1 << 20)
+	s := <-accepted
+	defer s.ws.CloseNow()
+	s.ws.SetReadLimit(1 << 20)
+
+	// Client to server, small and large.
+	for _, msg := range []string{"hello", big} {
+		require.NoError(t, client.Write(ctx, websocket.MessageText, []byte(msg)))
+		_, got, err := s.ws.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, msg, string(got))
+	}
+
+	// A ping from the server, answered while the client reads.
+	readErr := make(chan error, 1)
+	msgs := make(chan string, 10)
+	go func() {
+		for {
+			_, p, err := client.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			msgs <- string(p)
+		}
+	}()
+	go func() { _, _, _ = s.ws.Read(ctx) }() // reads the pong
+	require.NoError(t, s.ws.Ping(ctx))
+
+	// A corked batch: one write to the socket.
+	before := s.rec.count()
+	s.sock.cork()
+	for _, m := range []string{"one", "two", big, "three"} {
+		require.NoError(t, s.ws.Write(ctx, websocket.MessageText, []byte(m)))
+	}
+	require.Equal(t, before, s.rec.count(), "nothing written while corked")
+	require.NoError(t, s.sock.uncork())
+	require.Equal(t, before+1, s.rec.count())
+	for _, m := range []string{"one", "two", big, "three"} {
+		select {
+		case got := <-msgs:
+			require.Equal(t, m, got)
+		case err := <-readErr:
+			t.Fatal(err)
+		}
+	}
+
+	// Uncorked, a message still goes out (header and payload may be two writes).
+	require.NoError(t, s.ws.Write(ctx, websocket.MessageText, []byte("after")))
+	require.Equal(t, "after", <-msgs)
+	require.NoError(t, s.ws.Close(websocket.StatusNormalClosure, "bye"))
+	require.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(<-readErr))
+}
+
+// countConn counts the writes that reach the socket.
+type countConn struct {
+	net.Conn
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *countConn) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// TestWriteLoopBatches: frames queued before the writer runs leave in batches of at
+// most writeBatchFrames, one socket write each, in order; the queue is empty after.
+func TestWriteLoopBatches(t *testing.T) {
+	accepted := make(chan *upgradeWriter, 1)
+	wsc := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := &upgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
+		ws, err := websocket.Accept(up, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		accepted <- up
+		wsc <- ws
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://"), nil)
+	require.NoError(t, err)
+	defer client.CloseNow()
+	up, ws := <-accepted, <-wsc
+	defer ws.CloseNow()
+	cnt := &countConn{Conn: up.conn.Conn}
+	up.conn.Conn = cnt
+
+	c := &conn{g: &Gateway{cfg: Config{SendQueue: 1000, WriteTimeout: 5 * time.Second}}, ws: ws, sock: up.conn}
+	const n = 100 // 64 + 36
+	c.mu.Lock()
+	for i := range n {
+		c.queue = append(c.queue, []byte(strconv.Itoa(i)))
+	}
+	c.writing = true
+	c.mu.Unlock()
+	go c.writeLoop()
+	for i := range n {
+		_, p, err := client.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, strconv.Itoa(i), string(p))
+	}
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.writing && c.queue == nil
+	}, time.Second, time.Millisecond)
+	require.Equal(t, 2, cnt.count(), "100 frames in batches of 64: two writes")
+}
