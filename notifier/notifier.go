@@ -1,7 +1,8 @@
 // Package notifier is the role that tells offline users about new messages. It reads
 // NATTER_LOG through one durable consumer shared by every instance (so each message is
 // handled once) and, for each member but the sender who has no connected device
-// (presence bucket) and has not muted the chat, opens a coalescing window: a key in
+// (an in-memory view of the presence bucket kept by a watch, presence.go) and has not
+// muted the chat, opens a coalescing window: a key in
 // the KV bucket "notify" with a TTL, created once per user and chat however many
 // messages arrive. When the window's key expires, the server leaves a marker that a
 // second shared consumer hands to one instance, which builds one notification (unread
@@ -24,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/presencekv"
@@ -59,11 +59,12 @@ type Notifier struct {
 	log     *zap.Logger
 	hook    *webhook // nil without a webhook URL
 	sent    atomic.Int64
-	members *expirable.LRU[string, []string]
+	members *memberCache
 
 	// Set by Run before any handler runs.
 	windows  jetstream.KeyValue
 	presence jetstream.KeyValue
+	view     *presenceView // who is connected, from a watch of the presence bucket
 	logs     jetstream.Stream
 }
 
@@ -71,7 +72,7 @@ type Notifier struct {
 // fails at start.
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
-		members: expirable.NewLRU[string, []string](10_000, nil, 5*time.Second)}
+		members: newMemberCache()}
 	if cfg.WebhookURL != "" {
 		secret, err := ReadSecret(cfg.WebhookSecretFile)
 		if err != nil {
@@ -121,9 +122,20 @@ func (n *Notifier) Run(ctx context.Context) error {
 		return fmt.Errorf("notifier: stream %s: %w", subjects.DLQStream, err)
 	}
 	var err error
-	if n.presence, err = presencekv.Ensure(ctx, n.deps.JS, n.deps.Replicas); err != nil {
+	// The presence role keeps the bucket's configuration; the notifier creates it only
+	// if it runs first. (Not updating an existing bucket also keeps stream updates
+	// away from the consumers being created on it: nats-server 2.15 races there.)
+	if n.presence, err = n.deps.JS.KeyValue(ctx, presencekv.Bucket); errors.Is(err, jetstream.ErrBucketNotFound) {
+		n.presence, err = presencekv.Ensure(ctx, n.deps.JS, n.deps.Replicas)
+	}
+	if err != nil {
 		return fmt.Errorf("notifier: %w", err)
 	}
+	presenceStream, err := n.deps.JS.Stream(ctx, presencekv.StreamName)
+	if err != nil {
+		return fmt.Errorf("notifier: stream %s: %w", presencekv.StreamName, err)
+	}
+	n.view = newPresenceView(ctx, n.presence, presenceStream, n.log)
 	if n.windows, err = n.deps.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: WindowBucket, Description: "Natter notifier: open coalescing windows per user and chat",
 		History: 1, Storage: jetstream.FileStorage, Replicas: max(n.deps.Replicas, 1), LimitMarkerTTL: time.Hour,
@@ -152,8 +164,17 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("notifier: consumer %s: %w", WindowConsumerName, err)
 	}
-	msgc, winc := make(chan jetstream.Msg), make(chan jetstream.Msg)
+	raw, msgc, winc := make(chan jetstream.Msg), make(chan jetstream.Msg), make(chan jetstream.Msg)
 	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		n.view.run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		n.order(ctx, raw, msgc)
+	}()
 	for i := 0; i < n.cfg.Workers; i++ {
 		wg.Add(1)
 		go func() {
@@ -173,7 +194,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 	for _, c := range []struct {
 		cons jetstream.Consumer
 		out  chan jetstream.Msg
-	}{{msgs, msgc}, {windows, winc}} {
+	}{{msgs, raw}, {windows, winc}} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -224,6 +245,26 @@ func (n *Notifier) pull(ctx context.Context, cons jetstream.Consumer, out chan<-
 
 func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }
 
+// order hands the log consumer's messages from in to the workers on out, in log
+// order, after dropping the cached members of a chat whose membership a message
+// changes: so no message sequenced after a membership change is handled with the
+// members from before it (workers run concurrently; this runs before them).
+func (n *Notifier) order(ctx context.Context, in <-chan jetstream.Msg, out chan<- jetstream.Msg) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			n.members.observe(m.Data())
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
 // opTimeout bounds the handling of one log message.
 var opTimeout = 30 * time.Second
 
@@ -256,7 +297,8 @@ func (n *Notifier) onMessage(ctx context.Context, jm jetstream.Msg) {
 	}
 	members, err := n.memberIDs(ctx, m.ChatID)
 	if err == nil && len(members) <= n.cfg.MaxRecipients {
-		err = n.openWindows(ctx, members, &m)
+		uids, check := n.recipients(ctx, members, m.SenderID)
+		err = n.openWindows(ctx, uids, check, &m)
 	}
 	if err != nil {
 		n.log.Warn("notification not scheduled; retrying", zap.String("chat_id", m.ChatID), zap.Uint64("seq", m.Seq), zap.Error(err))
@@ -269,21 +311,53 @@ func (n *Notifier) onMessage(ctx context.Context, jm jetstream.Msg) {
 // recipientParallel bounds the recipients of one message handled at once.
 const recipientParallel = 16
 
-// openWindows opens the windows of m's recipients (members but the sender), several
-// at once. It returns the first error; windows already opened stay open.
-func (n *Notifier) openWindows(ctx context.Context, members []string, m *protocol.Message) error {
+// recipients returns who of members but sender may need a window: everybody the
+// presence view shows with no connected device, after a barrier if it shows anyone
+// connected (see presenceView). check is true when the view cannot say (not loaded,
+// or the barrier failed): then uids are all recipients and each one's presence is to
+// be read from the bucket (openWindow).
+func (n *Notifier) recipients(ctx context.Context, members []string, sender string) (uids []string, check bool) {
+	anyOnline, ok := n.view.anyOnline(members, sender)
+	if ok && anyOnline {
+		// Someone shows online: make sure the view is not behind a disconnect that
+		// happened before this message.
+		if err := n.view.sync(ctx); err != nil {
+			if ctx.Err() == nil {
+				n.log.Debug("presence view not confirmed; reading presence per recipient", zap.Error(err))
+			}
+			ok = false
+		}
+	}
+	if ok {
+		if uids, ok = n.view.offline(members, sender); ok {
+			return uids, false
+		}
+	}
+	uids = make([]string, 0, len(members))
+	for _, uid := range members {
+		if uid != sender {
+			uids = append(uids, uid)
+		}
+	}
+	return uids, true
+}
+
+// openWindows opens the windows of uids (recipients of m), several at once; with check,
+// only of those without a connected device. It returns the first error; windows
+// already opened stay open.
+func (n *Notifier) openWindows(ctx context.Context, uids []string, check bool, m *protocol.Message) error {
+	if len(uids) == 0 {
+		return nil
+	}
 	sem := make(chan struct{}, recipientParallel)
 	errc := make(chan error, 1)
 	var wg sync.WaitGroup
-	for _, uid := range members {
-		if uid == m.SenderID {
-			continue
-		}
+	for _, uid := range uids {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := n.openWindow(ctx, uid, m); err != nil {
+			if err := n.openWindow(ctx, uid, check, m); err != nil {
 				select {
 				case errc <- err:
 				default:
@@ -300,12 +374,15 @@ func (n *Notifier) openWindows(ctx context.Context, members []string, m *protoco
 	}
 }
 
-// openWindow opens uid's window for m's chat unless one is open, uid is connected, or
+// openWindow opens uid's window for m's chat unless one is open, uid is connected
+// (read from the bucket only with check: otherwise the caller knows uid is not), or
 // uid muted the chat.
-func (n *Notifier) openWindow(ctx context.Context, uid string, m *protocol.Message) error {
+func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *protocol.Message) error {
 	key := windowKey(uid, m.ChatID)
-	if online, err := n.connected(ctx, uid); err != nil || online {
-		return err
+	if check {
+		if online, err := n.connected(ctx, uid); err != nil || online {
+			return err
+		}
 	}
 	if _, err := n.windows.Get(ctx, key); err == nil {
 		return nil // already open: this message is folded into it
@@ -354,19 +431,20 @@ func (n *Notifier) muted(ctx context.Context, uid, chat string) (bool, error) {
 	return mute.Active(time.Now()), nil
 }
 
-// memberIDs returns chat's member IDs, cached for a few seconds.
+// memberIDs returns chat's member IDs, from the member cache (see memberCache).
 func (n *Notifier) memberIDs(ctx context.Context, chat string) ([]string, error) {
-	if ms, ok := n.members.Get(chat); ok {
+	ms, gen, ok := n.members.get(chat)
+	if ok {
 		return ms, nil
 	}
-	ms, err := n.deps.Store.Members(ctx, chat)
+	stored, err := n.deps.Store.Members(ctx, chat)
 	if err != nil {
 		return nil, fmt.Errorf("members of %s: %w", chat, err)
 	}
-	out := make([]string, len(ms))
-	for i, m := range ms {
+	out := make([]string, len(stored))
+	for i, m := range stored {
 		out[i] = m.UserID
 	}
-	n.members.Add(chat, out)
+	n.members.add(chat, out, gen)
 	return out, nil
 }

@@ -1,0 +1,144 @@
+package notifier_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/natter-chat/natter/notifier"
+	"github.com/natter-chat/natter/pkg/presencekv"
+	"github.com/natter-chat/natter/pkg/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// notes records the notifications published on natter.notify.*.
+type notes struct {
+	mu  sync.Mutex // guards got
+	got []notifier.Notification
+}
+
+func watchNotes(t *testing.T, n *testutil.Natter) *notes {
+	t.Helper()
+	ns := &notes{}
+	sub, err := n.NC.Subscribe(n.Config.NATS.Subjects().Notify("*"), func(m *nats.Msg) {
+		var note notifier.Notification
+		if json.Unmarshal(m.Data, &note) == nil {
+			ns.mu.Lock()
+			ns.got = append(ns.got, note)
+			ns.mu.Unlock()
+		}
+	})
+	require.NoError(t, err)
+	require.NoError(t, n.NC.Flush())
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return ns
+}
+
+// forUser returns the notifications of uid about chat.
+func (ns *notes) forUser(uid, chat string) []notifier.Notification {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	var out []notifier.Notification
+	for _, n := range ns.got {
+		if n.UserID == uid && n.ChatID == chat {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func startNatter(t *testing.T) *testutil.Natter {
+	cfg := testutil.Config(t)
+	// Short presence timings, as pkg/e2e's presence tests use: a gateway whose first
+	// report found no presence instance yet resyncs on its next heartbeat.
+	cfg.Presence.Expiry = 2 * time.Second
+	cfg.Presence.Grace = 200 * time.Millisecond
+	cfg.Gateway.Presence.Heartbeat = 250 * time.Millisecond
+	cfg.Notifier.Window = time.Second
+	return testutil.StartNatter(t, cfg)
+}
+
+// devices returns uid's connected devices as the presence bucket has them.
+func devices(t *testing.T, n *testutil.Natter, uid string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := n.JS.KeyValue(ctx, presencekv.Bucket)
+	if err != nil {
+		return 0 // not created yet
+	}
+	e, err := kv.Get(ctx, presencekv.UserKey(uid))
+	if err != nil {
+		return 0
+	}
+	var u presencekv.User
+	require.NoError(t, json.Unmarshal(e.Value(), &u))
+	return u.Devices()
+}
+
+// sender connects uid for sending; unsolicited frames are drained.
+func sender(t *testing.T, n *testutil.Natter, uid string) func(chat, id string) {
+	c := n.Dial(t, uid)
+	t.Cleanup(func() { _ = c.Close() })
+	go func() {
+		for range c.Frames() {
+		}
+	}()
+	return func(chat, id string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Send(ctx, chat, id, "hello "+id)
+		require.NoError(t, err)
+	}
+}
+
+// A user who disconnects is notified of a message sent right after the presence
+// bucket recorded the disconnect: the notifier's presence view cannot be behind it.
+// Repeated, since a view that lags shows up only sometimes.
+func TestNotifiedRightAfterGoingOffline(t *testing.T) {
+	n := startNatter(t)
+	ns := watchNotes(t, n)
+	send := sender(t, n, "alice")
+	for i := range 3 {
+		chat := n.CreateChat(t, "alice", "group", fmt.Sprintf("g%d", i), "bob")
+		bob := n.Dial(t, "bob")
+		require.Eventually(t, func() bool { return devices(t, n, "bob") == 1 }, 10*time.Second, 5*time.Millisecond,
+			"round %d: bob connected (devices %d)", i, devices(t, n, "bob"))
+		// Online: no notification.
+		send(chat, fmt.Sprintf("on%d", i))
+		bob.Close()
+		require.Eventually(t, func() bool { return devices(t, n, "bob") == 0 }, 10*time.Second, time.Millisecond)
+		send(chat, fmt.Sprintf("off%d", i))
+		require.Eventually(t, func() bool { return len(ns.forUser("bob", chat)) == 1 }, 10*time.Second, 20*time.Millisecond,
+			"round %d: bob, offline, is notified", i)
+		note := ns.forUser("bob", chat)[0]
+		require.Equal(t, fmt.Sprintf("off%d", i), note.LastMessage.MessageID)
+	}
+}
+
+// A member added to a chat whose members the notifier has cached is notified of the
+// next message, and a removed one no longer is.
+func TestNewMemberNotified(t *testing.T) {
+	n := startNatter(t)
+	ns := watchNotes(t, n)
+	chat := n.CreateChat(t, "alice", "group", "Team", "bob")
+	send := sender(t, n, "alice")
+	send(chat, "m1") // caches the members: alice, bob
+	require.Eventually(t, func() bool { return len(ns.forUser("bob", chat)) == 1 }, 10*time.Second, 20*time.Millisecond)
+
+	status, body := n.Do(t, "POST", "/api/v1/chats/"+chat+"/members", n.Token(t, "alice"), map[string]any{"userId": "erin"})
+	require.Equal(t, http.StatusCreated, status, string(body))
+	status, body = n.Do(t, "DELETE", "/api/v1/chats/"+chat+"/members/bob", n.Token(t, "alice"), nil)
+	require.Equal(t, http.StatusOK, status, string(body))
+	send(chat, "m2")
+	require.Eventually(t, func() bool { return len(ns.forUser("erin", chat)) == 1 }, 10*time.Second, 20*time.Millisecond,
+		"erin, added before m2, is notified")
+	require.Equal(t, "m2", ns.forUser("erin", chat)[0].LastMessage.MessageID)
+	time.Sleep(2 * n.Config.Notifier.Window)
+	require.Len(t, ns.forUser("bob", chat), 1, "bob, removed, hears nothing more")
+}
