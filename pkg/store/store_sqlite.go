@@ -19,8 +19,9 @@ import (
 // SQLiteStore is the embedded Store: one SQLite file in WAL mode. Writes go through a
 // single connection (SQLite has one writer at a time anyway), reads through a pool.
 type SQLiteStore struct {
-	w *sql.DB // one connection: every write
-	r *sql.DB // read pool
+	w   *sql.DB // one connection: every write
+	r   *sql.DB // read pool
+	app appendStmts
 }
 
 var _ Store = (*SQLiteStore)(nil)
@@ -107,6 +108,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepareAppend(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -137,7 +142,157 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
+// appendStmts are AppendMessages' statements, prepared once on the writer (each
+// transaction binds them to its connection with Tx.StmtContext instead of parsing the
+// SQL again per batch).
+type appendStmts struct {
+	insert, chatState, setLast, setBoth, setLastMsg, ownRead *sql.Stmt
+}
+
+func (s *SQLiteStore) prepareAppend(ctx context.Context) error {
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&s.app.insert, `INSERT OR IGNORE INTO messages
+			(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.app.chatState, `SELECT last_seq, last_msg_seq FROM chats WHERE id = ?`},
+		{&s.app.setLast, `UPDATE chats SET last_seq = ?, last_ts = ? WHERE id = ? AND last_seq < ?`},
+		{&s.app.setBoth, `UPDATE chats SET last_seq = ?, last_ts = ?, last_msg_seq = ?, last_message = ?
+			WHERE id = ? AND last_seq < ?`},
+		{&s.app.setLastMsg, `UPDATE chats SET last_msg_seq = ?, last_message = ? WHERE id = ? AND last_msg_seq < ?`},
+		{&s.app.ownRead, `INSERT INTO read_state (chat_id, user_id, delivered, read)
+			VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET
+			delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)`},
+	} {
+		st, err := s.w.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+func (a *appendStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{a.insert, a.chatState, a.setLast, a.setBoth, a.setLastMsg, a.ownRead} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// chatTail is what one AppendMessages batch does to a chat's row (last seq, last
+// message that is not an operation). The batch's first message of the chat updates
+// the row at once, as it always did, which tells whether the chat exists and is
+// behind that message; later messages of the chat only advance the tail in memory,
+// and the row is written once more when the batch ends (writeTails) if they moved it.
+type chatTail struct {
+	exists       bool
+	lastSeq      uint64
+	lastTS       int64
+	lastMsg      uint64            // the row's last_msg_seq; valid with lastMsgKnown
+	lastMsgKnown bool              // false only after an operation was the first message
+	msg          *protocol.Message // the message that became the last message (msgMoved)
+	seqMoved     bool              // lastSeq/lastTS are ahead of the row
+	msgMoved     bool              // lastMsg/msg are ahead of the row
+}
+
+// readerKey is a (chat, sender) pair whose read state a batch advances.
+type readerKey struct{ chat, user string }
+
+// appendTx is one AppendMessages transaction's statements, bound to it on first use.
+type appendTx struct {
+	s                                       *SQLiteStore
+	tx                                      *sql.Tx
+	state, setLast, setBoth, setLastMsg, rd *sql.Stmt
+}
+
+func (a *appendTx) stmt(p **sql.Stmt, st *sql.Stmt) *sql.Stmt {
+	if *p == nil {
+		*p = a.tx.Stmt(st)
+	}
+	return *p
+}
+
+// first updates chat's row for m, the batch's first stored message of the chat, and
+// fills t. It returns whether m is the chat's newest message.
+func (a *appendTx) first(ctx context.Context, t *chatTail, m *protocol.Message) (newest bool, err error) {
+	var res sql.Result
+	if protocol.IsOperation(m.MessageType) {
+		res, err = a.stmt(&a.setLast, a.s.app.setLast).ExecContext(ctx, m.Seq, m.Timestamp, m.ChatID, m.Seq)
+	} else {
+		body, _ := json.Marshal(m)
+		res, err = a.stmt(&a.setBoth, a.s.app.setBoth).ExecContext(ctx, m.Seq, m.Timestamp, m.Seq, body, m.ChatID, m.Seq)
+		if n, _ := res.RowsAffected(); err == nil && n == 0 {
+			_, err = a.stmt(&a.setLastMsg, a.s.app.setLastMsg).ExecContext(ctx, m.Seq, body, m.ChatID, m.Seq)
+		} else if err == nil {
+			t.lastMsg, t.lastMsgKnown = m.Seq, true
+		}
+	}
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		t.exists, t.lastSeq, t.lastTS = true, m.Seq, m.Timestamp
+		return true, nil
+	}
+	// Not the newest (stored out of order) or no such chat: read the row as it is now.
+	return false, a.load(ctx, t, m.ChatID)
+}
+
+// load reads chat's row into t: whether it exists, its last seq and last_msg_seq.
+func (a *appendTx) load(ctx context.Context, t *chatTail, chat string) error {
+	var lastSeq, lastMsg uint64
+	err := a.stmt(&a.state, a.s.app.chatState).QueryRowContext(ctx, chat).Scan(&lastSeq, &lastMsg)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		t.exists = false
+		return nil
+	case err != nil:
+		return err
+	}
+	if !t.exists {
+		t.exists, t.lastSeq = true, lastSeq
+	}
+	t.lastMsg, t.lastMsgKnown = lastMsg, true
+	return nil
+}
+
+// next advances t for m, a later message of the batch than the chat's first. It
+// returns whether m is the chat's newest message.
+func (a *appendTx) next(ctx context.Context, t *chatTail, m *protocol.Message) (newest bool, err error) {
+	if !t.exists {
+		return false, nil
+	}
+	newest = m.Seq > t.lastSeq
+	if newest {
+		t.lastSeq, t.lastTS, t.seqMoved = m.Seq, m.Timestamp, true
+	}
+	if protocol.IsOperation(m.MessageType) {
+		return newest, nil
+	}
+	if !newest && !t.lastMsgKnown {
+		if err := a.load(ctx, t, m.ChatID); err != nil {
+			return false, err
+		}
+	}
+	if newest || m.Seq > t.lastMsg {
+		t.lastMsg, t.lastMsgKnown, t.msg, t.msgMoved = m.Seq, true, m, true
+	}
+	return newest, nil
+}
+
 // AppendMessages implements Store. All of msgs go in one transaction.
+//
+// Per message it inserts the row and applies operations (opApplier). The chat's row
+// (last seq, last message) is written by the batch's first message of each chat and
+// once more at the end if later ones moved it, and the senders' read state once per
+// chat and sender at the end: nothing in between reads either, so the result is the
+// one a write per message gave.
 func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -147,39 +302,12 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO messages
-		(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer ins.Close()
-	last, err := tx.PrepareContext(ctx, `UPDATE chats SET last_seq = ?, last_ts = ? WHERE id = ? AND last_seq < ?`)
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer last.Close()
-	lastBoth, err := tx.PrepareContext(ctx, `UPDATE chats SET last_seq = ?, last_ts = ?, last_msg_seq = ?, last_message = ?
-		WHERE id = ? AND last_seq < ?`)
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer lastBoth.Close()
-	lastMsg, err := tx.PrepareContext(ctx, `UPDATE chats SET last_msg_seq = ?, last_message = ?
-		WHERE id = ? AND last_msg_seq < ?`)
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer lastMsg.Close()
+	at := &appendTx{s: s, tx: tx}
+	ins := tx.StmtContext(ctx, s.app.insert)
 	ops := newOpApplier(tx)
 	defer ops.close()
-	own, err := tx.PrepareContext(ctx, `INSERT INTO read_state (chat_id, user_id, delivered, read)
-		VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET
-		delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)`)
-	if err != nil {
-		return fmt.Errorf("sqlite: append: %w", err)
-	}
-	defer own.Close()
+	var tails map[string]*chatTail
+	var reads map[readerKey]uint64
 	for i := range msgs {
 		m := &msgs[i]
 		res, err := ins.ExecContext(ctx, m.ChatID, m.Seq, m.MessageID, m.SenderID, m.Content,
@@ -193,27 +321,37 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		// newest: m is above the chat's last seq, so nothing referencing it can be
 		// stored yet (an operation always has a higher seq than its target).
 		var newest bool
-		if protocol.IsOperation(m.MessageType) {
-			res, err = last.ExecContext(ctx, m.Seq, m.Timestamp, m.ChatID, m.Seq)
+		if t := tails[m.ChatID]; t != nil {
+			newest, err = at.next(ctx, t, m)
 		} else {
-			body, _ := json.Marshal(m)
-			res, err = lastBoth.ExecContext(ctx, m.Seq, m.Timestamp, m.Seq, body, m.ChatID, m.Seq)
-			if n, _ := res.RowsAffected(); err == nil && n == 0 {
-				_, err = lastMsg.ExecContext(ctx, m.Seq, body, m.ChatID, m.Seq)
+			if tails == nil {
+				tails = make(map[string]*chatTail, 4)
 			}
+			t = &chatTail{}
+			tails[m.ChatID] = t
+			newest, err = at.first(ctx, t, m)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: last message: %w", m.ChatID, m.Seq, err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			newest = true
 		}
 		if err := ops.apply(ctx, m, newest); err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
 		// One's own message counts as delivered and read.
-		if _, err := own.ExecContext(ctx, m.ChatID, m.SenderID, m.Seq, m.Seq); err != nil {
-			return fmt.Errorf("sqlite: append %s/%d: sender read state: %w", m.ChatID, m.Seq, err)
+		k := readerKey{m.ChatID, m.SenderID}
+		if reads == nil {
+			reads = make(map[readerKey]uint64, 4)
+		}
+		if m.Seq > reads[k] {
+			reads[k] = m.Seq
+		}
+	}
+	if err := at.writeTails(ctx, tails); err != nil {
+		return err
+	}
+	for k, seq := range reads {
+		if _, err := at.stmt(&at.rd, s.app.ownRead).ExecContext(ctx, k.chat, k.user, seq, seq); err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: sender read state: %w", k.chat, seq, err)
 		}
 	}
 	if err := ops.flush(ctx); err != nil {
@@ -221,6 +359,27 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: append: commit: %w", err)
+	}
+	return nil
+}
+
+// writeTails writes the chat rows that later messages of the batch moved.
+func (a *appendTx) writeTails(ctx context.Context, tails map[string]*chatTail) error {
+	for chat, t := range tails {
+		var err error
+		switch {
+		case t.msgMoved && t.seqMoved:
+			body, _ := json.Marshal(t.msg)
+			_, err = a.stmt(&a.setBoth, a.s.app.setBoth).ExecContext(ctx, t.lastSeq, t.lastTS, t.lastMsg, body, chat, t.lastSeq)
+		case t.seqMoved:
+			_, err = a.stmt(&a.setLast, a.s.app.setLast).ExecContext(ctx, t.lastSeq, t.lastTS, chat, t.lastSeq)
+		case t.msgMoved:
+			body, _ := json.Marshal(t.msg)
+			_, err = a.stmt(&a.setLastMsg, a.s.app.setLastMsg).ExecContext(ctx, t.lastMsg, body, chat, t.lastMsg)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: append %s/%d: last message: %w", chat, t.lastSeq, err)
+		}
 	}
 	return nil
 }
@@ -573,5 +732,5 @@ func (s *SQLiteStore) Ping(ctx context.Context) error { return s.w.PingContext(c
 
 // Close implements Store.
 func (s *SQLiteStore) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.app.close(), s.r.Close(), s.w.Close())
 }
