@@ -1,9 +1,10 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 )
 
 // Frame types, client to server.
@@ -118,20 +119,24 @@ type ChatCursor struct {
 }
 
 // DecodeFrame parses one client frame. It returns an *Error with CodeBadRequest for
-// malformed JSON or a missing type; it does not check that the type is known.
+// malformed JSON, data after the frame's object, or a missing type; it does not check
+// that the type is known.
 func DecodeFrame(data []byte) (*Frame, error) {
-	var f Frame
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
-		return nil, Errorf(CodeBadRequest, "malformed JSON frame: %v", err)
-	}
-	if dec.More() {
-		return nil, Errorf(CodeBadRequest, "trailing data after the JSON frame")
+	f := new(Frame)
+	if !decodeFrameFast(data, f) {
+		*f = Frame{}
+		if err := json.Unmarshal(data, f); err != nil {
+			var se *json.SyntaxError
+			if errors.As(err, &se) && strings.HasSuffix(se.Error(), "after top-level value") {
+				return nil, Errorf(CodeBadRequest, "trailing data after the JSON frame")
+			}
+			return nil, Errorf(CodeBadRequest, "malformed JSON frame: %v", err)
+		}
 	}
 	if f.Type == "" {
 		return nil, Errorf(CodeBadRequest, "frame has no type")
 	}
-	return &f, nil
+	return f, nil
 }
 
 // EncodeFrame returns f as JSON.

@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -46,6 +48,65 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		if enc2 := EncodeFrame(again); !bytes.Equal(enc, enc2) {
 			t.Fatalf("round trip differs:\n%s\n%s", enc, enc2)
+		}
+	})
+}
+
+// FuzzFastDecodeMatchesEncodingJSON holds the fast decoders (decode.go) to their
+// contract: whenever one accepts an input, encoding/json accepts it too and gives the
+// same value. Explore with go test -fuzz FuzzFastDecodeMatchesEncodingJSON ./pkg/protocol.
+func FuzzFastDecodeMatchesEncodingJSON(f *testing.F) {
+	meta := json.RawMessage(`{"event":"member_added","userId":"bob","n":[1,2.5,{"x":"y\"z"}]}`)
+	for _, m := range []*Message{
+		{ChatID: "c1", Seq: 18446744073709551615, MessageID: "m1", SenderID: "u", Content: "héllo ✓ 👍", MessageType: TypeText, Timestamp: 1_800_000_000_000},
+		{ChatID: "c1", MessageID: "m2", SenderID: "u", Content: "a \"quoted\"\n line", MessageType: TypeSystem, Meta: meta, Edited: true, Deleted: true},
+		{ChatID: "c1", MessageID: "m3", SenderID: "u", MessageType: TypeReact, RefID: "m1", ReplyTo: "m0", Meta: json.RawMessage(`[]`),
+			Reactions: []Reaction{{Emoji: ":+1:", Count: 2, Me: true}}},
+	} {
+		f.Add(EncodeMessageFrame(m))
+		f.Add(EncodeIngress(m))
+		f.Add(EncodeFrame(MessageFrame(m)))
+	}
+	for _, s := range []string{
+		`{"type":"ping","id":"1"}`, ` { "type" : "send" , "chatId":"c","limit":-12,"before":0,"resume":true } `,
+		`{"type":"send","chatId":"c","seq":01}`, `{"type":"send","seq":1.0}`, `{"type":"send","seq":1e2}`, `{"type":"x","timestamp":-0}`,
+		`{"type":"x","devices":1234567890}`, `{"type":"x","ChatId":"c"}`, `{"type":"x","chatId":"c","chatId":"d"}`,
+		`{"type":"x","meta":{"a":1}}` + "\n", `{"type":"x","meta":{"a":}}`, `{"type":"x","meta":null}`, `{"type":"x","meta":"s"}`,
+		`{"type":"x","content":"\u00e9"}`, "{\"type\":\"x\",\"content\":\"\xff\"}", `{"type":"x","retry":true,"code":"bad_request"}`,
+		`{"type":"x"}]`, `{"type":"x"} {}`, `{}`, `{"type":"x",}`, `{"type":"x","userIds":["a"]}`, `{"type":"message","seq":-1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast Frame
+		if decodeFrameFast(data, &fast) {
+			var ref Frame
+			if err := json.Unmarshal(data, &ref); err != nil {
+				t.Fatalf("frame %q: fast path accepted, encoding/json: %v", data, err)
+			}
+			if !reflect.DeepEqual(fast, ref) {
+				t.Fatalf("frame %q:\nfast %#v\njson %#v", data, fast, ref)
+			}
+		}
+		var m Message
+		if decodeMessageFast(data, &m, nil) {
+			var ref Message
+			if err := json.Unmarshal(data, &ref); err != nil {
+				t.Fatalf("message %q: fast path accepted, encoding/json: %v", data, err)
+			}
+			if !reflect.DeepEqual(m, ref) {
+				t.Fatalf("message %q:\nfast %#v\njson %#v", data, m, ref)
+			}
+		}
+		var mf messageFrame
+		if decodeMessageFast(data, &mf.Message, &mf.Type) {
+			var ref messageFrame
+			if err := json.Unmarshal(data, &ref); err != nil {
+				t.Fatalf("message frame %q: fast path accepted, encoding/json: %v", data, err)
+			}
+			if !reflect.DeepEqual(mf, ref) {
+				t.Fatalf("message frame %q:\nfast %#v\njson %#v", data, mf, ref)
+			}
 		}
 	})
 }

@@ -38,8 +38,11 @@ func EncodeMessageFrame(m *Message) []byte {
 // DecodeMessageFrame parses a message frame produced by EncodeMessageFrame.
 func DecodeMessageFrame(data []byte) (Message, error) {
 	var f messageFrame
-	if err := json.Unmarshal(data, &f); err != nil {
-		return Message{}, fmt.Errorf("decode message frame: %w", err)
+	if !decodeMessageFast(data, &f.Message, &f.Type) {
+		f = messageFrame{}
+		if err := json.Unmarshal(data, &f); err != nil {
+			return Message{}, fmt.Errorf("decode message frame: %w", err)
+		}
 	}
 	if f.Type != FrameMessage {
 		return Message{}, fmt.Errorf("decode message frame: type %q", f.Type)
@@ -59,8 +62,11 @@ func EncodeIngress(m *Message) []byte {
 // DecodeIngress parses a NATTER_IN payload.
 func DecodeIngress(data []byte) (Message, error) {
 	var m Message
-	if err := json.Unmarshal(data, &m); err != nil {
-		return Message{}, fmt.Errorf("decode ingress: %w", err)
+	if !decodeMessageFast(data, &m, nil) {
+		m = Message{}
+		if err := json.Unmarshal(data, &m); err != nil {
+			return Message{}, fmt.Errorf("decode ingress: %w", err)
+		}
 	}
 	return m, nil
 }
