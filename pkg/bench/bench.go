@@ -26,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -85,11 +86,19 @@ type Config struct {
 	LocalAddrs []string `json:"localAddrs"`
 	Procs      int      `json:"procs"`
 
-	JSON       bool   `json:"-"`
-	GatewayPID int    `json:"gatewayPid"`
-	CPUProfile string `json:"-"`
-	MemProfile string `json:"-"`
-	PprofURL   string `json:"-"`
+	JSON bool `json:"-"`
+	// GatewayPIDs are the server processes whose CPU and RSS are reported, summed
+	// (and RSS per process). Empty with --embedded --procs N: this process.
+	GatewayPIDs []int `json:"gatewayPids"`
+	// MetricsURLs are the servers' admin /metrics endpoints: goroutines and Go heap
+	// are read from them with each memory sample.
+	MetricsURLs []string `json:"metricsUrls"`
+	// SampleEvery is the interval of server memory samples during the window (0:
+	// none; samples are always taken at start, created, connected and end).
+	SampleEvery time.Duration `json:"sampleEvery"`
+	CPUProfile  string        `json:"-"`
+	MemProfile  string        `json:"-"`
+	PprofURL    string        `json:"-"`
 
 	Baseline         bool          `json:"baseline"`
 	BaselineDuration time.Duration `json:"baselineDuration"`
@@ -99,6 +108,15 @@ type Config struct {
 	CreateConcurrency int           `json:"createConcurrency"`
 	DrainTimeout      time.Duration `json:"drainTimeout"`
 	Verbose           bool          `json:"verbose"`
+
+	// Create is how the chats come to exist: "rest" (POST /api/v1/chats, one per
+	// chat) or "store" (direct chats written through pkg/store into the server's
+	// SQLite file, SQLitePath; see createChatsInStore).
+	Create     string `json:"create"`
+	SQLitePath string `json:"sqlitePath"`
+	// RunID reuses an earlier run's ID (its users, and with Create "existing" its
+	// direct chats); empty: a new one.
+	RunID string `json:"runId"`
 
 	// Stderr receives progress lines; nil discards them.
 	Stderr io.Writer `json:"-"`
@@ -132,7 +150,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	config.ListVar(fs, &c.LocalAddrs, "local-addrs", nil, "source addresses, comma-separated; a range like 127.0.0.2-9 is allowed")
 	fs.IntVar(&c.Procs, "procs", 0, "spread connections over this many child processes (0: in this process)")
 	fs.BoolVar(&c.JSON, "json", false, "print the result as JSON on stdout")
-	fs.IntVar(&c.GatewayPID, "gateway-pid", 0, "read CPU and RSS of this gateway process from /proc (--embedded with --procs: this process)")
+	fs.Var(&pidList{&c.GatewayPIDs}, "gateway-pid", "read CPU and RSS of these server processes from /proc, comma-separated, summed (--embedded with --procs: this process)")
+	fs.DurationVar(&c.SampleEvery, "sample-every", 0, "also sample the server's memory this often during the window (load mode; 0: only at start, created, connected, end)")
+	config.ListVar(fs, &c.MetricsURLs, "metrics-url", nil, "servers' admin /metrics URLs, comma-separated (http://127.0.0.1:9090/metrics): goroutines and Go heap with each memory sample")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurement window here (this process; with --pprof-url the gateway's)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the window here")
 	fs.StringVar(&c.PprofURL, "pprof-url", "", "admin base URL of the server (http://127.0.0.1:9090): take the profiles from its /debug/pprof")
@@ -141,6 +161,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.OfflineMsgs, "offline", 2, "resume: messages posted to each chat while everyone is disconnected")
 	fs.IntVar(&c.DialConcurrency, "dial-concurrency", 64, "connections dialled at once per process")
 	fs.IntVar(&c.CreateConcurrency, "create-concurrency", 16, "chats created at once")
+	fs.StringVar(&c.Create, "create", "rest", "how chats are created: rest (POST /api/v1/chats), store (direct chats written through pkg/store into the server's SQLite file: fast, for --chats in the millions) or existing (direct chats of the earlier --run)")
+	fs.StringVar(&c.RunID, "run", "", "reuse this earlier run's ID: its users, and with --create existing its direct chats (same --conns, --users, --chats)")
+	fs.StringVar(&c.SQLitePath, "sqlite-path", "", "with --create store: the server's SQLite file (default <data-dir>/natter.db; --embedded: its temp dir)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "after sending stops, how long to wait for outstanding deliveries")
 	fs.BoolVar(&c.Verbose, "v", false, "log each connection failure")
 	fs.StringVar(&c.childFile, "child", "", "internal: run as a child process with this run file")
@@ -194,6 +217,34 @@ func (c *Config) Resolve() error {
 			senders = min(c.Senders, c.ChatSize)
 		}
 		c.Rate = min(float64(c.Chats*senders)/max(c.Duration.Seconds(), 0.1), 200)
+	}
+	switch c.Create {
+	case "", "rest":
+		c.Create = "rest"
+	case "store":
+		if c.Mode != "load" && c.Mode != "resume" || c.ChatSize != 2 {
+			errs = append(errs, errors.New("bench: --create store makes direct chats: --mode load or resume with --chat-size 2"))
+		}
+		if c.SQLitePath == "" && c.DataDir == "" && !c.Embedded {
+			errs = append(errs, errors.New("bench: --create store needs --sqlite-path or --data-dir (the server's SQLite file)"))
+		}
+	case "existing":
+		if c.RunID == "" || c.ChatSize != 2 {
+			errs = append(errs, errors.New("bench: --create existing reuses the direct chats of --run (chat-size 2)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("bench: unknown --create %q: rest, store or existing", c.Create))
+	}
+	if c.RunID != "" && !validRunID(c.RunID) {
+		errs = append(errs, fmt.Errorf("bench: --run %q is not a run ID (b and 5 of a-z 0-9)", c.RunID))
+	}
+	if c.ChatSize == 2 && c.Chats > maxDirectChats(c.Users) {
+		errs = append(errs, fmt.Errorf("bench: --chats %d: %d users have only %d distinct pairs for direct chats", c.Chats, c.Users, maxDirectChats(c.Users)))
+	}
+	for _, pid := range c.GatewayPIDs {
+		if pid <= 0 {
+			errs = append(errs, fmt.Errorf("bench: --gateway-pid %d is not a process ID", pid))
+		}
 	}
 	if c.Size < 1 || c.Size > 16<<10 {
 		errs = append(errs, errors.New("bench: --size must be 1..16384 bytes"))
@@ -284,14 +335,20 @@ func Main(args []string, stdout, stderr io.Writer, start Starter) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		srv, err := start(ctx, dir, max(cfg.Gateways, 1), strings.Fields(cfg.ServerArgs))
+		// The per-IP connect rate limit would turn a bench's dial storm from a few
+		// source addresses into refusals; --server-args can set it back.
+		args := append([]string{"-gateway.limits.connect-rate=0"}, strings.Fields(cfg.ServerArgs)...)
+		srv, err := start(ctx, dir, max(cfg.Gateways, 1), args)
 		if err != nil {
 			return fmt.Errorf("bench: start embedded natter: %w", err)
 		}
 		defer srv.Close()
 		cfg.URLs, cfg.DataDir, cfg.NATSURL = srv.WSURLs, srv.DataDir, srv.NATSURL
-		if cfg.Procs > 0 && cfg.GatewayPID == 0 {
-			cfg.GatewayPID = os.Getpid() // the children hold the client side
+		if cfg.Procs > 0 && len(cfg.GatewayPIDs) == 0 {
+			cfg.GatewayPIDs = []int{os.Getpid()} // the children hold the client side
+		}
+		if cfg.SQLitePath == "" {
+			cfg.SQLitePath = filepath.Join(dir, "natter.db")
 		}
 		fmt.Fprintf(stderr, "bench: embedded natter at %s (data %s)\n", strings.Join(cfg.URLs, ","), dir)
 	}
@@ -304,4 +361,46 @@ func Main(args []string, stdout, stderr io.Writer, start Starter) error {
 		}
 	}
 	return err
+}
+
+// pidList is a flag.Value of comma-separated process IDs.
+type pidList struct{ p *[]int }
+
+func (l *pidList) String() string {
+	if l == nil || l.p == nil {
+		return ""
+	}
+	parts := make([]string, len(*l.p))
+	for i, pid := range *l.p {
+		parts[i] = strconv.Itoa(pid)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *pidList) Set(v string) error {
+	*l.p = nil
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return fmt.Errorf("%q is not a process ID", f)
+		}
+		*l.p = append(*l.p, pid)
+	}
+	return nil
+}
+
+// validRunID reports whether id looks like newRunID's IDs.
+func validRunID(id string) bool {
+	if len(id) != 6 || id[0] != 'b' {
+		return false
+	}
+	for _, r := range id[1:] {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
 }

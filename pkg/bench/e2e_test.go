@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"testing"
 	"time"
 
@@ -109,4 +110,42 @@ func TestMainRefusesBadFlags(t *testing.T) {
 	require.Error(t, bench.Main([]string{"--embedded"}, &out, &errOut, nil), "no Starter: --embedded is refused")
 	require.Error(t, bench.Main([]string{"--conns", "x"}, &out, &errOut, nil))
 	require.Error(t, bench.Main([]string{"stray"}, &out, &errOut, nil))
+}
+
+// TestBenchManyChatsThroughTheStore creates direct chats in the server's store
+// (more chats than users, so every user is in several) and sends to random ones:
+// everything is delivered, as for chats made over REST. A second run reuses the
+// first one's chats (--run, --create existing).
+func TestBenchManyChatsThroughTheStore(t *testing.T) {
+	cfg := start(t, "load")
+	cfg.Conns, cfg.Chats, cfg.Rate, cfg.Create, cfg.SampleEvery = 6, 12, 60, "store", 300*time.Millisecond
+	cfg.GatewayPIDs = []int{os.Getpid()} // the test's natter runs in this process
+	require.NoError(t, cfg.Resolve())
+	res, err := bench.Run(t.Context(), cfg)
+	require.NoError(t, err)
+	require.Equal(t, 12, res.Chats, "every pair is a distinct chat")
+	require.Equal(t, "store", res.CreateVia)
+	require.Positive(t, res.Sent)
+	require.Equal(t, res.Sent*2, res.Delivered)
+	require.True(t, res.OK)
+	require.Greater(t, res.ChatsTouched, 1.0)
+	var at []string
+	for _, s := range res.Server {
+		at = append(at, s.At)
+	}
+	require.Subset(t, at, []string{"start", "created", "connected", "end"})
+	require.Greater(t, len(at), 4, "samples during the window (--sample-every)")
+	for _, s := range res.Server {
+		require.Positive(t, s.RSS, s.At)
+	}
+
+	again := *cfg
+	again.RunID, again.Create, again.SampleEvery = res.Run, "existing", 0
+	require.NoError(t, again.Resolve())
+	res2, err := bench.Run(t.Context(), &again)
+	require.NoError(t, err)
+	require.Equal(t, res.Run, res2.Run)
+	require.Equal(t, 12, res2.Chats)
+	require.Equal(t, res2.Sent*2, res2.Delivered)
+	require.True(t, res2.OK)
 }

@@ -15,9 +15,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/store"
 )
 
 // Plan is who is who in a run: the users, the chats and their members, and which
@@ -52,20 +55,41 @@ func newRunID() string {
 }
 
 // newPlan lays out users, connections and chats (IDs filled in later by createChats).
-// Chat j has the members (j*size + k) mod users for k < size.
+// Chat j has the members (j*size + k) mod users for k < size. Direct chats (size 2)
+// beyond users/2 would repeat pairs, so then chat j is instead the pair
+// (j mod users, j mod users + 1 + j div users): every user is in as many chats as
+// every other (within one), and up to maxDirectChats(users) pairs are distinct.
 func newPlan(run string, users, conns, chats, size, senders int) *Plan {
 	p := &Plan{Run: run, Conns: conns, Senders: senders}
-	for i := 0; i < users; i++ {
-		p.Users = append(p.Users, run+"u"+strconv.Itoa(i))
+	p.Users = make([]string, users)
+	for i := range p.Users {
+		p.Users[i] = run + "u" + strconv.Itoa(i)
 	}
-	for j := 0; j < chats; j++ {
-		c := PlanChat{}
-		for k := 0; k < size; k++ {
-			c.Members = append(c.Members, (j*size+k)%users)
+	p.Chats = make([]PlanChat, chats)
+	pairs := size == 2 && chats > users/2
+	members := make([]int, chats*size) // one backing array: a million chats stay cheap
+	for j := range p.Chats {
+		m := members[j*size : (j+1)*size : (j+1)*size]
+		if pairs {
+			a := j % users
+			m[0], m[1] = a, (a+1+j/users)%users
+		} else {
+			for k := range m {
+				m[k] = (j*size + k) % users
+			}
 		}
-		p.Chats = append(p.Chats, c)
+		p.Chats[j].Members = m
 	}
 	return p
+}
+
+// maxDirectChats is how many distinct direct chats newPlan can lay out for users:
+// every pair at distance 1..(users-1)/2 around the ring of users.
+func maxDirectChats(users int) int {
+	if users < 2 {
+		return 0
+	}
+	return max(users*((users-1)/2), users/2)
 }
 
 // userOf returns the user index of connection i.
@@ -314,6 +338,67 @@ loop:
 		err = <-errc
 	}
 	if err != nil {
+		return err
+	}
+	p.dedupe()
+	return nil
+}
+
+// chatCreator is the part of store.Store that createChatsInStore uses.
+type chatCreator interface {
+	CreateChat(ctx context.Context, chat store.Chat, members []store.Member) (store.Chat, bool, error)
+}
+
+// createChatsInStore creates the direct chats of p by writing them through the
+// store, conc at a time: the one thing POST /api/v1/chats does for a direct chat
+// (store.CreateChat of the chat and its two members; no NATS event, no large-chat
+// mark, which only groups above the threshold get). The gateways, the sequencer and
+// the notifier learn of a chat from the store when traffic first touches it, as
+// they do for a chat created over REST on another gateway. Chat IDs are
+// ids.Direct of the two members, as the gateway makes them. progress, if not nil,
+// is called with the count done every 10,000 chats.
+func createChatsInStore(ctx context.Context, st chatCreator, p *Plan, conc int, progress func(done int)) error {
+	var next, done atomic.Int64
+	errc := make(chan error, conc)
+	now := time.Now().UTC()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				j := int(next.Add(1) - 1)
+				if j >= len(p.Chats) {
+					return
+				}
+				c := &p.Chats[j]
+				if len(c.Members) != 2 {
+					errc <- fmt.Errorf("chat %d: only direct chats can be created in the store", j)
+					return
+				}
+				a, b := p.Users[c.Members[0]], p.Users[c.Members[1]]
+				c.ID = ids.Direct(a, b)
+				chat := store.Chat{ID: c.ID, Kind: store.KindDirect, CreatedBy: a, CreatedAt: now}
+				members := []store.Member{
+					{ChatID: c.ID, UserID: a, Role: store.RoleMember, JoinedAt: now},
+					{ChatID: c.ID, UserID: b, Role: store.RoleMember, JoinedAt: now},
+				}
+				if _, _, err := st.CreateChat(ctx, chat, members); err != nil {
+					errc <- fmt.Errorf("create chat %d in the store: %w", j, err)
+					return
+				}
+				if n := done.Add(1); progress != nil && n%10_000 == 0 {
+					progress(int(n))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	p.dedupe()

@@ -56,6 +56,15 @@ type Result struct {
 	// Ratio is acked messages/s over the baseline's publishes/s.
 	Ratio float64 `json:"ratio,omitempty"`
 
+	// Server is the server processes' memory through the run (load and resume).
+	Server []ServerSample `json:"server,omitempty"`
+	// ChatsTouched is how many distinct chats the sends reached, expected value
+	// for sends to random chats: chats × (1 − (1 − 1/chats)^sent).
+	ChatsTouched float64 `json:"chatsTouched,omitempty"`
+	// CreateS is how long creating the chats took, CreateVia how (rest or store).
+	CreateS   float64 `json:"createS,omitempty"`
+	CreateVia string  `json:"createVia,omitempty"`
+
 	Idle   *IdleResult   `json:"idle,omitempty"`
 	Resume *ResumeResult `json:"resume,omitempty"`
 
@@ -85,15 +94,20 @@ type BaselineResult struct {
 
 // IdleResult is the memory a gateway holds per idle connection.
 type IdleResult struct {
-	RSSBefore   int64   `json:"rssBeforeBytes"`
-	RSSAfter    int64   `json:"rssAfterBytes"`
-	RSSEnd      int64   `json:"rssEndBytes"`
-	PerConn     float64 `json:"rssPerConnBytes"`
-	HeapPerConn float64 `json:"heapPerConnBytes,omitempty"` // in-process server only
-	Goroutines  int     `json:"goroutinesBefore,omitempty"`
-	GoroutinesA int     `json:"goroutinesAfter,omitempty"`
-	PerConnGor  float64 `json:"goroutinesPerConn,omitempty"`
-	Source      string  `json:"source"`
+	RSSBefore int64 `json:"rssBeforeBytes"`
+	RSSAfter  int64 `json:"rssAfterBytes"`
+	RSSEnd    int64 `json:"rssEndBytes"`
+	// Per process, in --gateway-pid order (several server processes).
+	RSSBeforePerPID []int64   `json:"rssBeforePerPidBytes,omitempty"`
+	RSSAfterPerPID  []int64   `json:"rssAfterPerPidBytes,omitempty"`
+	PerConnPerPID   []float64 `json:"rssPerConnPerPidBytes,omitempty"` // by the connections of each process's URL
+	PIDs            []int     `json:"pids,omitempty"`
+	PerConn         float64   `json:"rssPerConnBytes"`
+	HeapPerConn     float64   `json:"heapPerConnBytes,omitempty"` // in-process server only
+	Goroutines      int       `json:"goroutinesBefore,omitempty"`
+	GoroutinesA     int       `json:"goroutinesAfter,omitempty"`
+	PerConnGor      float64   `json:"goroutinesPerConn,omitempty"`
+	Source          string    `json:"source"`
 }
 
 // ResumeResult is a resume storm.
@@ -136,6 +150,12 @@ func (r *Result) WriteTable(w io.Writer) {
 		lat("send→ack", r.Ack)
 		lat("send lag", r.SendLag)
 	}
+	if r.CreateVia != "" {
+		row("chats", "%d created via %s in %.1fs; sends reached ≈ %.0f distinct chats", r.Chats, r.CreateVia, r.CreateS, r.ChatsTouched)
+	}
+	for _, s := range r.Server {
+		row("server "+s.At, "RSS %.1f MiB, Go heap %.1f MiB, %d goroutines%s", mib(s.RSS), mib(s.HeapInuse), s.Goroutines, perPID(s.RSSPerPID))
+	}
 	if r.Persisted != nil {
 		row("persisted", "%v (caught up %.2fs after sending stopped)", *r.Persisted, r.PersistCatchup)
 	}
@@ -156,6 +176,11 @@ func (r *Result) WriteTable(w io.Writer) {
 	if i := r.Idle; i != nil {
 		row("gateway rss", "%.1f MiB before, %.1f MiB with connections, %.1f MiB at end (%s)", mib(i.RSSBefore), mib(i.RSSAfter), mib(i.RSSEnd), i.Source)
 		row("per connection", "%.1f KB RSS", i.PerConn/1000)
+		for k, pid := range i.PIDs {
+			if k < len(i.RSSAfterPerPID) && k < len(i.PerConnPerPID) {
+				row("", "pid %d: %.1f → %.1f MiB, %.1f KB per connection of its URL", pid, mib(i.RSSBeforePerPID[k]), mib(i.RSSAfterPerPID[k]), i.PerConnPerPID[k]/1000)
+			}
+		}
 		if i.HeapPerConn > 0 {
 			row("", "%.1f KB Go heap+stacks, %.2f goroutines (%d → %d)", i.HeapPerConn/1000, i.PerConnGor, i.Goroutines, i.GoroutinesA)
 		}
@@ -177,6 +202,17 @@ func (r *Result) WriteTable(w io.Writer) {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func perPID(v []int64) string {
+	if len(v) < 2 {
+		return ""
+	}
+	parts := make([]string, len(v))
+	for i, b := range v {
+		parts[i] = fmt.Sprintf("%.1f", mib(b))
+	}
+	return " (per process: " + strings.Join(parts, " + ") + " MiB)"
+}
 
 func formatErrors(m map[string]int64) string {
 	if len(m) == 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +16,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/store"
 )
 
 // Run runs the bench described by cfg (resolved by Main, or by a test) and returns
@@ -43,23 +47,25 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	run := newRunID()
+	run := cfg.RunID
+	if run == "" {
+		run = newRunID()
+	}
 	res.Run = run
+	r := &runner{cfg: cfg, res: res, tokens: tokens}
 	var plan *Plan
 	if cfg.Mode == "idle" {
 		plan = newPlan(run, cfg.Users, cfg.Conns, 0, 0, 0)
 	} else {
+		r.sampleServer(ctx, "start")
 		plan = newPlan(run, cfg.Users, cfg.Conns, cfg.Chats, cfg.ChatSize, cfg.Senders)
-		base, err := httpBase(cfg.URLs[0])
-		if err != nil {
-			return nil, err
-		}
-		rc := &restClient{base: base, tokens: tokens, client: &http.Client{Timeout: 120 * time.Second}}
 		t0 := time.Now()
-		if err := createChats(ctx, rc, plan, max(cfg.CreateConcurrency, 1)); err != nil {
+		if err := r.createChats(ctx, plan); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(cfg.Stderr, "bench: created %d chats of %d in %.1fs\n", len(plan.Chats), cfg.ChatSize, time.Since(t0).Seconds())
+		res.CreateS, res.CreateVia = time.Since(t0).Seconds(), cfg.Create
+		fmt.Fprintf(cfg.Stderr, "bench: created %d chats of %d via %s in %.1fs\n", len(plan.Chats), cfg.ChatSize, cfg.Create, res.CreateS)
+		r.sampleServer(ctx, "created")
 	}
 	res.Chats = len(plan.Chats)
 	nodes, cleanup, err := startNodes(ctx, cfg, plan, tokens)
@@ -67,7 +73,7 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		return nil, err
 	}
 	defer cleanup()
-	r := &runner{cfg: cfg, plan: plan, nodes: nodes, res: res, tokens: tokens}
+	r.plan, r.nodes = plan, nodes
 	switch cfg.Mode {
 	case "load", "fanout":
 		err = r.load(ctx)
@@ -82,7 +88,48 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	if err := r.collect(ctx); err != nil {
 		return nil, err
 	}
+	if n := float64(len(plan.Chats)); n > 0 && res.Sent > 0 && cfg.Mode == "load" {
+		res.ChatsTouched = n * (1 - math.Pow(1-1/n, float64(res.Sent)))
+	}
 	return res, nil
+}
+
+// createChats creates the chats of plan through the REST API or the store
+// (--create) and fills in their IDs.
+func (r *runner) createChats(ctx context.Context, plan *Plan) error {
+	cfg := r.cfg
+	if cfg.Create == "existing" {
+		// An earlier run (--run) created these direct chats: only their IDs are needed.
+		for j := range plan.Chats {
+			c := &plan.Chats[j]
+			c.ID = ids.Direct(plan.Users[c.Members[0]], plan.Users[c.Members[1]])
+		}
+		plan.dedupe()
+		return nil
+	}
+	if cfg.Create == "store" {
+		path := cfg.SQLitePath
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "natter.db")
+		}
+		st, err := store.OpenSQLite(ctx, path)
+		if err != nil {
+			return fmt.Errorf("bench: --create store: %w", err)
+		}
+		defer st.Close()
+		t0 := time.Now()
+		return createChatsInStore(ctx, st, plan, max(cfg.CreateConcurrency, 1), func(done int) {
+			if done%100_000 == 0 {
+				fmt.Fprintf(cfg.Stderr, "[create  %5.1fs] %d/%d chats in the store\n", time.Since(t0).Seconds(), done, len(plan.Chats))
+			}
+		})
+	}
+	base, err := httpBase(cfg.URLs[0])
+	if err != nil {
+		return err
+	}
+	rc := &restClient{base: base, tokens: r.tokens, client: &http.Client{Timeout: 120 * time.Second}}
+	return createChats(ctx, rc, plan, max(cfg.CreateConcurrency, 1))
 }
 
 // startNodes starts the processes that hold the connections: this one, or
@@ -230,7 +277,14 @@ func (r *runner) load(ctx context.Context) error {
 	if err := r.connect(ctx); err != nil {
 		return err
 	}
-	return r.send(ctx, r.cfg.Warmup, r.cfg.Duration, true)
+	r.sampleServer(ctx, "connected")
+	if err := r.send(ctx, r.cfg.Warmup, r.cfg.Duration, true); err != nil {
+		return err
+	}
+	if r.cfg.Mode == "load" {
+		r.sampleServer(ctx, "end") // connections still open: comparable with connected
+	}
+	return nil
 }
 
 // send runs the senders (warm-up, then the window), then waits for the
@@ -244,6 +298,12 @@ func (r *runner) send(ctx context.Context, warmup, window time.Duration, profile
 		pwg.Add(1)
 		go func() { defer pwg.Done(); r.profileWindow(ctx) }()
 	}
+	var samples []ServerSample
+	var sampleNotes []string
+	if profile && r.cfg.SampleEvery > 0 {
+		pwg.Add(1)
+		go func() { defer pwg.Done(); samples, sampleNotes = r.sampleDuring(ctx, at, r.winEnd) }()
+	}
 	if err := r.all(ctx, "start", at.UnixNano()); err != nil {
 		return err
 	}
@@ -252,6 +312,8 @@ func (r *runner) send(ctx context.Context, warmup, window time.Duration, profile
 		return err
 	}
 	pwg.Wait()
+	r.res.Server = append(r.res.Server, samples...)
+	r.res.Notes = append(r.res.Notes, sampleNotes...)
 	drained := r.ticker(ctx, "drain", time.Now().Add(r.cfg.DrainTimeout), func(p Progress) bool {
 		return p.Delivered >= p.Expected && p.Acked+p.Failed >= p.Sent
 	})
@@ -341,9 +403,11 @@ func (r *runner) cpuSample() map[int]float64 {
 			out[pid], _ = procCPU(pid)
 		}
 	}
-	if pid := r.cfg.GatewayPID; pid > 0 && pid != os.Getpid() {
-		if v, err := procCPU(pid); err == nil {
-			out[pid] = v
+	for _, pid := range r.cfg.GatewayPIDs {
+		if pid != os.Getpid() {
+			if v, err := procCPU(pid); err == nil {
+				out[pid] = v
+			}
 		}
 	}
 	return out
@@ -354,7 +418,7 @@ func (r *runner) cpuReport(a, b map[int]float64, window float64) *CPUReport {
 	c := &CPUReport{WindowS: window, ServerS: -1, LoadgenS: -1}
 	d := func(pid int) float64 { return b[pid] - a[pid] }
 	switch {
-	case r.cfg.Procs == 0 && (r.cfg.GatewayPID == 0 || r.cfg.GatewayPID == self) && r.cfg.Embedded:
+	case r.cfg.Procs == 0 && r.cfg.Embedded && (len(r.cfg.GatewayPIDs) == 0 || r.serverInProc()):
 		c.CombinedS = d(self)
 		return c
 	case r.cfg.Procs == 0:
@@ -364,12 +428,15 @@ func (r *runner) cpuReport(a, b map[int]float64, window float64) *CPUReport {
 		for _, n := range r.nodes {
 			c.LoadgenS += d(n.pid())
 		}
-		if r.cfg.GatewayPID != self {
+		if !r.serverInProc() {
 			c.LoadgenS += d(self) // the coordinator
 		}
 	}
-	if pid := r.cfg.GatewayPID; pid > 0 {
-		c.ServerS = d(pid)
+	if len(r.cfg.GatewayPIDs) > 0 {
+		c.ServerS = 0
+		for _, pid := range r.cfg.GatewayPIDs {
+			c.ServerS += d(pid)
+		}
 	}
 	if c.ServerS >= 0 && c.LoadgenS >= 0 && c.ServerS+c.LoadgenS > 0 {
 		c.LoadgenShare = c.LoadgenS / (c.ServerS + c.LoadgenS)
@@ -380,47 +447,71 @@ func (r *runner) cpuReport(a, b map[int]float64, window float64) *CPUReport {
 // idle: open the connections, hold them, and report the gateway's RSS per
 // connection (read from /proc; an in-process gateway is garbage-collected first).
 func (r *runner) idle(ctx context.Context) error {
-	pid := r.cfg.GatewayPID
-	self := os.Getpid()
-	ir := &IdleResult{Source: "none: give --gateway-pid, or --embedded with --procs"}
-	inProc := r.cfg.Embedded && (pid == 0 || pid == self)
-	if inProc {
-		pid = self
+	pids := r.serverPIDs()
+	ir := &IdleResult{Source: "none: give --gateway-pid, or --embedded with --procs", PIDs: pids}
+	inProc := r.serverInProc()
+	switch {
+	case inProc:
 		ir.Source = "this process (embedded natter)"
 		if r.cfg.Procs == 0 {
 			ir.Source += "; includes the load generator's connections: use --procs to separate them"
 		}
-	} else if pid > 0 {
-		ir.Source = fmt.Sprintf("/proc/%d", pid)
+	case len(pids) > 0:
+		parts := make([]string, len(pids))
+		for i, pid := range pids {
+			parts[i] = fmt.Sprintf("/proc/%d", pid)
+		}
+		ir.Source = strings.Join(parts, " + ")
 	}
 	var ms0 runtime.MemStats
-	measure := func(ms *runtime.MemStats) int64 {
+	measure := func(ms *runtime.MemStats) (sum int64, per []int64) {
 		if inProc {
 			runtime.GC()
 			debug.FreeOSMemory()
 			runtime.ReadMemStats(ms)
 		}
-		if pid == 0 {
-			return 0
+		for _, pid := range pids {
+			v, _ := procRSS(pid)
+			sum += v
+			per = append(per, v)
 		}
-		v, _ := procRSS(pid)
-		return v
+		return sum, per
 	}
-	ir.RSSBefore = measure(&ms0)
+	ir.RSSBefore, ir.RSSBeforePerPID = measure(&ms0)
 	ir.Goroutines = runtime.NumGoroutine()
+	var before ServerSample
+	if len(r.cfg.MetricsURLs) > 0 {
+		before = r.sampleServer(ctx, "start")
+		ir.Goroutines = before.Goroutines
+	}
 	if err := r.connect(ctx); err != nil {
 		return err
 	}
 	p := r.progress()
 	time.Sleep(2 * time.Second) // let the server settle (subscriptions, presence)
 	var ms1 runtime.MemStats
-	ir.RSSAfter = measure(&ms1)
+	ir.RSSAfter, ir.RSSAfterPerPID = measure(&ms1)
 	ir.GoroutinesA = runtime.NumGoroutine()
+	if len(r.cfg.MetricsURLs) > 0 {
+		after := r.sampleServer(ctx, "connected")
+		ir.GoroutinesA = after.Goroutines
+		if p.Conns > 0 {
+			ir.HeapPerConn = float64(after.HeapInuse-before.HeapInuse) / float64(p.Conns)
+			ir.PerConnGor = float64(after.Goroutines-before.Goroutines) / float64(p.Conns)
+		}
+	}
 	if p.Conns > 0 {
 		ir.PerConn = float64(ir.RSSAfter-ir.RSSBefore) / float64(p.Conns)
 		if inProc {
 			ir.HeapPerConn = float64(int64(ms1.HeapInuse+ms1.StackInuse)-int64(ms0.HeapInuse+ms0.StackInuse)) / float64(p.Conns)
 			ir.PerConnGor = float64(ir.GoroutinesA-ir.Goroutines) / float64(p.Conns)
+		}
+		if len(pids) == len(r.cfg.URLs) && len(pids) > 1 {
+			// Connection i goes to URL i mod len: process k holds its share.
+			for k := range pids {
+				n := connsOfURL(int(p.Conns), len(pids), k)
+				ir.PerConnPerPID = append(ir.PerConnPerPID, float64(ir.RSSAfterPerPID[k]-ir.RSSBeforePerPID[k])/float64(max(n, 1)))
+			}
 		}
 	}
 	fmt.Fprintf(r.cfg.Stderr, "bench: %d connections, gateway RSS %.1f → %.1f MiB (%.1f KB per connection); holding for %s\n",
@@ -440,7 +531,7 @@ func (r *runner) idle(ctx context.Context) error {
 	r.ticker(ctx, "hold", r.winEnd, nil)
 	r.res.CPU = r.cpuReport(r.cpu0, r.cpuSample(), r.cfg.Duration.Seconds())
 	var ms2 runtime.MemStats
-	ir.RSSEnd = measure(&ms2)
+	ir.RSSEnd, _ = measure(&ms2)
 	r.res.Idle = ir
 	return nil
 }
@@ -591,4 +682,14 @@ func (r *runner) collect(ctx context.Context) error {
 		res.OK = len(res.Errors) == 0 && res.DialFailed == 0
 	}
 	return nil
+}
+
+// connsOfURL returns how many of conns connections go to URL k of n (connection i
+// uses URL i mod n).
+func connsOfURL(conns, n, k int) int {
+	c := conns / n
+	if k < conns%n {
+		c++
+	}
+	return c
 }

@@ -274,7 +274,8 @@ func (w *worker) startSending(at time.Time) {
 	}
 }
 
-// sendLoop sends to chats, round robin, at rate (0: as fast as the window allows)
+// sendLoop sends each message to a random one of chats (so with many chats per
+// user the sends spread over all chats of the run, as in the state-scale runs) at rate (0: as fast as the window allows)
 // from start until end.
 func (w *worker) sendLoop(c *bconn, chats []string, rate float64, start, end time.Time) {
 	var p *pacer
@@ -309,7 +310,10 @@ func (w *worker) sendLoop(c *bconn, chats []string, rate float64, start, end tim
 		if !now.Before(end) && p == nil {
 			return
 		}
-		chat := chats[n%int64(len(chats))]
+		chat := chats[0]
+		if len(chats) > 1 {
+			chat = chats[rand.IntN(len(chats))]
+		}
 		if err := c.writeSend(ws, chat, messageID(w.plan.Run, c.idx, n, due), w.content); err != nil {
 			if !c.gone.Load() {
 				w.st.errorf("write")
