@@ -38,8 +38,8 @@ func (e *env) ingressMsg(m *protocol.Message) *nats.Msg {
 	return msg
 }
 
-// waitIngressEmpty waits until every ingress message is acked (NATTER_IN is a work
-// queue).
+// waitIngressEmpty waits until every ingress message is acked: the janitor purges
+// only acked messages, at most a few PurgeIntervals after their ack (purge.go).
 func (e *env) waitIngressEmpty(t *testing.T) {
 	t.Helper()
 	in, err := e.js.Stream(context.Background(), subjects.InStream)

@@ -141,21 +141,23 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	if s.kv, err = s.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket); err != nil {
 		return fmt.Errorf("sequencer: large-chats bucket: %w", err)
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, s.deps.Subjects.Partitions)
-	for p := 0; p < s.deps.Subjects.Partitions; p++ {
-		cons, err := inS.CreateOrUpdateConsumer(ctx, ConsumerConfig(s.cfg, s.deps.Subjects, p))
-		if err != nil {
+	consumers := make([]jetstream.Consumer, s.deps.Subjects.Partitions)
+	for p := range consumers {
+		if consumers[p], err = inS.CreateOrUpdateConsumer(ctx, ConsumerConfig(s.cfg, s.deps.Subjects, p)); err != nil {
 			return fmt.Errorf("sequencer: consumer %s: %w", ConsumerName(p), err)
 		}
-		wg.Add(1)
-		go func(p int) {
-			defer wg.Done()
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(consumers))
+	for p, cons := range consumers {
+		wg.Go(func() {
 			if err := s.runPartition(ctx, p, cons); err != nil {
 				errc <- err
 			}
-		}(p)
+		})
 	}
+	// NATTER_IN keeps acked messages until the janitor purges them (purge.go).
+	wg.Go(func() { s.janitor(ctx, consumers) })
 	wg.Wait()
 	close(errc)
 	return <-errc

@@ -29,7 +29,10 @@ type env struct {
 	cfg  sequencer.Config
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T) *env { return setupWith(t, nil) }
+
+// setupWith is setup, calling before (if not nil) on the empty server first.
+func setupWith(t *testing.T, before func(jetstream.JetStream, *natsutil.Config)) *env {
 	ns := testutil.NATSServer(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
@@ -39,6 +42,9 @@ func setup(t *testing.T) *env {
 	ncfg := natsutil.DefaultConfig()
 	ncfg.Partitions = 1
 	ncfg.DedupWindow = time.Second
+	if before != nil {
+		before(js, &ncfg)
+	}
 	require.NoError(t, natsutil.EnsureStreams(context.Background(), js, &ncfg))
 	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "db"))
 	require.NoError(t, err)
@@ -112,7 +118,7 @@ func TestExactlyOnceAfterDedupWindow(t *testing.T) {
 	require.Eventually(t, func() bool {
 		info, err := in.Info(context.Background())
 		return err == nil && info.State.Msgs == 0
-	}, 10*time.Second, 20*time.Millisecond, "both ingress messages are acked (work queue empties)")
+	}, 10*time.Second, 20*time.Millisecond, "both ingress messages are acked (and then purged: purge.go)")
 }
 
 func TestTakeoverKeepsOrderOfUnackedMessages(t *testing.T) {

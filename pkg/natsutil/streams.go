@@ -2,6 +2,7 @@ package natsutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -9,7 +10,10 @@ import (
 )
 
 // InStreamConfig is NATTER_IN: client frames per chat, deduplicated by Nats-Msg-Id,
-// partitioned by a server-side subject transform, kept until a sequencer acks them.
+// partitioned by a server-side subject transform. Limits retention without limits:
+// nothing is dropped before it is sequenced, and an ack does not remove a message
+// (with sync=always that cost a synced removal per ack); the sequencer purges what
+// its consumers acked in bulk, about once a second (sequencer/purge.go).
 func InStreamConfig(c *Config) jetstream.StreamConfig {
 	s := c.Subjects()
 	return jetstream.StreamConfig{
@@ -19,7 +23,7 @@ func InStreamConfig(c *Config) jetstream.StreamConfig {
 		SubjectTransform: &jetstream.SubjectTransformConfig{
 			Source: s.InTransformSrc(), Destination: s.InTransformDest(),
 		},
-		Retention:  jetstream.WorkQueuePolicy,
+		Retention:  jetstream.LimitsPolicy,
 		Storage:    jetstream.FileStorage,
 		Replicas:   c.Replicas,
 		Duplicates: c.DedupWindow,
@@ -53,9 +57,20 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 
 // EnsureStreams creates NATTER_IN, NATTER_LOG, the large-chats bucket and the media
 // buckets (media.go), or updates them to the current configuration. Safe to call
-// from every role at every start.
+// from every role at every start. A NATTER_IN created with WorkQueue retention (before
+// issue 9) keeps it: JetStream cannot change a stream's retention, and the sequencer
+// works with either.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error {
-	for _, sc := range []jetstream.StreamConfig{InStreamConfig(c), LogStreamConfig(c)} {
+	in := InStreamConfig(c)
+	switch s, err := js.Stream(ctx, in.Name); {
+	case err == nil:
+		if s.CachedInfo().Config.Retention == jetstream.WorkQueuePolicy {
+			in.Retention = jetstream.WorkQueuePolicy
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("stream %s: %w", in.Name, err)
+	}
+	for _, sc := range []jetstream.StreamConfig{in, LogStreamConfig(c)} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("stream %s: %w", sc.Name, err)
 		}
