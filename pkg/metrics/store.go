@@ -12,7 +12,7 @@ import (
 // storeOpNames are the op label values of natter_store_seconds.
 var storeOpNames = []string{
 	"append_messages", "history", "last_seq", "message_seq", "create_chat", "get_chat",
-	"members", "get_member", "add_member", "remove_member", "user_chats",
+	"members", "get_member", "add_member", "remove_member", "user_chats", "unread_total",
 	"set_read_state", "get_read_state", "ping",
 }
 
@@ -129,6 +129,13 @@ func (w *instrumented) UserChats(ctx context.Context, userID string, limit, offs
 	out, err := w.s.UserChats(ctx, userID, limit, offset)
 	w.done("user_chats", start, err)
 	return out, err
+}
+
+func (w *instrumented) UnreadTotal(ctx context.Context, userID, exceptChatID string) (uint64, error) {
+	start := time.Now()
+	n, err := w.s.UnreadTotal(ctx, userID, exceptChatID)
+	w.done("unread_total", start, err)
+	return n, err
 }
 
 func (w *instrumented) SetReadState(ctx context.Context, chatID, userID string, delivered, read uint64) (store.ReadState, error) {

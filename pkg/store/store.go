@@ -202,6 +202,10 @@ type Store interface {
 	// (0 means 100). Unlike an offset, the cursor neither repeats nor skips a chat
 	// when others become active or are left between pages.
 	UserChatsBefore(ctx context.Context, userID string, cursor ChatListCursor, limit int) ([]ChatSummary, error)
+	// UnreadTotal returns the sum of Unread (as UserChats computes it) over all of
+	// userID's chats but exceptChatID (none when empty): a notification's badge,
+	// without listing the chats. 0 for a user with no chats.
+	UnreadTotal(ctx context.Context, userID, exceptChatID string) (uint64, error)
 
 	// Search returns the messages of userID's current chats that match q, newest
 	// first (timestamp, then chat ID, then seq, all descending), in their current

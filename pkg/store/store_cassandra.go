@@ -1387,6 +1387,22 @@ func (s *CassandraStore) UserChats(ctx context.Context, userID string, limit, of
 	return all[offset:min(len(all), offset+limit)], nil
 }
 
+// UnreadTotal implements Store. It costs one allUserChats (a read per chat): a
+// cheaper badge on Cassandra needs a per-user unread counter kept on append.
+func (s *CassandraStore) UnreadTotal(ctx context.Context, userID, exceptChatID string) (uint64, error) {
+	all, err := s.allUserChats(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	var total uint64
+	for _, cs := range all {
+		if cs.ID != exceptChatID {
+			total += cs.Unread
+		}
+	}
+	return total, nil
+}
+
 // userChatsBefore is Store.UserChatsBefore (cassandra_pending.go delegates to it):
 // the list of UserChats after the chat that cursor names. It costs what UserChats
 // costs.

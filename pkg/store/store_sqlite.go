@@ -22,6 +22,7 @@ type SQLiteStore struct {
 	w   *sql.DB // one connection: every write
 	r   *sql.DB // read pool
 	app appendStmts
+	rd  readStmts
 }
 
 var _ Store = (*SQLiteStore)(nil)
@@ -103,12 +104,19 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
+	// Keep every read connection (the default keeps 2 idle): a closed one loses its
+	// prepared statements and page cache, and a new one opens the file again.
+	r.SetMaxIdleConns(4)
 	s := &SQLiteStore{w: w, r: r}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	if err := s.prepareAppend(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.prepareRead(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -424,14 +432,11 @@ func (s *SQLiteStore) History(ctx context.Context, chatID string, q HistoryQuery
 	var rows *sql.Rows
 	switch {
 	case q.Dir == Forward:
-		rows, err = tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
-			WHERE chat_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?`, chatID, q.After, limit)
+		rows, err = tx.StmtContext(ctx, s.rd.historyAfter).QueryContext(ctx, chatID, q.After, limit)
 	case q.Before == 0:
-		rows, err = tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
-			WHERE chat_id = ? ORDER BY seq DESC LIMIT ?`, chatID, limit)
+		rows, err = tx.StmtContext(ctx, s.rd.historyNewest).QueryContext(ctx, chatID, limit)
 	default:
-		rows, err = tx.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
-			WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, chatID, q.Before, limit)
+		rows, err = tx.StmtContext(ctx, s.rd.historyBefore).QueryContext(ctx, chatID, q.Before, limit)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: history %s: %w", chatID, err)
@@ -459,7 +464,7 @@ func clampLimit(n int) int {
 // LastSeq implements Store.
 func (s *SQLiteStore) LastSeq(ctx context.Context, chatID string) (uint64, error) {
 	var seq uint64
-	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?`, chatID).Scan(&seq)
+	err := s.rd.lastSeq.QueryRowContext(ctx, chatID).Scan(&seq)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: last seq %s: %w", chatID, err)
 	}
@@ -469,8 +474,7 @@ func (s *SQLiteStore) LastSeq(ctx context.Context, chatID string) (uint64, error
 // MessageSeq implements Store.
 func (s *SQLiteStore) MessageSeq(ctx context.Context, chatID, messageID string) (uint64, error) {
 	var seq uint64
-	err := s.r.QueryRowContext(ctx, `SELECT seq FROM messages WHERE chat_id = ? AND message_id = ?
-		ORDER BY seq LIMIT 1`, chatID, messageID).Scan(&seq)
+	err := s.rd.messageSeq.QueryRowContext(ctx, chatID, messageID).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -514,7 +518,7 @@ func (s *SQLiteStore) CreateChat(ctx context.Context, chat Chat, members []Membe
 func (s *SQLiteStore) GetChat(ctx context.Context, chatID string) (Chat, error) {
 	var c Chat
 	var at int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, kind, name, created_by, created_at FROM chats WHERE id = ?`, chatID).
+	err := s.rd.getChat.QueryRowContext(ctx, chatID).
 		Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedBy, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Chat{}, ErrNotFound
@@ -528,8 +532,7 @@ func (s *SQLiteStore) GetChat(ctx context.Context, chatID string) (Chat, error) 
 
 // Members implements Store.
 func (s *SQLiteStore) Members(ctx context.Context, chatID string) ([]Member, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT chat_id, user_id, role, joined_at FROM members
-		WHERE chat_id = ? ORDER BY user_id`, chatID)
+	rows, err := s.rd.members.QueryContext(ctx, chatID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: members %s: %w", chatID, err)
 	}
@@ -551,8 +554,7 @@ func (s *SQLiteStore) Members(ctx context.Context, chatID string) ([]Member, err
 func (s *SQLiteStore) GetMember(ctx context.Context, chatID, userID string) (Member, error) {
 	m := Member{ChatID: chatID, UserID: userID}
 	var at int64
-	err := s.r.QueryRowContext(ctx, `SELECT role, joined_at FROM members WHERE chat_id = ? AND user_id = ?`,
-		chatID, userID).Scan(&m.Role, &at)
+	err := s.rd.getMember.QueryRowContext(ctx, chatID, userID).Scan(&m.Role, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Member{}, ErrNotFound
 	}
@@ -599,7 +601,7 @@ func (s *SQLiteStore) UserChats(ctx context.Context, userID string, limit, offse
 	if limit <= 0 {
 		limit = 100
 	}
-	return s.userChats(ctx, userID, "", []any{limit, offset})
+	return s.userChats(ctx, s.rd.userChats, userID, limit, offset)
 }
 
 // UserChatsBefore implements Store.
@@ -608,25 +610,17 @@ func (s *SQLiteStore) UserChatsBefore(ctx context.Context, userID string, cursor
 		limit = 100
 	}
 	if cursor.ChatID == "" && cursor.Activity.IsZero() {
-		return s.userChats(ctx, userID, "", []any{limit, 0})
+		return s.userChats(ctx, s.rd.userChats, userID, limit, 0)
 	}
 	act := cursor.Activity.UnixMilli()
-	return s.userChats(ctx, userID, `AND (MAX(c.last_ts, c.created_at) < ? OR (MAX(c.last_ts, c.created_at) = ? AND c.id > ?))`,
-		[]any{act, act, cursor.ChatID, limit, 0})
+	return s.userChats(ctx, s.rd.userChatsAfter, userID, act, act, cursor.ChatID, limit, 0)
 }
 
-// userChats lists userID's chats matching the extra condition (with its arguments
-// first in args, then limit and offset). The last message is read from the messages
-// table, so it shows its current state (edited, deleted).
-func (s *SQLiteStore) userChats(ctx context.Context, userID, cond string, args []any) ([]ChatSummary, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT c.id, c.kind, c.name, c.created_by, c.created_at,
-			c.last_seq, c.last_message, COALESCE(r.read, 0), MAX(c.last_ts, c.created_at) AS act,
-			lm.seq IS NOT NULL, COALESCE(lm.content, ''), lm.meta, COALESCE(lm.edited, 0), COALESCE(lm.deleted, 0)
-		FROM members m JOIN chats c ON c.id = m.chat_id
-		LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
-		LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_msg_seq
-		WHERE m.user_id = ? `+cond+`
-		ORDER BY act DESC, c.id LIMIT ? OFFSET ?`, append([]any{userID}, args...)...)
+// userChats lists userID's chats with st, a statement of userChatsSQL: args are its
+// condition's arguments, then limit and offset. The last message is read from the
+// messages table, so it shows its current state (edited, deleted).
+func (s *SQLiteStore) userChats(ctx context.Context, st *sql.Stmt, userID string, args ...any) ([]ChatSummary, error) {
+	rows, err := st.QueryContext(ctx, append([]any{userID}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: chats of %s: %w", userID, err)
 	}
@@ -681,8 +675,7 @@ func (s *SQLiteStore) SetReadState(ctx context.Context, chatID, userID string, d
 // GetReadState implements Store.
 func (s *SQLiteStore) GetReadState(ctx context.Context, chatID, userID string) (ReadState, error) {
 	rs := ReadState{ChatID: chatID, UserID: userID}
-	err := s.r.QueryRowContext(ctx, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`,
-		chatID, userID).Scan(&rs.Delivered, &rs.Read)
+	err := s.rd.getReadState.QueryRowContext(ctx, chatID, userID).Scan(&rs.Delivered, &rs.Read)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return ReadState{}, fmt.Errorf("sqlite: read state %s/%s: %w", chatID, userID, err)
 	}
@@ -712,8 +705,7 @@ func (s *SQLiteStore) SetMute(ctx context.Context, m Mute) error {
 func (s *SQLiteStore) GetMute(ctx context.Context, chatID, userID string) (Mute, error) {
 	m := Mute{ChatID: chatID, UserID: userID}
 	var until int64
-	err := s.r.QueryRowContext(ctx, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`,
-		chatID, userID).Scan(&until)
+	err := s.rd.getMute.QueryRowContext(ctx, chatID, userID).Scan(&until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, nil
 	}
@@ -732,5 +724,5 @@ func (s *SQLiteStore) Ping(ctx context.Context) error { return s.w.PingContext(c
 
 // Close implements Store.
 func (s *SQLiteStore) Close() error {
-	return errors.Join(s.app.close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.app.close(), s.rd.close(), s.r.Close(), s.w.Close())
 }

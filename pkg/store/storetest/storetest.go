@@ -247,6 +247,53 @@ func Run(t *testing.T, open Open) {
 		require.Equal(t, []string{"a", "c"}, []string{page[0].ID, page[1].ID}, "limit and offset page the list")
 	})
 
+	t.Run("UnreadTotal", func(t *testing.T) {
+		s := newStore(t)
+		group(t, s, "a", "alice", "bob")
+		group(t, s, "b", "alice", "carol")
+		group(t, s, "c", "alice")
+		group(t, s, "d", "bob", "carol")
+		require.NoError(t, s.AppendMessages(ctx, []protocol.Message{
+			msg("a", 1, "bob", base.Add(time.Hour)), msg("a", 2, "bob", base.Add(2*time.Hour)),
+			msg("b", 1, "carol", base.Add(3*time.Hour)), msg("b", 2, "carol", base.Add(4*time.Hour)),
+			msg("b", 3, "carol", base.Add(5*time.Hour)),
+			msg("d", 1, "carol", base.Add(6*time.Hour)),
+		}))
+		total := func(user, except string) uint64 {
+			t.Helper()
+			n, err := s.UnreadTotal(ctx, user, except)
+			require.NoError(t, err)
+			return n
+		}
+		require.EqualValues(t, 5, total("alice", ""), "every chat: 2 in a, 3 in b, none in c; not d")
+		require.EqualValues(t, 3, total("alice", "a"), "except a")
+		require.EqualValues(t, 2, total("alice", "b"), "except b")
+		require.EqualValues(t, 5, total("alice", "zzz"), "except a chat alice is not in")
+		require.EqualValues(t, 1, total("bob", ""), "own messages are read: only d's")
+		require.EqualValues(t, 0, total("nobody", ""))
+		_, err := s.SetReadState(ctx, "a", "alice", 0, 1)
+		require.NoError(t, err)
+		_, err = s.SetReadState(ctx, "b", "alice", 0, 9) // beyond the last seq: no negative count
+		require.NoError(t, err)
+		require.EqualValues(t, 1, total("alice", ""))
+		_, err = s.SetReadState(ctx, "d", "alice", 0, 0) // read state in a chat alice is not in
+		require.NoError(t, err)
+		require.NoError(t, s.AddMember(ctx, store.Member{ChatID: "gone", UserID: "alice", Role: store.RoleMember, JoinedAt: base}))
+		require.EqualValues(t, 1, total("alice", ""), "neither d nor a membership without a chat counts")
+		require.NoError(t, s.RemoveMember(ctx, "a", "alice"))
+		require.EqualValues(t, 0, total("alice", ""), "a chat alice left no longer counts")
+		// The same as summing UserChats.
+		for _, u := range []string{"alice", "bob", "carol"} {
+			chats, err := s.UserChats(ctx, u, 0, 0)
+			require.NoError(t, err)
+			var sum uint64
+			for _, c := range chats {
+				sum += c.Unread
+			}
+			require.Equal(t, sum, total(u, ""), u)
+		}
+	})
+
 	t.Run("ReadStateMonotonic", func(t *testing.T) {
 		s := newStore(t)
 		rs, err := s.GetReadState(ctx, "c", "u")

@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// readStmts are the hot read statements, prepared once on the read pool when the
+// store opens. database/sql prepares a statement on each pool connection the first
+// time it runs there and keeps it, so a read no longer parses its SQL (sqlite3Prepare
+// was 9–10 % of server CPU in a resume storm); a transaction binds them with
+// Tx.StmtContext, which reuses the connection's prepared copy.
+type readStmts struct {
+	historyNewest, historyBefore, historyAfter *sql.Stmt
+	lastSeq, messageSeq                        *sql.Stmt
+	getChat, members, getMember                *sql.Stmt
+	userChats, userChatsAfter                  *sql.Stmt
+	unreadTotal                                *sql.Stmt
+	getReadState, getMute                      *sql.Stmt
+}
+
+// userChatsSQL lists a user's chats (see SQLiteStore.userChats); cond is an extra
+// condition whose arguments come after the user ID. The page is chosen first, over
+// narrow rows (chat, read, activity), and only its chats are joined with their row
+// and last message: sorting a user's thousand chats with their last_message blobs
+// and looking up every last message cost several times more.
+func userChatsSQL(cond string) string {
+	return `SELECT c.id, c.kind, c.name, c.created_by, c.created_at,
+			c.last_seq, c.last_message, p.read, p.act,
+			lm.seq IS NOT NULL, COALESCE(lm.content, ''), lm.meta, COALESCE(lm.edited, 0), COALESCE(lm.deleted, 0)
+		FROM (SELECT m.chat_id AS id, COALESCE(r.read, 0) AS read, MAX(c.last_ts, c.created_at) AS act
+			FROM members m JOIN chats c ON c.id = m.chat_id
+			LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
+			WHERE m.user_id = ? ` + cond + `
+			ORDER BY act DESC, c.id LIMIT ? OFFSET ?) p
+		JOIN chats c ON c.id = p.id
+		LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_msg_seq
+		ORDER BY p.act DESC, p.id`
+}
+
+// queries pairs each statement with its SQL (the plan test reads them too).
+func (r *readStmts) queries() []struct {
+	st **sql.Stmt
+	q  string
+} {
+	return []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&r.historyNewest, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? ORDER BY seq DESC LIMIT ?`},
+		{&r.historyBefore, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`},
+		{&r.historyAfter, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?`},
+		{&r.lastSeq, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?`},
+		{&r.messageSeq, `SELECT seq FROM messages WHERE chat_id = ? AND message_id = ? ORDER BY seq LIMIT 1`},
+		{&r.getChat, `SELECT id, kind, name, created_by, created_at FROM chats WHERE id = ?`},
+		{&r.members, `SELECT chat_id, user_id, role, joined_at FROM members WHERE chat_id = ? ORDER BY user_id`},
+		{&r.getMember, `SELECT role, joined_at FROM members WHERE chat_id = ? AND user_id = ?`},
+		{&r.userChats, userChatsSQL("")},
+		{&r.userChatsAfter, userChatsSQL(`AND (MAX(c.last_ts, c.created_at) < ? OR (MAX(c.last_ts, c.created_at) = ? AND c.id > ?))`)},
+		// Unread as userChats computes it (last seq above the read watermark), summed
+		// without sorting, the last message or its JSON: one pass over the user's
+		// memberships with two primary-key lookups each.
+		{&r.unreadTotal, `SELECT COALESCE(SUM(CASE WHEN c.last_seq > COALESCE(r.read, 0)
+				THEN c.last_seq - COALESCE(r.read, 0) ELSE 0 END), 0)
+			FROM members m JOIN chats c ON c.id = m.chat_id
+			LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
+			WHERE m.user_id = ? AND m.chat_id != ?`},
+		{&r.getReadState, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`},
+		{&r.getMute, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`},
+	}
+}
+
+func (s *SQLiteStore) prepareRead(ctx context.Context) error {
+	for _, p := range s.rd.queries() {
+		st, err := s.r.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+func (r *readStmts) close() error {
+	var errs []error
+	for _, p := range r.queries() {
+		if *p.st != nil {
+			errs = append(errs, (*p.st).Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UnreadTotal implements Store.
+func (s *SQLiteStore) UnreadTotal(ctx context.Context, userID, exceptChatID string) (uint64, error) {
+	var n int64
+	if err := s.rd.unreadTotal.QueryRowContext(ctx, userID, exceptChatID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: unread of %s: %w", userID, err)
+	}
+	return uint64(max(n, 0)), nil
+}
