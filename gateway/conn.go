@@ -188,8 +188,8 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// write writes frames in order within WriteTimeout: on a WebSocket with the socket
-// corked, so that they leave in one write(2) (with the library's pongs, if any).
+// write writes frames in order within WriteTimeout: on a WebSocket's socket directly,
+// so that they leave in one write(2) (cork.go writeMessages).
 func (c *conn) write(frames [][]byte) error {
 	for _, f := range frames {
 		c.g.deps.Metrics.FrameOut(f)
@@ -197,26 +197,17 @@ func (c *conn) write(frames [][]byte) error {
 	if c.sse != nil {
 		return c.sse.write(frames)
 	}
-	ctx := context.Background() // the deadline set by cork bounds the batch
-	if c.sock == nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.g.cfg.WriteTimeout)
-		defer cancel()
-	} else {
-		c.sock.cork()
-	}
-	var err error
-	for _, f := range frames {
-		if err = c.ws.Write(ctx, websocket.MessageText, f); err != nil {
-			break
-		}
-	}
 	if c.sock != nil {
-		if uerr := c.sock.uncork(); err == nil {
-			err = uerr
+		return c.sock.writeMessages(frames) // the socket's deadline bounds it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
+	defer cancel()
+	for _, f := range frames {
+		if err := c.ws.Write(ctx, websocket.MessageText, f); err != nil {
+			return err
 		}
 	}
-	return err
+	return nil
 }
 
 // ping checks the connection is alive: a WebSocket ping that waits for its pong, or

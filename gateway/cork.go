@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"sync"
@@ -70,14 +71,16 @@ func (u *upgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 // frames) are held only until that uncork, which always follows.
 type corkConn struct {
 	net.Conn
-	timeout time.Duration // bounds a corked batch: the write deadline from cork to uncork
+	timeout time.Duration // bounds a blocked write (armLocked); 0: unbounded
 
 	pending []byte // received before the hijack; Read returns it first (one reader)
 
-	mu     sync.Mutex // serializes writes to Conn, in order; guards the fields below
-	corked bool
-	buf    *[]byte // corked bytes not yet written; nil: none
-	err    error   // the first write error: every later write fails
+	mu        sync.Mutex // serializes writes to Conn, in order; guards the fields below
+	corked    bool
+	buf       *[]byte   // corked bytes not yet written; nil: none
+	err       error     // the first write error: every later write fails
+	deadline  time.Time // the write deadline armed on Conn (armLocked); zero: none
+	closeSent bool      // the library wrote a close frame: no message may follow
 }
 
 // Read implements net.Conn.
@@ -100,7 +103,13 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	// The library's writes are whole frames (control frames fit its writer, which
+	// it flushes after each frame), so p[0] is a frame header.
+	if len(p) > 0 && p[0]&0x0f == wsOpClose {
+		c.closeSent = true
+	}
 	if !c.corked {
+		c.armLocked()
 		n, err := c.Conn.Write(p)
 		if err != nil {
 			c.err = err
@@ -119,15 +128,11 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// cork holds writes until uncork, which must follow, and bounds everything written
-// until then by c.timeout.
+// cork holds writes until uncork, which must follow.
 func (c *corkConn) cork() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = true
-	if c.timeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	}
 }
 
 // uncork writes the held bytes in one write and lets writes through again. It
@@ -144,9 +149,6 @@ func (c *corkConn) uncork() error {
 		}
 		c.buf = nil
 	}
-	if c.timeout > 0 && c.err == nil {
-		_ = c.Conn.SetWriteDeadline(time.Time{})
-	}
 	return err
 }
 
@@ -158,10 +160,85 @@ func (c *corkConn) flushLocked() error {
 	if c.buf == nil || len(*c.buf) == 0 {
 		return nil
 	}
+	c.armLocked()
 	_, err := c.Conn.Write(*c.buf)
 	*c.buf = (*c.buf)[:0]
 	if err != nil {
 		c.err = err
 	}
 	return err
+}
+
+// WebSocket frame header bits (RFC 6455 §5.2).
+const (
+	wsFin      = 0x80
+	wsOpText   = 0x1
+	wsOpClose  = 0x8
+	wsLen16    = 126 // payload length in the next 2 bytes
+	wsLen64    = 127 // payload length in the next 8 bytes
+	wsMaxLen7  = 125
+	wsMaxLen16 = 1<<16 - 1
+)
+
+// writeMessages writes msgs as text messages, one unfragmented unmasked frame each
+// (a server never masks; compression is not negotiated), in order, with one
+// write(2) per corkFlushAt bytes. It bypasses the library's writer, which costs a
+// few µs per message (locks, a context check, its buffer) next to a write(2) the
+// message shares with others: data messages are written only by the connection's
+// writer, through here, and the library's own frames (ping, pong, close) are whole
+// writes, so frames never interleave. After the library sent a close frame it
+// returns net.ErrClosed.
+func (c *corkConn) writeMessages(msgs [][]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if c.closeSent {
+		return net.ErrClosed
+	}
+	if c.buf == nil {
+		c.buf = corkBufs.Get().(*[]byte)
+	}
+	for _, m := range msgs {
+		b := *c.buf
+		switch n := len(m); {
+		case n <= wsMaxLen7:
+			b = append(b, wsFin|wsOpText, byte(n))
+		case n <= wsMaxLen16:
+			b = append(b, wsFin|wsOpText, wsLen16, byte(n>>8), byte(n))
+		default:
+			b = append(b, wsFin|wsOpText, wsLen64)
+			b = binary.BigEndian.AppendUint64(b, uint64(n))
+		}
+		*c.buf = append(b, m...)
+		if len(*c.buf) >= corkFlushAt {
+			if err := c.flushLocked(); err != nil {
+				break
+			}
+		}
+	}
+	err := c.flushLocked()
+	if cap(*c.buf) <= 4*corkFlushAt {
+		*c.buf = (*c.buf)[:0]
+		corkBufs.Put(c.buf)
+	}
+	c.buf = nil
+	return err
+}
+
+// armLocked keeps a write deadline of between timeout/2 and timeout ahead of now on
+// the socket, so that a write blocked by a client that stopped reading fails within
+// timeout. Setting a deadline costs a runtime timer update, so it is renewed only
+// once half of it has passed rather than around every write. Caller holds c.mu.
+func (c *corkConn) armLocked() {
+	if c.timeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.deadline.Sub(now) >= c.timeout/2 {
+		return
+	}
+	c.deadline = now.Add(c.timeout)
+	_ = c.Conn.SetWriteDeadline(c.deadline)
 }

@@ -310,3 +310,118 @@ func TestWriteLoopBatches(t *testing.T) {
 	}, time.Second, time.Millisecond)
 	require.Equal(t, 2, cnt.count(), "100 frames in batches of 64: two writes")
 }
+
+// TestWriteMessages writes messages of every header length (7-bit, 16-bit and
+// 64-bit lengths, and more than corkFlushAt bytes at once) straight to the socket,
+// interleaved with the library's pings, to a real client; after the library sent a
+// close frame no message may follow.
+func TestWriteMessages(t *testing.T) {
+	type server struct {
+		ws   *websocket.Conn
+		sock *corkConn
+	}
+	accepted := make(chan server, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := &upgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
+		ws, err := websocket.Accept(up, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		accepted <- server{ws, up.conn}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://"), nil)
+	require.NoError(t, err)
+	defer client.CloseNow()
+	client.SetReadLimit(1 << 20)
+	s := <-accepted
+	defer s.ws.CloseNow()
+
+	readErr := make(chan error, 1)
+	msgs := make(chan string, 100)
+	go func() {
+		for {
+			_, p, err := client.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			msgs <- string(p)
+		}
+	}()
+	go func() { _, _, _ = s.ws.Read(ctx) }() // reads the pongs and the close reply
+
+	var want []string
+	for _, n := range []int{0, 1, 125, 126, 127, 1000, 65535, 65536, 100_000} {
+		want = append(want, strings.Repeat(strconv.Itoa(n%10), n))
+	}
+	batch := make([][]byte, len(want))
+	for i, m := range want {
+		batch[i] = []byte(m)
+	}
+	require.NoError(t, s.sock.writeMessages(batch))
+	require.NoError(t, s.ws.Ping(ctx))
+	require.NoError(t, s.sock.writeMessages(batch[:3]))
+	want = append(want, want[:3]...)
+	for i, m := range want {
+		select {
+		case got := <-msgs:
+			require.Equal(t, len(m), len(got), "message %d", i)
+			require.Equal(t, m, got, "message %d", i)
+		case err := <-readErr:
+			t.Fatal(err)
+		}
+	}
+
+	require.NoError(t, s.ws.Close(websocket.StatusNormalClosure, "bye"))
+	require.ErrorIs(t, s.sock.writeMessages(batch[:1]), net.ErrClosed)
+	require.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(<-readErr))
+}
+
+// deadlineConn records the write deadlines set on it.
+type deadlineConn struct {
+	recConn
+	deadlines []time.Time
+}
+
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.deadlines = append(d.deadlines, t)
+	return nil
+}
+
+// TestCorkConnDeadline: every write happens under a deadline at most timeout ahead
+// and at least half of it, renewed only once half has passed.
+func TestCorkConnDeadline(t *testing.T) {
+	d := &deadlineConn{}
+	c := &corkConn{Conn: d, timeout: 40 * time.Millisecond}
+	start := time.Now()
+	for range 3 {
+		require.NoError(t, c.writeMessages([][]byte{[]byte("x")}))
+		_, err := c.Write([]byte{0x89, 0}) // a ping, from the library
+		require.NoError(t, err)
+	}
+	require.Len(t, d.deadlines, 1, "armed once")
+	require.WithinRange(t, d.deadlines[0], start.Add(40*time.Millisecond), time.Now().Add(40*time.Millisecond))
+	time.Sleep(25 * time.Millisecond) // more than half passed
+	require.NoError(t, c.writeMessages([][]byte{[]byte("x")}))
+	require.Len(t, d.deadlines, 2, "renewed")
+	require.True(t, d.deadlines[1].After(d.deadlines[0]))
+}
+
+// TestWriteMessagesAfterClose: once the library wrote a close frame, messages are
+// refused rather than sent after it (RFC 6455 §5.5.1).
+func TestWriteMessagesAfterClose(t *testing.T) {
+	rec := &recConn{}
+	c := &corkConn{Conn: rec}
+	require.NoError(t, c.writeMessages([][]byte{[]byte("a")}))
+	_, err := c.Write([]byte{0x8a, 0}) // a pong
+	require.NoError(t, err)
+	require.NoError(t, c.writeMessages([][]byte{[]byte("b")}))
+	_, err = c.Write([]byte{0x88, 2, 0x03, 0xe8}) // close, 1000
+	require.NoError(t, err)
+	require.ErrorIs(t, c.writeMessages([][]byte{[]byte("c")}), net.ErrClosed)
+	require.Equal(t, []string{"\x81\x01a", "\x8a\x00", "\x81\x01b", "\x88\x02\x03\xe8"}, rec.got())
+}

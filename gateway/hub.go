@@ -147,15 +147,25 @@ func (h *hub) userIDs() []string {
 	return out
 }
 
-// deliverTo enqueues data to every connection of uid.
-func (h *hub) deliverTo(uid string, data []byte) {
-	h.mu.RLock()
-	if e := h.users[uid]; e != nil {
-		for _, c := range e.conns {
-			c.enqueue(data)
+// deliverChunk is how many users deliverToUsers serves per hold of h.mu, so that
+// a 10,000-member delivery does not hold up add and remove for its whole length.
+var deliverChunk = 256
+
+// deliverToUsers enqueues data to every connection of each of uids.
+func (h *hub) deliverToUsers(uids []string, data []byte) {
+	for len(uids) > 0 {
+		n := min(len(uids), deliverChunk)
+		h.mu.RLock()
+		for _, uid := range uids[:n] {
+			if e := h.users[uid]; e != nil {
+				for _, c := range e.conns {
+					c.enqueue(data)
+				}
+			}
 		}
+		h.mu.RUnlock()
+		uids = uids[n:]
 	}
-	h.mu.RUnlock()
 }
 
 // remove unregisters c, unsubscribing after the user's last connection.

@@ -35,6 +35,7 @@ type largeChats struct {
 type largeSub struct {
 	sub   *nats.Subscription
 	users map[string]bool
+	list  []string // users as a slice, built by deliver; nil after a change. Never modified once set
 }
 
 func newLargeChats(g *Gateway) *largeChats {
@@ -187,6 +188,7 @@ func (l *largeChats) join(chat, uid string) {
 		l.subs[chat] = ls
 	}
 	ls.users[uid] = true
+	ls.list = nil
 	if l.byUser[uid] == nil {
 		l.byUser[uid] = map[string]bool{}
 	}
@@ -199,6 +201,7 @@ func (l *largeChats) leaveLocked(chat, uid string) {
 		return
 	}
 	delete(ls.users, uid)
+	ls.list = nil
 	if len(ls.users) == 0 {
 		_ = ls.sub.Unsubscribe()
 		delete(l.subs, chat)
@@ -210,19 +213,7 @@ func (l *largeChats) leaveLocked(chat, uid string) {
 // conversation, nothing after the removal reaches them.
 func (l *largeChats) deliver(m *nats.Msg) {
 	chat := strings.TrimPrefix(m.Subject, l.g.deps.Subjects.Log(""))
-	l.mu.RLock()
-	ls := l.subs[chat]
-	var users []string
-	if ls != nil {
-		users = make([]string, 0, len(ls.users))
-		for u := range ls.users {
-			users = append(users, u)
-		}
-	}
-	l.mu.RUnlock()
-	for _, u := range users {
-		l.g.hub.deliverTo(u, m.Data)
-	}
+	l.g.hub.deliverToUsers(l.members(chat), m.Data)
 	if ev := membershipEvent(m.Data); ev != nil && (ev.Event == protocol.EventMemberRemoved || ev.Event == protocol.EventMemberLeft) {
 		l.g.members.forget(chat, ev.UserID)
 		l.mu.Lock()
@@ -255,6 +246,34 @@ func (l *largeChats) userMessage(uid string, data []byte) {
 	if large {
 		l.join(m.ChatID, uid)
 	}
+}
+
+// members returns the users joined to chat here. The slice is shared between
+// deliveries until the next join or leave, so a message to a large chat costs no
+// copy of its member set.
+func (l *largeChats) members(chat string) []string {
+	l.mu.RLock()
+	ls := l.subs[chat]
+	var list []string
+	if ls != nil {
+		list = ls.list
+	}
+	l.mu.RUnlock()
+	if ls == nil || list != nil {
+		return list
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ls = l.subs[chat]; ls == nil {
+		return nil
+	}
+	if ls.list == nil {
+		ls.list = make([]string, 0, len(ls.users))
+		for u := range ls.users {
+			ls.list = append(ls.list, u)
+		}
+	}
+	return ls.list
 }
 
 // membershipEvent parses a system message frame's event; nil for anything else.

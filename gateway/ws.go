@@ -68,6 +68,7 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	resume := r.URL.Query().Get("resume") == "1"
 	up := &upgradeWriter{ResponseWriter: w, timeout: g.cfg.WriteTimeout} // cork.go
+	// No compression: the connection's writer frames messages itself (cork.go writeMessages).
 	ws, err := websocket.Accept(up, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
 	if err != nil {
 		if lim != nil {
