@@ -197,8 +197,17 @@ type Reply struct {
 }
 
 // Ensure creates the presence bucket, or updates it to this configuration. Per-key
-// TTLs and expiry markers are on (LimitMarkerTTL), history is 1.
+// TTLs and expiry markers are on (LimitMarkerTTL), history is 1. A bucket that
+// already has this configuration is left alone: the presence role and the notifier
+// both call Ensure at start, and an update while the other creates a watch on the
+// bucket is a needless configuration change under a live consumer.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	if kv, err := js.KeyValue(ctx, Bucket); err == nil {
+		if st, err := kv.Status(ctx); err == nil && st.History() == 1 &&
+			st.LimitMarkerTTL() == MarkerTTL && st.Config().Replicas == max(replicas, 1) {
+			return kv, nil
+		}
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:         Bucket,
 		Description:    "Natter presence: gateway leases, devices per gateway, user state",
