@@ -50,11 +50,7 @@ func TestFlusherCoalescesWaiters(t *testing.T) {
 			done.Add(1)
 		}()
 	}
-	require.Eventually(t, func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return f.next != nil
-	}, time.Second, time.Millisecond)
+	require.Eventually(t, f.rounds.Waiting, time.Second, time.Millisecond)
 	time.Sleep(20 * time.Millisecond) // let all n join the batch
 
 	gf.release <- nil // flush 1 completes
@@ -72,11 +68,7 @@ func TestFlusherCoalescesWaiters(t *testing.T) {
 	go func() { gf.release <- nil }()
 	require.NoError(t, f.wait())
 	require.EqualValues(t, 3, gf.calls.Load())
-	require.Eventually(t, func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		return !f.running
-	}, time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return !f.rounds.Running() }, time.Second, time.Millisecond)
 }
 
 func TestFlusherReturnsTheFlushError(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/coalesce"
 	"github.com/natter-chat/natter/pkg/lifecycle"
 	"github.com/natter-chat/natter/pkg/presencekv"
 	"go.uber.org/zap"
@@ -56,15 +57,26 @@ type presenceView struct {
 	applied uint64              // highest bucket revision the current watch has applied
 	changed chan struct{}       // closed (and replaced) when applied or ready changes
 
-	rounds probeRounds
+	rounds *coalesce.Rounds[probeResult] // shares probes among concurrent syncs
+}
+
+// probeResult is what a probe found: the stream sequence the view must reach, and
+// whether it has (current).
+type probeResult struct {
+	seq     uint64
+	current bool
 }
 
 // newPresenceView returns a view that is not ready until run has loaded it. ctx
 // bounds the barrier requests (the Notifier's Run context).
 func newPresenceView(ctx context.Context, kv jetstream.KeyValue, stream jetstream.Stream, log *zap.Logger) *presenceView {
 	v := &presenceView{kv: kv, stream: stream, log: log, changed: make(chan struct{})}
-	v.rounds.ctx = ctx
-	v.rounds.probe = v.probe
+	v.rounds = coalesce.New(func() (probeResult, error) {
+		pctx, cancel := context.WithTimeout(ctx, presenceSyncTimeout)
+		defer cancel()
+		seq, current, err := v.probe(pctx)
+		return probeResult{seq, current}, err
+	})
 	return v
 }
 
@@ -213,11 +225,11 @@ func (v *presenceView) sync(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, presenceSyncTimeout)
 	defer cancel()
 	for {
-		target, current, err := v.rounds.get(ctx)
+		p, err := v.rounds.Do(ctx)
 		if err != nil {
 			return err
 		}
-		if err := v.await(ctx, target); err != nil || current {
+		if err := v.await(ctx, p.seq); err != nil || p.current {
 			return err
 		}
 	}
@@ -240,63 +252,5 @@ func (v *presenceView) await(ctx context.Context, target uint64) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-}
-
-// probeRounds runs a probe for many concurrent callers with one request per round: a
-// caller joins the next round not started yet, so the answer it gets was fetched
-// after it called.
-type probeRounds struct {
-	probe func(ctx context.Context) (seq uint64, current bool, err error)
-	ctx   context.Context // the view's (set before any get): bounds the round goroutine's requests
-
-	mu      sync.Mutex // guards next and running
-	next    *round     // the round callers join; nil: none waiting
-	running bool       // a goroutine is running rounds
-}
-
-type round struct {
-	done    chan struct{} // closed when the fields below are set
-	seq     uint64
-	current bool
-	err     error
-}
-
-// get returns the result of a probe started after get was called.
-func (r *probeRounds) get(ctx context.Context) (seq uint64, current bool, err error) {
-	r.mu.Lock()
-	if r.next == nil {
-		r.next = &round{done: make(chan struct{})}
-		if !r.running {
-			r.running = true
-			go r.loop()
-		}
-	}
-	rd := r.next
-	r.mu.Unlock()
-	select {
-	case <-rd.done:
-		return rd.seq, rd.current, rd.err
-	case <-ctx.Done():
-		return 0, false, ctx.Err()
-	}
-}
-
-// loop runs rounds while callers wait for one; it ends when none does.
-func (r *probeRounds) loop() {
-	for {
-		r.mu.Lock()
-		rd := r.next
-		r.next = nil
-		if rd == nil {
-			r.running = false
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
-		ctx, cancel := context.WithTimeout(r.ctx, presenceSyncTimeout)
-		rd.seq, rd.current, rd.err = r.probe(ctx)
-		cancel()
-		close(rd.done)
 	}
 }

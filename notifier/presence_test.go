@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/coalesce"
 	"github.com/natter-chat/natter/pkg/presencekv"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/stretchr/testify/require"
@@ -92,21 +93,21 @@ func TestPresenceViewSeesWritesBeforeSync(t *testing.T) {
 // called: one that saw a write made just before.
 func TestProbeRoundsAnswerAfterTheCall(t *testing.T) {
 	var writes, probes atomic.Uint64
-	r := probeRounds{ctx: context.Background(), probe: func(context.Context) (uint64, bool, error) {
+	r := coalesce.New(func() (probeResult, error) {
 		probes.Add(1)
 		seq := writes.Load()
 		time.Sleep(2 * time.Millisecond)
-		return seq, true, nil
-	}}
+		return probeResult{seq, true}, nil
+	})
 	const n = 200
 	errc := make(chan error, n)
 	for i := range n {
 		go func() {
 			time.Sleep(time.Duration(i%20) * time.Millisecond)
 			wrote := writes.Add(1)
-			got, _, err := r.get(context.Background())
-			if err == nil && got < wrote {
-				err = fmt.Errorf("caller %d wrote %d, probe answered %d", i, wrote, got)
+			got, err := r.Do(context.Background())
+			if err == nil && got.seq < wrote {
+				err = fmt.Errorf("caller %d wrote %d, probe answered %d", i, wrote, got.seq)
 			}
 			errc <- err
 		}()
