@@ -17,7 +17,7 @@ import (
 type conn struct {
 	g       *Gateway
 	ws      *websocket.Conn // nil for an SSE connection
-	sock    *corkConn       // ws's socket (cork.go); nil for SSE, and in tests
+	sock    *sockConn       // ws's socket (socket.go); nil for SSE, and in tests
 	sse     *sseSink        // nil for a WebSocket connection
 	id      string
 	user    string
@@ -189,7 +189,7 @@ func (c *conn) writeLoop() {
 }
 
 // write writes frames in order within WriteTimeout: on a WebSocket's socket directly,
-// so that they leave in one write(2) (cork.go writeMessages).
+// so that they leave in one write(2) (socket.go writeMessages).
 func (c *conn) write(frames [][]byte) error {
 	for _, f := range frames {
 		c.g.deps.Metrics.FrameOut(f)

@@ -15,22 +15,22 @@ import (
 // BenchmarkConnWrite measures the writer of one WebSocket connection over loopback:
 // frames are queued in bursts (as a sync, or a busy chat, queues them) and the
 // benchmark waits until the client has read each burst. writes/frame is the number
-// of write(2) calls per frame. "plain" is the connection as it was before corking:
+// of write(2) calls per frame. "plain" is the connection as it was before the writer framed messages itself:
 // net/http's 4 KiB buffers, one write per frame.
 func BenchmarkConnWrite(b *testing.B) {
 	frame := []byte(`{"type":"message","chatId":"c-0123456789","seq":12345,"messageId":"m-0123456789abcdef","senderId":"u-42","timestamp":1764200000000,"content":"` + strings.Repeat("x", 100) + `"}`)
-	for _, corked := range []bool{false, true} {
+	for _, framed := range []bool{false, true} {
 		for _, burst := range []int{1, 4, 16} {
 			name := fmt.Sprintf("plain/burst=%d", burst)
-			if corked {
-				name = fmt.Sprintf("corked/burst=%d", burst)
+			if framed {
+				name = fmt.Sprintf("framed/burst=%d", burst)
 			}
-			b.Run(name, func(b *testing.B) { benchConnWrite(b, corked, burst, frame) })
+			b.Run(name, func(b *testing.B) { benchConnWrite(b, framed, burst, frame) })
 		}
 	}
 }
 
-func benchConnWrite(b *testing.B, corked bool, burst int, frame []byte) {
+func benchConnWrite(b *testing.B, framed bool, burst int, frame []byte) {
 	g := &Gateway{cfg: Config{SendQueue: 1 << 20, WriteTimeout: 5 * time.Second}}
 	type accepted struct {
 		ws  *websocket.Conn
@@ -39,7 +39,7 @@ func benchConnWrite(b *testing.B, corked bool, burst int, frame []byte) {
 	}
 	acc := make(chan accepted, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !corked {
+		if !framed {
 			ws, err := websocket.Accept(w, r, nil)
 			if err != nil {
 				b.Error(err)
@@ -69,7 +69,7 @@ func benchConnWrite(b *testing.B, corked bool, burst int, frame []byte) {
 	a := <-acc
 	defer a.ws.CloseNow()
 	c := &conn{g: g, ws: a.ws}
-	if corked {
+	if framed {
 		c.sock = a.up.conn
 	}
 	got := make(chan struct{}, 1<<16)

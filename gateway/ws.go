@@ -67,8 +67,8 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resume := r.URL.Query().Get("resume") == "1"
-	up := &upgradeWriter{ResponseWriter: w, timeout: g.cfg.WriteTimeout} // cork.go
-	// No compression: the connection's writer frames messages itself (cork.go writeMessages).
+	up := &upgradeWriter{ResponseWriter: w, timeout: g.cfg.WriteTimeout} // socket.go
+	// No compression: the connection's writer frames messages itself (socket.go writeMessages).
 	ws, err := websocket.Accept(up, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
 	if err != nil {
 		if lim != nil {
@@ -83,7 +83,7 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 // when the first frame must authenticate; resume is the request's ?resume=1. It
 // releases lim when done. A panic ends the connection, not the process, as it did
 // when net/http's handler goroutine served it.
-func (g *Gateway) serveWS(ws *websocket.Conn, sock *corkConn, id auth.Identity, lim *connLimit, resume bool) {
+func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, lim *connLimit, resume bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			g.log.Error("panic serving a WebSocket", zap.Any("panic", p), zap.Stack("stack"))

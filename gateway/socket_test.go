@@ -55,101 +55,33 @@ func (r *recConn) got() []string {
 	return out
 }
 
-func TestCorkConn(t *testing.T) {
-	write := func(t *testing.T, c *corkConn, s string) {
-		t.Helper()
+// TestSockConnWrites: the library's writes go straight out, in order; a write error
+// sticks, since a write after a failed one would corrupt the stream.
+func TestSockConnWrites(t *testing.T) {
+	rec := &recConn{}
+	c := &sockConn{Conn: rec, timeout: time.Second}
+	for _, s := range []string{"a", "b"} {
 		n, err := c.Write([]byte(s))
 		require.NoError(t, err)
 		require.Equal(t, len(s), n)
 	}
-	tests := []struct {
-		name    string
-		flushAt int
-		run     func(t *testing.T, c *corkConn)
-		want    []string
-	}{
-		{"uncorked writes go straight", 1 << 10, func(t *testing.T, c *corkConn) {
-			write(t, c, "a")
-			write(t, c, "b")
-		}, []string{"a", "b"}},
-		{"corked writes leave in one write", 1 << 10, func(t *testing.T, c *corkConn) {
-			c.cork()
-			write(t, c, "a")
-			write(t, c, "bc")
-			write(t, c, "d")
-			require.NoError(t, c.uncork())
-			write(t, c, "e")
-		}, []string{"abcd", "e"}},
-		{"an empty cork writes nothing", 1 << 10, func(t *testing.T, c *corkConn) {
-			c.cork()
-			require.NoError(t, c.uncork())
-		}, nil},
-		{"a full cork buffer is written early", 4, func(t *testing.T, c *corkConn) {
-			c.cork()
-			write(t, c, "ab")
-			write(t, c, "cd") // reaches 4
-			write(t, c, "e")
-			require.NoError(t, c.uncork())
-		}, []string{"abcd", "e"}},
-		{"cork can be reused", 1 << 10, func(t *testing.T, c *corkConn) {
-			for _, s := range []string{"ab", "cd"} {
-				c.cork()
-				write(t, c, s[:1])
-				write(t, c, s[1:])
-				require.NoError(t, c.uncork())
-			}
-		}, []string{"ab", "cd"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func(v int) { corkFlushAt = v }(corkFlushAt)
-			corkFlushAt = tt.flushAt
-			rec := &recConn{}
-			c := &corkConn{Conn: rec, timeout: time.Second}
-			tt.run(t, c)
-			require.Equal(t, tt.want, rec.got())
-		})
-	}
+	require.Equal(t, []string{"a", "b"}, rec.got())
 }
 
-func TestCorkConnWriteErrorSticks(t *testing.T) {
+func TestSockConnWriteErrorSticks(t *testing.T) {
 	errBroken := errors.New("broken pipe")
 	rec := &recConn{err: errBroken}
-	c := &corkConn{Conn: rec}
-	c.cork()
-	_, err := c.Write([]byte("held")) // buffered: the error shows at uncork
-	require.NoError(t, err)
-	require.ErrorIs(t, c.uncork(), errBroken)
+	c := &sockConn{Conn: rec}
+	require.ErrorIs(t, c.writeMessages([][]byte{[]byte("held")}), errBroken)
 	rec.err = nil
-	_, err = c.Write([]byte("x"))
+	_, err := c.Write([]byte("x"))
 	require.ErrorIs(t, err, errBroken, "no write after a failed one: the stream would be corrupt")
+	require.ErrorIs(t, c.writeMessages([][]byte{[]byte("y")}), errBroken)
 	require.Empty(t, rec.got())
 }
 
-// TestCorkConnOtherWritersWaitOnlyForUncork: a write from another goroutine during
-// a cork (a pong) is held with the batch and leaves in the same write, in order;
-// outside a cork it goes straight out.
-func TestCorkConnOtherWritersWaitOnlyForUncork(t *testing.T) {
-	rec := &recConn{}
-	c := &corkConn{Conn: rec}
-	c.cork()
-	_, _ = c.Write([]byte("1"))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = c.Write([]byte("pong"))
-	}()
-	<-done // the other writer did not block
-	_, _ = c.Write([]byte("2"))
-	require.Empty(t, rec.got())
-	require.NoError(t, c.uncork())
-	require.Equal(t, []string{"1pong2"}, rec.got())
-	_, _ = c.Write([]byte("pong"))
-	require.Equal(t, []string{"1pong2", "pong"}, rec.got())
-}
-
-func TestCorkConnReadsPendingFirst(t *testing.T) {
-	c := &corkConn{Conn: &recConn{read: []byte("world")}, pending: []byte("hello ")}
+func TestSockConnReadsPendingFirst(t *testing.T) {
+	c := &sockConn{Conn: &recConn{read: []byte("world")}, pending: []byte("hello ")}
 	var got []byte
 	buf := make([]byte, 4)
 	for len(got) < len("hello world") {
@@ -163,12 +95,12 @@ func TestCorkConnReadsPendingFirst(t *testing.T) {
 
 // TestUpgradeWriterWebSocket runs a real WebSocket over upgradeWriter: frames the
 // client sent with its upgrade request, frames larger than the small buffers both
-// ways, pings, and a corked batch of messages that reaches the socket in one write.
+// ways, pings, and a batch of messages framed by the gateway that reaches the socket in one write.
 func TestUpgradeWriterWebSocket(t *testing.T) {
 	big := strings.Repeat("x", 20<<10)
 	type server struct {
 		ws   *websocket.Conn
-		sock *corkConn
+		sock *sockConn
 		rec  *countConn
 	}
 	accepted := make(chan server, 1)
@@ -218,16 +150,16 @@ func TestUpgradeWriterWebSocket(t *testing.T) {
 	go func() { _, _, _ = s.ws.Read(ctx) }() // reads the pong
 	require.NoError(t, s.ws.Ping(ctx))
 
-	// A corked batch: one write to the socket.
+	// A batch of messages from the connection's writer: one write to the socket.
 	before := s.rec.count()
-	s.sock.cork()
-	for _, m := range []string{"one", "two", big, "three"} {
-		require.NoError(t, s.ws.Write(ctx, websocket.MessageText, []byte(m)))
+	batch := []string{"one", "two", big, "three"}
+	frames := make([][]byte, len(batch))
+	for i, m := range batch {
+		frames[i] = []byte(m)
 	}
-	require.Equal(t, before, s.rec.count(), "nothing written while corked")
-	require.NoError(t, s.sock.uncork())
+	require.NoError(t, s.sock.writeMessages(frames))
 	require.Equal(t, before+1, s.rec.count())
-	for _, m := range []string{"one", "two", big, "three"} {
+	for _, m := range batch {
 		select {
 		case got := <-msgs:
 			require.Equal(t, m, got)
@@ -236,7 +168,7 @@ func TestUpgradeWriterWebSocket(t *testing.T) {
 		}
 	}
 
-	// Uncorked, a message still goes out (header and payload may be two writes).
+	// The library's own write path still works (header and payload may be two writes).
 	require.NoError(t, s.ws.Write(ctx, websocket.MessageText, []byte("after")))
 	require.Equal(t, "after", <-msgs)
 	require.NoError(t, s.ws.Close(websocket.StatusNormalClosure, "bye"))
@@ -312,13 +244,13 @@ func TestWriteLoopBatches(t *testing.T) {
 }
 
 // TestWriteMessages writes messages of every header length (7-bit, 16-bit and
-// 64-bit lengths, and more than corkFlushAt bytes at once) straight to the socket,
+// 64-bit lengths, and more than sockFlushAt bytes at once) straight to the socket,
 // interleaved with the library's pings, to a real client; after the library sent a
 // close frame no message may follow.
 func TestWriteMessages(t *testing.T) {
 	type server struct {
 		ws   *websocket.Conn
-		sock *corkConn
+		sock *sockConn
 	}
 	accepted := make(chan server, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -392,11 +324,11 @@ func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
 	return nil
 }
 
-// TestCorkConnDeadline: every write happens under a deadline at most timeout ahead
+// TestSockConnDeadline: every write happens under a deadline at most timeout ahead
 // and at least half of it, renewed only once half has passed.
-func TestCorkConnDeadline(t *testing.T) {
+func TestSockConnDeadline(t *testing.T) {
 	d := &deadlineConn{}
-	c := &corkConn{Conn: d, timeout: 40 * time.Millisecond}
+	c := &sockConn{Conn: d, timeout: 40 * time.Millisecond}
 	start := time.Now()
 	for range 3 {
 		require.NoError(t, c.writeMessages([][]byte{[]byte("x")}))
@@ -415,7 +347,7 @@ func TestCorkConnDeadline(t *testing.T) {
 // refused rather than sent after it (RFC 6455 §5.5.1).
 func TestWriteMessagesAfterClose(t *testing.T) {
 	rec := &recConn{}
-	c := &corkConn{Conn: rec}
+	c := &sockConn{Conn: rec}
 	require.NoError(t, c.writeMessages([][]byte{[]byte("a")}))
 	_, err := c.Write([]byte{0x8a, 0}) // a pong
 	require.NoError(t, err)
