@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -9,9 +8,11 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // ServerSample is the memory of the server processes at one point of a run: RSS
@@ -147,29 +148,32 @@ func scrapeMetrics(ctx context.Context, url string, names ...string) (map[string
 	return parseMetrics(resp.Body, names...)
 }
 
-// parseMetrics returns the values of the unlabelled samples named in names.
+// parseMetrics returns the values of the unlabelled samples named in names, from
+// Prometheus's text format (parsed by prometheus/common's expfmt, which the
+// client library that serves them already brings).
 func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || !want[name] {
-			continue
-		}
-		if v, err := strconv.ParseFloat(strings.Fields(val)[0], 64); err == nil {
-			out[name] = v
+	for _, n := range names {
+		for _, m := range fams[n].GetMetric() {
+			if len(m.GetLabel()) > 0 {
+				continue
+			}
+			switch {
+			case m.Gauge != nil:
+				out[n] = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				out[n] = m.GetCounter().GetValue()
+			case m.Untyped != nil:
+				out[n] = m.GetUntyped().GetValue()
+			}
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // discardGET GETs url and drops the answer.
