@@ -82,23 +82,33 @@ var sqliteMigrations = []string{
 	CREATE INDEX messages_by_ref ON messages (chat_id, ref_id);`,
 }
 
+// sqliteWriterSync is the writer's synchronous pragma. Only the benchmark changes it,
+// to measure what FULL costs against NORMAL.
+var sqliteWriterSync = "FULL"
+
 // OpenSQLite opens (creating if needed) the SQLite database at path and applies
 // pending migrations. The directory is created with mode 0700.
 func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create directory for %s: %w", path, err)
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(10000)", "foreign_keys(1)"} {
-		q.Add("_pragma", p)
+	// The writer commits with synchronous=FULL: in WAL mode NORMAL syncs the WAL only
+	// at checkpoints, so a power cut could lose commits the persister has already
+	// acked to JetStream, after which NATTER_LOG may drop them (docs/guarantees.md,
+	// "Durability of the store"). The read pool never writes and keeps NORMAL.
+	dsn := func(sync string) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(1)"} {
+			q.Add("_pragma", p)
+		}
+		return "file:" + path + "?" + q.Encode()
 	}
-	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", dsn(sqliteWriterSync)+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	r, err := sql.Open("sqlite", dsn("NORMAL")+"&mode=ro")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

@@ -224,3 +224,21 @@ func TestSQLiteAppendMatchesPerMessage(t *testing.T) {
 		b.Close()
 	}
 }
+
+// TestSQLiteWriterSyncsEveryCommit: the persister acks NATS once AppendMessages
+// returns, so the writer must fsync each commit (synchronous=FULL = 2); WAL mode's
+// NORMAL (1) could lose acked commits on a power cut.
+func TestSQLiteWriterSyncsEveryCommit(t *testing.T) {
+	s, err := OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "natter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var mode int
+	if err := s.w.QueryRow(`PRAGMA synchronous`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 2 {
+		t.Fatalf("writer synchronous pragma is %d, want 2 (FULL)", mode)
+	}
+}

@@ -14,9 +14,18 @@ import (
 // BenchmarkSQLiteAppend measures the persister's store write: one AppendMessages
 // call per batch, as the persister makes it. ns/op is per batch; msgs/s is the
 // store's write rate. Run with go test -bench SQLiteAppend -benchmem ./pkg/store/
+//
+// sync=FULL is what Natter runs; sync=NORMAL (no fsync per commit, what it ran
+// before) is there to show what the durable commit costs, measured side by side.
 func BenchmarkSQLiteAppend(b *testing.B) {
-	for _, tc := range []struct{ batch, chats int }{{1, 1}, {100, 100}, {500, 100}, {500, 1}} {
-		b.Run(fmt.Sprintf("batch=%d/chats=%d", tc.batch, tc.chats), func(b *testing.B) {
+	for _, tc := range []struct {
+		batch, chats int
+		sync         string
+	}{{1, 1, "FULL"}, {1, 1, "NORMAL"}, {100, 100, "FULL"}, {100, 100, "NORMAL"},
+		{500, 100, "FULL"}, {500, 100, "NORMAL"}, {500, 1, "FULL"}, {500, 1, "NORMAL"}} {
+		b.Run(fmt.Sprintf("batch=%d/chats=%d/sync=%s", tc.batch, tc.chats, tc.sync), func(b *testing.B) {
+			defer func(old string) { sqliteWriterSync = old }(sqliteWriterSync)
+			sqliteWriterSync = tc.sync
 			ctx := context.Background()
 			s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"))
 			if err != nil {
