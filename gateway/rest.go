@@ -34,6 +34,7 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("GET /api/v1/chats/{id}/mute", g.authed(g.getMute))
 	g.mux.HandleFunc("PUT /api/v1/chats/{id}/mute", g.authed(g.putMute))
 	g.chatRoutes()     // chats.go
+	g.receiptRoutes()  // receipts.go
 	g.mediaRoutes()    // media.go
 	g.searchRoutes()   // search.go
 	g.fallbackRoutes() // sse.go

@@ -94,6 +94,7 @@ func TestAuthzMatrixREST(t *testing.T) {
 		{"GET", "/api/v1/chats/{chat}", nil, membersOnly(ok)},
 		{"PATCH", "/api/v1/chats/{chat}", map[string]any{"name": "renamed"}, adminOnly(ok)},
 		{"GET", "/api/v1/chats/{chat}/members", nil, membersOnly(ok)},
+		{"GET", "/api/v1/chats/{chat}/receipts", nil, membersOnly(ok)},
 		{"POST", "/api/v1/chats/{chat}/members", map[string]any{"userId": "newbie"}, adminOnly(created)},
 		{"DELETE", "/api/v1/chats/{chat}/members/v1", nil, adminOnly(ok)},
 		{"DELETE", "/api/v1/chats/{chat}/members", map[string]any{"userId": "v1"}, adminOnly(ok)},

@@ -277,6 +277,8 @@ func (d *fastDecoder) message(m *Message, key []byte) bool {
 		return d.bool(&m.Edited)
 	case "deleted":
 		return d.bool(&m.Deleted)
+	case "stateSeq":
+		return d.uint64(&m.StateSeq)
 	}
 	return false
 }
@@ -320,6 +322,8 @@ func (d *fastDecoder) frame(f *Frame, key []byte) bool {
 		return d.bool(&f.Edited)
 	case "deleted":
 		return d.bool(&f.Deleted)
+	case "stateSeq":
+		return d.uint64(&f.StateSeq)
 	case "duplicate":
 		return d.bool(&f.Duplicate)
 	case "before":

@@ -66,10 +66,11 @@ type Frame struct {
 	Emoji       string          `json:"emoji,omitempty"`  // react
 	Remove      bool            `json:"remove,omitempty"` // react: take the reaction back
 	// A message frame answering sync carries the message's current state, as
-	// history does (Message.Edited, Deleted, Reactions); live ones never do.
+	// history does (Message.Edited, Deleted, Reactions, StateSeq); live ones never do.
 	Edited    bool       `json:"edited,omitempty"`
 	Deleted   bool       `json:"deleted,omitempty"`
 	Reactions []Reaction `json:"reactions,omitempty"`
+	StateSeq  uint64     `json:"stateSeq,omitempty"`
 
 	// ack
 	Duplicate bool `json:"duplicate,omitempty"`
@@ -155,7 +156,7 @@ func MessageFrame(m *Message) *Frame {
 		Type: FrameMessage, ChatID: m.ChatID, Seq: m.Seq, MessageID: m.MessageID,
 		SenderID: m.SenderID, Content: m.Content, MessageType: m.MessageType,
 		Timestamp: m.Timestamp, ReplyTo: m.ReplyTo, RefID: m.RefID, Meta: m.Meta,
-		Edited: m.Edited, Deleted: m.Deleted, Reactions: m.Reactions,
+		Edited: m.Edited, Deleted: m.Deleted, Reactions: m.Reactions, StateSeq: m.StateSeq,
 	}
 }
 

@@ -40,16 +40,17 @@ type Message struct {
 
 	// Current state, set only in history answers (never on ingress or live
 	// delivery, where the edit, delete and react events arrive as messages of their
-	// own): Edited says the content is an edit's, Deleted that the message was
+	// own; the publishers and the sequencer clear them): Edited says the content is an edit's, Deleted that the message was
 	// deleted for everyone (Content and Meta are then empty), Reactions the emoji
 	// reactions with their counts. See docs/protocol.md, "Message operations".
 	Edited    bool       `json:"edited,omitempty"`
 	Deleted   bool       `json:"deleted,omitempty"`
 	Reactions []Reaction `json:"reactions,omitempty"`
-	// StateSeq is the seq of the last edit, delete or react event the store had
-	// applied to this message when it was read (0: none). Internal: history merges
-	// unpersisted events above it; never sent to clients.
-	StateSeq uint64 `json:"-"`
+	// StateSeq is the seq of the last edit, delete or react event applied to this
+	// state (0: none). History merges unpersisted events above the store's; clients
+	// that apply events live skip those at or below it, so a state read from history
+	// and the same events arriving live are never counted twice.
+	StateSeq uint64 `json:"stateSeq,omitempty"`
 }
 
 // Limits on message fields, enforced at the gateway.

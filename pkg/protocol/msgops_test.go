@@ -54,15 +54,29 @@ func TestParseReaction(t *testing.T) {
 	}
 }
 
-func TestHistoryStateIsNotOnTheWire(t *testing.T) {
-	m := Message{ChatID: "c", MessageID: "m", SenderID: "u", MessageType: TypeText, StateSeq: 9}
-	b, err := json.Marshal(m)
+// TestHistoryStateOnlyWhenSet: a live message (no state) carries none of the
+// current-state fields; a state read from history carries its stateSeq, in message
+// JSON and in a message frame alike.
+func TestHistoryStateOnlyWhenSet(t *testing.T) {
+	live := Message{ChatID: "c", MessageID: "m", SenderID: "u", MessageType: TypeText}
+	b, err := json.Marshal(live)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, field := range []string{"StateSeq", "stateSeq", "edited", "deleted", "reactions"} {
 		if strings.Contains(string(b), field) {
 			t.Errorf("%s in %s", field, b)
+		}
+	}
+	read := live
+	read.StateSeq = 9
+	for _, b := range [][]byte{EncodeMessageFrame(&read), EncodeFrame(MessageFrame(&read))} {
+		if !strings.Contains(string(b), `"stateSeq":9`) {
+			t.Errorf("no stateSeq in %s", b)
+		}
+		got, err := DecodeMessageFrame(b)
+		if err != nil || got.StateSeq != 9 {
+			t.Errorf("decoded %+v, %v from %s", got, err, b)
 		}
 	}
 }
