@@ -32,7 +32,10 @@ func EnvName(name string) string {
 // Unknown YAML keys and unparsable values are errors that name the key or variable.
 func Load(fs *flag.FlagSet, args []string, target any) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &ParseError{Err: err}
 	}
 	onCLI := map[string]string{}
 	fs.Visit(func(f *flag.Flag) { onCLI[f.Name] = f.Value.String() })
@@ -46,9 +49,7 @@ func Load(fs *flag.FlagSet, args []string, target any) error {
 		if err != nil {
 			return fmt.Errorf("config file: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(target); err != nil && !errors.Is(err, io.EOF) {
+		if err := decodeYAML(data, target); err != nil {
 			return fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
@@ -69,6 +70,53 @@ func Load(fs *flag.FlagSet, args []string, target any) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ParseError is a command line the flag set could not parse (an unknown flag, a
+// value of the wrong type), as opposed to a configuration that parsed but is wrong.
+type ParseError struct{ Err error }
+
+func (e *ParseError) Error() string { return e.Err.Error() }
+func (e *ParseError) Unwrap() error { return e.Err }
+
+// decodeYAML decodes data into target, refusing unknown keys. A key may be spelled
+// as its flag is (send-queue) or with underscores (send_queue): the flags use dashes
+// and the YAML tags underscores, and a user copying a flag name into the file should
+// not be told the key is unknown.
+func decodeYAML(data []byte, target any) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	if doc.Kind == 0 { // empty file
+		return nil
+	}
+	dashesToUnderscores(&doc)
+	var buf bytes.Buffer
+	if err := yaml.NewEncoder(&buf).Encode(&doc); err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(target); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// dashesToUnderscores rewrites every mapping key below n from flag spelling to the
+// YAML tag spelling. Values are left alone.
+func dashesToUnderscores(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Kind == yaml.ScalarNode {
+				k.Value = strings.ReplaceAll(k.Value, "-", "_")
+			}
+		}
+	}
+	for _, c := range n.Content {
+		dashesToUnderscores(c)
+	}
 }
 
 // StringList is a flag.Value for a comma-separated list, bound to a []string.

@@ -70,3 +70,29 @@ func TestErrorsNameTheSource(t *testing.T) {
 	require.ErrorContains(t, err, "NATTER_WAIT")
 	require.Error(t, Load(newFS(&s), []string{"-config", "/nonexistent.yaml"}, &s))
 }
+
+func TestYAMLKeysInFlagSpelling(t *testing.T) {
+	type withDash struct {
+		Config string `yaml:"-"`
+		Sect   struct {
+			SendQueue int `yaml:"send_queue"`
+		} `yaml:"sect"`
+	}
+	for _, doc := range []string{"sect: {send_queue: 9}\n", "sect:\n  send-queue: 9\n"} {
+		var s withDash
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.StringVar(&s.Config, "config", "", "")
+		fs.IntVar(&s.Sect.SendQueue, "sect.send-queue", 1, "")
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(doc), 0o600))
+		require.NoError(t, Load(fs, []string{"-config", p}, &s), doc)
+		require.Equal(t, 9, s.Sect.SendQueue, doc)
+	}
+	var s sample
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("lisen: x\n"), 0o600))
+	err := Load(newFS(&s), []string{"-config", p}, &s)
+	require.ErrorContains(t, err, "lisen")
+	require.NoError(t, os.WriteFile(p, []byte(""), 0o600))
+	require.NoError(t, Load(newFS(&s), []string{"-config", p}, &s))
+}
