@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -123,6 +124,7 @@ func (c *Config) Validate() error {
 // Load parses args (after the subcommand) into a validated Config.
 func Load(name string, args []string) (*Config, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the caller reports errors once, with a hint (cli.go)
 	var c Config
 	c.RegisterFlags(fs)
 	if err := config.Load(fs, args, &c); err != nil {
