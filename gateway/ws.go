@@ -33,6 +33,9 @@ func authError(err error) *protocol.Error {
 		return protocol.Errorf(protocol.CodeTokenExpired, "token expired: get a new one")
 	case errors.Is(err, auth.ErrNoToken):
 		return protocol.Errorf(protocol.CodeUnauthorized, "no token: send Authorization: Bearer <jwt>, ?token=, or a connect frame")
+	case errors.Is(err, auth.ErrDevKeyMismatch):
+		// Dev mode only (loopback): the hint names the server's data directory.
+		return protocol.Errorf(protocol.CodeUnauthorized, "invalid token: %s", strings.TrimPrefix(err.Error(), "auth: invalid token: "))
 	default:
 		return protocol.Errorf(protocol.CodeUnauthorized, "invalid token")
 	}

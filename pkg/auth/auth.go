@@ -107,6 +107,10 @@ var (
 	ErrNoToken  = errors.New("auth: no token")
 	ErrExpired  = errors.New("auth: token expired")
 	ErrBadToken = errors.New("auth: invalid token")
+	// ErrDevKeyMismatch (which wraps ErrBadToken) is an HS256 token whose signature
+	// does not match the dev secret: in dev mode almost always a token minted for
+	// another data directory. Its message says which directory this server uses.
+	ErrDevKeyMismatch = fmt.Errorf("%w: signature does not match this server's dev secret", ErrBadToken)
 )
 
 // Verifier checks tokens. It is safe for concurrent use.
@@ -206,6 +210,20 @@ func loadPublicKey(path string) (crypto.PublicKey, error) {
 	return nil, fmt.Errorf("auth: %s is not a PEM RSA or Ed25519 public key", path)
 }
 
+// LoadDevSecret reads the dev secret at path. A missing file gives an error that
+// wraps os.ErrNotExist.
+func LoadDevSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read dev secret: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return nil, fmt.Errorf("auth: dev secret %s is empty", path)
+	}
+	return []byte(s), nil
+}
+
 // LoadOrCreateDevSecret reads the dev secret at path, creating a random one if the
 // file does not exist.
 func LoadOrCreateDevSecret(path string) ([]byte, error) {
@@ -242,6 +260,10 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return Identity{}, ErrExpired
+		}
+		if v.IsDev() && errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+			dir := filepath.Dir(v.DevSecretPath)
+			return Identity{}, fmt.Errorf("%w (%s): mint one with `natter token --user ID --data-dir %s`", ErrDevKeyMismatch, v.DevSecretPath, dir)
 		}
 		return Identity{}, fmt.Errorf("%w: %v", ErrBadToken, err)
 	}

@@ -139,3 +139,22 @@ func TestConfigValidate(t *testing.T) {
 	require.Error(t, (&Config{Dev: false}).Validate())
 	require.NoError(t, (&Config{Dev: true, Leeway: time.Second}).Validate())
 }
+
+// A token minted for another data directory says so in dev mode, naming this
+// server's directory, instead of a bare "invalid token".
+func TestDevKeyMismatchNamesTheDataDir(t *testing.T) {
+	mine, other := t.TempDir(), t.TempDir()
+	v, err := NewVerifier(Config{Dev: true}, mine)
+	require.NoError(t, err)
+	s, err := LoadOrCreateDevSecret(filepath.Join(other, DevSecretName))
+	require.NoError(t, err)
+	tok, err := Sign(s, "alice", time.Minute, false)
+	require.NoError(t, err)
+	_, err = v.Verify(tok)
+	require.ErrorIs(t, err, ErrBadToken)
+	require.ErrorIs(t, err, ErrDevKeyMismatch)
+	require.Contains(t, err.Error(), "--data-dir "+mine)
+
+	_, err = LoadDevSecret(filepath.Join(t.TempDir(), DevSecretName))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
