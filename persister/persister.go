@@ -101,7 +101,8 @@ func (p *Persister) Run(ctx context.Context) error {
 		return fmt.Errorf("persister: consumer: %w", err)
 	}
 	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.Batch * 2))
+		// Missed heartbeats re-issue the pull inside the iterator (see the sequencer).
+		it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.Batch*2), jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err != nil {
 			p.log.Warn("pull from log failed; retrying", zap.Error(err))
 			sleep(ctx, 500*time.Millisecond)

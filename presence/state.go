@@ -197,7 +197,11 @@ func (p *Presence) handleExpiry(ctx context.Context, m jetstream.Msg) {
 		err = p.graceOver(ctx, key[len(presencekv.GraceKey("")):])
 	}
 	if err != nil {
-		p.log.Warn("expiry handling failed; will retry", zap.String("key", key), zap.Error(err))
+		// On shutdown the work is cut short on purpose: the marker is redelivered
+		// to the next presence instance, nothing to warn about.
+		if ctx.Err() == nil {
+			p.log.Warn("expiry handling failed; will retry", zap.String("key", key), zap.Error(err))
+		}
 		_ = m.NakWithDelay(time.Second)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -36,8 +37,16 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// New builds the logger.
+// New builds the logger, writing to stderr.
 func New(c Config) (*zap.Logger, error) {
+	return build(c, isTerminal(os.Stderr))
+}
+
+// build builds the logger; colour adds ANSI colours to the console format's levels,
+// which only a terminal shows as colours (in a file or a pipe they are noise).
+func build(c Config, colour bool) (*zap.Logger, error) { return buildTo(c, colour, "stderr") }
+
+func buildTo(c Config, colour bool, sink string) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, err
@@ -46,9 +55,19 @@ func New(c Config) (*zap.Logger, error) {
 	if c.Format == "console" {
 		zc = zap.NewDevelopmentConfig()
 		zc.DisableStacktrace = true
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+		if colour {
+			zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 	}
 	zc.Level = zap.NewAtomicLevelAt(lvl)
-	zc.OutputPaths = []string{"stderr"}
+	zc.OutputPaths = []string{sink}
 	return zc.Build()
+}
+
+// isTerminal reports whether f is a character device (a terminal), without a
+// dependency for one stat call.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

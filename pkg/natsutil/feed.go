@@ -13,7 +13,9 @@ import (
 // restarting the pull after errors. Workers reading out ack the messages.
 func Feed(ctx context.Context, cons jetstream.Consumer, max int, out chan<- jetstream.Msg, log *zap.Logger) {
 	for ctx.Err() == nil {
-		it, err := cons.Messages(jetstream.PullMaxMessages(max))
+		// Missed heartbeats re-issue the pull inside the iterator instead of ending
+		// it: on a busy machine they are not a fault worth a warning.
+		it, err := cons.Messages(jetstream.PullMaxMessages(max), jetstream.WithMessagesErrOnMissingHeartbeat(false))
 		if err != nil {
 			log.Warn("pull failed; retrying", zap.Error(err))
 			lifecycle.Sleep(ctx, 500*time.Millisecond)
