@@ -23,16 +23,23 @@ export interface Transport {
   onclose: (c: CloseInfo) => void;
 }
 
-/** Minimal WebSocket surface the SDK uses: the browser's, or the `ws` package's. */
+/**
+ * Minimal WebSocket surface the SDK uses: the browser's, or the `ws` package's. The
+ * handler parameters are `any` on purpose: each implementation declares its own event
+ * classes (ws's MessageEvent is not the DOM's), and under strictFunctionTypes a
+ * narrower parameter here would refuse them. The SDK reads only `data`, `code` and
+ * `reason` from them.
+ */
 export interface WebSocketLike {
-  readyState: number;
+  readonly readyState: number;
   onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: any }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
   onerror: ((ev: any) => void) | null;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
+/** A WebSocket class: `globalThis.WebSocket` in browsers, `import WebSocket from "ws"` on Node 20. */
 export type WebSocketCtor = new (url: string) => WebSocketLike;
 export type FetchFn = typeof fetch;
 
