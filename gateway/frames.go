@@ -150,12 +150,17 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if _, err := g.members.checkFresh(ctx, f.ChatID, c.user); err != nil {
 		return err
 	}
-	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit, Viewer: c.user}
-	if f.After > 0 {
-		q = store.HistoryQuery{Dir: store.Forward, After: f.After, Limit: f.Limit, Viewer: c.user}
-	}
 	if f.Limit < 0 || f.Limit > store.MaxPage {
 		return protocol.Errorf(protocol.CodeBadRequest, "limit must be 0..%d", store.MaxPage)
+	}
+	// "after" present, even 0, pages forward (oldest first: after 0 starts at seq 1);
+	// absent, backward from "before" (0: the newest page). Both is a contradiction.
+	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit, Viewer: c.user}
+	if f.After != nil {
+		if f.Before > 0 {
+			return protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both")
+		}
+		q = store.HistoryQuery{Dir: store.Forward, After: *f.After, Limit: f.Limit, Viewer: c.user}
 	}
 	msgs, err := g.deps.History.Page(ctx, f.ChatID, q)
 	if err != nil {

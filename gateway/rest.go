@@ -51,7 +51,7 @@ type errorBody struct {
 	Error struct {
 		Code    protocol.Code `json:"code"`
 		Message string        `json:"message"`
-		Retry   bool          `json:"retry,omitempty"`
+		Retry   bool          `json:"retry"`
 	} `json:"error"`
 }
 

@@ -178,11 +178,14 @@ func TestSSESendAndReceive(t *testing.T) {
 	code, _ = post(t, n, n.Token(t, "alice"), connected.ConnID, frameJSON(&protocol.Frame{Type: protocol.FramePing, ID: "p1"}))
 	require.Equal(t, http.StatusAccepted, code)
 	require.Equal(t, "p1", s.next(t, protocol.FramePong).ID)
-	code, _ = post(t, n, n.Token(t, "alice"), connected.ConnID, frameJSON(&protocol.Frame{Type: protocol.FrameHistory, ID: "h1", ChatID: chat, After: 0, Limit: 10}))
+	code, _ = post(t, n, n.Token(t, "alice"), connected.ConnID, frameJSON(&protocol.Frame{Type: protocol.FrameHistory, ID: "h1", ChatID: chat, After: new(uint64), Limit: 1}))
 	require.Equal(t, http.StatusAccepted, code)
 	hist := s.next(t, protocol.FrameHistoryResult)
 	require.Equal(t, "h1", hist.ID)
-	require.Len(t, hist.Messages, 2)
+	// "after": 0 pages forward from the first message, not back from the newest.
+	require.Len(t, hist.Messages, 1)
+	require.EqualValues(t, 1, hist.Messages[0].Seq)
+	require.True(t, hist.HasMore)
 }
 
 func TestSSEFramesRefusals(t *testing.T) {

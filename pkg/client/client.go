@@ -229,11 +229,20 @@ func (c *Conn) SendFrame(ctx context.Context, f *protocol.Frame) (*protocol.Fram
 	return c.request(ctx, "m:"+f.ChatID+":"+f.MessageID, f)
 }
 
-// History requests one page of history (see the history frame).
-func (c *Conn) History(ctx context.Context, chatID string, before, after uint64, limit int) (*protocol.Frame, error) {
+// HistoryBefore requests one page of history older than seq before, newest first;
+// before 0 asks for the newest page. limit 0 is the server's default page size.
+func (c *Conn) HistoryBefore(ctx context.Context, chatID string, before uint64, limit int) (*protocol.Frame, error) {
 	id := ids.New()
 	return c.request(ctx, "r:"+id, &protocol.Frame{Type: protocol.FrameHistory, ID: id, ChatID: chatID,
-		Before: before, After: after, Limit: limit})
+		Before: before, Limit: limit})
+}
+
+// HistoryAfter requests one page of history newer than seq after, oldest first;
+// after 0 starts at the chat's first message. limit 0 is the server's default.
+func (c *Conn) HistoryAfter(ctx context.Context, chatID string, after uint64, limit int) (*protocol.Frame, error) {
+	id := ids.New()
+	return c.request(ctx, "r:"+id, &protocol.Frame{Type: protocol.FrameHistory, ID: id, ChatID: chatID,
+		After: &after, Limit: limit})
 }
 
 // Sync resumes: the server sends the messages after each cursor (through Frames),

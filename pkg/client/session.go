@@ -458,7 +458,7 @@ func (c *Client) serve(ctx context.Context, s *session, conn *Conn) {
 				}
 				filling[chat] = true
 				gapSince[chat] = now
-				if !write(&protocol.Frame{Type: protocol.FrameHistory, ID: ids.New(), ChatID: chat, After: after, Limit: max(limit, 1)}) {
+				if !write(&protocol.Frame{Type: protocol.FrameHistory, ID: ids.New(), ChatID: chat, After: &after, Limit: max(limit, 1)}) {
 					return
 				}
 				if !gap && before == 0 {

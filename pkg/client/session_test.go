@@ -256,6 +256,35 @@ func TestClientFillsForcedGap(t *testing.T) {
 	noMore(t, bob, 200*time.Millisecond)
 }
 
+// TestClientRecoversMissedFirstMessage loses a chat's first message: the fill asks
+// for history after seq 0, which must start at seq 1 (it once returned the newest
+// page, so the client looped on the gap and never delivered again).
+func TestClientRecoversMissedFirstMessage(t *testing.T) {
+	n := testutil.StartNatter(t, testutil.Config(t))
+	chat := n.CreateChat(t, "alice", "direct", "", "bob")
+	alice := runClient(t, n, "alice", n.WSURL(), nil)
+	dropped := false
+	bob := runClient(t, n, "bob", n.WSURL(), func(c *client.Config) {
+		c.GapGrace = 20 * time.Millisecond
+		c.Inbound = func(f *protocol.Frame) []*protocol.Frame {
+			if f.Type == protocol.FrameMessage && f.Seq == 1 && !dropped {
+				dropped = true // live delivery loses the chat's first message
+				return nil
+			}
+			return []*protocol.Frame{f}
+		}
+	})
+	for i := 1; i <= 5; i++ {
+		_, err := alice.Send(context.Background(), chat, fmt.Sprintf("f%d", i), "x")
+		require.NoError(t, err)
+	}
+	got := receive(t, bob, 5, 10*time.Second)
+	require.Equal(t, oneTo(5), seqs(got))
+	require.True(t, dropped, "the live frame really was dropped")
+	require.EqualValues(t, 5, bob.LastSeq(chat))
+	noMore(t, bob, 200*time.Millisecond)
+}
+
 func TestClientOrdersOutOfOrderFrames(t *testing.T) {
 	n := testutil.StartNatter(t, testutil.Config(t))
 	chat := n.CreateChat(t, "alice", "group", "g", "bob")

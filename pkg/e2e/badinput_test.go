@@ -107,7 +107,7 @@ func TestNonMemberCannotSendOrRead(t *testing.T) {
 	alice, mallory := n.Dial(t, "alice"), n.Dial(t, "mallory")
 	_, err := mallory.Send(ctxT(t, 5*time.Second), chat, "evil-1", "let me in")
 	require.Equal(t, protocol.CodeNotMember, errCode(t, err))
-	_, err = mallory.History(ctxT(t, 5*time.Second), chat, 0, 0, 10)
+	_, err = mallory.HistoryBefore(ctxT(t, 5*time.Second), chat, 0, 10)
 	require.Equal(t, protocol.CodeNotMember, errCode(t, err))
 	status, body := n.Do(t, "GET", "/api/v1/chats/"+chat+"/messages", n.Token(t, "mallory"), nil)
 	require.Equal(t, http.StatusForbidden, status)

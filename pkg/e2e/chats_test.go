@@ -174,7 +174,7 @@ func TestRemovedMemberStopsReceivingAtOnce(t *testing.T) {
 		collect(t, c, 1, 5*time.Second)
 	}
 	// bob reads history once, so any cache of his membership is warm.
-	_, err = bob.History(ctxT(t, 5*time.Second), chat, 0, 0, 10)
+	_, err = bob.HistoryBefore(ctxT(t, 5*time.Second), chat, 0, 10)
 	require.NoError(t, err)
 
 	var ch change
@@ -194,7 +194,7 @@ func TestRemovedMemberStopsReceivingAtOnce(t *testing.T) {
 	}
 	quiet(t, bob, 300*time.Millisecond)
 
-	_, err = bob.History(ctxT(t, 5*time.Second), chat, 0, 0, 10)
+	_, err = bob.HistoryBefore(ctxT(t, 5*time.Second), chat, 0, 10)
 	require.Equal(t, protocol.CodeNotMember, errCode(t, err), "history frame")
 	_, err = bob.Sync(ctxT(t, 5*time.Second), []protocol.ChatCursor{{ChatID: chat, Seq: 1}})
 	require.Equal(t, protocol.CodeNotMember, errCode(t, err), "sync frame")

@@ -203,7 +203,7 @@ func (c *fclient) read(conn *client.Conn) {
 func (c *fclient) fill(conn *client.Conn, chat string, after uint64) {
 	for i := 0; i < 50; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		res, err := conn.History(ctx, chat, 0, after, 500)
+		res, err := conn.HistoryAfter(ctx, chat, after, 500)
 		cancel()
 		if err != nil || len(res.Messages) == 0 {
 			return

@@ -102,7 +102,7 @@ func TestEditDeleteReactSeenInOrderAndInHistory(t *testing.T) {
 	// History at once (the persister may lag: the log tail is merged) and after the
 	// store has everything: the same current state.
 	checkOpsHistory(t, history(t, n, "carol", chat, "?after=0").Messages, "carol")
-	res, err := bob.History(ctxT(t, 5*time.Second), chat, 0, 0, 50)
+	res, err := bob.HistoryBefore(ctxT(t, 5*time.Second), chat, 0, 50)
 	require.NoError(t, err)
 	checkOpsHistory(t, reverse(res.Messages), "bob")
 	require.Eventually(t, func() bool {

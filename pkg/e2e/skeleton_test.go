@@ -186,10 +186,32 @@ func TestHistoryFrame(t *testing.T) {
 	}
 	collect(t, alice, 5, 5*time.Second) // sequenced (history may still merge the log tail)
 	bob := n.Dial(t, "bob")
-	res, err := bob.History(ctxT(t, 5*time.Second), chat, 4, 0, 2)
+	res, err := bob.HistoryBefore(ctxT(t, 5*time.Second), chat, 4, 2)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{3, 2}, seqsOf(res.Messages))
-	res, err = bob.History(ctxT(t, 5*time.Second), chat, 0, 3, 10)
+	res, err = bob.HistoryAfter(ctxT(t, 5*time.Second), chat, 3, 10)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{4, 5}, seqsOf(res.Messages))
+	require.False(t, res.HasMore)
+
+	// "after": 0 pages forward from seq 1 (it once answered with the newest page, so
+	// a client filling a gap at seq 1 never got it); no after pages back from the end.
+	res, err = bob.HistoryAfter(ctxT(t, 5*time.Second), chat, 0, 3)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3}, seqsOf(res.Messages))
+	require.True(t, res.HasMore)
+	res, err = bob.HistoryBefore(ctxT(t, 5*time.Second), chat, 0, 3)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{5, 4, 3}, seqsOf(res.Messages))
+	require.NoError(t, bob.WriteRaw(ctxT(t, 5*time.Second), []byte(`{"type":"history","id":"raw0","chatId":"`+chat+`","after":0,"limit":2}`)))
+	raw := nextFrame(t, bob, 5*time.Second, "history_result raw0", func(f *protocol.Frame) bool { return f.ID == "raw0" })
+	require.Equal(t, []uint64{1, 2}, seqsOf(raw.Messages))
+	_, err = bob.HistoryAfter(ctxT(t, 5*time.Second), chat, 5, 10)
+	require.NoError(t, err, "an empty page is an answer, not an error")
+
+	// Both bounds contradict each other: a bad_request, as on REST.
+	require.NoError(t, bob.WriteRaw(ctxT(t, 5*time.Second), []byte(`{"type":"history","id":"both","chatId":"`+chat+`","after":1,"before":4}`)))
+	bad := nextFrame(t, bob, 5*time.Second, "error both", func(f *protocol.Frame) bool { return f.ID == "both" })
+	require.Equal(t, protocol.FrameError, bad.Type)
+	require.Equal(t, protocol.CodeBadRequest, bad.Code)
 }

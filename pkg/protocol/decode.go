@@ -329,7 +329,13 @@ func (d *fastDecoder) frame(f *Frame, key []byte) bool {
 	case "before":
 		return d.uint64(&f.Before)
 	case "after":
-		return d.uint64(&f.After)
+		// A pointer, as encoding/json sets it: present (even 0) is non-nil.
+		var v uint64
+		if !d.uint64(&v) {
+			return false
+		}
+		f.After = &v
+		return true
 	case "limit":
 		return d.int(&f.Limit)
 	case "hasMore":

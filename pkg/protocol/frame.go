@@ -75,9 +75,11 @@ type Frame struct {
 	// ack
 	Duplicate bool `json:"duplicate,omitempty"`
 
-	// history: Before/After are exclusive seq bounds; Limit caps the page.
+	// history: Before/After are exclusive seq bounds; Limit caps the page. After is a
+	// pointer because "after": 0 (forward from seq 1) and no after (the newest page,
+	// backwards) are different requests; nil means absent.
 	Before   uint64    `json:"before,omitempty"`
-	After    uint64    `json:"after,omitempty"`
+	After    *uint64   `json:"after,omitempty"`
 	Limit    int       `json:"limit,omitempty"`
 	Messages []Message `json:"messages,omitempty"`
 	HasMore  bool      `json:"hasMore,omitempty"`
@@ -140,14 +142,44 @@ func DecodeFrame(data []byte) (*Frame, error) {
 	return f, nil
 }
 
-// EncodeFrame returns f as JSON.
+// EncodeFrame returns f as JSON. Fields a frame type always has (docs/asyncapi.yaml
+// marks them required) are written even when empty or false: history_result's
+// messages and hasMore, synced's chats and error's retry. Every other empty field is
+// left out.
 func EncodeFrame(f *Frame) []byte {
 	b, err := json.Marshal(f)
 	if err != nil {
 		// Frame has only marshalable fields; Meta is validated JSON.
 		panic(fmt.Sprintf("protocol: encode frame: %v", err))
 	}
+	// Frame is flat and shared by every type, so omitempty cannot know which empty
+	// fields a type requires: add those here, at the end of the object (b always
+	// has "type", so a member precedes them).
+	switch f.Type {
+	case FrameHistoryResult:
+		if len(f.Messages) == 0 {
+			b = appendMember(b, `"messages":[]`)
+		}
+		if !f.HasMore {
+			b = appendMember(b, `"hasMore":false`)
+		}
+	case FrameSynced:
+		if len(f.Chats) == 0 {
+			b = appendMember(b, `"chats":[]`)
+		}
+	case FrameError:
+		if !f.Retry {
+			b = appendMember(b, `"retry":false`)
+		}
+	}
 	return b
+}
+
+// appendMember adds member to the JSON object obj, which has at least one member.
+func appendMember(obj []byte, member string) []byte {
+	obj = append(obj[:len(obj)-1], ',')
+	obj = append(obj, member...)
+	return append(obj, '}')
 }
 
 // MessageFrame returns the message frame that delivers m.

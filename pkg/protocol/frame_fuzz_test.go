@@ -21,6 +21,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"send","chatId":"c1","messageId":"m1","content":"hi","meta":{"a":[1,2]}}`,
 		`{"type":"sync","chats":[{"chatId":"a.>","seq":1}]}`,
 		`{"type":"send",`, `[1]`, `null`, `{"type":""}`, `{"type":"ping"} {}`,
+		`{"type":"history","after":0}`, `{"type":"history_result","messages":[]}`, `{"type":"error","retry":false}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -74,6 +75,8 @@ func FuzzFastDecodeMatchesEncodingJSON(f *testing.F) {
 		`{"type":"x","meta":{"a":1}}` + "\n", `{"type":"x","meta":{"a":}}`, `{"type":"x","meta":null}`, `{"type":"x","meta":"s"}`,
 		`{"type":"x","content":"\u00e9"}`, "{\"type\":\"x\",\"content\":\"\xff\"}", `{"type":"x","retry":true,"code":"bad_request"}`,
 		`{"type":"x"}]`, `{"type":"x"} {}`, `{}`, `{"type":"x",}`, `{"type":"x","userIds":["a"]}`, `{"type":"message","seq":-1}`,
+		`{"type":"history","after":0}`, `{"type":"history","after":7,"after":null}`, `{"type":"history","after":null}`,
+		`{"type":"history","after":-1}`, `{"type":"history","after":18446744073709551615}`,
 	} {
 		f.Add([]byte(s))
 	}
