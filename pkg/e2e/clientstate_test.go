@@ -116,7 +116,7 @@ func TestHistoryStateSaysWhichOperationsItHolds(t *testing.T) {
 	status, body := call(t, n, "GET", "/api/v1/chats/"+chat+"/messages", "alice", nil, &page)
 	require.Equal(t, http.StatusOK, status, string(body))
 	check("REST history", page.Messages)
-	h, err := alice.History(ctx, chat, 0, 0, 10)
+	h, err := alice.HistoryBefore(ctx, chat, 0, 10)
 	require.NoError(t, err)
 	check("history frame", h.Messages)
 
