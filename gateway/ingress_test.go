@@ -50,8 +50,9 @@ func startIngressEnv(t testing.TB) *ingressEnv {
 	var ncfg natsutil.Config
 	ncfg.RegisterFlags(nfs)
 	ncfg.Listen, ncfg.Partitions, ncfg.Sync = "none", 4, "always"
-	ns, err := natsutil.StartEmbedded(&ncfg, dir)
+	e, err := natsutil.StartEmbedded(&ncfg, dir, zap.NewNop())
 	require.NoError(t, err)
+	ns := e.Server
 	t.Cleanup(ns.Shutdown)
 	nc, err := natsutil.Connect(&ncfg, ns, "ingress test")
 	require.NoError(t, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,10 @@ type App struct {
 	Log     *zap.Logger
 	Targets []string
 
-	NATS     *server.Server // embedded server, nil with nats.url
+	NATS *server.Server // embedded server, nil with nats.url
+	// Storage tells whether JetStream can store (and recovers the embedded
+	// server's store when its disk has room again).
+	Storage  *natsutil.StorageWatch
 	NC       *nats.Conn
 	JS       jetstream.JetStream
 	Store    store.Store
@@ -61,31 +65,46 @@ type App struct {
 	state   atomic.Int32 // stateStarting, stateRunning, stateStopping (observe.go)
 	gwFirst *firstToStop // the gateway, stopped (drained) before the other roles
 
+	stopWatch func()      // stops Storage's watch of the embedded server (nil: none)
+	rawStore  store.Store // Store without the metrics wrapper, for its side interfaces
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // Start sets up the dependencies the selected roles need and starts the roles. It
-// returns once the gateway (if selected) listens. Stop with Close.
-func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error) {
+// returns once the gateway (if selected) listens. Stop with Close. On error nothing
+// is left running, and the error names the cause (the address, path or setting).
+func Start(ctx context.Context, cfg *Config, log *zap.Logger) (*App, error) {
 	targets, err := Targets(cfg.Roles)
 	if err != nil {
 		return nil, err
 	}
-	a = &App{Config: cfg, Log: log, Targets: targets, gwAddr: make(chan net.Addr, 1)}
-	self := a // the named result is nil on the error returns
-	defer func() {
-		if err != nil {
-			self.Close()
-		}
-	}()
-	if err = a.startAdmin(); err != nil {
+	// The role goroutines refer to a: it must never be the nil of an error return.
+	a := &App{Config: cfg, Log: log, Targets: targets, gwAddr: make(chan net.Addr, 1)}
+	if err := a.start(ctx); err != nil {
+		a.Close()
 		return nil, err
 	}
+	return a, nil
+}
+
+func (a *App) start(ctx context.Context) (err error) {
+	cfg, log, targets := a.Config, a.Log, a.Targets
+	if err = a.startAdmin(); err != nil {
+		return err
+	}
+	a.Storage = natsutil.NewStorageWatch(log)
 	if cfg.NATS.URL == "" {
-		if a.NATS, err = natsutil.StartEmbedded(&cfg.NATS, cfg.DataDir); err != nil {
-			return nil, err
+		e, err := natsutil.StartEmbedded(&cfg.NATS, cfg.DataDir, log)
+		if err != nil {
+			return err
 		}
+		a.NATS, a.Storage = e.Server, e.Storage
+		wctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); a.Storage.Run(wctx) }()
+		a.stopWatch = func() { stop(); <-done }
 		where := cfg.NATS.Listen
 		if a.NATS.Addr() != nil {
 			where = a.NATS.ClientURL()
@@ -93,23 +112,24 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 		log.Info("embedded NATS server started", zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")), zap.String("listen", where))
 	}
 	if a.NC, err = natsutil.Connect(&cfg.NATS, a.NATS, "natter "+fmt.Sprint(targets)); err != nil {
-		return nil, err
+		return err
 	}
 	if a.JS, err = jetstream.New(a.NC); err != nil {
-		return nil, err
+		return err
 	}
 	if err = ensureStreams(ctx, a.JS, &cfg.NATS, log); err != nil {
-		return nil, fmt.Errorf("set up streams: %w", err)
+		return fmt.Errorf("set up streams: %w", err)
 	}
 	if needs(targets, depStore) {
-		if a.Store, err = OpenStore(ctx, cfg, log); err != nil {
-			return nil, err
+		st, err := OpenStore(ctx, cfg, log)
+		if err != nil {
+			return err
 		}
-		a.Store = metrics.InstrumentStore(a.Store, a.Metrics)
+		a.rawStore, a.Store = st, metrics.InstrumentStore(st, a.Metrics)
 	}
 	if needs(targets, depAuth) {
 		if a.Auth, err = auth.NewVerifier(cfg.Auth, cfg.DataDir); err != nil {
-			return nil, err
+			return err
 		}
 		if a.Auth.DevSecretPath != "" {
 			log.Warn("dev auth: no key configured, tokens are signed with a generated secret; configure auth.secret-file or auth.public-key-files in production",
@@ -143,7 +163,7 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 			r = a.Notifier
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t, err)
+			return roleErr(t, err)
 		}
 		started = append(started, r)
 	}
@@ -153,24 +173,35 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 		a.wg.Add(1)
 		go func(name string, r Role) {
 			defer a.wg.Done()
-			if err := r.Run(rctx); err != nil {
-				a.errMu.Lock()
-				if a.firstErr == nil {
-					a.firstErr = fmt.Errorf("%s: %w", name, err)
-				}
-				a.errMu.Unlock()
-				log.Error("role stopped", zap.String("role", name), zap.Error(err))
-				cancel()
+			err := r.Run(rctx)
+			if err == nil {
+				return
 			}
+			// The first failure stops the others (their context.Canceled is no
+			// news) and is what Err, Start and the command report: logged here
+			// only once the process runs, so a failed start prints its cause once.
+			a.errMu.Lock()
+			first := a.firstErr == nil
+			if first {
+				a.firstErr = roleErr(name, err)
+			}
+			a.errMu.Unlock()
+			switch {
+			case first && a.state.Load() == stateRunning:
+				log.Error("role stopped", zap.String("role", name), zap.Error(err))
+			case !first && !errors.Is(err, context.Canceled):
+				log.Warn("role stopped", zap.String("role", name), zap.Error(err))
+			}
+			cancel()
 		}(targets[i], r)
 	}
 	if a.Gateway != nil {
 		select {
 		case a.addr = <-a.gwAddr:
 		case <-rctx.Done():
-			return nil, a.Err()
+			return a.Err()
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 	if a.Admin != nil {
@@ -178,11 +209,21 @@ func Start(ctx context.Context, cfg *Config, log *zap.Logger) (a *App, err error
 	}
 	a.state.Store(stateRunning)
 	log.Info("natter started", zap.Strings("roles", targets))
-	return a, nil
+	return nil
+}
+
+// roleErr prefixes err with the role's name unless it names the role already.
+func roleErr(role string, err error) error {
+	if strings.HasPrefix(err.Error(), role+": ") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", role, err)
 }
 
 // ensureStreams creates the streams, retrying for a while: on a fresh cluster whose
 // nodes start together, JetStream may not place R3 streams yet ("no suitable peers").
+// An answer that no retry can change (a configuration the server refuses, JetStream
+// disabled, no permission) fails at once.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, log *zap.Logger) error {
 	deadline := time.Now().Add(60 * time.Second)
 	backoff := 250 * time.Millisecond
@@ -190,7 +231,7 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Conf
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := natsutil.EnsureStreams(sctx, js, c)
 		cancel()
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || permanentStreamErr(err) {
 			return err
 		}
 		log.Warn("creating streams failed; retrying (is the NATS cluster forming?)", zap.Error(err))
@@ -199,7 +240,30 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Conf
 	}
 }
 
-// OpenStore opens the configured store backend.
+// permanentStreamErr reports whether err, from creating the streams, stays the
+// same however long the process waits.
+func permanentStreamErr(err error) bool {
+	if errors.Is(err, nats.ErrPermissionViolation) || errors.Is(err, nats.ErrAuthorization) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case 10052, // invalid stream configuration (e.g. dedup window longer than max age)
+		10058, // stream name in use with a different configuration
+		10065, // subjects overlap with another stream
+		10074, // replicas > 1 on a server that is not clustered
+		10076, // JetStream not enabled
+		10039: // JetStream not enabled for the account
+		return true
+	}
+	return false
+}
+
+// OpenStore opens the configured store backend. On error the Store is nil.
 func OpenStore(ctx context.Context, cfg *Config, log *zap.Logger) (store.Store, error) {
 	switch cfg.Store.Backend {
 	case "sqlite":
@@ -207,14 +271,22 @@ func OpenStore(ctx context.Context, cfg *Config, log *zap.Logger) (store.Store, 
 		if p == "" {
 			p = filepath.Join(cfg.DataDir, "natter.db")
 		}
-		return store.OpenSQLite(ctx, p)
+		st, err := store.OpenSQLite(ctx, p)
+		if err != nil {
+			return nil, err // not st: a nil *SQLiteStore is a non-nil Store
+		}
+		return st, nil
 	case "cassandra":
 		if cfg.Store.Migrate {
 			if err := store.MigrateCassandra(ctx, cfg.Cassandra, log); err != nil {
 				return nil, err
 			}
 		}
-		return store.OpenCassandra(ctx, cfg.Cassandra, log)
+		st, err := store.OpenCassandra(ctx, cfg.Cassandra, log)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("store: unknown backend %q", cfg.Store.Backend)
 }
@@ -267,6 +339,9 @@ func (a *App) close() error {
 	}
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
+	}
+	if a.stopWatch != nil {
+		a.stopWatch()
 	}
 	if a.NATS != nil {
 		a.NATS.Shutdown()

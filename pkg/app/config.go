@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/notifier"
@@ -131,7 +132,11 @@ func Load(name string, args []string) (*Config, *flag.FlagSet, error) {
 		return nil, fs, err
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fs, fmt.Errorf("invalid configuration:\n%w", err)
+		sep := " " // one cause: one line; several: one line each
+		if strings.Contains(err.Error(), "\n") {
+			sep = "\n"
+		}
+		return nil, fs, fmt.Errorf("invalid configuration:%s%w", sep, err)
 	}
 	return &c, fs, nil
 }

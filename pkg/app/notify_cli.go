@@ -59,9 +59,11 @@ func ReplayNotifications(ctx context.Context, cfg *Config, log *zap.Logger) (not
 	var ns *server.Server
 	if cfg.NATS.URL == "" {
 		var err error
-		if ns, err = natsutil.StartEmbedded(&cfg.NATS, cfg.DataDir); err != nil {
+		e, err := natsutil.StartEmbedded(&cfg.NATS, cfg.DataDir, log)
+		if err != nil {
 			return res, err
 		}
+		ns = e.Server
 		defer ns.Shutdown()
 	}
 	nc, err := natsutil.Connect(&cfg.NATS, ns, "natter notify replay")

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -102,6 +101,14 @@ func (c *Config) Validate() error {
 	if c.DedupWindow < time.Second {
 		errs = append(errs, errors.New("nats: nats.dedup-window must be at least 1s"))
 	}
+	if c.LogMaxAge < 0 {
+		errs = append(errs, errors.New("nats: nats.log-max-age must be >= 0 (0 keeps messages until nats.log-max-bytes)"))
+	}
+	if c.LogMaxAge > 0 && c.DedupWindow > c.LogMaxAge {
+		// JetStream refuses such a stream: it cannot remember an ID longer than
+		// it keeps the message.
+		errs = append(errs, fmt.Errorf("nats: nats.dedup-window (%s) must not be longer than nats.log-max-age (%s)", c.DedupWindow, c.LogMaxAge))
+	}
 	return errors.Join(errs...)
 }
 
@@ -133,47 +140,6 @@ func splitListen(s string) (string, int, error) {
 
 // Subjects returns the subject namer for this configuration.
 func (c *Config) Subjects() subjects.Subjects { return subjects.New(c.Prefix, c.Partitions) }
-
-// StartEmbedded starts an in-process NATS server with JetStream storing under
-// dataDir/nats, and waits until it is ready.
-func StartEmbedded(c *Config, dataDir string) (*server.Server, error) {
-	always, interval, err := c.syncPolicy()
-	if err != nil {
-		return nil, err
-	}
-	opts := &server.Options{
-		ServerName: "natter-embedded",
-		JetStream:  true,
-		StoreDir:   filepath.Join(dataDir, "nats"),
-		NoSigs:     true,
-		NoLog:      true,
-		SyncAlways: always,
-		// Large fan-outs burst many messages to one connection at once.
-		MaxPending: 256 << 20,
-	}
-	if !always {
-		opts.SyncInterval = interval
-	}
-	if c.Listen == "none" {
-		opts.DontListen = true
-	} else {
-		host, port, err := splitListen(c.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("nats.listen: %w", err)
-		}
-		opts.Host, opts.Port = host, port
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats: not ready after 30s (is %s already in use? set nats.listen)", c.Listen)
-	}
-	return ns, nil
-}
 
 // Connect opens a connection named name, to ns when it is not nil (in-process),
 // otherwise to c.URL. It reconnects forever.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -120,7 +121,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	s := &SQLiteStore{w: w, r: r}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
-		return nil, err
+		return nil, explainOpenError(path, err)
 	}
 	if err := s.prepareAppend(ctx); err != nil {
 		s.Close()
@@ -131,6 +132,19 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// explainOpenError names path in err, the first error from a new database file,
+// and says what to do about the usual causes.
+func explainOpenError(path string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "file is not a database"), strings.Contains(msg, "malformed"):
+		return fmt.Errorf("sqlite: %s is not a usable SQLite database: %w (restore it from a backup or move it away; set store.sqlite-path)", path, err)
+	case strings.Contains(msg, "unable to open database file"), strings.Contains(msg, "readonly"), strings.Contains(msg, "read-only"):
+		return fmt.Errorf("sqlite: cannot open %s for writing: %w (check the file's and its directory's permissions and free space)", path, err)
+	}
+	return fmt.Errorf("sqlite: %s: %w", path, err)
 }
 
 func (s *SQLiteStore) migrate(ctx context.Context) error {
