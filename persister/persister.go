@@ -66,19 +66,29 @@ type Deps struct {
 	JS       jetstream.JetStream
 	Store    store.Store
 	Subjects subjects.Subjects
+	// Retention says what of NATTER_LOG the persister trims once stored (trim.go).
+	Retention Retention
 }
 
 // Persister is the persister role.
 type Persister struct {
-	cfg  Config
-	deps Deps
-	log  *zap.Logger
+	cfg    Config
+	deps   Deps
+	log    *zap.Logger
+	parked *parking
 }
 
 // New returns a persister.
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Persister, error) {
-	return &Persister{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "persister"))}, nil
+	return &Persister{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "persister")), parked: newParking(cfg.MaxBackoff)}, nil
 }
+
+// ParkedPending is how many messages of parked chats (park.go) the shared consumer
+// may hold unacked on top of the batches in hand. Parked messages stay unacked until
+// the store takes them; once they fill this, the consumer delivers nothing more, to
+// any chat: backpressure, seen as natter_consumer_ack_pending{consumer="PERSISTER"}
+// and natter_persister_parked_chats.
+const ParkedPending = 100_000
 
 // Consumer creates or updates the shared durable consumer and returns it.
 func Consumer(ctx context.Context, js jetstream.JetStream, s subjects.Subjects, batch int, ackWait time.Duration) (jetstream.Consumer, error) {
@@ -87,19 +97,24 @@ func Consumer(ctx context.Context, js jetstream.JetStream, s subjects.Subjects, 
 		FilterSubject: s.LogAll(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxAckPending: batch * 8,
+		MaxAckPending: batch*8 + ParkedPending,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 }
 
-// Run persists until ctx ends. On store errors it retries the same batch with
-// backoff and does not ack, so nothing is lost while the store is down.
+// Run persists until ctx ends. While the store is down it retries the same batch
+// with backoff and does not ack, so nothing is lost; a chat the store refuses while
+// it answers is parked and retried (park.go) while the other chats go on. It also
+// trims NATTER_LOG of what is stored (trim.go).
 func (p *Persister) Run(ctx context.Context) error {
 	cons, err := Consumer(ctx, p.deps.JS, p.deps.Subjects, p.cfg.Batch, p.cfg.AckWait)
 	if err != nil {
 		return fmt.Errorf("persister: consumer: %w", err)
 	}
+	trimDone := make(chan struct{})
+	go func() { defer close(trimDone); p.trimLoop(ctx) }()
+	defer func() { <-trimDone }()
 	for ctx.Err() == nil {
 		// Missed heartbeats re-issue the pull inside the iterator (see the sequencer).
 		it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.Batch*2), jetstream.WithMessagesErrOnMissingHeartbeat(false))
@@ -140,17 +155,73 @@ func (p *Persister) drain(ctx context.Context, it jetstream.MessagesContext) {
 	}
 }
 
-// persist writes one batch and acks it, retrying until the store takes it.
+// persist writes one batch and acks it. The batch is written in one store call;
+// chats parked by an earlier failure (park.go) are left out and negatively acked
+// until their retry is due. If the batch fails while the store is down (Ping
+// fails too) it is retried whole with backoff, unacked, as long as that lasts; if
+// it fails while the store answers, each chat is written on its own, so one chat
+// the store refuses cannot hold back the others: that chat is parked.
 func (p *Persister) persist(ctx context.Context, msgs []jetstream.Msg) {
-	out := make([]protocol.Message, 0, len(msgs))
-	for _, jm := range msgs {
+	now := time.Now()
+	decoded := make([]protocol.Message, len(msgs))
+	var healthy, undecodable []jetstream.Msg
+	var healthyIdx []int
+	var out []protocol.Message
+	byChat := map[string][]int{} // chats written on their own: indexes into msgs
+	var chats []string
+	own := func(chat string, i int) {
+		if byChat[chat] == nil {
+			chats = append(chats, chat)
+		}
+		byChat[chat] = append(byChat[chat], i)
+	}
+	for i, jm := range msgs {
 		m, err := protocol.DecodeMessageFrame(jm.Data())
 		if err != nil {
 			p.log.Error("undecodable log message skipped", zap.String("subject", jm.Subject()), zap.Error(err))
+			undecodable = append(undecodable, jm)
 			continue
 		}
-		out = append(out, m)
+		decoded[i] = m
+		switch wait := p.parked.wait(m.ChatID, now); {
+		case wait > 0:
+			_ = jm.NakWithDelay(wait) // still parked: redelivered when its retry is due
+		case p.parked.isParked(m.ChatID):
+			own(m.ChatID, i) // parked, retry due
+		default:
+			healthy, healthyIdx, out = append(healthy, jm), append(healthyIdx, i), append(out, m)
+		}
 	}
+	ackAll(p.log, undecodable)
+	if len(out) > 0 && !p.writeAll(ctx, healthy, out) {
+		if ctx.Err() != nil {
+			return // not acked: redelivered to another instance or after restart
+		}
+		// The store answers but refused the batch: find the chats it refuses.
+		for _, i := range healthyIdx {
+			own(decoded[i].ChatID, i)
+		}
+	}
+	for _, chat := range chats {
+		if ctx.Err() != nil {
+			return
+		}
+		idx := byChat[chat]
+		group, jms := make([]protocol.Message, len(idx)), make([]jetstream.Msg, len(idx))
+		for k, i := range idx {
+			group[k], jms[k] = decoded[i], msgs[i]
+		}
+		p.writeChat(ctx, chat, jms, group)
+	}
+}
+
+// writeAll writes out (the decoded messages of jms) in one store call and acks
+// them. While the call fails and the store does not answer a ping either (the
+// store is down, not one chat), it retries with backoff without acking, signalling
+// progress so the messages are not redelivered elsewhere meanwhile. It returns
+// false, nothing acked, if ctx ended or the store refused the batch while it
+// answers pings.
+func (p *Persister) writeAll(ctx context.Context, jms []jetstream.Msg, out []protocol.Message) bool {
 	backoff := 20 * time.Millisecond
 	lastProgress := time.Now()
 	for attempt := 0; ; attempt++ {
@@ -159,14 +230,19 @@ func (p *Persister) persist(ctx context.Context, msgs []jetstream.Msg) {
 			break
 		}
 		if ctx.Err() != nil {
-			return // not acked: redelivered to another instance or after restart
+			return false
+		}
+		if perr := p.deps.Store.Ping(ctx); perr == nil {
+			p.log.Warn("store refused a batch while answering pings; writing it chat by chat",
+				zap.Int("batch", len(out)), zap.Error(err))
+			return false
 		}
 		if attempt%10 == 0 {
 			p.log.Warn("store write failed; retrying without ack", zap.Int("batch", len(out)), zap.Error(err))
 		}
 		// Keep the messages from being redelivered elsewhere while we retry.
 		if time.Since(lastProgress) > p.cfg.AckWait/3 {
-			for _, jm := range msgs {
+			for _, jm := range jms {
 				_ = jm.InProgress()
 			}
 			lastProgress = time.Now()
@@ -174,13 +250,51 @@ func (p *Persister) persist(ctx context.Context, msgs []jetstream.Msg) {
 		sleep(ctx, backoff)
 		backoff = min(backoff*2, p.cfg.MaxBackoff)
 	}
-	// Each message is acked on its own: with several instances sharing the consumer,
-	// an ack-all could cover another instance's messages that are not stored yet.
-	for _, jm := range msgs {
+	ackAll(p.log, jms)
+	return true
+}
+
+// writeChat writes the messages of one chat and acks them, or parks the chat and
+// negatively acks them with its retry delay.
+func (p *Persister) writeChat(ctx context.Context, chat string, jms []jetstream.Msg, group []protocol.Message) {
+	err := p.deps.Store.AppendMessages(ctx, group)
+	now := time.Now()
+	if err == nil {
+		ackAll(p.log, jms)
+		if d, fails, ok := p.parked.resume(chat, now); ok {
+			p.log.Info("parked chat resumed: the store takes its messages again", zap.String("chat_id", chat),
+				zap.Duration("parked_for", d), zap.Int("failed_writes", fails))
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	delay, first := p.parked.fail(chat, now)
+	if first {
+		p.log.Error("store refuses this chat's messages: chat parked, other chats go on; retrying with backoff",
+			zap.String("chat_id", chat), zap.Uint64("seq", group[0].Seq), zap.Int("messages", len(group)), zap.Error(err))
+	} else {
+		p.log.Debug("parked chat still refused", zap.String("chat_id", chat), zap.Duration("retry_in", delay), zap.Error(err))
+	}
+	for _, jm := range jms {
+		_ = jm.NakWithDelay(delay)
+	}
+}
+
+// ackAll acks each message on its own: with several instances sharing the
+// consumer, an ack-all could cover another instance's messages that are not
+// stored yet.
+func ackAll(log *zap.Logger, jms []jetstream.Msg) {
+	for _, jm := range jms {
 		if err := jm.Ack(); err != nil {
-			p.log.Debug("ack failed; the message will be redelivered and skipped as stored", zap.Error(err))
+			log.Debug("ack failed; the message will be redelivered and skipped as stored", zap.Error(err))
 		}
 	}
 }
+
+// ParkedChats returns the number of chats this instance has parked because the
+// store refuses their messages (metric natter_persister_parked_chats).
+func (p *Persister) ParkedChats() int { return p.parked.count() }
 
 func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }

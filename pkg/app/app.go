@@ -153,7 +153,8 @@ func (a *App) start(ctx context.Context) (err error) {
 				History: &history.Reader{Store: a.Store, JS: a.JS, Subjects: subj, Consumer: persister.ConsumerName}}, log)
 			r = a.Seq
 		case RolePersister:
-			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: a.JS, Store: a.Store, Subjects: subj}, log)
+			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: a.JS, Store: a.Store, Subjects: subj,
+				Retention: persister.Retention{MaxAge: cfg.NATS.LogMaxAge, MaxBytes: cfg.NATS.LogMaxBytes, DedupWindow: cfg.NATS.DedupWindow}}, log)
 			r = a.Persist
 		case RolePresence:
 			a.Presence, err = presence.New(cfg.Presence, presence.Deps{NC: a.NC, JS: a.JS, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)

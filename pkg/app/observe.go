@@ -90,6 +90,12 @@ func (a *App) addChecks() {
 			}
 		}
 	}
+	if p := a.Persist; p != nil {
+		if err := m.GaugeFunc("persister_parked_chats", "Chats this persister has parked because the store refuses their messages (retried with backoff; the other chats go on).",
+			func() float64 { return float64(p.ParkedChats()) }); err != nil {
+			a.Log.Warn("persister metrics", zap.Error(err))
+		}
+	}
 }
 
 // AdminAddr is the admin server's address (nil when admin.listen is empty).

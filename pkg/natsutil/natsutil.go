@@ -30,10 +30,15 @@ type Config struct {
 	Partitions int `yaml:"partitions"`
 	// Replicas of each stream (1 for a single node, 3 for a cluster).
 	Replicas int `yaml:"replicas"`
-	// LogMaxAge is how long NATTER_LOG keeps sequenced messages (the hot tail that
-	// history merges with the store). 0 keeps them until LogMaxBytes.
+	// LogMaxAge is how long NATTER_LOG keeps sequenced messages once they are
+	// stored: the persisters remove stored messages older than this
+	// (persister/trim.go); a message not yet stored is kept however old. 0 keeps
+	// stored messages too (until LogMaxBytes pressure).
 	LogMaxAge time.Duration `yaml:"log_max_age"`
-	// LogMaxBytes caps NATTER_LOG's size; -1 is unlimited.
+	// LogMaxBytes caps NATTER_LOG's size; -1 is unlimited. A hard cap: when full,
+	// the sequencer's appends fail and sends wait in NATTER_IN (backpressure);
+	// above three quarters of it the persisters also remove stored messages older
+	// than DedupWindow.
 	LogMaxBytes int64 `yaml:"log_max_bytes"`
 	// DedupWindow is how long JetStream remembers Nats-Msg-Id for deduplication.
 	DedupWindow time.Duration `yaml:"dedup_window"`
@@ -62,8 +67,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Prefix, "nats.prefix", subjects.DefaultPrefix, "subject prefix")
 	fs.IntVar(&c.Partitions, "nats.partitions", 16, "ingress partitions (sequencer shards); fixed once the stream exists")
 	fs.IntVar(&c.Replicas, "nats.replicas", 1, "stream replicas (3 on a cluster)")
-	fs.DurationVar(&c.LogMaxAge, "nats.log-max-age", 72*time.Hour, "how long NATTER_LOG keeps sequenced messages; 0 keeps them until log-max-bytes")
-	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG size cap in bytes; -1 unlimited")
+	fs.DurationVar(&c.LogMaxAge, "nats.log-max-age", 72*time.Hour, "how long NATTER_LOG keeps messages once the persister has stored them (unstored ones are kept however old); 0 keeps them")
+	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG hard size cap in bytes (when full, sequencing waits); -1 unlimited")
 	fs.DurationVar(&c.DedupWindow, "nats.dedup-window", 2*time.Minute, "Nats-Msg-Id deduplication window")
 	fs.StringVar(&c.Sync, "nats.sync", "always", "embedded JetStream fsync policy: 'always' (before every ack) or a flush interval such as 1s (see docs/operations.md)")
 	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")

@@ -36,6 +36,12 @@ func InStreamConfig(c *Config) jetstream.StreamConfig {
 }
 
 // LogStreamConfig is NATTER_LOG: sequenced messages, one subject per chat.
+//
+// It has no age limit and never discards old messages: an acknowledged message
+// must not leave the log before the persister has stored it. The persisters remove
+// what is stored and older than LogMaxAge themselves (persister/trim.go).
+// LogMaxBytes, if set, is a hard cap: when the log is full, appends fail and the
+// sequencer waits, leaving sends in NATTER_IN (backpressure, not loss).
 func LogStreamConfig(c *Config) jetstream.StreamConfig {
 	s := c.Subjects()
 	return jetstream.StreamConfig{
@@ -46,9 +52,8 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
 		Duplicates:  c.DedupWindow,
-		MaxAge:      c.LogMaxAge,
 		MaxBytes:    c.LogMaxBytes,
-		Discard:     jetstream.DiscardOld,
+		Discard:     jetstream.DiscardNew,
 		// The sequencer appends each partition's pending messages as one atomic batch
 		// (one fsync per batch with sync always).
 		AllowAtomicPublish: true,
