@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/store"
@@ -27,6 +29,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -119,6 +122,7 @@ func (k *k8sChecker) check(docs []k8sDoc) []error {
 		pdbs     []*policyv1.PodDisruptionBudget
 		cms      = map[string]*corev1.ConfigMap{}
 		jobs     []*batchv1.Job
+		netpols  []*networkingv1.NetworkPolicy
 		docOf    = map[runtime.Object]k8sDoc{}
 	)
 	for _, d := range docs {
@@ -152,6 +156,8 @@ func (k *k8sChecker) check(docs []k8sDoc) []error {
 			cms[o.Name] = o
 		case *batchv1.Job:
 			jobs = append(jobs, o)
+		case *networkingv1.NetworkPolicy:
+			netpols = append(netpols, o)
 		default:
 			fail(d, "unexpected kind %T", obj)
 		}
@@ -227,7 +233,13 @@ func (k *k8sChecker) check(docs []k8sDoc) []error {
 				if err := checkNatterEnv(e.Name, e.Value); err != nil {
 					fail(d, "env: %v", err)
 				}
+				if isSecretEnv(e.Name) && e.Value != "" {
+					fail(d, "env %s: a secret in plain text in the manifest: take it from a Secret (valueFrom) or a *-file", e.Name)
+				}
 			}
+		}
+		if err := checkNoSecretFlags(c.Args); err != nil {
+			fail(d, "args: %v", err)
 		}
 		for _, m := range c.VolumeMounts {
 			if _, ok := vols[m.Name]; !ok {
@@ -319,13 +331,143 @@ func (k *k8sChecker) check(docs []k8sDoc) []error {
 	if len(pdbs) == 0 {
 		errs = append(errs, errors.New("no PodDisruptionBudget"))
 	}
-	// The ConfigMap's natter.yaml is a configuration natter accepts.
+	// The ConfigMap's natter.yaml is a configuration natter accepts, and a safe one.
 	if cm := cms["natter-config"]; cm == nil {
 		errs = append(errs, errors.New("no ConfigMap natter-config"))
-	} else if err := loadNatterConfig(cm.Data["natter.yaml"]); err != nil {
+	} else if cfg, err := loadNatterConfig(cm.Data["natter.yaml"]); err != nil {
+		errs = append(errs, fmt.Errorf("ConfigMap natter-config: natter.yaml: %w", err))
+	} else if err := checkSafeConfig(cfg); err != nil {
 		errs = append(errs, fmt.Errorf("ConfigMap natter-config: natter.yaml: %w", err))
 	}
+	// The admin port is never public: every pod is under a NetworkPolicy, and no
+	// rule lets the world reach its admin port; the gateways' http port is open.
+	for _, dep := range deploys {
+		d := docOf[dep]
+		var covering []*networkingv1.NetworkPolicy
+		for _, np := range netpols {
+			if selects(&np.Spec.PodSelector, dep) && slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+				covering = append(covering, np)
+			}
+		}
+		if len(covering) == 0 {
+			fail(d, "no NetworkPolicy restricts ingress to its pods (the admin port would be open to every pod)")
+			continue
+		}
+		c := dep.Spec.Template.Spec.Containers[0]
+		httpOpen := false
+		for _, np := range covering {
+			for _, rule := range np.Spec.Ingress {
+				if allowsPort(rule.Ports, c, "admin") {
+					if reason := publicPeers(rule.From); reason != "" {
+						fail(docOf[np], "ingress rule lets %s reach the admin port of %s", reason, dep.Name)
+					}
+				}
+				if allowsPort(rule.Ports, c, "http") && publicPeers(rule.From) != "" {
+					httpOpen = true
+				}
+			}
+		}
+		if byRole[app.RoleGateway] == dep && !httpOpen {
+			fail(d, "no NetworkPolicy lets clients reach the gateway's http port")
+		}
+	}
 	return errs
+}
+
+// allowsPort reports whether a rule's ports admit the container port named name
+// (no ports: every port).
+func allowsPort(ports []networkingv1.NetworkPolicyPort, c corev1.Container, name string) bool {
+	i := slices.IndexFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == name })
+	if i < 0 {
+		return false
+	}
+	if len(ports) == 0 {
+		return true
+	}
+	for _, p := range ports {
+		if p.Port == nil || p.Port.String() == name || (p.Port.IntValue() != 0 && p.Port.IntValue() == int(c.Ports[i].ContainerPort)) ||
+			(p.EndPort != nil && p.Port.IntValue() <= int(c.Ports[i].ContainerPort) && int(c.Ports[i].ContainerPort) <= int(*p.EndPort)) {
+			return true
+		}
+	}
+	return false
+}
+
+// publicPeers says why peers admit anyone ("" when they do not): no peers at all,
+// a peer that selects nothing in particular, or an IP block of the whole internet.
+func publicPeers(peers []networkingv1.NetworkPolicyPeer) string {
+	if len(peers) == 0 {
+		return "any source (no from)"
+	}
+	for _, p := range peers {
+		if p.IPBlock != nil {
+			if p.IPBlock.CIDR == "0.0.0.0/0" || p.IPBlock.CIDR == "::/0" {
+				return "the whole internet (ipBlock " + p.IPBlock.CIDR + ")"
+			}
+			continue
+		}
+		if p.PodSelector == nil || (len(p.PodSelector.MatchLabels) == 0 && len(p.PodSelector.MatchExpressions) == 0) {
+			return "every pod (a peer without a pod selector)"
+		}
+	}
+	return ""
+}
+
+// checkSafeConfig refuses a configuration that opens a door: dev auth (anyone
+// mints tokens) or pprof on the admin port.
+func checkSafeConfig(cfg *app.Config) error {
+	var errs []error
+	if cfg.Auth.DevMode() || cfg.Auth.Dev {
+		errs = append(errs, errors.New("auth.dev must be false (a dev server issues tokens for anyone)"))
+	}
+	if cfg.Auth.InsecureDevOnPublicAddress {
+		errs = append(errs, errors.New("auth.insecure-dev-on-public-address must be off"))
+	}
+	if cfg.Admin.Pprof {
+		errs = append(errs, errors.New("admin.pprof must be off in a deployment (profiles show memory contents)"))
+	}
+	return errors.Join(errs...)
+}
+
+// secretFlags are the names of natter's secret settings (config.SecretVar).
+func secretFlags() map[string]bool {
+	out := map[string]bool{}
+	for _, register := range []func(*flag.FlagSet){
+		func(fs *flag.FlagSet) { (&app.Config{}).RegisterFlags(fs) },
+		func(fs *flag.FlagSet) { (&store.CassandraConfig{}).RegisterFlags(fs) },
+	} {
+		fs := flag.NewFlagSet("", flag.ContinueOnError)
+		register(fs)
+		fs.VisitAll(func(f *flag.Flag) {
+			if config.IsSecret(f) {
+				out[f.Name] = true
+			}
+		})
+	}
+	return out
+}
+
+// isSecretEnv reports whether an environment variable sets a secret setting.
+func isSecretEnv(name string) bool {
+	for f := range secretFlags() {
+		if config.EnvName(f) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkNoSecretFlags refuses a command line carrying a secret: natter would refuse
+// to start, and the secret would sit in the pod spec and in ps.
+func checkNoSecretFlags(args []string) error {
+	secrets := secretFlags()
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && secrets[name] {
+			return fmt.Errorf("secret flag %s on the command line: use its *-file form or the environment", a)
+		}
+	}
+	return nil
 }
 
 // checkNatterEnv checks that name is the environment variable of a natter serve
@@ -355,18 +497,18 @@ func checkNatterEnv(name, value string) error {
 }
 
 // loadNatterConfig loads data as natter's YAML configuration file.
-func loadNatterConfig(data string) error {
+func loadNatterConfig(data string) (*app.Config, error) {
 	dir, err := os.MkdirTemp("", "natter-config")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	p := filepath.Join(dir, "natter.yaml")
 	if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	_, _, err = app.Load("serve", []string{"-config", p})
-	return err
+	cfg, _, err := app.Load("serve", []string{"-config", p})
+	return cfg, err
 }
 
 func TestKubernetesManifests(t *testing.T) {
@@ -432,6 +574,38 @@ func TestKubernetesCheckerCatches(t *testing.T) {
 		{"envFrom a missing ConfigMap", "Deployment", "natter-sequencer", func(m map[string]any) {
 			container(m)["envFrom"] = []any{map[string]any{"configMapRef": map[string]any{"name": "natter-env"}}}
 		}, "no ConfigMap natter-env"},
+		{"dev auth on a public address", "ConfigMap", "natter-config", func(m map[string]any) {
+			editNatterYAML(m, "dev: false\n  secret_file: /etc/natter/auth/jwt.secret", "dev: true")
+		}, "not a loopback address and auth is in dev mode"},
+		{"dev auth allowed on a public address", "ConfigMap", "natter-config", func(m map[string]any) {
+			editNatterYAML(m, "dev: false\n  secret_file: /etc/natter/auth/jwt.secret", "dev: true\n  insecure_dev_on_public_address: true")
+		}, "auth.dev must be false"},
+		{"pprof on", "ConfigMap", "natter-config", func(m map[string]any) {
+			editNatterYAML(m, "listen: 0.0.0.0:9090", "listen: 0.0.0.0:9090\n  pprof: true")
+		}, "admin.pprof must be off"},
+		{"secret flag in args", "Deployment", "natter-gateway", func(m map[string]any) {
+			container(m)["args"] = []any{"serve", "--roles", "gateway", "--auth.secret=" + strings.Repeat("s", 32)}
+		}, "secret flag --auth.secret"},
+		{"secret in plain text", "Deployment", "natter-notifier", func(m map[string]any) {
+			container(m)["env"] = []any{map[string]any{"name": "NATTER_NATS_PASSWORD", "value": "hunter2"}}
+		}, "a secret in plain text"},
+		{"admin port open to every pod", "NetworkPolicy", "natter-admin", func(m map[string]any) {
+			rule := spec(m)["ingress"].([]any)[0].(map[string]any)
+			delete(rule, "from")
+		}, "any source (no from) reach the admin port"},
+		{"admin port open to the internet", "NetworkPolicy", "natter-admin", func(m map[string]any) {
+			rule := spec(m)["ingress"].([]any)[0].(map[string]any)
+			rule["from"] = []any{map[string]any{"ipBlock": map[string]any{"cidr": "0.0.0.0/0"}}}
+		}, "the whole internet"},
+		{"gateway policy opens every port", "NetworkPolicy", "natter-gateway-http", func(m map[string]any) {
+			delete(spec(m)["ingress"].([]any)[0].(map[string]any), "ports")
+		}, "reach the admin port of natter-gateway"},
+		{"no policy over the pods", "NetworkPolicy", "natter-admin", func(m map[string]any) {
+			spec(m)["podSelector"] = map[string]any{"matchLabels": map[string]any{"app": "other"}}
+		}, "no NetworkPolicy restricts ingress"},
+		{"gateway closed to clients", "NetworkPolicy", "natter-gateway-http", func(m map[string]any) {
+			spec(m)["ingress"] = []any{}
+		}, "no NetworkPolicy lets clients reach the gateway"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			docs := readManifests(t)
@@ -451,6 +625,16 @@ func TestKubernetesCheckerCatches(t *testing.T) {
 }
 
 func spec(m map[string]any) map[string]any { return m["spec"].(map[string]any) }
+
+// editNatterYAML replaces from with to in a ConfigMap's natter.yaml; from must occur.
+func editNatterYAML(m map[string]any, from, to string) {
+	data := m["data"].(map[string]any)
+	y := data["natter.yaml"].(string)
+	if !strings.Contains(y, from) {
+		panic("natter.yaml has no " + from)
+	}
+	data["natter.yaml"] = strings.Replace(y, from, to, 1)
+}
 
 func container(m map[string]any) map[string]any {
 	tmpl := spec(m)["template"].(map[string]any)["spec"].(map[string]any)
@@ -495,6 +679,7 @@ func TestComposeFile(t *testing.T) {
 			require.NotNil(t, v, "service %s: %s has a value", s.Name, k)
 			require.NoError(t, checkNatterEnv(k, *v), "service %s", s.Name)
 		}
+		require.NoError(t, checkComposeService(s), "service %s", s.Name)
 		if s.Command[0] == "migrate" {
 			require.Contains(t, s.DependsOn, "cassandra", "migrate waits for Cassandra")
 			continue
@@ -519,6 +704,28 @@ func TestComposeFile(t *testing.T) {
 	require.NotNil(t, gw.Deploy)
 	require.EqualValues(t, 2, *gw.Deploy.Replicas, "two gateways")
 
+	// The safety checks are real: these fail.
+	for _, tc := range []struct{ name, from, to, want string }{
+		{"dev auth", `NATTER_AUTH_DEV: "false"`, `NATTER_AUTH_DEV: "true"`, "auth.dev must be false"},
+		{"admin published on every interface", `"127.0.0.1:9380:9090"`, `"9380:9090"`, "admin port 9090 published on"},
+		{"secret flag", `command: ["serve", "--roles", "presence"]`, `command: ["serve", "--roles", "presence", "--nats.password=x"]`, "secret flag"},
+		{"pprof", `NATTER_LOG_FORMAT: json`, "NATTER_LOG_FORMAT: json\n    NATTER_ADMIN_PPROF: \"true\"", "admin.pprof must be off"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := strings.Replace(string(content), tc.from, tc.to, 1)
+			require.NotEqual(t, string(content), bad)
+			p, err := loadCompose([]byte(bad), env)
+			require.NoError(t, err)
+			var errs []error
+			for _, s := range p.Services {
+				if strings.HasPrefix(s.Image, "natter") {
+					errs = append(errs, checkComposeService(s))
+				}
+			}
+			require.ErrorContains(t, errors.Join(errs...), tc.want)
+		})
+	}
+
 	// The schema check is real: these fail.
 	_, err = loadCompose(content, nil)
 	require.ErrorContains(t, err, "NATTER_JWT_SECRET", "the token secret is required")
@@ -529,6 +736,33 @@ func TestComposeFile(t *testing.T) {
 	bad = bytes.Replace(content, []byte("replicas: 2"), []byte("replicas: two"), 1)
 	_, err = loadCompose(bad, env)
 	require.Error(t, err)
+}
+
+// checkComposeService checks a natter service: safe configuration (no dev auth, no
+// pprof), no secret flags, and the admin port published on the host's loopback
+// only.
+func checkComposeService(s types.ServiceConfig) error {
+	var errs []error
+	cfg := app.DefaultConfig()
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := s.Environment[config.EnvName(f.Name)]; ok && v != nil {
+			_ = f.Value.Set(*v)
+		}
+	})
+	if err := checkSafeConfig(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkNoSecretFlags(s.Command); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range s.Ports {
+		if p.Target == 9090 && !gateway.LoopbackHost(p.HostIP) {
+			errs = append(errs, fmt.Errorf("admin port 9090 published on %q: publish it on 127.0.0.1 only", p.HostIP))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ---- Dockerfile ----
@@ -567,8 +801,13 @@ func checkImage(stages []instructions.Stage) error {
 		errs = append(errs, errors.New("the build stage must build with CGO_ENABLED=0 (a static binary)"))
 	}
 	user, entry := "", ""
+	env := map[string]string{}
 	for _, c := range final.Commands {
 		switch c := c.(type) {
+		case *instructions.EnvCommand:
+			for _, kv := range c.Env {
+				env[kv.Key] = kv.Value
+			}
 		case *instructions.UserCommand:
 			user = c.User
 		case *instructions.EntrypointCommand:
@@ -582,6 +821,43 @@ func checkImage(stages []instructions.Stage) error {
 	}
 	if !strings.HasSuffix(entry, "/natter") {
 		errs = append(errs, fmt.Errorf("ENTRYPOINT must be the natter binary, got %q", entry))
+	}
+	if err := checkImageEnv(env); err != nil {
+		errs = append(errs, fmt.Errorf("ENV: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// checkImageEnv checks the configuration the image's ENV gives `natter serve` with
+// no other settings: valid for natter, no secret baked in, dev auth off (the image
+// listens on all interfaces), the admin port not on a public address, pprof off.
+func checkImageEnv(env map[string]string) error {
+	var errs []error
+	cfg := app.DefaultConfig()
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	for k, v := range env {
+		if err := checkNatterEnv(k, v); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if isSecretEnv(k) {
+			errs = append(errs, fmt.Errorf("%s: a secret baked into the image", k))
+		}
+		fs.VisitAll(func(f *flag.Flag) {
+			if config.EnvName(f.Name) == k {
+				_ = f.Value.Set(v)
+			}
+		})
+	}
+	if err := cfg.Validate(); err != nil && cfg.Auth.DevMode() {
+		errs = append(errs, err) // e.g. dev auth on 0.0.0.0
+	}
+	if err := checkSafeConfig(cfg); err != nil {
+		errs = append(errs, err)
+	}
+	if host, _, err := net.SplitHostPort(cfg.Admin.Listen); cfg.Admin.Listen != "" && (err != nil || !gateway.LoopbackHost(host)) {
+		errs = append(errs, fmt.Errorf("admin.listen %s: the image must keep the admin port on loopback (deployments open it behind a NetworkPolicy)", cfg.Admin.Listen))
 	}
 	return errors.Join(errs...)
 }
@@ -600,7 +876,12 @@ func TestDockerfile(t *testing.T) {
 		{"root user", "USER 65532:65532", "USER root", "non-root"},
 		{"no user", "USER 65532:65532\n", "", "non-root"},
 		{"cgo", "CGO_ENABLED=0 ", "", "static"},
-		{"unknown instruction", "EXPOSE 8080 9090", "EXPOSES 8080 9090", "unknown instruction"},
+		{"unknown instruction", "EXPOSE 8080", "EXPOSES 8080", "unknown instruction"},
+		{"dev auth on", "NATTER_AUTH_DEV=false", "NATTER_AUTH_DEV=true", "auth.dev must be false"},
+		{"dev auth by default", "    NATTER_AUTH_DEV=false \\\n", "", "auth.dev must be false"},
+		{"admin on all interfaces", "NATTER_LOG_FORMAT=json", "NATTER_LOG_FORMAT=json NATTER_ADMIN_LISTEN=0.0.0.0:9090", "admin port on loopback"},
+		{"pprof on", "NATTER_LOG_FORMAT=json", "NATTER_LOG_FORMAT=json NATTER_ADMIN_PPROF=true", "admin.pprof must be off"},
+		{"secret baked in", "NATTER_LOG_FORMAT=json", "NATTER_LOG_FORMAT=json NATTER_AUTH_SECRET=" + strings.Repeat("s", 32), "secret baked into the image"},
 		{"lint: casing", "FROM golang:${GO_VERSION}-bookworm AS build", "FROM golang:${GO_VERSION}-bookworm as build", "FromAsCasing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

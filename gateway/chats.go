@@ -187,6 +187,10 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Iden
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `role must be "member" or "admin"`))
 		return
 	}
+	if err := g.rest.take(new(restCharge), restMemberAdd, id.UserID, 1); err != nil { // restlimits.go
+		g.failLimited(w, err)
+		return
+	}
 	if _, err := g.adminOf(ctx, chat, id.UserID); err != nil {
 		g.fail(w, err)
 		return

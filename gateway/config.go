@@ -57,6 +57,18 @@ type Config struct {
 	Typing   TypingConfig   `yaml:",inline"`
 	// Media: gateway.media-* (media.go).
 	Media MediaConfig `yaml:",inline"`
+	// BodyTimeout is how long a request body (other than an upload) may take to
+	// arrive; UploadTimeout the same for POST /api/v1/media. A body not in by then
+	// gets 400 and the connection is closed.
+	BodyTimeout   time.Duration `yaml:"body_timeout"`
+	UploadTimeout time.Duration `yaml:"upload_timeout"`
+	// HeaderTimeout bounds the reading of a request's headers; IdleTimeout how
+	// long a keep-alive connection may wait for its next request.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	IdleTimeout   time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps a request's line and headers (a token in the URL or the
+	// Authorization header included); more gets 431.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// DrainWindow is how long a stopping gateway spreads its connections'
 	// reconnect hints and closes over (see drain.go). 0 closes them all at once.
 	DrainWindow time.Duration `yaml:"drain_window"`
@@ -85,6 +97,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Typing.RegisterFlags(fs)
 	c.Media.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
+	fs.DurationVar(&c.BodyTimeout, "gateway.body-timeout", 10*time.Second, "longest time a REST request body may take to arrive")
+	fs.DurationVar(&c.UploadTimeout, "gateway.upload-timeout", 5*time.Minute, "longest time a media upload body may take to arrive")
+	fs.DurationVar(&c.HeaderTimeout, "gateway.header-timeout", 10*time.Second, "longest time a request's headers may take to arrive")
+	fs.DurationVar(&c.IdleTimeout, "gateway.idle-timeout", 2*time.Minute, "close keep-alive HTTP connections idle this long")
+	fs.IntVar(&c.MaxHeaderBytes, "gateway.max-header-bytes", 32<<10, "largest request line plus headers in bytes")
 	fs.DurationVar(&c.DrainWindow, "gateway.drain-window", 10*time.Second, "on shutdown, spread reconnect hints and closes over this long (0: close at once)")
 }
 
@@ -114,10 +131,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("gateway: gateway.send-queue must be >= 8"))
 	}
 	for name, d := range map[string]time.Duration{"ping-interval": c.PingInterval, "pong-timeout": c.PongTimeout,
-		"auth-timeout": c.AuthTimeout, "write-timeout": c.WriteTimeout, "publish-timeout": c.PublishTimeout} {
+		"auth-timeout": c.AuthTimeout, "write-timeout": c.WriteTimeout, "publish-timeout": c.PublishTimeout,
+		"body-timeout": c.BodyTimeout, "upload-timeout": c.UploadTimeout, "header-timeout": c.HeaderTimeout, "idle-timeout": c.IdleTimeout} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("gateway: gateway.%s must be > 0", name))
 		}
+	}
+	if c.MaxHeaderBytes < 12<<10 || c.MaxHeaderBytes > 1<<20 {
+		// A token may be 8 KiB (auth.MaxTokenBytes) and still have to fit.
+		errs = append(errs, errors.New("gateway: gateway.max-header-bytes must be 12KiB..1MiB"))
 	}
 	if c.DrainWindow < 0 || c.DrainWindow > 10*time.Minute {
 		errs = append(errs, errors.New("gateway: gateway.drain-window must be 0..10m"))

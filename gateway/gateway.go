@@ -57,8 +57,9 @@ type Gateway struct {
 	typing   *typingState
 	// media: media.go.
 	media *mediaStore
-	// limits: abuse limits (limits.go).
+	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
 	limits *limiter
+	rest   *restLimiter
 	// ingress: the group-committing queue of sends to NATTER_IN (ingress.go).
 	ingress ingressQueue
 }
@@ -66,6 +67,8 @@ type Gateway struct {
 // metrics are the gateway's counters.
 type metrics struct {
 	slowConsumers atomic.Int64
+	ipRefused     atomic.Int64 // connections closed over gateway.limits.conns-per-ip
+	restLimited   atomic.Int64 // REST requests refused by the REST buckets (restlimits.go)
 }
 
 // New returns a gateway.
@@ -82,6 +85,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.presence, g.typing = newPresenceGW(g), newTypingState(g)
 	g.media = &mediaStore{g: g}
 	g.limits = newLimiter(cfg.Limits)
+	g.rest = newRESTLimiter(cfg.Limits.REST)
 	g.mux = http.NewServeMux()
 	g.routes()
 	if err := g.observe(); err != nil {
@@ -90,8 +94,9 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// Handler returns the gateway's HTTP handler (for tests and embedding).
-func (g *Gateway) Handler() http.Handler { return g.mux }
+// Handler returns the gateway's HTTP handler (for tests and embedding): the routes
+// behind the edge guard (edge.go).
+func (g *Gateway) Handler() http.Handler { return g.edgeGuard(g.mux) }
 
 // Run serves until ctx ends, then drains (drain.go): it refuses new connections,
 // hints every connection to reconnect, spread over Config.DrainWindow, and closes
@@ -112,10 +117,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w (is it in use? set gateway.listen)", g.cfg.Listen, err)
 	}
+	ln = newIPCapListener(ln, g.cfg.Limits.ConnsPerIP, &g.metrics.ipRefused) // listener.go
 	if g.deps.Ready != nil {
 		g.deps.Ready(ln.Addr())
 	}
-	srv := &http.Server{Handler: g.refuseWhileDraining(g.mux), ReadHeaderTimeout: 10 * time.Second,
+	// No ReadTimeout or WriteTimeout: they would end WebSockets and SSE streams.
+	// Bodies get their deadline per route (edge.go).
+	srv := &http.Server{Handler: g.refuseWhileDraining(g.Handler()),
+		ReadHeaderTimeout: g.cfg.HeaderTimeout, IdleTimeout: g.cfg.IdleTimeout, MaxHeaderBytes: g.cfg.MaxHeaderBytes,
 		BaseContext: func(net.Listener) context.Context { return connCtx }}
 	var wg sync.WaitGroup
 	g.hub.run(&wg)

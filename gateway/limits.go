@@ -32,6 +32,12 @@ type LimitsConfig struct {
 	// per remote IP (the TCP peer address: behind a proxy, that is the proxy).
 	ConnectRate  float64 `yaml:"connect_rate"`
 	ConnectBurst int     `yaml:"connect_burst"`
+	// ConnsPerIP caps the TCP connections one remote IP holds open at once, of any
+	// kind (listener.go); more are closed on accept.
+	ConnsPerIP int `yaml:"conns_per_ip"`
+	// REST: the per-user buckets of chat creation, member adds and REST message
+	// posts (restlimits.go).
+	REST RESTLimits `yaml:",inline"`
 }
 
 // RegisterFlags registers the gateway.limits.* flags.
@@ -44,6 +50,8 @@ func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ConnsPerGateway, "gateway.limits.conns-per-gateway", 200000, "open WebSocket connections on this gateway (0: unlimited)")
 	fs.Float64Var(&c.ConnectRate, "gateway.limits.connect-rate", 10, "WebSocket connection attempts per second per remote IP (0: unlimited)")
 	fs.IntVar(&c.ConnectBurst, "gateway.limits.connect-burst", 100, "burst of connection attempts per remote IP")
+	fs.IntVar(&c.ConnsPerIP, "gateway.limits.conns-per-ip", 1024, "open TCP connections per remote IP, of any kind (0: unlimited; behind a proxy, cap at the proxy)")
+	c.REST.RegisterFlags(fs)
 }
 
 // Validate checks the section.
@@ -55,9 +63,10 @@ func (c *LimitsConfig) Validate() error {
 	if (c.ConnMsgRate > 0 && c.ConnMsgBurst < 1) || (c.UserMsgRate > 0 && c.UserMsgBurst < 1) || (c.ConnectRate > 0 && c.ConnectBurst < 1) {
 		errs = append(errs, errors.New("gateway: gateway.limits.*-burst must be >= 1 when its rate is set"))
 	}
-	if c.ConnsPerUser < 0 || c.ConnsPerGateway < 0 {
+	if c.ConnsPerUser < 0 || c.ConnsPerGateway < 0 || c.ConnsPerIP < 0 {
 		errs = append(errs, errors.New("gateway: gateway.limits.conns-per-* must be >= 0"))
 	}
+	errs = append(errs, c.REST.Validate())
 	return errors.Join(errs...)
 }
 

@@ -31,6 +31,16 @@ func (g *Gateway) observe() error {
 	}); err != nil {
 		return fmt.Errorf("gateway: metrics: %w", err)
 	}
+	if err := m.CounterFunc("gateway_conns_per_ip_refused_total", "TCP connections closed on accept: their IP was at gateway.limits.conns-per-ip.", func() float64 {
+		return float64(g.metrics.ipRefused.Load())
+	}); err != nil {
+		return fmt.Errorf("gateway: metrics: %w", err)
+	}
+	if err := m.CounterFunc("gateway_rest_rate_limited_total", "REST requests refused with rate_limited (chat creation, member adds, message posts).", func() float64 {
+		return float64(g.metrics.restLimited.Load())
+	}); err != nil {
+		return fmt.Errorf("gateway: metrics: %w", err)
+	}
 	return m.CounterFunc("gateway_slow_consumers_total", "Connections closed because their send queue overflowed.", func() float64 {
 		return float64(g.metrics.slowConsumers.Load())
 	})

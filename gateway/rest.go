@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +54,8 @@ type errorBody struct {
 		Code    protocol.Code `json:"code"`
 		Message string        `json:"message"`
 		Retry   bool          `json:"retry"`
+		// RetryAfterMs is when a rate_limited request would pass, if known.
+		RetryAfterMs int64 `json:"retryAfterMs,omitempty"`
 	} `json:"error"`
 }
 
@@ -68,6 +72,10 @@ func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
 	b.Error.Code, b.Error.Message, b.Error.Retry = e.Code, e.Message, e.Code.Retryable()
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="natter"`)
+	}
+	if e.RetryAfter > 0 {
+		b.Error.RetryAfterMs = max(1, e.RetryAfter.Milliseconds())
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
 	}
 	writeJSON(w, status, b)
 }
@@ -91,6 +99,8 @@ func httpStatus(c protocol.Code) int {
 		return http.StatusServiceUnavailable
 	case protocol.CodeInternal:
 		return http.StatusInternalServerError
+	case protocol.CodeBadHost:
+		return http.StatusMisdirectedRequest
 	}
 	return http.StatusBadRequest
 }
@@ -103,6 +113,12 @@ func (g *Gateway) fail(w http.ResponseWriter, err error) {
 		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
 	}
 	writeError(w, httpStatus(pe.Code), pe)
+}
+
+// failLimited writes a refusal of the REST buckets and counts it.
+func (g *Gateway) failLimited(w http.ResponseWriter, err error) {
+	g.metrics.restLimited.Add(1)
+	g.fail(w, err)
 }
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, id auth.Identity)
@@ -132,6 +148,9 @@ func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) erro
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return protocol.Errorf(protocol.CodeTooLarge, "body over %d bytes", g.cfg.MaxBodyBytes)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return protocol.Errorf(protocol.CodeBadRequest, "body not received within %s (gateway.body-timeout): send it at once", g.cfg.BodyTimeout)
 		}
 		return protocol.Errorf(protocol.CodeBadRequest, "read body: %v", err)
 	}
@@ -186,6 +205,17 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 			seen[u] = true
 			members = append(members, store.Member{UserID: u, Role: store.RoleMember, JoinedAt: now})
 		}
+	}
+	// Creating a chat is charged as a creation plus one member add per member
+	// named: a group cannot be grown faster by creating it whole (restlimits.go).
+	var charge restCharge
+	if err := g.rest.take(&charge, restChatCreate, id.UserID, 1); err != nil {
+		g.failLimited(w, err)
+		return
+	}
+	if err := g.rest.take(&charge, restMemberAdd, id.UserID, len(members)-1); err != nil {
+		g.failLimited(w, err)
+		return
 	}
 	switch req.Type {
 	case store.KindDirect:
@@ -390,6 +420,14 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 	var req postMessageRequest
 	if err := g.decodeBody(w, r, &req); err != nil {
 		g.fail(w, err)
+		return
+	}
+	kind := restPost
+	if id.Service {
+		kind = restServicePost
+	}
+	if err := g.rest.take(new(restCharge), kind, id.UserID, 1); err != nil { // restlimits.go
+		g.failLimited(w, err)
 		return
 	}
 	if req.MessageID == "" {

@@ -93,6 +93,14 @@ func (g *Gateway) devToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 		return
 	}
+	// Anyone who can ask for a dev token can be anyone: only this machine may. (A
+	// dev gateway refuses to listen on a public address unless told, loudly, to;
+	// this holds even then.)
+	if !loopbackRemote(r) {
+		writeError(w, http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden,
+			"dev tokens are issued only to clients on the server's own machine; use `natter token --user ID` there"))
+		return
+	}
 	if !g.originAllowed(r) {
 		writeError(w, http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden, "origin not allowed"))
 		return

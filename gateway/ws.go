@@ -36,6 +36,8 @@ func authError(err error) *protocol.Error {
 	case errors.Is(err, auth.ErrDevKeyMismatch):
 		// Dev mode only (loopback): the hint names the server's data directory.
 		return protocol.Errorf(protocol.CodeUnauthorized, "invalid token: %s", strings.TrimPrefix(err.Error(), "auth: invalid token: "))
+	case errors.Is(err, auth.ErrTokenTooLarge):
+		return protocol.Errorf(protocol.CodeUnauthorized, "token over %d bytes: not a token this server issues or accepts", auth.MaxTokenBytes)
 	default:
 		return protocol.Errorf(protocol.CodeUnauthorized, "invalid token")
 	}

@@ -6,7 +6,12 @@
 //	GET /healthz          200 while the process runs (liveness)
 //	GET /readyz           200 when every readiness check passes, else 503 with the
 //	                      failing checks as JSON (readiness: take traffic or not)
-//	GET /debug/pprof/...  Go profiles (CPU, heap, goroutines, ...)
+//	GET /debug/pprof/...  Go profiles (CPU, heap, goroutines, ...), only with
+//	                      admin.pprof on; never /debug/pprof/cmdline, which would
+//	                      show the process's arguments
+//
+// No route shows configuration: secrets are refused on the command line
+// (config.SecretVar), so not even the process's arguments hold one.
 package admin
 
 import (
@@ -33,11 +38,15 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// CheckTimeout bounds the readiness checks of one /readyz request.
 	CheckTimeout time.Duration `yaml:"check_timeout"`
+	// Pprof serves Go profiles under /debug/pprof/. Off by default: profiles
+	// show memory contents and internals, and a CPU profile costs CPU.
+	Pprof bool `yaml:"pprof"`
 }
 
 // RegisterFlags registers the admin.* flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Listen, "admin.listen", "127.0.0.1:9090", "admin HTTP address (/metrics, /healthz, /readyz, /debug/pprof); empty disables it")
+	fs.StringVar(&c.Listen, "admin.listen", "127.0.0.1:9090", "admin HTTP address (/metrics, /healthz, /readyz, /debug/pprof with admin.pprof); empty disables it")
+	fs.BoolVar(&c.Pprof, "admin.pprof", false, "serve Go profiles at /debug/pprof/ on the admin address (keep it off the public network)")
 	fs.DurationVar(&c.CheckTimeout, "admin.check-timeout", 2*time.Second, "longest /readyz check")
 }
 
@@ -109,11 +118,20 @@ func (s *Server) Handler(reg *prometheus.Registry) http.Handler {
 		writeJSON(w, http.StatusOK, Status{Status: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.cfg.Pprof {
+		// Not pprof.Cmdline: the arguments are configuration, none of an operator's
+		// business over HTTP. The index links to it; it answers 404.
+		mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/debug/pprof/cmdline" {
+				http.NotFound(w, r)
+				return
+			}
+			pprof.Index(w, r)
+		})
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"strings"
@@ -47,7 +48,7 @@ func start(t *testing.T, cfg admin.Config) (*admin.Server, string) {
 }
 
 func TestEndpoints(t *testing.T) {
-	s, base := start(t, admin.Config{Listen: "127.0.0.1:0", CheckTimeout: time.Second})
+	s, base := start(t, admin.Config{Listen: "127.0.0.1:0", CheckTimeout: time.Second, Pprof: true})
 	var natsUp atomic.Bool
 	s.AddCheck(admin.Check{Name: "nats", Check: func(context.Context) error {
 		if !natsUp.Load() {
@@ -83,6 +84,24 @@ func TestEndpoints(t *testing.T) {
 	require.Contains(t, body, "goroutine")
 	status, _ = get(t, "GET", base+"/debug/pprof/goroutine?debug=1")
 	require.Equal(t, http.StatusOK, status)
+	status, body = get(t, "GET", base+"/debug/pprof/cmdline")
+	require.Equal(t, http.StatusNotFound, status, "the process's arguments are never served, pprof on or off")
+	require.NotContains(t, body, "admin.test")
+}
+
+// TestPprofOffByDefault: with admin.pprof at its default, no profile (and not the
+// command line) is served.
+func TestPprofOffByDefault(t *testing.T) {
+	var cfg admin.Config
+	cfg.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	require.False(t, cfg.Pprof, "admin.pprof defaults to off")
+	cfg.Listen = "127.0.0.1:0"
+	_, base := start(t, cfg)
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/pprof/goroutine?debug=2"} {
+		status, body := get(t, "GET", base+p)
+		require.Equal(t, http.StatusNotFound, status, p)
+		require.NotContains(t, body, "goroutine", p)
+	}
 }
 
 func TestHostileRequests(t *testing.T) {

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/natter-chat/natter/gateway"
@@ -119,7 +121,23 @@ func (c *Config) Validate() error {
 	if _, err := Targets(c.Roles); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.devOnLoopback())
 	return errors.Join(errs...)
+}
+
+// devOnLoopback refuses a gateway in dev mode (anyone may mint a token) on an
+// address other than loopback, unless auth.insecure-dev-on-public-address says so.
+func (c *Config) devOnLoopback() error {
+	targets, err := Targets(c.Roles)
+	if err != nil || !slices.Contains(targets, RoleGateway) || !c.Auth.DevMode() || c.Auth.InsecureDevOnPublicAddress {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Gateway.Listen)
+	if err != nil || gateway.LoopbackHost(host) {
+		return nil // a malformed address is gateway.Validate's to report
+	}
+	return fmt.Errorf("gateway.listen %s is not a loopback address and auth is in dev mode (no key configured: dev tokens for anyone): "+
+		"configure auth.secret-file, auth.public-key-files or auth.jwks-url, or listen on 127.0.0.1", c.Gateway.Listen)
 }
 
 // Load parses args (after the subcommand) into a validated Config.

@@ -26,7 +26,8 @@ import (
 // Config selects the keys tokens are verified with. With no key configured and
 // DevSecretFile set, a random HS256 secret is created there and kept (dev mode).
 type Config struct {
-	// Secret is an HS256 shared secret (at least 32 bytes). Never logged.
+	// Secret is an HS256 shared secret (at least 32 bytes), from the environment
+	// (NATTER_AUTH_SECRET) or this file only: never a flag. Never logged.
 	Secret string `yaml:"secret"`
 	// SecretFile names a file holding the HS256 secret.
 	SecretFile string `yaml:"secret_file"`
@@ -46,11 +47,22 @@ type Config struct {
 	Leeway time.Duration `yaml:"leeway"`
 	// Dev allows a generated dev secret when no key is configured. Off in production.
 	Dev bool `yaml:"dev"`
+	// InsecureDevOnPublicAddress lets a gateway in dev mode listen on an address
+	// other than loopback. Dev tokens are still issued only to clients on the same
+	// machine, and only loopback Host names are served; but any token signed with
+	// the dev secret is accepted from anywhere. Never in production.
+	InsecureDevOnPublicAddress bool `yaml:"insecure_dev_on_public_address"`
+}
+
+// DevMode reports whether c verifies with a generated dev secret: dev allowed and
+// no key configured.
+func (c *Config) DevMode() bool {
+	return c.Dev && c.Secret == "" && c.SecretFile == "" && len(c.PublicKeyFiles) == 0 && c.JWKSURL == ""
 }
 
 // RegisterFlags registers the auth.* flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Secret, "auth.secret", "", "HS256 secret for client tokens (>= 32 bytes; prefer auth.secret-file)")
+	config.SecretVar(fs, &c.Secret, "auth.secret", "auth.secret-file", "HS256 secret for client tokens (>= 32 bytes)")
 	fs.StringVar(&c.SecretFile, "auth.secret-file", "", "file holding the HS256 secret")
 	config.ListVar(fs, &c.PublicKeyFiles, "auth.public-key-files", nil, "comma-separated PEM files of RS256 or EdDSA public keys")
 	fs.StringVar(&c.JWKSURL, "auth.jwks-url", "", "identity provider JWKS URL (RS256/EdDSA keys by kid)")
@@ -59,7 +71,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Issuer, "auth.issuer", "", "required token issuer (iss); empty accepts any")
 	fs.StringVar(&c.Audience, "auth.audience", "", "required token audience (aud); empty accepts any")
 	fs.DurationVar(&c.Leeway, "auth.leeway", 30*time.Second, "clock skew allowed on exp/nbf/iat")
-	fs.BoolVar(&c.Dev, "auth.dev", true, "with no key configured, generate a dev HS256 secret in the data directory")
+	fs.BoolVar(&c.Dev, "auth.dev", true, "with no key configured, generate a dev HS256 secret in the data directory (gateway on loopback only)")
+	fs.BoolVar(&c.InsecureDevOnPublicAddress, "auth.insecure-dev-on-public-address", false, "INSECURE: let a dev-mode gateway listen on a non-loopback address")
 }
 
 // Validate checks the section.
@@ -81,7 +94,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("auth: auth.jwks-ttl must be > 0 and auth.jwks-min-refresh >= 0"))
 	}
 	if !c.Dev && c.Secret == "" && c.SecretFile == "" && len(c.PublicKeyFiles) == 0 && c.JWKSURL == "" {
-		errs = append(errs, errors.New("auth: no key configured: set auth.secret-file or auth.public-key-files (or auth.dev=true for a dev secret)"))
+		errs = append(errs, errors.New("auth: no key configured: set auth.secret-file, auth.public-key-files or auth.jwks-url (or, on a developer's machine, auth.dev=true with the gateway on 127.0.0.1)"))
 	}
 	return errors.Join(errs...)
 }
@@ -107,11 +120,19 @@ var (
 	ErrNoToken  = errors.New("auth: no token")
 	ErrExpired  = errors.New("auth: token expired")
 	ErrBadToken = errors.New("auth: invalid token")
+	// ErrTokenTooLarge (which wraps into ErrBadToken in Verify's errors) is a token
+	// over MaxTokenBytes.
+	ErrTokenTooLarge = fmt.Errorf("auth: token over %d bytes", MaxTokenBytes)
 	// ErrDevKeyMismatch (which wraps ErrBadToken) is an HS256 token whose signature
 	// does not match the dev secret: in dev mode almost always a token minted for
 	// another data directory. Its message says which directory this server uses.
 	ErrDevKeyMismatch = fmt.Errorf("%w: signature does not match this server's dev secret", ErrBadToken)
 )
+
+// MaxTokenBytes is the longest token Verify looks at. A real JWT is well under 2
+// KiB; a longer one is refused before it is decoded or its signature checked, so a
+// megabyte of "token" costs a length comparison.
+const MaxTokenBytes = 8 << 10
 
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
@@ -249,11 +270,15 @@ func LoadOrCreateDevSecret(path string) ([]byte, error) {
 }
 
 // Verify parses and checks token and returns the identity it carries. It returns
-// ErrNoToken for an empty token, ErrExpired for an expired one and ErrBadToken
+// ErrNoToken for an empty token, ErrTokenTooLarge (which also matches ErrBadToken)
+// for one over MaxTokenBytes, ErrExpired for an expired one and ErrBadToken
 // (wrapped, with the reason) for anything else wrong.
 func (v *Verifier) Verify(token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, ErrNoToken
+	}
+	if len(token) > MaxTokenBytes {
+		return Identity{}, fmt.Errorf("%w: %w", ErrBadToken, ErrTokenTooLarge)
 	}
 	var claims Claims
 	_, err := v.parser.ParseWithClaims(token, &claims, v.key)

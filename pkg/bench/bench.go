@@ -335,9 +335,9 @@ func Main(args []string, stdout, stderr io.Writer, start Starter) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		// The per-IP connect rate limit would turn a bench's dial storm from a few
-		// source addresses into refusals; --server-args can set it back.
-		args := append([]string{"-gateway.limits.connect-rate=0"}, strings.Fields(cfg.ServerArgs)...)
+		// The per-IP connect rate and connection cap would turn a bench's dial storm
+		// from a few source addresses into refusals; --server-args can set them back.
+		args := append([]string{"-gateway.limits.connect-rate=0", "-gateway.limits.conns-per-ip=0"}, strings.Fields(cfg.ServerArgs)...)
 		srv, err := start(ctx, dir, max(cfg.Gateways, 1), args)
 		if err != nil {
 			return fmt.Errorf("bench: start embedded natter: %w", err)

@@ -30,6 +30,7 @@ func EnvName(name string) string {
 // NATTER_CONFIG, environment variables (EnvName of each flag), and args.
 //
 // Unknown YAML keys and unparsable values are errors that name the key or variable.
+// A secret setting (SecretVar) given in args is refused with ErrSecretOnCommandLine.
 func Load(fs *flag.FlagSet, args []string, target any) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -38,7 +39,16 @@ func Load(fs *flag.FlagSet, args []string, target any) error {
 		return &ParseError{Err: err}
 	}
 	onCLI := map[string]string{}
-	fs.Visit(func(f *flag.Flag) { onCLI[f.Name] = f.Value.String() })
+	var secretErrs []error
+	fs.Visit(func(f *flag.Flag) {
+		if IsSecret(f) {
+			secretErrs = append(secretErrs, secretOnCLI(f))
+		}
+		onCLI[f.Name] = f.Value.String()
+	})
+	if len(secretErrs) > 0 {
+		return errors.Join(secretErrs...)
+	}
 
 	path := onCLI["config"]
 	if path == "" {

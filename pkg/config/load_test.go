@@ -96,3 +96,51 @@ func TestYAMLKeysInFlagSpelling(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte(""), 0o600))
 	require.NoError(t, Load(newFS(&s), []string{"-config", p}, &s))
 }
+
+// TestSecretsRefusedOnCommandLine: a secret setting is read from the environment
+// and the YAML file, and a start with it as a flag fails with one line naming the
+// other forms.
+func TestSecretsRefusedOnCommandLine(t *testing.T) {
+	type conf struct {
+		Config     string `yaml:"-"`
+		Secret     string `yaml:"secret"`
+		SecretFile string `yaml:"secret_file"`
+	}
+	newSecretFS := func(c *conf) *flag.FlagSet {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.StringVar(&c.Config, "config", "", "")
+		SecretVar(fs, &c.Secret, "auth.secret", "auth.secret-file", "HS256 secret")
+		fs.StringVar(&c.SecretFile, "auth.secret-file", "", "")
+		return fs
+	}
+	var c conf
+	err := Load(newSecretFS(&c), []string{"-auth.secret", "hunter2hunter2"}, &c)
+	require.ErrorIs(t, err, ErrSecretOnCommandLine)
+	require.NotContains(t, err.Error(), "\n", "one line")
+	require.Contains(t, err.Error(), "-auth.secret-file")
+	require.Contains(t, err.Error(), "NATTER_AUTH_SECRET")
+	require.NotContains(t, err.Error(), "hunter2", "the refusal does not repeat the secret")
+
+	t.Setenv("NATTER_AUTH_SECRET", "from-env")
+	c = conf{}
+	fs := newSecretFS(&c)
+	require.NoError(t, Load(fs, nil, &c))
+	require.Equal(t, "from-env", c.Secret)
+	require.Equal(t, "<redacted>", fs.Lookup("auth.secret").Value.String(), "never printed")
+
+	os.Unsetenv("NATTER_AUTH_SECRET")
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("secret: from-yaml\n"), 0o600))
+	c = conf{}
+	require.NoError(t, Load(newSecretFS(&c), []string{"-config", p}, &c))
+	require.Equal(t, "from-yaml", c.Secret)
+
+	f := filepath.Join(t.TempDir(), "s")
+	require.NoError(t, os.WriteFile(f, []byte("  pw\n"), 0o600))
+	got, err := ReadSecretFile(f)
+	require.NoError(t, err)
+	require.Equal(t, "pw", got)
+	require.NoError(t, os.WriteFile(f, []byte("\n"), 0o600))
+	_, err = ReadSecretFile(f)
+	require.ErrorContains(t, err, "empty")
+}

@@ -169,7 +169,9 @@ func TestDrainWithoutWindowClosesAtOnce(t *testing.T) {
 // TestAdminMetricsAfterTraffic checks the admin endpoints of a running process and
 // that the metrics move with traffic.
 func TestAdminMetricsAfterTraffic(t *testing.T) {
-	n := testutil.StartNatter(t, testutil.Config(t))
+	cfg := testutil.Config(t)
+	cfg.Admin.Pprof = true
+	n := testutil.StartNatter(t, cfg)
 	chat := n.CreateChat(t, "alice", "direct", "", "bob")
 	alice, bob := n.Dial(t, "alice"), n.Dial(t, "bob")
 	for i := 0; i < 3; i++ {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/subjects"
 )
 
@@ -53,7 +54,10 @@ type Config struct {
 	CredsFile string `yaml:"creds_file"`
 	NKeyFile  string `yaml:"nkey_file"`
 	User      string `yaml:"user"`
-	Password  string `yaml:"password"`
+	// Password comes from PasswordFile, the environment (NATTER_NATS_PASSWORD) or
+	// the config file: never a flag.
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 	// TLS for an external server.
 	TLSCA   string `yaml:"tls_ca"`
 	TLSCert string `yaml:"tls_cert"`
@@ -74,7 +78,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")
 	fs.StringVar(&c.NKeyFile, "nats.nkey-file", "", "NATS nkey seed file (external server)")
 	fs.StringVar(&c.User, "nats.user", "", "NATS user (external server)")
-	fs.StringVar(&c.Password, "nats.password", "", "NATS password (external server); never logged")
+	config.SecretVar(fs, &c.Password, "nats.password", "nats.password-file", "NATS password (external server); never logged")
+	fs.StringVar(&c.PasswordFile, "nats.password-file", "", "file holding the NATS password (external server)")
 	fs.StringVar(&c.TLSCA, "nats.tls-ca", "", "CA file for the external server's certificate")
 	fs.StringVar(&c.TLSCert, "nats.tls-cert", "", "client certificate for the external server")
 	fs.StringVar(&c.TLSKey, "nats.tls-key", "", "client key for the external server")
@@ -102,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("nats: set both nats.tls-cert and nats.tls-key"))
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("nats: set nats.password or nats.password-file, not both"))
 	}
 	if c.DedupWindow < time.Second {
 		errs = append(errs, errors.New("nats: nats.dedup-window must be at least 1s"))
@@ -173,7 +181,14 @@ func Connect(c *Config, ns *server.Server, name string) (*nats.Conn, error) {
 			opts = append(opts, o)
 		}
 		if c.User != "" {
-			opts = append(opts, nats.UserInfo(c.User, c.Password))
+			pw := c.Password
+			if c.PasswordFile != "" {
+				var err error
+				if pw, err = config.ReadSecretFile(c.PasswordFile); err != nil {
+					return nil, fmt.Errorf("nats: nats.password-file: %w", err)
+				}
+			}
+			opts = append(opts, nats.UserInfo(c.User, pw))
 		}
 		if c.TLSCA != "" {
 			opts = append(opts, nats.RootCAs(c.TLSCA))

@@ -1,6 +1,9 @@
 package protocol
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Code is a stable error code, part of the documented protocol: clients switch on it.
 type Code string
@@ -23,6 +26,7 @@ const (
 	CodeInternal      Code = "internal"       // a bug or unexpected failure; retry may help
 	CodeShuttingDown  Code = "shutting_down"  // server draining: reconnect elsewhere
 	CodeTokenExpiring Code = "token_expiring" // notice: the token expires soon; send connect with a new one
+	CodeBadHost       Code = "bad_host"       // dev server: the Host header is not a loopback name (DNS rebinding)
 )
 
 // Retryable reports whether a client may retry the same request unchanged later.
@@ -38,6 +42,9 @@ func (c Code) Retryable() bool {
 type Error struct {
 	Code    Code
 	Message string
+	// RetryAfter, for rate_limited, is when the same request would pass (0:
+	// unknown, back off). REST sends it as Retry-After and retryAfterMs.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

@@ -227,6 +227,9 @@ func MigrateCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logg
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := cfg.readPasswordFile(); err != nil {
+		return err
+	}
 	log := logger.With(zap.String("keyspace", cfg.Keyspace))
 	if err := ensureKeyspace(ctx, cfg, log); err != nil {
 		return err

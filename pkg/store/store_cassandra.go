@@ -51,9 +51,12 @@ type CassandraConfig struct {
 	// changed at any time; it applies to messages written afterwards. Default 24h.
 	BucketWidth time.Duration `yaml:"bucket_width"`
 	// Username and Password authenticate with PasswordAuthenticator; both or
-	// neither. The password has no default and is never logged.
-	Username string `yaml:"username"`
-	Password string `yaml:"password"`
+	// neither. The password comes from PasswordFile, the environment
+	// (NATTER_CASSANDRA_PASSWORD) or the config file, never a flag; it has no
+	// default and is never logged.
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 	// TLS to the nodes.
 	TLS CassandraTLS `yaml:"tls"`
 	// Timeout bounds each request to a node (retries are extra). Default 5s.
@@ -98,7 +101,8 @@ func (c *CassandraConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ReplicationFactor, "cassandra.replication-factor", 1, "replicas per data center when migrate creates the keyspace (3 in production)")
 	fs.DurationVar(&c.BucketWidth, "cassandra.bucket-width", 24*time.Hour, "time window of one message partition")
 	fs.StringVar(&c.Username, "cassandra.username", "", "user for PasswordAuthenticator")
-	fs.StringVar(&c.Password, "cassandra.password", "", "password for PasswordAuthenticator; never logged")
+	config.SecretVar(fs, &c.Password, "cassandra.password", "cassandra.password-file", "password for PasswordAuthenticator; never logged")
+	fs.StringVar(&c.PasswordFile, "cassandra.password-file", "", "file holding the password for PasswordAuthenticator")
 	fs.BoolVar(&c.TLS.Enabled, "cassandra.tls", false, "use TLS (implied by any cassandra.tls-* file)")
 	fs.StringVar(&c.TLS.CAFile, "cassandra.tls-ca-file", "", "PEM CA certificates for the nodes' certificates")
 	fs.StringVar(&c.TLS.CertFile, "cassandra.tls-cert-file", "", "PEM client certificate (mutual TLS)")
@@ -146,8 +150,11 @@ func (c *CassandraConfig) Validate() error {
 	if c.BucketWidth < time.Minute || c.BucketWidth > 8760*time.Hour || c.BucketWidth%time.Millisecond != 0 {
 		bad("cassandra.bucket-width must be whole milliseconds between 1m and 8760h, got %s", c.BucketWidth)
 	}
-	if (c.Username == "") != (c.Password == "") {
-		bad("set both cassandra.username and cassandra.password, or neither")
+	if c.Password != "" && c.PasswordFile != "" {
+		bad("set cassandra.password or cassandra.password-file, not both")
+	}
+	if (c.Username == "") != (c.Password == "" && c.PasswordFile == "") {
+		bad("set both cassandra.username and cassandra.password(-file), or neither")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("set both cassandra.tls-cert-file and cassandra.tls-key-file, or neither")
@@ -165,6 +172,19 @@ func (c *CassandraConfig) Validate() error {
 		bad("cassandra.write-concurrency must be 1..4096, got %d", c.WriteConcurrency)
 	}
 	return errors.Join(errs...)
+}
+
+// readPasswordFile sets Password from PasswordFile, if set.
+func (c *CassandraConfig) readPasswordFile() error {
+	if c.PasswordFile == "" {
+		return nil
+	}
+	p, err := config.ReadSecretFile(c.PasswordFile)
+	if err != nil {
+		return fmt.Errorf("cassandra: cassandra.password-file: %w", err)
+	}
+	c.Password = p
+	return nil
 }
 
 // cluster builds the driver configuration, without a keyspace.
@@ -310,6 +330,9 @@ const (
 // MigrateCassandra). The store must be closed.
 func OpenCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logger) (*CassandraStore, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.readPasswordFile(); err != nil {
 		return nil, err
 	}
 	log := logger.With(zap.String("store", "cassandra"), zap.String("keyspace", cfg.Keyspace))
