@@ -17,7 +17,7 @@ import (
 // which must match (the last also as a prefix), case- and accent-insensitive;
 // chatId limits it to one chat (403 not_member for a chat of others); results come
 // newest first, in their current state; cursor continues after a previous page.
-// A store without search answers 501.
+// A store without search (none today) answers 501.
 
 func (g *Gateway) searchRoutes() {
 	g.mux.HandleFunc("GET /api/v1/search", g.authed(g.search))

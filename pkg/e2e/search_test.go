@@ -33,7 +33,15 @@ func searchAs(t *testing.T, n *testutil.Natter, user string, q url.Values) (sear
 }
 
 func TestSearchOverTheCallersChats(t *testing.T) {
-	n := testutil.StartNatter(t, testutil.Config(t))
+	searchOverTheCallersChats(t, testutil.StartNatter(t, testutil.Config(t)))
+}
+
+// The same, on Cassandra: SAI-indexed search through the whole server.
+func TestCassandraSearchOverTheCallersChats(t *testing.T) {
+	searchOverTheCallersChats(t, testutil.StartNatter(t, cassandraConfig(t, cassandraHosts(t))))
+}
+
+func searchOverTheCallersChats(t *testing.T, n *testutil.Natter) {
 	one := n.CreateChat(t, "alice", "group", "one", "bob", "carol")
 	two := n.CreateChat(t, "alice", "direct", "", "dave")
 	alice, bob, dave := n.Dial(t, "alice"), n.Dial(t, "bob"), n.Dial(t, "dave")

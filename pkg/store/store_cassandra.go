@@ -464,9 +464,11 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 		}
 	}
 
-	ops := make([]writeOp, 0, len(msgs)+3*len(chats)+len(senders)+2*len(opMsgs))
+	ops := make([]writeOp, 0, 2*len(msgs)+3*len(chats)+len(senders)+2*len(opMsgs))
+	var targets map[msgRef][]msgLoc
 	if len(opMsgs) > 0 {
-		targets, err := s.resolveTargets(ctx, msgs, opMsgs)
+		var err error
+		targets, err = s.resolveTargets(ctx, msgs, opMsgs)
 		if err != nil {
 			return fmt.Errorf("cassandra: append %d messages: %w", len(msgs), err)
 		}
@@ -526,6 +528,7 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 			}
 		}
 	}
+	ops = append(ops, searchOps(s.bucketOf, msgs, targets)...) // cassandra_search.go
 	// One's own message counts as delivered and read.
 	bySender := map[string][]gocql.BatchEntry{}
 	for k, seq := range senders {
