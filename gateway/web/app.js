@@ -1,22 +1,24 @@
 // Natter web chat: plain JS on the SDK the gateway serves at /sdk/. Everything a user
 // or the server supplies is put in the page with textContent or as an attribute value
 // set through the DOM, never as HTML.
-import { NatterClient, NatterError, newId } from "/sdk/natter.js";
-
-const $ = (id) => document.getElementById(id);
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
+//
+// What the page shows is the server's state, so it is the same after a reload and on
+// every device: unread counts are the server's (GET /api/v1/chats) plus the messages
+// that arrived since, counted the way the server counts them; reactions are the
+// history's counts plus only the operations newer than each message's stateSeq; read
+// ticks start from GET /api/v1/chats/{id}/receipts and move with receipt frames.
+import { NatterClient, newId } from "/sdk/natter.js";
+import { $, el, button, toast } from "./dom.js";
+import { ID_RULE, humanError, validUserId } from "./errors.js";
+import { initGroups } from "./groups.js";
 
 const PAGE = 30;
 const REACTIONS = ["👍", "❤️", "😂"];
+const OPS = ["edit", "delete", "react"];
 const S = {
   client: null,
   me: "",
-  chats: new Map(),       // chatId -> {id, type, name, peer, lastSeq, unread, last, ts}
+  chats: new Map(),       // chatId -> chat (see upsertChat)
   current: "",
   view: null,             // the open chat's view (see openChat)
   receipts: new Map(),    // chatId -> Map(userId -> {delivered, read})
@@ -25,8 +27,16 @@ const S = {
   pendingOps: new Map(),  // refId -> [edit/delete/react messages seen before their target]
   file: null,
   editing: null,          // messageId being edited
-  peers: JSON.parse(localStorage.getItem("natter.peers") || "{}"),
+  everConnected: false,
+  left: new Set(),        // chats this user left or was removed from, in this session
 };
+
+const rest = (method, path, body) => S.client.rest(method, path, body);
+const groups = initGroups({
+  S, rest,
+  changed: (c) => { renderChatList(); if (c.id === S.current) renderHead(); groups.render(c); },
+  left: (c) => { S.left.add(c.id); S.chats.delete(c.id); closeChat(); renderChatList(); },
+});
 
 // ---------- sign in ----------
 
@@ -38,6 +48,7 @@ async function signIn(ev) {
   try {
     let token = pasted;
     if (!token) {
+      if (!validUserId(user)) throw new Error(`A user ID uses ${ID_RULE}.`);
       const r = await fetch("/api/v1/dev/token", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ user }),
       });
@@ -46,14 +57,14 @@ async function signIn(ev) {
         $("token-box").open = true;
         throw new Error("This server has no dev sign-in: paste a token.");
       }
-      if (!r.ok) throw new Error(body?.error?.message || `sign-in failed (HTTP ${r.status})`);
+      if (!r.ok) throw new Error(humanError(body?.error, "signin"));
       token = body.token;
     }
     sessionStorage.setItem("natter.token", token);
     sessionStorage.setItem("natter.dev", pasted ? "" : user);
     start(token);
   } catch (e) {
-    $("signin-error").textContent = e.message;
+    $("signin-error").textContent = e instanceof TypeError ? humanError(e) : e.message;
   }
 }
 
@@ -70,89 +81,152 @@ async function devRefresh() {
 function signOut() {
   sessionStorage.removeItem("natter.token");
   sessionStorage.removeItem("natter.dev");
+  sessionStorage.removeItem("natter.current");
   S.client?.close();
   location.reload();
 }
 
-// ---------- start ----------
+// ---------- start and connection state ----------
 
 function start(token) {
   $("signin").hidden = true;
   $("app").hidden = false;
   const c = new NatterClient({ url: location.origin, token, refreshToken: devRefresh });
   S.client = c;
-  c.on("state", (st) => {
-    $("me-status").className = "dot " + st;
-    $("me-status").title = st;
-    if (st === "closed" && !S.me) signOut();
-  });
+  c.on("state", onState);
   c.on("connected", (e) => {
     S.me = e.userId;
+    S.everConnected = true;
     $("me-name").textContent = e.userId;
     $("me-transport").textContent = e.transport === "sse" ? "(HTTP fallback)" : "";
     document.title = `Natter: ${e.userId}`;
-    if (!e.resumed) loadChats();
-    else if (S.current) markRead();
+    // Every (re)connection re-reads the chat list: unread counts, names and
+    // membership may have changed meanwhile, on another device or by others.
+    void loadChats();
+    if (S.current) void loadReceipts(S.current);
   });
   c.on("message", onMessage);
   c.on("receipt", onReceipt);
   c.on("typing", onTyping);
   c.on("presence", (p) => { S.presence.set(p.userId, p.status); renderChatList(); renderHead(); });
   c.on("error", (e) => {
-    if (e.code !== "unknown_type") { toast(e.message); return; }
+    if (e.code === "token_expiring") return; // the SDK renews the token itself
+    // A chat this user left answers what the SDK still asks of it with not_member.
+    if (e.code === "not_member" && (S.left.has(e.chatId) || S.chats.get(e.chatId)?.gone)) return;
+    if (e.code !== "unknown_type") { toast(humanError(e)); return; }
     // A server without typing support refuses the frame; the indicator just stays off.
     if (/"typing"/.test(e.message)) document.body.dataset.typingUnsupported = "1";
   });
   c.connect();
 }
 
+/** onState shows the connection: a dot by the user's name and, when it is lost, a banner. */
+function onState(st) {
+  $("me-status").className = "dot " + st;
+  $("me-status").title = st;
+  const banner = $("banner");
+  if (st === "connected" || st === "closed" || (st === "connecting" && !S.everConnected)) {
+    banner.hidden = true;
+  } else {
+    banner.textContent = "Connection lost. Reconnecting… Messages you send now go out once it is back.";
+    banner.hidden = false;
+    // Presence seen before is stale now: show none until the server tells again.
+    S.presence.clear();
+    renderChatList();
+    renderHead();
+  }
+  document.body.dataset.connection = st;
+  if (st === "closed" && !S.me) signOut();
+}
+
 // ---------- chats ----------
 
 async function loadChats() {
   try {
-    const r = await S.client.rest("GET", "/api/v1/chats?limit=200");
-    for (const ch of r.chats) upsertChat(ch);
+    const r = await rest("GET", "/api/v1/chats?limit=200");
+    const seen = new Set();
+    for (const ch of r.chats) { upsertChat(ch, true); seen.add(ch.id); }
+    // A chat the server no longer lists was left (maybe on another device).
+    if (!r.hasMore) for (const id of [...S.chats.keys()]) if (!seen.has(id) && !S.chats.get(id).local) S.chats.delete(id);
     renderChatList();
     const peers = [...S.chats.values()].map((c) => c.peer).filter(Boolean);
     if (peers.length) S.client.subscribePresence(peers);
     const want = sessionStorage.getItem("natter.current");
     if (want && S.chats.has(want) && !S.current) openChat(want);
+    if (S.current && !S.chats.has(S.current)) closeChat();
   } catch (e) {
-    toast("Could not load chats: " + e.message);
+    toast("Could not load your chats. " + humanError(e, "chats"));
   }
 }
 
-/** upsertChat merges a chat from the REST API (or a partial one) into S.chats, in place. */
-function upsertChat(ch) {
+/**
+ * upsertChat merges a chat (from the REST list when fromServer, or a partial one)
+ * into S.chats. A chat holds: srvUnread and srvLastSeq, the server's unread count and
+ * last seq when it was last listed; readSeq, how far this user has read (on any
+ * device); live, the seqs of countable messages that arrived since the listing.
+ */
+function upsertChat(ch, fromServer = false) {
   let c = S.chats.get(ch.id);
-  if (!c) S.chats.set(ch.id, (c = { id: ch.id, type: ch.type, name: "", peer: "", lastSeq: 0, unread: 0, last: undefined, ts: 0 }));
-  if (ch.type) c.type = ch.type;
-  if (ch.name) c.name = ch.name;
-  c.lastSeq = Math.max(c.lastSeq, ch.lastSeq ?? 0);
-  // The server's unread count lags live messages: keep the higher.
-  c.unread = Math.max(c.unread, ch.unread ?? 0);
-  if (ch.lastMessage && (!c.last || ch.lastMessage.seq >= c.last.seq)) c.last = ch.lastMessage;
-  c.ts = Math.max(c.ts, c.last?.timestamp ?? 0, Date.parse(ch.createdAt || "") || 0);
-  c.peer ||= S.peers[ch.id] || "";
-  if (!c.peer && c.type === "direct") {
-    const m = ch.members?.find((x) => x.userId !== S.me);
-    if (m) c.peer = m.userId;
-    else if (c.last && c.last.senderId !== S.me) c.peer = c.last.senderId;
-    if (!c.peer) void findPeer(c);
+  if (!c) {
+    c = { id: ch.id, type: ch.type || "", name: "", peer: "", members: null, last: undefined, ts: 0,
+      srvUnread: 0, srvLastSeq: 0, readSeq: 0, live: new Set(), gone: "", local: !fromServer };
+    S.chats.set(ch.id, c);
   }
-  if (c.peer && S.peers[c.id] !== c.peer) { S.peers[c.id] = c.peer; localStorage.setItem("natter.peers", JSON.stringify(S.peers)); }
+  if (ch.type) c.type = ch.type;
+  if (typeof ch.name === "string" && (fromServer || ch.name)) c.name = ch.name;
+  if (Array.isArray(ch.members)) c.members = ch.members.map((m) => ({ userId: m.userId, role: m.role }));
+  if (fromServer) {
+    c.local = false;
+    c.srvUnread = ch.unread ?? 0;
+    c.srvLastSeq = ch.lastSeq ?? 0;
+    c.readSeq = Math.max(c.readSeq, ch.readSeq ?? 0);
+  }
+  if (ch.lastMessage && (!c.last || ch.lastMessage.seq >= (c.last.seq || 0))) c.last = ch.lastMessage;
+  c.ts = Math.max(c.ts, c.last?.timestamp ?? 0, Date.parse(ch.lastActivity || ch.createdAt || "") || 0);
+  if (!c.peer && c.type === "direct") {
+    const m = c.members?.find((x) => x.userId !== S.me);
+    if (m) c.peer = m.userId;
+    else if (c.last && c.last.senderId !== S.me && c.last.messageType !== "system") c.peer = c.last.senderId;
+  }
+  if ((c.type === "direct" && !c.peer) || (c.type === "group" && !c.name && !c.members)) void fetchMembers(c);
   return c;
 }
 
-async function findPeer(c) {
+const fetching = new Set();
+async function fetchMembers(c) {
+  if (fetching.has(c.id)) return;
+  fetching.add(c.id);
   try {
-    const r = await S.client.rest("GET", `/api/v1/chats/${encodeURIComponent(c.id)}/members`);
-    const m = (r.members || r).find?.((x) => x.userId !== S.me);
-    if (m) { c.peer = m.userId; upsertChat({ id: c.id }); renderChatList(); S.client.subscribePresence([m.userId]); }
-  } catch { /* the members endpoint may not exist yet: the name fills in from messages */ }
+    await groups.loadMembers(c);
+    if (c.type === "direct" && !c.peer) {
+      c.peer = c.members.find((x) => x.userId !== S.me)?.userId || "";
+      if (c.peer) S.client.subscribePresence([c.peer]);
+    }
+    renderChatList();
+    if (c.id === S.current) renderHead();
+  } catch { /* the name fills in from messages */ } finally {
+    fetching.delete(c.id);
+  }
 }
 
-const chatName = (c) => c.type === "group" ? (c.name || "Group") : (c.peer || "Direct chat");
+/** unread is the server's count plus what arrived since, minus what was read since. */
+function unread(c) {
+  const floor = Math.max(c.srvLastSeq, c.readSeq);
+  let n = c.readSeq >= c.srvLastSeq ? 0 : c.srvUnread;
+  for (const s of c.live) if (s > floor) n++;
+  return n;
+}
+
+/** countable says whether m counts as unread, as the server counts: a message from someone else, not an operation or system event. */
+const countable = (m) => m.senderId !== S.me && m.messageType !== "system" && !OPS.includes(m.messageType);
+
+/** chatName is what a chat is called: its name, else (groups) the other members, else the peer. */
+function chatName(c) {
+  if (c.type !== "group") return c.peer || "Direct chat";
+  if (c.name) return c.name;
+  const others = (c.members || []).map((m) => m.userId).filter((u) => u !== S.me);
+  return others.length ? others.join(", ") : "Group";
+}
 const presenceClass = (u) => (u ? S.presence.get(u) : undefined) || "unknown";
 
 function renderChatList() {
@@ -162,13 +236,13 @@ function renderChatList() {
     const li = el("li");
     li.dataset.chat = c.id;
     if (c.id === S.current) li.classList.add("active");
-    const dot = el("span", "dot " + (c.type === "direct" ? presenceClass(c.peer) : "unknown"));
+    const dot = el("span", "dot " + (c.type === "direct" ? presenceClass(c.peer) : "group"));
     dot.title = c.type === "direct" ? (S.presence.get(c.peer) || "presence unknown") : "group";
-    const mid = el("div");
-    mid.style.minWidth = "0";
+    const mid = el("div", "mid");
     mid.append(el("div", "name", chatName(c)), el("div", "last", preview(c.last)));
     li.append(dot, mid);
-    if (c.unread > 0 && c.id !== S.current) li.append(el("span", "badge", String(c.unread)));
+    const n = c.id === S.current && document.visibilityState === "visible" ? 0 : unread(c);
+    if (n > 0) li.append(el("span", "badge", String(n)));
     li.addEventListener("click", () => openChat(c.id));
     return li;
   }));
@@ -177,6 +251,7 @@ function renderChatList() {
 function preview(m) {
   if (!m) return "";
   const who = m.senderId === S.me ? "You: " : "";
+  if (m.deleted) return who + "Message deleted";
   if (m.messageType === "image") return who + "📷 Photo";
   if (m.messageType === "file") return who + "📎 " + (m.meta?.name || "File");
   if (m.messageType === "system") return systemText(m);
@@ -186,51 +261,96 @@ function preview(m) {
 async function newChat(ev) {
   ev.preventDefault();
   $("new-chat-error").textContent = "";
-  const users = $("new-chat-user").value.split(",").map((s) => s.trim()).filter(Boolean);
-  if (users.length === 0) return;
+  const users = [...new Set($("new-chat-user").value.split(",").map((s) => s.trim()).filter(Boolean))].filter((u) => u !== S.me);
+  if (users.length === 0) {
+    if ($("new-chat-user").value.trim()) $("new-chat-error").textContent = "That is you: name someone else to chat with.";
+    return;
+  }
+  const bad = users.find((u) => !validUserId(u));
+  if (bad) { $("new-chat-error").textContent = `"${bad}" is not a valid user ID: use ${ID_RULE}.`; return; }
+  const name = $("new-chat-name").value.trim();
+  // Two or more others make a group; so does one with a group name given.
+  const group = users.length > 1 || (!!name && $("new-chat-user").value.includes(","));
   try {
-    const body = users.length === 1 ? { type: "direct", members: users } : { type: "group", members: users, name: users.join(", ") };
-    const ch = await S.client.rest("POST", "/api/v1/chats", body);
-    if (ch.type === "direct") S.peers[ch.id] = users[0];
-    upsertChat(ch);
+    const body = group ? { type: "group", members: users, name } : { type: "direct", members: users };
+    const ch = await rest("POST", "/api/v1/chats", body);
+    const c = upsertChat(ch, false);
+    if (!group) { c.peer = users[0]; S.client.subscribePresence([users[0]]); }
     S.client.trackChat(ch.id);
-    if (ch.type === "direct") S.client.subscribePresence([users[0]]);
     $("new-chat-user").value = "";
+    $("new-chat-name").value = "";
+    $("new-chat-name").hidden = true;
     renderChatList();
     openChat(ch.id);
   } catch (e) {
-    $("new-chat-error").textContent = e.message;
+    $("new-chat-error").textContent = humanError(e, "newChat");
   }
 }
 
 // ---------- conversation ----------
 
 function openChat(chatId) {
-  if (S.current) S.client.stopTyping(S.current);
+  if (S.current && S.current !== chatId) S.client.stopTyping(S.current);
   S.current = chatId;
   sessionStorage.setItem("natter.current", chatId);
   S.editing = null;
+  S.pendingOps.clear();
+  groups.close();
   const box = $("messages");
   box.replaceChildren($("history-status"));
-  S.view = { chatId, items: new Map(), oldest: 0, hasMore: true, loading: false };
+  S.view = { chatId, items: new Map(), oldest: 0, hasMore: true, loading: false, maxSeq: 0 };
   $("empty").hidden = true;
-  for (const id of ["conv-head", "messages", "composer"]) $(id).hidden = false;
+  $("app").classList.add("conv-open");
+  for (const id of ["conv-head", "messages"]) $(id).hidden = false;
   renderHead();
   renderTyping();
-  const c = S.chats.get(chatId);
-  if (c) c.unread = 0;
   renderChatList();
   void loadOlder(true);
-  $("input").focus();
+  void loadReceipts(chatId);
+  const c = S.chats.get(chatId);
+  if (c?.type === "group" && !c.gone) void fetchMembers(c);
+  if (matchMedia("(min-width: 721px)").matches) $("input").focus();
+}
+
+/** closeChat goes back to the chat list (on a narrow screen, the other screen). */
+function closeChat() {
+  if (S.current) S.client?.stopTyping(S.current);
+  S.current = "";
+  S.view = null;
+  sessionStorage.removeItem("natter.current");
+  groups.close();
+  $("app").classList.remove("conv-open");
+  for (const id of ["conv-head", "messages", "composer", "gone"]) $(id).hidden = true;
+  $("typing").textContent = "";
+  $("empty").hidden = false;
+  renderChatList();
 }
 
 function renderHead() {
   const c = S.chats.get(S.current);
   if (!c) return;
   $("conv-title").textContent = chatName(c);
-  const st = c.type === "direct" ? presenceClass(c.peer) : "unknown";
+  const group = c.type === "group";
+  const st = group ? "group" : presenceClass(c.peer);
   $("conv-dot").className = "dot " + st;
-  $("conv-sub").textContent = c.type === "group" ? "Group" : (st === "unknown" ? "" : st);
+  const connected = S.client?.state === "connected";
+  if (group) {
+    const n = c.members?.length;
+    $("conv-sub").textContent = c.gone ? "" : n ? `${n} member${n === 1 ? "" : "s"}` : "Group";
+  } else {
+    $("conv-sub").textContent = !connected ? "waiting for the connection" : st === "unknown" ? "" : st;
+  }
+  $("info-btn").hidden = !group || !!c.gone;
+  $("gone").hidden = !c.gone;
+  $("gone").textContent = c.gone;
+  $("composer").hidden = !!c.gone;
+}
+
+async function loadReceipts(chatId) {
+  try {
+    const r = await rest("GET", `/api/v1/chats/${encodeURIComponent(chatId)}/receipts`);
+    for (const x of r.receipts || []) onReceipt({ chatId, userId: x.userId, delivered: x.delivered, read: x.read });
+  } catch { /* ticks move with live receipts */ }
 }
 
 async function loadOlder(first = false) {
@@ -253,7 +373,7 @@ async function loadOlder(first = false) {
     else box.scrollTop = box.scrollHeight - fromBottom;
     markRead();
   } catch (e) {
-    $("history-status").textContent = "Could not load history: " + e.message;
+    if (S.view === v) $("history-status").textContent = "Could not load the history. " + humanError(e, "history");
   } finally {
     v.loading = false;
   }
@@ -261,28 +381,43 @@ async function loadOlder(first = false) {
   if (S.view === v && v.hasMore && box.scrollHeight <= box.clientHeight) void loadOlder();
 }
 
-/** addMessage puts m in the open view at its seq position (or updates it). */
+/**
+ * addMessage puts m in the open view at its seq position, or updates the one there.
+ * A copy read from history or a sync carries its current state with stateSeq, the
+ * last operation already in it: it replaces an older state, never adds to it.
+ */
 function addMessage(m) {
   const v = S.view;
   if (!v || m.chatId !== v.chatId) return;
-  if (["edit", "delete", "react"].includes(m.messageType)) { applyOp(m); return; }
+  if (m.seq > v.maxSeq) v.maxSeq = m.seq;
+  if (OPS.includes(m.messageType)) { applyOp(m); return; }
   let it = v.items.get(m.messageId);
   if (it) {
     if (m.seq && it.seq !== m.seq) { it.seq = m.seq; it.node.dataset.seq = String(m.seq); place(it); }
     it.pending = false;
-    it.msg = { ...it.msg, ...m };
+    const fresher = (m.stateSeq || 0) > it.stateSeq;
+    it.msg = { ...it.msg, ...m, content: fresher || !it.edited ? m.content : it.msg.content };
+    if (fresher) setState(it, m);
     renderItem(it);
     return;
   }
-  it = { msg: m, seq: m.seq || Infinity, pending: !m.seq, node: el("div", "msg"), reactions: new Map() };
+  it = { msg: m, seq: m.seq || Infinity, pending: !m.seq, node: el("div", "msg"), reactions: new Map(), stateSeq: 0 };
   it.node.dataset.id = m.messageId;
   it.node.dataset.seq = String(it.seq);
+  setState(it, m);
   v.items.set(m.messageId, it);
-  if (Array.isArray(m.reactions)) for (const r of m.reactions) it.reactions.set(r.emoji, new Set(r.users || Array.from({ length: r.count || 0 }, (_, i) => `#${i}`)));
   renderItem(it);
   place(it);
   for (const op of S.pendingOps.get(m.messageId) || []) applyOp(op);
   S.pendingOps.delete(m.messageId);
+}
+
+/** setState takes m's current state (history or sync) into it. */
+function setState(it, m) {
+  it.stateSeq = m.stateSeq || 0;
+  it.edited = !!m.edited;
+  it.deleted = !!m.deleted;
+  it.reactions = new Map((m.reactions || []).map((r) => [r.emoji, { count: r.count || 0, me: !!r.me }]));
 }
 
 /** place moves it's node to its seq order among the view's messages. */
@@ -299,41 +434,67 @@ function place(it) {
 
 function systemText(m) {
   const e = m.meta || {};
+  const who = (u) => (u === S.me ? "you" : u);
+  const by = (u) => (u === S.me ? "You" : u || "Someone");
   switch (e.event) {
-    case "chat_created": return `${e.by || m.senderId} created the chat`;
-    case "member_added": return `${e.by || "someone"} added ${e.userId}`;
-    case "member_removed": return `${e.by || "someone"} removed ${e.userId}`;
-    case "member_left": return `${e.userId} left`;
-    case "chat_renamed": return `${e.by || "someone"} renamed the chat to ${e.name}`;
+    case "chat_created": return `${by(e.by || m.senderId)} created the chat`;
+    case "member_added": return `${by(e.by)} added ${who(e.userId)}`;
+    case "member_removed": return `${by(e.by)} removed ${who(e.userId)}`;
+    case "member_left": return `${by(e.userId)} left`;
+    case "role_changed": return `${by(e.by)} made ${who(e.userId)} ${e.role === "admin" ? "an admin" : "a member"}`;
+    case "chat_renamed": return e.name ? `${by(e.by)} renamed the group to “${e.name}”` : `${by(e.by)} removed the group's name`;
     default: return m.content || e.event || "system event";
   }
+}
+
+/** applySystem updates the chat a system event speaks of: its name, its members, or that the user is no longer in it. */
+function applySystem(c, m) {
+  const e = m.meta || {};
+  if (e.event === "chat_renamed") c.name = e.name || "";
+  if (["member_added", "member_removed", "member_left", "role_changed"].includes(e.event)) {
+    if (e.userId === S.me && (e.event === "member_removed" || e.event === "member_left")) {
+      c.gone = e.event === "member_left" ? "You left this group." : `${e.by || "An admin"} removed you from this group.`;
+      c.members = null;
+    } else if (c.members) {
+      const ms = c.members.filter((x) => x.userId !== e.userId);
+      if (e.event === "member_added" || e.event === "role_changed") ms.push({ userId: e.userId, role: e.role || "member" });
+      c.members = ms.sort((a, b) => (a.userId < b.userId ? -1 : 1));
+    }
+    if (e.event === "member_added" && e.userId === S.me) c.gone = "";
+  }
+  groups.render(c);
 }
 
 function renderItem(it) {
   const m = it.msg;
   const mine = m.senderId === S.me || it.pending;
   const n = it.node;
-  n.className = "msg" + (mine ? " mine" : "") + (m.messageType === "system" ? " system" : "") + (it.deleted || m.deleted ? " deleted" : "");
+  const system = m.messageType === "system";
+  n.className = "msg" + (mine ? " mine" : "") + (system ? " system" : "") + (it.deleted ? " deleted" : "");
   const kids = [];
   const c = S.chats.get(m.chatId);
-  if (!mine && c?.type === "group" && m.messageType !== "system") kids.push(el("div", "sender", m.senderId));
+  if (!mine && c?.type === "group" && !system) kids.push(el("div", "sender", m.senderId));
   const bubble = el("div", "bubble");
-  if (it.deleted || m.deleted) bubble.textContent = "This message was deleted";
-  else if (m.messageType === "system") bubble.textContent = systemText(m);
+  if (it.deleted) bubble.textContent = "This message was deleted";
+  else if (system) bubble.textContent = systemText(m);
   else if (m.messageType === "image" || m.messageType === "file") renderMedia(bubble, m, it);
   else bubble.textContent = m.content;
   kids.push(bubble);
-  if (it.reactions.size > 0) {
+  if (it.reactions.size > 0 && !it.deleted) {
     const r = el("div", "reactions");
-    for (const [emoji, users] of it.reactions) if (users.size > 0) r.append(el("span", "", `${emoji} ${users.size}`));
+    for (const [emoji, x] of it.reactions) if (x.count > 0) {
+      const chip = el("span", x.me ? "mine" : "", `${emoji} ${x.count}`);
+      chip.dataset.emoji = emoji;
+      r.append(chip);
+    }
     kids.push(r);
   }
   const meta = el("div", "meta");
   if (m.timestamp) meta.append(el("time", "", new Date(m.timestamp).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
-  if (it.edited || m.edited) meta.append(el("span", "", "edited"));
-  if (mine && m.messageType !== "system") meta.append(ticks(it));
+  if (it.edited) meta.append(el("span", "", "edited"));
+  if (mine && !system) meta.append(ticks(it));
+  if (!it.pending && !it.deleted && !system && !c?.gone) meta.append(actions(it, mine));
   kids.push(meta);
-  if (!it.pending && !(it.deleted || m.deleted) && m.messageType !== "system") kids.push(actions(it, mine));
   n.replaceChildren(...kids);
 }
 
@@ -353,38 +514,36 @@ function ticks(it) {
   return t;
 }
 
+/** actions is the message's action bar, in its meta line (so it never covers another message). */
 function actions(it, mine) {
-  const bar = el("div", "actions");
+  const bar = el("span", "actions");
   for (const e of REACTIONS) {
-    const b = el("button", "", e);
-    b.type = "button";
-    b.title = "React " + e;
+    const had = !!it.reactions.get(e)?.me;
+    const b = button(e, had ? "on" : "", (had ? "Take back " : "React ") + e);
     b.addEventListener("click", () => {
-      const had = it.reactions.get(e)?.has(S.me);
-      S.client.react(it.msg.chatId, it.msg.messageId, e, !!had).catch(opError);
+      S.client.react(it.msg.chatId, it.msg.messageId, e, !!it.reactions.get(e)?.me).catch((err) => toast(humanError(err, "react")));
     });
     bar.append(b);
   }
   if (mine && (it.msg.messageType || "text") === "text") {
-    const ed = el("button", "", "Edit");
-    ed.type = "button";
+    const ed = button("Edit");
     ed.addEventListener("click", () => startEdit(it));
     bar.append(ed);
   }
   if (mine) {
-    const del = el("button", "", "Delete");
-    del.type = "button";
-    del.addEventListener("click", () => S.client.delete(it.msg.chatId, it.msg.messageId).catch(opError));
+    const del = button("Delete");
+    del.addEventListener("click", () => S.client.delete(it.msg.chatId, it.msg.messageId).catch((err) => toast(humanError(err, "react"))));
     bar.append(del);
   }
   return bar;
 }
 
-function opError(e) {
-  toast(e instanceof NatterError && e.code === "unknown_type" ? "This server does not support that yet." : "Failed: " + e.message);
-}
-
-/** applyOp applies an edit, delete or react event to the message it references. */
+/**
+ * applyOp applies an edit, delete or react event to the message it references,
+ * unless that message's state already holds it (op.seq <= its stateSeq). Reactions
+ * are counted as the server counts them: it sequences only reactions that change
+ * something, so each one moves a count by exactly one.
+ */
 function applyOp(op) {
   const v = S.view;
   const it = v?.items.get(op.refId);
@@ -394,13 +553,21 @@ function applyOp(op) {
     S.pendingOps.set(op.refId, list);
     return;
   }
-  if (op.messageType === "edit") { it.msg = { ...it.msg, content: op.content }; it.edited = true; }
-  if (op.messageType === "delete") it.deleted = true;
-  if (op.messageType === "react") {
-    const emoji = op.meta?.emoji || op.emoji || op.content;
-    const users = it.reactions.get(emoji) || new Set();
-    if (op.meta?.remove || op.remove) users.delete(op.senderId); else users.add(op.senderId);
-    it.reactions.set(emoji, users);
+  if (op.seq && op.seq <= it.stateSeq) return;
+  if (op.seq) it.stateSeq = op.seq;
+  if (op.messageType === "edit" && !it.deleted && op.senderId === it.msg.senderId) { it.msg = { ...it.msg, content: op.content }; it.edited = true; }
+  if (op.messageType === "delete") { it.deleted = true; it.reactions.clear(); }
+  if (op.messageType === "react" && !it.deleted) {
+    const emoji = op.meta?.emoji;
+    const mine = op.senderId === S.me;
+    const r = it.reactions.get(emoji) || { count: 0, me: false };
+    if (op.meta?.remove) {
+      if (r.count > 0 && !(mine && !r.me)) { r.count--; if (mine) r.me = false; }
+    } else if (!(mine && r.me)) {
+      r.count++;
+      if (mine) r.me = true;
+    }
+    if (r.count > 0) it.reactions.set(emoji, r); else it.reactions.delete(emoji);
   }
   renderItem(it);
 }
@@ -414,6 +581,13 @@ async function renderMedia(bubble, m, it) {
   if (m.messageType === "image") {
     const img = el("img");
     img.alt = meta.name || "image";
+    // An image gets its height only when it loads. If the view was at its end before
+    // (the gap below is no more than what the image added), keep the end in view.
+    img.addEventListener("load", () => {
+      const box = $("messages");
+      const gap = box.scrollHeight - box.scrollTop - box.clientHeight;
+      if (gap > 0 && gap <= img.getBoundingClientRect().height + 80) scrollToEnd();
+    });
     wrap.append(img);
     if (local) img.src = local;
     else if (meta.mediaId) img.src = await mediaUrl(meta.mediaId).catch(() => "") || "";
@@ -429,7 +603,7 @@ async function renderMedia(bubble, m, it) {
         dl.href = u;
         dl.download = meta.name || "file";
         dl.click();
-      } catch (e) { toast("Download failed: " + e.message); }
+      } catch (e) { toast("Download failed. " + humanError(e, "download")); }
     });
     wrap.append(a);
   }
@@ -439,7 +613,7 @@ const mediaCache = new Map();
 async function mediaUrl(id) {
   if (mediaCache.has(id)) return mediaCache.get(id);
   const r = await fetch(`/api/v1/media/${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${S.client.token}` } });
-  if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  if (!r.ok) throw Object.assign(new Error(`HTTP ${r.status}`), { code: (await r.json().catch(() => ({})))?.error?.code });
   const u = URL.createObjectURL(await r.blob());
   mediaCache.set(id, u);
   return u;
@@ -447,39 +621,54 @@ async function mediaUrl(id) {
 
 const fmtSize = (n) => n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KB` : `${(n / (1 << 20)).toFixed(1)} MB`;
 
+function scrollToEnd() {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+}
+
 // ---------- live events ----------
 
 function onMessage(m) {
+  const ev = m.messageType === "system" ? m.meta || {} : {};
+  const removesMe = ev.userId === S.me && (ev.event === "member_removed" || ev.event === "member_left");
   let c = S.chats.get(m.chatId);
+  const addsMe = ev.userId === S.me && ev.event === "member_added";
+  if (addsMe) S.left.delete(m.chatId);
+  if (!c && (removesMe || S.left.has(m.chatId))) return;
   if (!c) { c = upsertChat({ id: m.chatId, type: m.chatId.startsWith("dm-") ? "direct" : "group" }); void loadChats(); }
-  if (!["edit", "delete", "react"].includes(m.messageType)) {
-    c.last = m;
-    c.ts = m.timestamp || Date.now();
-    c.lastSeq = Math.max(c.lastSeq || 0, m.seq);
-    if (c.type === "direct" && !c.peer && m.senderId !== S.me) { c.peer = m.senderId; upsertChat({ id: c.id }); S.client.subscribePresence([m.senderId]); }
-    const visible = m.chatId === S.current && document.visibilityState === "visible";
-    if (m.senderId !== S.me && !visible) c.unread = (c.unread || 0) + 1;
+  if (!OPS.includes(m.messageType)) {
+    if (!c.last || m.seq >= (c.last.seq || 0)) { c.last = m; c.ts = Math.max(c.ts, m.timestamp || Date.now()); }
+    if (c.type === "direct" && !c.peer && m.senderId !== S.me && m.messageType !== "system") { c.peer = m.senderId; S.client.subscribePresence([m.senderId]); }
+    // Counted unless the server's listing (or a read) already covers it.
+    if (countable(m) && m.seq > Math.max(c.srvLastSeq, c.readSeq)) c.live.add(m.seq);
+    if (m.messageType === "system") applySystem(c, m);
     clearTyping(m.chatId, m.senderId);
   }
-  S.client.markDelivered(m.chatId, m.seq);
+  if (!removesMe) S.client.markDelivered(m.chatId, m.seq);
+  if (removesMe) S.left.add(m.chatId);
   if (m.chatId === S.current) {
     const box = $("messages");
     const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
     addMessage(m);
-    if (atBottom || m.senderId === S.me) box.scrollTop = box.scrollHeight;
+    if (atBottom || m.senderId === S.me) scrollToEnd();
     markRead();
+    if (m.messageType === "system") renderHead();
   }
   renderChatList();
 }
 
+/** markRead tells the server the open chat is read up to its newest message shown. */
 function markRead() {
   if (!S.current || document.visibilityState !== "visible") return;
   const c = S.chats.get(S.current);
-  let hi = 0;
+  if (c?.gone) return;
+  // Up to the newest seq shown or applied (an edit or a reaction is seen too).
+  let hi = S.view?.maxSeq || 0;
   for (const it of S.view?.items.values() || []) if (Number.isFinite(it.seq)) hi = Math.max(hi, it.seq);
-  if (hi > 0 && hi > (c?.readSent || 0)) {
+  if (c && hi > c.readSeq) {
     S.client.markRead(S.current, hi);
-    if (c) { c.readSent = hi; c.unread = 0; }
+    c.readSeq = hi;
+    renderChatList();
   }
 }
 
@@ -488,7 +677,10 @@ function onReceipt(r) {
   if (!m) S.receipts.set(r.chatId, (m = new Map()));
   const old = m.get(r.userId) || { delivered: 0, read: 0 };
   m.set(r.userId, { delivered: Math.max(old.delivered, r.delivered), read: Math.max(old.read, r.read) });
-  if (r.chatId === S.current && r.userId !== S.me) for (const it of S.view.items.values()) if (it.msg.senderId === S.me) renderItem(it);
+  const c = S.chats.get(r.chatId);
+  // This user read on another device (or this one): the chat is read that far here too.
+  if (r.userId === S.me && c && r.read > c.readSeq) { c.readSeq = r.read; renderChatList(); }
+  if (r.chatId === S.current && r.userId !== S.me && S.view) for (const it of S.view.items.values()) if (it.msg.senderId === S.me) renderItem(it);
 }
 
 function onTyping(t) {
@@ -537,7 +729,7 @@ async function submit(ev) {
   if (S.editing) {
     const id = S.editing;
     stopEdit();
-    if (text) S.client.edit(chatId, id, text).catch(opError);
+    if (text) S.client.edit(chatId, id, text).catch((e) => toast("Not changed. " + humanError(e, "react")));
     return;
   }
   if (S.file) { await sendFile(chatId, text); return; }
@@ -546,11 +738,11 @@ async function submit(ev) {
   autosize();
   const messageId = newId();
   addMessage({ chatId, messageId, senderId: S.me, content: text, messageType: "text" });
-  $("messages").scrollTop = $("messages").scrollHeight;
+  scrollToEnd();
   try {
     await S.client.send(chatId, text, { messageId });
   } catch (e) {
-    toast("Not sent: " + e.message);
+    toast("Not sent. " + humanError(e, "send"));
   }
 }
 
@@ -560,14 +752,14 @@ async function sendFile(chatId, caption) {
   fd.append("chatId", chatId);
   fd.append("file", file, file.name);
   try {
-    const media = await S.client.rest("POST", "/api/v1/media", fd);
+    const media = await rest("POST", "/api/v1/media", fd);
     const image = file.type.startsWith("image/");
     const meta = { mediaId: media.id, name: media.name || file.name, size: media.size || file.size, contentType: media.contentType || file.type };
     clearFile();
     $("input").value = "";
     await S.client.send(chatId, caption || meta.name, { messageType: image ? "image" : "file", meta });
   } catch (e) {
-    toast(e.code === "not_found" ? "Uploads are not available on this server yet." : "Upload failed: " + e.message);
+    toast("Upload failed. " + humanError(e, "upload"));
   }
 }
 
@@ -586,9 +778,7 @@ function pickFile() {
     parts.push(img);
   }
   parts.push(el("span", "", `${f.name} (${fmtSize(f.size)})`));
-  const x = el("button", "", "✕");
-  x.type = "button";
-  x.title = "Remove attachment";
+  const x = button("✕", "", "Remove attachment");
   x.addEventListener("click", clearFile);
   parts.push(x);
   p.replaceChildren(...parts);
@@ -609,20 +799,19 @@ function autosize() {
   t.style.height = Math.min(160, t.scrollHeight) + "px";
 }
 
-let toastTimer;
-function toast(text) {
-  const t = $("toast");
-  t.textContent = text;
-  t.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
-}
-
 // ---------- wiring ----------
 
 $("signin-form").addEventListener("submit", signIn);
 $("signout").addEventListener("click", signOut);
 $("new-chat").addEventListener("submit", newChat);
+$("new-chat-user").addEventListener("input", () => {
+  const group = $("new-chat-user").value.includes(",");
+  $("new-chat-name").hidden = !group;
+  $("new-chat-user").placeholder = "User ID (a, b for a group)";
+});
+$("new-chat-name").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); $("new-chat").requestSubmit(); } });
+$("back").addEventListener("click", closeChat);
+$("info-btn").addEventListener("click", () => { const c = S.chats.get(S.current); if (c) void groups.open(c); });
 $("composer").addEventListener("submit", submit);
 $("file").addEventListener("change", pickFile);
 $("input").addEventListener("input", () => { autosize(); if (S.current && $("input").value) S.client.typing(S.current); });
@@ -631,8 +820,18 @@ $("input").addEventListener("keydown", (e) => {
   if (e.key === "Escape" && S.editing) stopEdit();
 });
 $("input").addEventListener("blur", () => { if (S.current) S.client.stopTyping(S.current); });
-$("messages").addEventListener("scroll", () => { if ($("messages").scrollTop < 80) void loadOlder(); });
-document.addEventListener("visibilitychange", markRead);
+$("messages").addEventListener("scroll", () => {
+  const box = $("messages");
+  if (box.scrollTop < 80) void loadOlder();
+});
+// A tap on a message shows its actions on touch screens (no hover there).
+$("messages").addEventListener("click", (e) => {
+  const msg = e.target.closest?.(".msg");
+  if (!msg || e.target.closest("button")) return;
+  for (const n of $("messages").querySelectorAll(".msg.show-actions")) if (n !== msg) n.classList.remove("show-actions");
+  msg.classList.toggle("show-actions");
+});
+document.addEventListener("visibilitychange", () => { markRead(); renderChatList(); });
 window.addEventListener("focus", markRead);
 
 const saved = sessionStorage.getItem("natter.token");

@@ -2,13 +2,10 @@
 // playwright-core) against a real `natter serve`: two users in two browser contexts.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { repoRoot, rest, startNatter } from "../harness.mjs";
+import { rest, startNatter } from "../harness.mjs";
+import { OUT, launch } from "./helpers.mjs";
 
-const CHROMIUM = process.env.NATTER_CHROMIUM ?? "/usr/bin/chromium";
-const OUT = join(repoRoot, "test-output");
 const XSS = "<img src=x onerror=alert(1)>";
 
 let natter, browser;
@@ -16,13 +13,7 @@ before(async () => {
   natter = await startNatter();
   // playwright-core gives every launch a fresh temporary --user-data-dir of its own
   // (it refuses one in args); each user gets an isolated context within it.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-  mkdirSync(OUT, { recursive: true });
+  browser = await launch();
 });
 after(async () => {
   await browser?.close();
