@@ -36,6 +36,20 @@ type Deps struct {
 	Ready func(addr net.Addr)
 	// Metrics receives the gateway's metrics; nil: none.
 	Metrics *pmetrics.Metrics
+	// Storage tells whether JetStream can store now, so sends fail at once when
+	// it cannot (nil: sends find out by their timeout).
+	Storage StorageState
+}
+
+// StorageState is whether JetStream can store messages now (a
+// natsutil.StorageWatch).
+type StorageState interface {
+	// Err is nil while JetStream can store, else why not.
+	Err() error
+	// Tripped is closed when storing starts to fail.
+	Tripped() <-chan struct{}
+	// Report tells the state a publish's outcome.
+	Report(err error)
 }
 
 // Gateway is the gateway role.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 	"go.uber.org/zap"
@@ -109,9 +110,19 @@ type ingressQueue struct {
 // publishIngress stores m in NATTER_IN, deduplicated by chat and message ID, and
 // reports whether it was stored before. service marks a trusted backend publish (no
 // membership check in the sequencer). It waits at most Config.PublishTimeout, or
-// until ctx ends; any failure is a CodeUnavailable error (resend with the same
-// messageId), and the message may or may not have been stored.
+// until ctx ends. When JetStream cannot store (Deps.Storage) it fails at once with
+// CodeStorageFull (its disk is full) or CodeUnavailable, without publishing, and a
+// send waiting for its acknowledgement gives up as soon as storing fails. Any
+// other failure is a CodeUnavailable error. After a failure the message may or
+// may not have been stored: the client resends it with the same messageId.
 func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, service bool) (duplicate bool, err error) {
+	var tripped <-chan struct{}
+	if st := g.deps.Storage; st != nil {
+		if err := st.Err(); err != nil {
+			return false, storageRefusal(err)
+		}
+		tripped = st.Tripped()
+	}
 	s := g.newIngressSend(m, service)
 	wctx, cancel := context.WithDeadline(ctx, s.deadline)
 	defer cancel()
@@ -126,12 +137,34 @@ func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, servi
 		default:
 			r.err = wctx.Err()
 		}
+	case <-tripped:
+		s.state.Store(sendAbandoned)
+		select {
+		case r = <-s.done:
+		default:
+			r.err = g.deps.Storage.Err()
+		}
 	}
-	if r.err != nil {
-		g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(r.err))
-		return false, protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
+	if r.err == nil {
+		return r.duplicate, nil
 	}
-	return r.duplicate, nil
+	if st := g.deps.Storage; st != nil {
+		st.Report(r.err)
+		if err := st.Err(); err != nil { // logged once by the watch, not per send
+			return false, storageRefusal(err)
+		}
+	}
+	g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(r.err))
+	return false, protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
+}
+
+// storageRefusal is the client's error for a send refused because JetStream
+// cannot store (err from Deps.Storage).
+func storageRefusal(err error) *protocol.Error {
+	if errors.Is(err, natsutil.ErrStorageFull) {
+		return protocol.Errorf(protocol.CodeStorageFull, "the server's message store is full: message not stored; resend it with the same messageId later")
+	}
+	return protocol.Errorf(protocol.CodeUnavailable, "the server cannot store messages now: message not stored; resend it with the same messageId later")
 }
 
 // newIngressSend returns m as a send to NATTER_IN, due within PublishTimeout.

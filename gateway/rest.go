@@ -97,6 +97,8 @@ func httpStatus(c protocol.Code) int {
 		return http.StatusTooManyRequests
 	case protocol.CodeUnavailable, protocol.CodeShuttingDown:
 		return http.StatusServiceUnavailable
+	case protocol.CodeStorageFull:
+		return http.StatusInsufficientStorage
 	case protocol.CodeInternal:
 		return http.StatusInternalServerError
 	case protocol.CodeBadHost:

@@ -41,6 +41,9 @@ type Config struct {
 	// Pprof serves Go profiles under /debug/pprof/. Off by default: profiles
 	// show memory contents and internals, and a CPU profile costs CPU.
 	Pprof bool `yaml:"pprof"`
+	// ReadyMaxPersisterLag is how many messages of NATTER_LOG a persister may
+	// have left to persist and still be ready; 0 leaves lag out of readiness.
+	ReadyMaxPersisterLag int `yaml:"ready_max_persister_lag"`
 }
 
 // RegisterFlags registers the admin.* flags.
@@ -48,6 +51,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "admin.listen", "127.0.0.1:9090", "admin HTTP address (/metrics, /healthz, /readyz, /debug/pprof with admin.pprof); empty disables it")
 	fs.BoolVar(&c.Pprof, "admin.pprof", false, "serve Go profiles at /debug/pprof/ on the admin address (keep it off the public network)")
 	fs.DurationVar(&c.CheckTimeout, "admin.check-timeout", 2*time.Second, "longest /readyz check")
+	fs.IntVar(&c.ReadyMaxPersisterLag, "admin.ready-max-persister-lag", 100000, "messages a persister may have left to persist and still be ready; 0: lag is not part of readiness")
 }
 
 // Validate checks the section.
@@ -60,6 +64,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckTimeout <= 0 {
 		errs = append(errs, errors.New("admin: admin.check-timeout must be > 0"))
+	}
+	if c.ReadyMaxPersisterLag < 0 {
+		errs = append(errs, errors.New("admin: admin.ready-max-persister-lag must be >= 0"))
 	}
 	return errors.Join(errs...)
 }

@@ -145,7 +145,8 @@ func (a *App) start(ctx context.Context) (err error) {
 			hr := &history.Reader{Store: a.Store, JS: a.JS, Subjects: subj, Consumer: persister.ConsumerName}
 			a.Gateway, err = gateway.New(cfg.Gateway, gateway.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj,
 				LargeChatThreshold: cfg.Sequencer.LargeChatThreshold,
-				Auth:               a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }, Metrics: a.Metrics}, log)
+				Auth:               a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }, Metrics: a.Metrics,
+				Storage: a.Storage}, log)
 			a.gwFirst = newFirstToStop(a.Gateway)
 			r = a.gwFirst
 		case RoleSequencer:

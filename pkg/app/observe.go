@@ -52,16 +52,14 @@ func (a *App) startAdmin() error {
 // addChecks adds the dependency readiness checks and the scrape-time metrics of
 // the roles; Start calls it once the dependencies and roles exist.
 func (a *App) addChecks() {
-	nc, st, gw := a.NC, a.Store, a.Gateway
+	nc, gw := a.NC, a.Gateway
 	a.Admin.AddCheck(admin.Check{Name: "nats", Check: func(context.Context) error {
 		if s := nc.Status(); s != nats.CONNECTED {
 			return fmt.Errorf("NATS connection is %s", s)
 		}
 		return nil
 	}})
-	if st != nil {
-		a.Admin.AddCheck(admin.Check{Name: "store", Check: st.Ping})
-	}
+	a.addWorkChecks() // readiness.go: jetstream, store (a write), persister lag
 	if gw != nil {
 		a.Admin.AddCheck(admin.Check{Name: "gateway", Check: func(context.Context) error {
 			if gw.Draining() {

@@ -27,12 +27,13 @@ const (
 	CodeShuttingDown  Code = "shutting_down"  // server draining: reconnect elsewhere
 	CodeTokenExpiring Code = "token_expiring" // notice: the token expires soon; send connect with a new one
 	CodeBadHost       Code = "bad_host"       // dev server: the Host header is not a loopback name (DNS rebinding)
+	CodeStorageFull   Code = "storage_full"   // the server's message store is full: not stored; resend the same messageId later
 )
 
 // Retryable reports whether a client may retry the same request unchanged later.
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeRateLimited, CodeUnavailable, CodeInternal, CodeShuttingDown, CodeSlowConsumer, CodeTokenExpired:
+	case CodeRateLimited, CodeUnavailable, CodeInternal, CodeShuttingDown, CodeSlowConsumer, CodeTokenExpired, CodeStorageFull:
 		return true
 	}
 	return false

@@ -6,11 +6,13 @@
 export type ErrorCode =
   | "bad_request" | "unknown_type" | "invalid_id" | "too_large" | "unauthorized"
   | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict"
-  | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down";
+  | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down"
+  | "storage_full";
 
 /** Codes for which the same request may succeed if retried unchanged later. */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   "rate_limited", "unavailable", "internal", "shutting_down", "slow_consumer", "token_expired",
+  "storage_full",
 ]);
 
 /** WebSocket close codes Natter uses beside the standard ones. */
