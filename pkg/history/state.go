@@ -22,6 +22,9 @@ func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (p
 	}
 	var msg protocol.Message
 	found := false
+	// A stored message needs only the tail's operations after it; one not stored
+	// yet is searched for in the whole tail.
+	from := func(uint64) uint64 { return 1 }
 	seq, err := r.Store.MessageSeq(ctx, chat, messageID)
 	switch {
 	case err == nil:
@@ -31,11 +34,12 @@ func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (p
 		}
 		if len(page) == 1 && page[0].Seq == seq {
 			msg, found = page[0], true
+			from = func(uint64) uint64 { return seq + 1 }
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return protocol.Message{}, err
 	}
-	tail, err := r.unpersisted(ctx, chat, floor)
+	tail, err := r.unpersisted(ctx, chat, floor, from)
 	if err != nil {
 		return protocol.Message{}, fmt.Errorf("log tail of %s: %w", chat, err)
 	}
