@@ -119,7 +119,9 @@ func (g *Gateway) fail(w http.ResponseWriter, err error) {
 
 // failLimited writes a refusal of the REST buckets and counts it.
 func (g *Gateway) failLimited(w http.ResponseWriter, err error) {
-	g.metrics.restLimited.Add(1)
+	if pe, ok := err.(*protocol.Error); ok && pe.Code == protocol.CodeRateLimited {
+		g.metrics.restLimited.Add(1)
+	}
 	g.fail(w, err)
 }
 

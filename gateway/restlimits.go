@@ -109,14 +109,21 @@ func newRESTLimiter(cfg RESTLimits) *restLimiter {
 	return &restLimiter{cfg: cfg, buckets: map[restKey]*rate.Limiter{}, sweep: 1024}
 }
 
-// restCharge is one request's charges: commit keeps them, cancel (for a request
-// refused by a later bucket) gives them back.
-type restCharge []*rate.Reservation
+// restCharge is one request's charges so far; cancel gives them back when a later
+// bucket refuses the request.
+type restCharge []reservation
+
+// reservation is a charge and when it was made: a reservation is given back as of
+// that instant (rate.Reservation.CancelAt ignores a cancel later than the time the
+// reserved action was due, which for an immediate charge is when it was made).
+type reservation struct {
+	r  *rate.Reservation
+	at time.Time
+}
 
 func (c restCharge) cancel() {
-	now := time.Now()
 	for _, r := range c {
-		r.CancelAt(now)
+		r.r.CancelAt(r.at)
 	}
 }
 
@@ -153,7 +160,7 @@ func (l *restLimiter) take(charge *restCharge, kind restKind, user string, n int
 		e.RetryAfter = wait
 		return e
 	}
-	*charge = append(*charge, res)
+	*charge = append(*charge, reservation{res, now})
 	return nil
 }
 

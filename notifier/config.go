@@ -35,6 +35,12 @@ type Config struct {
 	PreviewBytes int `yaml:"preview_bytes"`
 	// MaxRecipients: messages in chats with more members notify nobody.
 	MaxRecipients int `yaml:"max_recipients"`
+	// SenderPushRate and SenderPushBurst are the token bucket of the notifications
+	// one sender's messages may cause, per second, per notifier instance (budget.go).
+	// Over it, recipients get no push for that message (they still get the message).
+	// 0 rate: unlimited.
+	SenderPushRate  float64 `yaml:"sender_push_rate"`
+	SenderPushBurst int     `yaml:"sender_push_burst"`
 	// Workers is how many messages and notifications this instance handles at once.
 	Workers int `yaml:"workers"`
 	// DLQMaxAge is how long NATTER_DLQ keeps failed notifications for replay.
@@ -52,6 +58,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Window, "notifier.window", 3*time.Second, "coalescing window per user and chat (whole seconds)")
 	fs.IntVar(&c.PreviewBytes, "notifier.preview-bytes", 200, "bytes of the last message's content in a notification; 0: none")
 	fs.IntVar(&c.MaxRecipients, "notifier.max-recipients", 10_000, "chats with more members notify nobody")
+	fs.Float64Var(&c.SenderPushRate, "notifier.sender-push-rate", 20, "push notifications one sender's messages may cause per second, per instance (0: unlimited)")
+	fs.IntVar(&c.SenderPushBurst, "notifier.sender-push-burst", 1000, "burst of push notifications one sender's messages may cause")
 	fs.IntVar(&c.Workers, "notifier.workers", 8, "messages and notifications handled concurrently")
 	fs.DurationVar(&c.DLQMaxAge, "notifier.dlq-max-age", 7*24*time.Hour, "how long NATTER_DLQ keeps failed notifications")
 }
@@ -85,6 +93,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRecipients < 1 {
 		errs = append(errs, errors.New("notifier: notifier.max-recipients must be >= 1"))
+	}
+	if c.SenderPushRate < 0 || (c.SenderPushRate > 0 && c.SenderPushBurst < 1) {
+		errs = append(errs, errors.New("notifier: notifier.sender-push-rate must be >= 0, and sender-push-burst >= 1 with a rate"))
 	}
 	if c.Workers < 1 || c.Workers > 1024 {
 		errs = append(errs, errors.New("notifier: notifier.workers must be 1..1024"))

@@ -27,6 +27,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	pmetrics "github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/presencekv"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -50,6 +51,8 @@ type Deps struct {
 	Subjects subjects.Subjects
 	// Replicas of the streams and buckets the notifier creates (nats.replicas).
 	Replicas int
+	// Metrics receives the notifier's counters; nil: none.
+	Metrics *pmetrics.Metrics
 }
 
 // Notifier is the notifier role.
@@ -60,6 +63,7 @@ type Notifier struct {
 	hook    *webhook // nil without a webhook URL
 	sent    atomic.Int64
 	members *memberCache
+	budget  *senderBudget // pushes per sender (budget.go)
 
 	// Set by Run before any handler runs.
 	windows  jetstream.KeyValue
@@ -72,7 +76,14 @@ type Notifier struct {
 // fails at start.
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
-		members: newMemberCache()}
+		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst)}
+	if m := deps.Metrics; m != nil {
+		if err := m.CounterFunc("notifier_push_suppressed_total",
+			"Push notifications not sent because their sender was over notifier.sender-push-rate/-burst.",
+			func() float64 { return float64(n.budget.suppressed.Load()) }); err != nil {
+			return nil, fmt.Errorf("notifier: metrics: %w", err)
+		}
+	}
 	if cfg.WebhookURL != "" {
 		secret, err := ReadSecret(cfg.WebhookSecretFile)
 		if err != nil {
@@ -82,6 +93,10 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	}
 	return n, nil
 }
+
+// Suppressed returns how many notifications this instance did not open because
+// their sender was over its push budget (budget.go).
+func (n *Notifier) Suppressed() int64 { return n.budget.suppressed.Load() }
 
 // Sent returns how many notifications this instance has published (each also goes
 // to the webhook, or to NATTER_DLQ).
@@ -391,6 +406,9 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	}
 	if muted, err := n.muted(ctx, uid, m.ChatID); err != nil || muted {
 		return err
+	}
+	if !n.budget.allow(m.SenderID) {
+		return nil // the sender is over its push budget: no push for this one
 	}
 	_, err := n.windows.Create(ctx, key, nil, jetstream.KeyTTL(wholeSeconds(n.cfg.Window)))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {

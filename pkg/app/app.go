@@ -161,7 +161,7 @@ func (a *App) start(ctx context.Context) (err error) {
 			a.Presence, err = presence.New(cfg.Presence, presence.Deps{NC: a.NC, JS: a.JS, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
 			r = a.Presence
 		case RoleNotifier:
-			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
+			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas, Metrics: a.Metrics}, log)
 			r = a.Notifier
 		}
 		if err != nil {

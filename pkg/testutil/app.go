@@ -130,3 +130,13 @@ func (n *Natter) Dial(t testing.TB, user string) *client.Conn {
 	t.Cleanup(func() { c.CloseNow() })
 	return c
 }
+
+// DevSecret returns the dev secret the server signs and verifies tokens with (for
+// tests that build tokens of their own shape); it fails outside dev mode.
+func (n *Natter) DevSecret(t testing.TB) []byte {
+	t.Helper()
+	if n.secret == nil {
+		t.Fatal("not in dev mode: no dev secret")
+	}
+	return n.secret
+}
