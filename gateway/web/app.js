@@ -13,6 +13,7 @@ import { ID_RULE, humanError, validUserId } from "./errors.js";
 import { initGroups } from "./groups.js";
 
 const PAGE = 30;
+const narrow = matchMedia("(max-width: 720px)");
 const REACTIONS = ["👍", "❤️", "😂"];
 const OPS = ["edit", "delete", "react"];
 const S = {
@@ -301,6 +302,8 @@ function openChat(chatId) {
   S.view = { chatId, items: new Map(), oldest: 0, hasMore: true, loading: false, maxSeq: 0 };
   $("empty").hidden = true;
   $("app").classList.add("conv-open");
+  // On a phone the conversation is a screen of its own: the browser's back returns to the list.
+  if (narrow.matches && history.state?.chat !== chatId) history.pushState({ chat: chatId }, "");
   for (const id of ["conv-head", "messages"]) $(id).hidden = false;
   renderHead();
   renderTyping();
@@ -309,7 +312,7 @@ function openChat(chatId) {
   void loadReceipts(chatId);
   const c = S.chats.get(chatId);
   if (c?.type === "group" && !c.gone) void fetchMembers(c);
-  if (matchMedia("(min-width: 721px)").matches) $("input").focus();
+  if (!narrow.matches) $("input").focus();
 }
 
 /** closeChat goes back to the chat list (on a narrow screen, the other screen). */
@@ -810,7 +813,12 @@ $("new-chat-user").addEventListener("input", () => {
   $("new-chat-user").placeholder = "User ID (a, b for a group)";
 });
 $("new-chat-name").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); $("new-chat").requestSubmit(); } });
-$("back").addEventListener("click", closeChat);
+$("back").addEventListener("click", () => { if (history.state?.chat) history.back(); else closeChat(); });
+window.addEventListener("popstate", (e) => {
+  const want = e.state?.chat;
+  if (!want) { if (S.current) closeChat(); return; }
+  if (want !== S.current && S.chats.has(want)) openChat(want);
+});
 $("info-btn").addEventListener("click", () => { const c = S.chats.get(S.current); if (c) void groups.open(c); });
 $("composer").addEventListener("submit", submit);
 $("file").addEventListener("change", pickFile);

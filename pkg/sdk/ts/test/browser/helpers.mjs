@@ -48,11 +48,16 @@ export const bubble = (page, text) => page.locator(".msg .bubble", { hasText: te
 
 /** startChat types ids (and a group name) into the new-chat form and waits for the conversation. */
 export async function startChat(page, ids, name = "") {
+  const prev = await page.evaluate(() => sessionStorage.getItem("natter.current"));
   await page.fill("#new-chat-user", ids);
   if (name) await page.fill("#new-chat-name", name);
   await page.press(name ? "#new-chat-name" : "#new-chat-user", "Enter");
-  await page.waitForSelector("#conv-head:not([hidden])");
-  return page.evaluate(() => sessionStorage.getItem("natter.current"));
+  // The new chat is open once it is the current one (not the chat open before).
+  const h = await page.waitForFunction((p) => {
+    const c = sessionStorage.getItem("natter.current");
+    return c && c !== p && !document.getElementById("conv-head").hidden && c;
+  }, prev);
+  return h.jsonValue();
 }
 
 /** send types text into the composer and waits until the server has it (no clock). */

@@ -156,6 +156,12 @@ test("at 390 px the list and the conversation are two screens; a lost connection
   assert.ok(await visible("#chat-list"));
   assert.equal(await visible("#conversation"), false);
   await shot(P.page, "phone-list");
+  // The browser's (or the phone's) back button does the same.
+  await P.page.locator("#chat-list li").first().click();
+  await P.page.waitForSelector("#back", { state: "visible" });
+  await P.page.goBack();
+  await P.page.waitForSelector("#chat-list", { state: "visible" });
+  assert.equal(await visible("#conversation"), false);
 
   // Connection lost: a banner says so, and presence is not claimed.
   await P.page.locator("#chat-list li").first().click();
