@@ -110,7 +110,7 @@ func storeUnavailable(err error) error {
 	if errors.Is(err, store.ErrNotSupported) {
 		return errNotSupported
 	}
-	return protocol.Errorf(protocol.CodeUnavailable, "store unavailable; retry")
+	return protocol.Errorf(protocol.CodeUnavailable, "store unavailable; retry").WithCause(err)
 }
 
 // errNotSupported answers a feature the configured store backend lacks (HTTP 501).

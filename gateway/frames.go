@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/natter-chat/natter/pkg/ids"
@@ -49,8 +50,12 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 	}
 	if err != nil {
 		var pe *protocol.Error
-		if !errors.As(err, &pe) {
+		switch {
+		case !errors.As(err, &pe):
 			g.log.Error("frame failed", zap.String("user_id", c.user), zap.String("type", f.Type), zap.Error(err))
+		case pe.Cause != nil: // a dependency failed: logged here, once, with why
+			g.log.Warn("frame failed", zap.String("user_id", c.user), zap.String("type", f.Type),
+				zap.String("code", string(pe.Code)), zap.Error(pe.Cause))
 		}
 		c.send(protocol.ErrorFrame(err, f.ChatID, f.MessageID, f.ID))
 	}
@@ -164,8 +169,7 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	}
 	msgs, err := g.deps.History.Page(ctx, f.ChatID, q)
 	if err != nil {
-		g.log.Warn("history failed", zap.String("chat_id", f.ChatID), zap.Error(err))
-		return protocol.Errorf(protocol.CodeUnavailable, "history unavailable; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "history unavailable; retry").WithCause(fmt.Errorf("history of %s: %w", f.ChatID, err))
 	}
 	limit := q.Limit
 	if limit == 0 {
@@ -207,13 +211,13 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 		}
 		chats, err := g.deps.Store.UserChats(ctx, c.user, 1000, 0)
 		if err != nil {
-			return protocol.Errorf(protocol.CodeUnavailable, "chat list unavailable; retry")
+			return protocol.Errorf(protocol.CodeUnavailable, "chat list unavailable; retry").WithCause(fmt.Errorf("chats of %s: %w", c.user, err))
 		}
 		out := make([]protocol.ChatCursor, 0, len(chats))
 		for _, ch := range chats {
 			last, err := g.deps.History.LastSeq(ctx, ch.ID)
 			if err != nil {
-				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry")
+				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry").WithCause(fmt.Errorf("last seq of %s: %w", ch.ID, err))
 			}
 			out = append(out, protocol.ChatCursor{ChatID: ch.ID, Seq: last})
 		}
@@ -239,7 +243,7 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 		for {
 			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage, Viewer: c.user})
 			if err != nil {
-				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry")
+				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry").WithCause(fmt.Errorf("history of %s: %w", cc.ChatID, err))
 			}
 			for i := range page {
 				if !c.sendPaced(ctx, protocol.MessageFrame(&page[i])) {
@@ -271,7 +275,7 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 	}
 	last, err := g.deps.History.LastSeq(ctx, f.ChatID)
 	if err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry").WithCause(fmt.Errorf("last seq of %s: %w", f.ChatID, err))
 	}
 	seq := min(f.Seq, last) // never beyond what exists
 	var delivered, read uint64 = seq, 0
@@ -280,11 +284,11 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 	}
 	before, err := g.deps.Store.GetReadState(ctx, f.ChatID, c.user)
 	if err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry").WithCause(fmt.Errorf("read state of %s: %w", f.ChatID, err))
 	}
 	rs, err := g.deps.Store.SetReadState(ctx, f.ChatID, c.user, delivered, read)
 	if err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry").WithCause(fmt.Errorf("set read state of %s: %w", f.ChatID, err))
 	}
 	if rs == before {
 		return nil // nothing moved forward: nothing to tell

@@ -201,7 +201,7 @@ func uploadError(err error, limit int64) error {
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &tpe), strings.HasPrefix(err.Error(), "multipart:"):
 		return protocol.Errorf(protocol.CodeBadRequest, "malformed multipart body")
 	}
-	return protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry")
+	return protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry").WithCause(err)
 }
 
 // storeMedia checks one file part and streams it into the media bucket.
@@ -225,8 +225,7 @@ func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipa
 	}
 	obs, _, err := g.media.handles(ctx)
 	if err != nil {
-		g.log.Warn("media bucket unavailable", zap.Error(err))
-		return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
 	}
 	mediaID := ids.New()
 	body := &capReader{r: io.MultiReader(bytes.NewReader(head[:n]), part), left: limit}
@@ -311,7 +310,7 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Ident
 	}
 	obs, _, err := g.media.handles(ctx)
 	if err != nil {
-		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry"))
+		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err))
 		return
 	}
 	info, err := obs.GetInfo(ctx, mediaID)
@@ -320,7 +319,7 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Ident
 		return
 	}
 	if err != nil {
-		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry"))
+		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err))
 		return
 	}
 	if info.Metadata["uploader"] != id.UserID {
@@ -358,11 +357,11 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Ident
 func (ms *mediaStore) sharedWith(ctx context.Context, mediaID, user string) (bool, error) {
 	_, kv, err := ms.handles(ctx)
 	if err != nil {
-		return false, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		return false, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
 	}
 	lister, err := kv.ListKeysFiltered(ctx, mediaID+".>")
 	if err != nil {
-		return false, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		return false, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
 	}
 	defer func() { _ = lister.Stop() }()
 	for key := range lister.Keys() {
@@ -412,20 +411,20 @@ func (ms *mediaStore) share(ctx context.Context, uploader string, m *protocol.Me
 	}
 	obs, kv, err := ms.handles(ctx)
 	if err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
 	}
 	info, err := obs.GetInfo(ctx, mediaID)
 	if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted) {
 		return protocol.Errorf(protocol.CodeNotFound, "no media %s", mediaID)
 	}
 	if err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
 	}
 	if info.Metadata["uploader"] != uploader {
 		return protocol.Errorf(protocol.CodeForbidden, "only the uploader of media %s may share it", mediaID)
 	}
 	if _, err := kv.Put(ctx, mediaID+"."+m.ChatID+"."+m.MessageID, []byte(uploader)); err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "media share not recorded; retry")
+		return protocol.Errorf(protocol.CodeUnavailable, "media share not recorded; retry").WithCause(err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -33,7 +34,7 @@ func (m *memberCache) check(ctx context.Context, chat, user string) (store.Membe
 		return store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
 	}
 	if err != nil {
-		return store.Member{}, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")
+		return store.Member{}, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry").WithCause(fmt.Errorf("member %s of %s: %w", user, chat, err))
 	}
 	m.cache.Add(key, mb)
 	return mb, nil
@@ -66,7 +67,7 @@ func (m *memberCache) checkFresh(ctx context.Context, chat, user string) (store.
 		return store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
 	}
 	if err != nil {
-		return store.Member{}, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")
+		return store.Member{}, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry").WithCause(fmt.Errorf("member %s of %s: %w", user, chat, err))
 	}
 	m.cache.Add(key, mb)
 	return mb, nil

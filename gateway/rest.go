@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -113,6 +114,8 @@ func (g *Gateway) fail(w http.ResponseWriter, err error) {
 	if !errors.As(err, &pe) {
 		g.log.Error("request failed", zap.Error(err))
 		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
+	} else if pe.Cause != nil { // a dependency failed: logged here, once, with why
+		g.log.Warn("request failed", zap.String("code", string(pe.Code)), zap.String("answer", pe.Message), zap.Error(pe.Cause))
 	}
 	writeError(w, httpStatus(pe.Code), pe)
 }
@@ -385,7 +388,7 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 	}
 	msgs, err := g.deps.History.Page(r.Context(), chat, q)
 	if err != nil {
-		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "history unavailable; retry"))
+		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "history unavailable; retry").WithCause(fmt.Errorf("history of %s: %w", chat, err)))
 		return
 	}
 	var page messagesPage

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/persister"
@@ -50,11 +51,18 @@ func jetStreamReady(ctx context.Context, js jetstream.JetStream, storage *natsut
 	if err := storage.Err(); err != nil {
 		return err
 	}
+	// A server whose JetStream is disabled may not answer at all: give up early
+	// enough to say so rather than "no answer".
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-time.Until(dl)/4))
+		defer cancel()
+	}
 	if _, err := js.AccountInfo(ctx); err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 			return fmt.Errorf("JetStream is disabled on the server: %w", err)
 		}
-		return fmt.Errorf("JetStream does not answer: %w", err)
+		return fmt.Errorf("JetStream does not answer (is it disabled on the server, or has its meta group no leader?): %w", err)
 	}
 	for _, name := range []string{subjects.InStream, subjects.LogStream} {
 		s, err := js.Stream(ctx, name)

@@ -46,6 +46,17 @@ type Error struct {
 	// RetryAfter, for rate_limited, is when the same request would pass (0:
 	// unknown, back off). REST sends it as Retry-After and retryAfterMs.
 	RetryAfter time.Duration
+	// Cause is the server-side failure behind a CodeUnavailable or CodeInternal
+	// error, for the server's log where the error is answered; never sent to
+	// clients. Nil for refusals of the request itself.
+	Cause error
+}
+
+// WithCause returns a copy of e with Cause set to cause.
+func (e *Error) WithCause(cause error) *Error {
+	c := *e
+	c.Cause = cause
+	return &c
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

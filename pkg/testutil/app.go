@@ -49,9 +49,15 @@ func Logger(t testing.TB) *zap.Logger {
 // StartNatter starts natter with cfg and stops it when the test ends (or on Stop).
 func StartNatter(t testing.TB, cfg *app.Config) *Natter {
 	t.Helper()
+	return StartNatterLog(t, cfg, Logger(t))
+}
+
+// StartNatterLog is StartNatter logging to log (for tests of what is logged).
+func StartNatterLog(t testing.TB, cfg *app.Config, log *zap.Logger) *Natter {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a, err := app.Start(ctx, cfg, Logger(t))
+	a, err := app.Start(ctx, cfg, log)
 	if err != nil {
 		t.Fatalf("start natter: %v", err)
 	}
