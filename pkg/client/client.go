@@ -31,6 +31,8 @@ type Conn struct {
 	waiters map[string]chan *protocol.Frame
 	err     error
 	done    chan struct{}
+
+	check func([]byte) error // CheckFrame when dialed
 }
 
 // Options tune Dial.
@@ -46,6 +48,12 @@ type Options struct {
 	// Header adds HTTP headers to the handshake (e.g. Origin).
 	Header http.Header
 }
+
+// CheckFrame, when set, is called with every frame a Conn reads (the connected frame
+// included) before it is decoded; an error ends the connection and becomes its Err.
+// Natter's end-to-end tests set it to validate the frames against docs/asyncapi.yaml.
+// Set it before dialing; it is read once per Dial.
+var CheckFrame func(raw []byte) error
 
 // ErrClosed is returned by requests on a closed connection.
 var ErrClosed = errors.New("client: connection closed")
@@ -89,10 +97,17 @@ func Dial(ctx context.Context, url, token string, opts *Options) (*Conn, error) 
 			return nil, err
 		}
 	}
+	c.check = CheckFrame
 	_, data, err := ws.Read(ctx)
 	if err != nil {
 		ws.CloseNow()
 		return nil, fmt.Errorf("client: waiting for connected: %w", err)
+	}
+	if c.check != nil {
+		if err := c.check(data); err != nil {
+			ws.CloseNow()
+			return nil, fmt.Errorf("client: connected frame %s: %w", data, err)
+		}
 	}
 	f, err := protocol.DecodeFrame(data)
 	if err != nil || f.Type != protocol.FrameConnected {
@@ -124,14 +139,15 @@ func (c *Conn) readLoop() {
 	for {
 		_, data, err := c.ws.Read(context.Background())
 		if err != nil {
-			c.mu.Lock()
-			c.err = err
-			for k, w := range c.waiters {
-				close(w)
-				delete(c.waiters, k)
-			}
-			c.mu.Unlock()
+			c.end(err)
 			return
+		}
+		if c.check != nil {
+			if err := c.check(data); err != nil {
+				c.end(fmt.Errorf("client: frame %s: %w", data, err))
+				c.ws.CloseNow()
+				return
+			}
 		}
 		f, err := protocol.DecodeFrame(data)
 		if err != nil {
@@ -149,6 +165,25 @@ func (c *Conn) readLoop() {
 		}
 		c.frames <- f
 	}
+}
+
+// end records why the connection ended and wakes every waiting request.
+func (c *Conn) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err = err
+	for k, w := range c.waiters {
+		close(w)
+		delete(c.waiters, k)
+	}
+}
+
+// closedErr is ErrClosed, with why the connection ended when known.
+func (c *Conn) closedErr() error {
+	if err := c.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return ErrClosed
 }
 
 // answerKey is the waiter key a server frame answers, "" if none.
@@ -186,9 +221,9 @@ func (c *Conn) WriteRaw(ctx context.Context, data []byte) error {
 func (c *Conn) request(ctx context.Context, key string, f *protocol.Frame) (*protocol.Frame, error) {
 	w := make(chan *protocol.Frame, 1)
 	c.mu.Lock()
-	if c.err != nil {
+	if err := c.err; err != nil {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	c.waiters[key] = w
 	c.mu.Unlock()
@@ -201,7 +236,7 @@ func (c *Conn) request(ctx context.Context, key string, f *protocol.Frame) (*pro
 	select {
 	case r, ok := <-w:
 		if !ok {
-			return nil, ErrClosed
+			return nil, c.closedErr()
 		}
 		if r.Type == protocol.FrameError {
 			return r, &protocol.Error{Code: r.Code, Message: r.Message}

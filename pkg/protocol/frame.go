@@ -143,9 +143,10 @@ func DecodeFrame(data []byte) (*Frame, error) {
 }
 
 // EncodeFrame returns f as JSON. Fields a frame type always has (docs/asyncapi.yaml
-// marks them required) are written even when empty or false: history_result's
-// messages and hasMore, synced's chats and error's retry. Every other empty field is
-// left out.
+// marks them required) are written even when empty, zero or false: message's
+// content, history_result's messages and hasMore, synced's chats, error's retry,
+// receipt's delivered and read, presence_update's devices and reconnect's afterMs.
+// Every other empty field is left out.
 func EncodeFrame(f *Frame) []byte {
 	b, err := json.Marshal(f)
 	if err != nil {
@@ -167,9 +168,30 @@ func EncodeFrame(f *Frame) []byte {
 		if len(f.Chats) == 0 {
 			b = appendMember(b, `"chats":[]`)
 		}
+	case FrameMessage:
+		// As EncodeMessageFrame writes it: content even when empty (system events,
+		// tombstones).
+		if f.Content == "" {
+			b = appendMember(b, `"content":""`)
+		}
 	case FrameError:
 		if !f.Retry {
 			b = appendMember(b, `"retry":false`)
+		}
+	case FrameReceipt:
+		if f.Delivered == 0 {
+			b = appendMember(b, `"delivered":0`)
+		}
+		if f.Read == 0 {
+			b = appendMember(b, `"read":0`)
+		}
+	case FramePresenceUpdate:
+		if f.Devices == 0 {
+			b = appendMember(b, `"devices":0`)
+		}
+	case FrameReconnect:
+		if f.AfterMs == 0 {
+			b = appendMember(b, `"afterMs":0`)
 		}
 	}
 	return b

@@ -41,4 +41,9 @@ func TestEncodeFrameRequiredFields(t *testing.T) {
 	require.JSONEq(t, `{"type":"error","code":"unavailable","message":"later","retry":true}`,
 		string(EncodeFrame(ErrorFrame(Errorf(CodeUnavailable, "later"), "", "", ""))))
 	require.JSONEq(t, `{"type":"pong","id":"p"}`, string(EncodeFrame(&Frame{Type: FramePong, ID: "p"})))
+	require.JSONEq(t, `{"type":"receipt","chatId":"c","userId":"u","delivered":3,"read":0}`,
+		string(EncodeFrame(&Frame{Type: FrameReceipt, ChatID: "c", UserID: "u", Delivered: 3})))
+	require.JSONEq(t, `{"type":"presence_update","userId":"u","status":"offline","devices":0}`,
+		string(EncodeFrame(&Frame{Type: FramePresenceUpdate, UserID: "u", Status: "offline"})))
+	require.JSONEq(t, `{"type":"reconnect","afterMs":0}`, string(EncodeFrame(&Frame{Type: FrameReconnect})))
 }

@@ -111,6 +111,42 @@ for (const mode of ["websocket", "sse"]) {
       assert.ok(got.counts.history_result >= 1, "the fill came from a history frame");
     });
 
+    test("a chat whose first message was missed recovers from seq 1", async (t) => {
+      const [alice, bob] = [uniq("alice"), uniq("bob")];
+      const chat = await createChat(natter.url, natter.token(alice), "direct", [bob]);
+      const p = await proxy(t);
+      const a = await connect(t, alice, { via: p });
+      let dropped = false;
+      const results = [];
+      const b = await connect(t, bob, {
+        via: p,
+        gapGraceMs: 50,
+        inbound(f, deliver) {
+          if (f.type === "history_result") results.push(f);
+          // Live delivery loses the chat's first message: the fill asks for after 0.
+          if (f.type === "message" && f.seq === 1 && !dropped) { dropped = true; return; }
+          deliver(f);
+        },
+      });
+      const got = collector(b);
+      const gaps = [];
+      b.on("gap", (g) => gaps.push(g));
+      for (let i = 1; i <= 3; i++) await a.send(chat, `m${i}`);
+      await waitFor(() => got.messages.length >= 3, () => `bob has ${seqs(got.messages)} of 3 after ${gaps.length} gap events`);
+      assert.ok(dropped, "the live frame was really dropped");
+      assert.deepEqual(seqs(got.messages), range(3));
+      assert.deepEqual(gaps[0], { chatId: chat, after: 0, before: 2 });
+      assert.ok(gaps.length <= 2, `the gap was filled at once, not retried (${gaps.length} gap events)`);
+      assert.equal(b.lastSeq(chat), 3);
+      // history after 0 pages forward from seq 1; without after, back from the newest.
+      assert.deepEqual(seqs((await b.history(chat, { after: 0, limit: 2 })).messages), [1, 2]);
+      assert.deepEqual(seqs((await b.history(chat, { limit: 2 })).messages), [3, 2]);
+      const last = await b.history(chat, { after: 3 });
+      assert.deepEqual(last, { messages: [], hasMore: false });
+      const wire = results.at(-1);
+      assert.deepEqual([wire.messages, wire.hasMore], [[], false], "on the wire, an empty page has messages [] and hasMore false");
+    });
+
     test("ordering holds when frames arrive out of order and twice", async (t) => {
       const [alice, bob] = [uniq("alice"), uniq("bob")];
       const chat = await createChat(natter.url, natter.token(alice), "group", [bob], "g");
