@@ -33,6 +33,9 @@ func TestWebChatServedWithSecurityHeaders(t *testing.T) {
 		{"/index.html", "text/html", "Natter"},
 		{"/app.js", "text/javascript", `from "/sdk/natter.js"`},
 		{"/style.css", "text/css", ".bubble"},
+		{"/dom.js", "text/javascript", "textContent"},
+		{"/errors.js", "text/javascript", "humanError"},
+		{"/groups.js", "text/javascript", "initGroups"},
 		{"/sdk/natter.js", "text/javascript", "NatterClient"},
 		{"/sdk/client.js", "text/javascript", "class NatterClient"},
 	} {

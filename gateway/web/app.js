@@ -639,6 +639,11 @@ function onMessage(m) {
   if (addsMe) S.left.delete(m.chatId);
   if (!c && (removesMe || S.left.has(m.chatId))) return;
   if (!c) { c = upsertChat({ id: m.chatId, type: m.chatId.startsWith("dm-") ? "direct" : "group" }); void loadChats(); }
+  if (OPS.includes(m.messageType) && c.last?.messageId === m.refId) {
+    // The list shows the last message in its current state, as GET /chats does.
+    if (m.messageType === "edit" && m.senderId === c.last.senderId && !c.last.deleted) c.last = { ...c.last, content: m.content, edited: true };
+    if (m.messageType === "delete") c.last = { ...c.last, deleted: true, content: "", meta: undefined };
+  }
   if (!OPS.includes(m.messageType)) {
     if (!c.last || m.seq >= (c.last.seq || 0)) { c.last = m; c.ts = Math.max(c.ts, m.timestamp || Date.now()); }
     if (c.type === "direct" && !c.peer && m.senderId !== S.me && m.messageType !== "system") { c.peer = m.senderId; S.client.subscribePresence([m.senderId]); }

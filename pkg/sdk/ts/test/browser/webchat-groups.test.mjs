@@ -179,6 +179,8 @@ test("at 390 px the list and the conversation are two screens; a lost connection
   // The group panel is a screen of its own too.
   await P.page.click("#back");
   await startChat(P.page, `${jan}, kim${process.pid}`, "Friday");
+  await send(P.page, "who brings what?");
+  await shot(P.page, "phone-group-conversation");
   await P.page.click("#info-btn");
   await P.page.waitForFunction(() => document.querySelectorAll("#member-list li").length === 3);
   const box = await P.page.locator("#info").boundingBox();

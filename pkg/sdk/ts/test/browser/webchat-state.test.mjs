@@ -97,6 +97,7 @@ test("after a reload and on a second device: unread badges, reaction counts and 
   await bubble(B.page, "three (edited)").waitFor();
   await bubble(B2.page, "chapter 3").waitFor();
   assert.equal((await uiBadges(B2.page))[dm], before, "no badge for a reaction or an edit");
+  await B2.page.locator(`#chat-list li[data-chat="${dm}"] .last`, { hasText: "three (edited)" }).waitFor();
   await agreesWithRest(natter, B2, group);
   await agreesWithRest(natter, B, dm);
 
