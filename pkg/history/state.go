@@ -22,9 +22,6 @@ func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (p
 	}
 	var msg protocol.Message
 	found := false
-	// A stored message needs only the tail's operations after it; one not stored
-	// yet is searched for in the whole tail.
-	from := func(uint64) uint64 { return 1 }
 	seq, err := r.Store.MessageSeq(ctx, chat, messageID)
 	switch {
 	case err == nil:
@@ -34,19 +31,18 @@ func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (p
 		}
 		if len(page) == 1 && page[0].Seq == seq {
 			msg, found = page[0], true
-			from = func(uint64) uint64 { return seq + 1 }
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return protocol.Message{}, err
 	}
-	tail, err := r.unpersisted(ctx, chat, floor, from)
-	if err != nil {
-		return protocol.Message{}, fmt.Errorf("log tail of %s: %w", chat, err)
-	}
-	for i := 0; !found && i < len(tail); i++ {
-		if tail[i].MessageID == messageID {
-			msg, found = tail[i], true
+	var tail []protocol.Message
+	if found {
+		// A stored message needs only the tail's operations after it.
+		if tail, err = r.unpersisted(ctx, chat, floor, func(uint64) uint64 { return seq + 1 }); err != nil {
+			return protocol.Message{}, fmt.Errorf("log tail of %s: %w", chat, err)
 		}
+	} else if msg, tail, found, err = r.findInTail(ctx, chat, floor, messageID); err != nil {
+		return protocol.Message{}, err
 	}
 	if !found {
 		return protocol.Message{}, fmt.Errorf("message %s/%s: %w", chat, messageID, store.ErrNotFound)
@@ -54,6 +50,39 @@ func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (p
 	one := []protocol.Message{msg}
 	applyOps(one, tail, viewer)
 	return one[0], nil
+}
+
+// tailWindows are the newest parts of a chat's tail searched, in turn, for a
+// message not stored yet (0: all of it).
+var tailWindows = []uint64{64, 1024, 0}
+
+// findInTail looks for messageID in chat's unstored log tail, newest messages
+// first: the message an edit or a reaction targets before the persister stored it
+// was almost always sent moments ago, so a long tail (a lagging persister) is read
+// whole only for an ID that is in none of its newest parts. It returns the message
+// and the tail from it to the chat's newest message.
+func (r *Reader) findInTail(ctx context.Context, chat string, floor uint64, messageID string) (protocol.Message, []protocol.Message, bool, error) {
+	for _, w := range tailWindows {
+		var from uint64
+		tail, err := r.unpersisted(ctx, chat, floor, func(lastChat uint64) uint64 {
+			if w > 0 && lastChat > w {
+				from = lastChat - w + 1
+			}
+			return from
+		})
+		if err != nil {
+			return protocol.Message{}, nil, false, fmt.Errorf("log tail of %s: %w", chat, err)
+		}
+		for i := range tail {
+			if tail[i].MessageID == messageID {
+				return tail[i], tail[i:], true, nil
+			}
+		}
+		if len(tail) == 0 || tail[0].Seq > from {
+			break // the window held the whole tail
+		}
+	}
+	return protocol.Message{}, nil, false, nil
 }
 
 // applyOps applies the operations in tail (unpersisted messages of one chat, oldest

@@ -132,9 +132,16 @@ func TestPagesOfALongTailMatchTheLog(t *testing.T) {
 			check(store.HistoryQuery{Before: b, Limit: l}, seqs(from, b-1, true))
 			check(store.HistoryQuery{Dir: store.Forward, After: b - 1, Limit: l}, seqs(b, min(n, b-1+uint64(l)), false))
 		}
-		m, err := e.r.Message(ctx, c, fmt.Sprintf("%s-%d", c, 5), "")
-		require.NoError(t, err)
-		require.EqualValues(t, 5, m.Seq)
+		for _, seq := range []uint64{5, n - 1, n - min(n-1, 100)} { // beyond, within and across the newest windows
+			m, err := e.r.Message(ctx, c, fmt.Sprintf("%s-%d", c, seq), "")
+			require.NoError(t, err)
+			require.EqualValues(t, seq, m.Seq)
+			if c == "a" && seq == 5 {
+				require.Equal(t, "edited", m.Content)
+			}
+		}
+		_, err := e.r.Message(ctx, c, "never-sent", "")
+		require.ErrorIs(t, err, store.ErrNotFound)
 	}
 }
 
