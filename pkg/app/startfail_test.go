@@ -233,7 +233,13 @@ func TestBadStartUnreachable(t *testing.T) {
 		addr := closingServer(t)
 		badStart(t, quiet(t.TempDir(), "--nats.url", "nats://"+addr), addr, "nats.url")
 	})
-	t.Run("cassandra", func(t *testing.T) {
+	t.Run("cassandra silent", func(t *testing.T) { // waits cassandra.connect-timeout (5 s) once
+		host, port, err := net.SplitHostPort(silentServer(t))
+		require.NoError(t, err)
+		badStart(t, quiet(t.TempDir(), "--store.backend", "cassandra", "--cassandra.hosts", host, "--cassandra.port", port),
+			host, "cassandra.hosts")
+	})
+	t.Run("cassandra closing", func(t *testing.T) {
 		host, port, err := net.SplitHostPort(closingServer(t))
 		require.NoError(t, err)
 		badStart(t, quiet(t.TempDir(), "--store.backend", "cassandra", "--cassandra.hosts", host, "--cassandra.port", port),

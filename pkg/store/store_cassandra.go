@@ -361,10 +361,14 @@ func OpenCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logger)
 // explainConnectError turns a failed session into advice: is the cluster down, or
 // is the keyspace missing?
 func explainConnectError(ctx context.Context, cfg CassandraConfig, log *zap.Logger, err error) error {
+	down := fmt.Errorf("cassandra: connect to %s: %w (is Cassandra running? check cassandra.hosts and cassandra.port)",
+		strings.Join(cfg.Hosts, ","), err)
+	if strings.Contains(err.Error(), "unable to connect to initial hosts") {
+		return down // no node answered: a second session would only wait as long again
+	}
 	probe, perr := cfg.cluster(log).CreateSession()
 	if perr != nil {
-		return fmt.Errorf("cassandra: connect to %s: %w (is Cassandra running? check cassandra.hosts and cassandra.port)",
-			strings.Join(cfg.Hosts, ","), err)
+		return down
 	}
 	defer probe.Close()
 	if exists, kerr := keyspaceExists(ctx, probe, cfg.Keyspace); kerr == nil && !exists {
