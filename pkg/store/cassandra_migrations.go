@@ -184,6 +184,30 @@ var cassandraMigrations = []cassandraMigration{{
 		`CREATE INDEX IF NOT EXISTS message_search_words ON message_search (words) USING 'sai'`,
 		`CREATE INDEX IF NOT EXISTS message_search_prefixes ON message_search (prefixes) USING 'sai'`,
 	},
+}, {
+	Version: 3,
+	Name:    "push devices",
+	// devices: a user's push devices, one partition per user (the notifier reads
+	// it whole). devices_by_token: which device holds a provider token, so that a
+	// token registered again (a phone that changed hands) leaves its former device.
+	Stmts: []string{
+		`CREATE TABLE IF NOT EXISTS devices (
+	user_id text,
+	device_id text,
+	platform text,
+	provider text,
+	push_token text,
+	updated_at timestamp,
+	PRIMARY KEY (user_id, device_id)
+) WITH comment = 'push devices of a user (cassandra_devices.go)'`,
+		`CREATE TABLE IF NOT EXISTS devices_by_token (
+	provider text,
+	push_token text,
+	user_id text,
+	device_id text,
+	PRIMARY KEY ((provider, push_token))
+) WITH comment = 'the one device that holds a provider token'`,
+	},
 }}
 
 // cassandraSchemaVersion is the schema version this binary reads and writes.

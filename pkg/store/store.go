@@ -229,6 +229,9 @@ type Store interface {
 	// Muted false if there is none.
 	GetMute(ctx context.Context, chatID, userID string) (Mute, error)
 
+	// DeviceStore is the push device registry (devices.go).
+	DeviceStore
+
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

@@ -81,6 +81,12 @@ var sqliteMigrations = []string{
 	// (INDEXED BY) with a bound ref_id: the planner cannot prove a parameter is not ''.
 	`DROP INDEX messages_by_ref;
 	CREATE INDEX messages_by_ref ON messages (chat_id, ref_id);`,
+	// 5: push devices (store_sqlite_devices.go); a provider token belongs to one device.
+	`CREATE TABLE devices (
+		user_id TEXT NOT NULL, device_id TEXT NOT NULL, platform TEXT NOT NULL,
+		provider TEXT NOT NULL, token TEXT NOT NULL, updated_at INTEGER NOT NULL,
+		PRIMARY KEY (user_id, device_id)) WITHOUT ROWID;
+	CREATE UNIQUE INDEX devices_by_token ON devices (provider, token);`,
 }
 
 // sqliteWriterSync is the writer's synchronous pragma. Only the benchmark changes it,

@@ -368,6 +368,7 @@ func Run(t *testing.T, open Open) {
 	})
 	t.Run("UserChatsCursor", func(t *testing.T) { userChatsCursor(t, newStore(t), group) })
 	t.Run("Search", func(t *testing.T) { search(t, newStore(t), group) })
+	t.Run("Devices", func(t *testing.T) { devices(t, newStore(t)) })
 
 	t.Run("Ping", func(t *testing.T) {
 		s := newStore(t)
