@@ -40,6 +40,7 @@ func (g *Gateway) routes() {
 	g.receiptRoutes()  // receipts.go
 	g.mediaRoutes()    // media.go
 	g.searchRoutes()   // search.go
+	g.deviceRoutes()   // devices.go
 	g.fallbackRoutes() // sse.go
 	g.webRoutes()      // webchat.go
 	g.corsRoutes()     // cors.go

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +36,33 @@ type Notification struct {
 	// Badge is the user's unread messages over all their chats.
 	Badge       uint64  `json:"badge"`
 	LastMessage Preview `json:"lastMessage"`
+	// Devices are the user's registered push devices (POST /api/v1/devices), so a
+	// push gateway sends to them with no mapping of its own; empty when there are
+	// none. A gateway that finds a token invalid says so in its answer (Answer).
+	Devices []Device `json:"devices"`
 	// CreatedAt is ms since the epoch when the notification was built.
 	CreatedAt int64 `json:"createdAt"`
+}
+
+// Device is a push device of a notification.
+type Device struct {
+	DeviceID string `json:"deviceId"`
+	Platform string `json:"platform"`
+	Provider string `json:"provider"`
+	Token    string `json:"token"`
+}
+
+// Answer is what a webhook receiver may answer (with any 2xx): the push tokens of
+// the notification that the provider refused as invalid (unregistered, expired);
+// Natter removes those devices. Any other answer body is ignored.
+type Answer struct {
+	InvalidTokens []InvalidToken `json:"invalidTokens"`
+}
+
+// InvalidToken names one refused push token.
+type InvalidToken struct {
+	Provider string `json:"provider"`
+	Token    string `json:"token"`
 }
 
 // Preview is the last message of a notification.
@@ -99,8 +125,9 @@ func (n *Notifier) notify(ctx context.Context, uid, chat string, progress func()
 	if n.hook == nil {
 		return nil
 	}
-	attempts, err := n.hook.deliver(ctx, note.ID, body, progress)
+	attempts, answer, err := n.hook.deliverAnswer(ctx, note.ID, body, progress)
 	if err == nil {
+		n.dropInvalidTokens(ctx, note, answer)
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -147,7 +174,43 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 	if c, err := n.deps.Store.GetChat(ctx, chat); err == nil {
 		note.ChatType, note.ChatName = c.Kind, c.Name
 	}
+	devs, err := n.deps.Store.Devices(ctx, uid)
+	if err != nil {
+		return nil, fmt.Errorf("devices of %s: %w", uid, err)
+	}
+	note.Devices = make([]Device, 0, len(devs))
+	for _, d := range devs {
+		note.Devices = append(note.Devices, Device{DeviceID: d.DeviceID, Platform: d.Platform, Provider: d.Provider, Token: d.Token})
+	}
 	return note, nil
+}
+
+// dropInvalidTokens removes the devices whose tokens the webhook's answer names as
+// invalid. Only tokens of this notification's user count, so a receiver cannot
+// remove another user's devices. Failures are logged: the next notification's
+// answer names the token again.
+func (n *Notifier) dropInvalidTokens(ctx context.Context, note *Notification, answer []byte) {
+	if len(answer) == 0 || len(note.Devices) == 0 {
+		return
+	}
+	var a Answer
+	if json.Unmarshal(answer, &a) != nil {
+		return // not an Answer: any 2xx body is fine
+	}
+	for _, t := range a.InvalidTokens {
+		if !slices.ContainsFunc(note.Devices, func(d Device) bool { return d.Provider == t.Provider && d.Token == t.Token }) {
+			continue
+		}
+		removed, err := n.deps.Store.DeleteDeviceToken(ctx, note.UserID, t.Provider, t.Token)
+		if err != nil {
+			n.log.Warn("removing an invalid push token failed", zap.String("user_id", note.UserID), zap.String("provider", t.Provider), zap.Error(err))
+			continue
+		}
+		if removed {
+			n.tokensDropped.Add(1)
+			n.log.Info("push device removed: its token is invalid", zap.String("user_id", note.UserID), zap.String("provider", t.Provider))
+		}
+	}
 }
 
 // preview cuts s to at most max bytes at a UTF-8 boundary.

@@ -64,6 +64,8 @@ type Notifier struct {
 	sent    atomic.Int64
 	members *memberCache
 	budget  *senderBudget // pushes per sender (budget.go)
+	// tokensDropped counts push devices removed on a webhook's invalidTokens answer.
+	tokensDropped atomic.Int64
 
 	// Set by Run before any handler runs.
 	windows  jetstream.KeyValue

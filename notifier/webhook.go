@@ -123,11 +123,12 @@ func retryable(err error) bool {
 	return true // network error, timeout
 }
 
-// post makes one attempt.
-func (w *webhook) post(ctx context.Context, id string, body []byte) error {
+// post makes one attempt. It returns the receiver's answer to a 2xx (at most
+// maxAnswer bytes): it may name push tokens that are no longer valid (invalidAnswer).
+func (w *webhook) post(ctx context.Context, id string, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("webhook request: %w", err)
+		return nil, fmt.Errorf("webhook request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "natter-notifier")
@@ -135,30 +136,41 @@ func (w *webhook) post(ctx context.Context, id string, body []byte) error {
 	req.Header.Set(SignatureHeader, Sign(w.secret, body, time.Now()))
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &statusError{status: resp.StatusCode}
+		return nil, &statusError{status: resp.StatusCode}
 	}
-	return nil
+	return answer, nil
 }
+
+// maxAnswer bounds the part of a webhook answer that is read and parsed.
+const maxAnswer = 64 << 10
 
 // deliver tries body up to Attempts times with backoff, calling progress before each
 // attempt. It returns the attempts made and nil, or the last error.
 func (w *webhook) deliver(ctx context.Context, id string, body []byte, progress func()) (int, error) {
+	attempts, _, err := w.deliverAnswer(ctx, id, body, progress)
+	return attempts, err
+}
+
+// deliverAnswer is deliver that also returns the answer of the successful attempt.
+func (w *webhook) deliverAnswer(ctx context.Context, id string, body []byte, progress func()) (int, []byte, error) {
 	wait := w.cfg.Backoff
 	var err error
 	for attempt := 1; ; attempt++ {
 		if progress != nil {
 			progress()
 		}
-		if err = w.post(ctx, id, body); err == nil {
-			return attempt, nil
+		var answer []byte
+		if answer, err = w.post(ctx, id, body); err == nil {
+			return attempt, answer, nil
 		}
 		if attempt >= w.cfg.Attempts || !retryable(err) || ctx.Err() != nil {
-			return attempt, err
+			return attempt, nil, err
 		}
 		// Full jitter on the upper half: spread retries of many notifications.
 		d := wait/2 + rand.N(wait/2+1)
@@ -166,7 +178,7 @@ func (w *webhook) deliver(ctx context.Context, id string, body []byte, progress 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return attempt, ctx.Err()
+			return attempt, nil, ctx.Err()
 		case <-t.C:
 		}
 		wait = min(wait*2, w.cfg.MaxBackoff)

@@ -38,6 +38,9 @@ type receiver struct {
 	failNext int            // answer 503 to this many more requests
 	failAll  bool
 	badSig   int
+	// answer, if set, gives the body of a 200 answer to a notification (a push
+	// gateway naming invalid tokens); nil answers 204 No Content.
+	answer func(n notifier.Notification) []byte
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -73,6 +76,13 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.got = append(r.got, n)
+	if r.answer != nil {
+		if a := r.answer(n); a != nil {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(a)
+			return
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

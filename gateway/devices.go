@@ -1,0 +1,132 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// Push devices: a client registers the push token of the device it runs on, so that
+// notifications (webhook and natter.notify.<uid>) carry the user's devices and a
+// push gateway needs no mapping of its own (docs/presence.md, "Push devices").
+//
+//	POST   /api/v1/devices              {deviceId, platform, provider, token}: register or replace
+//	GET    /api/v1/devices              the caller's devices
+//	DELETE /api/v1/devices/{deviceId}   remove one (on sign-out)
+//
+// Devices are the caller's own: there is no way to name another user. Service
+// tokens have no devices (403).
+func (g *Gateway) deviceRoutes() {
+	g.mux.HandleFunc("POST /api/v1/devices", g.authed(g.putDevice))
+	g.mux.HandleFunc("GET /api/v1/devices", g.authed(g.listDevices))
+	g.mux.HandleFunc("DELETE /api/v1/devices/{id}", g.authed(g.deleteDevice))
+}
+
+// deviceRequest is the body of POST /api/v1/devices.
+type deviceRequest struct {
+	DeviceID string `json:"deviceId"`
+	Platform string `json:"platform"`
+	Provider string `json:"provider"`
+	Token    string `json:"token"`
+}
+
+// deviceBody is one device in answers. The token is the caller's own: it is shown
+// back so a client can check what is registered.
+type deviceBody struct {
+	DeviceID  string    `json:"deviceId"`
+	Platform  string    `json:"platform"`
+	Provider  string    `json:"provider"`
+	Token     string    `json:"token"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+func deviceView(d store.Device) deviceBody {
+	return deviceBody{DeviceID: d.DeviceID, Platform: d.Platform, Provider: d.Provider, Token: d.Token, UpdatedAt: d.UpdatedAt.UTC()}
+}
+
+var errServiceDevices = protocol.Errorf(protocol.CodeForbidden, "service tokens have no push devices: register devices with a user's token")
+
+func (g *Gateway) putDevice(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	if id.Service {
+		g.fail(w, errServiceDevices)
+		return
+	}
+	var req deviceRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if err := validID("device", req.DeviceID); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if len(req.Token) > store.MaxDeviceToken {
+		g.fail(w, protocol.Errorf(protocol.CodeTooLarge, "token is %d bytes, the limit is %d", len(req.Token), store.MaxDeviceToken))
+		return
+	}
+	d := store.Device{UserID: id.UserID, DeviceID: req.DeviceID, Platform: req.Platform, Provider: req.Provider,
+		Token: req.Token, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	switch err := g.deps.Store.PutDevice(r.Context(), d); {
+	case errors.Is(err, store.ErrBadDevice):
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "%s", strings.Replace(err.Error(), "store: invalid device: ", "invalid push device: ", 1)))
+		return
+	case errors.Is(err, store.ErrTooManyDevices):
+		g.fail(w, protocol.Errorf(protocol.CodeConflict, "at most %d push devices per user: remove one first (DELETE /api/v1/devices/{deviceId})", store.MaxDevicesPerUser))
+		return
+	case err != nil:
+		g.deviceStoreFailed(w, "put device", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deviceView(d))
+}
+
+func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	if id.Service {
+		g.fail(w, errServiceDevices)
+		return
+	}
+	ds, err := g.deps.Store.Devices(r.Context(), id.UserID)
+	if err != nil {
+		g.deviceStoreFailed(w, "list devices", err)
+		return
+	}
+	out := make([]deviceBody, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, deviceView(d))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+}
+
+func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	if id.Service {
+		g.fail(w, errServiceDevices)
+		return
+	}
+	dev := r.PathValue("id")
+	if err := validID("device", dev); err != nil {
+		g.fail(w, err)
+		return
+	}
+	removed, err := g.deps.Store.DeleteDevice(r.Context(), id.UserID, dev)
+	if err != nil {
+		g.deviceStoreFailed(w, "delete device", err)
+		return
+	}
+	if !removed {
+		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no push device %s", dev))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": dev, "removed": true})
+}
+
+// deviceStoreFailed logs a store failure once, with its cause, and answers 503.
+func (g *Gateway) deviceStoreFailed(w http.ResponseWriter, op string, err error) {
+	g.log.Warn("store failed", zap.String("op", op), zap.Error(err))
+	g.fail(w, storeUnavailable(err))
+}
