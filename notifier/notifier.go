@@ -85,6 +85,11 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 			func() float64 { return float64(n.budget.suppressed.Load()) }); err != nil {
 			return nil, fmt.Errorf("notifier: metrics: %w", err)
 		}
+		if err := m.CounterFunc("notifier_push_devices_removed_total",
+			"Push devices removed because the webhook receiver answered their token invalid.",
+			func() float64 { return float64(n.tokensDropped.Load()) }); err != nil {
+			return nil, fmt.Errorf("notifier: metrics: %w", err)
+		}
 	}
 	if cfg.WebhookURL != "" {
 		secret, err := ReadSecret(cfg.WebhookSecretFile)
