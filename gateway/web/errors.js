@@ -54,6 +54,8 @@ const MESSAGES = {
   token_expired: { "*": "Your session has expired: sign in again." },
   unavailable: { "*": "The server is not answering right now: try again in a moment." },
   shutting_down: { "*": "The server is restarting: try again in a moment." },
+  storage_full: { "*": "The server is out of storage right now: try again later." },
+  bad_host: { "*": "A development server answers only at localhost or 127.0.0.1: open the chat at one of those." },
   internal: { "*": "Something went wrong on the server: try again." },
   closed: { "*": "Not sent: you signed out before it was delivered." },
   unknown_type: { "*": "This server does not support that yet." },

@@ -32,11 +32,12 @@ test("groups have a name, a member list, add, remove, rename and leave; errors a
   const erin = `erin${process.pid}`, frank = `frank${process.pid}`, grace = `grace${process.pid}`, heidi = `heidi${process.pid}`;
   const E = await signedIn(browser, natter.url, erin);
   const F = await signedIn(browser, natter.url, frank);
+  const G = await signedIn(browser, natter.url, grace);
   t.after(async () => {
     await shot(E.page, "groups-erin-desktop");
     await shot(F.page, "groups-frank-desktop");
-    await E.ctx.close();
-    await F.ctx.close();
+    await shot(G.page, "groups-grace-removed-desktop");
+    for (const X of [E, F, G]) await X.ctx.close();
   });
 
   // A group without a name is called after the others, never after oneself.
@@ -52,6 +53,8 @@ test("groups have a name, a member list, add, remove, rename and leave; errors a
   await F.page.locator(`#chat-list li[data-chat="${chat}"]`, { hasText: "Trip" }).click();
   await bubble(F.page, "packing list?").waitFor();
   assert.equal(await F.page.textContent("#conv-title"), "Trip");
+  await G.page.locator(`#chat-list li[data-chat="${chat}"]`, { hasText: "Trip" }).click();
+  await bubble(G.page, "packing list?").waitFor();
 
   // The member list, with roles; the admin's controls.
   await E.page.click("#info-btn");
@@ -76,6 +79,11 @@ test("groups have a name, a member list, add, remove, rename and leave; errors a
   await E.page.locator(`#member-list li[data-user="${grace}"] button`, { hasText: "Remove" }).click();
   await E.page.locator(`#member-list li[data-user="${grace}"]`).waitFor({ state: "detached" });
   await bubble(F.page, `${erin} removed ${grace}`).waitFor();
+  // The removed member is told so, and can no longer write there.
+  await G.page.waitForSelector("#gone:not([hidden])");
+  assert.equal(await G.page.textContent("#gone"), `${erin} removed you from this group.`);
+  assert.equal(await G.page.isVisible("#composer"), false);
+  assert.equal(await G.page.isVisible("#info-btn"), false);
   await E.page.fill("#rename-input", "Trip 2026");
   await E.page.press("#rename-input", "Enter");
   await E.page.waitForSelector('#conv-title:text-is("Trip 2026")');
@@ -112,7 +120,9 @@ test("groups have a name, a member list, add, remove, rename and leave; errors a
   assert.match(await E.page.textContent("#new-chat-error"), /"no such!" is not a valid user ID/);
   await noRawCodes(E.page);
   await noRawCodes(F.page);
-  for (const X of [E, F]) {
+  await noRawCodes(G.page);
+  assert.equal(await G.page.isVisible("#toast"), false, "no error for the removed member");
+  for (const X of [E, F, G]) {
     assert.deepEqual(X.seen.dialogs, []);
     assert.deepEqual(X.seen.errors, []);
   }
