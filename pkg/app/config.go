@@ -121,7 +121,36 @@ func (c *Config) Validate() error {
 	if _, err := Targets(c.Roles); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.devOnLoopback())
+	errs = append(errs, c.devOnLoopback(), c.distinctListens())
+	return errors.Join(errs...)
+}
+
+// distinctListens refuses two of the process's listeners on one fixed address:
+// the second would fail to bind, later and less clearly.
+func (c *Config) distinctListens() error {
+	seen := map[string]string{}
+	check := func(setting, addr string) error {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || port == "0" || port == "-1" {
+			return nil // invalid ones are their section's to report; port 0 picks a free one
+		}
+		key := net.JoinHostPort(host, port)
+		if other, ok := seen[key]; ok {
+			return fmt.Errorf("%s and %s are both %s: give each its own address", other, setting, addr)
+		}
+		seen[key] = setting
+		return nil
+	}
+	var errs []error
+	if targets, err := Targets(c.Roles); err == nil && slices.Contains(targets, RoleGateway) {
+		errs = append(errs, check("gateway.listen", c.Gateway.Listen))
+	}
+	if c.Admin.Listen != "" {
+		errs = append(errs, check("admin.listen", c.Admin.Listen))
+	}
+	if c.NATS.URL == "" && c.NATS.Listen != "none" {
+		errs = append(errs, check("nats.listen", c.NATS.Listen))
+	}
 	return errors.Join(errs...)
 }
 

@@ -248,6 +248,13 @@ func TestBadStartUnreachable(t *testing.T) {
 }
 
 func TestBadStartContradictingSettings(t *testing.T) {
-	badStart(t, quiet(t.TempDir(), "--nats.dedup-window", "10m", "--nats.log-max-age", "5m"),
-		"nats.dedup-window (10m0s)", "nats.log-max-age (5m0s)")
+	t.Run("dedup window", func(t *testing.T) {
+		badStart(t, quiet(t.TempDir(), "--nats.dedup-window", "10m", "--nats.log-max-age", "5m"),
+			"nats.dedup-window (10m0s)", "nats.log-max-age (5m0s)")
+	})
+	t.Run("one address twice", func(t *testing.T) {
+		addr := busyPort(t) // never bound by natter: the configuration is refused first
+		badStart(t, quiet(t.TempDir(), "--gateway.listen", addr, "--admin.listen", addr),
+			"gateway.listen and admin.listen are both "+addr)
+	})
 }
