@@ -28,7 +28,8 @@ var restBodyRoutes = []struct{ method, path string }{
 var knownCodes = map[protocol.Code]bool{
 	protocol.CodeBadRequest: true, protocol.CodeUnknownType: true, protocol.CodeInvalidID: true, protocol.CodeTooLarge: true,
 	protocol.CodeUnauthorized: true, protocol.CodeTokenExpired: true, protocol.CodeForbidden: true, protocol.CodeNotMember: true,
-	protocol.CodeNotFound: true, protocol.CodeConflict: true, protocol.CodeRateLimited: true,
+	protocol.CodeNotFound: true, protocol.CodeConflict: true, protocol.CodeRateLimited: true, protocol.CodeUnavailable: true,
+	protocol.CodeStorageFull: true, protocol.CodeBadHost: true,
 }
 
 // FuzzRESTBodies sends hostile bodies to every REST call that reads one, against a
