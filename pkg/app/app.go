@@ -180,18 +180,15 @@ func (a *App) start(ctx context.Context) (err error) {
 				return
 			}
 			// The first failure stops the others (their context.Canceled is no
-			// news) and is what Err, Start and the command report: logged here
-			// only once the process runs, so a failed start prints its cause once.
+			// news) and is what Err, Start and the command report (serve logs it
+			// as it stops): not logged here, so it is printed once.
 			a.errMu.Lock()
 			first := a.firstErr == nil
 			if first {
 				a.firstErr = roleErr(name, err)
 			}
 			a.errMu.Unlock()
-			switch {
-			case first && a.state.Load() == stateRunning:
-				log.Error("role stopped", zap.String("role", name), zap.Error(err))
-			case !first && !errors.Is(err, context.Canceled):
+			if !first && !errors.Is(err, context.Canceled) {
 				log.Warn("role stopped", zap.String("role", name), zap.Error(err))
 			}
 			cancel()
