@@ -138,7 +138,7 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 // group commit, ingress.go) and acks it to the connection once JetStream has stored
 // it; start is when the frame arrived.
 func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Message, start time.Time) error {
-	dup, err := g.publishIngress(ctx, m, false)
+	dup, err := g.publishIngress(ctx, m, asUser)
 	if err != nil {
 		return err
 	}

@@ -107,15 +107,24 @@ type ingressQueue struct {
 	running bool // a committer goroutine drains pending
 }
 
+// sendAs is what a gateway vouches for when it publishes an ingress message; the
+// sequencer believes these headers only on a gateway's subject (subjects.In).
+type sendAs int
+
+const (
+	asUser    sendAs = iota // a user's send: the sequencer checks membership
+	asService               // a service token's post (protocol.HeaderService): any chat, no chat changes
+	asChange                // a chat change this gateway authorized (protocol.HeaderChange)
+)
+
 // publishIngress stores m in NATTER_IN, deduplicated by chat and message ID, and
-// reports whether it was stored before. service marks a trusted backend publish (no
-// membership check in the sequencer). It waits at most Config.PublishTimeout, or
+// reports whether it was stored before. as says what the gateway vouches for. It waits at most Config.PublishTimeout, or
 // until ctx ends. When JetStream cannot store (Deps.Storage) it fails at once with
 // CodeStorageFull (its disk is full) or CodeUnavailable, without publishing, and a
 // send waiting for its acknowledgement gives up as soon as storing fails. Any
 // other failure is a CodeUnavailable error. After a failure the message may or
 // may not have been stored: the client resends it with the same messageId.
-func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, service bool) (duplicate bool, err error) {
+func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, as sendAs) (duplicate bool, err error) {
 	var tripped <-chan struct{}
 	if st := g.deps.Storage; st != nil {
 		if err := st.Err(); err != nil {
@@ -123,7 +132,7 @@ func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, servi
 		}
 		tripped = st.Tripped()
 	}
-	s := g.newIngressSend(m, service)
+	s := g.newIngressSend(m, as)
 	wctx, cancel := context.WithDeadline(ctx, s.deadline)
 	defer cancel()
 	g.enqueueIngress(s)
@@ -168,12 +177,15 @@ func storageRefusal(err error) *protocol.Error {
 }
 
 // newIngressSend returns m as a send to NATTER_IN, due within PublishTimeout.
-func (g *Gateway) newIngressSend(m *protocol.Message, service bool) *ingressSend {
+func (g *Gateway) newIngressSend(m *protocol.Message, as sendAs) *ingressSend {
 	out := &nats.Msg{Subject: g.deps.Subjects.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
 	id := m.ChatID + ":" + m.MessageID
 	out.Header.Set(jetstream.MsgIDHeader, id)
-	if service {
+	switch as {
+	case asService:
 		out.Header.Set(protocol.HeaderService, "1")
+	case asChange:
+		out.Header.Set(protocol.HeaderChange, "1")
 	}
 	return &ingressSend{msg: out, msgID: id, deadline: time.Now().Add(g.cfg.PublishTimeout), done: make(chan ingressResult, 1)}
 }

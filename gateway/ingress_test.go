@@ -54,7 +54,7 @@ func startIngressEnv(t testing.TB) *ingressEnv {
 	require.NoError(t, err)
 	ns := e.Server
 	t.Cleanup(ns.Shutdown)
-	nc, err := natsutil.Connect(&ncfg, ns, "ingress test")
+	nc, err := natsutil.Connect(&ncfg, e, "ingress test", natsutil.UserAdmin, nil)
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
@@ -178,7 +178,7 @@ func TestIngressCommit(t *testing.T) {
 			storedBefore := map[string]bool{}
 			for _, k := range tc.before {
 				chat, id, _ := strings.Cut(k, ":")
-				s := env.g.newIngressSend(&protocol.Message{ChatID: chat, MessageID: id, SenderID: "u0", Content: "before", MessageType: protocol.TypeText}, false)
+				s := env.g.newIngressSend(&protocol.Message{ChatID: chat, MessageID: id, SenderID: "u0", Content: "before", MessageType: protocol.TypeText}, asUser)
 				_, err := env.js.PublishMsg(ctx, s.msg)
 				require.NoError(t, err)
 				storedBefore[k] = true
@@ -189,7 +189,7 @@ func TestIngressCommit(t *testing.T) {
 			sends := make([]*ingressSend, len(tc.sends))
 			for i, sd := range tc.sends {
 				sends[i] = env.g.newIngressSend(&protocol.Message{ChatID: sd.chat, MessageID: sd.id, SenderID: "u" + strconv.Itoa(i),
-					Content: fmt.Sprintf("send %d", i), MessageType: protocol.TypeText}, sd.service)
+					Content: fmt.Sprintf("send %d", i), MessageType: protocol.TypeText}, map[bool]sendAs{false: asUser, true: asService}[sd.service])
 				if sd.abandon {
 					sends[i].state.Store(sendAbandoned)
 				}
@@ -268,13 +268,13 @@ func TestIngressWaiterLeaves(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := env.g.publishIngress(ctx, msg("cancelled"), false)
+	_, err := env.g.publishIngress(ctx, msg("cancelled"), asUser)
 	require.ErrorAs(t, err, &pe)
 	require.Equal(t, protocol.CodeUnavailable, pe.Code, "context ended")
 
 	env.g.cfg.PublishTimeout = 50 * time.Millisecond
 	start := time.Now()
-	_, err = env.g.publishIngress(context.Background(), msg("timed-out"), false)
+	_, err = env.g.publishIngress(context.Background(), msg("timed-out"), asUser)
 	require.ErrorAs(t, err, &pe)
 	require.Equal(t, protocol.CodeUnavailable, pe.Code, "PublishTimeout passed")
 	require.Less(t, time.Since(start), 2*time.Second)
@@ -289,7 +289,7 @@ func TestIngressWaiterLeaves(t *testing.T) {
 	held.mu.Unlock()
 	require.Len(t, env.stored(t), first, "an abandoned send is never published")
 
-	dup, err := env.g.publishIngress(context.Background(), msg("cancelled"), false)
+	dup, err := env.g.publishIngress(context.Background(), msg("cancelled"), asUser)
 	require.NoError(t, err)
 	require.False(t, dup, "the resend is the first copy stored")
 	require.Len(t, env.stored(t), first+1)
@@ -460,7 +460,7 @@ func BenchmarkIngressCommit(b *testing.B) {
 						seq++
 						s := env.g.newIngressSend(&protocol.Message{ChatID: "bench" + strconv.Itoa(seq%16), MessageID: fmt.Sprintf("n%d-%s-%d", n, mode, seq),
 							SenderID: "u1", Content: "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-							MessageType: protocol.TypeText}, false)
+							MessageType: protocol.TypeText}, asUser)
 						msgs[i] = s.msg
 					}
 					switch mode {

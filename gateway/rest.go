@@ -467,6 +467,13 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 	}
 	if system {
 		m.MessageType = protocol.TypeSystem
+		if ev := protocol.ChatChangeIn(m.Meta); ev != "" {
+			// Chat changes are made by the chat API, which checks the caller's right
+			// and stamps by; a posted member_added would name any by it liked.
+			g.fail(w, protocol.Errorf(protocol.CodeForbidden,
+				"%s is a chat change: use the chat API (POST /api/v1/chats/{id}/members, DELETE .../members/{uid}, PATCH /api/v1/chats/{id}) as a chat admin or with the %s scope", ev, protocol.ScopeChatsAdmin))
+			return
+		}
 	}
 	if !id.Service {
 		if _, err := g.members.check(r.Context(), chat, id.UserID); err != nil {
@@ -485,7 +492,11 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 		g.fail(w, err)
 		return
 	}
-	dup, err := g.publishIngress(r.Context(), m, id.Service)
+	as := asUser
+	if id.Service {
+		as = asService
+	}
+	dup, err := g.publishIngress(r.Context(), m, as)
 	if err != nil {
 		g.fail(w, err)
 		return

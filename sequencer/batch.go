@@ -185,7 +185,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
 	}
 	in := ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: meta.Sequence.Stream}
 	it := batchItem{msg: msg, stored: meta.Timestamp, inSeq: in.seq}
-	m, err := decodeIngress(&in)
+	m, err := s.decodeIngress(&in)
 	switch {
 	case err != nil:
 		it.invalid, it.m = err, m
@@ -210,8 +210,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
 		}
 		pc = &pendingChat{st: st, lastSeq: st.lastSeq, lastInSeq: st.lastInSeq}
 	}
-	service := in.header.Get(protocol.HeaderService) != ""
-	switch v, perr := s.check(ctx, pc.st, &m, in.seq, pc.lastInSeq, service); v {
+	switch v, perr := s.check(ctx, pc.st, &m, in.seq, pc.lastInSeq, in.trust); v {
 	case refuse:
 		it.perr, it.m = perr, m
 	case drop:

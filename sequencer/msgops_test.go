@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"github.com/natter-chat/natter/pkg/publish"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/stretchr/testify/require"
 )
@@ -21,8 +20,6 @@ import (
 func TestMembershipEventsReachTheStoreBeforeTheLog(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	pub, err := publish.New(e.js, "", "admin-tool")
-	require.NoError(t, err)
 	e.run(t)
 	for _, ev := range []protocol.SystemEvent{
 		{Event: protocol.EventMemberAdded, UserID: "carol", Role: store.RoleAdmin},
@@ -30,8 +27,7 @@ func TestMembershipEventsReachTheStoreBeforeTheLog(t *testing.T) {
 		{Event: protocol.EventMemberRemoved, UserID: "bob"},
 		{Event: protocol.EventChatRenamed, Name: "renamed"},
 	} {
-		_, err := pub.System(ctx, "c1", "alice", "", ev)
-		require.NoError(t, err)
+		e.change(t, "c1", "alice", ev)
 	}
 	require.Eventually(t, func() bool { return len(e.logIDs(t, "c1")) == 4 }, 10*time.Second, 10*time.Millisecond)
 	mb, err := e.st.GetMember(ctx, "c1", "carol")

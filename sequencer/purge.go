@@ -67,7 +67,7 @@ func (s *Sequencer) purgeAcked(ctx context.Context, p int, cons jetstream.Consum
 		return done, nil
 	}
 	// "Up to but not including" the given sequence: the floor itself goes too.
-	err = s.inS.Purge(ctx, jetstream.WithPurgeSubject(s.deps.Subjects.InPartition(p)+".*"),
+	err = s.inS.Purge(ctx, jetstream.WithPurgeSubject(s.deps.Subjects.InPartitionFilter(p)),
 		jetstream.WithPurgeSequence(floor+1))
 	if err != nil {
 		return done, fmt.Errorf("purge %s below %d: %w", s.deps.Subjects.InPartition(p), floor+1, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/natter-chat/natter/pkg/lifecycle"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +81,7 @@ func ConsumerName(p int) string { return "SEQ_" + strconv.Itoa(p) }
 func ConsumerConfig(cfg Config, subj subjects.Subjects, p int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:        ConsumerName(p),
-		FilterSubject:  subj.InPartition(p) + ".*",
+		FilterSubject:  subj.InPartitionFilter(p),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
 		MaxAckPending:  cfg.Fetch * 4,
@@ -240,7 +239,7 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 	if err != nil {
 		return fmt.Errorf("consumer info: %w", err)
 	}
-	filter := s.deps.Subjects.InPartition(p) + ".*"
+	filter := s.deps.Subjects.InPartitionFilter(p)
 	for seq := info.AckFloor.Stream + 1; seq < meta.Sequence.Stream; {
 		raw, err := s.inS.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -291,6 +290,39 @@ type ingress struct {
 	data    []byte
 	header  nats.Header
 	seq     uint64 // NATTER_IN stream sequence
+	trust   trust  // set by decodeIngress
+}
+
+// trust is what an ingress message may do, decided from where it was published
+// (the origin in its stored subject) and, for a gateway's, the headers the gateway
+// set. NATS permissions decide who may publish where: only gateways on
+// subjects.In, backend services on subjects.Svc. So a header is believed only on a
+// gateway's message; a service's is a service's whatever its headers say.
+type trust int
+
+const (
+	// trustUser: a gateway's send for a user: the sender must be a member; no
+	// system messages.
+	trustUser trust = iota
+	// trustService: a service's post (a gateway's for a service token, or one on the
+	// service ingress): any chat, any sender, system notices; no chat changes.
+	trustService
+	// trustChange: a chat change a gateway authorized (protocol.HeaderChange).
+	trustChange
+)
+
+// trustOf classifies in by its origin and headers.
+func (s *Sequencer) trustOf(in *ingress) trust {
+	if _, origin, _ := s.deps.Subjects.InOrigin(in.subject); origin == subjects.OriginService {
+		return trustService
+	}
+	switch {
+	case in.header.Get(protocol.HeaderChange) != "":
+		return trustChange
+	case in.header.Get(protocol.HeaderService) != "":
+		return trustService
+	}
+	return trustUser
 }
 
 // sequence is one attempt at sequencing in. It returns terminal true for a message
@@ -298,18 +330,16 @@ type ingress struct {
 // On success the message is in NATTER_LOG (now or from an earlier attempt) and has
 // been fanned out, or was refused and the sender told.
 func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, err error) {
-	m, err := decodeIngress(in)
+	m, err := s.decodeIngress(in)
 	if err != nil {
 		s.refuseInvalid(in.subject, &m, err)
 		return true, nil
 	}
-	service := in.header.Get(protocol.HeaderService) != ""
-
 	st, err := s.state(ctx, m.ChatID)
 	if err != nil {
 		return false, err
 	}
-	switch v, perr := s.check(ctx, st, &m, in.seq, st.lastInSeq, service); v {
+	switch v, perr := s.check(ctx, st, &m, in.seq, st.lastInSeq, in.trust); v {
 	case refuse:
 		s.reject(m.SenderID, &m, perr)
 		return false, nil
@@ -317,10 +347,10 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 		return false, nil
 	}
 	var ev *protocol.SystemEvent
-	if m.MessageType == protocol.TypeSystem && len(m.Meta) > 0 {
-		ev = parseEvent(m.Meta)
+	if m.MessageType == protocol.TypeSystem && in.trust == trustChange {
+		ev = parseEvent(m.Meta) // check refused any other change
 	}
-	if ev != nil && service {
+	if ev != nil {
 		// Membership is stored before the event is in the log (msgops.go).
 		if err := s.applyMembership(ctx, m.ChatID, st, ev, time.Now()); err != nil {
 			return false, err
@@ -376,12 +406,13 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 // decodeIngress decodes and validates in on its own, before any chat state is
 // consulted. An error means in can never be sequenced; m then holds what could be
 // decoded, for refuseInvalid.
-func decodeIngress(in *ingress) (m protocol.Message, err error) {
+func (s *Sequencer) decodeIngress(in *ingress) (m protocol.Message, err error) {
+	in.trust = s.trustOf(in)
 	m, err = protocol.DecodeIngress(in.data)
 	if err == nil {
 		err = validateIngress(&m)
 	}
-	if err == nil && !strings.HasSuffix(in.subject, "."+m.ChatID) {
+	if chat, _, ok := s.deps.Subjects.InOrigin(in.subject); err == nil && (!ok || chat != m.ChatID) {
 		// The partition was computed from the subject: a payload for another chat
 		// would be sequenced outside that chat's partition.
 		err = fmt.Errorf("chatId %s does not match subject %s", m.ChatID, in.subject)
@@ -402,14 +433,14 @@ func (s *Sequencer) refuseInvalid(subject string, m *protocol.Message, err error
 // a chat whose state is st and whose last sequenced ingress seq is lastInSeq (st's,
 // or a later one of a batch being built). It returns accept, refuse with the error
 // for the sender, or drop (already sequenced, or an operation that changes nothing).
-func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Message, inSeq, lastInSeq uint64, service bool) (verdict, *protocol.Error) {
+func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Message, inSeq, lastInSeq uint64, tr trust) (verdict, *protocol.Error) {
 	// Exactly once: a chat's ingress messages are sequenced in ingress order, and each
 	// log message records the ingress seq it came from. A redelivery of anything at
 	// or below the chat's last ingress seq was sequenced already, however long ago.
 	if inSeq <= lastInSeq {
 		return drop, nil
 	}
-	if !service {
+	if tr == trustUser {
 		if _, ok := st.members[m.SenderID]; !ok {
 			return refuse, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", m.ChatID)
 		}
@@ -417,8 +448,24 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 			return refuse, protocol.Errorf(protocol.CodeForbidden, "only services send system messages")
 		}
 	}
+	if m.MessageType == protocol.TypeSystem {
+		// A chat change is applied only when a gateway vouches that a chat admin (or
+		// an admin-scoped service) made it, as the sender, who is also its by.
+		ev := protocol.ChatChangeIn(m.Meta)
+		switch {
+		case ev != "" && tr != trustChange:
+			return refuse, protocol.Errorf(protocol.CodeForbidden,
+				"%s is a chat change: make it with the REST chat API as a chat admin or with a service token holding the %s scope", ev, protocol.ScopeChatsAdmin)
+		case ev == "" && tr == trustChange:
+			return refuse, protocol.Errorf(protocol.CodeBadRequest, "a chat change needs a chat change event")
+		case tr == trustChange:
+			if e := parseEvent(m.Meta); e == nil || e.By != m.SenderID {
+				return refuse, protocol.Errorf(protocol.CodeForbidden, "a chat change's by must be its sender")
+			}
+		}
+	}
 	// Edits, deletes, reactions and replies must reference a fitting message (msgops.go).
-	return s.authorizeRefs(ctx, st, m, service)
+	return s.authorizeRefs(ctx, st, m, tr != trustUser)
 }
 
 // logMsg is the NATTER_LOG message of m (encoded as data), sequenced from ingress

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,9 +43,23 @@ type App struct {
 	NATS *server.Server // embedded server, nil with nats.url
 	// Storage tells whether JetStream can store (and recovers the embedded
 	// server's store when its disk has room again).
-	Storage  *natsutil.StorageWatch
-	NC       *nats.Conn
-	JS       jetstream.JetStream
+	Storage *natsutil.StorageWatch
+	// NATSCredsDir holds the embedded server's generated credentials ("" with
+	// nats.url): natter creds prints them for other processes.
+	NATSCredsDir string
+	embedded     *natsutil.Embedded
+	// NC and JS are the process's own connection: with the embedded server it is
+	// the admin user's (stream setup, metrics, tests), with nats.url the configured
+	// user's. Each role connects on its own, as its NATS user, when the embedded
+	// server runs (roleConns); with nats.url the roles share NC.
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	roleConns []*nats.Conn
+	// permErrs counts the NATS server's refusals of this process's operations
+	// (permissions violations): each is a bug in a role or its permission set.
+	permErrs atomic.Int64
+	permMu   sync.Mutex // guards permSeen
+	permSeen []string   // distinct violation messages, at most 20
 	Store    store.Store
 	Auth     *auth.Verifier
 	Gateway  *gateway.Gateway
@@ -100,24 +115,25 @@ func (a *App) start(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		a.NATS, a.Storage = e.Server, e.Storage
+		a.NATS, a.Storage, a.embedded, a.NATSCredsDir = e.Server, e.Storage, e, e.CredsDir
 		wctx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); a.Storage.Run(wctx) }()
 		a.stopWatch = func() { stop(); <-done }
-		where := cfg.NATS.Listen
+		where := "in-process only"
 		if a.NATS.Addr() != nil {
 			where = a.NATS.ClientURL()
 		}
-		log.Info("embedded NATS server started", zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")), zap.String("listen", where))
+		log.Info("embedded NATS server started", zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")),
+			zap.String("listen", where), zap.String("credentials", a.NATSCredsDir))
 	}
-	if a.NC, err = natsutil.Connect(&cfg.NATS, a.NATS, "natter "+fmt.Sprint(targets)); err != nil {
+	if a.NC, err = natsutil.Connect(&cfg.NATS, a.embedded, "natter "+fmt.Sprint(targets), natsutil.UserAdmin, a.natsError); err != nil {
 		return err
 	}
 	if a.JS, err = jetstream.New(a.NC); err != nil {
 		return err
 	}
-	if err = ensureStreams(ctx, a.JS, &cfg.NATS, log); err != nil {
+	if err = ensureStreams(ctx, a.JS, &cfg.NATS, a.owned(), log); err != nil {
 		return fmt.Errorf("set up streams: %w", err)
 	}
 	if needs(targets, depStore) {
@@ -140,28 +156,32 @@ func (a *App) start(ctx context.Context) (err error) {
 	var started []Role
 	for _, t := range targets {
 		var r Role
+		nc, js, err := a.roleConn(t)
+		if err != nil {
+			return err
+		}
 		switch t {
 		case RoleGateway:
-			hr := &history.Reader{Store: a.Store, JS: a.JS, Subjects: subj, Consumer: persister.ConsumerName}
-			a.Gateway, err = gateway.New(cfg.Gateway, gateway.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj,
+			hr := &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: persister.ConsumerName}
+			a.Gateway, err = gateway.New(cfg.Gateway, gateway.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj,
 				LargeChatThreshold: cfg.Sequencer.LargeChatThreshold,
 				Auth:               a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }, Metrics: a.Metrics,
 				Storage: a.Storage}, log)
 			a.gwFirst = newFirstToStop(a.Gateway)
 			r = a.gwFirst
 		case RoleSequencer:
-			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Metrics: a.Metrics,
-				History: &history.Reader{Store: a.Store, JS: a.JS, Subjects: subj, Consumer: persister.ConsumerName}}, log)
+			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Metrics: a.Metrics,
+				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: persister.ConsumerName}}, log)
 			r = a.Seq
 		case RolePersister:
-			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: a.JS, Store: a.Store, Subjects: subj,
+			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: js, Store: a.Store, Subjects: subj,
 				Retention: persister.Retention{MaxAge: cfg.NATS.LogMaxAge, MaxBytes: cfg.NATS.LogMaxBytes, DedupWindow: cfg.NATS.DedupWindow}}, log)
 			r = a.Persist
 		case RolePresence:
-			a.Presence, err = presence.New(cfg.Presence, presence.Deps{NC: a.NC, JS: a.JS, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
+			a.Presence, err = presence.New(cfg.Presence, presence.Deps{NC: nc, JS: js, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
 			r = a.Presence
 		case RoleNotifier:
-			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: a.NC, JS: a.JS, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas, Metrics: a.Metrics}, log)
+			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas, Metrics: a.Metrics}, log)
 			r = a.Notifier
 		}
 		if err != nil {
@@ -219,16 +239,18 @@ func roleErr(role string, err error) error {
 	return fmt.Errorf("%s: %w", role, err)
 }
 
-// ensureStreams creates the streams, retrying for a while: on a fresh cluster whose
-// nodes start together, JetStream may not place R3 streams yet ("no suitable peers").
-// An answer that no retry can change (a configuration the server refuses, JetStream
-// disabled, no permission) fails at once.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, log *zap.Logger) error {
+// ensureStreams creates the streams this process owns and waits for the others,
+// retrying for a while: on a fresh cluster whose nodes start together, JetStream may
+// not place R3 streams yet ("no suitable peers"), and another role's process may
+// not have created its streams yet. An answer that no retry can change (a
+// configuration the server refuses, JetStream disabled, no permission) fails at
+// once.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, own natsutil.Owned, log *zap.Logger) error {
 	deadline := time.Now().Add(60 * time.Second)
 	backoff := 250 * time.Millisecond
 	for {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := natsutil.EnsureStreams(sctx, js, c)
+		err := natsutil.EnsureOwned(sctx, js, c, own)
 		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || permanentStreamErr(err) {
 			return err
@@ -330,6 +352,12 @@ func (a *App) close() error {
 	}
 	a.wg.Wait()
 	var errs []error
+	for _, nc := range a.roleConns {
+		if err := nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+		nc.Close()
+	}
 	if a.NC != nil {
 		if err := a.NC.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, err)
@@ -348,4 +376,60 @@ func (a *App) close() error {
 	}
 	errs = append(errs, a.Admin.Close())
 	return errors.Join(errs...)
+}
+
+// roleConn returns the connection role runs on: with the embedded server, a new one
+// as the role's NATS user (least privilege in the all-in-one too); with nats.url,
+// the process's.
+func (a *App) roleConn(role string) (*nats.Conn, jetstream.JetStream, error) {
+	if a.embedded == nil {
+		return a.NC, a.JS, nil
+	}
+	nc, err := natsutil.Connect(&a.Config.NATS, a.embedded, "natter "+role, role, a.natsError)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", role, err)
+	}
+	a.roleConns = append(a.roleConns, nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", role, err)
+	}
+	return nc, js, nil
+}
+
+// owned is what this process creates at start: everything with the embedded server
+// or an all-rights user; with a role's NATS user (deploy/nats/accounts.conf), the
+// streams and buckets of its roles only, waiting for the others'.
+func (a *App) owned() natsutil.Owned {
+	u := a.Config.NATS.User
+	if a.embedded != nil || u == "" || !slices.Contains(natsutil.Users, u) || u == natsutil.UserAdmin {
+		return natsutil.Owned{Core: true, Media: true}
+	}
+	return natsutil.Owned{Core: slices.Contains(a.Targets, RoleSequencer), Media: slices.Contains(a.Targets, RoleGateway)}
+}
+
+// natsError hears the NATS server's asynchronous errors on the process's
+// connections. A permissions violation means a role tried what its NATS user may
+// not: logged as an error and counted (PermissionViolations).
+func (a *App) natsError(err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(err.Error(), "Permissions Violation") {
+		a.permErrs.Add(1)
+		a.permMu.Lock()
+		if msg := err.Error(); len(a.permSeen) < 20 && !slices.Contains(a.permSeen, msg) {
+			a.permSeen = append(a.permSeen, msg)
+		}
+		a.permMu.Unlock()
+		a.Log.Error("NATS refused an operation: permissions violation (a role's permission set misses it; see docs/security.md)", zap.Error(err))
+		return
+	}
+	a.Log.Warn("NATS error", zap.Error(err))
+}
+
+// PermissionViolations is how many operations the NATS server refused this process
+// for lack of permission since it started.
+// Up to 20 distinct messages of them come with the count.
+func (a *App) PermissionViolations() (int64, []string) {
+	a.permMu.Lock()
+	defer a.permMu.Unlock()
+	return a.permErrs.Load(), slices.Clone(a.permSeen)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/natter-chat/natter/pkg/bench"
 	"github.com/natter-chat/natter/pkg/logging"
+	"github.com/natter-chat/natter/pkg/natsutil"
 )
 
 // benchCmd runs "natter bench": the load generator, able to start this process's
@@ -49,6 +50,7 @@ func benchServer(ctx context.Context, dataDir string, gateways int, args []strin
 		g := *cfg
 		g.Roles = []string{RoleGateway}
 		g.NATS.URL = srv.NATSURL
+		g.NATS.User, g.NATS.PasswordFile = natsutil.UserGateway, natsutil.PasswordFile(a.NATSCredsDir, natsutil.UserGateway)
 		g.Gateway.Listen = "127.0.0.1:0"
 		ga, err := Start(ctx, &g, log.Named(fmt.Sprintf("gateway%d", i+1)))
 		if err != nil {

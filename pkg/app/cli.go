@@ -28,6 +28,7 @@ Usage:
   natter token --user ID [flags]  print a dev token for ID (signed with the data directory's dev secret)
   natter migrate [serve flags]    create or upgrade the store's schema (Cassandra keyspace and tables)
   natter notify replay [flags]    re-send the notifications in NATTER_DLQ to the webhook
+  natter creds [--user U]         how another process or a backend service connects to the embedded NATS
   natter bench [flags]            load generator over WebSockets (natter bench --embedded; -h for flags)
   natter version                  print the version, VCS revision and Go version (also --version)
   natter help [serve]             this text, or every serve flag
@@ -53,6 +54,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = migrate(args[1:], stdout)
 	case "notify":
 		err = notifyCmd(args[1:], stdout, stderr) // notify_cli.go
+	case "creds":
+		err = credsCmd(args[1:], stdout, stderr) // creds_cli.go
 	case "bench":
 		err = benchCmd(args[1:], stdout, stderr) // bench_cli.go
 	case "version", "-version", "--version":
@@ -222,6 +225,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	user := fs.String("user", "", "user ID the token speaks for (required)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	service := fs.Bool("service", false, "a backend service token (may post as system or bot users)")
+	scope := fs.String("scope", "", "space-separated scopes of a --service token: chats:admin lets it change members and names of any group")
 	dataDir := fs.String("data-dir", defaultDataDir(), "data directory of the server whose dev secret signs the token")
 	secretFile := fs.String("auth.secret-file", "", "sign with this HS256 secret file instead of the dev secret")
 	if err := fs.Parse(args); err != nil {
@@ -255,7 +259,10 @@ func token(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("token: %w", err)
 		}
 	}
-	t, err := auth.Sign(secret, *user, *ttl, *service)
+	if *scope != "" && !*service {
+		return errors.New("token: --scope is for service tokens: add --service")
+	}
+	t, err := auth.Sign(secret, *user, *ttl, *service, strings.Fields(*scope)...)
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/pkg/logging"
@@ -56,17 +55,17 @@ func notifyCmd(args []string, stdout, stderr io.Writer) error {
 // data directory when no nats.url is set) and replays NATTER_DLQ (notifier.Replay).
 func ReplayNotifications(ctx context.Context, cfg *Config, log *zap.Logger) (notifier.ReplayResult, error) {
 	var res notifier.ReplayResult
-	var ns *server.Server
+	var ns *natsutil.Embedded
 	if cfg.NATS.URL == "" {
 		var err error
 		e, err := natsutil.StartEmbedded(&cfg.NATS, cfg.DataDir, log)
 		if err != nil {
 			return res, err
 		}
-		ns = e.Server
-		defer ns.Shutdown()
+		ns = e
+		defer e.Server.Shutdown()
 	}
-	nc, err := natsutil.Connect(&cfg.NATS, ns, "natter notify replay")
+	nc, err := natsutil.Connect(&cfg.NATS, ns, "natter notify replay", natsutil.UserAdmin, nil)
 	if err != nil {
 		return res, err
 	}

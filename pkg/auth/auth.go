@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/protocol"
 )
 
 // Config selects the keys tokens are verified with. With no key configured and
@@ -106,12 +107,19 @@ type Claims struct {
 	Service bool `json:"svc,omitempty"`
 	// Name is a display name, optional.
 	Name string `json:"name,omitempty"`
+	// Scope is a space-separated list of scopes (as in OAuth 2.0). Natter reads one:
+	// protocol.ScopeChatsAdmin ("chats:admin"), which lets a service token (svc true)
+	// make chat changes in any group; on a user token it means nothing.
+	Scope string `json:"scope,omitempty"`
 }
 
 // Identity is who a verified token speaks for.
 type Identity struct {
-	UserID    string
-	Service   bool
+	UserID  string
+	Service bool
+	// ChatAdmin is true for a service token holding the chats:admin scope: it may
+	// add and remove members, change roles and rename any group, as its admin would.
+	ChatAdmin bool
 	ExpiresAt time.Time // zero: no expiry
 }
 
@@ -295,7 +303,8 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	if err := ids.Validate("user", claims.Subject); err != nil {
 		return Identity{}, fmt.Errorf("%w: sub: %v", ErrBadToken, err)
 	}
-	id := Identity{UserID: claims.Subject, Service: claims.Service}
+	id := Identity{UserID: claims.Subject, Service: claims.Service,
+		ChatAdmin: claims.Service && slices.Contains(strings.Fields(claims.Scope), protocol.ScopeChatsAdmin)}
 	if claims.ExpiresAt != nil {
 		id.ExpiresAt = claims.ExpiresAt.Time
 	}
@@ -333,13 +342,13 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 
 // Sign returns an HS256 token for userID valid for ttl, signed with secret. Dev
 // tooling and tests use it; production tokens come from the operator's issuer.
-func Sign(secret []byte, userID string, ttl time.Duration, service bool) (string, error) {
+func Sign(secret []byte, userID string, ttl time.Duration, service bool, scopes ...string) (string, error) {
 	if err := ids.Validate("user", userID); err != nil {
 		return "", err
 	}
 	now := time.Now()
 	c := Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: userID, IssuedAt: jwt.NewNumericDate(now),
-		ExpiresAt: jwt.NewNumericDate(now.Add(ttl))}, Service: service}
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl))}, Service: service, Scope: strings.Join(scopes, " ")}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 

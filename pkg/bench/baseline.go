@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/persister"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/subjects"
 )
@@ -21,7 +22,7 @@ import (
 // stream inherits the server's sync policy, so the ratio compares like with like.
 // The stream is deleted afterwards.
 func runBaseline(ctx context.Context, cfg *Config) (*BaselineResult, error) {
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("natter bench baseline"))
+	nc, err := connectNATS(cfg, "natter bench baseline")
 	if err != nil {
 		return nil, fmt.Errorf("bench: baseline: connect %s: %w", cfg.NATSURL, err)
 	}
@@ -77,7 +78,7 @@ func runBaseline(ctx context.Context, cfg *Config) (*BaselineResult, error) {
 // checkPersisted waits (up to a minute) until the persisters' shared consumer has
 // nothing pending or unacked, and records how long that took after sending stopped.
 func (r *runner) checkPersisted(ctx context.Context) {
-	nc, err := nats.Connect(r.cfg.NATSURL, nats.Name("natter bench"))
+	nc, err := connectNATS(r.cfg, "natter bench")
 	if err != nil {
 		r.res.Notes = append(r.res.Notes, "persister check: "+err.Error())
 		return
@@ -102,4 +103,17 @@ func (r *runner) checkPersisted(ctx context.Context) {
 	}
 	r.res.Persisted = &ok
 	r.res.PersistCatchup = time.Since(r.winEnd).Seconds()
+}
+
+// connectNATS connects to cfg.NATSURL. With a data directory whose embedded server
+// generated credentials (natsutil.CredsDir), it authenticates as the admin user:
+// the bench creates and deletes a stream of its own and reads consumer state.
+func connectNATS(cfg *Config, name string) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name)}
+	if cfg.DataDir != "" {
+		if pw, err := natsutil.ReadPasswordFile(natsutil.PasswordFile(natsutil.CredsDir(cfg.DataDir), natsutil.UserAdmin)); err == nil {
+			opts = append(opts, nats.UserInfo(natsutil.UserAdmin, pw))
+		}
+	}
+	return nats.Connect(cfg.NATSURL, opts...)
 }

@@ -17,11 +17,14 @@ import (
 // start that failed does not wait for it (the server's own error ends the wait).
 var EmbeddedStartTimeout = 30 * time.Second
 
-// Embedded is a running embedded NATS server and the watch over its JetStream
-// storage (storage.go).
+// Embedded is a running embedded NATS server, the watch over its JetStream storage
+// (storage.go) and its users' credentials (creds.go).
 type Embedded struct {
 	Server  *server.Server
 	Storage *StorageWatch
+	// Creds are the users' passwords; CredsDir the directory holding them.
+	Creds    Creds
+	CredsDir string
 }
 
 // StartEmbedded starts an in-process NATS server with JetStream storing under
@@ -29,6 +32,11 @@ type Embedded struct {
 // to log (its notices at debug level). A start that cannot work returns at once
 // with the cause: the store directory that cannot be created or written, the
 // address in use, or the server's own error.
+//
+// Every connection authenticates, the in-process ones too: as one of Users, with
+// the passwords LoadOrCreateCreds keeps in dataDir/nats-credentials, and with that
+// user's Permissions. It listens on TCP only when c.Listen is not "none", and on a
+// non-loopback address only with TLS (c.ListenTLSCert).
 func StartEmbedded(c *Config, dataDir string, log *zap.Logger) (*Embedded, error) {
 	always, interval, err := c.syncPolicy()
 	if err != nil {
@@ -38,7 +46,13 @@ func StartEmbedded(c *Config, dataDir string, log *zap.Logger) (*Embedded, error
 	if err := checkWritableDir(storeDir); err != nil {
 		return nil, fmt.Errorf("embedded nats: store directory: %w (check data-dir)", err)
 	}
+	credsDir := CredsDir(dataDir)
+	creds, err := LoadOrCreateCreds(credsDir)
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
+		Users:      ServerUsers(creds, c.Subjects()),
 		ServerName: "natter-embedded",
 		JetStream:  true,
 		StoreDir:   storeDir,
@@ -59,7 +73,17 @@ func StartEmbedded(c *Config, dataDir string, log *zap.Logger) (*Embedded, error
 		if err != nil {
 			return nil, fmt.Errorf("nats.listen: %w", err)
 		}
+		if !isLoopback(host) && c.ListenTLSCert == "" {
+			return nil, fmt.Errorf("nats.listen %s is not a loopback address and has no TLS: set nats.listen-tls-cert and nats.listen-tls-key", c.Listen)
+		}
 		opts.Host, opts.Port = host, port
+		if c.ListenTLSCert != "" {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: c.ListenTLSCert, KeyFile: c.ListenTLSKey})
+			if err != nil {
+				return nil, fmt.Errorf("nats.listen-tls-cert: %w", err)
+			}
+			opts.TLSConfig, opts.TLS, opts.TLSTimeout = tc, true, 2
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -85,7 +109,7 @@ func StartEmbedded(c *Config, dataDir string, log *zap.Logger) (*Embedded, error
 	}
 	w := newEmbeddedStorageWatch(ns, opts, log)
 	sl.setOnError(w.kick)
-	return &Embedded{Server: ns, Storage: w}, nil
+	return &Embedded{Server: ns, Storage: w, Creds: creds, CredsDir: credsDir}, nil
 }
 
 // checkWritableDir creates dir if needed and proves it writable with a file of its

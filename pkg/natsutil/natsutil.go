@@ -8,10 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -21,9 +21,17 @@ import (
 type Config struct {
 	// URL of an external server or cluster (comma-separated URLs). Empty: embedded.
 	URL string `yaml:"url"`
-	// Listen is the client address of the embedded server ("127.0.0.1:4222"). Port 0
-	// or -1 picks a free port; "none" serves only in-process connections.
+	// Listen is the client address of the embedded server: "none" (the default)
+	// serves only in-process connections; "127.0.0.1:4222" also listens for other
+	// natter processes and backend services, which must then authenticate with the
+	// credentials Natter generates in <data_dir>/nats-credentials (natter creds).
+	// Port 0 or -1 picks a free port. A non-loopback address needs ListenTLSCert.
 	Listen string `yaml:"listen"`
+	// ListenTLSCert and ListenTLSKey are the embedded listener's TLS certificate and
+	// key (PEM files). Required for a non-loopback Listen: credentials never cross
+	// a network in clear.
+	ListenTLSCert string `yaml:"listen_tls_cert"`
+	ListenTLSKey  string `yaml:"listen_tls_key"`
 	// Prefix of every subject. Default "natter".
 	Prefix string `yaml:"prefix"`
 	// Partitions is the number of ingress partitions (sequencer shards). Fixed once
@@ -67,7 +75,9 @@ type Config struct {
 // RegisterFlags registers the nats.* flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "nats.url", "", "external NATS server or cluster URL(s); empty runs an embedded server")
-	fs.StringVar(&c.Listen, "nats.listen", "127.0.0.1:4222", "embedded server client address; port -1 picks one; 'none' serves only in-process")
+	fs.StringVar(&c.Listen, "nats.listen", "none", "embedded server client address for other processes (with generated credentials, see natter creds); 'none' serves only in-process; port -1 picks one")
+	fs.StringVar(&c.ListenTLSCert, "nats.listen-tls-cert", "", "TLS certificate of the embedded listener (required for a non-loopback nats.listen)")
+	fs.StringVar(&c.ListenTLSKey, "nats.listen-tls-key", "", "TLS key of the embedded listener")
 	fs.StringVar(&c.Prefix, "nats.prefix", subjects.DefaultPrefix, "subject prefix")
 	fs.IntVar(&c.Partitions, "nats.partitions", 16, "ingress partitions (sequencer shards); fixed once the stream exists")
 	fs.IntVar(&c.Replicas, "nats.replicas", 1, "stream replicas (3 on a cluster)")
@@ -77,9 +87,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Sync, "nats.sync", "always", "embedded JetStream fsync policy: 'always' (before every ack) or a flush interval such as 1s (see docs/operations.md)")
 	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")
 	fs.StringVar(&c.NKeyFile, "nats.nkey-file", "", "NATS nkey seed file (external server)")
-	fs.StringVar(&c.User, "nats.user", "", "NATS user (external server)")
+	fs.StringVar(&c.User, "nats.user", "", "NATS user (external server): the role's user of deploy/nats/accounts.conf, e.g. gateway")
 	config.SecretVar(fs, &c.Password, "nats.password", "nats.password-file", "NATS password (external server); never logged")
-	fs.StringVar(&c.PasswordFile, "nats.password-file", "", "file holding the NATS password (external server)")
+	fs.StringVar(&c.PasswordFile, "nats.password-file", "", "file holding the NATS password (external server), e.g. from natter creds")
 	fs.StringVar(&c.TLSCA, "nats.tls-ca", "", "CA file for the external server's certificate")
 	fs.StringVar(&c.TLSCert, "nats.tls-cert", "", "client certificate for the external server")
 	fs.StringVar(&c.TLSKey, "nats.tls-key", "", "client key for the external server")
@@ -101,9 +111,14 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if c.Listen != "none" && c.URL == "" {
-		if _, _, err := splitListen(c.Listen); err != nil {
+		if host, _, err := splitListen(c.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("nats: nats.listen: %w", err))
+		} else if !isLoopback(host) && c.ListenTLSCert == "" {
+			errs = append(errs, fmt.Errorf("nats: nats.listen %s is not a loopback address and has no TLS: set nats.listen-tls-cert and nats.listen-tls-key, or listen on 127.0.0.1", c.Listen))
 		}
+	}
+	if (c.ListenTLSCert == "") != (c.ListenTLSKey == "") {
+		errs = append(errs, errors.New("nats: set both nats.listen-tls-cert and nats.listen-tls-key"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("nats: set both nats.tls-cert and nats.tls-key"))
@@ -154,9 +169,22 @@ func splitListen(s string) (string, int, error) {
 // Subjects returns the subject namer for this configuration.
 func (c *Config) Subjects() subjects.Subjects { return subjects.New(c.Prefix, c.Partitions) }
 
-// Connect opens a connection named name, to ns when it is not nil (in-process),
-// otherwise to c.URL. It reconnects forever.
-func Connect(c *Config, ns *server.Server, name string) (*nats.Conn, error) {
+// isLoopback reports whether host (of a listen address) is a loopback name or IP.
+// "" and unspecified addresses (0.0.0.0, ::) listen on every interface: not
+// loopback.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Connect opens a connection named name: in-process to ns as user (one of Users)
+// when ns is not nil, otherwise to c.URL with c's credentials (user is then
+// ignored). It reconnects forever. onErr, if not nil, hears the server's
+// asynchronous errors, such as a permissions violation.
+func Connect(c *Config, ns *Embedded, name, user string, onErr func(error)) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -165,10 +193,17 @@ func Connect(c *Config, ns *server.Server, name string) (*nats.Conn, error) {
 		nats.PingInterval(10 * time.Second),
 		nats.ReconnectBufSize(64 << 20),
 	}
+	if onErr != nil {
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { onErr(err) }))
+	}
 	url := c.URL
 	if ns != nil {
-		opts = append(opts, nats.InProcessServer(ns))
-		url = ns.ClientURL()
+		pw, ok := ns.Creds[user]
+		if !ok {
+			return nil, fmt.Errorf("nats: no embedded user %q", user)
+		}
+		opts = append(opts, nats.InProcessServer(ns.Server), nats.UserInfo(user, pw), nats.CustomInboxPrefix(InboxPrefix(user)))
+		url = ns.Server.ClientURL()
 	} else {
 		if c.CredsFile != "" {
 			opts = append(opts, nats.UserCredentials(c.CredsFile))
@@ -189,6 +224,10 @@ func Connect(c *Config, ns *server.Server, name string) (*nats.Conn, error) {
 				}
 			}
 			opts = append(opts, nats.UserInfo(c.User, pw))
+			if slices.Contains(Users, c.User) && c.User != UserAdmin {
+				// The role's user may read only its own inbox.
+				opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(c.User)))
+			}
 		}
 		if c.TLSCA != "" {
 			opts = append(opts, nats.RootCAs(c.TLSCA))
@@ -199,7 +238,7 @@ func Connect(c *Config, ns *server.Server, name string) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect to %s: %w (is the server up? check nats.url)", redactURL(url), err)
+		return nil, fmt.Errorf("nats: connect to %s: %w (is the server up? check nats.url and the credentials: natter creds)", redactURL(url), err)
 	}
 	return nc, nil
 }

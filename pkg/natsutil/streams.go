@@ -19,7 +19,7 @@ func InStreamConfig(c *Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        subjects.InStream,
 		Description: "Natter ingress: client and backend frames per chat, before sequencing",
-		Subjects:    []string{s.InAll()},
+		Subjects:    []string{s.InAll(), s.SvcAll()},
 		SubjectTransform: &jetstream.SubjectTransformConfig{
 			Source: s.InTransformSrc(), Destination: s.InTransformDest(),
 		},
@@ -66,6 +66,14 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 // issue 9) keeps it: JetStream cannot change a stream's retention, and the sequencer
 // works with either.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error {
+	if err := ensureCore(ctx, js, c); err != nil {
+		return err
+	}
+	return ensureMedia(ctx, js, c) // media.go
+}
+
+// ensureCore creates or updates NATTER_IN, NATTER_LOG and the large-chats bucket.
+func ensureCore(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	in := InStreamConfig(c)
 	switch s, err := js.Stream(ctx, in.Name); {
 	case err == nil:
@@ -83,7 +91,40 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error
 	if _, err := js.CreateOrUpdateKeyValue(ctx, LargeChatsConfig(c)); err != nil {
 		return fmt.Errorf("kv %s: %w", LargeChatsBucket, err)
 	}
-	return ensureMedia(ctx, js, c) // media.go
+	return nil
+}
+
+// Owned says which of the shared streams and buckets a process creates at start
+// (EnsureOwned); it waits for the others to exist.
+type Owned struct {
+	// Core is NATTER_IN, NATTER_LOG and the large-chats bucket (the sequencer's).
+	Core bool
+	// Media is the media object store and shares bucket (the gateway's).
+	Media bool
+}
+
+// EnsureOwned creates or updates what own names (EnsureStreams for core, the media
+// buckets for media) and checks that NATTER_IN and NATTER_LOG exist otherwise. It
+// returns an error naming the missing stream while the owner has not created it.
+func EnsureOwned(ctx context.Context, js jetstream.JetStream, c *Config, own Owned) error {
+	if own.Core && own.Media {
+		return EnsureStreams(ctx, js, c)
+	}
+	if own.Core {
+		if err := ensureCore(ctx, js, c); err != nil {
+			return err
+		}
+	} else {
+		for _, name := range []string{subjects.InStream, subjects.LogStream} {
+			if _, err := js.Stream(ctx, name); err != nil {
+				return fmt.Errorf("stream %s (created by the sequencer role): %w", name, err)
+			}
+		}
+	}
+	if own.Media {
+		return ensureMedia(ctx, js, c)
+	}
+	return nil
 }
 
 // LargeChatsBucket is the KV bucket where the sequencer marks chats above the

@@ -17,6 +17,13 @@ const (
 	// skips the membership check. Clients cannot set it: gateways never forward
 	// client headers, and NATS permissions keep untrusted publishers off natter.in.
 	HeaderService = "Natter-Service"
+	// HeaderChange on a NATTER_IN message a gateway published marks a chat change
+	// (a system message whose event IsChatChange) that the gateway authorized: its
+	// sender is a chat admin, or a service holding the chats:admin scope, and the
+	// event's by is that sender. Only such messages change a chat; the sequencer
+	// refuses a change without it, and ignores it on the service ingress subjects
+	// (subjects.Svc), which backend services publish to.
+	HeaderChange = "Natter-Change"
 )
 
 // messageFrame is a message frame on the wire: the type plus the Message's fields.
@@ -89,3 +96,36 @@ const (
 	EventChatRenamed   = "chat_renamed"
 	EventRoleChanged   = "role_changed"
 )
+
+// ScopeChatsAdmin is the token scope (claim "scope", space-separated) that lets a
+// service token make chat changes (add or remove members, change roles, rename)
+// in any group as if it were the chat's admin. Without it a service may post
+// (system notices included) but change nothing.
+const ScopeChatsAdmin = "chats:admin"
+
+// IsChatChange reports whether a system event named event changes a chat (its
+// members, their roles or its name) rather than only telling of something. Such
+// events are made only through the REST chat API by a principal allowed to make
+// them (docs/security.md, "Principals"); posting one as a message is refused.
+func IsChatChange(event string) bool {
+	switch event {
+	case EventChatCreated, EventMemberAdded, EventMemberRemoved, EventMemberLeft, EventChatRenamed, EventRoleChanged:
+		return true
+	}
+	return false
+}
+
+// ChatChangeIn returns the event of a system message's meta when it is a chat
+// change (IsChatChange), else "".
+func ChatChangeIn(meta []byte) string {
+	if len(meta) == 0 {
+		return ""
+	}
+	var ev struct {
+		Event string `json:"event"`
+	}
+	if json.Unmarshal(meta, &ev) != nil || !IsChatChange(ev.Event) {
+		return ""
+	}
+	return ev.Event
+}

@@ -1,15 +1,22 @@
 // Package publish lets a backend service put messages into Natter chats straight
 // over NATS, without the gateway: a bot's answers, system notices, moderation
-// deletes. It publishes onto the ingress subject <prefix>.in.<chat> of the NATTER_IN
-// stream, as the gateway does, with the headers the sequencer expects, and waits for
-// JetStream's acknowledgement: once Publish returns nil the message will be
-// sequenced exactly once into the chat (or refused by the sequencer, for an edit or
-// delete whose target does not allow it), in order with everything else.
+// deletes. It publishes onto the service ingress subject <prefix>.svc.<chat>, which
+// the NATTER_IN stream stores beside the gateways' ingress (in the chat's
+// partition, in order with everything else), and waits for JetStream's
+// acknowledgement: once Publish returns nil the message will be sequenced exactly
+// once into the chat (or refused by the sequencer, for an edit or delete whose
+// target does not allow it, or a chat change), in order with everything else.
 //
-// The subject contract is in docs/backend.md; deploy/nats/accounts.conf is an
-// example of NATS permissions that let a service publish there and read nothing of
-// users'. A service that needs answers (acks per message, errors) over HTTP instead
-// uses POST /api/v1/chats/{id}/messages with a service token.
+// A service may post into any chat as any sender, system notices included, but it
+// cannot change a chat: a system message carrying a chat change (member_added,
+// member_removed, member_left, role_changed, chat_renamed, chat_created) is refused,
+// whatever its by says. Chat changes go through the REST chat API, with a service
+// token holding the chats:admin scope (docs/backend.md).
+//
+// The subject contract is in docs/backend.md. The backend NATS user (natter creds
+// backend; deploy/nats/accounts.conf) may publish only on the service ingress and
+// read nothing of users'. A service that needs answers (acks per message, errors)
+// over HTTP instead uses POST /api/v1/chats/{id}/messages with a service token.
 package publish
 
 import (
@@ -48,9 +55,9 @@ type Ack struct {
 
 // New returns a Publisher for the service named service (a valid ID: it goes in the
 // Natter-Service header, for operators reading the stream) on the subjects under
-// prefix ("" means the default, "natter"). js needs only to publish; with the
-// permissions of deploy/nats/accounts.conf, connect with
-// nats.CustomInboxPrefix("_INBOX_backend") so the acknowledgements can reach it.
+// prefix ("" means the default, "natter"). js needs only to publish; as the backend
+// user, connect with nats.CustomInboxPrefix("_INBOX_backend") so the
+// acknowledgements can reach it.
 func New(js jetstream.Publisher, prefix, service string) (*Publisher, error) {
 	if js == nil {
 		return nil, errors.New("publish: nil JetStream publisher")
@@ -82,7 +89,7 @@ func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, erro
 	if err := Validate(m); err != nil {
 		return Ack{}, err
 	}
-	out := &nats.Msg{Subject: p.subj.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
+	out := &nats.Msg{Subject: p.subj.Svc(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
 	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
 	out.Header.Set(protocol.HeaderService, p.service)
 	ack, err := p.js.PublishMsg(ctx, out)
@@ -98,10 +105,15 @@ func (p *Publisher) Text(ctx context.Context, chatID, sender, content string) (A
 }
 
 // System publishes a system message from sender: content for clients that do not
-// know ev, ev as its meta. Membership events (member_added, member_removed,
-// member_left, role_changed, chat_renamed) change the chat as if an admin had made
-// the change over REST: the sequencer applies them to the store and to delivery.
+// know ev, ev as its meta (a notice of the service's own kind, e.g.
+// {"event":"maintenance"}). A chat change event (protocol.IsChatChange) is
+// refused: it returns an error wrapping ErrInvalid and publishes nothing (the
+// sequencer would refuse it too).
 func (p *Publisher) System(ctx context.Context, chatID, sender, content string, ev protocol.SystemEvent) (Ack, error) {
+	if protocol.IsChatChange(ev.Event) {
+		return Ack{}, fmt.Errorf("%w: %s is a chat change: services make those through the REST chat API with the %s scope",
+			ErrInvalid, ev.Event, protocol.ScopeChatsAdmin)
+	}
 	meta, err := json.Marshal(ev)
 	if err != nil {
 		return Ack{}, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -62,8 +62,9 @@ func TestValidate(t *testing.T) {
 // a free loopback port, with a temporary store) and returns its URL.
 func accountsServer(t *testing.T) string {
 	t.Helper()
-	t.Setenv("NATTER_NATS_PASSWORD", "natter-secret")
-	t.Setenv("NATTER_BACKEND_NATS_PASSWORD", "backend-secret")
+	for _, u := range natsutil.Users {
+		t.Setenv(natsutil.PasswordEnv(u), u+"-secret")
+	}
 	t.Setenv("NATTER_SYS_NATS_PASSWORD", "sys-secret")
 	opts, err := server.ProcessConfigFile(filepath.Join("..", "..", "deploy", "nats", "accounts.conf"))
 	require.NoError(t, err)
@@ -79,22 +80,27 @@ func accountsServer(t *testing.T) string {
 // TestAccountsLetAServicePublishButNotRead proves deploy/nats/accounts.conf: the
 // backend user publishes through pkg/publish and gets its acknowledgement; it may
 // not subscribe to users' subjects, the log or other inboxes, nor publish anywhere
-// but natter.in, nor use the JetStream API.
+// but natter.svc (not even natter.in, the gateways' ingress), nor use the
+// JetStream API.
 func TestAccountsLetAServicePublishButNotRead(t *testing.T) {
 	url := accountsServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	// Natter's own user sets up the streams, as every role does at start.
-	nc, err := nats.Connect(url, nats.UserInfo("natter", "natter-secret"))
+	// The sequencer's user sets up the streams, as it does at start; the gateway's
+	// reads deliveries.
+	nc, err := nats.Connect(url, nats.UserInfo("sequencer", "sequencer-secret"), nats.CustomInboxPrefix("_INBOX_sequencer"))
 	require.NoError(t, err)
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	ncfg := natsutil.DefaultConfig()
 	ncfg.Partitions = 2
-	require.NoError(t, natsutil.EnsureStreams(ctx, js, &ncfg))
-	deliveries, err := nc.SubscribeSync("natter.user.alice")
+	require.NoError(t, natsutil.EnsureOwned(ctx, js, &ncfg, natsutil.Owned{Core: true}))
+	gw, err := nats.Connect(url, nats.UserInfo("gateway", "gateway-secret"), nats.CustomInboxPrefix("_INBOX_gateway"))
+	require.NoError(t, err)
+	defer gw.Close()
+	deliveries, err := gw.SubscribeSync("natter.user.alice")
 	require.NoError(t, err)
 
 	var mu sync.Mutex
@@ -121,7 +127,7 @@ func TestAccountsLetAServicePublishButNotRead(t *testing.T) {
 	require.True(t, again.Duplicate, "a resend is stored once")
 	in, err := js.Stream(ctx, subjects.InStream)
 	require.NoError(t, err)
-	raw, err := in.GetLastMsgForSubject(ctx, subjects.New("", 2).InPartitioned("chat1"))
+	raw, err := in.GetLastMsgForSubject(ctx, subjects.New("", 2).InStored("chat1", subjects.OriginService))
 	require.NoError(t, err)
 	require.Equal(t, "reminder-bot", raw.Header.Get(protocol.HeaderService))
 	require.Equal(t, "chat1:"+ack.MessageID, raw.Header.Get(jetstream.MsgIDHeader))
@@ -160,6 +166,10 @@ func TestAccountsLetAServicePublishButNotRead(t *testing.T) {
 	require.NoError(t, svc.Publish("natter.log.chat1", []byte("x")))
 	require.NoError(t, svc.Flush())
 	denied(`Publish to "natter.log.chat1"`)
+	// Denied: the gateways' ingress, whose headers the sequencer believes.
+	require.NoError(t, svc.Publish("natter.in.chat1", []byte("x")))
+	require.NoError(t, svc.Flush())
+	denied(`Publish to "natter.in.chat1"`)
 	// Denied: the JetStream API (e.g. reading the log stream's messages directly).
 	sctx, scancel := context.WithTimeout(ctx, time.Second) // a denied request just gets no answer
 	defer scancel()

@@ -6,6 +6,7 @@ package subjects
 import (
 	"hash/fnv"
 	"strconv"
+	"strings"
 )
 
 // DefaultPrefix is the subject prefix used when none is configured.
@@ -43,10 +44,51 @@ func (s Subjects) In(chat string) string { return s.Prefix + ".in." + chat }
 // InAll matches every ingress subject as published.
 func (s Subjects) InAll() string { return s.Prefix + ".in.*" }
 
-// InPartitioned is the subject an ingress message is stored under after the stream's
-// subject transform: <prefix>.in.p.<partition>.<chat>.
-func (s Subjects) InPartitioned(chat string) string {
-	return s.InPartition(s.Partition(chat)) + "." + chat
+// Svc is the service ingress subject of chat: what backend services (pkg/publish)
+// publish to. It is stored in NATTER_IN with the gateways' ingress, in the same
+// partition, but its origin stays visible in the stored subject (InOrigin), so the
+// sequencer never takes a service's message for one a gateway vouched for. NATS
+// permissions keep the backend user to these subjects and off In.
+func (s Subjects) Svc(chat string) string { return s.Prefix + ".svc." + chat }
+
+// SvcAll matches every service ingress subject.
+func (s Subjects) SvcAll() string { return s.Prefix + ".svc.*" }
+
+// Origins of an ingress message, the token after the chat in its stored subject.
+const (
+	OriginGateway = "in"  // published by a gateway on In
+	OriginService = "svc" // published by a backend service on Svc
+)
+
+// InPartitioned is the subject a gateway's ingress message is stored under after
+// the stream's subject transform: <prefix>.in.p.<partition>.<chat>.in.
+func (s Subjects) InPartitioned(chat string) string { return s.InStored(chat, OriginGateway) }
+
+// InStored is the subject an ingress message for chat published with origin
+// (OriginGateway on In, OriginService on Svc) is stored under.
+func (s Subjects) InStored(chat, origin string) string {
+	return s.InPartition(s.Partition(chat)) + "." + chat + "." + origin
+}
+
+// InOrigin parses a stored NATTER_IN subject: the chat and the origin of the
+// message (OriginGateway or OriginService). A subject stored before origins
+// existed (<prefix>.in.p.<n>.<chat>) has OriginGateway. ok is false for a subject
+// that is not a stored ingress subject.
+func (s Subjects) InOrigin(stored string) (chat, origin string, ok bool) {
+	rest, found := strings.CutPrefix(stored, s.Prefix+".in.p.")
+	if !found {
+		return "", "", false
+	}
+	parts := strings.Split(rest, ".")
+	switch len(parts) {
+	case 2:
+		return parts[1], OriginGateway, true
+	case 3:
+		if parts[2] == OriginGateway || parts[2] == OriginService {
+			return parts[1], parts[2], true
+		}
+	}
+	return "", "", false
 }
 
 // InPartition is the filter subject of one ingress partition.
@@ -56,13 +98,19 @@ func (s Subjects) InPartition(p int) string {
 
 // InTransformSrc and InTransformDest form the NATTER_IN stream's subject transform
 // that computes the partition token from the chat ID (server-side, so publishers do
-// not need to know P).
-func (s Subjects) InTransformSrc() string { return s.InAll() }
+// not need to know P) and keeps the origin: <prefix>.in.<chat> and
+// <prefix>.svc.<chat> are stored as <prefix>.in.p.<n>.<chat>.in and .svc. The source
+// matches only what the stream captures (InAll and SvcAll).
+func (s Subjects) InTransformSrc() string { return s.Prefix + ".*.*" }
 
 // InTransformDest is the destination of the ingress subject transform.
 func (s Subjects) InTransformDest() string {
-	return s.Prefix + ".in.p.{{partition(" + strconv.Itoa(s.Partitions) + ",1)}}.{{wildcard(1)}}"
+	return s.Prefix + ".in.p.{{partition(" + strconv.Itoa(s.Partitions) + ",2)}}.{{wildcard(2)}}.{{wildcard(1)}}"
 }
+
+// InPartitionFilter matches every stored message of ingress partition p, of either
+// origin (and from before origins existed).
+func (s Subjects) InPartitionFilter(p int) string { return s.InPartition(p) + ".>" }
 
 // Partition returns the ingress partition of chat, the same one the server-side
 // transform computes (FNV-1a 32 of the token, modulo P).

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/client"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -68,7 +70,15 @@ func StartNatterLog(t testing.TB, cfg *app.Config, log *zap.Logger) *Natter {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { n.Stop() })
+	t.Cleanup(func() {
+		n.Stop()
+		// Every role ran as its own NATS user (embedded server): an operation the
+		// server refused for lack of permission is a role doing what it may not, or
+		// a permission set (natsutil.Permissions) missing what a role needs.
+		if v, seen := n.PermissionViolations(); v > 0 {
+			t.Errorf("natter: NATS refused %d operations of the roles for lack of permission: %q", v, seen)
+		}
+	})
 	return n
 }
 
@@ -122,6 +132,50 @@ func (n *Natter) ServiceToken(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// ScopedServiceToken returns a dev service token for name holding scopes (e.g.
+// protocol.ScopeChatsAdmin).
+func (n *Natter) ScopedServiceToken(t testing.TB, name string, scopes ...string) string {
+	t.Helper()
+	tok, err := auth.Sign(n.secret, name, time.Hour, true, scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TokenWithScope returns a user (not service) token for user claiming scopes, for
+// tests that a scope means nothing on a user token.
+func (n *Natter) TokenWithScope(t testing.TB, user string, scopes ...string) string {
+	t.Helper()
+	tok, err := auth.Sign(n.secret, user, time.Hour, false, scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// ConnectNATS connects to the embedded server's listener over TCP as user (one of
+// natsutil.Users), with its generated password and inbox prefix, as another process
+// or a backend service would. onErr hears the server's asynchronous errors
+// (permissions violations); it may be nil.
+func (n *Natter) ConnectNATS(t testing.TB, user string, onErr func(error)) *nats.Conn {
+	t.Helper()
+	pw, err := natsutil.ReadPasswordFile(natsutil.PasswordFile(n.NATSCredsDir, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []nats.Option{nats.UserInfo(user, pw), nats.CustomInboxPrefix(natsutil.InboxPrefix(user))}
+	if onErr != nil {
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { onErr(err) }))
+	}
+	nc, err := nats.Connect(n.NATS.ClientURL(), opts...)
+	if err != nil {
+		t.Fatalf("connect to NATS as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // Dial connects user to the gateway; the connection closes when the test ends.

@@ -1,0 +1,195 @@
+package natsutil
+
+import (
+	"sort"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/natter-chat/natter/pkg/subjects"
+)
+
+// NATS users of a Natter deployment. Each role connects as the user of its name; a
+// backend service (pkg/publish) as UserBackend; UserAdmin has every right of the
+// account and is for Natter's own setup connection and operators' tools (natter
+// bench, stream inspection), never for a role or a service.
+const (
+	UserAdmin     = "admin"
+	UserGateway   = "gateway"
+	UserSequencer = "sequencer"
+	UserPersister = "persister"
+	UserNotifier  = "notifier"
+	UserPresence  = "presence"
+	UserBackend   = "backend"
+)
+
+// Users lists every user Natter generates credentials for, admin first.
+var Users = []string{UserAdmin, UserGateway, UserSequencer, UserPersister, UserNotifier, UserPresence, UserBackend}
+
+// InboxPrefix is the reply-subject prefix user's connections use
+// (nats.CustomInboxPrefix): each user may subscribe only to its own, so no user
+// reads another's replies (JetStream API answers, acks, KV values).
+func InboxPrefix(user string) string { return "_INBOX_" + user }
+
+// Names of what the roles keep in JetStream, as they appear in permissions.
+const (
+	largeStream   = "KV_" + LargeChatsBucket
+	sharesStream  = "KV_" + MediaSharesBucket
+	mediaStream   = "OBJ_" + MediaBucket
+	presenceKV    = "presence" // presencekv.Bucket (natsutil cannot import it: import cycle)
+	windowsKV     = "notify"   // notifier.WindowBucket
+	jsAPI         = "$JS.API."
+	persisterName = "PERSISTER" // persister.ConsumerName
+	notifierName  = "NOTIFIER"  // notifier.ConsumerName
+)
+
+// Permissions returns the publish and subscribe permissions of user with subjects
+// s: allow lists, everything else denied; nil for UserAdmin (all of the account) and
+// for an unknown user. The sets are the least each role needs (docs/security.md,
+// "NATS principals", says why each entry is there); pkg/e2e's least-privilege tests
+// run every role with exactly these and prove the denials. deploy/nats/accounts.conf
+// holds the same sets for an external cluster (deploy_test.go keeps them equal).
+func Permissions(s subjects.Subjects, user string) *server.Permissions {
+	p := s.Prefix + "."
+	in, log := subjects.InStream, subjects.LogStream
+	// Every role: read-only metadata of the shared streams (the start-up wait for
+	// them and the consumer-lag metrics), its own inbox, JetStream flow control.
+	common := []string{
+		jsAPI + "INFO", // account limits and usage, read by KV and stream setup
+		jsAPI + "STREAM.INFO." + in, jsAPI + "STREAM.INFO." + log,
+		jsAPI + "CONSUMER.LIST." + in, jsAPI + "CONSUMER.LIST." + log,
+	}
+	var pub, sub []string
+	responses := false
+	switch user {
+	case UserGateway:
+		pub = []string{
+			p + "in.*",                       // client sends and admin-approved chat changes
+			p + "user.*",                     // receipts and typing to each member's devices
+			p + "typing.*",                   // typing for large chats
+			p + "hb",                         // presence reports (requests to the presence role)
+			"$KV." + LargeChatsBucket + ".*", // a chat crossing the large threshold at once
+			"$KV." + MediaSharesBucket + ".>",
+			"$O." + MediaBucket + ".>", // uploads: chunks and object metadata
+			"$JS.FC.>",
+			// Its own buckets (media), created and updated at start.
+			jsAPI + "STREAM.CREATE." + mediaStream, jsAPI + "STREAM.UPDATE." + mediaStream,
+			jsAPI + "STREAM.INFO." + mediaStream, jsAPI + "STREAM.PURGE." + mediaStream,
+			jsAPI + "STREAM.CREATE." + sharesStream, jsAPI + "STREAM.UPDATE." + sharesStream,
+			jsAPI + "STREAM.INFO." + sharesStream,
+			jsAPI + "DIRECT.GET." + sharesStream, jsAPI + "DIRECT.GET." + sharesStream + ".>", jsAPI + "STREAM.MSG.GET." + sharesStream,
+			jsAPI + "CONSUMER.CREATE." + sharesStream + ".>", jsAPI + "CONSUMER.DELETE." + sharesStream + ".>", // listing a media's shares
+			jsAPI + "DIRECT.GET." + mediaStream, jsAPI + "DIRECT.GET." + mediaStream + ".>", jsAPI + "STREAM.MSG.GET." + mediaStream,
+			jsAPI + "CONSUMER.CREATE." + mediaStream + ".>", // object downloads (ordered consumers)
+			jsAPI + "CONSUMER.DELETE." + mediaStream + ".>",
+			// History: the log's hot tail, merged with the store up to the persister.
+			jsAPI + "DIRECT.GET." + log, jsAPI + "DIRECT.GET." + log + ".>", jsAPI + "STREAM.MSG.GET." + log,
+			jsAPI + "CONSUMER.INFO." + log + "." + persisterName,
+			// Large chats: watch the bucket.
+			jsAPI + "STREAM.INFO." + largeStream,
+			jsAPI + "CONSUMER.CREATE." + largeStream + ".>", jsAPI + "CONSUMER.DELETE." + largeStream + ".>",
+			// Presence reads.
+			jsAPI + "STREAM.INFO.KV_" + presenceKV,
+			jsAPI + "DIRECT.GET.KV_" + presenceKV, jsAPI + "DIRECT.GET.KV_" + presenceKV + ".>", jsAPI + "STREAM.MSG.GET.KV_" + presenceKV,
+		}
+		sub = []string{p + "user.*", p + "log.*", p + "presence.*"}
+	case UserSequencer:
+		pub = []string{
+			p + "log.*",  // the append (with the expected-last-sequence fence)
+			p + "user.*", // fan-out and rejections
+			"$KV." + LargeChatsBucket + ".*",
+			"$JS.ACK." + in + ".>",
+			// It owns the ingress and log streams and the large-chats bucket.
+			jsAPI + "STREAM.CREATE." + in, jsAPI + "STREAM.UPDATE." + in,
+			jsAPI + "STREAM.CREATE." + log, jsAPI + "STREAM.UPDATE." + log,
+			jsAPI + "STREAM.CREATE." + largeStream, jsAPI + "STREAM.UPDATE." + largeStream,
+			jsAPI + "STREAM.INFO." + largeStream,
+			jsAPI + "STREAM.PURGE." + in, // acked ingress, in bulk (sequencer/purge.go)
+			jsAPI + "CONSUMER.CREATE." + in + ".>", jsAPI + "CONSUMER.DURABLE.CREATE." + in + ".>",
+			jsAPI + "CONSUMER.INFO." + in + ".>", jsAPI + "CONSUMER.MSG.NEXT." + in + ".>",
+			jsAPI + "CONSUMER.UNPIN." + in + ".>",
+			jsAPI + "DIRECT.GET." + in, jsAPI + "DIRECT.GET." + in + ".>", jsAPI + "STREAM.MSG.GET." + in,
+			jsAPI + "DIRECT.GET." + log, jsAPI + "DIRECT.GET." + log + ".>", jsAPI + "STREAM.MSG.GET." + log,
+			jsAPI + "CONSUMER.INFO." + log + "." + persisterName,
+		}
+	case UserPersister:
+		pub = []string{
+			"$JS.ACK." + log + "." + persisterName + ".>",
+			jsAPI + "CONSUMER.CREATE." + log + "." + persisterName + ".>",
+			jsAPI + "CONSUMER.DURABLE.CREATE." + log + "." + persisterName,
+			jsAPI + "CONSUMER.INFO." + log + "." + persisterName,
+			jsAPI + "CONSUMER.MSG.NEXT." + log + "." + persisterName,
+		}
+	case UserNotifier:
+		pub = []string{
+			p + "notify.*", // notifications for backend services
+			p + "dlq.>",    // failed webhook deliveries, kept for replay
+			"$KV." + windowsKV + ".>",
+			"$JS.ACK." + log + "." + notifierName + ".>",
+			"$JS.ACK.KV_" + windowsKV + ".>",
+			"$JS.FC.>",
+			jsAPI + "STREAM.CREATE." + subjects.DLQStream, jsAPI + "STREAM.UPDATE." + subjects.DLQStream,
+			jsAPI + "STREAM.INFO." + subjects.DLQStream,
+			jsAPI + "STREAM.CREATE.KV_" + windowsKV, jsAPI + "STREAM.UPDATE.KV_" + windowsKV,
+			jsAPI + "STREAM.INFO.KV_" + windowsKV,
+			jsAPI + "DIRECT.GET.KV_" + windowsKV, jsAPI + "DIRECT.GET.KV_" + windowsKV + ".>", jsAPI + "STREAM.MSG.GET.KV_" + windowsKV,
+			jsAPI + "CONSUMER.CREATE.KV_" + windowsKV + ".>", jsAPI + "CONSUMER.INFO.KV_" + windowsKV + ".>",
+			jsAPI + "CONSUMER.MSG.NEXT.KV_" + windowsKV + ".>",
+			jsAPI + "CONSUMER.CREATE." + log + "." + notifierName + ".>",
+			jsAPI + "CONSUMER.DURABLE.CREATE." + log + "." + notifierName,
+			jsAPI + "CONSUMER.INFO." + log + "." + notifierName,
+			jsAPI + "CONSUMER.MSG.NEXT." + log + "." + notifierName,
+			jsAPI + "DIRECT.GET." + log, jsAPI + "DIRECT.GET." + log + ".>", jsAPI + "STREAM.MSG.GET." + log,
+			// Presence: it may create the bucket (as the presence role does), reads and
+			// watches it.
+			jsAPI + "STREAM.CREATE.KV_" + presenceKV, jsAPI + "STREAM.UPDATE.KV_" + presenceKV,
+			jsAPI + "STREAM.INFO.KV_" + presenceKV,
+			jsAPI + "DIRECT.GET.KV_" + presenceKV, jsAPI + "DIRECT.GET.KV_" + presenceKV + ".>", jsAPI + "STREAM.MSG.GET.KV_" + presenceKV,
+			jsAPI + "CONSUMER.CREATE.KV_" + presenceKV + ".>", jsAPI + "CONSUMER.DELETE.KV_" + presenceKV + ".>",
+		}
+	case UserPresence:
+		pub = []string{
+			p + "presence.*", // presence changes
+			"$KV." + presenceKV + ".>",
+			"$JS.ACK.KV_" + presenceKV + ".>",
+			"$JS.FC.>",
+			jsAPI + "STREAM.CREATE.KV_" + presenceKV, jsAPI + "STREAM.UPDATE.KV_" + presenceKV,
+			jsAPI + "STREAM.INFO.KV_" + presenceKV,
+			jsAPI + "DIRECT.GET.KV_" + presenceKV, jsAPI + "DIRECT.GET.KV_" + presenceKV + ".>", jsAPI + "STREAM.MSG.GET.KV_" + presenceKV,
+			jsAPI + "CONSUMER.CREATE.KV_" + presenceKV + ".>", jsAPI + "CONSUMER.DURABLE.CREATE.KV_" + presenceKV + ".>",
+			jsAPI + "CONSUMER.INFO.KV_" + presenceKV + ".>", jsAPI + "CONSUMER.MSG.NEXT.KV_" + presenceKV + ".>",
+			jsAPI + "CONSUMER.DELETE.KV_" + presenceKV + ".>",
+		}
+		sub = []string{p + "hb"}
+		responses = true // answers the gateways' presence reports
+	case UserBackend:
+		// Publish onto the service ingress subjects only; the JetStream acks come back
+		// on its inbox. No JetStream API, no user, log, presence or typing subjects.
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{s.SvcAll()}},
+			Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(user) + ".>"}},
+		}
+	default:
+		return nil
+	}
+	pub = append(pub, common...)
+	sub = append(sub, InboxPrefix(user)+".>")
+	sort.Strings(pub)
+	sort.Strings(sub)
+	perms := &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: dedup(pub)},
+		Subscribe: &server.SubjectPermission{Allow: dedup(sub)},
+	}
+	if responses {
+		perms.Response = &server.ResponsePermission{MaxMsgs: 1}
+	}
+	return perms
+}
+
+func dedup(in []string) []string {
+	out := in[:0]
+	for i, v := range in {
+		if i == 0 || v != in[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
