@@ -151,6 +151,8 @@ func TestNATSRolesAreRefusedWhatTheyMayNotDo(t *testing.T) {
 			{`Publish to "$JS.API.STREAM.DELETE.NATTER_IN"`, pub("$JS.API.STREAM.DELETE.NATTER_IN")},
 			{`Publish to "$JS.API.STREAM.PURGE.NATTER_LOG"`, pub("$JS.API.STREAM.PURGE.NATTER_LOG")},
 			{`Publish to "$JS.API.STREAM.DELETE.KV_presence"`, pub("$JS.API.STREAM.DELETE.KV_presence")},
+			{`Publish to "$JS.API.CONSUMER.DELETE.NATTER_LOG.PERSISTER"`, pub("$JS.API.CONSUMER.DELETE.NATTER_LOG.PERSISTER")},
+			{`Publish to "$JS.API.CONSUMER.CREATE.NATTER_LOG.NOTIFIER"`, pub("$JS.API.CONSUMER.CREATE.NATTER_LOG.NOTIFIER")},
 			{`Subscription to "_INBOX.>"`, sub("_INBOX.>")},
 			{`Subscription to ">"`, sub(">")},
 		},
@@ -164,7 +166,7 @@ func TestNATSRolesAreRefusedWhatTheyMayNotDo(t *testing.T) {
 			{`Publish to "natter.user.bob"`, pub("natter.user.bob")},
 			{`Publish to "natter.log.` + chat + `"`, pub("natter.log." + chat)},
 			{`Subscription to "natter.user.>"`, sub("natter.user.>")},
-			{`Publish to "$JS.API.CONSUMER.DELETE.NATTER_LOG.PERSISTER"`, pub("$JS.API.CONSUMER.DELETE.NATTER_LOG.PERSISTER")},
+			{`Publish to "$JS.API.CONSUMER.DELETE.NATTER_LOG.NOTIFIER"`, pub("$JS.API.CONSUMER.DELETE.NATTER_LOG.NOTIFIER")},
 			deleteLog,
 		},
 		natsutil.UserNotifier: {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/natter-chat/natter/pkg/subjects"
 )
 
@@ -23,15 +24,23 @@ func AccountsConf(s subjects.Subjects) string {
 		fmt.Fprintf(&b, "      {\n        user: %s\n        password: $%s\n", u, PasswordEnv(u))
 		if p := Permissions(s, u); p != nil {
 			b.WriteString("        permissions: {\n")
-			list := func(name string, subs []string) {
-				fmt.Fprintf(&b, "          %s: { allow: [\n", name)
-				for _, x := range subs {
-					fmt.Fprintf(&b, "            %q\n", x)
+			list := func(name string, sp *server.SubjectPermission) {
+				fmt.Fprintf(&b, "          %s: {\n            allow: [\n", name)
+				for _, x := range sp.Allow {
+					fmt.Fprintf(&b, "              %q\n", x)
 				}
-				b.WriteString("          ] }\n")
+				b.WriteString("            ]\n")
+				if len(sp.Deny) > 0 {
+					b.WriteString("            deny: [\n")
+					for _, x := range sp.Deny {
+						fmt.Fprintf(&b, "              %q\n", x)
+					}
+					b.WriteString("            ]\n")
+				}
+				b.WriteString("          }\n")
 			}
-			list("publish", p.Publish.Allow)
-			list("subscribe", p.Subscribe.Allow)
+			list("publish", p.Publish)
+			list("subscribe", p.Subscribe)
 			if p.Response != nil {
 				fmt.Fprintf(&b, "          allow_responses: { max: %d }\n", p.Response.MaxMsgs)
 			}

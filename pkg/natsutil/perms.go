@@ -57,7 +57,25 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 		jsAPI + "STREAM.INFO." + in, jsAPI + "STREAM.INFO." + log,
 		jsAPI + "CONSUMER.LIST." + in, jsAPI + "CONSUMER.LIST." + log,
 	}
-	var pub, sub []string
+	// Reading the log's tail (pkg/history, the persister's trim): direct gets and
+	// short-lived consumers with server-chosen names (ReadBatch). The durable
+	// consumers of the persister and the notifier are denied to everyone else: a
+	// reader must not reconfigure or delete them.
+	logReader := []string{
+		jsAPI + "DIRECT.GET." + log, jsAPI + "DIRECT.GET." + log + ".>", jsAPI + "STREAM.MSG.GET." + log,
+		jsAPI + "CONSUMER.CREATE." + log + ".>", jsAPI + "CONSUMER.MSG.NEXT." + log + ".>",
+		jsAPI + "CONSUMER.DELETE." + log + ".>",
+		jsAPI + "CONSUMER.INFO." + log + "." + persisterName,
+	}
+	durables := func(names ...string) []string {
+		var out []string
+		for _, n := range names {
+			out = append(out, jsAPI+"CONSUMER.CREATE."+log+"."+n, jsAPI+"CONSUMER.CREATE."+log+"."+n+".>",
+				jsAPI+"CONSUMER.DURABLE.CREATE."+log+"."+n, jsAPI+"CONSUMER.DELETE."+log+"."+n)
+		}
+		return out
+	}
+	var pub, sub, denyPub []string
 	responses := false
 	switch user {
 	case UserGateway:
@@ -80,9 +98,7 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "DIRECT.GET." + mediaStream, jsAPI + "DIRECT.GET." + mediaStream + ".>", jsAPI + "STREAM.MSG.GET." + mediaStream,
 			jsAPI + "CONSUMER.CREATE." + mediaStream + ".>", // object downloads (ordered consumers)
 			jsAPI + "CONSUMER.DELETE." + mediaStream + ".>",
-			// History: the log's hot tail, merged with the store up to the persister.
-			jsAPI + "DIRECT.GET." + log, jsAPI + "DIRECT.GET." + log + ".>", jsAPI + "STREAM.MSG.GET." + log,
-			jsAPI + "CONSUMER.INFO." + log + "." + persisterName,
+
 			// Large chats: watch the bucket.
 			jsAPI + "STREAM.INFO." + largeStream,
 			jsAPI + "CONSUMER.CREATE." + largeStream + ".>", jsAPI + "CONSUMER.DELETE." + largeStream + ".>",
@@ -90,6 +106,9 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "STREAM.INFO.KV_" + presenceKV,
 			jsAPI + "DIRECT.GET.KV_" + presenceKV, jsAPI + "DIRECT.GET.KV_" + presenceKV + ".>", jsAPI + "STREAM.MSG.GET.KV_" + presenceKV,
 		}
+		// History: the log's hot tail, merged with the store up to the persister.
+		pub = append(pub, logReader...)
+		denyPub = durables(persisterName, notifierName)
 		sub = []string{p + "user.*", p + "log.*", p + "presence.*"}
 	case UserSequencer:
 		pub = []string{
@@ -107,9 +126,9 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "CONSUMER.INFO." + in + ".>", jsAPI + "CONSUMER.MSG.NEXT." + in + ".>",
 			jsAPI + "CONSUMER.UNPIN." + in + ".>",
 			jsAPI + "DIRECT.GET." + in, jsAPI + "DIRECT.GET." + in + ".>", jsAPI + "STREAM.MSG.GET." + in,
-			jsAPI + "DIRECT.GET." + log, jsAPI + "DIRECT.GET." + log + ".>", jsAPI + "STREAM.MSG.GET." + log,
-			jsAPI + "CONSUMER.INFO." + log + "." + persisterName,
 		}
+		pub = append(pub, logReader...) // history, for references of edits and replies
+		denyPub = durables(persisterName, notifierName)
 	case UserPersister:
 		pub = []string{
 			"$JS.ACK." + log + "." + persisterName + ".>",
@@ -117,7 +136,10 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "CONSUMER.DURABLE.CREATE." + log + "." + persisterName,
 			jsAPI + "CONSUMER.INFO." + log + "." + persisterName,
 			jsAPI + "CONSUMER.MSG.NEXT." + log + "." + persisterName,
+			jsAPI + "STREAM.PURGE." + log, // trims the log below what the store holds
 		}
+		pub = append(pub, logReader...)
+		denyPub = durables(notifierName)
 	case UserNotifier:
 		pub = []string{
 			p + "notify.*", // notifications for backend services
@@ -174,8 +196,9 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 	sub = append(sub, InboxPrefix(user)+".>")
 	sort.Strings(pub)
 	sort.Strings(sub)
+	sort.Strings(denyPub)
 	perms := &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: dedup(pub)},
+		Publish:   &server.SubjectPermission{Allow: dedup(pub), Deny: denyPub},
 		Subscribe: &server.SubjectPermission{Allow: dedup(sub)},
 	}
 	if responses {
