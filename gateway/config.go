@@ -33,6 +33,15 @@ type Config struct {
 	// SendQueue is how many frames may wait for a slow connection before it is closed
 	// with slow_consumer.
 	SendQueue int `yaml:"send_queue"`
+	// SendQueueBytes bounds the same queue in bytes: a frame that would take it past
+	// this closes the connection with slow_consumer, as SendQueue does. Long answers
+	// (sync, history) wait while the queue is half full instead. 0: no byte bound.
+	SendQueueBytes int `yaml:"send_queue_bytes"`
+	// HistoryPageBytes caps a history page (the history frame and GET
+	// /api/v1/chats/{id}/messages) at about this many bytes of messages: a page that
+	// would be larger is cut short, with hasMore true (at least one message is always
+	// sent). 0: pages are capped only by their limit.
+	HistoryPageBytes int `yaml:"history_page_bytes"`
 	// PingInterval is how often an idle connection is pinged; PongTimeout how long
 	// the answer may take before the connection is closed.
 	PingInterval time.Duration `yaml:"ping_interval"`
@@ -84,6 +93,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxFrameBytes, "gateway.max-frame-bytes", 64<<10, "largest client frame in bytes")
 	fs.Int64Var(&c.MaxBodyBytes, "gateway.max-body-bytes", 64<<10, "largest REST request body in bytes")
 	fs.IntVar(&c.SendQueue, "gateway.send-queue", 512, "frames queued per connection before it is closed as a slow consumer")
+	fs.IntVar(&c.SendQueueBytes, "gateway.send-queue-bytes", 4<<20, "bytes queued per connection before it is closed as a slow consumer (0: no byte bound)")
+	fs.IntVar(&c.HistoryPageBytes, "gateway.history-page-bytes", 1<<20, "largest history page in bytes of messages; a longer page is cut short with hasMore (0: no byte cap)")
 	fs.DurationVar(&c.PingInterval, "gateway.ping-interval", 25*time.Second, "ping idle connections this often")
 	fs.DurationVar(&c.PongTimeout, "gateway.pong-timeout", 10*time.Second, "close a connection whose pong takes longer")
 	fs.DurationVar(&c.AuthTimeout, "gateway.auth-timeout", 10*time.Second, "time a connection has to send its connect frame")
@@ -129,6 +140,17 @@ func (c *Config) Validate() error {
 	}
 	if c.SendQueue < 8 {
 		errs = append(errs, errors.New("gateway: gateway.send-queue must be >= 8"))
+	}
+	if c.SendQueueBytes < 0 || c.HistoryPageBytes < 0 {
+		errs = append(errs, errors.New("gateway: gateway.send-queue-bytes and gateway.history-page-bytes must be >= 0"))
+	}
+	if c.SendQueueBytes > 0 && (c.HistoryPageBytes == 0 || c.SendQueueBytes < 2*c.HistoryPageBytes || c.SendQueueBytes < 256<<10) {
+		// A history page is queued once the queue is under half full (sendPaced): a
+		// page over the other half would close its connection as a slow consumer.
+		errs = append(errs, errors.New("gateway: gateway.send-queue-bytes must be >= 256KiB and >= 2 × gateway.history-page-bytes (which must then be set)"))
+	}
+	if c.HistoryPageBytes != 0 && c.HistoryPageBytes < 64<<10 {
+		errs = append(errs, errors.New("gateway: gateway.history-page-bytes must be 0 or >= 64KiB"))
 	}
 	for name, d := range map[string]time.Duration{"ping-interval": c.PingInterval, "pong-timeout": c.PongTimeout,
 		"auth-timeout": c.AuthTimeout, "write-timeout": c.WriteTimeout, "publish-timeout": c.PublishTimeout,

@@ -32,20 +32,23 @@ type conn struct {
 
 	mu         sync.Mutex // guards the fields below
 	queue      [][]byte   // frames waiting for the writer; nil when empty
+	queueBytes int        // the bytes of the frames in queue
 	writing    bool       // a writer goroutine is running
 	closed     bool
 	syncing    int               // syncs in progress: live frames are held meanwhile
 	resumeHold *time.Timer       // non-nil while a resume hold awaits the first sync
 	synced     map[string]uint64 // per chat, the cutoff of the last sync until live passes it
 	held       [][]byte          // live frames held during a sync
+	heldBytes  int               // the bytes of the frames in held
 	sent       map[string]uint64 // per chat, the highest seq a finished sync sent
 
 	cancel context.CancelFunc // ends the connection's context
 }
 
-// enqueue queues one frame. It never blocks: a connection whose queue is full is
-// closed with slow_consumer (it resumes with sync on reconnect), so one slow client
-// never delays delivery to others.
+// enqueue queues one frame. It never blocks: a connection whose queue is full (in
+// frames or in bytes) is closed with slow_consumer (it resumes with sync on
+// reconnect), so one slow client never delays delivery to others. Frames held
+// during a sync are bounded at four times the queue's frames and twice its bytes.
 func (c *conn) enqueue(frame []byte) {
 	c.mu.Lock()
 	if c.closed {
@@ -53,12 +56,13 @@ func (c *conn) enqueue(frame []byte) {
 		return
 	}
 	if c.syncing > 0 {
-		if len(c.held) >= c.g.cfg.SendQueue*4 {
+		if len(c.held) >= c.g.cfg.SendQueue*4 || (c.g.cfg.SendQueueBytes > 0 && c.heldBytes+len(frame) > 2*c.g.cfg.SendQueueBytes) {
 			c.mu.Unlock()
 			c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "too many live frames during sync")
 			return
 		}
 		c.held = append(c.held, frame)
+		c.heldBytes += len(frame)
 		c.mu.Unlock()
 		return
 	}
@@ -105,19 +109,24 @@ func (c *conn) send(f *protocol.Frame) {
 }
 
 // sendPaced queues a frame of a long answer (sync, history) without overflowing the
-// queue: it waits while the queue is more than half full, so a large resume is paced
-// by the client's reading instead of closing it as a slow consumer. It returns false
-// if the connection closed or ctx ended.
+// queue: it waits while the queue is more than half full, in frames or in bytes, so
+// a large resume is paced by the client's reading instead of closing it as a slow
+// consumer, and a client that asks for more than it reads stops being read (its
+// frames wait in its socket, not in the gateway's memory). The frame may take the
+// queue past half full, by at most its own size (a history page is capped at
+// gateway.history-page-bytes, which Validate keeps under half the queue's bytes).
+// It returns false if the connection closed or ctx ended.
 func (c *conn) sendPaced(ctx context.Context, f *protocol.Frame) bool {
 	frame := protocol.EncodeFrame(f)
+	maxBytes := c.g.cfg.SendQueueBytes
 	for {
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
 			return false
 		}
-		if len(c.queue) < c.g.cfg.SendQueue/2 {
-			c.pushLocked(frame)
+		if len(c.queue) < c.g.cfg.SendQueue/2 && (maxBytes <= 0 || c.queueBytes < maxBytes/2) {
+			c.pushFrameLocked(frame, false)
 			return true
 		}
 		c.mu.Unlock()
@@ -129,15 +138,23 @@ func (c *conn) sendPaced(ctx context.Context, f *protocol.Frame) bool {
 	}
 }
 
-// pushLocked appends frame and starts the writer if needed; it unlocks c.mu.
-func (c *conn) pushLocked(frame []byte) {
-	if len(c.queue) >= c.g.cfg.SendQueue {
+// pushLocked appends frame and starts the writer if needed; it unlocks c.mu. A
+// queue at gateway.send-queue frames, or that frame would take past
+// gateway.send-queue-bytes, closes the connection as a slow consumer instead.
+func (c *conn) pushLocked(frame []byte) { c.pushFrameLocked(frame, true) }
+
+// pushFrameLocked is pushLocked; with bounded false the byte bound is not checked
+// (sendPaced checked it before). It unlocks c.mu.
+func (c *conn) pushFrameLocked(frame []byte, bounded bool) {
+	if len(c.queue) >= c.g.cfg.SendQueue ||
+		(bounded && c.g.cfg.SendQueueBytes > 0 && c.queueBytes+len(frame) > c.g.cfg.SendQueueBytes) {
 		c.mu.Unlock()
 		c.g.metrics.slowConsumers.Add(1)
 		c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "send queue full: reconnect and sync")
 		return
 	}
 	c.queue = append(c.queue, frame)
+	c.queueBytes += len(frame)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -161,6 +178,7 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.closed {
 			c.queue = nil
+			c.queueBytes = 0
 			c.writing = false
 			c.mu.Unlock()
 			return
@@ -179,8 +197,12 @@ func (c *conn) writeLoop() {
 		if c.closed {
 			c.writing = false
 			c.queue = nil
+			c.queueBytes = 0
 			c.mu.Unlock()
 			return
+		}
+		for _, f := range c.queue[:n] {
+			c.queueBytes -= len(f)
 		}
 		clear(c.queue[:n])
 		c.queue = c.queue[n:]
@@ -269,7 +291,7 @@ func (c *conn) endSync(sent map[string]uint64) {
 		return
 	}
 	held := c.held
-	c.held = nil
+	c.held, c.heldBytes = nil, 0
 	cutoff := c.sent
 	c.sent = nil
 	if len(cutoff) > 0 {
@@ -280,11 +302,13 @@ func (c *conn) endSync(sent map[string]uint64) {
 		return
 	}
 	// All at once, under the lock: a live frame arriving now must queue after these.
-	// (held is bounded by 4 × SendQueue, so the queue may briefly exceed its limit.)
+	// (held is bounded by 4 × SendQueue frames and 2 × SendQueueBytes, so the
+	// queue may briefly exceed its limits.)
 	n := 0
 	for _, f := range held {
 		if !isCovered(f, cutoff) {
 			c.queue = append(c.queue, f)
+			c.queueBytes += len(f)
 			n++
 		}
 	}
@@ -330,8 +354,8 @@ func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg st
 		return
 	}
 	c.closed = true
-	c.queue = nil
-	c.held = nil
+	c.queue, c.queueBytes = nil, 0
+	c.held, c.heldBytes = nil, 0
 	c.mu.Unlock()
 	reason := string(code)
 	if msg != "" {

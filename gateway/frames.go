@@ -147,7 +147,8 @@ func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Messag
 	return nil
 }
 
-// onHistory answers a history frame with one page.
+// onHistory answers a history frame with one page, of at most
+// gateway.history-page-bytes (capPage).
 func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) error {
 	if err := validID("chat", f.ChatID); err != nil {
 		return err
@@ -175,8 +176,12 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if limit == 0 {
 		limit = store.DefaultPage
 	}
-	c.send(&protocol.Frame{Type: protocol.FrameHistoryResult, ID: f.ID, ChatID: f.ChatID,
-		Messages: nonNil(msgs), HasMore: len(msgs) == limit})
+	page, hasMore := capPage(msgs, limit, g.cfg.HistoryPageBytes) // historypage.go
+	msgs = nil
+	// Paced: a client that asks for pages faster than it reads them stops being read
+	// instead of growing its queue (conn.sendPaced).
+	c.sendPaced(ctx, &protocol.Frame{Type: protocol.FrameHistoryResult, ID: f.ID, ChatID: f.ChatID,
+		Messages: page, HasMore: hasMore})
 	return nil
 }
 

@@ -24,12 +24,23 @@ type LimitsConfig struct {
 	// connections on this gateway.
 	UserMsgRate  float64 `yaml:"user_msg_rate"`
 	UserMsgBurst int     `yaml:"user_msg_burst"`
-	// ConnsPerUser caps one user's open WebSocket connections on this gateway;
-	// ConnsPerGateway caps all of them.
+	// ConnReadRate and ConnReadBurst are the token bucket for every other frame
+	// (history, sync, delivered, read, presence_sub, connect, ping, and unknown types)
+	// on one connection, in frames per second: the frames that make the gateway read
+	// and answer rather than write.
+	ConnReadRate  float64 `yaml:"conn_read_rate"`
+	ConnReadBurst int     `yaml:"conn_read_burst"`
+	// UserReadRate and UserReadBurst are the read-frame bucket shared by all of one
+	// user's connections on this gateway.
+	UserReadRate  float64 `yaml:"user_read_rate"`
+	UserReadBurst int     `yaml:"user_read_burst"`
+	// ConnsPerUser caps one user's open connections on this gateway, WebSocket and
+	// SSE together; ConnsPerGateway caps all of them.
 	ConnsPerUser    int `yaml:"conns_per_user"`
 	ConnsPerGateway int `yaml:"conns_per_gateway"`
-	// ConnectRate and ConnectBurst are the bucket for WebSocket connection attempts
-	// per remote IP (the TCP peer address: behind a proxy, that is the proxy).
+	// ConnectRate and ConnectBurst are the bucket for connection attempts (WebSocket
+	// upgrades and SSE event streams) per remote IP (the TCP peer address: behind a
+	// proxy, that is the proxy).
 	ConnectRate  float64 `yaml:"connect_rate"`
 	ConnectBurst int     `yaml:"connect_burst"`
 	// ConnsPerIP caps the TCP connections one remote IP holds open at once, of any
@@ -46,9 +57,13 @@ func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ConnMsgBurst, "gateway.limits.conn-msg-burst", 50, "burst of write frames per connection")
 	fs.Float64Var(&c.UserMsgRate, "gateway.limits.user-msg-rate", 40, "write frames per second per user, over all its connections on this gateway (0: unlimited)")
 	fs.IntVar(&c.UserMsgBurst, "gateway.limits.user-msg-burst", 100, "burst of write frames per user")
-	fs.IntVar(&c.ConnsPerUser, "gateway.limits.conns-per-user", 32, "open WebSocket connections per user on this gateway (0: unlimited)")
-	fs.IntVar(&c.ConnsPerGateway, "gateway.limits.conns-per-gateway", 200000, "open WebSocket connections on this gateway (0: unlimited)")
-	fs.Float64Var(&c.ConnectRate, "gateway.limits.connect-rate", 10, "WebSocket connection attempts per second per remote IP (0: unlimited)")
+	fs.Float64Var(&c.ConnReadRate, "gateway.limits.conn-read-rate", 20, "read frames (history/sync/delivered/read/presence_sub/connect/ping) per second per connection (0: unlimited)")
+	fs.IntVar(&c.ConnReadBurst, "gateway.limits.conn-read-burst", 100, "burst of read frames per connection")
+	fs.Float64Var(&c.UserReadRate, "gateway.limits.user-read-rate", 40, "read frames per second per user, over all its connections on this gateway (0: unlimited)")
+	fs.IntVar(&c.UserReadBurst, "gateway.limits.user-read-burst", 200, "burst of read frames per user")
+	fs.IntVar(&c.ConnsPerUser, "gateway.limits.conns-per-user", 32, "open connections (WebSocket and SSE) per user on this gateway (0: unlimited)")
+	fs.IntVar(&c.ConnsPerGateway, "gateway.limits.conns-per-gateway", 200000, "open connections (WebSocket and SSE) on this gateway (0: unlimited)")
+	fs.Float64Var(&c.ConnectRate, "gateway.limits.connect-rate", 10, "connection attempts (WebSocket and SSE) per second per remote IP (0: unlimited)")
 	fs.IntVar(&c.ConnectBurst, "gateway.limits.connect-burst", 100, "burst of connection attempts per remote IP")
 	fs.IntVar(&c.ConnsPerIP, "gateway.limits.conns-per-ip", 1024, "open TCP connections per remote IP, of any kind (0: unlimited; behind a proxy, cap at the proxy)")
 	c.REST.RegisterFlags(fs)
@@ -57,10 +72,11 @@ func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks the section.
 func (c *LimitsConfig) Validate() error {
 	var errs []error
-	if c.ConnMsgRate < 0 || c.UserMsgRate < 0 || c.ConnectRate < 0 {
+	if c.ConnMsgRate < 0 || c.UserMsgRate < 0 || c.ConnReadRate < 0 || c.UserReadRate < 0 || c.ConnectRate < 0 {
 		errs = append(errs, errors.New("gateway: gateway.limits.*-rate must be >= 0"))
 	}
-	if (c.ConnMsgRate > 0 && c.ConnMsgBurst < 1) || (c.UserMsgRate > 0 && c.UserMsgBurst < 1) || (c.ConnectRate > 0 && c.ConnectBurst < 1) {
+	if (c.ConnMsgRate > 0 && c.ConnMsgBurst < 1) || (c.UserMsgRate > 0 && c.UserMsgBurst < 1) ||
+		(c.ConnReadRate > 0 && c.ConnReadBurst < 1) || (c.UserReadRate > 0 && c.UserReadBurst < 1) || (c.ConnectRate > 0 && c.ConnectBurst < 1) {
 		errs = append(errs, errors.New("gateway: gateway.limits.*-burst must be >= 1 when its rate is set"))
 	}
 	if c.ConnsPerUser < 0 || c.ConnsPerGateway < 0 || c.ConnsPerIP < 0 {
@@ -90,13 +106,15 @@ type limiter struct {
 // userLimit is one user's shared state.
 type userLimit struct {
 	conns int
-	msgs  *rate.Limiter // nil: unlimited
+	msgs  *rate.Limiter // write frames; nil: unlimited
+	reads *rate.Limiter // read frames; nil: unlimited
 }
 
-// connLimit is one connection's handle: its own bucket and its user's.
+// connLimit is one connection's handle: its own buckets and its user's.
 type connLimit struct {
-	conn *rate.Limiter // nil: unlimited
-	user *userLimit
+	conn  *rate.Limiter // write frames; nil: unlimited
+	reads *rate.Limiter // read frames; nil: unlimited
+	user  *userLimit
 }
 
 func newLimiter(cfg LimitsConfig) *limiter {
@@ -115,8 +133,9 @@ func rateLimited(format string, args ...any) *protocol.Error {
 	return protocol.Errorf(protocol.CodeRateLimited, format, args...)
 }
 
-// allowConnect reports whether a connection attempt from the request's remote IP is
-// within gateway.limits.connect-rate. Refused attempts take no token.
+// allowConnect reports whether a connection attempt (a WebSocket upgrade or an SSE
+// event stream) from the request's remote IP is within gateway.limits.connect-rate.
+// Refused attempts take no token.
 func (l *limiter) allowConnect(r *http.Request) error {
 	if l.cfg.ConnectRate <= 0 {
 		return nil
@@ -177,12 +196,13 @@ func (l *limiter) acquire(user string) (*connLimit, error) {
 		return nil, rateLimited("too many connections for this user (limit %d)", l.cfg.ConnsPerUser)
 	}
 	if u == nil {
-		u = &userLimit{msgs: bucket(l.cfg.UserMsgRate, l.cfg.UserMsgBurst)}
+		u = &userLimit{msgs: bucket(l.cfg.UserMsgRate, l.cfg.UserMsgBurst), reads: bucket(l.cfg.UserReadRate, l.cfg.UserReadBurst)}
 		l.users[user] = u
 	}
 	u.conns++
 	l.conns++
-	return &connLimit{conn: bucket(l.cfg.ConnMsgRate, l.cfg.ConnMsgBurst), user: u}, nil
+	return &connLimit{conn: bucket(l.cfg.ConnMsgRate, l.cfg.ConnMsgBurst),
+		reads: bucket(l.cfg.ConnReadRate, l.cfg.ConnReadBurst), user: u}, nil
 }
 
 // release frees the slot acquire reserved; the user's state goes with its last
@@ -198,8 +218,9 @@ func (l *limiter) release(user string) {
 	}
 }
 
-// limitedFrame reports whether a frame type counts against the message rate.
-func limitedFrame(typ string) bool {
+// writeFrame reports whether a frame type counts against the write-frame rate;
+// every other type counts against the read-frame rate.
+func writeFrame(typ string) bool {
 	switch typ {
 	case protocol.FrameSend, protocol.FrameEdit, protocol.FrameDelete, protocol.FrameReact, protocol.FrameTyping:
 		return true
@@ -207,22 +228,27 @@ func limitedFrame(typ string) bool {
 	return false
 }
 
-// allowFrame charges one write frame to the connection's and its user's buckets.
-// Over either, it returns a rate_limited error and charges neither; the connection
-// stays open. cl nil (a connection without limits): always allowed.
+// allowFrame charges one frame of type typ to the connection's and its user's
+// buckets for its kind (writeFrame): every frame counts against one of them. Over
+// either, it returns a rate_limited error and charges neither; the connection stays
+// open. cl nil (a connection without limits): always allowed.
 func (cl *connLimit) allowFrame(typ string) error {
-	if cl == nil || !limitedFrame(typ) {
+	if cl == nil {
 		return nil
+	}
+	connB, userB := cl.reads, cl.user.reads
+	if writeFrame(typ) {
+		connB, userB = cl.conn, cl.user.msgs
 	}
 	now := time.Now()
 	var rc *rate.Reservation
-	if cl.conn != nil {
-		if rc = cl.conn.ReserveN(now, 1); rc.DelayFrom(now) > 0 {
+	if connB != nil {
+		if rc = connB.ReserveN(now, 1); rc.DelayFrom(now) > 0 {
 			rc.CancelAt(now)
 			return rateLimited("too many frames on this connection: slow down")
 		}
 	}
-	if b := cl.user.msgs; b != nil && !b.AllowN(now, 1) {
+	if userB != nil && !userB.AllowN(now, 1) {
 		if rc != nil {
 			rc.CancelAt(now)
 		}

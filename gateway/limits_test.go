@@ -21,7 +21,7 @@ func TestLimiterUserStateLivesWithConnections(t *testing.T) {
 	require.NoError(t, a.allowFrame(protocol.FrameSend))
 	require.NoError(t, b.allowFrame(protocol.FrameSend))
 	require.Error(t, a.allowFrame(protocol.FrameTyping), "the shared bucket is empty")
-	require.NoError(t, a.allowFrame(protocol.FramePing), "reads and pings are not limited")
+	require.NoError(t, a.allowFrame(protocol.FramePing), "read frames have buckets of their own (unlimited here)")
 
 	l.release("alice")
 	require.Len(t, l.users, 1)
@@ -30,6 +30,28 @@ func TestLimiterUserStateLivesWithConnections(t *testing.T) {
 	require.Zero(t, l.conns)
 	var none *connLimit
 	require.NoError(t, none.allowFrame(protocol.FrameSend), "no limits on a connection without a handle")
+}
+
+func TestLimiterReadFramesHaveTheirOwnBuckets(t *testing.T) {
+	l := newLimiter(LimitsConfig{ConnMsgRate: 0.0001, ConnMsgBurst: 1, ConnReadRate: 0.0001, ConnReadBurst: 2,
+		UserReadRate: 0.0001, UserReadBurst: 3})
+	a, err := l.acquire("alice")
+	require.NoError(t, err)
+	b, err := l.acquire("alice")
+	require.NoError(t, err)
+	require.NoError(t, a.allowFrame(protocol.FrameSend))
+	require.Error(t, a.allowFrame(protocol.FrameSend), "the write bucket is empty")
+	for _, typ := range []string{protocol.FrameHistory, protocol.FrameSync} {
+		require.NoError(t, a.allowFrame(typ), "%s: reads are charged to the read bucket", typ)
+	}
+	for _, typ := range []string{protocol.FrameHistory, protocol.FrameSync, protocol.FrameDelivered, protocol.FrameRead,
+		protocol.FramePresenceSub, protocol.FramePing, protocol.FrameConnect, "bogus"} {
+		require.Error(t, a.allowFrame(typ), "%s: the connection's read bucket is empty", typ)
+	}
+	require.NoError(t, b.allowFrame(protocol.FramePing), "b's own bucket, and the user's last token")
+	err = b.allowFrame(protocol.FramePing)
+	require.Error(t, err, "the user's read bucket is shared")
+	require.Equal(t, protocol.CodeRateLimited, err.(*protocol.Error).Code)
 }
 
 func TestLimiterSweepsRefilledIPs(t *testing.T) {

@@ -393,8 +393,8 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 		return
 	}
 	var page messagesPage
-	page.Messages = nonNil(msgs)
-	page.HasMore = len(msgs) == limit
+	msgs, page.HasMore = capPage(msgs, limit, g.cfg.HistoryPageBytes) // historypage.go
+	page.Messages = msgs
 	if len(msgs) > 0 {
 		lo, hi := msgs[0].Seq, msgs[len(msgs)-1].Seq
 		if lo > hi {

@@ -157,16 +157,27 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 }
 
 // handleEvents serves GET /api/v1/events: one fallback connection, for as long as
-// the request lasts. A missing or bad token gets HTTP 401 with a JSON error, a
-// foreign origin 403.
+// the request lasts. It is admitted as a WebSocket is (attach, ws.go): a foreign
+// origin gets 403, too many attempts from the address or too many connections for
+// the user or the gateway 429 with Retry-After, a missing or bad token 401, each
+// with a JSON error.
 func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if !g.originAllowed(r) {
 		writeError(w, http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden, "origin not allowed"))
 		return
 	}
+	if err := g.limits.allowConnect(r); err != nil { // limits.go
+		refuse(w, err.(*protocol.Error))
+		return
+	}
 	id, err := g.deps.Auth.Verify(bearer(r))
 	if err != nil {
 		writeError(w, http.StatusUnauthorized, authError(err))
+		return
+	}
+	lim, err := g.limits.acquire(id.UserID)
+	if err != nil {
+		refuse(w, err.(*protocol.Error))
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -177,6 +188,7 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // tell nginx-like proxies not to buffer the stream
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
+		g.limits.release(id.UserID)
 		return // the ResponseWriter cannot stream
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -188,7 +200,7 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("resume") == "1" {
 		c.holdForResume(g.cfg.AuthTimeout) // as on a WebSocket: a sync frame follows
 	}
-	detach, err := g.attach(c)
+	detach, err := g.attach(c, lim) // ws.go
 	if err != nil {
 		sink.setClose(int(websocket.StatusInternalError), "unavailable: try again")
 		sink.finish()

@@ -86,7 +86,7 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 
 // serveWS serves an upgraded connection until it ends. id and lim are zero and nil
 // when the first frame must authenticate; resume is the request's ?resume=1. It
-// releases lim when done. A panic ends the connection, not the process, as it did
+// releases lim when done (through attach). A panic ends the connection, not the process, as it did
 // when net/http's handler goroutine served it.
 func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, lim *connLimit, resume bool) {
 	defer func() {
@@ -95,9 +95,6 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 			_ = ws.CloseNow()
 		}
 	}()
-	if lim != nil {
-		defer g.limits.release(id.UserID)
-	}
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
 	ctx, cancel := context.WithCancel(g.hub.ctx)
 	defer cancel()
@@ -126,14 +123,12 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 			_ = ws.Close(protocol.CloseRateLimited, string(protocol.CodeRateLimited)+": "+err.(*protocol.Error).Message)
 			return
 		}
-		defer g.limits.release(id.UserID)
 	}
-	c.lim = lim
 	c.user, c.service, c.expires = id.UserID, id.Service, id.ExpiresAt
 	if resume {
 		c.holdForResume(g.cfg.AuthTimeout)
 	}
-	detach, err := g.attach(c)
+	detach, err := g.attach(c, lim)
 	if err != nil {
 		_ = ws.Close(websocket.StatusInternalError, "unavailable: try again")
 		return
@@ -142,15 +137,22 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 	g.readLoop(ctx, c)
 }
 
-// attach registers an authenticated connection, WebSocket or SSE: its user's
-// subscription and its presence, then greets it with connected. detach undoes both,
-// the device leaving presence after it left the hub.
-func (g *Gateway) attach(c *conn) (detach func(), err error) {
+// attach registers an authenticated connection, WebSocket or SSE: its abuse limits,
+// its user's subscription and its presence, then greets it with connected. Both
+// transports reach it the same way: allowConnect (per-IP connect rate) before the
+// token is checked, acquire (per-user and per-gateway caps) after, then attach, so
+// they share every limit, and every frame of either goes through handleFrame and
+// lim's frame rates. attach takes over lim, the slot acquire reserved: a failed
+// attach releases it, and so does detach, which also undoes the rest, the device
+// leaving presence after it left the hub.
+func (g *Gateway) attach(c *conn, lim *connLimit) (detach func(), err error) {
+	c.lim = lim
 	// Live frames that arrive once the subscription exists are held until the
 	// connected frame is queued: connected is always the first frame.
 	c.beginSync()
 	if err := g.hub.add(c); err != nil {
 		c.endSync(nil)
+		g.limits.release(c.user)
 		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
 		return nil, err
 	}
@@ -161,6 +163,7 @@ func (g *Gateway) attach(c *conn) (detach func(), err error) {
 	return func() {
 		g.hub.remove(c)
 		g.presence.left(c)
+		g.limits.release(c.user)
 	}, nil
 }
 
