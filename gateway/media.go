@@ -347,6 +347,7 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Ident
 	if sum := digestHex(info.Digest); sum != "" {
 		h.Set("ETag", `"`+sum+`"`)
 	}
+	limitRanges(r, int64(info.Size)) // media_range.go: at most a few ranges, in one forward pass
 	rs := &objectSeeker{ctx: ctx, obs: obs, name: mediaID, size: int64(info.Size)}
 	defer rs.Close()
 	http.ServeContent(w, r, "", info.ModTime, rs)
