@@ -97,7 +97,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
 	g.presence, g.typing = newPresenceGW(g), newTypingState(g)
-	g.media = &mediaStore{g: g}
+	g.media = &mediaStore{g: g, uploads: newUploadLimiter(cfg.Limits.UploadRate, cfg.Limits.UploadBurst)}
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
 	g.mux = http.NewServeMux()
@@ -147,6 +147,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		g.heartbeats(connCtx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.media.sweepUnshared(connCtx) // media_quota.go
 	}()
 	errc := make(chan error, 1)
 	go func() {

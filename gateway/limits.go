@@ -49,6 +49,10 @@ type LimitsConfig struct {
 	// REST: the per-user buckets of chat creation, member adds and REST message
 	// posts (restlimits.go).
 	REST RESTLimits `yaml:",inline"`
+	// UploadRate and UploadBurst are the bucket for one user's media uploads
+	// (POST /api/v1/media) on this gateway, in uploads per second.
+	UploadRate  float64 `yaml:"upload_rate"`
+	UploadBurst int     `yaml:"upload_burst"`
 }
 
 // RegisterFlags registers the gateway.limits.* flags.
@@ -67,16 +71,18 @@ func (c *LimitsConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ConnectBurst, "gateway.limits.connect-burst", 100, "burst of connection attempts per remote IP")
 	fs.IntVar(&c.ConnsPerIP, "gateway.limits.conns-per-ip", 1024, "open TCP connections per remote IP, of any kind (0: unlimited; behind a proxy, cap at the proxy)")
 	c.REST.RegisterFlags(fs)
+	fs.Float64Var(&c.UploadRate, "gateway.limits.upload-rate", 0.5, "media uploads per second per user on this gateway (0: unlimited)")
+	fs.IntVar(&c.UploadBurst, "gateway.limits.upload-burst", 20, "burst of media uploads per user")
 }
 
 // Validate checks the section.
 func (c *LimitsConfig) Validate() error {
 	var errs []error
-	if c.ConnMsgRate < 0 || c.UserMsgRate < 0 || c.ConnReadRate < 0 || c.UserReadRate < 0 || c.ConnectRate < 0 {
+	if c.ConnMsgRate < 0 || c.UserMsgRate < 0 || c.ConnReadRate < 0 || c.UserReadRate < 0 || c.ConnectRate < 0 || c.UploadRate < 0 {
 		errs = append(errs, errors.New("gateway: gateway.limits.*-rate must be >= 0"))
 	}
 	if (c.ConnMsgRate > 0 && c.ConnMsgBurst < 1) || (c.UserMsgRate > 0 && c.UserMsgBurst < 1) ||
-		(c.ConnReadRate > 0 && c.ConnReadBurst < 1) || (c.UserReadRate > 0 && c.UserReadBurst < 1) || (c.ConnectRate > 0 && c.ConnectBurst < 1) {
+		(c.ConnReadRate > 0 && c.ConnReadBurst < 1) || (c.UserReadRate > 0 && c.UserReadBurst < 1) || (c.ConnectRate > 0 && c.ConnectBurst < 1) || (c.UploadRate > 0 && c.UploadBurst < 1) {
 		errs = append(errs, errors.New("gateway: gateway.limits.*-burst must be >= 1 when its rate is set"))
 	}
 	if c.ConnsPerUser < 0 || c.ConnsPerGateway < 0 || c.ConnsPerIP < 0 {

@@ -16,6 +16,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -44,29 +45,49 @@ import (
 // sequenced and is not deleted; anyone else gets 403 and not a byte.
 
 // MediaConfig is the media part of the gateway section (flags gateway.media-*).
+// The limits on storage are described in media_quota.go.
 type MediaConfig struct {
 	// MaxBytes is the largest upload, in bytes; a larger one is refused with 413.
 	MaxBytes int64 `yaml:"media_max_bytes"`
+	// UserQuota is how many bytes one user's stored uploads may take, over all
+	// gateways; an upload past it is refused with 507 quota_exceeded. 0: no quota.
+	UserQuota int64 `yaml:"media_user_quota"`
+	// UnsharedTTL is how long an upload may wait for a message to share it: after
+	// it, sharing is refused (not_found) and the upload is deleted, its bytes given
+	// back to the quota. Uploads once shared stay. 0: unshared uploads never expire.
+	UnsharedTTL time.Duration `yaml:"media_unshared_ttl"`
 }
 
 // RegisterFlags registers the gateway.media-* flags.
 func (c *MediaConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxBytes, "gateway.media-max-bytes", 25<<20, "largest media upload in bytes")
+	fs.Int64Var(&c.UserQuota, "gateway.media-user-quota", 1<<30, "bytes one user's stored uploads may take (0: no quota)")
+	fs.DurationVar(&c.UnsharedTTL, "gateway.media-unshared-ttl", 24*time.Hour, "delete an upload no message shared within this (0: never)")
 }
 
 // Validate checks the media settings.
 func (c *MediaConfig) Validate() error {
+	var errs []error
 	if c.MaxBytes < 1024 || c.MaxBytes > 4<<30 {
-		return errors.New("gateway: gateway.media-max-bytes must be 1KiB..4GiB")
+		errs = append(errs, errors.New("gateway: gateway.media-max-bytes must be 1KiB..4GiB"))
 	}
-	return nil
+	if c.UserQuota < 0 {
+		errs = append(errs, errors.New("gateway: gateway.media-user-quota must be >= 0"))
+	}
+	if c.UnsharedTTL != 0 && c.UnsharedTTL < time.Second {
+		errs = append(errs, errors.New("gateway: gateway.media-unshared-ttl must be 0 or >= 1s"))
+	}
+	return errors.Join(errs...)
 }
 
 // allowedMedia maps each content type http.DetectContentType may find that uploads
 // accept to the type it is served with. Anything else is refused with 415: notably
-// application/octet-stream (bytes nobody can vouch for, executables among them),
 // text/html and text/xml (markup a browser might run, SVG included).
+// application/octet-stream (opaque bytes: encrypted attachments, but executables
+// too) is accepted and, like every type but images, always served as an
+// attachment with nosniff, so a browser saves it and never renders or runs it.
 var allowedMedia = map[string]string{
+	"application/octet-stream":  "application/octet-stream",
 	"image/png":                 "image/png",
 	"image/jpeg":                "image/jpeg",
 	"image/gif":                 "image/gif",
@@ -104,9 +125,12 @@ type mediaInfo struct {
 type mediaStore struct {
 	g *Gateway
 
-	mu  sync.Mutex // guards obs, kv
-	obs jetstream.ObjectStore
-	kv  jetstream.KeyValue
+	uploads *uploadLimiter // gateway.limits.upload-rate (media_quota.go)
+
+	mu      sync.Mutex // guards obs, kv, usageKV
+	obs     jetstream.ObjectStore
+	kv      jetstream.KeyValue
+	usageKV jetstream.KeyValue // media_quota.go
 }
 
 func (ms *mediaStore) handles(ctx context.Context) (jetstream.ObjectStore, jetstream.KeyValue, error) {
@@ -150,6 +174,10 @@ func (c *capReader) Read(p []byte) (int, error) {
 
 func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	ctx := r.Context()
+	if err := g.media.uploads.allow(id.UserID); err != nil { // media_quota.go
+		refuse(w, err.(*protocol.Error))
+		return
+	}
 	limit := g.cfg.Media.MaxBytes
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
@@ -177,6 +205,9 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, id auth.Id
 		}
 		info, err := g.storeMedia(ctx, id.UserID, part, limit)
 		if err != nil {
+			if errors.Is(err, errOverQuota) {
+				err = quotaExceeded(g.cfg.Media.UserQuota)
+			}
 			g.failMedia(w, uploadError(err, limit))
 			return
 		}
@@ -204,7 +235,9 @@ func uploadError(err error, limit int64) error {
 	return protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry").WithCause(err)
 }
 
-// storeMedia checks one file part and streams it into the media bucket.
+// storeMedia checks one file part and streams it into the media bucket, charging
+// its size to the uploader's quota and recording it as unshared (media_quota.go).
+// It returns errOverQuota for an upload past the quota.
 func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipart.Part, limit int64) (mediaInfo, error) {
 	name, err := mediaName(part.Header.Get("Content-Disposition"))
 	if err != nil {
@@ -227,15 +260,57 @@ func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipa
 	if err != nil {
 		return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
 	}
+	usage, err := g.media.usage(ctx)
+	if err != nil {
+		g.log.Warn("media usage bucket unavailable", zap.Error(err))
+		return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+	}
+	// Within the quota's remainder: reading stops as soon as the upload passes it.
+	quota := g.cfg.Media.UserQuota
+	if quota > 0 {
+		used, _, err := mediaUsage(ctx, usage, uploader)
+		if err != nil {
+			g.log.Warn("media usage unavailable", zap.Error(err))
+			return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		}
+		if used >= quota {
+			return mediaInfo{}, errOverQuota
+		}
+		limit = min(limit, quota-used)
+	}
 	mediaID := ids.New()
 	body := &capReader{r: io.MultiReader(bytes.NewReader(head[:n]), part), left: limit}
 	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: mediaID,
 		Metadata: map[string]string{"uploader": uploader, "name": name, "contentType": ctype}}, body)
-	if err != nil {
+	switch {
+	case errors.Is(err, errMediaTooLarge) && limit < g.cfg.Media.MaxBytes:
+		return mediaInfo{}, errOverQuota
+	case isStorageFull(err):
+		g.log.Warn("media bucket full: raise nats.media-max-bytes or lower gateway.media-unshared-ttl")
+		return mediaInfo{}, protocol.Errorf(protocol.CodeStorageFull, "media storage is full: retry later")
+	case err != nil:
 		if !errors.Is(err, errMediaTooLarge) {
 			g.log.Warn("media upload failed", zap.String("user_id", uploader), zap.Error(err))
 		}
 		return mediaInfo{}, err
+	}
+	// Charged after the bytes are stored, by compare-and-set: concurrent uploads
+	// (on any gateway) never take the uploader past the quota together.
+	if err := chargeUsage(ctx, usage, uploader, int64(info.Size), quota); err != nil {
+		_ = obs.Delete(context.WithoutCancel(ctx), mediaID)
+		if errors.Is(err, errOverQuota) {
+			return mediaInfo{}, err
+		}
+		g.log.Warn("media usage not recorded", zap.String("user_id", uploader), zap.Error(err))
+		return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry")
+	}
+	if g.cfg.Media.UnsharedTTL > 0 {
+		if _, err := usage.Put(ctx, pendingKey(mediaID), []byte(uploader)); err != nil {
+			_ = obs.Delete(context.WithoutCancel(ctx), mediaID)
+			_ = chargeUsage(context.WithoutCancel(ctx), usage, uploader, -int64(info.Size), 0)
+			g.log.Warn("media upload not recorded as pending", zap.String("user_id", uploader), zap.Error(err))
+			return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry")
+		}
 	}
 	return mediaInfo{ID: mediaID, ContentType: ctype, Size: int64(info.Size), SHA256: digestHex(info.Digest), Name: name}, nil
 }
@@ -295,7 +370,7 @@ func (g *Gateway) failMedia(w http.ResponseWriter, err error) {
 	var u *unsupportedMedia
 	if errors.As(err, &u) {
 		writeError(w, http.StatusUnsupportedMediaType, protocol.Errorf(protocol.CodeBadRequest,
-			"unsupported media type %s: images (png, jpeg, gif, webp, bmp), pdf, utf-8 text, mp3/wav/ogg audio, mp4/webm video or zip", u.sniffed))
+			"unsupported media type %s: images (png, jpeg, gif, webp, bmp), pdf, utf-8 text, mp3/wav/ogg audio, mp4/webm video, zip, or opaque binary data", u.sniffed))
 		return
 	}
 	g.fail(w, err)
@@ -424,8 +499,31 @@ func (ms *mediaStore) share(ctx context.Context, uploader string, m *protocol.Me
 	if info.Metadata["uploader"] != uploader {
 		return protocol.Errorf(protocol.CodeForbidden, "only the uploader of media %s may share it", mediaID)
 	}
+	// An upload not yet shared expires at gateway.media-unshared-ttl (media_quota.go).
+	var pending bool
+	if ttl := ms.g.cfg.Media.UnsharedTTL; ttl > 0 {
+		usage, err := ms.usage(ctx)
+		if err != nil {
+			return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		}
+		e, err := usage.Get(ctx, pendingKey(mediaID))
+		switch {
+		case err == nil:
+			pending = true
+			if time.Since(e.Created()) > ttl {
+				return protocol.Errorf(protocol.CodeNotFound, "media %s expired unshared after %s: upload it again", mediaID, ttl)
+			}
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry")
+		}
+	}
 	if _, err := kv.Put(ctx, mediaID+"."+m.ChatID+"."+m.MessageID, []byte(uploader)); err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "media share not recorded; retry").WithCause(err)
+	}
+	if pending {
+		if usage, err := ms.usage(ctx); err == nil {
+			_ = usage.Delete(ctx, pendingKey(mediaID)) // shared: it stays (the sweep also checks shares)
+		}
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func TestRangesServable(t *testing.T) {
 		{"bytes=100-199,0-99", false}, // backward
 		{"bytes=0-99,50-149", false},  // overlapping
 		{"bytes=0-,0-", false},
-		{"bytes=-10,0-9", false}, // the suffix is the end of the object
+		{"bytes=-10,0-9", false},      // the suffix is the end of the object
 		{"bytes=0-9,2000-3000", true}, // the unsatisfiable spec is dropped
 		{"bytes=x-y", true},           // malformed: ServeContent's 416
 		{"items=0-9", true},

@@ -105,6 +105,8 @@ func httpStatus(c protocol.Code) int {
 		return http.StatusInternalServerError
 	case protocol.CodeBadHost:
 		return http.StatusMisdirectedRequest
+	case protocol.CodeQuotaExceeded:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusBadRequest
 }

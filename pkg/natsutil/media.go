@@ -16,11 +16,23 @@ const MediaBucket = "natter_media"
 // written by the gateway before it publishes the message. The value is the uploader.
 const MediaSharesBucket = "natter_media_shares"
 
+// MediaUsageBucket is the KV bucket of media storage accounting, written by the
+// gateways: "u.<user id>" holds the bytes the user's uploads take (decimal), and
+// "p.<media id>" (value: the uploader) marks an upload no message has shared yet.
+const MediaUsageBucket = "natter_media_usage"
+
 // MediaConfig is the object store config of MediaBucket. Object sizes are limited by
-// the gateway (gateway.media-max-bytes), not by the bucket.
+// the gateway (gateway.media-max-bytes); the bucket's size by nats.media-max-bytes
+// (new uploads are refused when it is full).
 func MediaConfig(c *Config) jetstream.ObjectStoreConfig {
 	return jetstream.ObjectStoreConfig{Bucket: MediaBucket, Description: "Natter media uploads",
-		Storage: jetstream.FileStorage, Replicas: c.Replicas}
+		Storage: jetstream.FileStorage, Replicas: c.Replicas, MaxBytes: c.MediaMaxBytes}
+}
+
+// MediaUsageConfig is the KV config of MediaUsageBucket.
+func MediaUsageConfig(c *Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: MediaUsageBucket, Description: "media bytes per user and unshared uploads",
+		History: 1, Storage: jetstream.FileStorage, Replicas: c.Replicas}
 }
 
 // MediaSharesConfig is the KV config of MediaSharesBucket.
@@ -36,6 +48,9 @@ func ensureMedia(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, MediaSharesConfig(c)); err != nil {
 		return fmt.Errorf("kv %s: %w", MediaSharesBucket, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, MediaUsageConfig(c)); err != nil {
+		return fmt.Errorf("kv %s: %w", MediaUsageBucket, err)
 	}
 	return nil
 }

@@ -49,6 +49,11 @@ type Config struct {
 	// above three quarters of it the persisters also remove stored messages older
 	// than DedupWindow.
 	LogMaxBytes int64 `yaml:"log_max_bytes"`
+	// MediaMaxBytes caps the media object store (natter_media) in bytes: when it is
+	// full, uploads are refused with storage_full until unshared uploads expire.
+	// -1 (or 0) is unlimited. Lowering it below what the bucket holds refuses new
+	// uploads until enough expire; nothing stored is deleted.
+	MediaMaxBytes int64 `yaml:"media_max_bytes"`
 	// DedupWindow is how long JetStream remembers Nats-Msg-Id for deduplication.
 	DedupWindow time.Duration `yaml:"dedup_window"`
 	// Sync is the embedded server's fsync policy: "always" (fsync before every
@@ -83,6 +88,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Replicas, "nats.replicas", 1, "stream replicas (3 on a cluster)")
 	fs.DurationVar(&c.LogMaxAge, "nats.log-max-age", 72*time.Hour, "how long NATTER_LOG keeps messages once the persister has stored them (unstored ones are kept however old); 0 keeps them")
 	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG hard size cap in bytes (when full, sequencing waits); -1 unlimited")
+	fs.Int64Var(&c.MediaMaxBytes, "nats.media-max-bytes", 10<<30, "media bucket size cap in bytes; uploads are refused when full; -1 unlimited")
 	fs.DurationVar(&c.DedupWindow, "nats.dedup-window", 2*time.Minute, "Nats-Msg-Id deduplication window")
 	fs.StringVar(&c.Sync, "nats.sync", "always", "embedded JetStream fsync policy: 'always' (before every ack) or a flush interval such as 1s (see docs/operations.md)")
 	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")
@@ -136,6 +142,9 @@ func (c *Config) Validate() error {
 		// JetStream refuses such a stream: it cannot remember an ID longer than
 		// it keeps the message.
 		errs = append(errs, fmt.Errorf("nats: nats.dedup-window (%s) must not be longer than nats.log-max-age (%s)", c.DedupWindow, c.LogMaxAge))
+	}
+	if c.MediaMaxBytes < -1 || (c.MediaMaxBytes > 0 && c.MediaMaxBytes < 1<<20) {
+		errs = append(errs, errors.New("nats: nats.media-max-bytes must be -1 (unlimited) or >= 1MiB"))
 	}
 	return errors.Join(errs...)
 }

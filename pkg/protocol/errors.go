@@ -27,7 +27,8 @@ const (
 	CodeShuttingDown  Code = "shutting_down"  // server draining: reconnect elsewhere
 	CodeTokenExpiring Code = "token_expiring" // notice: the token expires soon; send connect with a new one
 	CodeBadHost       Code = "bad_host"       // dev server: the Host header is not a loopback name (DNS rebinding)
-	CodeStorageFull   Code = "storage_full"   // the server's message store is full: not stored; resend the same messageId later
+	CodeStorageFull   Code = "storage_full"   // the server's message store is full: not stored; resend the same messageId later (media: retry the upload later)
+	CodeQuotaExceeded Code = "quota_exceeded" // the user's media uploads would pass their storage quota
 )
 
 // Retryable reports whether a client may retry the same request unchanged later.
