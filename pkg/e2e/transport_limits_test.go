@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -147,6 +148,7 @@ func TestTransportFrameRates(t *testing.T) {
 			require.Equal(t, 4*len(kinds)-readBurst, refused)
 
 			// Only what was acked was stored.
+			require.Eventually(t, func() bool { return len(history(t, n, "bob", chat, "").Messages) == burst }, 5*time.Second, 50*time.Millisecond)
 			require.Len(t, history(t, n, "bob", chat, "").Messages, burst)
 		})
 	}
