@@ -175,8 +175,10 @@ func TestMediaUnsharedUploadsExpire(t *testing.T) {
 		resp, _ := download(t, n, "alice", unshared.ID, nil)
 		return resp.StatusCode == http.StatusNotFound
 	}, 30*time.Second, 200*time.Millisecond, "the unshared upload expires")
-	resp, _ := download(t, n, "bob", shared.ID, nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "the shared one stays")
+	require.Eventually(t, func() bool {
+		resp, _ := download(t, n, "bob", shared.ID, nil)
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 50*time.Millisecond, "the shared one stays")
 
 	// Its bytes are back in the quota; sharing it now is refused.
 	uploadOK(t, n, "alice", "more.png", pngBytes(t, 90<<10))
@@ -214,8 +216,12 @@ func TestMediaOpaqueBinaryIsAnAttachment(t *testing.T) {
 			meta, _ := json.Marshal(protocol.MediaRef{MediaID: up.ID})
 			_, err := alice.SendFrame(ctxT(t, 5*time.Second), &protocol.Frame{Type: "send", ChatID: chat, Content: "file", MessageType: "file", Meta: meta})
 			require.NoError(t, err)
-			resp, got := download(t, n, "bob", up.ID, nil)
-			require.Equal(t, http.StatusOK, resp.StatusCode)
+			var resp *http.Response
+			var got []byte
+			require.Eventually(t, func() bool { // once the message is sequenced
+				resp, got = download(t, n, "bob", up.ID, nil)
+				return resp.StatusCode == http.StatusOK
+			}, 10*time.Second, 50*time.Millisecond)
 			require.True(t, bytes.Equal(tc.data, got))
 			require.Equal(t, "application/octet-stream", resp.Header.Get("Content-Type"))
 			require.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))

@@ -67,7 +67,7 @@ func TestUnreadHistoryFloodKeepsMemoryBounded(t *testing.T) {
 
 	// Warm the store's caches with the pages the flood will read.
 	for range 3 {
-		_, err := alice.History(ctxT(t, 10*time.Second), chat, 0, 0, store.MaxPage)
+		_, err := alice.HistoryBefore(ctxT(t, 10*time.Second), chat, 0, store.MaxPage)
 		require.NoError(t, err)
 	}
 	before := liveHeap()
@@ -109,7 +109,7 @@ func TestUnreadHistoryFloodKeepsMemoryBounded(t *testing.T) {
 	var seen int
 	beforeSeq := uint64(0)
 	for pages := 1; ; pages++ {
-		f, err := alice.History(ctxT(t, 10*time.Second), chat, beforeSeq, 0, store.MaxPage)
+		f, err := alice.HistoryBefore(ctxT(t, 10*time.Second), chat, beforeSeq, store.MaxPage)
 		require.NoError(t, err)
 		require.NotEmpty(t, f.Messages)
 		require.Less(t, len(f.Messages), messages, "a page is cut at the byte cap")
