@@ -189,30 +189,40 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, id auth.Id
 		return
 	}
 	mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, limit+multipartSlack), params["boundary"])
+	part, err := filePart(mr)
+	if err != nil {
+		g.failMedia(w, uploadError(err, limit))
+		return
+	}
+	info, err := g.storeMedia(ctx, id.UserID, part, limit)
+	if err != nil {
+		if errors.Is(err, errOverQuota) {
+			err = quotaExceeded(g.cfg.Media.UserQuota)
+		}
+		g.failMedia(w, uploadError(err, limit))
+		return
+	}
+	writeJSON(w, http.StatusCreated, info)
+}
+
+// filePart returns the form's part named "file", skipping (and reading through)
+// the others. No such part is a bad_request; a malformed body an error for
+// uploadError.
+func filePart(mr *multipart.Reader) (*multipart.Part, error) {
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
-			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `no "file" field in the form`))
-			return
+			return nil, protocol.Errorf(protocol.CodeBadRequest, `no "file" field in the form`)
 		}
 		if err != nil {
-			g.failMedia(w, uploadError(err, limit))
-			return
+			return nil, err
 		}
-		if part.FormName() != "file" {
-			_, _ = io.Copy(io.Discard, part) // other fields are ignored (bounded by MaxBytesReader)
-			continue
+		if part.FormName() == "file" {
+			return part, nil
 		}
-		info, err := g.storeMedia(ctx, id.UserID, part, limit)
-		if err != nil {
-			if errors.Is(err, errOverQuota) {
-				err = quotaExceeded(g.cfg.Media.UserQuota)
-			}
-			g.failMedia(w, uploadError(err, limit))
-			return
+		if _, err := io.Copy(io.Discard, part); err != nil { // other fields are ignored (bounded by the caller's reader)
+			return nil, err
 		}
-		writeJSON(w, http.StatusCreated, info)
-		return
 	}
 }
 
@@ -239,22 +249,9 @@ func uploadError(err error, limit int64) error {
 // its size to the uploader's quota and recording it as unshared (media_quota.go).
 // It returns errOverQuota for an upload past the quota.
 func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipart.Part, limit int64) (mediaInfo, error) {
-	name, err := mediaName(part.Header.Get("Content-Disposition"))
+	name, ctype, head, err := inspectFile(part)
 	if err != nil {
 		return mediaInfo{}, err
-	}
-	head := make([]byte, 512)
-	n, err := io.ReadFull(part, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return mediaInfo{}, err
-	}
-	if n == 0 {
-		return mediaInfo{}, protocol.Errorf(protocol.CodeBadRequest, "the file is empty")
-	}
-	sniffed := http.DetectContentType(head[:n])
-	ctype, ok := allowedMedia[sniffed]
-	if !ok {
-		return mediaInfo{}, &unsupportedMedia{sniffed}
 	}
 	obs, _, err := g.media.handles(ctx)
 	if err != nil {
@@ -279,7 +276,7 @@ func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipa
 		limit = min(limit, quota-used)
 	}
 	mediaID := ids.New()
-	body := &capReader{r: io.MultiReader(bytes.NewReader(head[:n]), part), left: limit}
+	body := &capReader{r: io.MultiReader(bytes.NewReader(head), part), left: limit}
 	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: mediaID,
 		Metadata: map[string]string{"uploader": uploader, "name": name, "contentType": ctype}}, body)
 	switch {
@@ -313,6 +310,31 @@ func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipa
 		}
 	}
 	return mediaInfo{ID: mediaID, ContentType: ctype, Size: int64(info.Size), SHA256: digestHex(info.Digest), Name: name}, nil
+}
+
+// inspectFile checks a file part's name and type: it returns the sanitized name
+// (mediaName), the type the file is served with (from its first 512 bytes, which it
+// returns as head: they are read from part), or a *protocol.Error, an
+// *unsupportedMedia or a read error.
+func inspectFile(part *multipart.Part) (name, ctype string, head []byte, err error) {
+	name, err = mediaName(part.Header.Get("Content-Disposition"))
+	if err != nil {
+		return "", "", nil, err
+	}
+	head = make([]byte, 512)
+	n, err := io.ReadFull(part, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return "", "", nil, err
+	}
+	if n == 0 {
+		return "", "", nil, protocol.Errorf(protocol.CodeBadRequest, "the file is empty")
+	}
+	sniffed := http.DetectContentType(head[:n])
+	ctype, ok := allowedMedia[sniffed]
+	if !ok {
+		return "", "", nil, &unsupportedMedia{sniffed}
+	}
+	return name, ctype, head[:n], nil
 }
 
 // unsupportedMedia is a content type uploads refuse (HTTP 415).
