@@ -35,11 +35,12 @@ func newSenderBudget(perSecond float64, burst int) *senderBudget {
 	return &senderBudget{rate: rate.Limit(perSecond), burst: burst, buckets: map[string]*rate.Limiter{}, sweep: 1024}
 }
 
-// allow takes one token from sender's bucket; false (counted as suppressed) when
-// it is empty.
-func (b *senderBudget) allow(sender string) bool {
+// take takes one token from sender's bucket; false (counted as suppressed) when it
+// is empty. undo gives the token back, for a window that turned out to be open
+// already (another worker, handling another message of the chat, opened it first).
+func (b *senderBudget) take(sender string) (ok bool, undo func()) {
 	if b.rate <= 0 {
-		return true
+		return true, func() {}
 	}
 	now := time.Now()
 	b.mu.Lock()
@@ -57,9 +58,13 @@ func (b *senderBudget) allow(sender string) bool {
 		b.buckets[sender] = l
 	}
 	b.mu.Unlock()
-	if !l.AllowN(now, 1) {
+	r := l.ReserveN(now, 1)
+	if r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
 		b.suppressed.Add(1)
-		return false
+		return false, nil
 	}
-	return true
+	// Cancelled as of the instant it was made: a later cancel of an immediate
+	// reservation is ignored by the rate package.
+	return true, func() { r.CancelAt(now) }
 }

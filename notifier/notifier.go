@@ -414,12 +414,16 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	if muted, err := n.muted(ctx, uid, m.ChatID); err != nil || muted {
 		return err
 	}
-	if !n.budget.allow(m.SenderID) {
+	ok, undo := n.budget.take(m.SenderID) // budget.go
+	if !ok {
 		return nil // the sender is over its push budget: no push for this one
 	}
 	_, err := n.windows.Create(ctx, key, nil, jetstream.KeyTTL(wholeSeconds(n.cfg.Window)))
-	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("open window %s: %w", key, err)
+	if err != nil {
+		undo() // no window opened by this message: no push charged to the sender
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("open window %s: %w", key, err)
+		}
 	}
 	return nil
 }

@@ -211,7 +211,9 @@ func TestPushFanOutPerSenderIsBounded(t *testing.T) {
 	}
 
 	sendBurst(t, n, "mallory", chat, "spam", 3)
-	require.Eventually(t, func() bool { return total() >= 10 }, 15*time.Second, 20*time.Millisecond)
+	if !assert.Eventually(t, func() bool { return total() >= 10 }, 15*time.Second, 20*time.Millisecond) {
+		t.Fatalf("pushes %d; sent %d, suppressed %d", total(), n.Notifier.Sent(), n.Notifier.Suppressed())
+	}
 	require.Eventually(t, func() bool { return n.Notifier.Suppressed() >= 50 }, 15*time.Second, 20*time.Millisecond,
 		"60 recipients, 10 pushes: the other 50 are suppressed")
 	time.Sleep(3 * cfg.Notifier.Window) // every window opened has closed by now
