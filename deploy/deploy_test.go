@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,7 +24,9 @@ import (
 	"github.com/natter-chat/natter/gateway"
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/config"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -227,6 +230,9 @@ func (k *k8sChecker) check(docs []k8sDoc) []error {
 					fail(d, "envFrom ConfigMap %s: %v", cm.Name, err)
 				}
 			}
+		}
+		if err := checkK8sNATSCreds(c); err != nil {
+			fail(d, "%v", err)
 		}
 		for _, e := range c.Env {
 			if e.ValueFrom == nil {
@@ -470,6 +476,42 @@ func checkNoSecretFlags(args []string) error {
 	return nil
 }
 
+// roleOf returns the single role a serve command line selects ("" otherwise).
+func roleOf(args []string) string {
+	i := slices.Index(args, "--roles")
+	if len(args) == 0 || args[0] != "serve" || i < 0 || i+1 >= len(args) || strings.Contains(args[i+1], ",") {
+		return ""
+	}
+	return args[i+1]
+}
+
+// checkK8sNATSCreds checks that a role's container connects to NATS as its own user
+// of deploy/nats/accounts.conf, with the password from a Secret: without them the
+// cluster refuses it, and a shared user would undo least privilege.
+func checkK8sNATSCreds(c corev1.Container) error {
+	role := roleOf(c.Args)
+	if role == "" {
+		return nil
+	}
+	var user string
+	var pw *corev1.EnvVar
+	for i, e := range c.Env {
+		switch e.Name {
+		case "NATTER_NATS_USER":
+			user = e.Value
+		case "NATTER_NATS_PASSWORD", "NATTER_NATS_PASSWORD_FILE":
+			pw = &c.Env[i]
+		}
+	}
+	switch {
+	case user != role:
+		return fmt.Errorf("no NATS user for role %s: set NATTER_NATS_USER=%s (deploy/nats/accounts.conf)", role, role)
+	case pw == nil || (pw.Name == "NATTER_NATS_PASSWORD" && (pw.ValueFrom == nil || pw.ValueFrom.SecretKeyRef == nil)):
+		return fmt.Errorf("no NATS password for role %s: set NATTER_NATS_PASSWORD from a Secret (valueFrom.secretKeyRef)", role)
+	}
+	return nil
+}
+
 // checkNatterEnv checks that name is the environment variable of a natter serve
 // flag and that value parses for it. The cassandra.* flags are pkg/store's own
 // (store.CassandraConfig); they count whether or not the app registers them yet.
@@ -550,6 +592,12 @@ func TestKubernetesCheckerCatches(t *testing.T) {
 		{"probe on an undeclared port", "Deployment", "natter-presence", func(m map[string]any) {
 			container(m)["readinessProbe"] = map[string]any{"httpGet": map[string]any{"path": "/readyz", "port": "metrics"}}
 		}, "does not declare"},
+		{"no NATS credentials", "Deployment", "natter-persister", func(m map[string]any) { delete(container(m), "env") },
+			"no NATS user for role persister"},
+		{"NATS password in plain text", "Deployment", "natter-presence", func(m map[string]any) {
+			container(m)["env"] = []any{map[string]any{"name": "NATTER_NATS_USER", "value": "presence"},
+				map[string]any{"name": "NATTER_NATS_PASSWORD", "value": "hunter2"}}
+		}, "no NATS password for role presence"},
 		{"root filesystem writable", "Deployment", "natter-notifier", func(m map[string]any) {
 			container(m)["securityContext"] = map[string]any{"readOnlyRootFilesystem": false}
 		}, "read-only root filesystem"},
@@ -655,16 +703,25 @@ func loadCompose(content []byte, env map[string]string) (*types.Project, error) 
 func TestComposeFile(t *testing.T) {
 	content, err := os.ReadFile("compose.yaml")
 	require.NoError(t, err)
-	env := map[string]string{"NATTER_JWT_SECRET": strings.Repeat("s", 32)}
+	env := map[string]string{"NATTER_JWT_SECRET": strings.Repeat("s", 32), "NATTER_SYS_NATS_PASSWORD": "sys"}
+	for _, u := range natsutil.Users {
+		env[natsutil.PasswordEnv(u)] = u + "-pw"
+	}
 	p, err := loadCompose(content, env)
 	require.NoError(t, err)
 
 	for _, n := range []string{"nats-1", "nats-2", "nats-3"} {
 		s, err := p.GetService(n)
 		require.NoError(t, err, "3 NATS nodes")
-		require.Len(t, s.Volumes, 2)
+		require.Len(t, s.Volumes, 3)
 		_, err = os.Stat(filepath.Join(s.Volumes[0].Source))
 		require.NoError(t, err, "%s mounts its config file", n)
+		require.Equal(t, "/etc/nats/accounts.conf", s.Volumes[1].Target, "%s mounts accounts.conf beside it", n)
+		for _, u := range natsutil.Users {
+			v := s.Environment[natsutil.PasswordEnv(u)]
+			require.NotNil(t, v, "%s: accounts.conf reads %s", n, natsutil.PasswordEnv(u))
+			require.Equal(t, u+"-pw", *v, "%s: from the environment, not the file", n)
+		}
 	}
 	_, err = p.GetService("cassandra")
 	require.NoError(t, err)
@@ -710,6 +767,9 @@ func TestComposeFile(t *testing.T) {
 		{"admin published on every interface", `"127.0.0.1:9380:9090"`, `"9380:9090"`, "admin port 9090 published on"},
 		{"secret flag", `command: ["serve", "--roles", "presence"]`, `command: ["serve", "--roles", "presence", "--nats.password=x"]`, "secret flag"},
 		{"pprof", `NATTER_LOG_FORMAT: json`, "NATTER_LOG_FORMAT: json\n    NATTER_ADMIN_PPROF: \"true\"", "admin.pprof must be off"},
+		{"no NATS user", "      NATTER_NATS_USER: presence\n", "", "no NATS user for role presence"},
+		{"another role's NATS user", "      NATTER_NATS_USER: notifier\n", "      NATTER_NATS_USER: admin\n", "no NATS user for role notifier"},
+		{"no NATS password", "      NATTER_NATS_PASSWORD: ${NATTER_GATEWAY_NATS_PASSWORD:?set the NATS passwords (see the top of this file)}\n", "", "no NATS password for role gateway"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := strings.Replace(string(content), tc.from, tc.to, 1)
@@ -729,6 +789,10 @@ func TestComposeFile(t *testing.T) {
 	// The schema check is real: these fail.
 	_, err = loadCompose(content, nil)
 	require.ErrorContains(t, err, "NATTER_JWT_SECRET", "the token secret is required")
+	noPW := maps.Clone(env)
+	delete(noPW, "NATTER_GATEWAY_NATS_PASSWORD")
+	_, err = loadCompose(content, noPW)
+	require.ErrorContains(t, err, "NATTER_GATEWAY_NATS_PASSWORD", "the NATS passwords are required")
 	bad := bytes.Replace(content, []byte("  cassandra:\n    image:"), []byte("  cassandra:\n    imagee: x\n    image:"), 1)
 	require.NotEqual(t, content, bad)
 	_, err = loadCompose(bad, env)
@@ -756,6 +820,16 @@ func checkComposeService(s types.ServiceConfig) error {
 	}
 	if err := checkNoSecretFlags(s.Command); err != nil {
 		errs = append(errs, err)
+	}
+	if role := roleOf(s.Command); role != "" {
+		// The NATS cluster refuses a client without credentials; each role has its
+		// own least-privilege user (deploy/nats/accounts.conf).
+		if u := s.Environment["NATTER_NATS_USER"]; u == nil || *u != role {
+			errs = append(errs, fmt.Errorf("no NATS user for role %s: set NATTER_NATS_USER: %s", role, role))
+		}
+		if pw := s.Environment["NATTER_NATS_PASSWORD"]; pw == nil || *pw == "" {
+			errs = append(errs, fmt.Errorf("no NATS password for role %s: set NATTER_NATS_PASSWORD from the environment", role))
+		}
 	}
 	for _, p := range s.Ports {
 		if p.Target == 9090 && !gateway.LoopbackHost(p.HostIP) {
@@ -901,7 +975,42 @@ func TestDockerfile(t *testing.T) {
 
 // ---- NATS ----
 
+// checkNATSNodeAuth loads a node config and returns an error unless it requires
+// credentials: users, no anonymous user.
+func checkNATSNodeAuth(t *testing.T, f string) error {
+	o, err := server.ProcessConfigFile(f)
+	if err != nil {
+		return err
+	}
+	if len(o.Users) == 0 && len(o.Nkeys) == 0 && o.TrustedOperators == nil {
+		return fmt.Errorf("%s: no users: clients connect without credentials (include ./accounts.conf)", f)
+	}
+	if o.NoAuthUser != "" {
+		return fmt.Errorf("%s: no_auth_user %s lets clients in without credentials", f, o.NoAuthUser)
+	}
+	return nil
+}
+
+// TestAccountsConfIsGenerated: deploy/nats/accounts.conf holds exactly the users
+// and permissions natter creds --accounts-conf generates (natsutil.Permissions,
+// which pkg/e2e's NATS tests prove), after its comment header.
+func TestAccountsConfIsGenerated(t *testing.T) {
+	b, err := os.ReadFile("nats/accounts.conf")
+	require.NoError(t, err)
+	s := string(b)
+	i := strings.Index(s, "accounts {")
+	require.GreaterOrEqual(t, i, 0)
+	for _, line := range strings.Split(strings.TrimSpace(s[:i]), "\n") {
+		require.True(t, line == "" || strings.HasPrefix(line, "#"), "only comments before the accounts: %q", line)
+	}
+	require.Equal(t, natsutil.AccountsConf(subjects.New("", 1)), s[i:], "regenerate it: natter creds --accounts-conf")
+}
+
 func TestNATSClusterConfigs(t *testing.T) {
+	t.Setenv("NATTER_SYS_NATS_PASSWORD", "sys")
+	for _, u := range natsutil.Users {
+		t.Setenv(natsutil.PasswordEnv(u), u+"-pw")
+	}
 	names := map[string]bool{}
 	for i := 1; i <= 3; i++ {
 		f := fmt.Sprintf("nats/nats-%d.conf", i)
@@ -915,12 +1024,35 @@ func TestNATSClusterConfigs(t *testing.T) {
 		require.Equal(t, 6222, o.Cluster.Port)
 		require.NotEmpty(t, o.StoreDir)
 		names[o.ServerName] = true
+		// Credentials: the accounts of accounts.conf, every user with a password
+		// from the environment, and no anonymous access.
+		require.Empty(t, o.NoAuthUser, f)
+		var natter []string
+		for _, u := range o.Users {
+			if u.Username == "sys" {
+				require.Equal(t, "sys", u.Password, f)
+				continue
+			}
+			natter = append(natter, u.Username)
+			require.Equal(t, u.Username+"-pw", u.Password, "%s: %s's password comes from %s", f, u.Username, natsutil.PasswordEnv(u.Username))
+			require.Equal(t, "NATTER", u.Account.Name, f)
+		}
+		require.ElementsMatch(t, natsutil.Users, natter, "%s: includes accounts.conf", f)
 	}
 	require.Len(t, names, 3, "distinct server names")
+
+	// A node config without the accounts fails.
+	src, err := os.ReadFile("nats/nats-1.conf")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open.conf")
+	require.NoError(t, os.WriteFile(open, bytes.Replace(src, []byte("include ./accounts.conf\n"), nil, 1), 0o600))
+	require.Error(t, checkNATSNodeAuth(t, open), "a node without accounts.conf")
+	require.NoError(t, checkNATSNodeAuth(t, "nats/nats-1.conf"))
 
 	// The loader is strict: a misspelt option is an error.
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	require.NoError(t, os.WriteFile(bad, []byte("jetstream { sync_intervall: always }\n"), 0o600))
-	_, err := server.ProcessConfigFile(bad)
+	_, err = server.ProcessConfigFile(bad)
 	require.Error(t, err)
 }
