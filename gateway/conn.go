@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -345,6 +346,27 @@ func messageSeq(frame []byte) (chat string, seq uint64, ok bool) {
 	return probe.ChatID, probe.Seq, true
 }
 
+// maxCloseReason is the longest close reason a WebSocket close frame carries (125
+// bytes of payload less the status code): a longer one makes the library fail the
+// close, and the client sees the connection drop with no status at all.
+const maxCloseReason = 123
+
+// closeReason is "code: msg" cut to maxCloseReason bytes at a UTF-8 boundary.
+func closeReason(code protocol.Code, msg string) string {
+	reason := string(code)
+	if msg != "" {
+		reason += ": " + msg
+	}
+	if len(reason) <= maxCloseReason {
+		return reason
+	}
+	cut := maxCloseReason
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut]
+}
+
 // closeWith closes the connection once, with a WebSocket status and a reason that
 // starts with code.
 func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg string) {
@@ -357,13 +379,7 @@ func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg st
 	c.queue, c.queueBytes = nil, 0
 	c.held, c.heldBytes = nil, 0
 	c.mu.Unlock()
-	reason := string(code)
-	if msg != "" {
-		reason += ": " + msg
-	}
-	if len(reason) > 120 {
-		reason = reason[:120]
-	}
+	reason := closeReason(code, msg)
 	if c.sse != nil && status != websocket.StatusAbnormalClosure {
 		c.sse.setClose(int(status), reason) // written by the event stream's handler as it ends
 	}

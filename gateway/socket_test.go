@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
@@ -356,4 +357,14 @@ func TestWriteMessagesAfterClose(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, c.writeMessages([][]byte{[]byte("c")}), net.ErrClosed)
 	require.Equal(t, []string{"\x81\x01a", "\x8a\x00", "\x81\x01b", "\x88\x02\x03\xe8"}, rec.got())
+}
+
+// A close reason never exceeds what a close frame carries, and is cut on a
+// character boundary: a longer one would drop the connection with no status.
+func TestCloseReasonFitsACloseFrame(t *testing.T) {
+	require.Equal(t, "unauthorized: invalid token", closeReason("unauthorized", "invalid token"))
+	require.Equal(t, "slow_consumer", closeReason("slow_consumer", ""))
+	long := closeReason("unauthorized", strings.Repeat("é", 200))
+	require.LessOrEqual(t, len(long), maxCloseReason)
+	require.True(t, utf8.ValidString(long))
 }

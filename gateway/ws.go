@@ -114,13 +114,13 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 			if pe.Code == protocol.CodeTokenExpired {
 				status = protocol.CloseTokenExpired
 			}
-			_ = ws.Close(status, string(pe.Code)+": "+pe.Message)
+			_ = ws.Close(status, closeReason(pe.Code, pe.Message))
 			return
 		}
 		resume = resume || connectResume
 		// Authenticated by a connect frame: reserve the slot now (limits.go).
 		if lim, err = g.limits.acquire(id.UserID); err != nil {
-			_ = ws.Close(protocol.CloseRateLimited, string(protocol.CodeRateLimited)+": "+err.(*protocol.Error).Message)
+			_ = ws.Close(protocol.CloseRateLimited, closeReason(protocol.CodeRateLimited, err.(*protocol.Error).Message))
 			return
 		}
 	}

@@ -95,9 +95,11 @@ func searchOverTheCallersChats(t *testing.T, n *testutil.Natter) {
 	require.NoError(t, err)
 	_, err = bob.Delete(ctx, one, "o2")
 	require.NoError(t, err)
+	// Both operations are persisted on their own schedule: wait for each.
 	require.Eventually(t, func() bool {
-		_, keys := searchAs(t, n, "bob", url.Values{"q": {"bakery"}})
-		return len(keys) == 1
+		_, edited := searchAs(t, n, "bob", url.Values{"q": {"bakery"}})
+		_, deleted := searchAs(t, n, "bob", url.Values{"q": {"works"}})
+		return len(edited) == 1 && len(deleted) == 0
 	}, 10*time.Second, 20*time.Millisecond)
 	r, _ = searchAs(t, n, "bob", url.Values{"q": {"bakery"}})
 	require.True(t, r.Messages[0].Edited)
