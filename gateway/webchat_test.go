@@ -36,6 +36,7 @@ func TestWebChatServedWithSecurityHeaders(t *testing.T) {
 		{"/dom.js", "text/javascript", "textContent"},
 		{"/errors.js", "text/javascript", "humanError"},
 		{"/groups.js", "text/javascript", "initGroups"},
+		{"/media.js", "text/javascript", "renderMedia"},
 		{"/sdk/natter.js", "text/javascript", "NatterClient"},
 		{"/sdk/client.js", "text/javascript", "class NatterClient"},
 	} {

@@ -8,9 +8,10 @@
 // history's counts plus only the operations newer than each message's stateSeq; read
 // ticks start from GET /api/v1/chats/{id}/receipts and move with receipt frames.
 import { NatterClient, newId } from "/sdk/natter.js";
-import { $, el, button, toast } from "./dom.js";
+import { $, el, button, scrollToEnd, toast } from "./dom.js";
 import { ID_RULE, humanError, validUserId } from "./errors.js";
 import { initGroups } from "./groups.js";
+import { attachment, clearFile, pickFile, renderMedia } from "./media.js";
 
 const PAGE = 30;
 const narrow = matchMedia("(max-width: 720px)");
@@ -26,7 +27,6 @@ const S = {
   presence: new Map(),    // userId -> status
   typing: new Map(),      // chatId -> Map(userId -> timer)
   pendingOps: new Map(),  // refId -> [edit/delete/react messages seen before their target]
-  file: null,
   editing: null,          // messageId being edited
   everConnected: false,
   left: new Set(),        // chats this user left or was removed from, in this session
@@ -158,6 +158,13 @@ async function loadChats() {
   } catch (e) {
     toast("Could not load your chats. " + humanError(e, "chats"));
   }
+}
+
+let refreshTimer;
+/** refreshChatsSoon re-reads the chat list once, shortly (many receipts, one read). */
+function refreshChatsSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => void loadChats(), 300);
 }
 
 /**
@@ -480,7 +487,7 @@ function renderItem(it) {
   const bubble = el("div", "bubble");
   if (it.deleted) bubble.textContent = "This message was deleted";
   else if (system) bubble.textContent = systemText(m);
-  else if (m.messageType === "image" || m.messageType === "file") renderMedia(bubble, m, it);
+  else if (m.messageType === "image" || m.messageType === "file") renderMedia(bubble, m, () => S.client.token);
   else bubble.textContent = m.content;
   kids.push(bubble);
   if (it.reactions.size > 0 && !it.deleted) {
@@ -575,59 +582,6 @@ function applyOp(op) {
   renderItem(it);
 }
 
-async function renderMedia(bubble, m, it) {
-  const meta = m.meta || {};
-  const wrap = el("div", "media");
-  bubble.append(wrap);
-  if (m.content && m.content !== meta.name) bubble.append(el("div", "", m.content));
-  const local = it.localUrl;
-  if (m.messageType === "image") {
-    const img = el("img");
-    img.alt = meta.name || "image";
-    // An image gets its height only when it loads. If the view was at its end before
-    // (the gap below is no more than what the image added), keep the end in view.
-    img.addEventListener("load", () => {
-      const box = $("messages");
-      const gap = box.scrollHeight - box.scrollTop - box.clientHeight;
-      if (gap > 0 && gap <= img.getBoundingClientRect().height + 80) scrollToEnd();
-    });
-    wrap.append(img);
-    if (local) img.src = local;
-    else if (meta.mediaId) img.src = await mediaUrl(meta.mediaId).catch(() => "") || "";
-    if (!img.src) wrap.replaceChildren(el("span", "muted", "🖼 " + (meta.name || "image") + " (unavailable)"));
-  } else {
-    const a = el("a", "file", "📎 " + (meta.name || "file") + (meta.size ? ` (${fmtSize(meta.size)})` : ""));
-    a.href = "#";
-    a.addEventListener("click", async (ev) => {
-      ev.preventDefault();
-      try {
-        const u = await mediaUrl(meta.mediaId);
-        const dl = el("a");
-        dl.href = u;
-        dl.download = meta.name || "file";
-        dl.click();
-      } catch (e) { toast("Download failed. " + humanError(e, "download")); }
-    });
-    wrap.append(a);
-  }
-}
-
-const mediaCache = new Map();
-async function mediaUrl(id) {
-  if (mediaCache.has(id)) return mediaCache.get(id);
-  const r = await fetch(`/api/v1/media/${encodeURIComponent(id)}`, { headers: { Authorization: `Bearer ${S.client.token}` } });
-  if (!r.ok) throw Object.assign(new Error(`HTTP ${r.status}`), { code: (await r.json().catch(() => ({})))?.error?.code });
-  const u = URL.createObjectURL(await r.blob());
-  mediaCache.set(id, u);
-  return u;
-}
-
-const fmtSize = (n) => n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KB` : `${(n / (1 << 20)).toFixed(1)} MB`;
-
-function scrollToEnd() {
-  const box = $("messages");
-  box.scrollTop = box.scrollHeight;
-}
 
 // ---------- live events ----------
 
@@ -687,7 +641,12 @@ function onReceipt(r) {
   m.set(r.userId, { delivered: Math.max(old.delivered, r.delivered), read: Math.max(old.read, r.read) });
   const c = S.chats.get(r.chatId);
   // This user read on another device (or this one): the chat is read that far here too.
-  if (r.userId === S.me && c && r.read > c.readSeq) { c.readSeq = r.read; renderChatList(); }
+  if (r.userId === S.me && c && r.read > c.readSeq) {
+    c.readSeq = r.read;
+    // Read only part of what the server counted: only the server knows how many are left.
+    if (r.read < c.srvLastSeq) refreshChatsSoon();
+    renderChatList();
+  }
   if (r.chatId === S.current && r.userId !== S.me && S.view) for (const it of S.view.items.values()) if (it.msg.senderId === S.me) renderItem(it);
 }
 
@@ -740,7 +699,7 @@ async function submit(ev) {
     if (text) S.client.edit(chatId, id, text).catch((e) => toast("Not changed. " + humanError(e, "react")));
     return;
   }
-  if (S.file) { await sendFile(chatId, text); return; }
+  if (attachment()) { await sendFile(chatId, text); return; }
   if (!text) return;
   $("input").value = "";
   autosize();
@@ -755,7 +714,7 @@ async function submit(ev) {
 }
 
 async function sendFile(chatId, caption) {
-  const file = S.file;
+  const file = attachment();
   const fd = new FormData();
   fd.append("chatId", chatId);
   fd.append("file", file, file.name);
@@ -769,36 +728,6 @@ async function sendFile(chatId, caption) {
   } catch (e) {
     toast("Upload failed. " + humanError(e, "upload"));
   }
-}
-
-function pickFile() {
-  const f = $("file").files[0];
-  $("file").value = "";
-  if (!f) return;
-  clearFile();
-  S.file = f;
-  const p = $("preview");
-  const parts = [];
-  if (f.type.startsWith("image/")) {
-    const img = el("img");
-    img.alt = f.name;
-    img.src = URL.createObjectURL(f);
-    parts.push(img);
-  }
-  parts.push(el("span", "", `${f.name} (${fmtSize(f.size)})`));
-  const x = button("✕", "", "Remove attachment");
-  x.addEventListener("click", clearFile);
-  parts.push(x);
-  p.replaceChildren(...parts);
-  p.hidden = false;
-}
-
-function clearFile() {
-  const img = $("preview").querySelector("img");
-  if (img) URL.revokeObjectURL(img.src);
-  S.file = null;
-  $("preview").replaceChildren();
-  $("preview").hidden = true;
 }
 
 function autosize() {

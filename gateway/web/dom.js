@@ -28,3 +28,9 @@ export function toast(text) {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { t.hidden = true; }, 5000);
 }
+
+/** scrollToEnd shows the newest message of the conversation. */
+export function scrollToEnd() {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+}
