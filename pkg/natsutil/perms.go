@@ -33,6 +33,7 @@ func InboxPrefix(user string) string { return "_INBOX_" + user }
 const (
 	largeStream   = "KV_" + LargeChatsBucket
 	sharesStream  = "KV_" + MediaSharesBucket
+	usageStream   = "KV_" + MediaUsageBucket
 	mediaStream   = "OBJ_" + MediaBucket
 	presenceKV    = "presence" // presencekv.Bucket (natsutil cannot import it: import cycle)
 	windowsKV     = "notify"   // notifier.WindowBucket
@@ -95,6 +96,13 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "STREAM.INFO." + sharesStream,
 			jsAPI + "DIRECT.GET." + sharesStream, jsAPI + "DIRECT.GET." + sharesStream + ".>", jsAPI + "STREAM.MSG.GET." + sharesStream,
 			jsAPI + "CONSUMER.CREATE." + sharesStream + ".>", jsAPI + "CONSUMER.DELETE." + sharesStream + ".>", // listing a media's shares
+			// Media usage per user and unshared uploads (gateway/media_quota.go): read,
+			// compare-and-set, listed by the sweep of expired uploads.
+			"$KV." + MediaUsageBucket + ".>",
+			jsAPI + "STREAM.CREATE." + usageStream, jsAPI + "STREAM.UPDATE." + usageStream,
+			jsAPI + "STREAM.INFO." + usageStream,
+			jsAPI + "DIRECT.GET." + usageStream, jsAPI + "DIRECT.GET." + usageStream + ".>", jsAPI + "STREAM.MSG.GET." + usageStream,
+			jsAPI + "CONSUMER.CREATE." + usageStream + ".>", jsAPI + "CONSUMER.DELETE." + usageStream + ".>",
 			jsAPI + "DIRECT.GET." + mediaStream, jsAPI + "DIRECT.GET." + mediaStream + ".>", jsAPI + "STREAM.MSG.GET." + mediaStream,
 			jsAPI + "CONSUMER.CREATE." + mediaStream + ".>", // object downloads (ordered consumers)
 			jsAPI + "CONSUMER.DELETE." + mediaStream + ".>",
