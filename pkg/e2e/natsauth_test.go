@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -345,4 +348,28 @@ func TestRolesRunAsTheirOwnUsersOverTCP(t *testing.T) {
 		status, body := gw.Do(t, "GET", "/api/v1/chats/"+chat+"/messages", gw.Token(t, "bob"), nil)
 		return status == http.StatusOK && json.Unmarshal(body, &page) == nil && len(page.Messages) == 3
 	}, 10*time.Second, 50*time.Millisecond, "history through the gateway's user")
+}
+
+// TestNATSListenerOnAllInterfacesNeedsTLS: with a certificate the embedded server may
+// listen on every interface; clients then need TLS and credentials.
+func TestNATSListenerOnAllInterfacesNeedsTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	cfg := testutil.Config(t)
+	cfg.NATS.Listen, cfg.NATS.ListenTLSCert, cfg.NATS.ListenTLSKey = "0.0.0.0:-1", certFile, keyFile
+	n := testutil.StartNatter(t, cfg)
+	port := n.NATS.Addr().(*net.TCPAddr).Port
+	url := fmt.Sprintf("tls://127.0.0.1:%d", port)
+	pw, err := natsutil.ReadPasswordFile(natsutil.PasswordFile(n.NATSCredsDir, natsutil.UserBackend))
+	require.NoError(t, err)
+
+	nc, err := nats.Connect(url, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		nats.UserInfo(natsutil.UserBackend, pw), nats.CustomInboxPrefix(natsutil.InboxPrefix(natsutil.UserBackend)))
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	nc.Close()
+
+	_, err = nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), nats.UserInfo(natsutil.UserBackend, pw), nats.MaxReconnects(0))
+	require.Error(t, err, "no clear-text connection")
+	_, err = nats.Connect(url, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nats.MaxReconnects(0))
+	require.Error(t, err, "TLS without credentials is refused too")
 }

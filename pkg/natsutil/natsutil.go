@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -212,7 +213,9 @@ func Connect(c *Config, ns *Embedded, name, user string, onErr func(error)) (*na
 			return nil, fmt.Errorf("nats: no embedded user %q", user)
 		}
 		opts = append(opts, nats.InProcessServer(ns.Server), nats.UserInfo(user, pw), nats.CustomInboxPrefix(InboxPrefix(user)))
-		url = ns.Server.ClientURL()
+		// In-process connections skip TLS (the server offers it to them as optional):
+		// a tls:// URL would make the client insist and check the listener's name.
+		url = strings.Replace(ns.Server.ClientURL(), "tls://", "nats://", 1)
 	} else {
 		if c.CredsFile != "" {
 			opts = append(opts, nats.UserCredentials(c.CredsFile))
