@@ -30,8 +30,10 @@ type Notification struct {
 	// ChatType is "direct" or "group"; ChatName the group's name.
 	ChatType string `json:"chatType,omitempty"`
 	ChatName string `json:"chatName,omitempty"`
-	// Count is the user's unread messages in the chat (its last seq minus the user's
-	// read watermark), every message of the coalescing window included.
+	// Count is the user's unread messages in the chat, as store.ChatSummary.Unread
+	// counts them (what a person reads: no system events, edits, deletes, reactions,
+	// deleted or own messages; at most store.MaxUnread), every message of the
+	// coalescing window included.
 	Count uint64 `json:"count"`
 	// Badge is the user's unread messages over all their chats.
 	Badge       uint64  `json:"badge"`
@@ -161,7 +163,10 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 	if last.Seq <= rs.Read {
 		return nil, nil // read meanwhile
 	}
-	count := last.Seq - rs.Read
+	count, err := n.unread(ctx, chat, uid, rs.Read, last.Seq)
+	if err != nil || count == 0 {
+		return nil, err // nothing to read: reactions, edits, system events
+	}
 	badge, err := n.badge(ctx, uid, chat, count)
 	if err != nil {
 		return nil, err
@@ -247,6 +252,36 @@ func (n *Notifier) lastMessage(ctx context.Context, chat string) (*protocol.Mess
 		return nil, nil
 	}
 	return &page[0], nil
+}
+
+// unread counts uid's unread messages in chat after seq read, up to seq last, as
+// store.ChatSummary.Unread does (store.Countable, at most store.MaxUnread). It pages
+// forward from the watermark, so it reads what is unread, never what was read.
+func (n *Notifier) unread(ctx context.Context, chat, uid string, read, last uint64) (uint64, error) {
+	var count uint64
+	for count < store.MaxUnread && read < last {
+		q := store.HistoryQuery{Dir: store.Forward, After: read, Limit: store.MaxPage}
+		var page []protocol.Message
+		var err error
+		if n.deps.History != nil {
+			page, err = n.deps.History.Page(ctx, chat, q)
+		} else {
+			page, err = n.deps.Store.History(ctx, chat, q)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("unread of %s in %s: %w", uid, chat, err)
+		}
+		for i := range page {
+			if page[i].Seq <= last && store.Countable(&page[i], uid) {
+				count++
+			}
+		}
+		if len(page) < store.MaxPage {
+			break
+		}
+		read = page[len(page)-1].Seq
+	}
+	return min(count, store.MaxUnread), nil
 }
 
 // badge sums uid's unread messages over their chats, counting chat (whose store

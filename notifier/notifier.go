@@ -53,6 +53,14 @@ type Deps struct {
 	Replicas int
 	// Metrics receives the notifier's counters; nil: none.
 	Metrics *pmetrics.Metrics
+	// History counts a notification's unread messages, the log tail the persister
+	// has not stored yet included; nil: the store alone (what it lacks is not counted).
+	History Pager
+}
+
+// Pager reads a page of a chat's history, as history.Reader.Page does.
+type Pager interface {
+	Page(ctx context.Context, chat string, q store.HistoryQuery) ([]protocol.Message, error)
 }
 
 // Notifier is the notifier role.

@@ -181,7 +181,8 @@ func (a *App) start(ctx context.Context) (err error) {
 			a.Presence, err = presence.New(cfg.Presence, presence.Deps{NC: nc, JS: js, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
 			r = a.Presence
 		case RoleNotifier:
-			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas, Metrics: a.Metrics}, log)
+			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas, Metrics: a.Metrics,
+				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: persister.ConsumerName}}, log)
 			r = a.Notifier
 		}
 		if err != nil {

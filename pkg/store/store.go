@@ -49,11 +49,28 @@ type ChatSummary struct {
 	// in its current state (an edit's text, or a deletion tombstone); nil if none.
 	LastMessage *protocol.Message `json:"lastMessage,omitempty"`
 	ReadSeq     uint64            `json:"readSeq"`
-	Unread      uint64            `json:"unread"`
+	// Unread counts the messages after ReadSeq that a person reads (Countable):
+	// not system events, not edit, delete or react events, not deleted messages,
+	// and not the user's own (sending a message also moves the sender's read
+	// watermark to it). At most MaxUnread.
+	Unread uint64 `json:"unread"`
 	// LastActivity orders the list: the timestamp of the chat's last stored
 	// message, or its creation time if later (or if it has none). Millisecond
 	// precision.
 	LastActivity time.Time `json:"lastActivity"`
+}
+
+// MaxUnread caps ChatSummary.Unread (and each chat's share of UnreadTotal): a larger
+// backlog reads as MaxUnread. Counting further would cost reads for a number no
+// badge shows.
+const MaxUnread = 1000
+
+// Countable reports whether m counts as unread for viewer: a message a person reads
+// (text, media, an app type), not a system event or an edit, delete or react event,
+// not deleted, and not viewer's own.
+func Countable(m *protocol.Message, viewer string) bool {
+	return m.MessageType != protocol.TypeSystem && !protocol.IsOperation(m.MessageType) &&
+		!m.Deleted && m.SenderID != viewer
 }
 
 // ChatListCursor positions a page of UserChatsBefore: it names the last chat of the

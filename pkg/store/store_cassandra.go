@@ -1498,7 +1498,12 @@ func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]Cha
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			known[i], errs[i] = s.fillSummary(ctx, &list[i], known[i])
+			cs := &list[i]
+			known[i], errs[i] = s.fillSummary(ctx, cs, known[i])
+			cs.ReadSeq = uint64(reads[cs.ID])
+			if errs[i] == nil && known[i] && cs.LastSeq > cs.ReadSeq {
+				cs.Unread, errs[i] = s.unread(ctx, cs.ID, cs.ReadSeq, userID)
+			}
 		})
 	}
 	wg.Wait()
@@ -1510,10 +1515,6 @@ func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]Cha
 		if !known[i] {
 			continue // no such chat (a member row written without one)
 		}
-		cs.ReadSeq = uint64(reads[cs.ID])
-		if cs.LastSeq > cs.ReadSeq {
-			cs.Unread = cs.LastSeq - cs.ReadSeq
-		}
 		out = append(out, cs)
 	}
 	slices.SortFunc(out, func(a, b ChatSummary) int {
@@ -1523,6 +1524,30 @@ func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]Cha
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out, nil
+}
+
+// unread counts chat's messages after seq read that are Countable for user, up to
+// MaxUnread: history pages forward from the watermark, so it reads what is unread
+// (in its current state, which says what was deleted), never what was read, and the
+// append path pays nothing for it.
+func (s *CassandraStore) unread(ctx context.Context, chat string, read uint64, user string) (uint64, error) {
+	var n uint64
+	for n < MaxUnread {
+		page, err := s.History(ctx, chat, HistoryQuery{Dir: Forward, After: read, Limit: MaxPage})
+		if err != nil {
+			return 0, fmt.Errorf("unread of %s in %s: %w", user, chat, err)
+		}
+		for i := range page {
+			if Countable(&page[i], user) {
+				n++
+			}
+		}
+		if len(page) < MaxPage {
+			break
+		}
+		read = page[len(page)-1].Seq
+	}
+	return min(n, MaxUnread), nil
 }
 
 // fillSummary adds to cs the chat's last seq, activity, current name and last

@@ -663,7 +663,7 @@ func (s *SQLiteStore) userChats(ctx context.Context, st *sql.Stmt, userID string
 		var lmFound, lmEdited, lmDeleted bool
 		var lmContent string
 		if err := rows.Scan(&cs.ID, &cs.Kind, &cs.Name, &cs.CreatedBy, &at, &cs.LastSeq, &last, &cs.ReadSeq, &act,
-			&lmFound, &lmContent, &lmMeta, &lmEdited, &lmDeleted); err != nil {
+			&lmFound, &lmContent, &lmMeta, &lmEdited, &lmDeleted, &cs.Unread); err != nil {
 			return nil, fmt.Errorf("sqlite: chats of %s: %w", userID, err)
 		}
 		cs.CreatedAt = time.UnixMilli(at).UTC()
@@ -679,9 +679,6 @@ func (s *SQLiteStore) userChats(ctx context.Context, st *sql.Stmt, userID string
 				}
 				cs.LastMessage = &m
 			}
-		}
-		if cs.LastSeq > cs.ReadSeq {
-			cs.Unread = cs.LastSeq - cs.ReadSeq
 		}
 		out = append(out, cs)
 	}

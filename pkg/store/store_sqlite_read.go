@@ -26,11 +26,14 @@ type readStmts struct {
 // narrow rows (chat, read, activity), and only its chats are joined with their row
 // and last message: sorting a user's thousand chats with their last_message blobs
 // and looking up every last message cost several times more.
+//
+// The unread count is counted for the page's chats only (unreadSQL).
 func userChatsSQL(cond string) string {
 	return `SELECT c.id, c.kind, c.name, c.created_by, c.created_at,
 			c.last_seq, c.last_message, p.read, p.act,
-			lm.seq IS NOT NULL, COALESCE(lm.content, ''), lm.meta, COALESCE(lm.edited, 0), COALESCE(lm.deleted, 0)
-		FROM (SELECT m.chat_id AS id, COALESCE(r.read, 0) AS read, MAX(c.last_ts, c.created_at) AS act
+			lm.seq IS NOT NULL, COALESCE(lm.content, ''), lm.meta, COALESCE(lm.edited, 0), COALESCE(lm.deleted, 0),
+			` + unreadSQL("c.last_seq", "p.id", "p.read", "p.uid") + `
+		FROM (SELECT m.chat_id AS id, m.user_id AS uid, COALESCE(r.read, 0) AS read, MAX(c.last_ts, c.created_at) AS act
 			FROM members m JOIN chats c ON c.id = m.chat_id
 			LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
 			WHERE m.user_id = ? ` + cond + `
@@ -38,6 +41,19 @@ func userChatsSQL(cond string) string {
 		JOIN chats c ON c.id = p.id
 		LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_msg_seq
 		ORDER BY p.act DESC, p.id`
+}
+
+// unreadSQL is the expression of a chat's unread count (ChatSummary.Unread) for
+// user: the messages after the read watermark that a person reads (not system
+// events, edits, deletes or reactions, not deleted, not the user's own), at most
+// MaxUnread. It walks the primary key from the watermark, so it costs what is
+// unread, never what was read; a chat whose last seq is not above the watermark
+// costs nothing. The append path pays nothing for it.
+func unreadSQL(lastSeq, chat, read, user string) string {
+	return fmt.Sprintf(`CASE WHEN %[1]s > %[3]s THEN MIN((SELECT COUNT(*) FROM messages u
+			WHERE u.chat_id = %[2]s AND u.seq > %[3]s AND u.sender_id != %[4]s AND u.deleted = 0
+			AND u.message_type NOT IN ('system', 'edit', 'delete', 'react')), %[5]d) ELSE 0 END`,
+		lastSeq, chat, read, user, MaxUnread)
 }
 
 // queries pairs each statement with its SQL (the plan test reads them too).
@@ -59,11 +75,10 @@ func (r *readStmts) queries() []struct {
 		{&r.getMember, `SELECT role, joined_at FROM members WHERE chat_id = ? AND user_id = ?`},
 		{&r.userChats, userChatsSQL("")},
 		{&r.userChatsAfter, userChatsSQL(`AND (MAX(c.last_ts, c.created_at) < ? OR (MAX(c.last_ts, c.created_at) = ? AND c.id > ?))`)},
-		// Unread as userChats computes it (last seq above the read watermark), summed
-		// without sorting, the last message or its JSON: one pass over the user's
-		// memberships with two primary-key lookups each.
-		{&r.unreadTotal, `SELECT COALESCE(SUM(CASE WHEN c.last_seq > COALESCE(r.read, 0)
-				THEN c.last_seq - COALESCE(r.read, 0) ELSE 0 END), 0)
+		// Unread as userChats computes it, summed without sorting, the last message or
+		// its JSON: one pass over the user's memberships with two primary-key lookups
+		// each, and a count of what is unread where the last seq is past the watermark.
+		{&r.unreadTotal, `SELECT COALESCE(SUM(` + unreadSQL("c.last_seq", "m.chat_id", "COALESCE(r.read, 0)", "m.user_id") + `), 0)
 			FROM members m JOIN chats c ON c.id = m.chat_id
 			LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
 			WHERE m.user_id = ? AND m.chat_id != ?`},

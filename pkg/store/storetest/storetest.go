@@ -294,6 +294,8 @@ func Run(t *testing.T, open Open) {
 		}
 	})
 
+	t.Run("UnreadCountsWhatAPersonReads", func(t *testing.T) { unreadCountable(t, newStore(t), group) })
+
 	t.Run("ReadStateMonotonic", func(t *testing.T) {
 		s := newStore(t)
 		rs, err := s.GetReadState(ctx, "c", "u")

@@ -1,0 +1,69 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"github.com/stretchr/testify/require"
+)
+
+// unreadCountable checks that ChatSummary.Unread and UnreadTotal count only what a
+// person reads: not system events, not edit, delete or react events, not deleted
+// messages, not one's own; the same number in both.
+func unreadCountable(t *testing.T, s store.Store, group groupFn) {
+	ctx := context.Background()
+	group(t, s, "u", "alice", "bob", "carol")
+	sys := op("u", 1, "bob", protocol.TypeSystem, "", "", protocol.SystemEvent{Event: protocol.EventMemberAdded, UserID: "carol", By: "bob"})
+	image := msg("u", 8, "carol", base.Add(8*time.Second))
+	image.MessageType, image.Content = protocol.TypeImage, ""
+	image.Meta = []byte(`{"mediaId":"x1"}`)
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{
+		sys,
+		msg("u", 2, "bob", base.Add(2*time.Second)),
+		msg("u", 3, "bob", base.Add(3*time.Second)),
+		react("u", 4, "bob", "m2", "👍", false),
+		op("u", 5, "bob", protocol.TypeEdit, "m2", "edited", nil),
+		msg("u", 6, "bob", base.Add(6*time.Second)),
+		op("u", 7, "bob", protocol.TypeDelete, "m6", "", nil),
+		image,
+		react("u", 9, "carol", "m8", "🎉", false),
+	}))
+	unread := func(user string) uint64 {
+		t.Helper()
+		chats, err := s.UserChats(ctx, user, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, chats, 1)
+		total, err := s.UnreadTotal(ctx, user, "")
+		require.NoError(t, err)
+		require.Equal(t, chats[0].Unread, total, "UnreadTotal agrees with UserChats for %s", user)
+		return chats[0].Unread
+	}
+	// alice: 2, 3 and the image; not the system event, the reactions, the edit, the
+	// delete or the deleted 6.
+	require.EqualValues(t, 3, unread("alice"))
+	_, err := s.SetReadState(ctx, "u", "alice", 0, 3)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, unread("alice"), "after reading up to 3: the image")
+	_, err = s.SetReadState(ctx, "u", "alice", 0, 8)
+	require.NoError(t, err)
+	require.EqualValues(t, 0, unread("alice"), "a reaction after everything read is not unread")
+	// bob's own delete (7) moved his watermark; carol's own reaction (9) hers.
+	require.EqualValues(t, 1, unread("bob"), "the image")
+	require.EqualValues(t, 0, unread("carol"))
+	// One's own message is read: alice's text moves only others' counts.
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{msg("u", 10, "alice", base.Add(10*time.Second))}))
+	require.EqualValues(t, 0, unread("alice"))
+	require.EqualValues(t, 2, unread("bob"))
+	require.EqualValues(t, 1, unread("carol"))
+	// An edit of a message already counted changes nothing; deleting an unread one
+	// takes it off.
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{
+		op("u", 11, "alice", protocol.TypeEdit, "m10", "edited", nil),
+		op("u", 12, "alice", protocol.TypeDelete, "m10", "", nil),
+	}))
+	require.EqualValues(t, 1, unread("bob"), "alice's text was deleted")
+	require.EqualValues(t, 0, unread("carol"))
+}
