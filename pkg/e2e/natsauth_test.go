@@ -175,6 +175,7 @@ func TestNATSRolesAreRefusedWhatTheyMayNotDo(t *testing.T) {
 		natsutil.UserNotifier: {
 			{`Publish to "natter.user.bob"`, pub("natter.user.bob")},
 			{`Publish to "natter.in.` + chat + `"`, pub("natter.in." + chat)},
+			{`Publish to "$JS.API.CONSUMER.DELETE.NATTER_LOG.PERSISTER"`, pub("$JS.API.CONSUMER.DELETE.NATTER_LOG.PERSISTER")},
 			{`Subscription to "natter.user.>"`, sub("natter.user.>")},
 			deleteLog,
 		},

@@ -175,6 +175,9 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "DIRECT.GET.KV_" + presenceKV, jsAPI + "DIRECT.GET.KV_" + presenceKV + ".>", jsAPI + "STREAM.MSG.GET.KV_" + presenceKV,
 			jsAPI + "CONSUMER.CREATE.KV_" + presenceKV + ".>", jsAPI + "CONSUMER.DELETE.KV_" + presenceKV + ".>",
 		}
+		// Unread counts merge the log tail (pkg/history), as the gateway's reads do.
+		pub = append(pub, logReader...)
+		denyPub = durables(persisterName)
 	case UserPresence:
 		pub = []string{
 			p + "presence.*", // presence changes
