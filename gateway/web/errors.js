@@ -54,6 +54,7 @@ const MESSAGES = {
   token_expired: { "*": "Your session has expired: sign in again." },
   unavailable: { "*": "The server is not answering right now: try again in a moment." },
   shutting_down: { "*": "The server is restarting: try again in a moment." },
+  quota_exceeded: { "*": "You have used all your upload space: files you uploaded but never sent expire and free it." },
   storage_full: { "*": "The server is out of storage right now: try again later." },
   bad_host: { "*": "A development server answers only at localhost or 127.0.0.1: open the chat at one of those." },
   internal: { "*": "Something went wrong on the server: try again." },
