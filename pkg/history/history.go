@@ -170,8 +170,10 @@ func seek(ctx context.Context, st jetstream.Stream, subj string, b tailBounds, t
 }
 
 // smallTail is the most messages read with one GetMsg each rather than through a
-// short-lived consumer (three round trips).
-const smallTail = 2
+// short-lived consumer. The consumer costs three requests, and on a cluster its
+// creation goes through the meta leader; a persister that keeps up leaves a tail
+// of a few messages, read faster one by one.
+const smallTail = 16
 
 // unpersisted returns chat's messages in NATTER_LOG after stream seq floor whose
 // chat seq is at least from(lastChat) (from gets the chat's last sequenced seq),

@@ -156,7 +156,7 @@ func BenchmarkHistoryPage(b *testing.B) {
 		name        string
 		unpersisted int
 		before      uint64
-	}{{"unpersisted=0", 0, 0}, {"unpersisted=10000", 10_000, 0}, {"unpersisted=10000/before=2000", 10_000, 2000}} {
+	}{{"unpersisted=0", 0, 0}, {"unpersisted=1000", 1000, 0}, {"unpersisted=10000", 10_000, 0}, {"unpersisted=10000/before=2000", 10_000, 2000}} {
 		b.Run(tc.name, func(b *testing.B) {
 			e := newTailEnv(b)
 			ctx := context.Background()
