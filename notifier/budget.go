@@ -4,8 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // senderBudget bounds the push notifications one sender can cause: every
@@ -21,18 +19,35 @@ import (
 // It has no goroutine: a bucket is created on a sender's first window and the
 // table is swept of full buckets once it has doubled since the last sweep.
 type senderBudget struct {
-	rate  rate.Limit // 0: unlimited
-	burst int
+	rate  float64 // tokens per second; 0: unlimited
+	burst float64
 
-	mu      sync.Mutex // guards buckets and sweep
-	buckets map[string]*rate.Limiter
+	mu      sync.Mutex // guards buckets, sweep and every bucket's fields
+	buckets map[string]*bucket
 	sweep   int
 
 	suppressed atomic.Int64 // windows not opened: the sender's bucket was empty
 }
 
+// bucket is one sender's tokens as of last. A hand-written bucket rather than
+// rate.Limiter: a token taken for a window that turns out to be open already must
+// go back exactly, and rate.Reservation.CancelAt gives back nothing once a later
+// reservation (a refusal included) has been made on the same limiter.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
 func newSenderBudget(perSecond float64, burst int) *senderBudget {
-	return &senderBudget{rate: rate.Limit(perSecond), burst: burst, buckets: map[string]*rate.Limiter{}, sweep: 1024}
+	return &senderBudget{rate: perSecond, burst: float64(burst), buckets: map[string]*bucket{}, sweep: 1024}
+}
+
+// refill brings k up to now. b.mu is held.
+func (b *senderBudget) refill(k *bucket, now time.Time) {
+	if now.After(k.last) {
+		k.tokens = min(b.burst, k.tokens+now.Sub(k.last).Seconds()*b.rate)
+		k.last = now
+	}
 }
 
 // take takes one token from sender's bucket; false (counted as suppressed) when it
@@ -44,27 +59,29 @@ func (b *senderBudget) take(sender string) (ok bool, undo func()) {
 	}
 	now := time.Now()
 	b.mu.Lock()
-	l := b.buckets[sender]
-	if l == nil {
+	defer b.mu.Unlock()
+	k := b.buckets[sender]
+	if k == nil {
 		if len(b.buckets) >= b.sweep {
-			for k, v := range b.buckets {
-				if v.TokensAt(now) >= float64(v.Burst()) {
-					delete(b.buckets, k)
+			for s, v := range b.buckets {
+				if b.refill(v, now); v.tokens >= b.burst {
+					delete(b.buckets, s) // full: the same as a fresh one
 				}
 			}
 			b.sweep = max(1024, 2*len(b.buckets))
 		}
-		l = rate.NewLimiter(b.rate, b.burst)
-		b.buckets[sender] = l
+		k = &bucket{tokens: b.burst, last: now}
+		b.buckets[sender] = k
 	}
-	b.mu.Unlock()
-	r := l.ReserveN(now, 1)
-	if r.DelayFrom(now) > 0 {
-		r.CancelAt(now)
+	b.refill(k, now)
+	if k.tokens < 1 {
 		b.suppressed.Add(1)
 		return false, nil
 	}
-	// Cancelled as of the instant it was made: a later cancel of an immediate
-	// reservation is ignored by the rate package.
-	return true, func() { r.CancelAt(now) }
+	k.tokens--
+	return true, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		k.tokens = min(b.burst, k.tokens+1)
+	}
 }
