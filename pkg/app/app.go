@@ -228,7 +228,13 @@ func (a *App) start(ctx context.Context) (err error) {
 		a.addChecks()
 	}
 	a.state.Store(stateRunning)
-	log.Info("natter started", zap.Strings("roles", targets))
+	// The bound gateway address is logged so that whoever started the process with
+	// port 0 (tests, supervisors) can find it without guessing a free port.
+	fields := []zap.Field{zap.Strings("roles", targets)}
+	if a.addr != nil {
+		fields = append(fields, zap.String("gateway", a.addr.String()))
+	}
+	log.Info("natter started", fields...)
 	return nil
 }
 
@@ -330,9 +336,12 @@ func (a *App) Err() error {
 	return a.firstErr
 }
 
-// Kill stops the process as a crash would, for fault tests: the NATS connection is
-// cut first, so nothing more is acked or published, then the roles are stopped.
-func (a *App) Kill() {
+// Sever cuts the process's NATS connection and then closes it, for tests of what
+// the rest of the system sees when a process vanishes from NATS (no disconnect
+// reports, no acks, no publishes after the cut). It is not a crash: the roles
+// still run their shutdown paths locally. Crashes are tested with SIGKILL of real
+// processes (pkg/e2e, proc_test.go).
+func (a *App) Sever() {
 	if a.NC != nil {
 		a.NC.Close()
 	}

@@ -41,13 +41,15 @@ func cassandraConfig(t *testing.T, hosts string) *app.Config {
 	cfg.Store.Migrate = true
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	cfg.Cassandra.RegisterFlags(fs)
-	require.NoError(t, fs.Parse([]string{"-cassandra.hosts", hosts, "-cassandra.bucket-width", "1h", "-cassandra.replication-factor", "1"}))
+	// Generous timeouts: the suite must pass on a busy machine.
+	require.NoError(t, fs.Parse([]string{"-cassandra.hosts", hosts, "-cassandra.bucket-width", "1h", "-cassandra.replication-factor", "1",
+		"-cassandra.timeout", "30s", "-cassandra.connect-timeout", "30s"}))
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	cfg.Cassandra.Keyspace = "natter_e2e_" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
 		cl := gocql.NewCluster(strings.Split(hosts, ",")...)
-		cl.Timeout = 30 * time.Second
+		cl.Timeout, cl.ConnectTimeout = 60*time.Second, 30*time.Second
 		if s, err := cl.CreateSession(); err == nil {
 			_ = s.Query("DROP KEYSPACE IF EXISTS " + cfg.Cassandra.Keyspace).Exec()
 			s.Close()

@@ -1,23 +1,18 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,155 +21,16 @@ import (
 	"github.com/natter-chat/natter/pkg/client"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
-	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // This file runs natter as an operator would: one OS process per role instance,
-// built from this module, on a 3-node NATS cluster with R3 streams, sharing one
-// SQLite file (WAL mode works across processes on one machine; across machines
-// use Cassandra). Processes are killed with SIGKILL and restarted; a gateway is
-// also stopped with SIGTERM (the drain).
-
-// buildNatter builds the natter binary into dir.
-func buildNatter(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "natter")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/natter-chat/natter").CombinedOutput()
-	require.NoError(t, err, "go build:\n%s", out)
-	return bin
-}
-
-// procPort returns a loopback port that was free a moment ago.
-func procPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// proc is one natter process.
-type proc struct {
-	t     *testing.T
-	name  string
-	bin   string
-	args  []string
-	admin string // admin host:port
-	http  string // gateway host:port ("" for other roles)
-	logf  string
-
-	mu   sync.Mutex // guards cmd, done
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (p *proc) start() {
-	p.t.Helper()
-	// Like an orchestrator, restart a process that exits before it is ready (at
-	// start on a fresh cluster, stream creation can fail until every JetStream peer
-	// is known).
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		done := p.spawn()
-		for !p.ready() {
-			select {
-			case <-done:
-			case <-time.After(50 * time.Millisecond):
-				continue
-			}
-			break
-		}
-		select {
-		case <-done:
-			continue // exited: start it again
-		default:
-			return
-		}
-	}
-	p.t.Fatalf("%s not ready within 30s\n%s", p.name, p.tail())
-}
-
-// spawn starts the process once and returns a channel closed when it exits.
-func (p *proc) spawn() chan struct{} {
-	f, err := os.OpenFile(p.logf, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	require.NoError(p.t, err)
-	fmt.Fprintf(f, "==== start %s %v\n", p.name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	require.NoError(p.t, cmd.Start())
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
-	p.mu.Lock()
-	p.cmd, p.done = cmd, done
-	p.mu.Unlock()
-	return done
-}
-
-// ready reports whether /readyz answers 200.
-func (p *proc) ready() bool {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + p.admin + "/readyz")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// signal sends sig and waits for the process to exit (d at most, then SIGKILL).
-func (p *proc) signal(sig syscall.Signal, d time.Duration) {
-	p.mu.Lock()
-	cmd, done := p.cmd, p.done
-	p.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-	case <-time.After(d):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-func (p *proc) kill()      { p.signal(syscall.SIGKILL, 10*time.Second) }
-func (p *proc) terminate() { p.signal(syscall.SIGTERM, 30*time.Second) }
-
-// tail returns the end of the process's log.
-func (p *proc) tail() string {
-	b, _ := os.ReadFile(p.logf)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
-// metricSum sums every sample of name whose labels contain labels.
-func (p *proc) metricSum(name, labels string) float64 {
-	resp, err := http.Get("http://" + p.admin + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	sum, found := 0.0, false
-	for sc.Scan() {
-		line := sc.Text()
-		if (strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{")) && strings.Contains(line, labels) {
-			if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-				sum, found = sum+v, true
-			}
-		}
-	}
-	if !found {
-		return -1
-	}
-	return sum
-}
+// built from this module, on a 3-node cluster of nats-server processes with R3
+// streams (proc_test.go), sharing one SQLite file (WAL mode works across
+// processes on one machine; across machines use Cassandra). Processes are killed
+// with SIGKILL and restarted; a gateway is also stopped with SIGTERM (the drain).
+// NATS nodes are crashed in crash_test.go.
 
 // procCluster is the set of processes of one test.
 type procCluster struct {
@@ -190,16 +46,8 @@ func (pc *procCluster) liveGateways() []string {
 	defer pc.mu.Unlock()
 	var out []string
 	for _, g := range pc.gws {
-		g.mu.Lock()
-		up := g.cmd != nil && g.done != nil
-		select {
-		case <-g.done:
-			up = false
-		default:
-		}
-		g.mu.Unlock()
-		if up {
-			out = append(out, g.http)
+		if a := g.gatewayAddr(); a != "" {
+			out = append(out, a)
 		}
 	}
 	return out
@@ -396,8 +244,7 @@ func restPost(t *testing.T, addr, path, token string, body any) []byte {
 // gateways.
 func TestRolesAsSeparateProcesses(t *testing.T) {
 	dir := t.TempDir()
-	bin := buildNatter(t, dir)
-	cl := testutil.NATSCluster(t, 3)
+	cl := startNATSCluster(t, 3)
 	secret := []byte(strings.Repeat("k", 16) + "natter-cluster-process-test")
 	secretFile := filepath.Join(dir, "jwt.secret")
 	require.NoError(t, os.WriteFile(secretFile, secret, 0o600))
@@ -406,46 +253,22 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 
 	var procs []*proc
 	newProc := func(name string, roles string, extra ...string) *proc {
-		p := &proc{t: t, name: name, bin: bin, admin: procPort(t), logf: filepath.Join(dir, name+".log")}
-		p.args = append([]string{"serve", "--roles", roles,
+		p := newProc(t, dir, name, roles == app.RoleGateway, append([]string{"serve", "--roles", roles,
 			"--nats.url", cl.URLs(), "--nats.replicas", "3", "--nats.partitions", "4",
 			"--data-dir", filepath.Join(dir, name), "--store.sqlite-path", dbPath,
 			"--auth.dev=false", "--auth.secret-file", secretFile,
-			"--admin.listen", p.admin, "--log.format", "json", "--log.level", "info",
+			"--log.level", "info",
 			"--gateway.drain-window", "300ms",
 			"--sequencer.pinned-ttl", "2s",
 			"--persister.ack-wait", "2s",
 			"--presence.grace", "0s",
 			// A killed gateway's devices must expire well within the test.
 			"--presence.expiry", "4s", "--gateway.presence-heartbeat", "1s",
-		}, extra...)
-		if roles == app.RoleGateway {
-			p.http = procPort(t)
-			p.args = append(p.args, "--gateway.listen", p.http)
-		}
+		}, extra...)...)
 		procs = append(procs, p)
 		return p
 	}
-	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, p := range procs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				start := time.Now()
-				p.terminate()
-				if d := time.Since(start); d > 5*time.Second {
-					t.Logf("%s took %s to stop on SIGTERM", p.name, d)
-				}
-			}()
-		}
-		wg.Wait()
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("---- %s log tail:\n%s", p.name, p.tail())
-			}
-		}
-	})
+	t.Cleanup(func() { stopAll(t, procs) })
 	seq := []*proc{newProc("sequencer-1", app.RoleSequencer), newProc("sequencer-2", app.RoleSequencer)}
 	gw := []*proc{newProc("gateway-1", app.RoleGateway), newProc("gateway-2", app.RoleGateway)}
 	pc.gws = gw
@@ -472,7 +295,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	}
 
 	users := []string{"alice", "bob", "carol"}
-	out := restPost(t, gw[0].http, "/api/v1/chats", pc.token("alice"), map[string]any{"type": "group", "name": "ops", "members": users[1:]})
+	out := restPost(t, gw[0].gatewayAddr(), "/api/v1/chats", pc.token("alice"), map[string]any{"type": "group", "name": "ops", "members": users[1:]})
 	var chat struct {
 		ID string `json:"id"`
 	}
@@ -652,7 +475,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 	// gateway 1) online, and offline once her devices are gone.
 	if len(others) > 0 && others[0].name == "presence-1" {
 		presence := func() string {
-			body := restGet(t, gw[1].http, "/api/v1/users/alice/presence", pc.token("bob"))
+			body := restGet(t, gw[1].gatewayAddr(), "/api/v1/users/alice/presence", pc.token("bob"))
 			var p struct {
 				Status string `json:"status"`
 			}

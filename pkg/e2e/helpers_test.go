@@ -7,6 +7,7 @@ import (
 
 	"github.com/natter-chat/natter/pkg/client"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
 )
 
 func ctxT(t testing.TB, d time.Duration) context.Context {
@@ -81,5 +82,22 @@ func nextFrame(t testing.TB, c *client.Conn, d time.Duration, what string, match
 		case <-timer.C:
 			t.Fatalf("no %s within %s", what, d)
 		}
+	}
+}
+
+// readAll returns every stored message of chat, oldest first.
+func readAll(st store.Store, chat string) ([]protocol.Message, error) {
+	var out []protocol.Message
+	var after uint64
+	for {
+		page, err := st.History(context.Background(), chat, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < store.MaxPage {
+			return out, nil
+		}
+		after = page[len(page)-1].Seq
 	}
 }

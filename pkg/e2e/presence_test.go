@@ -139,18 +139,19 @@ func TestPresenceAcrossTwoGateways(t *testing.T) {
 	})
 	_ = bob4
 
-	// Killing bob's gateway (no clean close, no disconnect reports): bob goes offline
-	// by himself once the gateway's lease expires.
-	killed := time.Now()
-	b.Kill()
+	// Severing bob's gateway from NATS (its connection is cut first, so no
+	// disconnect report reaches presence): bob goes offline by himself once the
+	// gateway's lease expires.
+	severed := time.Now()
+	b.Sever()
 	f = presenceOf(t, alice, "bob", "offline", testExpiry+5*time.Second)
-	took := time.Since(killed)
-	t.Logf("offline %s after the kill (expiry %s)", took.Round(time.Millisecond), testExpiry)
+	took := time.Since(severed)
+	t.Logf("offline %s after the cut (expiry %s)", took.Round(time.Millisecond), testExpiry)
 	require.Less(t, took, testExpiry+2*time.Second, "offline within the configured expiry (plus marker handling)")
 	// Last seen is the gateway's last heartbeat, as the expiry marker dates it
 	// (the server's expiry timer may run a little late).
-	require.LessOrEqual(t, f.LastSeen, killed.Add(500*time.Millisecond).UnixMilli())
-	require.Greater(t, f.LastSeen, killed.Add(-testExpiry-time.Second).UnixMilli())
+	require.LessOrEqual(t, f.LastSeen, severed.Add(500*time.Millisecond).UnixMilli())
+	require.Greater(t, f.LastSeen, severed.Add(-testExpiry-time.Second).UnixMilli())
 }
 
 func TestPresenceStatusAwayAndInvisible(t *testing.T) {
