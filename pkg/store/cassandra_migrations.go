@@ -283,7 +283,7 @@ func MigrateCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logg
 	if err := ensureKeyspace(ctx, cfg, log); err != nil {
 		return err
 	}
-	cluster := cfg.cluster(logger)
+	cluster := ddlCluster(cfg, logger)
 	cluster.Keyspace = cfg.Keyspace
 	sess, err := cluster.CreateSession()
 	if err != nil {
@@ -291,7 +291,7 @@ func MigrateCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logg
 	}
 	defer sess.Close()
 	for _, stmt := range []string{cqlCreateSchemaMigrations, cqlCreateSchemaLock} {
-		if err := sess.Query(stmt).WithContext(ctx).Exec(); err != nil {
+		if err := execDDL(ctx, sess, stmt, log); err != nil {
 			return fmt.Errorf("cassandra: migrate %s: create bookkeeping tables: %w", cfg.Keyspace, err)
 		}
 	}
@@ -315,7 +315,7 @@ func MigrateCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logg
 		}
 		start := time.Now()
 		for i, stmt := range m.Stmts {
-			if err := sess.Query(stmt).WithContext(ctx).Exec(); err != nil {
+			if err := execDDL(ctx, sess, stmt, log); err != nil {
 				return fmt.Errorf("cassandra: migration %d (%s) statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -332,7 +332,7 @@ func MigrateCassandra(ctx context.Context, cfg CassandraConfig, logger *zap.Logg
 }
 
 func ensureKeyspace(ctx context.Context, cfg CassandraConfig, log *zap.Logger) error {
-	sess, err := cfg.cluster(log).CreateSession()
+	sess, err := ddlCluster(cfg, log).CreateSession()
 	if err != nil {
 		return fmt.Errorf("cassandra: connect to %s: %w (is Cassandra running? check cassandra.hosts and cassandra.port)",
 			strings.Join(cfg.Hosts, ","), err)
@@ -345,11 +345,90 @@ func ensureKeyspace(ctx context.Context, cfg CassandraConfig, log *zap.Logger) e
 	if exists {
 		return nil
 	}
-	if err := sess.Query(cqlCreateKeyspace(cfg.Keyspace, cfg.ReplicationFactor)).WithContext(ctx).Exec(); err != nil {
+	if err := execDDL(ctx, sess, cqlCreateKeyspace(cfg.Keyspace, cfg.ReplicationFactor), log); err != nil {
 		return fmt.Errorf("cassandra: create keyspace %s: %w", cfg.Keyspace, err)
 	}
 	log.Info("cassandra keyspace created", zap.Int("replication_factor", cfg.ReplicationFactor))
 	return nil
+}
+
+// Schema changes on a busy node. A CREATE is answered only once the node has
+// applied it and the driver has seen every node agree on the new schema version,
+// which on a loaded machine or a large cluster takes far longer than a read or a
+// write: migrations get their own, generous timeouts, and a statement whose
+// answer did not come in time is sent again (every migration statement is
+// CREATE ... IF NOT EXISTS, so running one twice is harmless).
+var (
+	// ddlTimeout is the least time one schema statement may take on a node.
+	ddlTimeout = 60 * time.Second
+	// ddlConnectTimeout is the least time connecting to a node may take during
+	// migrations.
+	ddlConnectTimeout = 20 * time.Second
+	// ddlSchemaAgreement bounds the wait for every node to agree on the schema
+	// after a change.
+	ddlSchemaAgreement = 2 * time.Minute
+	// ddlAttempts is how many times a schema statement is sent before its
+	// error is returned.
+	ddlAttempts = 5
+)
+
+// ddlCluster is the driver configuration for migrations: cfg's, with timeouts of
+// at least ddlTimeout and ddlConnectTimeout.
+func ddlCluster(cfg CassandraConfig, log *zap.Logger) *gocql.ClusterConfig {
+	cl := cfg.cluster(log)
+	cl.Timeout = max(cl.Timeout, ddlTimeout)
+	cl.WriteTimeout = max(cl.WriteTimeout, ddlTimeout)
+	cl.ConnectTimeout = max(cl.ConnectTimeout, ddlConnectTimeout)
+	cl.MaxWaitSchemaAgreement = ddlSchemaAgreement
+	return cl
+}
+
+// execDDL runs an idempotent schema statement and waits for schema agreement. A
+// statement that timed out, or whose node was unavailable or lost, is sent again
+// with backoff, up to ddlAttempts times; other errors are returned at once.
+func execDDL(ctx context.Context, sess *gocql.Session, stmt string, log *zap.Logger) error {
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		err := sess.Query(stmt).WithContext(ctx).Exec()
+		if err == nil {
+			err = sess.AwaitSchemaAgreement(ctx)
+		}
+		if err == nil || !retryableDDL(err) || attempt == ddlAttempts || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("cassandra: schema statement not confirmed in time; sending it again",
+			zap.Int("attempt", attempt), zap.String("statement", firstLine(stmt)), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// retryableDDL reports whether err says the node did not (yet) answer, rather than
+// refused the statement.
+func retryableDDL(err error) bool {
+	var timeout *gocql.RequestErrWriteTimeout
+	var unavailable *gocql.RequestErrUnavailable
+	switch {
+	case errors.Is(err, gocql.ErrTimeoutNoResponse), errors.Is(err, gocql.ErrNoConnections),
+		errors.Is(err, gocql.ErrConnectionClosed), errors.As(err, &timeout), errors.As(err, &unavailable):
+		return true
+	}
+	// Schema agreement not reached within MaxWaitSchemaAgreement (the driver's
+	// error has no type of its own), and a node's own timeout of the change.
+	msg := err.Error()
+	return strings.Contains(msg, "schema versions not consistent") || strings.Contains(msg, "timed out")
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 func keyspaceExists(ctx context.Context, sess *gocql.Session, keyspace string) (bool, error) {

@@ -55,7 +55,10 @@ func cassandraConfig(t testing.TB, width time.Duration) store.CassandraConfig {
 	var cfg store.CassandraConfig
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	require.NoError(t, fs.Parse([]string{"-cassandra.hosts", hosts, "-cassandra.bucket-width", width.String()}))
+	// Generous timeouts: the suite must pass on a busy machine, where a node answers
+	// slowly; what it proves is behaviour, not latency.
+	require.NoError(t, fs.Parse([]string{"-cassandra.hosts", hosts, "-cassandra.bucket-width", width.String(),
+		"-cassandra.timeout", "30s", "-cassandra.connect-timeout", "30s"}))
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	cfg.Keyspace = "natter_test_" + hex.EncodeToString(b[:])
@@ -91,7 +94,7 @@ func openCassandraWith(t testing.TB, cfg store.CassandraConfig) *store.Cassandra
 func dropKeyspace(t testing.TB, cfg store.CassandraConfig) {
 	cl := gocql.NewCluster(cfg.Hosts...)
 	cl.Port = cfg.Port
-	cl.Timeout = 30 * time.Second
+	cl.Timeout, cl.ConnectTimeout = 60*time.Second, 30*time.Second
 	sess, err := cl.CreateSession()
 	if err != nil {
 		t.Logf("drop keyspace %s: %v", cfg.Keyspace, err)
@@ -450,7 +453,9 @@ func TestCassandraMigrateAndOpenErrors(t *testing.T) {
 	bare := cfg
 	bare.Keyspace = cfg.Keyspace + "_bare"
 	t.Cleanup(func() { dropKeyspace(t, bare) })
-	admin, err := gocql.NewCluster(cfg.Hosts...).CreateSession()
+	acl := gocql.NewCluster(cfg.Hosts...)
+	acl.Timeout, acl.ConnectTimeout = 60*time.Second, 30*time.Second
+	admin, err := acl.CreateSession()
 	require.NoError(t, err)
 	err = admin.Query("CREATE KEYSPACE " + bare.Keyspace +
 		" WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 1}").Exec()
