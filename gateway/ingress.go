@@ -281,8 +281,12 @@ func (q *ingressQueue) commit(batch []*ingressSend) {
 		return
 	}
 	// No ack of the first message: a batch the server refuses early fails at the
-	// commit, and one round trip per batch is enough.
-	_, err := jetstreamext.PublishMsgBatch(ctx, g.deps.JS, msgs, jetstreamext.BatchFlowControl{})
+	// commit, and one round trip per batch is enough. One attempt only, and a short
+	// one: a batch that found no stream leader (an election, see
+	// natsutil.Publish) falls back to one publish per send, and those retry.
+	bctx, bcancel := context.WithTimeout(ctx, 2*natsutil.PublishAttemptTimeout)
+	_, err := jetstreamext.PublishMsgBatch(bctx, g.deps.JS, msgs, jetstreamext.BatchFlowControl{})
+	bcancel()
 	if err == nil {
 		g.deps.Metrics.IngressBatch(len(msgs))
 		for i, s := range batch {
@@ -317,7 +321,8 @@ func (q *ingressQueue) commit(batch []*ingressSend) {
 }
 
 // publishEach publishes the sends of batch each on its own, all at once so the
-// server stores them back to back, and returns when each has its outcome. Their
+// server stores them back to back, and returns when each has its outcome (a send
+// that found no stream leader is sent again until ctx ends: natsutil.Publish). Their
 // order does not matter: a batch holds at most one send per connection (and of
 // sends with the same ID, whichever the server stores first is the original).
 // Sends whose waiter left are skipped: they were not stored.
@@ -328,7 +333,8 @@ func (q *ingressQueue) publishEach(ctx context.Context, batch []*ingressSend) {
 			continue
 		}
 		wg.Go(func() {
-			ack, err := q.g.deps.JS.PublishMsg(ctx, s.msg)
+			// Retried across a stream leader change until the send's deadline.
+			ack, err := natsutil.Publish(ctx, q.g.deps.JS, s.msg)
 			if err != nil {
 				s.done <- ingressResult{err: err}
 				return

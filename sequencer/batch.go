@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 	"go.uber.org/zap"
@@ -295,8 +296,12 @@ func (b *batcher) flush(ctx context.Context) {
 // the last one.
 func (b *batcher) append(ctx context.Context) (last uint64, err error) {
 	s := b.s
-	// No flow control: nothing is stored before the commit, which is acked.
-	ack, err := jetstreamext.PublishMsgBatch(ctx, s.deps.JS, b.out, jetstreamext.BatchFlowControl{})
+	// No flow control: nothing is stored before the commit, which is acked. One
+	// short attempt: a batch that found no NATTER_LOG leader (an election) falls
+	// back to one append at a time, and those retry (natsutil.Publish).
+	actx, cancel := context.WithTimeout(ctx, 2*natsutil.PublishAttemptTimeout)
+	defer cancel()
+	ack, err := jetstreamext.PublishMsgBatch(actx, s.deps.JS, b.out, jetstreamext.BatchFlowControl{})
 	if err != nil {
 		return 0, err
 	}

@@ -206,6 +206,10 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 
 func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }
 
+// appendTimeout bounds one append to NATTER_LOG, its retries across a leader
+// change included.
+var appendTimeout = 5 * time.Second
+
 // retry runs fn until it succeeds or ctx ends, with backoff. Transient failures are
 // retried in place, so a chat's messages are never reordered.
 func (s *Sequencer) retry(ctx context.Context, log *zap.Logger, fn func() error) {
@@ -361,7 +365,11 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 	m.Timestamp = time.Now().UnixMilli()
 	data := protocol.EncodeMessageFrame(&m)
 	out := s.logMsg(&m, data, in.seq, true, st.lastLogSeq)
-	ack, err := s.deps.JS.PublishMsg(ctx, out)
+	// Sent again across a NATTER_LOG leader change (natsutil.Publish), for as long
+	// as a JetStream request may take; then the caller's retry reloads the chat.
+	pctx, cancel := context.WithTimeout(ctx, appendTimeout)
+	ack, err := natsutil.Publish(pctx, s.deps.JS, out)
+	cancel()
 	if err != nil {
 		if isFenced(err) {
 			// Another sequencer appended to this chat (we were deposed, or our state

@@ -200,7 +200,11 @@ func Connect(c *Config, ns *Embedded, name, user string, onErr func(error)) (*na
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
-		nats.PingInterval(10 * time.Second),
+		// A server that vanished without closing the connection (power loss, a
+		// partition) is noticed after MaxPingsOut unanswered pings: within about
+		// 9 s, and the client moves to another node of the cluster.
+		nats.PingInterval(3 * time.Second),
+		nats.MaxPingsOutstanding(2),
 		nats.ReconnectBufSize(64 << 20),
 	}
 	if onErr != nil {
