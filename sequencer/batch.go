@@ -103,6 +103,9 @@ type batcher struct {
 	// lastDelivery is the consumer sequence of the previous delivery of the current
 	// iterator (0: none yet).
 	lastDelivery uint64
+	// lastPin is the Nats-Pin-Id of the previous delivery: the server gives a new
+	// one each time it pins the partition to a client.
+	lastPin string
 
 	// The batch being built: every decided message in delivery order, the log
 	// messages to append in the same order, and what the batch holds per chat.
@@ -158,21 +161,33 @@ func (b *batcher) process(ctx context.Context, msgs []jetstream.Msg) {
 
 // catchUpBefore sequences what is delivered but unacked below msg first, when it may
 // exist: on the first delivery (we may have just taken the partition over from a
-// holder that died with messages in hand), and after a skipped delivery (the client
+// holder that died with messages in hand), after a skipped delivery (the client
 // library drops deliveries on a slow-consumer error; JetStream would redeliver them
-// only after AckWait, behind newer messages of the same chats). What the batch holds
-// is committed first: the catch-up must see it sequenced.
+// only after AckWait, behind newer messages of the same chats), and when the pin
+// changed. What the batch holds is committed first: the catch-up must see it
+// sequenced.
+//
+// The pin check is not redundant: a partition can move to another instance and back
+// while this instance's iterator lives on, and across a consumer leader change the
+// consumer sequence of the deliveries made meanwhile may not show as a gap. Found by
+// TestCrashes: the other holder was killed with two messages in hand, this one took
+// the partition back, saw contiguous deliveries and sequenced newer messages first;
+// the two came back after AckWait and were acked as already sequenced: lost.
 func (b *batcher) catchUpBefore(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, metaErr error) {
 	var delivery uint64
 	if metaErr == nil {
 		delivery = meta.Sequence.Consumer
 	}
-	if b.lastDelivery == 0 || delivery != b.lastDelivery+1 {
+	pin := msg.Headers().Get(pinHeader)
+	if b.lastDelivery == 0 || delivery != b.lastDelivery+1 || pin != b.lastPin {
 		b.flush(ctx)
 		b.s.retry(ctx, b.log, func() error { return b.s.catchUp(ctx, b.p, b.cons, msg) })
 	}
-	b.lastDelivery = delivery
+	b.lastDelivery, b.lastPin = delivery, pin
 }
+
+// pinHeader carries the pin ID of a pinned priority group's delivery.
+const pinHeader = "Nats-Pin-Id"
 
 // add decides msg into the batch, or commits the batch and sequences msg on its own
 // when its decision needs the log to be current.

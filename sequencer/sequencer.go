@@ -244,10 +244,22 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 		return fmt.Errorf("consumer info: %w", err)
 	}
 	filter := s.deps.Subjects.InPartitionFilter(p)
+	if info.AckFloor.Stream+1 < meta.Sequence.Stream {
+		s.log.Info("catching up on unacked ingress", zap.Int("partition", p),
+			zap.Uint64("from", info.AckFloor.Stream+1), zap.Uint64("to", meta.Sequence.Stream),
+			zap.Uint64("delivery", meta.Sequence.Consumer))
+	}
 	for seq := info.AckFloor.Stream + 1; seq < meta.Sequence.Stream; {
 		raw, err := s.inS.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
+			// Impossible from a current stream: next itself is at or after seq
+			// and matches the filter (unacked, so never purged). A stream leader
+			// elected a moment ago can answer before it has applied everything;
+			// ending the catch-up here would sequence next before the messages
+			// in between, and the exactly-once check would then drop them as
+			// already sequenced when they come: lost. Try again later.
+			return fmt.Errorf("read unacked ingress from %d: not found, though %d is there (stream leader not current?)",
+				seq, meta.Sequence.Stream)
 		}
 		if err != nil {
 			return fmt.Errorf("read unacked ingress %d: %w", seq, err)
@@ -446,6 +458,8 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 	// log message records the ingress seq it came from. A redelivery of anything at
 	// or below the chat's last ingress seq was sequenced already, however long ago.
 	if inSeq <= lastInSeq {
+		s.log.Info("ingress already sequenced; acked without appending", zap.String("chat_id", m.ChatID),
+			zap.Uint64("in_seq", inSeq), zap.Uint64("chat_last_in_seq", lastInSeq))
 		return drop, nil
 	}
 	if tr == trustUser {
