@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +47,17 @@ func TestCrashes(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cl := startNATSCluster(t, 3)
+	if keep := os.Getenv("NATTER_CRASH_KEEP"); keep != "" {
+		// Every process's log, for a post-mortem of a failed run.
+		t.Cleanup(func() {
+			if t.Failed() {
+				_ = exec.Command("cp", "-r", dir, filepath.Join(keep, "natter")).Run()
+				for _, nd := range cl.nodes {
+					_ = exec.Command("cp", nd.log(), filepath.Join(keep, nd.name+".log")).Run()
+				}
+			}
+		})
+	}
 	rig := newCrashRig(t, dir, cl)
 	defer rig.stop()
 
@@ -174,7 +187,8 @@ func (r *crashRig) liveGateways() []string {
 
 func (r *crashRig) addDevice(user string, chats []string, send bool) {
 	d := &cdevice{rig: r, user: user, chats: chats, send: send, pref: len(r.devices),
-		seen: map[string]map[uint64]string{}, seenAt: map[string]time.Time{}, sent: map[string]bool{}}
+		seen: map[string]map[uint64]string{}, seenAt: map[string]time.Time{}, sent: map[string]bool{},
+		refused: map[string]string{}}
 	for _, c := range chats {
 		d.seen[c] = map[uint64]string{}
 	}
@@ -433,6 +447,7 @@ func (r *crashRig) check() {
 	defer st.Close()
 
 	var acked, stored, lost, duplicated, reordered, fifo, gaps int
+	var lostAcks []ackRec
 	for c, ms := range truth {
 		stored += len(ms)
 		seqOf := map[string]uint64{}
@@ -479,7 +494,7 @@ func (r *crashRig) check() {
 				switch {
 				case !ok:
 					lost++
-					r.explainLost(c, a)
+					lostAcks = append(lostAcks, a)
 				case s <= last:
 					fifo++
 				default:
@@ -488,6 +503,13 @@ func (r *crashRig) check() {
 			}
 			d.mu.Unlock()
 		}
+	}
+	for i, a := range lostAcks {
+		if i == 5 {
+			t.Logf("... and %d more lost", len(lostAcks)-i)
+			break
+		}
+		r.explainLost(a)
 	}
 	var worstSend, worstRecv crashFault
 	for _, f := range r.faults {
@@ -546,13 +568,14 @@ type cdevice struct {
 	send  bool
 	pref  int
 
-	mu     sync.Mutex // guards the fields below
-	conn   *client.Conn
-	seen   map[string]map[uint64]string // chat -> seq -> message ID
-	seenAt map[string]time.Time         // message ID -> first received
-	sent   map[string]bool
-	acked  []ackRec
-	err    error
+	mu      sync.Mutex // guards the fields below
+	conn    *client.Conn
+	seen    map[string]map[uint64]string // chat -> seq -> message ID
+	seenAt  map[string]time.Time         // message ID -> first received
+	sent    map[string]bool
+	refused map[string]string // message ID -> error frame received after its ack
+	acked   []ackRec
+	err     error
 }
 
 type ackRec struct {
@@ -625,6 +648,13 @@ func (d *cdevice) connect(ctx context.Context, attempt int) *client.Conn {
 
 func (d *cdevice) read(conn *client.Conn) {
 	for f := range conn.Frames() {
+		if f.Type == protocol.FrameError && f.MessageID != "" {
+			// A refusal after the ack: the sequencer rejected the message.
+			d.mu.Lock()
+			d.refused[f.MessageID] = string(f.Code) + ": " + f.Message
+			d.mu.Unlock()
+			continue
+		}
 		if f.Type != protocol.FrameMessage {
 			continue
 		}
@@ -723,39 +753,84 @@ func (d *cdevice) resume(chat string, n uint64) bool {
 }
 
 // explainLost logs where an acked message that history lacks can be found: in
-// the log stream, in NATTER_IN, on which devices, and which fault it was near.
-func (r *crashRig) explainLost(chat string, a ackRec) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+// NATTER_IN, in the chat's log, on which devices, and which fault it was near.
+func (r *crashRig) explainLost(a ackRec) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	where := []string{}
+	var inSeq uint64
+	var inSubject string
+	var logNear []string
 	for _, name := range []string{subjects.InStream, subjects.LogStream} {
 		s, err := r.js.Stream(ctx, name)
 		if err != nil {
 			where = append(where, name+": "+err.Error())
 			continue
 		}
-		info, _ := s.Info(ctx)
-		c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+		cfg := jetstream.OrderedConsumerConfig{}
+		if name == subjects.LogStream {
+			cfg.FilterSubjects = []string{"natter.log." + a.chat}
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(">"))
 		if err != nil {
 			where = append(where, name+": "+err.Error())
 			continue
 		}
-		found := "absent"
-		for info != nil {
-			m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+		c, err := s.OrderedConsumer(ctx, cfg)
+		if err != nil {
+			where = append(where, name+": "+err.Error())
+			continue
+		}
+		it, err := c.Messages(jetstream.PullMaxMessages(1000))
+		if err != nil {
+			where = append(where, name+": "+err.Error())
+			continue
+		}
+		stop := context.AfterFunc(ctx, it.Stop)
+		scanned, found := 0, ""
+		for found == "" {
+			m, err := it.Next()
 			if err != nil {
+				found = fmt.Sprintf("not found (scan ended: %v)", err)
 				break
 			}
-			if strings.Contains(string(m.Data()), a.id) && strings.HasSuffix(m.Subject(), chat) {
-				md, _ := m.Metadata()
-				found = fmt.Sprintf("present at stream seq %d (%s)", md.Sequence.Stream, m.Subject())
-				break
+			scanned++
+			md, _ := m.Metadata()
+			if name == subjects.LogStream && inSeq > 0 {
+				if in, _ := strconv.ParseUint(m.Headers().Get(protocol.HeaderInSeq), 10, 64); in+40 > inSeq && in < inSeq+40 {
+					logNear = append(logNear, fmt.Sprintf("%s@in%d", m.Headers().Get(protocol.HeaderSeq), in))
+				}
 			}
-			if md, _ := m.Metadata(); md != nil && md.Sequence.Stream >= info.State.LastSeq {
-				break
+			if strings.Contains(string(m.Data()), a.id) && strings.HasSuffix(m.Subject(), a.chat) {
+				found = fmt.Sprintf("present at stream seq %d (%s, headers %v)", md.Sequence.Stream, m.Subject(), m.Headers())
+				if name == subjects.InStream {
+					inSeq, inSubject = md.Sequence.Stream, m.Subject()
+				}
+			} else if md == nil || md.NumPending == 0 {
+				found = "absent"
 			}
 		}
+		stop()
+		it.Stop()
+		found += fmt.Sprintf(" [scanned %d; stream first seq %d, last %d, %d messages]", scanned, info.State.FirstSeq, info.State.LastSeq, info.State.Msgs)
 		where = append(where, name+" "+found)
+	}
+	if len(logNear) > 0 {
+		where = append(where, fmt.Sprintf("the chat's log near that ingress seq (seq@in-seq, log order): %v", logNear))
+	}
+	if inSubject != "" {
+		// The partition's consumer: is the message below its ack floor?
+		parts := strings.Split(inSubject, ".")
+		if len(parts) >= 4 {
+			if p, err := strconv.Atoi(parts[len(parts)-2]); err == nil {
+				if c, err := r.js.Consumer(ctx, subjects.InStream, fmt.Sprintf("SEQ_%d", p)); err == nil {
+					if ci, err := c.Info(ctx); err == nil {
+						where = append(where, fmt.Sprintf("consumer SEQ_%d: ack floor %d, delivered %d, pending %d, ack pending %d, redelivered %d",
+							p, ci.AckFloor.Stream, ci.Delivered.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered))
+					}
+				}
+			}
+		}
 	}
 	var seenBy []string
 	for _, d := range r.devices {
@@ -763,14 +838,17 @@ func (r *crashRig) explainLost(chat string, a ackRec) {
 		if _, ok := d.seenAt[a.id]; ok {
 			seenBy = append(seenBy, d.user)
 		}
+		if e, ok := d.refused[a.id]; ok {
+			where = append(where, "refused to "+d.user+": "+e)
+		}
 		d.mu.Unlock()
 	}
-	near := ""
+	near := "before any fault"
 	for _, f := range r.faults {
-		if a.at.After(f.at.Add(-10 * time.Second)) {
+		if a.at.After(f.at) {
 			near = fmt.Sprintf("%s (acked %.2fs after it)", f.name, a.at.Sub(f.at).Seconds())
 		}
 	}
-	r.t.Logf("LOST %s in chat %s, acked at %.2fs, near %s; %s; received by %v",
-		a.id, chat, a.at.Sub(r.began).Seconds(), near, strings.Join(where, "; "), seenBy)
+	r.t.Logf("LOST %s in chat %s, acked at %.2fs, after %s; %s; received by %v",
+		a.id, a.chat, a.at.Sub(r.began).Seconds(), near, strings.Join(where, "; "), seenBy)
 }

@@ -138,6 +138,7 @@ func (p *proc) spawn() (chan struct{}, int64) {
 	}
 	cmd := exec.Command(p.bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = diesWithTest()
 	require.NoError(p.t, cmd.Start())
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); f.Close(); close(done) }()
@@ -466,6 +467,7 @@ cluster {
 	off, _ := logf.Seek(0, 2)
 	cmd := exec.Command(c.bin, "-c", cf)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = diesWithTest()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err
