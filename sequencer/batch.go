@@ -106,6 +106,8 @@ type batcher struct {
 	// lastPin is the Nats-Pin-Id of the previous delivery: the server gives a new
 	// one each time it pins the partition to a client.
 	lastPin string
+	// lastAt is when the previous delivery was taken.
+	lastAt time.Time
 
 	// The batch being built: every decided message in delivery order, the log
 	// messages to append in the same order, and what the batch holds per chat.
@@ -163,11 +165,11 @@ func (b *batcher) process(ctx context.Context, msgs []jetstream.Msg) {
 // exist: on the first delivery (we may have just taken the partition over from a
 // holder that died with messages in hand), after a skipped delivery (the client
 // library drops deliveries on a slow-consumer error; JetStream would redeliver them
-// only after AckWait, behind newer messages of the same chats), and when the pin
-// changed. What the batch holds is committed first: the catch-up must see it
-// sequenced.
+// only after AckWait, behind newer messages of the same chats), when the pin
+// changed, and after a pause (catchUpAfterPause). What the batch holds is committed
+// first: the catch-up must see it sequenced.
 //
-// The pin check is not redundant: a partition can move to another instance and back
+// The pin and pause checks are not redundant: a partition can move to another instance and back
 // while this instance's iterator lives on, and across a consumer leader change the
 // consumer sequence of the deliveries made meanwhile may not show as a gap. Found by
 // TestCrashes: the other holder was killed with two messages in hand, this one took
@@ -179,15 +181,23 @@ func (b *batcher) catchUpBefore(ctx context.Context, msg jetstream.Msg, meta *je
 		delivery = meta.Sequence.Consumer
 	}
 	pin := msg.Headers().Get(pinHeader)
-	if b.lastDelivery == 0 || delivery != b.lastDelivery+1 || pin != b.lastPin {
+	now := time.Now()
+	if b.lastDelivery == 0 || delivery != b.lastDelivery+1 || pin != b.lastPin || now.Sub(b.lastAt) > catchUpAfterPause {
 		b.flush(ctx)
 		b.s.retry(ctx, b.log, func() error { return b.s.catchUp(ctx, b.p, b.cons, msg) })
 	}
-	b.lastDelivery, b.lastPin = delivery, pin
+	b.lastDelivery, b.lastPin, b.lastAt = delivery, pin, now
 }
 
 // pinHeader carries the pin ID of a pinned priority group's delivery.
 const pinHeader = "Nats-Pin-Id"
+
+// catchUpAfterPause: a delivery after a pause this long is caught up to. A NATS
+// node's death pauses deliveries for the election (4 s or more), and deliveries in
+// flight through that node are lost without a consumer-sequence gap showing (the
+// iterator re-pulls after a missed heartbeat instead of ending); after a quiet
+// spell the catch-up usually finds nothing to read, so it is cheap.
+var catchUpAfterPause = 2 * time.Second
 
 // add decides msg into the batch, or commits the batch and sequences msg on its own
 // when its decision needs the log to be current.
