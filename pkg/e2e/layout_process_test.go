@@ -29,7 +29,6 @@ import (
 func layout(t *testing.T, storeArgs func(role string) []string) (gw *proc, pc *procCluster) {
 	t.Helper()
 	dir := t.TempDir()
-	bin := buildNatter(t, dir)
 	ns := testutil.NATSServer(t) // the machine's (or cluster's) nats-server
 	secret := []byte(strings.Repeat("k", 16) + "natter-layout-test")
 	secretFile := filepath.Join(dir, "jwt.secret")
@@ -37,30 +36,14 @@ func layout(t *testing.T, storeArgs func(role string) []string) (gw *proc, pc *p
 	pc = &procCluster{t: t, secret: secret}
 	var procs []*proc
 	for _, role := range []string{"sequencer", "gateway", "persister", "notifier", "presence"} {
-		p := &proc{t: t, name: role, bin: bin, admin: procPort(t), logf: filepath.Join(dir, role+".log")}
-		p.args = append([]string{"serve", "--roles", role, "--nats.url", ns.ClientURL(),
-			"--data-dir", filepath.Join(dir, role), "--auth.dev=false", "--auth.secret-file", secretFile,
-			"--admin.listen", p.admin, "--log.format", "json"}, storeArgs(role)...)
+		p := newProc(t, dir, role, role == "gateway", append([]string{"serve", "--roles", role, "--nats.url", ns.ClientURL(),
+			"--data-dir", filepath.Join(dir, role), "--auth.dev=false", "--auth.secret-file", secretFile}, storeArgs(role)...)...)
 		if role == "gateway" {
-			p.http = procPort(t)
-			p.args = append(p.args, "--gateway.listen", p.http)
 			gw = p
 		}
 		procs = append(procs, p)
 	}
-	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, p := range procs {
-			wg.Add(1)
-			go func() { defer wg.Done(); p.terminate() }()
-		}
-		wg.Wait()
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("---- %s log tail:\n%s", p.name, p.tail())
-			}
-		}
-	})
+	t.Cleanup(func() { stopAll(t, procs) })
 	procs[0].start() // creates the streams
 	var wg sync.WaitGroup
 	for _, p := range procs[1:] {
@@ -77,13 +60,13 @@ func layout(t *testing.T, storeArgs func(role string) []string) (gw *proc, pc *p
 // checks bob receives them, and returns the chat ID.
 func chatFlows(t *testing.T, gw *proc, pc *procCluster, n int) string {
 	t.Helper()
-	out := restPost(t, gw.http, "/api/v1/chats", pc.token("alice"), map[string]any{"type": "direct", "members": []string{"bob"}})
+	out := restPost(t, gw.gatewayAddr(), "/api/v1/chats", pc.token("alice"), map[string]any{"type": "direct", "members": []string{"bob"}})
 	var chat struct {
 		ID string `json:"id"`
 	}
 	require.NoError(t, json.Unmarshal(out, &chat))
 	dial := func(user string) *client.Conn {
-		c, err := client.Dial(ctxT(t, 10*time.Second), "ws://"+gw.http+"/ws", pc.token(user), nil)
+		c, err := client.Dial(ctxT(t, 10*time.Second), "ws://"+gw.gatewayAddr()+"/ws", pc.token(user), nil)
 		require.NoError(t, err)
 		t.Cleanup(func() { c.CloseNow() })
 		return c

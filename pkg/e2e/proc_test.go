@@ -30,19 +30,18 @@ import (
 // another for a port it was told was free. Tests of several processes share these
 // helpers; keep process plumbing here.
 
-// binDir holds the binaries built for this test run (TestMain removes it).
-var binDir string
+// binDir holds the binaries built for this test run, made on first use;
+// TestMain (main_test.go) removes it with removeBinaries.
+var binDir struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "natter-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: temp dir for binaries:", err)
-		os.Exit(2)
+func removeBinaries() {
+	if binDir.path != "" {
+		os.RemoveAll(binDir.path)
 	}
-	binDir = d
-	code := m.Run()
-	os.RemoveAll(d)
-	os.Exit(code)
 }
 
 // builtBinary is a binary built at most once per test run, on first use (tests
@@ -58,8 +57,10 @@ var natterBin, natsServerBin builtBinary
 
 func (b *builtBinary) get(t testing.TB, name, pkg string) string {
 	t.Helper()
+	binDir.once.Do(func() { binDir.path, binDir.err = os.MkdirTemp("", "natter-e2e-bin-") })
+	require.NoError(t, binDir.err)
 	b.once.Do(func() {
-		b.path = filepath.Join(binDir, name)
+		b.path = filepath.Join(binDir.path, name)
 		b.out, b.err = exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput()
 	})
 	require.NoError(t, b.err, "go build %s:\n%s", pkg, b.out)
