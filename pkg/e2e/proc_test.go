@@ -447,7 +447,7 @@ max_payload: 1MB
 jetstream {
   store_dir: %q
   max_memory_store: 256MB
-  max_file_store: 4GB
+  max_file_store: 64GB # a cap, not an allocation: above nats.media-max-bytes (10 GB)
   sync_interval: always
 }
 cluster {
