@@ -117,15 +117,16 @@ type searchQuery struct {
 }
 
 func parseSearch(text string) (searchQuery, error) {
-	if len(text) > MaxSearchBytes {
-		return searchQuery{}, fmt.Errorf("%w: over %d bytes", ErrBadSearch, MaxSearchBytes)
+	raw, err := searchWords(text) // store_sqlite_search.go: the same words as SQLite
+	if err != nil {
+		return searchQuery{}, err
 	}
-	words := foldWords(text)
+	var words []string
+	for _, w := range raw {
+		words = append(words, foldWords(w)...)
+	}
 	if len(words) == 0 {
 		return searchQuery{}, fmt.Errorf("%w: no word to search for", ErrBadSearch)
-	}
-	if len(words) > maxSearchTerms {
-		words = words[:maxSearchTerms]
 	}
 	return searchQuery{words: words[:len(words)-1], last: words[len(words)-1]}, nil
 }
@@ -223,11 +224,7 @@ func (s *CassandraStore) Search(ctx context.Context, userID string, q SearchQuer
 	if err != nil {
 		return nil, err
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultSearch
-	}
-	limit = min(limit, MaxSearch)
+	limit := q.pageSize()
 	var chats []string
 	if q.ChatID != "" {
 		if _, err := s.GetMember(ctx, q.ChatID, userID); err != nil {

@@ -13,19 +13,38 @@ import (
 // maxSearchTerms caps the words of one query.
 const maxSearchTerms = 16
 
+// searchWords splits a query's text into its words (runs of letters and digits, as
+// both backends' tokenizers split them), at most maxSearchTerms. It returns
+// ErrBadSearch (wrapped) for text over MaxSearchBytes or with no word.
+func searchWords(text string) ([]string, error) {
+	if len(text) > MaxSearchBytes {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrBadSearch, MaxSearchBytes)
+	}
+	words := strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
+	if len(words) == 0 {
+		return nil, fmt.Errorf("%w: no word to search for", ErrBadSearch)
+	}
+	if len(words) > maxSearchTerms {
+		words = words[:maxSearchTerms]
+	}
+	return words, nil
+}
+
+// pageSize is q.Limit within 1..MaxSearch, DefaultSearch for 0.
+func (q SearchQuery) pageSize() int {
+	if q.Limit <= 0 {
+		return DefaultSearch
+	}
+	return min(q.Limit, MaxSearch)
+}
+
 // ftsQuery turns free text into an FTS5 query that cannot use FTS5's syntax: each
 // word (a run of letters and digits, as the unicode61 tokenizer splits them) becomes
 // a quoted phrase, the last one also a prefix; all must match.
 func ftsQuery(text string) (string, error) {
-	if len(text) > MaxSearchBytes {
-		return "", fmt.Errorf("%w: over %d bytes", ErrBadSearch, MaxSearchBytes)
-	}
-	words := strings.FieldsFunc(text, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
-	if len(words) == 0 {
-		return "", fmt.Errorf("%w: no word to search for", ErrBadSearch)
-	}
-	if len(words) > maxSearchTerms {
-		words = words[:maxSearchTerms]
+	words, err := searchWords(text)
+	if err != nil {
+		return "", err
 	}
 	var b strings.Builder
 	for i, w := range words {
@@ -47,11 +66,7 @@ func (s *SQLiteStore) Search(ctx context.Context, userID string, q SearchQuery) 
 	if err != nil {
 		return nil, err
 	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultSearch
-	}
-	limit = min(limit, MaxSearch)
+	limit := q.pageSize()
 	cursor := q.Before != (SearchCursor{})
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
