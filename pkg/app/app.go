@@ -255,13 +255,18 @@ func roleErr(role string, err error) error {
 func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, own natsutil.Owned, log *zap.Logger) error {
 	deadline := time.Now().Add(60 * time.Second)
 	backoff := 250 * time.Millisecond
+	var last error
 	for {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := natsutil.EnsureOwned(sctx, js, c, own)
 		cancel()
+		if err != nil && ctx.Err() != nil && last != nil { // the cause is in the attempts before
+			return fmt.Errorf("%w (the attempt before: %v)", err, last)
+		}
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || permanentStreamErr(err) {
 			return err
 		}
+		last = err
 		log.Warn("creating streams failed; retrying (is the NATS cluster forming?)", zap.Error(err))
 		time.Sleep(backoff)
 		backoff = min(2*backoff, 5*time.Second)
@@ -285,7 +290,8 @@ func permanentStreamErr(err error) bool {
 		10065, // subjects overlap with another stream
 		10074, // replicas > 1 on a server that is not clustered
 		10076, // JetStream not enabled
-		10039: // JetStream not enabled for the account
+		10039, // JetStream not enabled for the account
+		10047: // a MaxBytes above what the server may store (natsutil.ErrCodeStorageReservation)
 		return true
 	}
 	return false

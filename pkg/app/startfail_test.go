@@ -252,6 +252,15 @@ func TestBadStartContradictingSettings(t *testing.T) {
 		badStart(t, quiet(t.TempDir(), "--nats.dedup-window", "10m", "--nats.log-max-age", "5m"),
 			"nats.dedup-window (10m0s)", "nats.log-max-age (5m0s)")
 	})
+	// A stream or bucket cap above what JetStream may store on this disk is refused
+	// by the server; waiting changes nothing, so the start says which flag to lower.
+	const pib = "1125899906842624"
+	t.Run("media bucket above the disk", func(t *testing.T) {
+		badStart(t, quiet(t.TempDir(), "--nats.media-max-bytes", pib), "natter_media", "nats.media-max-bytes ("+pib+" bytes)")
+	})
+	t.Run("log above the disk", func(t *testing.T) {
+		badStart(t, quiet(t.TempDir(), "--nats.log-max-bytes", pib), "NATTER_LOG", "nats.log-max-bytes ("+pib+" bytes)")
+	})
 	t.Run("one address twice", func(t *testing.T) {
 		addr := busyPort(t) // never bound by natter: the configuration is refused first
 		badStart(t, quiet(t.TempDir(), "--gateway.listen", addr, "--admin.listen", addr),

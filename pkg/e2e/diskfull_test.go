@@ -76,6 +76,9 @@ func TestDiskFull(t *testing.T) {
 	cfg := testutil.Config(t)
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.NATS.Sync = "always"
+	// JetStream may store 75% of the disk's free space (36 MB here) and refuses a
+	// bucket cap above it: the default media cap (10 GiB) cannot start on this disk.
+	cfg.NATS.MediaMaxBytes = 4 << 20
 	n := testutil.StartNatter(t, cfg)
 	chat := n.CreateChat(t, "alice", "group", "g", "bob")
 	alice := n.Dial(t, "alice")

@@ -44,7 +44,7 @@ func MediaSharesConfig(c *Config) jetstream.KeyValueConfig {
 // ensureMedia creates the media buckets, or updates them to the current config.
 func ensureMedia(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	if _, err := js.CreateOrUpdateObjectStore(ctx, MediaConfig(c)); err != nil {
-		return fmt.Errorf("object store %s: %w", MediaBucket, err)
+		return fmt.Errorf("object store %s: %w", MediaBucket, reservationErr(err, "nats.media-max-bytes", c.MediaMaxBytes))
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, MediaSharesConfig(c)); err != nil {
 		return fmt.Errorf("kv %s: %w", MediaSharesBucket, err)

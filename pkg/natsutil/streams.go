@@ -83,15 +83,33 @@ func ensureCore(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("stream %s: %w", in.Name, err)
 	}
-	for _, sc := range []jetstream.StreamConfig{in, LogStreamConfig(c)} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("stream %s: %w", sc.Name, err)
-		}
+	if _, err := js.CreateOrUpdateStream(ctx, in); err != nil {
+		return fmt.Errorf("stream %s: %w", in.Name, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, LogStreamConfig(c)); err != nil {
+		return fmt.Errorf("stream %s: %w", subjects.LogStream, reservationErr(err, "nats.log-max-bytes", c.LogMaxBytes))
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, LargeChatsConfig(c)); err != nil {
 		return fmt.Errorf("kv %s: %w", LargeChatsBucket, err)
 	}
 	return nil
+}
+
+// ErrCodeStorageReservation is JetStream's answer to a stream whose MaxBytes does
+// not fit in what the server may still store (its max_file_store, by default 75% of
+// the store disk's free space when it started, minus other streams' MaxBytes). No
+// retry changes it.
+const ErrCodeStorageReservation jetstream.ErrorCode = 10047
+
+// reservationErr adds to err, when it is JetStream refusing size bytes of a stream
+// capped by flag, what to change.
+func reservationErr(err error, flag string, size int64) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != ErrCodeStorageReservation {
+		return err
+	}
+	return fmt.Errorf("%w: %s (%d bytes) is more than this NATS server may store (its max_file_store; "+
+		"embedded: 75%% of the data-dir disk's free space at start): lower %s or give JetStream more space", err, flag, size, flag)
 }
 
 // Owned says which of the shared streams and buckets a process creates at start
