@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -211,27 +213,67 @@ func TestPushFanOutPerSenderIsBounded(t *testing.T) {
 	}
 
 	sendBurst(t, n, "mallory", chat, "spam", 3)
-	if !assert.Eventually(t, func() bool { return total() >= 10 }, 15*time.Second, 20*time.Millisecond) {
-		t.Fatalf("pushes %d; sent %d, suppressed %d", total(), n.Notifier.Sent(), n.Notifier.Suppressed())
+	// On a loaded machine the three messages, the windows they open and the
+	// notifications of those that close take long and overlap: count only once the
+	// notifier is idle (notifierIdle), then exactly.
+	notifierIdle(t, n, 90*time.Second)
+	assert.Eventually(t, func() bool { return total() >= 10 }, 10*time.Second, 20*time.Millisecond)
+	if total() != 10 || n.Notifier.Sent() != 10 {
+		t.Fatalf("3 posts to 60 offline members: 10 pushes, not 60 or 180; got %d; sent %d, suppressed %d",
+			total(), n.Notifier.Sent(), n.Notifier.Suppressed())
 	}
-	require.Eventually(t, func() bool { return n.Notifier.Suppressed() >= 50 }, 15*time.Second, 20*time.Millisecond,
-		"60 recipients, 10 pushes: the other 50 are suppressed")
-	time.Sleep(3 * cfg.Notifier.Window) // every window opened has closed by now
-	require.Equal(t, 10, total(), "3 posts to 60 offline members: 10 pushes, not 60 or 180")
-	require.EqualValues(t, 10, n.Notifier.Sent())
+	require.GreaterOrEqual(t, n.Notifier.Suppressed(), int64(50), "60 recipients, 10 pushes: the other 50 are suppressed")
 	require.Regexp(t, `^[1-9]\d+$`, metricValue(t, n, "natter_notifier_push_suppressed_total"))
 
 	// Another sender is not affected by mallory's budget, and the messages
 	// themselves reached the members.
 	chat2 := n.CreateChat(t, "alice", "group", "team", "m00", "m01")
 	sendBurst(t, n, "alice", chat2, "hello", 1)
-	if !assert.Eventually(t, func() bool { return total() == 12 }, 15*time.Second, 20*time.Millisecond, "alice to m00 and m01: 2 more pushes") {
+	notifierIdle(t, n, 90*time.Second)
+	assert.Eventually(t, func() bool { return total() >= 12 }, 10*time.Second, 20*time.Millisecond)
+	if total() != 12 {
 		mu.Lock()
-		t.Fatalf("pushes by subject: %v; sent %d, suppressed %d", got, n.Notifier.Sent(), n.Notifier.Suppressed())
+		t.Fatalf("alice to m00 and m01: 2 more pushes; pushes by subject: %v; sent %d, suppressed %d", got, n.Notifier.Sent(), n.Notifier.Suppressed())
 	}
 	status, body := n.Do(t, "GET", "/api/v1/chats/"+chat+"/messages?limit=10", n.Token(t, "m59"), nil)
 	require.Equal(t, http.StatusOK, status)
 	require.Contains(t, string(body), "spam message 3")
+}
+
+// notifierIdle waits until n's notifier has handled everything: every sequenced
+// message (its log consumer has nothing pending or unacknowledged), no coalescing
+// window is open, and every closed window's notification is sent (the window
+// consumer has nothing pending or unacknowledged; a notification is published
+// before its window is acknowledged). No push comes after that but the delivery of
+// those already published.
+func notifierIdle(t *testing.T, n *testutil.Natter, d time.Duration) {
+	t.Helper()
+	drained := func(stream, name string) bool {
+		c, err := n.JS.Consumer(ctxT(t, 5*time.Second), stream, name)
+		if err != nil {
+			return false
+		}
+		ci, err := c.Info(ctxT(t, 5*time.Second))
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	}
+	require.Eventually(t, func() bool {
+		if !drained(subjects.LogStream, notifier.ConsumerName) {
+			return false
+		}
+		kv, err := n.JS.KeyValue(ctxT(t, 5*time.Second), notifier.WindowBucket)
+		if err != nil {
+			return false
+		}
+		keys, err := kv.ListKeys(ctxT(t, 5*time.Second))
+		if err != nil {
+			return false
+		}
+		open := 0
+		for range keys.Keys() {
+			open++
+		}
+		return open == 0 && drained("KV_"+notifier.WindowBucket, notifier.WindowConsumerName)
+	}, d, 50*time.Millisecond, "the notifier handles every message and window")
 }
 
 // metricValue is the value of an unlabelled metric on n's admin /metrics.
