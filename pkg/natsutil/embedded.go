@@ -109,7 +109,23 @@ func StartEmbedded(c *Config, dataDir string, log *zap.Logger) (*Embedded, error
 	}
 	w := newEmbeddedStorageWatch(ns, opts, log)
 	sl.setOnError(w.kick)
+	if c.MediaMaxBytes == 0 {
+		c.MediaMaxBytes = autoMediaMaxBytes(ns.JetStreamConfig())
+		log.Info("media bucket size", zap.Int64("nats.media-max-bytes", c.MediaMaxBytes))
+	}
 	return &Embedded{Server: ns, Storage: w, Creds: creds, CredsDir: credsDir}, nil
+}
+
+// autoMediaMaxBytes is nats.media-max-bytes 0 on the embedded server: the bucket's
+// size is reserved against what JetStream may store (75% of the data directory's
+// free disk at start), so a fixed 10 GiB would keep Natter from starting on a small
+// disk. It takes DefaultMediaMaxBytes, or half of what JetStream may store if that
+// is less (the other half for the streams), at least 1 MiB.
+func autoMediaMaxBytes(jsc *server.JetStreamConfig) int64 {
+	if jsc == nil || jsc.MaxStore <= 0 {
+		return DefaultMediaMaxBytes
+	}
+	return max(min(DefaultMediaMaxBytes, jsc.MaxStore/2), 1<<20)
 }
 
 // checkWritableDir creates dir if needed and proves it writable with a file of its

@@ -26,7 +26,19 @@ const MediaUsageBucket = "natter_media_usage"
 // (new uploads are refused when it is full).
 func MediaConfig(c *Config) jetstream.ObjectStoreConfig {
 	return jetstream.ObjectStoreConfig{Bucket: MediaBucket, Description: "Natter media uploads",
-		Storage: jetstream.FileStorage, Replicas: c.Replicas, MaxBytes: c.MediaMaxBytes}
+		Storage: jetstream.FileStorage, Replicas: c.Replicas, MaxBytes: c.mediaMaxBytes()}
+}
+
+// DefaultMediaMaxBytes is the media bucket's size for nats.media-max-bytes 0 on an
+// external server (the embedded one may take less: autoMediaMaxBytes).
+const DefaultMediaMaxBytes = 10 << 30
+
+// mediaMaxBytes is nats.media-max-bytes with 0 resolved.
+func (c *Config) mediaMaxBytes() int64 {
+	if c.MediaMaxBytes == 0 {
+		return DefaultMediaMaxBytes
+	}
+	return c.MediaMaxBytes
 }
 
 // MediaUsageConfig is the KV config of MediaUsageBucket.
@@ -44,7 +56,7 @@ func MediaSharesConfig(c *Config) jetstream.KeyValueConfig {
 // ensureMedia creates the media buckets, or updates them to the current config.
 func ensureMedia(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	if _, err := js.CreateOrUpdateObjectStore(ctx, MediaConfig(c)); err != nil {
-		return fmt.Errorf("object store %s: %w", MediaBucket, reservationErr(err, "nats.media-max-bytes", c.MediaMaxBytes))
+		return fmt.Errorf("object store %s: %w", MediaBucket, reservationErr(err, "nats.media-max-bytes", c.mediaMaxBytes()))
 	}
 	if _, err := js.CreateOrUpdateKeyValue(ctx, MediaSharesConfig(c)); err != nil {
 		return fmt.Errorf("kv %s: %w", MediaSharesBucket, err)

@@ -89,7 +89,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Replicas, "nats.replicas", 1, "stream replicas (3 on a cluster)")
 	fs.DurationVar(&c.LogMaxAge, "nats.log-max-age", 72*time.Hour, "how long NATTER_LOG keeps messages once the persister has stored them (unstored ones are kept however old); 0 keeps them")
 	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG hard size cap in bytes (when full, sequencing waits); -1 unlimited")
-	fs.Int64Var(&c.MediaMaxBytes, "nats.media-max-bytes", 10<<30, "media bucket size cap in bytes; uploads are refused when full; -1 unlimited")
+	fs.Int64Var(&c.MediaMaxBytes, "nats.media-max-bytes", 0, "media bucket size cap in bytes; uploads are refused when full; 0: 10GiB, on the embedded server at most half of what its JetStream may store; -1 unlimited")
 	fs.DurationVar(&c.DedupWindow, "nats.dedup-window", 2*time.Minute, "Nats-Msg-Id deduplication window")
 	fs.StringVar(&c.Sync, "nats.sync", "always", "embedded JetStream fsync policy: 'always' (before every ack) or a flush interval such as 1s (see docs/operations.md)")
 	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")
@@ -145,7 +145,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("nats: nats.dedup-window (%s) must not be longer than nats.log-max-age (%s)", c.DedupWindow, c.LogMaxAge))
 	}
 	if c.MediaMaxBytes < -1 || (c.MediaMaxBytes > 0 && c.MediaMaxBytes < 1<<20) {
-		errs = append(errs, errors.New("nats: nats.media-max-bytes must be -1 (unlimited) or >= 1MiB"))
+		errs = append(errs, errors.New("nats: nats.media-max-bytes must be -1 (unlimited), 0 (automatic) or >= 1MiB"))
 	}
 	return errors.Join(errs...)
 }
