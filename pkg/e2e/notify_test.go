@@ -287,12 +287,31 @@ func TestTwoNotifiersSendEachNotificationOnce(t *testing.T) {
 	ca.NATS.URL = ns.ClientURL()
 	rcv.configure(t, ca)
 	a := testutil.StartNatter(t, ca)
+	// The notifier sets up its stream, bucket and consumers in its Run, after Start
+	// returns. On a loaded machine a's was still doing so when b's began, and a role
+	// that fails stops its process: a's gateway then drained and answered the first
+	// dial with 503. Start b once a's consumers exist (what a second instance
+	// started later finds), and say so if either process stopped.
+	require.Eventually(t, func() bool {
+		_, err1 := a.JS.Consumer(ctxT(t, 5*time.Second), subjects.LogStream, notifier.ConsumerName)
+		_, err2 := a.JS.Consumer(ctxT(t, 5*time.Second), "KV_"+notifier.WindowBucket, notifier.WindowConsumerName)
+		return err1 == nil && err2 == nil
+	}, 60*time.Second, 20*time.Millisecond, "a's notifier has set up its consumers")
 	cb := presenceConfig(t)
 	cb.NATS.URL = ns.ClientURL()
 	cb.DataDir = ca.DataDir
 	cb.Roles = []string{app.RoleNotifier}
 	rcv.configure(t, cb)
 	b := testutil.StartNatter(t, cb)
+	defer func() {
+		for name, n := range map[string]*testutil.Natter{"a": a, "b": b} {
+			select {
+			case <-n.Done():
+				t.Errorf("instance %s stopped: %v", name, n.Err())
+			default:
+			}
+		}
+	}()
 
 	var chats []string
 	for i := range 4 {
