@@ -248,10 +248,8 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
 		m.Timestamp = time.Now().UnixMilli()
 		it.data = protocol.EncodeMessageFrame(&m)
 		it.m, it.append, it.pc = m, true, pc
-		// The header carries the chat's ingress watermark (max: a late message,
-		// see check, must not lower it).
-		b.out = append(b.out, s.logMsg(&m, it.data, max(pc.lastInSeq, in.seq), fence, pc.st.lastLogSeq))
-		pc.lastSeq, pc.lastInSeq = m.Seq, max(pc.lastInSeq, in.seq)
+		b.out = append(b.out, s.logMsg(&m, it.data, in.seq, fence, pc.st.lastLogSeq))
+		pc.lastSeq, pc.lastInSeq = m.Seq, in.seq
 	}
 	b.items = append(b.items, it)
 }
@@ -295,7 +293,7 @@ func (b *batcher) flush(ctx context.Context) {
 		switch {
 		case it.append:
 			st := it.pc.st
-			st.lastSeq, st.lastLogSeq, st.lastInSeq = it.m.Seq, seq, max(st.lastInSeq, it.inSeq)
+			st.lastSeq, st.lastLogSeq, st.lastInSeq = it.m.Seq, seq, it.inSeq
 			seq++
 			s.fanout(st.members, &it.m, it.data)
 			s.sequenced.Add(1)

@@ -58,7 +58,6 @@ type Sequencer struct {
 	published atomic.Uint64 // per-user fan-out publishes
 	sequenced atomic.Uint64 // messages appended to the log
 	catchups  atomic.Uint64 // messages sequenced by a takeover catch-up
-	late      atomic.Uint64 // messages found below the watermark, never sequenced, sequenced late
 	fenced    atomic.Uint64 // appends refused by the expected-last-sequence fence
 	batches   atomic.Uint64 // atomic batch appends committed (batch.go)
 	batched   atomic.Uint64 // messages appended by them
@@ -112,11 +111,6 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Sequencer, error) {
 
 // FanoutPublishes returns how many per-user fan-out publishes were made.
 func (s *Sequencer) FanoutPublishes() uint64 { return s.published.Load() }
-
-// Late returns how many messages were found below their chat's ingress watermark
-// yet never sequenced (a fault delivered the partition out of order), and were
-// sequenced late instead of dropped (neverSequenced).
-func (s *Sequencer) Late() uint64 { return s.late.Load() }
 
 // Stats returns the sequencer's counters: messages appended, messages sequenced by a
 // takeover catch-up, and appends refused by the fence.
@@ -382,7 +376,7 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 	m.Seq = st.lastSeq + 1
 	m.Timestamp = time.Now().UnixMilli()
 	data := protocol.EncodeMessageFrame(&m)
-	out := s.logMsg(&m, data, max(st.lastInSeq, in.seq), true, st.lastLogSeq)
+	out := s.logMsg(&m, data, in.seq, true, st.lastLogSeq)
 	// Sent again across a NATTER_LOG leader change (natsutil.Publish), for as long
 	// as a JetStream request may take; then the caller's retry reloads the chat.
 	pctx, cancel := context.WithTimeout(ctx, appendTimeout)
@@ -411,7 +405,7 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 		}
 		return false, nil
 	}
-	st.lastSeq, st.lastLogSeq, st.lastInSeq = m.Seq, ack.Sequence, max(st.lastInSeq, in.seq)
+	st.lastSeq, st.lastLogSeq, st.lastInSeq = m.Seq, ack.Sequence, in.seq
 	recipients := st.members
 	if ev != nil {
 		recipients = s.apply(st, ev)
@@ -455,34 +449,6 @@ func (s *Sequencer) refuseInvalid(subject string, m *protocol.Message, err error
 	}
 }
 
-// neverSequenced reports whether m, an ingress message at or below its chat's
-// ingress watermark, is missing from the chat. The watermark assumes the partition
-// was sequenced in order; a fault can break that (a NATS node's death loses
-// deliveries in flight, and they come back after AckWait, behind newer ones), and
-// dropping such a message would lose an acknowledged send. So it is looked up: if
-// the chat does not have it, it is sequenced now, after the newer ones (late, never
-// lost); the log's Nats-Msg-Id deduplication still refuses a second copy of anything
-// appended within its window. Redeliveries are rare, and so is this read. A failed
-// lookup counts as sequenced, as before this check existed.
-func (s *Sequencer) neverSequenced(ctx context.Context, m *protocol.Message, inSeq, lastInSeq uint64) bool {
-	if m.MessageID == "" {
-		return false
-	}
-	_, err := s.hist.Message(ctx, m.ChatID, m.MessageID, "")
-	if errors.Is(err, store.ErrNotFound) {
-		s.late.Add(1)
-		s.log.Warn("ingress below the chat's watermark was never sequenced: sequencing it now, after newer messages",
-			zap.String("chat_id", m.ChatID), zap.String("message_id", m.MessageID),
-			zap.Uint64("in_seq", inSeq), zap.Uint64("chat_last_in_seq", lastInSeq))
-		return true
-	}
-	if err != nil {
-		s.log.Warn("cannot tell whether a redelivered ingress message was sequenced; taking it as sequenced",
-			zap.String("chat_id", m.ChatID), zap.String("message_id", m.MessageID), zap.Error(err))
-	}
-	return false
-}
-
 // check decides, in chat order, whether m (ingress seq inSeq) is to be sequenced in
 // a chat whose state is st and whose last sequenced ingress seq is lastInSeq (st's,
 // or a later one of a batch being built). It returns accept, refuse with the error
@@ -491,7 +457,7 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 	// Exactly once: a chat's ingress messages are sequenced in ingress order, and each
 	// log message records the ingress seq it came from. A redelivery of anything at
 	// or below the chat's last ingress seq was sequenced already, however long ago.
-	if inSeq <= lastInSeq && !s.neverSequenced(ctx, m, inSeq, lastInSeq) {
+	if inSeq <= lastInSeq {
 		s.log.Info("ingress already sequenced; acked without appending", zap.String("chat_id", m.ChatID),
 			zap.Uint64("in_seq", inSeq), zap.Uint64("chat_last_in_seq", lastInSeq))
 		return drop, nil

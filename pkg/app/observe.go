@@ -82,7 +82,6 @@ func (a *App) addChecks() {
 			m.CounterFunc("sequencer_catchups_total", "Messages sequenced by a partition takeover's catch-up (left unacked by a previous holder).", stat(1)),
 			m.CounterFunc("sequencer_fenced_total", "Appends refused by the expected-last-sequence fence (another sequencer appended first).", stat(2)),
 			m.CounterFunc("sequencer_fanout_publishes_total", "Per-user fan-out publishes.", func() float64 { return float64(seq.FanoutPublishes()) }),
-			m.CounterFunc("sequencer_late_total", "Messages a fault delivered out of order that were found never sequenced and were sequenced late instead of dropped.", func() float64 { return float64(seq.Late()) }),
 		} {
 			if err != nil {
 				a.Log.Warn("sequencer metrics", zap.Error(err))

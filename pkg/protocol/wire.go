@@ -9,10 +9,8 @@ import (
 const (
 	// HeaderSeq on a NATTER_LOG message is its chat sequence number (decimal).
 	HeaderSeq = "Natter-Seq"
-	// HeaderInSeq on a NATTER_LOG message is the chat's ingress watermark once it
-	// was appended: the highest NATTER_IN stream sequence sequenced into the chat
-	// (the message's own, unless it came late after a fault): the sequencer's
-	// exactly-once check.
+	// HeaderInSeq on a NATTER_LOG message is the NATTER_IN stream sequence of the
+	// ingress message it was sequenced from: the sequencer's exactly-once check.
 	HeaderInSeq = "Natter-In-Seq"
 	// HeaderService on a NATTER_IN message marks it as published by a trusted backend
 	// service (the gateway's REST API for services, or pkg/publish): the sequencer
