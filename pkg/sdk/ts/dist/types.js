@@ -4,6 +4,7 @@
 /** Codes for which the same request may succeed if retried unchanged later. */
 export const RETRYABLE_CODES = new Set([
     "rate_limited", "unavailable", "internal", "shutting_down", "slow_consumer", "token_expired",
+    "storage_full",
 ]);
 /** WebSocket close codes Natter uses beside the standard ones. */
 export const CloseCodes = {

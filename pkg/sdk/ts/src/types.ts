@@ -7,7 +7,8 @@ export type ErrorCode =
   | "bad_request" | "unknown_type" | "invalid_id" | "too_large" | "unauthorized"
   | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict"
   | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down"
-  | "storage_full";
+  | "storage_full"
+  | "token_expiring" | "bad_host" | "quota_exceeded";
 
 /** Codes for which the same request may succeed if retried unchanged later. */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
