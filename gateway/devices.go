@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
-	"go.uber.org/zap"
 )
 
 // Push devices: a client registers the push token of the device it runs on, so that
@@ -80,7 +80,7 @@ func (g *Gateway) putDevice(w http.ResponseWriter, r *http.Request, id auth.Iden
 		g.fail(w, protocol.Errorf(protocol.CodeConflict, "at most %d push devices per user: remove one first (DELETE /api/v1/devices/{deviceId})", store.MaxDevicesPerUser))
 		return
 	case err != nil:
-		g.deviceStoreFailed(w, "put device", err)
+		g.fail(w, storeUnavailable(fmt.Errorf("put device: %w", err))) // logged once, with its cause, by fail
 		return
 	}
 	writeJSON(w, http.StatusOK, deviceView(d))
@@ -93,7 +93,7 @@ func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request, id auth.Id
 	}
 	ds, err := g.deps.Store.Devices(r.Context(), id.UserID)
 	if err != nil {
-		g.deviceStoreFailed(w, "list devices", err)
+		g.fail(w, storeUnavailable(fmt.Errorf("list devices: %w", err))) // logged once, with its cause, by fail
 		return
 	}
 	out := make([]deviceBody, 0, len(ds))
@@ -115,7 +115,7 @@ func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request, id auth.I
 	}
 	removed, err := g.deps.Store.DeleteDevice(r.Context(), id.UserID, dev)
 	if err != nil {
-		g.deviceStoreFailed(w, "delete device", err)
+		g.fail(w, storeUnavailable(fmt.Errorf("delete device: %w", err))) // logged once, with its cause, by fail
 		return
 	}
 	if !removed {
@@ -123,10 +123,4 @@ func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request, id auth.I
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deviceId": dev, "removed": true})
-}
-
-// deviceStoreFailed logs a store failure once, with its cause, and answers 503.
-func (g *Gateway) deviceStoreFailed(w http.ResponseWriter, op string, err error) {
-	g.log.Warn("store failed", zap.String("op", op), zap.Error(err))
-	g.fail(w, storeUnavailable(err))
 }
