@@ -35,13 +35,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Names of the durable consumers all notifier instances share, and of the window
-// bucket.
-const (
-	ConsumerName       = "NOTIFIER"
-	WindowConsumerName = "NOTIFIER_WINDOWS"
-	WindowBucket       = "notify"
-)
+// WindowBucket is the KV bucket of open coalescing windows. The notifier's durable
+// consumers are named in pkg/subjects (NotifierConsumer, NotifierWindowConsumer).
+const WindowBucket = "notify"
 
 // Deps are what the notifier needs from the process.
 type Deps struct {
@@ -177,10 +173,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 	msgs, err := n.logConsumer(ctx)
 	if err != nil {
-		return fmt.Errorf("notifier: consumer %s: %w", ConsumerName, err)
+		return fmt.Errorf("notifier: consumer %s: %w", subjects.NotifierConsumer, err)
 	}
 	windows, err := n.deps.JS.CreateOrUpdateConsumer(ctx, "KV_"+WindowBucket, jetstream.ConsumerConfig{
-		Durable:       WindowConsumerName,
+		Durable:       subjects.NotifierWindowConsumer,
 		Description:   "notifier: closed coalescing windows",
 		FilterSubject: "$KV." + WindowBucket + ".w.>",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -192,7 +188,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("notifier: consumer %s: %w", WindowConsumerName, err)
+		return fmt.Errorf("notifier: consumer %s: %w", subjects.NotifierWindowConsumer, err)
 	}
 	raw, msgc, winc := make(chan jetstream.Msg), make(chan jetstream.Msg), make(chan jetstream.Msg)
 	var wg sync.WaitGroup
@@ -246,7 +242,7 @@ var FirstStartLookback = time.Minute
 // later start.
 func (n *Notifier) logConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
+		Durable:       subjects.NotifierConsumer,
 		Description:   "notifier: sequenced messages to notify about",
 		FilterSubject: n.deps.Subjects.LogAll(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -257,7 +253,7 @@ func (n *Notifier) logConsumer(ctx context.Context) (jetstream.Consumer, error) 
 	}
 	start := time.Now().Add(-FirstStartLookback)
 	cfg.OptStartTime = &start
-	existing, err := n.deps.JS.Consumer(ctx, subjects.LogStream, ConsumerName)
+	existing, err := n.deps.JS.Consumer(ctx, subjects.LogStream, subjects.NotifierConsumer)
 	switch {
 	case err == nil:
 		ci := existing.CachedInfo()

@@ -86,7 +86,7 @@ func TestStopFinishesTheBatchInHand(t *testing.T) {
 	last, err := sq.LastSeq(ctx, "c1")
 	require.NoError(t, err)
 	require.EqualValues(t, n, last, "the batch in hand was written")
-	cons, err := js.Consumer(ctx, subjects.LogStream, persister.ConsumerName)
+	cons, err := js.Consumer(ctx, subjects.LogStream, subjects.PersisterConsumer)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		info, err := cons.Info(ctx)

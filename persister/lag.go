@@ -24,7 +24,7 @@ type Lag struct {
 // floor. It returns ErrNoConsumer (wrapped) if no persister has created the
 // consumer yet. For a readiness check, compare time.Since(Oldest) with a bound.
 func CurrentLag(ctx context.Context, js jetstream.JetStream) (Lag, error) {
-	cons, err := js.Consumer(ctx, subjects.LogStream, ConsumerName)
+	cons, err := js.Consumer(ctx, subjects.LogStream, subjects.PersisterConsumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return Lag{}, fmt.Errorf("persister lag: %w", ErrNoConsumer)
 	}

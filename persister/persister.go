@@ -58,9 +58,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ConsumerName is the durable consumer all persister instances share.
-const ConsumerName = "PERSISTER"
-
 // Deps are what the persister needs from the process.
 type Deps struct {
 	JS       jetstream.JetStream
@@ -93,7 +90,7 @@ const ParkedPending = 100_000
 // Consumer creates or updates the shared durable consumer and returns it.
 func Consumer(ctx context.Context, js jetstream.JetStream, s subjects.Subjects, batch int, ackWait time.Duration) (jetstream.Consumer, error) {
 	return js.CreateOrUpdateConsumer(ctx, subjects.LogStream, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
+		Durable:       subjects.PersisterConsumer,
 		FilterSubject: s.LogAll(),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,

@@ -77,16 +77,16 @@ func Trim(ctx context.Context, js jetstream.JetStream, r Retention, now time.Tim
 	if keep <= 0 || state.Msgs == 0 {
 		return 0, nil
 	}
-	cons, err := js.Consumer(ctx, subjects.LogStream, ConsumerName)
+	cons, err := js.Consumer(ctx, subjects.LogStream, subjects.PersisterConsumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("trim: consumer %s: %w", ConsumerName, err)
+		return 0, fmt.Errorf("trim: consumer %s: %w", subjects.PersisterConsumer, err)
 	}
 	ci, err := cons.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("trim: consumer %s: %w", ConsumerName, err)
+		return 0, fmt.Errorf("trim: consumer %s: %w", subjects.PersisterConsumer, err)
 	}
 	upTo := ci.AckFloor.Stream + 1 // Purge removes the messages below upTo
 	young, err := natsutil.ReadBatch(ctx, st, "", 0, now.Add(-keep), 1)

@@ -25,10 +25,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// ConsumerName is the durable consumer of lease and grace-timer expiries that all
-// presence instances share.
-const ConsumerName = "PRESENCE"
-
 // Deps are what the presence role needs from the process.
 type Deps struct {
 	NC       *nats.Conn
@@ -70,7 +66,7 @@ func (p *Presence) Run(ctx context.Context) error {
 	}
 	p.kv = kv
 	cons, err := p.deps.JS.CreateOrUpdateConsumer(ctx, presencekv.StreamName, jetstream.ConsumerConfig{
-		Durable:        ConsumerName,
+		Durable:        subjects.PresenceConsumer,
 		Description:    "presence: gateway lease and grace timer expiries",
 		FilterSubjects: []string{presencekv.Subject(presencekv.LeaseKey("*")), presencekv.Subject(presencekv.GraceKey("*"))},
 		AckPolicy:      jetstream.AckExplicitPolicy,

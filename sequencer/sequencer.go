@@ -73,14 +73,11 @@ type chatState struct {
 	large      bool // marked in the large-chats bucket
 }
 
-// ConsumerName is the durable consumer of ingress partition p.
-func ConsumerName(p int) string { return "SEQ_" + strconv.Itoa(p) }
-
 // ConsumerConfig is the durable consumer of ingress partition p: explicit acks, one
 // priority group whose pinned client is the partition's active sequencer.
 func ConsumerConfig(cfg Config, subj subjects.Subjects, p int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:        ConsumerName(p),
+		Durable:        subjects.SequencerConsumer(p),
 		FilterSubject:  subj.InPartitionFilter(p),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
@@ -143,7 +140,7 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	consumers := make([]jetstream.Consumer, s.deps.Subjects.Partitions)
 	for p := range consumers {
 		if consumers[p], err = inS.CreateOrUpdateConsumer(ctx, ConsumerConfig(s.cfg, s.deps.Subjects, p)); err != nil {
-			return fmt.Errorf("sequencer: consumer %s: %w", ConsumerName(p), err)
+			return fmt.Errorf("sequencer: consumer %s: %w", subjects.SequencerConsumer(p), err)
 		}
 	}
 	var wg sync.WaitGroup

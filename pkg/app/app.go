@@ -24,6 +24,7 @@ import (
 	"github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/sequencer"
 	"go.uber.org/zap"
@@ -162,7 +163,7 @@ func (a *App) start(ctx context.Context) (err error) {
 		}
 		switch t {
 		case RoleGateway:
-			hr := &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: persister.ConsumerName}
+			hr := &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: subjects.PersisterConsumer}
 			a.Gateway, err = gateway.New(cfg.Gateway, gateway.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj,
 				LargeChatThreshold: cfg.Sequencer.LargeChatThreshold,
 				Auth:               a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }, Metrics: a.Metrics,
@@ -171,7 +172,7 @@ func (a *App) start(ctx context.Context) (err error) {
 			r = a.gwFirst
 		case RoleSequencer:
 			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Metrics: a.Metrics,
-				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: persister.ConsumerName}}, log)
+				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: subjects.PersisterConsumer}}, log)
 			r = a.Seq
 		case RolePersister:
 			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: js, Store: a.Store, Subjects: subj,
@@ -182,7 +183,7 @@ func (a *App) start(ctx context.Context) (err error) {
 			r = a.Presence
 		case RoleNotifier:
 			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas, Metrics: a.Metrics,
-				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: persister.ConsumerName}}, log)
+				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: subjects.PersisterConsumer}}, log)
 			r = a.Notifier
 		}
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/admin"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -79,9 +78,9 @@ func jetStreamReady(ctx context.Context, js jetstream.JetStream, storage *natsut
 // persisterLagReady is nil while the persister's consumer has at most limit
 // messages of NATTER_LOG not yet persisted (pending and unacknowledged).
 func persisterLagReady(ctx context.Context, js jetstream.JetStream, limit int) error {
-	c, err := js.Consumer(ctx, subjects.LogStream, persister.ConsumerName)
+	c, err := js.Consumer(ctx, subjects.LogStream, subjects.PersisterConsumer)
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w", persister.ConsumerName, err)
+		return fmt.Errorf("consumer %s: %w", subjects.PersisterConsumer, err)
 	}
 	info := c.CachedInfo()
 	if lag := info.NumPending + uint64(info.NumAckPending); lag > uint64(limit) {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -91,7 +90,7 @@ func (r *runner) checkPersisted(ctx context.Context) {
 	deadline := time.Now().Add(time.Minute)
 	ok := false
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		cons, err := js.Consumer(ctx, subjects.LogStream, persister.ConsumerName)
+		cons, err := js.Consumer(ctx, subjects.LogStream, subjects.PersisterConsumer)
 		if err == nil {
 			info, err := cons.Info(ctx)
 			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/gateway"
-	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/client"
 	hist "github.com/natter-chat/natter/pkg/history"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -85,7 +85,7 @@ func event(t *testing.T, f *protocol.Frame) protocol.SystemEvent {
 // lastSeq is chat's last sequenced seq, read through the store and the log tail.
 func lastSeq(t *testing.T, n *testutil.Natter, chat string) uint64 {
 	t.Helper()
-	hr := &hist.Reader{Store: n.Store, JS: n.JS, Subjects: n.Config.NATS.Subjects(), Consumer: persister.ConsumerName}
+	hr := &hist.Reader{Store: n.Store, JS: n.JS, Subjects: n.Config.NATS.Subjects(), Consumer: subjects.PersisterConsumer}
 	seq, err := hr.LastSeq(ctxT(t, 5*time.Second), chat)
 	require.NoError(t, err)
 	return seq

@@ -293,8 +293,8 @@ func TestTwoNotifiersSendEachNotificationOnce(t *testing.T) {
 	// dial with 503. Start b once a's consumers exist (what a second instance
 	// started later finds), and say so if either process stopped.
 	require.Eventually(t, func() bool {
-		_, err1 := a.JS.Consumer(ctxT(t, 5*time.Second), subjects.LogStream, notifier.ConsumerName)
-		_, err2 := a.JS.Consumer(ctxT(t, 5*time.Second), "KV_"+notifier.WindowBucket, notifier.WindowConsumerName)
+		_, err1 := a.JS.Consumer(ctxT(t, 5*time.Second), subjects.LogStream, subjects.NotifierConsumer)
+		_, err2 := a.JS.Consumer(ctxT(t, 5*time.Second), "KV_"+notifier.WindowBucket, subjects.NotifierWindowConsumer)
 		return err1 == nil && err2 == nil
 	}, 60*time.Second, 20*time.Millisecond, "a's notifier has set up its consumers")
 	cb := presenceConfig(t)

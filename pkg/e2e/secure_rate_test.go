@@ -257,7 +257,7 @@ func notifierIdle(t *testing.T, n *testutil.Natter, d time.Duration) {
 		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
 	}
 	require.Eventually(t, func() bool {
-		if !drained(subjects.LogStream, notifier.ConsumerName) {
+		if !drained(subjects.LogStream, subjects.NotifierConsumer) {
 			return false
 		}
 		kv, err := n.JS.KeyValue(ctxT(t, 5*time.Second), notifier.WindowBucket)
@@ -272,7 +272,7 @@ func notifierIdle(t *testing.T, n *testutil.Natter, d time.Duration) {
 		for range keys.Keys() {
 			open++
 		}
-		return open == 0 && drained("KV_"+notifier.WindowBucket, notifier.WindowConsumerName)
+		return open == 0 && drained("KV_"+notifier.WindowBucket, subjects.NotifierWindowConsumer)
 	}, d, 50*time.Millisecond, "the notifier handles every message and window")
 }
 

@@ -44,7 +44,7 @@ func newTailEnv(tb testing.TB) *tailEnv {
 	require.NoError(tb, err)
 	tb.Cleanup(func() { st.Close() })
 	e := &tailEnv{js: js, subj: ncfg.Subjects(), st: st}
-	e.r = &history.Reader{Store: st, JS: js, Subjects: e.subj, Consumer: persister.ConsumerName}
+	e.r = &history.Reader{Store: st, JS: js, Subjects: e.subj, Consumer: subjects.PersisterConsumer}
 	return e
 }
 

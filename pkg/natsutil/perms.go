@@ -38,8 +38,8 @@ const (
 	presenceKV    = "presence" // presencekv.Bucket (natsutil cannot import it: import cycle)
 	windowsKV     = "notify"   // notifier.WindowBucket
 	jsAPI         = "$JS.API."
-	persisterName = "PERSISTER" // persister.ConsumerName
-	notifierName  = "NOTIFIER"  // notifier.ConsumerName
+	persisterName = subjects.PersisterConsumer
+	notifierName  = subjects.NotifierConsumer
 )
 
 // Permissions returns the publish and subscribe permissions of user with subjects

@@ -156,3 +156,23 @@ func (s Subjects) DLQ(kind string) string { return s.Prefix + ".dlq." + kind }
 
 // DLQAll matches every dead-letter subject: the subjects of DLQStream.
 func (s Subjects) DLQAll() string { return s.Prefix + ".dlq.>" }
+
+// Durable consumer names. They live here, with the streams they read, because more
+// than the role that creates a consumer reads it: history reads the persister's
+// position to know which log tail the store lacks, readiness and bench read its lag,
+// and the NATS permission sets (natsutil.Permissions) name them.
+const (
+	// PersisterConsumer is the NATTER_LOG consumer all persister instances share.
+	PersisterConsumer = "PERSISTER"
+	// NotifierConsumer is the NATTER_LOG consumer all notifier instances share.
+	NotifierConsumer = "NOTIFIER"
+	// NotifierWindowConsumer is the notifier's consumer of coalescing-window expiries
+	// (on the stream of its window bucket).
+	NotifierWindowConsumer = "NOTIFIER_WINDOWS"
+	// PresenceConsumer is the consumer of lease and grace-timer expiries that all
+	// presence instances share (on the presence bucket's stream).
+	PresenceConsumer = "PRESENCE"
+)
+
+// SequencerConsumer is the NATTER_IN consumer of ingress partition p.
+func SequencerConsumer(p int) string { return "SEQ_" + strconv.Itoa(p) }
