@@ -10,11 +10,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/persister"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
-	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 )
@@ -40,7 +40,7 @@ func (s *slowStore) AppendMessages(ctx context.Context, msgs []protocol.Message)
 // batch is still written and acked before Run returns, not abandoned to be
 // redelivered after the ack wait.
 func TestStopFinishesTheBatchInHand(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)

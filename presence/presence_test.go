@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/presencekv"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/subjects"
-	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/natter-chat/natter/presence"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -185,7 +185,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestTwoInstancesPublishEachChangeOnce(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	startPresence(t, ns, testConfig())
 	startPresence(t, ns, testConfig())
 	ups := watch(t, ns)
@@ -239,7 +239,7 @@ func TestTwoInstancesPublishEachChangeOnce(t *testing.T) {
 }
 
 func TestQuickReconnectDoesNotFlap(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	startPresence(t, ns, testConfig())
 	ups := watch(t, ns)
 	gw := newGateway(t, ns, "gw1")
@@ -263,7 +263,7 @@ func TestQuickReconnectDoesNotFlap(t *testing.T) {
 }
 
 func TestGoneAndSweep(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	startPresence(t, ns, testConfig())
 	ups := watch(t, ns)
 	gw := newGateway(t, ns, "gw1")
@@ -287,7 +287,7 @@ func TestGoneAndSweep(t *testing.T) {
 }
 
 func TestSetStatus(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	startPresence(t, ns, testConfig())
 	ups := watch(t, ns)
 	gw := newGateway(t, ns, "gw1")
@@ -317,7 +317,7 @@ func TestSetStatus(t *testing.T) {
 }
 
 func TestBadReportsAreRefused(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	startPresence(t, ns, testConfig())
 	ups := watch(t, ns)
 	gw := newGateway(t, ns, "gw1")

@@ -10,11 +10,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
-	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/natter-chat/natter/sequencer"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -33,7 +33,7 @@ func setup(t *testing.T) *env { return setupWith(t, nil) }
 
 // setupWith is setup, calling before (if not nil) on the empty server first.
 func setupWith(t *testing.T, before func(jetstream.JetStream, *natsutil.Config)) *env {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)

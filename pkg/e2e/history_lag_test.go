@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/pkg/app"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -14,7 +15,7 @@ import (
 // every sequenced message (read from the log tail), in both directions; once a
 // persister starts, the store catches up and history is unchanged.
 func TestHistoryWhilePersisterLags(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	cfg := testutil.Config(t)
 	cfg.NATS.URL = ns.ClientURL()
 	cfg.Roles = []string{app.RoleGateway, app.RoleSequencer}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/pkg/client"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/store"
-	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 )
@@ -29,7 +29,7 @@ import (
 func layout(t *testing.T, storeArgs func(role string) []string) (gw *proc, pc *procCluster) {
 	t.Helper()
 	dir := t.TempDir()
-	ns := testutil.NATSServer(t) // the machine's (or cluster's) nats-server
+	ns := natstest.Server(t) // the machine's (or cluster's) nats-server
 	secret := []byte(strings.Repeat("k", 16) + "natter-layout-test")
 	secretFile := filepath.Join(dir, "jwt.secret")
 	require.NoError(t, os.WriteFile(secretFile, secret, 0o600))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/app"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/pkg/testutil"
@@ -23,7 +24,7 @@ func TestFullLogAppliesBackpressure(t *testing.T) {
 	old := persister.TrimInterval
 	persister.TrimInterval = 100 * time.Millisecond
 	t.Cleanup(func() { persister.TrimInterval = old })
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	cfg := testutil.Config(t)
 	cfg.NATS.URL = ns.ClientURL()
 	cfg.NATS.LogMaxBytes = 64 << 10

@@ -8,6 +8,7 @@ import (
 
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/client"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
@@ -135,7 +136,7 @@ func reverse(ms []protocol.Message) []protocol.Message {
 // operations still in the log tail; once a persister has stored everything, the
 // answer is the same.
 func TestOperationsInHistoryWhilePersisterLags(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	cfg := testutil.Config(t)
 	cfg.NATS.URL = ns.ClientURL()
 	cfg.Roles = []string{app.RoleGateway, app.RoleSequencer}

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/pkg/app"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/pkg/testutil"
@@ -223,7 +224,7 @@ func requireDLQ(t *testing.T, n *testutil.Natter, want uint64) {
 func TestWebhookDeadLetterThenReplay(t *testing.T) {
 	rcv := newReceiver(t)
 	rcv.set(func(r *receiver) { r.failAll = true })
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	cfg := presenceConfig(t)
 	cfg.NATS.URL = ns.ClientURL()
 	rcv.configure(t, cfg)
@@ -282,7 +283,7 @@ func getLastDLQ(t *testing.T, n *testutil.Natter) (*jetstream.RawStreamMsg, erro
 
 func TestTwoNotifiersSendEachNotificationOnce(t *testing.T) {
 	rcv := newReceiver(t)
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	ca := presenceConfig(t)
 	ca.NATS.URL = ns.ClientURL()
 	rcv.configure(t, ca)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/client"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
@@ -35,7 +36,7 @@ func presenceConfig(t *testing.T) *app.Config {
 // twoGateways starts natter with every role (a) and a second process running only a
 // gateway (b), sharing one NATS server and one data directory (SQLite, dev secret).
 func twoGateways(t *testing.T) (a, b *testutil.Natter) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	ca := presenceConfig(t)
 	ca.NATS.URL = ns.ClientURL()
 	a = testutil.StartNatter(t, ca)

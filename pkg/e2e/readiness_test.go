@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -49,7 +50,7 @@ func TestReadyzStoreWrites(t *testing.T) {
 // TestReadyzJetStreamDisabled: with JetStream disabled on an external server the
 // connection is still up, but /readyz is unready and says JetStream is disabled.
 func TestReadyzJetStreamDisabled(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	cfg := testutil.Config(t)
 	cfg.NATS.URL = ns.ClientURL()
 	n := testutil.StartNatter(t, cfg)

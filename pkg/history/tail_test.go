@@ -13,11 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/history"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
-	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 )
@@ -32,7 +32,7 @@ type tailEnv struct {
 
 func newTailEnv(tb testing.TB) *tailEnv {
 	tb.Helper()
-	ns := testutil.NATSServer(tb)
+	ns := natstest.Server(tb)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(tb, err)
 	tb.Cleanup(nc.Close)

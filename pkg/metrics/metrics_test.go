@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/metrics"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
-	"github.com/natter-chat/natter/pkg/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
@@ -213,7 +213,7 @@ func TestInstrumentedStore(t *testing.T) {
 }
 
 func TestConsumerLagFromConsumerInfo(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)

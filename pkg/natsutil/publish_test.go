@@ -7,8 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/natsutil"
-	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +16,7 @@ import (
 // "no responders" a leaderless stream gives) is sent again until the stream
 // answers, and stored once.
 func TestPublishRetriesUntilTheStreamAnswers(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
 	defer nc.Close()
@@ -49,7 +49,7 @@ func TestPublishRetriesUntilTheStreamAnswers(t *testing.T) {
 // Without an answer before ctx ends, the last attempt's error comes back; a
 // refusal (a failed fence) comes back at once.
 func TestPublishGivesUp(t *testing.T) {
-	ns := testutil.NATSServer(t)
+	ns := natstest.Server(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
 	defer nc.Close()

@@ -1,0 +1,34 @@
+// Package natstest starts in-process NATS servers for tests, as nats-server's own
+// test helpers do. It imports nothing of Natter, so a test that needs only a broker
+// does not link the program (pkg/testutil starts a whole natter process; clusters
+// that are crashed for real are nats-server processes: pkg/e2e/proc_test.go).
+package natstest
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Server starts an in-process NATS server with JetStream on t.TempDir(), listening
+// on a random loopback port, and shuts it down when the test ends. Its logs are shown
+// when NATTER_TEST_NATS_LOG is set.
+func Server(t testing.TB) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	if os.Getenv("NATTER_TEST_NATS_LOG") != "" {
+		ns.ConfigureLogger()
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
