@@ -20,14 +20,13 @@ import (
 	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/admin"
 	"github.com/natter-chat/natter/pkg/auth"
-	"github.com/natter-chat/natter/pkg/history"
 	"github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/store"
-	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/sequencer"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // Role is what every role package's New returns.
@@ -70,10 +69,9 @@ type App struct {
 	Notifier *notifier.Notifier
 	gwAddr   chan net.Addr
 	addr     net.Addr
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	errMu    sync.Mutex
-	firstErr error
+	cancel   context.CancelFunc // stops the roles (Close)
+	group    *errgroup.Group    // the running roles (nil before they start)
+	gctx     context.Context    // the roles' context: canceled by Close or the first failure
 
 	// Metrics are the process's metrics; Admin serves them (nil: admin.listen "").
 	Metrics *metrics.Metrics
@@ -153,73 +151,44 @@ func (a *App) start(ctx context.Context) (err error) {
 				zap.String("secret_file", a.Auth.DevSecretPath))
 		}
 	}
-	subj := cfg.NATS.Subjects()
 	var started []Role
 	for _, t := range targets {
-		var r Role
 		nc, js, err := a.roleConn(t)
 		if err != nil {
 			return err
 		}
-		switch t {
-		case RoleGateway:
-			hr := &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: subjects.PersisterConsumer}
-			a.Gateway, err = gateway.New(cfg.Gateway, gateway.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj,
-				LargeChatThreshold: cfg.Sequencer.LargeChatThreshold,
-				Auth:               a.Auth, History: hr, Ready: func(ad net.Addr) { a.gwAddr <- ad }, Metrics: a.Metrics,
-				Storage: a.Storage}, log)
-			a.gwFirst = newFirstToStop(a.Gateway)
-			r = a.gwFirst
-		case RoleSequencer:
-			a.Seq, err = sequencer.New(cfg.Sequencer, sequencer.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Metrics: a.Metrics,
-				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: subjects.PersisterConsumer}}, log)
-			r = a.Seq
-		case RolePersister:
-			a.Persist, err = persister.New(cfg.Persister, persister.Deps{JS: js, Store: a.Store, Subjects: subj,
-				Retention: persister.Retention{MaxAge: cfg.NATS.LogMaxAge, MaxBytes: cfg.NATS.LogMaxBytes, DedupWindow: cfg.NATS.DedupWindow}}, log)
-			r = a.Persist
-		case RolePresence:
-			a.Presence, err = presence.New(cfg.Presence, presence.Deps{NC: nc, JS: js, Subjects: subj, Replicas: cfg.NATS.Replicas}, log)
-			r = a.Presence
-		case RoleNotifier:
-			a.Notifier, err = notifier.New(cfg.Notifier, notifier.Deps{NC: nc, JS: js, Store: a.Store, Subjects: subj, Replicas: cfg.NATS.Replicas, Metrics: a.Metrics,
-				History: &history.Reader{Store: a.Store, JS: js, Subjects: subj, Consumer: subjects.PersisterConsumer}}, log)
-			r = a.Notifier
-		}
+		r, err := roles[t].build(a, nc, js)
 		if err != nil {
 			return roleErr(t, err)
 		}
 		started = append(started, r)
 	}
+	// The first role to fail stops the others: errgroup cancels gctx with its error
+	// as the cause, which Err reports. Close cancels rctx (the cause is then
+	// context.Canceled: no role failed).
 	rctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	g, gctx := errgroup.WithContext(rctx)
+	a.cancel, a.group, a.gctx = cancel, g, gctx
 	for i, r := range started {
-		a.wg.Add(1)
-		go func(name string, r Role) {
-			defer a.wg.Done()
-			err := r.Run(rctx)
+		name := targets[i]
+		g.Go(func() error {
+			err := r.Run(gctx)
 			if err == nil {
-				return
+				return nil
 			}
-			// The first failure stops the others (their context.Canceled is no
-			// news) and is what Err, Start and the command report (serve logs it
-			// as it stops): not logged here, so it is printed once.
-			a.errMu.Lock()
-			first := a.firstErr == nil
-			if first {
-				a.firstErr = roleErr(name, err)
-			}
-			a.errMu.Unlock()
-			if !first && !errors.Is(err, context.Canceled) {
+			// The first failure is what Err, Start and the command report (serve
+			// logs it as it stops): not logged here, so it is printed once. One
+			// after it, other than the cancellation it caused, is news.
+			if gctx.Err() != nil && !errors.Is(err, context.Canceled) {
 				log.Warn("role stopped", zap.String("role", name), zap.Error(err))
 			}
-			cancel()
-		}(targets[i], r)
+			return roleErr(name, err)
+		})
 	}
 	if a.Gateway != nil {
 		select {
 		case a.addr = <-a.gwAddr:
-		case <-rctx.Done():
+		case <-gctx.Done():
 			return a.Err()
 		case <-ctx.Done():
 			return ctx.Err()
@@ -332,15 +301,27 @@ func (a *App) GatewayAddr() net.Addr { return a.addr }
 // Done is closed when the roles have stopped (after Close, or when one failed).
 func (a *App) Done() <-chan struct{} {
 	ch := make(chan struct{})
-	go func() { a.wg.Wait(); close(ch) }()
+	go func() { a.waitRoles(); close(ch) }()
 	return ch
 }
 
-// Err returns the first role error, if any.
+// waitRoles waits for every started role's Run to return.
+func (a *App) waitRoles() {
+	if a.group != nil {
+		a.group.Wait() // its error is also gctx's cause: Err
+	}
+}
+
+// Err returns the first role error, prefixed with the role's name; nil while the
+// roles run, and when Close stopped them without one failing first.
 func (a *App) Err() error {
-	a.errMu.Lock()
-	defer a.errMu.Unlock()
-	return a.firstErr
+	if a.gctx == nil {
+		return nil
+	}
+	if err := context.Cause(a.gctx); err != context.Canceled { // identity: Close's cancel (a role's error is wrapped)
+		return err
+	}
+	return nil
 }
 
 // Sever cuts the process's NATS connection and then closes it, for tests of what
@@ -367,7 +348,7 @@ func (a *App) close() error {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	a.wg.Wait()
+	a.waitRoles()
 	var errs []error
 	for _, nc := range a.roleConns {
 		if err := nc.Flush(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

@@ -43,3 +43,14 @@ func TestNeeds(t *testing.T) {
 	require.False(t, needs([]string{RolePresence}, depStore), "presence lives in NATS only")
 	require.True(t, needs([]string{RoleNotifier}, depStore), "the notifier reads members, mutes and unread counts")
 }
+
+// TestRoleTable checks every row of the role table can be started: a constructor,
+// and NATS among its dependencies (every role meets the others only there).
+func TestRoleTable(t *testing.T) {
+	for name, r := range roles {
+		t.Run(name, func(t *testing.T) {
+			require.NotNil(t, r.build, "role %s has no constructor", name)
+			require.Contains(t, r.deps, depNATS)
+		})
+	}
+}
