@@ -208,6 +208,41 @@ var cassandraMigrations = []cassandraMigration{{
 	PRIMARY KEY ((provider, push_token))
 ) WITH comment = 'the one device that holds a provider token'`,
 	},
+}, {
+	Version: 4,
+	Name:    "profiles, blocks and invitations",
+	// profiles: one row per user who set one. blocks: who a user blocks (one
+	// partition per blocker); blocks_by_blocked: the same pairs by the blocked user,
+	// so consent checks find everyone blocking an inviter in one read.
+	// invitations: a user's pending group invitations (cassandra_people.go).
+	Stmts: []string{
+		`CREATE TABLE IF NOT EXISTS profiles (
+	user_id text PRIMARY KEY,
+	display_name text,
+	avatar text,
+	group_adds text,
+	updated_at timestamp
+) WITH comment = 'display name, avatar media ID and group-add setting of a user'`,
+		`CREATE TABLE IF NOT EXISTS blocks (
+	blocker text,
+	blocked text,
+	created_at timestamp,
+	PRIMARY KEY (blocker, blocked)
+) WITH comment = 'the users a user blocks'`,
+		`CREATE TABLE IF NOT EXISTS blocks_by_blocked (
+	blocked text,
+	blocker text,
+	PRIMARY KEY (blocked, blocker)
+) WITH comment = 'the users who block a user'`,
+		`CREATE TABLE IF NOT EXISTS invitations (
+	user_id text,
+	chat_id text,
+	invited_by text,
+	role text,
+	created_at timestamp,
+	PRIMARY KEY (user_id, chat_id)
+) WITH comment = 'pending group invitations of a user'`,
+	},
 }}
 
 // cassandraSchemaVersion is the schema version this binary reads and writes.

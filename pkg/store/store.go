@@ -248,6 +248,8 @@ type Store interface {
 
 	// DeviceStore is the push device registry (devices.go).
 	DeviceStore
+	// PeopleStore is profiles, blocks and group invitations (people.go).
+	PeopleStore
 
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error

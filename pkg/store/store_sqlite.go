@@ -87,6 +87,17 @@ var sqliteMigrations = []string{
 		provider TEXT NOT NULL, token TEXT NOT NULL, updated_at INTEGER NOT NULL,
 		PRIMARY KEY (user_id, device_id)) WITHOUT ROWID;
 	CREATE UNIQUE INDEX devices_by_token ON devices (provider, token);`,
+	// 6: profiles, blocks and group invitations (store_sqlite_people.go).
+	`CREATE TABLE profiles (
+		user_id TEXT PRIMARY KEY, display_name TEXT NOT NULL DEFAULT '', avatar TEXT NOT NULL DEFAULT '',
+		group_adds TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL) WITHOUT ROWID;
+	CREATE TABLE blocks (
+		blocker TEXT NOT NULL, blocked TEXT NOT NULL, created_at INTEGER NOT NULL,
+		PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
+	CREATE INDEX blocks_by_blocked ON blocks (blocked, blocker);
+	CREATE TABLE invitations (
+		user_id TEXT NOT NULL, chat_id TEXT NOT NULL, invited_by TEXT NOT NULL, role TEXT NOT NULL,
+		created_at INTEGER NOT NULL, PRIMARY KEY (user_id, chat_id)) WITHOUT ROWID;`,
 }
 
 // sqliteWriterSync is the writer's synchronous pragma. Only the benchmark changes it,

@@ -371,6 +371,11 @@ func Run(t *testing.T, open Open) {
 	t.Run("UserChatsCursor", func(t *testing.T) { userChatsCursor(t, newStore(t), group) })
 	t.Run("Search", func(t *testing.T) { search(t, newStore(t), group) })
 	t.Run("Devices", func(t *testing.T) { devices(t, newStore(t)) })
+	t.Run("Profiles", func(t *testing.T) { profiles(t, newStore(t)) })
+	t.Run("Blocks", func(t *testing.T) { blocks(t, newStore(t)) })
+	t.Run("BlockLimit", func(t *testing.T) { blockLimit(t, newStore(t)) })
+	t.Run("SharesChat", func(t *testing.T) { sharesChat(t, newStore(t), group) })
+	t.Run("Invitations", func(t *testing.T) { invitations(t, newStore(t)) })
 
 	t.Run("Ping", func(t *testing.T) {
 		s := newStore(t)
