@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"go.uber.org/zap"
@@ -48,20 +49,18 @@ func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
 	// On a cluster that is still forming the bucket may not answer yet: retry for a
 	// while rather than fail the gateway's start.
 	var w jetstream.KeyWatcher
-	deadline := time.Now().Add(60 * time.Second)
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-		kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
-		if err == nil {
-			w, err = kv.WatchAll(ctx)
-		}
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
+	err := lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, MaxElapsed: 60 * time.Second},
+		func() error {
+			kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
+			if err == nil {
+				w, err = kv.WatchAll(ctx)
+			}
 			return err
-		}
-		l.g.log.Warn("watching the large-chats bucket failed; retrying", zap.Error(err))
-		time.Sleep(backoff)
+		}, func(err error, _ int, _ time.Duration) {
+			l.g.log.Warn("watching the large-chats bucket failed; retrying", zap.Error(err))
+		})
+	if err != nil {
+		return err
 	}
 	ready := make(chan struct{})
 	wg.Add(1)

@@ -9,11 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/natter-chat/natter/pkg/lifecycle"
 )
 
 // Webhook requests. Each is a POST of one Notification as JSON with
@@ -159,28 +160,25 @@ func (w *webhook) deliver(ctx context.Context, id string, body []byte, progress 
 
 // deliverAnswer is deliver that also returns the answer of the successful attempt.
 func (w *webhook) deliverAnswer(ctx context.Context, id string, body []byte, progress func()) (int, []byte, error) {
-	wait := w.cfg.Backoff
-	var err error
-	for attempt := 1; ; attempt++ {
-		if progress != nil {
-			progress()
-		}
-		var answer []byte
-		if answer, err = w.post(ctx, id, body); err == nil {
-			return attempt, answer, nil
-		}
-		if attempt >= w.cfg.Attempts || !retryable(err) || ctx.Err() != nil {
-			return attempt, nil, err
-		}
-		// Full jitter on the upper half: spread retries of many notifications.
-		d := wait/2 + rand.N(wait/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return attempt, nil, ctx.Err()
-		case <-t.C:
-		}
-		wait = min(wait*2, w.cfg.MaxBackoff)
+	var (
+		attempts int
+		answer   []byte
+	)
+	err := lifecycle.Retry(ctx, lifecycle.Backoff{Initial: w.cfg.Backoff, Max: w.cfg.MaxBackoff, MaxTries: uint(w.cfg.Attempts)},
+		func() error {
+			attempts++
+			if progress != nil {
+				progress()
+			}
+			a, err := w.post(ctx, id, body)
+			if err != nil && !retryable(err) {
+				return lifecycle.Permanent(err)
+			}
+			answer = a
+			return err
+		}, nil)
+	if err != nil {
+		return attempts, nil, err
 	}
+	return attempts, answer, nil
 }

@@ -219,33 +219,33 @@ func (p *Persister) persist(ctx context.Context, msgs []jetstream.Msg) {
 // false, nothing acked, if ctx ended or the store refused the batch while it
 // answers pings.
 func (p *Persister) writeAll(ctx context.Context, jms []jetstream.Msg, out []protocol.Message) bool {
-	backoff := 20 * time.Millisecond
 	lastProgress := time.Now()
-	for attempt := 0; ; attempt++ {
-		err := p.deps.Store.AppendMessages(ctx, out)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		if perr := p.deps.Store.Ping(ctx); perr == nil {
-			p.log.Warn("store refused a batch while answering pings; writing it chat by chat",
-				zap.Int("batch", len(out)), zap.Error(err))
-			return false
-		}
-		if attempt%10 == 0 {
-			p.log.Warn("store write failed; retrying without ack", zap.Int("batch", len(out)), zap.Error(err))
-		}
-		// Keep the messages from being redelivered elsewhere while we retry.
-		if time.Since(lastProgress) > p.cfg.AckWait/3 {
-			for _, jm := range jms {
-				_ = jm.InProgress()
+	err := lifecycle.Retry(ctx, lifecycle.Backoff{Initial: min(20*time.Millisecond, p.cfg.MaxBackoff), Max: p.cfg.MaxBackoff},
+		func() error {
+			err := p.deps.Store.AppendMessages(ctx, out)
+			if err == nil || ctx.Err() != nil {
+				return err
 			}
-			lastProgress = time.Now()
-		}
-		sleep(ctx, backoff)
-		backoff = min(backoff*2, p.cfg.MaxBackoff)
+			if perr := p.deps.Store.Ping(ctx); perr == nil {
+				p.log.Warn("store refused a batch while answering pings; writing it chat by chat",
+					zap.Int("batch", len(out)), zap.Error(err))
+				return lifecycle.Permanent(err)
+			}
+			return err
+		}, func(err error, attempt int, _ time.Duration) {
+			if attempt%10 == 1 {
+				p.log.Warn("store write failed; retrying without ack", zap.Int("batch", len(out)), zap.Error(err))
+			}
+			// Keep the messages from being redelivered elsewhere while we retry.
+			if time.Since(lastProgress) > p.cfg.AckWait/3 {
+				for _, jm := range jms {
+					_ = jm.InProgress()
+				}
+				lastProgress = time.Now()
+			}
+		})
+	if err != nil {
+		return false
 	}
 	ackAll(p.log, jms)
 	return true

@@ -210,18 +210,12 @@ var appendTimeout = 5 * time.Second
 // retry runs fn until it succeeds or ctx ends, with backoff. Transient failures are
 // retried in place, so a chat's messages are never reordered.
 func (s *Sequencer) retry(ctx context.Context, log *zap.Logger, fn func() error) {
-	backoff := 50 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		err := fn()
-		if err == nil || ctx.Err() != nil {
-			return
-		}
-		if attempt%20 == 0 {
-			log.Warn("sequencing failed; retrying", zap.Error(err))
-		}
-		sleep(ctx, backoff)
-		backoff = min(backoff*2, 2*time.Second)
-	}
+	_ = lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 50 * time.Millisecond, Max: 2 * time.Second}, fn,
+		func(err error, attempt int, _ time.Duration) {
+			if attempt%20 == 1 {
+				log.Warn("sequencing failed; retrying", zap.Error(err))
+			}
+		}) // only ctx ends it: the caller sees ctx.Err()
 }
 
 // catchUp sequences, in stream order, every message of partition p between the

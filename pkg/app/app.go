@@ -20,6 +20,7 @@ import (
 	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/admin"
 	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/store"
@@ -223,24 +224,18 @@ func roleErr(role string, err error) error {
 // configuration the server refuses, JetStream disabled, no permission) fails at
 // once.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, own natsutil.Owned, log *zap.Logger) error {
-	deadline := time.Now().Add(60 * time.Second)
-	backoff := 250 * time.Millisecond
-	var last error
-	for {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := natsutil.EnsureOwned(sctx, js, c, own)
-		cancel()
-		if err != nil && ctx.Err() != nil && last != nil { // the cause is in the attempts before
-			return fmt.Errorf("%w (the attempt before: %v)", err, last)
-		}
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) || permanentStreamErr(err) {
+	return lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 250 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: 60 * time.Second},
+		func() error {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			err := natsutil.EnsureOwned(sctx, js, c, own)
+			if err != nil && permanentStreamErr(err) {
+				return lifecycle.Permanent(err)
+			}
 			return err
-		}
-		last = err
-		log.Warn("creating streams failed; retrying (is the NATS cluster forming?)", zap.Error(err))
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		}, func(err error, _ int, _ time.Duration) {
+			log.Warn("creating streams failed; retrying (is the NATS cluster forming?)", zap.Error(err))
+		})
 }
 
 // permanentStreamErr reports whether err, from creating the streams, stays the

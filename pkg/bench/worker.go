@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
@@ -189,25 +191,23 @@ func (w *worker) connect(ctx context.Context, c *bconn, resume bool) {
 		w.st.errorf("token")
 		return
 	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		ws, err := w.dial.dial(dctx, c.idx, tok, resume)
-		cancel()
-		if err == nil {
-			c.ws = ws
-			c.done = make(chan struct{})
-			c.gone.Store(false)
-			w.st.connected.Add(1)
-			w.st.connect.Record(time.Since(start))
-			go c.readLoop(ws)
-			return
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Duration(100*(attempt+1)) * time.Millisecond)
+	var ws *websocket.Conn
+	lastErr := lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 100 * time.Millisecond, Max: 400 * time.Millisecond, MaxTries: 3},
+		func() error {
+			dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			var err error
+			ws, err = w.dial.dial(dctx, c.idx, tok, resume)
+			return err
+		}, nil)
+	if lastErr == nil {
+		c.ws = ws
+		c.done = make(chan struct{})
+		c.gone.Store(false)
+		w.st.connected.Add(1)
+		w.st.connect.Record(time.Since(start))
+		go c.readLoop(ws)
+		return
 	}
 	w.st.dialFailed.Add(1)
 	w.st.errorf("dial")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"go.uber.org/zap"
 )
 
@@ -422,24 +423,20 @@ func ddlCluster(cfg CassandraConfig, log *zap.Logger) *gocql.ClusterConfig {
 // statement that timed out, or whose node was unavailable or lost, is sent again
 // with backoff, up to ddlAttempts times; other errors are returned at once.
 func execDDL(ctx context.Context, sess *gocql.Session, stmt string, log *zap.Logger) error {
-	backoff := time.Second
-	for attempt := 1; ; attempt++ {
-		err := sess.Query(stmt).WithContext(ctx).Exec()
-		if err == nil {
-			err = sess.AwaitSchemaAgreement(ctx)
-		}
-		if err == nil || !retryableDDL(err) || attempt == ddlAttempts || ctx.Err() != nil {
+	return lifecycle.Retry(ctx, lifecycle.Backoff{Initial: time.Second, Max: 10 * time.Second, MaxTries: uint(ddlAttempts)},
+		func() error {
+			err := sess.Query(stmt).WithContext(ctx).Exec()
+			if err == nil {
+				err = sess.AwaitSchemaAgreement(ctx)
+			}
+			if err != nil && !retryableDDL(err) {
+				return lifecycle.Permanent(err)
+			}
 			return err
-		}
-		log.Warn("cassandra: schema statement not confirmed in time; sending it again",
-			zap.Int("attempt", attempt), zap.String("statement", firstLine(stmt)), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+		}, func(err error, attempt int, _ time.Duration) {
+			log.Warn("cassandra: schema statement not confirmed in time; sending it again",
+				zap.Int("attempt", attempt), zap.String("statement", firstLine(stmt)), zap.Error(err))
+		})
 }
 
 // retryableDDL reports whether err says the node did not (yet) answer, rather than
