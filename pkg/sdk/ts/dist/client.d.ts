@@ -139,8 +139,10 @@ export declare class NatterClient {
         meta?: Record<string, unknown>;
         replyTo?: string;
     }): Promise<Ack>;
-    /** Replaces the content of the caller's message refId. */
-    edit(chatId: string, refId: string, content: string): Promise<Ack>;
+    /** Replaces the content of the caller's message refId (messageId: the edit's own ID, default new). */
+    edit(chatId: string, refId: string, content: string, o?: {
+        messageId?: string;
+    }): Promise<Ack>;
     /** Deletes message refId for everyone. */
     delete(chatId: string, refId: string): Promise<Ack>;
     /** Adds (or with remove, takes back) the caller's emoji reaction to refId. */
@@ -170,6 +172,8 @@ export declare class NatterClient {
     ping(): Promise<number>;
     /** Calls the REST API with the client's token; JSON in and out. Throws NatterError for an error answer. */
     rest<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+    /** Fetches path with the client's token and returns the body's bytes (media downloads). Throws NatterError for an error answer. */
+    restBytes(path: string): Promise<Uint8Array>;
     /** One page of a chat's history over REST (works while disconnected). */
     loadHistory(chatId: string, q?: {
         before?: number;

@@ -447,9 +447,9 @@ export class NatterClient {
         this.stopTypingLocal(chatId);
         return this.enqueue(f);
     }
-    /** Replaces the content of the caller's message refId. */
-    edit(chatId, refId, content) {
-        return this.enqueue({ type: "edit", chatId, messageId: newId(), refId, content });
+    /** Replaces the content of the caller's message refId (messageId: the edit's own ID, default new). */
+    edit(chatId, refId, content, o = {}) {
+        return this.enqueue({ type: "edit", chatId, messageId: o.messageId ?? newId(), refId, content });
     }
     /** Deletes message refId for everyone. */
     delete(chatId, refId) {
@@ -526,6 +526,15 @@ export class NatterClient {
             throw new NatterError(e.code ?? (resp.status === 404 ? "not_found" : "internal"), e.message ?? `HTTP ${resp.status}`, { retry: e.retry });
         }
         return data;
+    }
+    /** Fetches path with the client's token and returns the body's bytes (media downloads). Throws NatterError for an error answer. */
+    async restBytes(path) {
+        const resp = await this.opts.fetch(this.base + path, { method: "GET", headers: { Authorization: `Bearer ${this.tokenRef.token}` } });
+        if (!resp.ok) {
+            const e = (await resp.json().catch(() => ({})))?.error ?? {};
+            throw new NatterError(e.code ?? (resp.status === 404 ? "not_found" : "internal"), e.message ?? `HTTP ${resp.status}`, { retry: e.retry });
+        }
+        return new Uint8Array(await resp.arrayBuffer());
     }
     /** One page of a chat's history over REST (works while disconnected). */
     loadHistory(chatId, q = {}) {

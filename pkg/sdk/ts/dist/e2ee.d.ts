@@ -8,6 +8,11 @@ export declare class E2EEError extends Error {
 export declare function toB64(b: Uint8Array): string;
 export declare function fromB64(s: string, n?: number): Uint8Array;
 export declare function fromHex(s: string): Uint8Array;
+/**
+ * buf copies b into an ArrayBuffer of exactly its bytes. Not b.buffer or b.slice().buffer:
+ * a Node Buffer's slice is a view of a shared pool, whose .buffer holds other data too.
+ */
+export declare function buf(b: Uint8Array): ArrayBuffer;
 /** importX25519 imports a raw private key (tests and vectors). */
 export declare function importX25519(raw: Uint8Array, extractable?: boolean): Promise<CryptoKey>;
 /** importEd25519 imports a seed as a signing key (tests and vectors). */

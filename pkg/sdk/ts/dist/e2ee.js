@@ -68,7 +68,15 @@ function frame(...fields) {
 }
 const be32 = (v) => new Uint8Array([(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
 const u = (s) => enc.encode(s);
-const buf = (b) => b.slice().buffer;
+/**
+ * buf copies b into an ArrayBuffer of exactly its bytes. Not b.buffer or b.slice().buffer:
+ * a Node Buffer's slice is a view of a shared pool, whose .buffer holds other data too.
+ */
+export function buf(b) {
+    const c = new Uint8Array(b.length);
+    c.set(b);
+    return c.buffer;
+}
 // PKCS#8 prefixes that wrap a raw 32-byte X25519 private key or Ed25519 seed (RFC 8410).
 const PKCS8_X25519 = fromHex("302e020100300506032b656e04220420");
 const PKCS8_ED25519 = fromHex("302e020100300506032b657004220420");

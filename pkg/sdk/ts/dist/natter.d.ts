@@ -12,3 +12,5 @@ export * as e2ee from "./e2ee.js";
 export { E2EEError, E2EE_MESSAGE_TYPE } from "./e2ee.js";
 export { Identity, Keyring, parseEnvelope } from "./e2ee_keyring.js";
 export type { Box, DeviceKeys, Envelope, FileRef, IdentityState, Lookup, Opened, Payload, PreKey, RecipientDevice } from "./e2ee_keyring.js";
+export { EncryptedChats } from "./e2ee_chats.js";
+export type { DecryptedMessage } from "./e2ee_chats.js";

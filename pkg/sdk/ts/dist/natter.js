@@ -8,3 +8,4 @@ export { CloseCodes, NatterError, RETRYABLE_CODES } from "./types.js";
 export * as e2ee from "./e2ee.js";
 export { E2EEError, E2EE_MESSAGE_TYPE } from "./e2ee.js";
 export { Identity, Keyring, parseEnvelope } from "./e2ee_keyring.js";
+export { EncryptedChats } from "./e2ee_chats.js";

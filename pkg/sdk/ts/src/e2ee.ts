@@ -58,7 +58,15 @@ function frame(...fields: Uint8Array[]): Uint8Array {
 }
 const be32 = (v: number) => new Uint8Array([(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
 const u = (s: string) => enc.encode(s);
-const buf = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
+/**
+ * buf copies b into an ArrayBuffer of exactly its bytes. Not b.buffer or b.slice().buffer:
+ * a Node Buffer's slice is a view of a shared pool, whose .buffer holds other data too.
+ */
+export function buf(b: Uint8Array): ArrayBuffer {
+  const c = new Uint8Array(b.length);
+  c.set(b);
+  return c.buffer;
+}
 
 // PKCS#8 prefixes that wrap a raw 32-byte X25519 private key or Ed25519 seed (RFC 8410).
 const PKCS8_X25519 = fromHex("302e020100300506032b656e04220420");

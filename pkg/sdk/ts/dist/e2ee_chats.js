@@ -1,0 +1,197 @@
+import { newId } from "./outbox.js";
+import { E2EEError, E2EE_MESSAGE_TYPE, buf, fromB64, openFile, randomBytes, sealFile, toB64, verifyPreKey } from "./e2ee.js";
+const MAX_BOXES = 48;
+export class EncryptedChats {
+    client;
+    keyring;
+    queue = Promise.resolve();
+    sending = new Map();
+    listeners = new Set();
+    /** Wraps client; call before client.connect() so no message is missed. */
+    constructor(client, keyring) {
+        this.client = client;
+        this.keyring = keyring;
+        client.on("message", (m) => {
+            this.queue = this.queue.then(() => this.handle(m)).catch(() => undefined);
+        });
+    }
+    /** Subscribes to every chat message in order, decrypted where encrypted. Returns an unsubscribe function. */
+    onMessage(fn) {
+        this.listeners.add(fn);
+        return () => this.listeners.delete(fn);
+    }
+    /** Publishes this device's keys (publish: a new device) or tops its one-time keys up. */
+    async register(publish) {
+        const id = this.keyring.id;
+        const path = `/api/v1/keys/devices/${encodeURIComponent(id.deviceId)}`;
+        if (publish) {
+            await this.client.rest("PUT", path, await id.publish(25));
+            return;
+        }
+        const r = await this.client.rest("POST", path + "/one-time-keys", { oneTimeKeys: [] });
+        if (r.oneTimeKeys < 10)
+            await this.client.rest("POST", path + "/one-time-keys", { oneTimeKeys: await id.newOneTimeKeys(25 - r.oneTimeKeys) });
+    }
+    /** Creates an encrypted chat ("direct" or "group") and returns its id. */
+    async createChat(type, members, name = "") {
+        const r = await this.client.rest("POST", "/api/v1/chats", { type, members, name, encrypted: true });
+        return r.id;
+    }
+    lookup = async (user) => {
+        const r = await this.client.rest("GET", `/api/v1/keys/users/${encodeURIComponent(user)}?claim=false`);
+        const out = new Map();
+        for (const d of r.devices ?? []) {
+            try {
+                out.set(d.deviceId, fromB64(d.identityKey, 64));
+            }
+            catch { /* malformed: not confirmed */ }
+        }
+        return out;
+    };
+    emit(m) {
+        for (const fn of this.listeners)
+            fn(m);
+    }
+    async handle(m) {
+        const out = { ...m };
+        if (m.messageType === "system") {
+            const ev = (m.meta ?? {});
+            switch (ev.event) {
+                case "member_added":
+                case "member_removed":
+                case "member_left":
+                    this.keyring.markStale(m.chatId);
+                    break;
+                case "device_keys_changed":
+                    this.keyring.forgetDevice(ev.userId ?? "", ev.deviceId ?? "");
+                    this.keyring.markStale(m.chatId);
+                    out.keyChange = { event: ev.event, userId: ev.userId ?? "", deviceId: ev.deviceId ?? "" };
+                    break;
+                case "device_revoked":
+                    this.keyring.revoke(ev.userId ?? "", ev.deviceId ?? "", m.seq);
+                    this.keyring.markStale(m.chatId);
+                    out.keyChange = { event: ev.event, userId: ev.userId ?? "", deviceId: ev.deviceId ?? "" };
+                    break;
+            }
+        }
+        else if (m.messageType === E2EE_MESSAGE_TYPE || (m.messageType === "edit" && m.content)) {
+            try {
+                const o = await this.keyring.open(m.chatId, m.senderId, m.messageId, m.seq, m.content, this.lookup);
+                if (o.envelope.t === "keys")
+                    return;
+                out.payload = o.payload;
+            }
+            catch (e) {
+                if (e instanceof E2EEError && e.code === "format") {
+                    out.error = e;
+                }
+                else {
+                    // A key distribution that failed is not shown; a message that failed is, with why.
+                    try {
+                        if (JSON.parse(m.content)?.t === "keys")
+                            return;
+                    }
+                    catch { /* shown below */ }
+                    out.error = e;
+                }
+            }
+        }
+        this.emit(out);
+    }
+    /** Waits until every message received so far is processed (tests, and before a send that must see a change). */
+    idle() { return this.queue; }
+    ensureKeys(chat) {
+        const prev = this.sending.get(chat) ?? Promise.resolve();
+        const next = prev.catch(() => undefined).then(async () => {
+            if (!this.keyring.needsRotation(chat))
+                return;
+            const to = await this.recipients(chat);
+            this.keyring.rotate(chat);
+            try {
+                for (let i = 0; i < to.length; i += MAX_BOXES) {
+                    const env = await this.keyring.sealKeys(chat, to.slice(i, i + MAX_BOXES));
+                    await this.client.send(chat, env, { messageType: E2EE_MESSAGE_TYPE });
+                }
+            }
+            catch (e) {
+                this.keyring.markStale(chat);
+                throw e;
+            }
+        });
+        this.sending.set(chat, next);
+        return next;
+    }
+    async recipients(chat) {
+        const { members } = await this.client.rest("GET", `/api/v1/chats/${encodeURIComponent(chat)}/members`);
+        const me = this.keyring.id;
+        const to = [];
+        for (const { userId } of members) {
+            let devices;
+            try {
+                devices = (await this.client.rest("GET", `/api/v1/keys/users/${encodeURIComponent(userId)}`)).devices ?? [];
+            }
+            catch (e) {
+                if (e?.code === "not_found")
+                    continue;
+                throw e;
+            }
+            for (const d of devices) {
+                if (userId === me.userId && d.deviceId === me.deviceId)
+                    continue;
+                try {
+                    const bundle = fromB64(d.identityKey, 64);
+                    const spk = fromB64(d.signedPreKey.key, 32);
+                    const spkSig = fromB64(d.signedPreKey.signature ?? "", 64);
+                    await verifyPreKey(bundle, d.signedPreKey.id, spk, spkSig);
+                    const r = { user: userId, device: d.deviceId, keys: { bundle, spk }, spkId: d.signedPreKey.id, spkSig };
+                    if (d.oneTimeKey) {
+                        r.keys.otk = fromB64(d.oneTimeKey.key, 32);
+                        r.otkId = d.oneTimeKey.id;
+                    }
+                    to.push(r);
+                }
+                catch {
+                    // A device whose keys do not verify is left out of the distribution.
+                }
+            }
+        }
+        return to;
+    }
+    /** Encrypts and sends payload to chat. */
+    async send(chat, payload) {
+        await this.ensureKeys(chat);
+        const messageId = newId();
+        const content = await this.keyring.encrypt(chat, messageId, payload);
+        return this.client.send(chat, content, { messageId, messageType: E2EE_MESSAGE_TYPE });
+    }
+    sendText(chat, text) { return this.send(chat, { type: "text", text }); }
+    /** Replaces the text of this user's message refId, encrypted. */
+    async edit(chat, refId, text) {
+        await this.ensureKeys(chat);
+        const messageId = newId();
+        const content = await this.keyring.encrypt(chat, messageId, { type: "text", text });
+        return this.client.edit(chat, refId, content, { messageId });
+    }
+    /** Encrypts data under a fresh key, uploads the ciphertext as opaque media and sends its reference. */
+    async sendFile(chat, data, o = {}) {
+        const key = randomBytes(32);
+        const ct = await sealFile(key, data);
+        const form = new FormData();
+        form.append("file", new Blob([buf(ct)], { type: "application/octet-stream" }), "encrypted.bin");
+        const up = await this.client.rest("POST", `/api/v1/media?chatId=${encodeURIComponent(chat)}`, form);
+        const file = { id: up.id, key: toB64(key), size: data.length };
+        if (o.name)
+            file.name = o.name;
+        if (o.mime)
+            file.mime = o.mime;
+        const p = { type: "file", file };
+        if (o.caption)
+            p.text = o.caption;
+        return this.send(chat, p);
+    }
+    /** Downloads and decrypts an attachment. */
+    async download(file) {
+        const ct = await this.client.restBytes(`/api/v1/media/${encodeURIComponent(file.id)}`);
+        return openFile(fromB64(file.key, 32), ct);
+    }
+}
