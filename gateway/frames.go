@@ -44,7 +44,7 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 	case protocol.FrameEdit, protocol.FrameDelete, protocol.FrameReact:
 		err = g.onOperation(ctx, c, f) // msgops.go
 	case protocol.FrameConnect:
-		err = g.onRenew(c, f) // refresh.go
+		err = g.onRenew(ctx, c, f) // refresh.go
 	default:
 		err = protocol.Errorf(protocol.CodeUnknownType, "unknown frame type %q", truncate(f.Type, 32))
 	}

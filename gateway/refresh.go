@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"math"
 	"time"
 
@@ -54,8 +55,8 @@ func (g *Gateway) checkExpiry(c *conn, now time.Time) bool {
 // user (and kind: user or service) replaces the connection's expiry. A bad token
 // is refused (unauthorized, token_expired), another user's is forbidden; either way
 // the connection keeps its current token.
-func (g *Gateway) onRenew(c *conn, f *protocol.Frame) error {
-	id, err := g.deps.Auth.Verify(f.Token)
+func (g *Gateway) onRenew(ctx context.Context, c *conn, f *protocol.Frame) error {
+	id, err := g.deps.Auth.Verify(ctx, f.Token)
 	if err != nil {
 		return authError(err)
 	}

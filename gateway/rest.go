@@ -141,7 +141,7 @@ func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
 		if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			token = strings.TrimSpace(t)
 		}
-		id, err := g.deps.Auth.Verify(token)
+		id, err := g.deps.Auth.Verify(r.Context(), token)
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, authError(err))
 			return

@@ -170,7 +170,7 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 		refuse(w, err.(*protocol.Error))
 		return
 	}
-	id, err := g.deps.Auth.Verify(bearer(r))
+	id, err := g.deps.Auth.Verify(r.Context(), bearer(r))
 	if err != nil {
 		writeError(w, http.StatusUnauthorized, authError(err))
 		return
@@ -236,7 +236,7 @@ func (g *Gateway) handleFrames(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, protocol.Errorf(protocol.CodeForbidden, "origin not allowed"))
 		return
 	}
-	id, err := g.deps.Auth.Verify(bearer(r))
+	id, err := g.deps.Auth.Verify(r.Context(), bearer(r))
 	if err != nil {
 		writeError(w, http.StatusUnauthorized, authError(err))
 		return

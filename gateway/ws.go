@@ -59,7 +59,7 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 	token := bearer(r)
 	if token != "" {
 		var err error
-		if id, err = g.deps.Auth.Verify(token); err != nil {
+		if id, err = g.deps.Auth.Verify(r.Context(), token); err != nil {
 			writeError(w, http.StatusUnauthorized, authError(err))
 			return
 		}
@@ -183,7 +183,7 @@ func (g *Gateway) awaitConnect(ctx context.Context, ws *websocket.Conn) (auth.Id
 	if f.Type != protocol.FrameConnect {
 		return auth.Identity{}, false, protocol.Errorf(protocol.CodeUnauthorized, "first frame must be connect with a token")
 	}
-	id, err := g.deps.Auth.Verify(f.Token)
+	id, err := g.deps.Auth.Verify(actx, f.Token)
 	return id, f.Resume, err
 }
 

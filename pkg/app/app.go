@@ -360,6 +360,7 @@ func (a *App) close() error {
 	if a.Store != nil {
 		errs = append(errs, a.Store.Close())
 	}
+	a.Auth.Close() // the JWKS refetch
 	if a.stopWatch != nil {
 		a.stopWatch()
 	}

@@ -4,6 +4,7 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -35,8 +36,8 @@ type Config struct {
 	// PublicKeyFiles are PEM files of RSA (RS256) or Ed25519 (EdDSA) public keys.
 	PublicKeyFiles []string `yaml:"public_key_files"`
 	// JWKSURL is the identity provider's JSON Web Key Set (RS256 and EdDSA keys by
-	// kid), cached for JWKSTTL and refetched on an unknown kid at most once per
-	// JWKSMinRefresh (jwks.go).
+	// kid), fetched at start, refetched every JWKSTTL and on an unknown kid at most
+	// once per JWKSMinRefresh (jwks.go).
 	JWKSURL        string        `yaml:"jwks_url"`
 	JWKSTTL        time.Duration `yaml:"jwks_ttl"`
 	JWKSMinRefresh time.Duration `yaml:"jwks_min_refresh"`
@@ -67,7 +68,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SecretFile, "auth.secret-file", "", "file holding the HS256 secret")
 	config.ListVar(fs, &c.PublicKeyFiles, "auth.public-key-files", nil, "comma-separated PEM files of RS256 or EdDSA public keys")
 	fs.StringVar(&c.JWKSURL, "auth.jwks-url", "", "identity provider JWKS URL (RS256/EdDSA keys by kid)")
-	fs.DurationVar(&c.JWKSTTL, "auth.jwks-ttl", 10*time.Minute, "how long fetched JWKS keys are trusted before a refetch")
+	fs.DurationVar(&c.JWKSTTL, "auth.jwks-ttl", 10*time.Minute, "how often the JWKS is refetched (its keys are dropped after twice this without a successful fetch)")
 	fs.DurationVar(&c.JWKSMinRefresh, "auth.jwks-min-refresh", 30*time.Second, "least time between JWKS refetches caused by unknown key ids")
 	fs.StringVar(&c.Issuer, "auth.issuer", "", "required token issuer (iss); empty accepts any")
 	fs.StringVar(&c.Audience, "auth.audience", "", "required token audience (aud); empty accepts any")
@@ -142,7 +143,8 @@ var (
 // megabyte of "token" costs a length comparison.
 const MaxTokenBytes = 8 << 10
 
-// Verifier checks tokens. It is safe for concurrent use.
+// Verifier checks tokens. It is safe for concurrent use. With auth.jwks-url it runs
+// a refetch goroutine until Close.
 type Verifier struct {
 	hmac    []byte
 	pubs    []crypto.PublicKey
@@ -181,7 +183,10 @@ func NewVerifier(cfg Config, dataDir string) (*Verifier, error) {
 		v.pubs = append(v.pubs, k)
 	}
 	if cfg.JWKSURL != "" {
-		v.jwks = newJWKS(cfg.JWKSURL, cfg.JWKSTTL, cfg.JWKSMinRefresh)
+		var err error
+		if v.jwks, err = newJWKS(cfg.JWKSURL, cfg.JWKSTTL, cfg.JWKSMinRefresh); err != nil {
+			return nil, err
+		}
 	}
 	if v.hmac == nil && len(v.pubs) == 0 && v.jwks == nil {
 		if !cfg.Dev {
@@ -277,11 +282,12 @@ func LoadOrCreateDevSecret(path string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// Verify parses and checks token and returns the identity it carries. It returns
-// ErrNoToken for an empty token, ErrTokenTooLarge (which also matches ErrBadToken)
-// for one over MaxTokenBytes, ErrExpired for an expired one and ErrBadToken
-// (wrapped, with the reason) for anything else wrong.
-func (v *Verifier) Verify(token string) (Identity, error) {
+// Verify parses and checks token and returns the identity it carries. A fetch of
+// the JWKS it needs (a kid not seen yet) ends with ctx. It returns ErrNoToken for an
+// empty token, ErrTokenTooLarge (which also matches ErrBadToken) for one over
+// MaxTokenBytes, ErrExpired for an expired one and ErrBadToken (wrapped, with the
+// reason) for anything else wrong.
+func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, ErrNoToken
 	}
@@ -289,7 +295,7 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: %w", ErrBadToken, ErrTokenTooLarge)
 	}
 	var claims Claims
-	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
+	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) { return v.key(ctx, t) })
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			return Identity{}, ErrExpired
@@ -313,10 +319,10 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 
 // key picks the verification key for the token's algorithm. The parser has already
 // refused algorithms outside the allow-list, so HS/RS confusion cannot reach here.
-func (v *Verifier) key(t *jwt.Token) (any, error) {
+func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
 	if _, hmac := t.Method.(*jwt.SigningMethodHMAC); !hmac && v.jwks != nil {
 		if kid, _ := t.Header["kid"].(string); kid != "" || len(v.pubs) == 0 {
-			return v.jwks.tokenKey(t) // jwks.go
+			return v.jwks.tokenKey(ctx, t) // jwks.go
 		}
 	}
 	switch t.Method.(type) {
@@ -338,6 +344,13 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 		}
 	}
 	return nil, fmt.Errorf("no key for algorithm %s", t.Method.Alg())
+}
+
+// Close stops the JWKS refetch (no-op without auth.jwks-url, or on nil).
+func (v *Verifier) Close() {
+	if v != nil && v.jwks != nil {
+		v.jwks.close()
+	}
 }
 
 // Sign returns an HS256 token for userID valid for ttl, signed with secret. Dev

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
@@ -42,38 +43,38 @@ func TestVerifierKeysAndAlgorithms(t *testing.T) {
 
 	rs, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims("alice", time.Hour)).SignedString(rsaKey)
 	require.NoError(t, err)
-	id, err := v.Verify(rs)
+	id, err := v.Verify(context.Background(), rs)
 	require.NoError(t, err)
 	require.Equal(t, "alice", id.UserID)
 
 	ed, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims("bob", time.Hour)).SignedString(edPriv)
 	require.NoError(t, err)
-	id, err = v.Verify(ed)
+	id, err = v.Verify(context.Background(), ed)
 	require.NoError(t, err)
 	require.Equal(t, "bob", id.UserID)
 
 	// Algorithm confusion: an HS256 token "signed" with the RSA public key as secret.
 	confused, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims("mallory", time.Hour)).SignedString(rsaPEM)
 	require.NoError(t, err)
-	_, err = v.Verify(confused)
+	_, err = v.Verify(context.Background(), confused)
 	require.ErrorIs(t, err, ErrBadToken)
 
 	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims("mallory", time.Hour)).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	require.NoError(t, err)
-	_, err = v.Verify(none)
+	_, err = v.Verify(context.Background(), none)
 	require.ErrorIs(t, err, ErrBadToken)
 
 	expired, err := jwt.NewWithClaims(jwt.SigningMethodRS256, claims("alice", -time.Hour)).SignedString(rsaKey)
 	require.NoError(t, err)
-	_, err = v.Verify(expired)
+	_, err = v.Verify(context.Background(), expired)
 	require.ErrorIs(t, err, ErrExpired)
 
 	noExp, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"sub": "alice"}).SignedString(rsaKey)
 	require.NoError(t, err)
-	_, err = v.Verify(noExp)
+	_, err = v.Verify(context.Background(), noExp)
 	require.ErrorIs(t, err, ErrBadToken, "a token without exp is refused")
 
-	_, err = v.Verify("")
+	_, err = v.Verify(context.Background(), "")
 	require.ErrorIs(t, err, ErrNoToken)
 }
 
@@ -88,28 +89,28 @@ func TestVerifierIssuerAudienceLeeway(t *testing.T) {
 	}
 	ok := claims("alice", time.Hour)
 	ok["iss"], ok["aud"] = "https://id.example", "natter"
-	_, err = v.Verify(sign(ok))
+	_, err = v.Verify(context.Background(), sign(ok))
 	require.NoError(t, err)
 	wrongIss := claims("alice", time.Hour)
 	wrongIss["iss"], wrongIss["aud"] = "https://evil", "natter"
-	_, err = v.Verify(sign(wrongIss))
+	_, err = v.Verify(context.Background(), sign(wrongIss))
 	require.ErrorIs(t, err, ErrBadToken)
 	wrongAud := claims("alice", time.Hour)
 	wrongAud["iss"], wrongAud["aud"] = "https://id.example", "other"
-	_, err = v.Verify(sign(wrongAud))
+	_, err = v.Verify(context.Background(), sign(wrongAud))
 	require.ErrorIs(t, err, ErrBadToken)
 	// Within leeway: expired 10 s ago is still accepted; 2 minutes ago is not.
 	skew := claims("alice", -10*time.Second)
 	skew["iss"], skew["aud"] = "https://id.example", "natter"
-	_, err = v.Verify(sign(skew))
+	_, err = v.Verify(context.Background(), sign(skew))
 	require.NoError(t, err)
 	late := claims("alice", -2*time.Minute)
 	late["iss"], late["aud"] = "https://id.example", "natter"
-	_, err = v.Verify(sign(late))
+	_, err = v.Verify(context.Background(), sign(late))
 	require.ErrorIs(t, err, ErrExpired)
 	future := claims("alice", time.Hour)
 	future["iss"], future["aud"], future["nbf"] = "https://id.example", "natter", time.Now().Add(time.Hour).Unix()
-	_, err = v.Verify(sign(future))
+	_, err = v.Verify(context.Background(), sign(future))
 	require.ErrorIs(t, err, ErrBadToken, "not valid yet")
 }
 
@@ -127,7 +128,7 @@ func TestDevSecretIsKept(t *testing.T) {
 	require.NoError(t, err)
 	v2, err := NewVerifier(Config{Dev: true}, dir)
 	require.NoError(t, err)
-	_, err = v2.Verify(tok)
+	_, err = v2.Verify(context.Background(), tok)
 	require.NoError(t, err, "a restart keeps the dev secret")
 	_, err = NewVerifier(Config{Dev: false}, t.TempDir())
 	require.Error(t, err, "production mode needs a key")
@@ -150,7 +151,7 @@ func TestDevKeyMismatchNamesTheDataDir(t *testing.T) {
 	require.NoError(t, err)
 	tok, err := Sign(s, "alice", time.Minute, false)
 	require.NoError(t, err)
-	_, err = v.Verify(tok)
+	_, err = v.Verify(context.Background(), tok)
 	require.ErrorIs(t, err, ErrBadToken)
 	require.ErrorIs(t, err, ErrDevKeyMismatch)
 	require.Contains(t, err.Error(), "--data-dir "+mine)

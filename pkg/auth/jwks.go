@@ -2,154 +2,139 @@ package auth
 
 import (
 	"context"
-	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math/big"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 )
 
+// jwksTimeout bounds one fetch of the key set.
+const jwksTimeout = 5 * time.Second
+
+// jwksMaxBytes bounds the key set document read from the provider.
+const jwksMaxBytes = 1 << 20
+
 // jwks is a JSON Web Key Set fetched from auth.jwks-url: the identity provider's
-// current signing keys by kid (RS256 and EdDSA). The set is cached for ttl; a token
-// with a kid not in the cache refetches it (key rotation), but at most once per
-// minRefresh, so a flood of tokens with made-up kids cannot hammer the provider.
-// It has no goroutine: fetches happen inside Verify, one at a time.
+// current signing keys by kid (RS256 and EdDSA), kept by keyfunc/jwkset. The set is
+// fetched at start and refetched every ttl in a goroutine (stopped by close); a
+// token with a kid not in the set refetches it (key rotation) within the verifying
+// call's context, but at most once per minRefresh, so a flood of tokens with made-up
+// kids cannot hammer the provider: the others are refused at once. Lookups read a
+// snapshot under the storage's read lock, never held across a fetch. After 2×ttl
+// without a successful fetch the keys are dropped: the provider may have revoked
+// them meanwhile.
 type jwks struct {
-	url        string
-	client     *http.Client
-	ttl        time.Duration
-	minRefresh time.Duration
-	now        func() time.Time
+	kf     keyfunc.Keyfunc
+	store  jwkset.Storage // the URL's keys (KeyReplaceAll drops them)
+	ttl    time.Duration
+	cancel context.CancelFunc
+	now    func() time.Time // the outage clock; tests move it
 
-	mu      sync.Mutex
-	keys    map[string]jwk
-	fetched time.Time // when keys were last fetched successfully
-	tried   time.Time // when a fetch was last attempted
-	fetches int       // attempts, for tests
+	lastOK  atomic.Int64 // unix nanoseconds of the last fetch answered 200 OK
+	fetches atomic.Int64 // fetch attempts, for tests
 }
 
-// jwk is one usable key.
-type jwk struct {
-	key crypto.PublicKey
-	alg string // the JWK's alg, "" if it has none
-}
-
-func newJWKS(url string, ttl, minRefresh time.Duration) *jwks {
-	return &jwks{url: url, client: &http.Client{Timeout: 5 * time.Second}, ttl: ttl, minRefresh: minRefresh, now: time.Now}
-}
-
-// key returns the key for kid, refetching the set when it is older than ttl, or
-// when kid is unknown and no fetch was tried within minRefresh.
-func (s *jwks) key(kid string) (jwk, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	stale := s.keys == nil || now.Sub(s.fetched) >= s.ttl
-	_, known := s.keys[kid]
-	if (stale || !known) && (s.tried.IsZero() || now.Sub(s.tried) >= s.minRefresh) {
-		s.tried = now
-		s.fetches++
-		if keys, err := s.fetch(); err == nil {
-			s.keys, s.fetched = keys, now
-		} else if stale && now.Sub(s.fetched) >= 2*s.ttl {
-			// The provider has been unreachable for a long time: stop trusting keys
-			// it may have revoked meanwhile.
-			s.keys = nil
-			return jwk{}, err
-		}
-	}
-	k, ok := s.keys[kid]
-	if !ok {
-		return jwk{}, fmt.Errorf("unknown key id %q", kid)
-	}
-	return k, nil
-}
-
-// fetch reads and parses the key set. Keys of other types, or not for signatures,
-// are skipped.
-func (s *jwks) fetch() (map[string]jwk, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+func newJWKS(url string, ttl, minRefresh time.Duration) (*jwks, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &jwks{ttl: ttl, cancel: cancel, now: time.Now}
+	s.lastOK.Store(s.now().UnixNano())
+	client := &http.Client{Timeout: jwksTimeout, Transport: jwksTransport{base: http.DefaultTransport, s: s}}
+	store, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
+		Client: client, Ctx: ctx, HTTPTimeout: jwksTimeout, RefreshInterval: ttl,
+		// An unreachable provider at start is an outage like any other: tokens are
+		// refused until it answers, the process still starts.
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshErrorHandler:       s.refreshFailed,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("auth: jwks request: %w", err)
+		cancel()
+		return nil, fmt.Errorf("auth: jwks: %w", err)
 	}
-	resp, err := s.client.Do(req)
+	s.store = store
+	limit := rate.Inf
+	if minRefresh > 0 {
+		limit = rate.Every(minRefresh)
+	}
+	all, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{url: store},
+		// A refetch for an unknown kid waits for the limiter only as long as one
+		// fetch may take; a kid that would wait longer is refused at once.
+		RateLimitWaitMax:  jwksTimeout,
+		RefreshUnknownKID: rate.NewLimiter(limit, 1),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("auth: fetch jwks: %w", err)
+		cancel()
+		return nil, fmt.Errorf("auth: jwks: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("auth: fetch jwks: HTTP %d", resp.StatusCode)
+	s.kf, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: all, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("auth: jwks: %w", err)
 	}
-	var set struct {
-		Keys []struct {
-			Kid string `json:"kid"`
-			Kty string `json:"kty"`
-			Use string `json:"use"`
-			Alg string `json:"alg"`
-			Crv string `json:"crv"`
-			N   string `json:"n"`
-			E   string `json:"e"`
-			X   string `json:"x"`
-		} `json:"keys"`
+	return s, nil
+}
+
+// close stops the periodic refetch.
+func (s *jwks) close() { s.cancel() }
+
+// refreshFailed drops the keys once no fetch has succeeded for 2×ttl.
+func (s *jwks) refreshFailed(ctx context.Context, _ error) {
+	if s.now().Sub(time.Unix(0, s.lastOK.Load())) >= 2*s.ttl {
+		_ = s.store.KeyReplaceAll(ctx, nil) // memory storage: cannot fail
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set); err != nil {
-		return nil, fmt.Errorf("auth: parse jwks: %w", err)
+}
+
+// jwksTransport counts fetches, notes successful ones and bounds what is read.
+type jwksTransport struct {
+	base http.RoundTripper
+	s    *jwks
+}
+
+func (t jwksTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.s.fetches.Add(1)
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
 	}
-	keys := map[string]jwk{}
-	for _, k := range set.Keys {
-		if k.Kid == "" || (k.Use != "" && k.Use != "sig") {
-			continue
-		}
-		switch {
-		case k.Kty == "RSA" && (k.Alg == "" || k.Alg == jwt.SigningMethodRS256.Alg()):
-			n, err1 := base64.RawURLEncoding.DecodeString(k.N)
-			e, err2 := base64.RawURLEncoding.DecodeString(k.E)
-			if err1 != nil || err2 != nil || len(n) < 256 || len(e) == 0 || len(e) > 4 {
-				continue // malformed, or an RSA key under 2048 bits
-			}
-			keys[k.Kid] = jwk{key: &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}, alg: k.Alg}
-		case k.Kty == "OKP" && k.Crv == "Ed25519" && (k.Alg == "" || k.Alg == jwt.SigningMethodEdDSA.Alg()):
-			x, err := base64.RawURLEncoding.DecodeString(k.X)
-			if err != nil || len(x) != ed25519.PublicKeySize {
-				continue
-			}
-			keys[k.Kid] = jwk{key: ed25519.PublicKey(x), alg: k.Alg}
-		}
+	if resp.StatusCode == http.StatusOK {
+		t.s.lastOK.Store(t.s.now().UnixNano())
 	}
-	return keys, nil
+	resp.Body = http.MaxBytesReader(nil, resp.Body, jwksMaxBytes)
+	return resp, nil
 }
 
 // errNoKid refuses a token without a kid when keys come from a JWKS.
 var errNoKid = errors.New("token has no kid")
 
-// tokenKey returns the JWKS key for t, checking that its type fits t's algorithm.
-func (s *jwks) tokenKey(t *jwt.Token) (any, error) {
+// tokenKey returns the JWKS key for t, checking that its type fits t's algorithm
+// and that an RSA key has at least 2048 bits. A refetch it causes ends with ctx.
+func (s *jwks) tokenKey(ctx context.Context, t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	if kid == "" {
 		return nil, errNoKid
 	}
-	k, err := s.key(kid)
+	k, err := s.kf.KeyfuncCtx(ctx)(t)
 	if err != nil {
+		if errors.Is(err, jwkset.ErrKeyNotFound) {
+			return nil, fmt.Errorf("unknown key id %q", kid)
+		}
 		return nil, err
 	}
 	switch t.Method.(type) {
 	case *jwt.SigningMethodRSA:
-		if rk, ok := k.key.(*rsa.PublicKey); ok && t.Method.Alg() == jwt.SigningMethodRS256.Alg() {
+		if rk, ok := k.(*rsa.PublicKey); ok && t.Method.Alg() == jwt.SigningMethodRS256.Alg() && rk.N.BitLen() >= 2048 {
 			return rk, nil
 		}
 	case *jwt.SigningMethodEd25519:
-		if ek, ok := k.key.(ed25519.PublicKey); ok {
+		if ek, ok := k.(ed25519.PublicKey); ok {
 			return ek, nil
 		}
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -36,7 +37,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("")
 	f.Add("a.b.c")
 	f.Fuzz(func(t *testing.T, token string) {
-		id, err := v.Verify(token)
+		id, err := v.Verify(context.Background(), token)
 		if len(token) > MaxTokenBytes {
 			if !errors.Is(err, ErrTokenTooLarge) || !errors.Is(err, ErrBadToken) {
 				t.Fatalf("a %d-byte token: want ErrTokenTooLarge, got %v", len(token), err)
@@ -96,7 +97,7 @@ func TestFuzzVerifySeedsReachEveryBranch(t *testing.T) {
 		if _, err := fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[1], "string(%q)", &tok); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		_, err = v.Verify(tok)
+		_, err = v.Verify(context.Background(), tok)
 		if (want == nil && err != nil) || (want != nil && !errors.Is(err, want)) {
 			t.Errorf("seed %s: want %v, got %v", name, want, err)
 		}
