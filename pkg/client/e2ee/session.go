@@ -162,7 +162,7 @@ func (s *Session) handle(ctx context.Context, m protocol.Message) (Message, bool
 			out.KeyChange = &KeyChange{Event: ev.Event, UserID: ev.UserID, DeviceID: ev.DeviceID}
 		}
 	case m.MessageType == MessageType || (m.MessageType == protocol.TypeEdit && m.Content != ""):
-		o, err := s.kr.Open(ctx, m.ChatID, m.SenderID, m.MessageID, m.Seq, m.Content, s.dir.Lookup)
+		o, err := s.kr.Open(ctx, m.ChatID, m.SenderID, BoundID(m), m.Seq, m.Content, s.dir.Lookup)
 		if o != nil && o.Envelope != nil && o.Envelope.Kind == KindKeys {
 			if err != nil {
 				s.log.Warn("key distribution refused", zap.String("chat_id", m.ChatID), zap.Uint64("seq", m.Seq),
@@ -176,6 +176,16 @@ func (s *Session) handle(ctx context.Context, m protocol.Message) (Message, bool
 		}
 	}
 	return out, true
+}
+
+// BoundID is the message ID m's ciphertext is bound to: its own, or for an edit the
+// ID of the message it edits. So the state history shows for an edited message (the
+// original's ID with the edit's content) opens like the live edit does.
+func BoundID(m protocol.Message) string {
+	if m.MessageType == protocol.TypeEdit {
+		return m.RefID
+	}
+	return m.MessageID
 }
 
 // ensureKeys distributes a new sender key in chat when it needs one.
@@ -288,7 +298,11 @@ func (s *Session) sendEncrypted(ctx context.Context, f *protocol.Frame, payload 
 		return nil, err
 	}
 	f.MessageID = ids.New()
-	env, err := s.kr.Encrypt(f.ChatID, f.MessageID, payload)
+	bound := f.MessageID
+	if f.Type == protocol.FrameEdit {
+		bound = f.RefID
+	}
+	env, err := s.kr.Encrypt(f.ChatID, bound, payload)
 	if err != nil {
 		return nil, err
 	}

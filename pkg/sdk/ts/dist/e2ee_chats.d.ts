@@ -30,13 +30,25 @@ export declare class EncryptedChats {
     private lookup;
     private emit;
     private handle;
+    /**
+     * decrypt applies one message to the keyring (a key event, a key distribution) and
+     * returns it decrypted, or null for a key distribution (nothing to show). Messages
+     * delivered live go through it by themselves; call it for pages of history
+     * (loadHistory) with live false: old membership and key events then change no
+     * state (they were applied when they happened).
+     */
+    decrypt(m: Message, live?: boolean): Promise<DecryptedMessage | null>;
     /** Waits until every message received so far is processed (tests, and before a send that must see a change). */
     idle(): Promise<void>;
     private ensureKeys;
     private recipients;
     /** Encrypts and sends payload to chat. */
-    send(chat: string, payload: Payload): Promise<Ack>;
-    sendText(chat: string, text: string): Promise<Ack>;
+    send(chat: string, payload: Payload, o?: {
+        messageId?: string;
+    }): Promise<Ack>;
+    sendText(chat: string, text: string, o?: {
+        messageId?: string;
+    }): Promise<Ack>;
     /** Replaces the text of this user's message refId, encrypted. */
     edit(chat: string, refId: string, text: string): Promise<Ack>;
     /** Encrypts data under a fresh key, uploads the ciphertext as opaque media and sends its reference. */
@@ -44,6 +56,7 @@ export declare class EncryptedChats {
         name?: string;
         mime?: string;
         caption?: string;
+        messageId?: string;
     }): Promise<Ack>;
     /** Downloads and decrypts an attachment. */
     download(file: FileRef): Promise<Uint8Array>;

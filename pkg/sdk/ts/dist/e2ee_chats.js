@@ -53,8 +53,20 @@ export class EncryptedChats {
             fn(m);
     }
     async handle(m) {
+        const out = await this.decrypt(m);
+        if (out)
+            this.emit(out);
+    }
+    /**
+     * decrypt applies one message to the keyring (a key event, a key distribution) and
+     * returns it decrypted, or null for a key distribution (nothing to show). Messages
+     * delivered live go through it by themselves; call it for pages of history
+     * (loadHistory) with live false: old membership and key events then change no
+     * state (they were applied when they happened).
+     */
+    async decrypt(m, live = true) {
         const out = { ...m };
-        if (m.messageType === "system") {
+        if (m.messageType === "system" && live) {
             const ev = (m.meta ?? {});
             switch (ev.event) {
                 case "member_added":
@@ -76,9 +88,9 @@ export class EncryptedChats {
         }
         else if (m.messageType === E2EE_MESSAGE_TYPE || (m.messageType === "edit" && m.content)) {
             try {
-                const o = await this.keyring.open(m.chatId, m.senderId, m.messageId, m.seq, m.content, this.lookup);
+                const o = await this.keyring.open(m.chatId, m.senderId, m.messageType === "edit" ? m.refId ?? "" : m.messageId, m.seq, m.content, this.lookup);
                 if (o.envelope.t === "keys")
-                    return;
+                    return null;
                 out.payload = o.payload;
             }
             catch (e) {
@@ -89,14 +101,14 @@ export class EncryptedChats {
                     // A key distribution that failed is not shown; a message that failed is, with why.
                     try {
                         if (JSON.parse(m.content)?.t === "keys")
-                            return;
+                            return null;
                     }
                     catch { /* shown below */ }
                     out.error = e;
                 }
             }
         }
-        this.emit(out);
+        return out;
     }
     /** Waits until every message received so far is processed (tests, and before a send that must see a change). */
     idle() { return this.queue; }
@@ -158,19 +170,20 @@ export class EncryptedChats {
         return to;
     }
     /** Encrypts and sends payload to chat. */
-    async send(chat, payload) {
+    async send(chat, payload, o = {}) {
         await this.ensureKeys(chat);
-        const messageId = newId();
+        const messageId = o.messageId ?? newId();
         const content = await this.keyring.encrypt(chat, messageId, payload);
         return this.client.send(chat, content, { messageId, messageType: E2EE_MESSAGE_TYPE });
     }
-    sendText(chat, text) { return this.send(chat, { type: "text", text }); }
+    sendText(chat, text, o = {}) { return this.send(chat, { type: "text", text }, o); }
     /** Replaces the text of this user's message refId, encrypted. */
     async edit(chat, refId, text) {
         await this.ensureKeys(chat);
-        const messageId = newId();
-        const content = await this.keyring.encrypt(chat, messageId, { type: "text", text });
-        return this.client.edit(chat, refId, content, { messageId });
+        // Bound to the edited message's ID: history shows an edited message as the original
+        // (its ID) with the edit's content, which must open too.
+        const content = await this.keyring.encrypt(chat, refId, { type: "text", text });
+        return this.client.edit(chat, refId, content);
     }
     /** Encrypts data under a fresh key, uploads the ciphertext as opaque media and sends its reference. */
     async sendFile(chat, data, o = {}) {
@@ -187,7 +200,7 @@ export class EncryptedChats {
         const p = { type: "file", file };
         if (o.caption)
             p.text = o.caption;
-        return this.send(chat, p);
+        return this.send(chat, p, { messageId: o.messageId });
     }
     /** Downloads and decrypts an attachment. */
     async download(file) {

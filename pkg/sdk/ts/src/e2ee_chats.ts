@@ -72,8 +72,20 @@ export class EncryptedChats {
   }
 
   private async handle(m: Message): Promise<void> {
+    const out = await this.decrypt(m);
+    if (out) this.emit(out);
+  }
+
+  /**
+   * decrypt applies one message to the keyring (a key event, a key distribution) and
+   * returns it decrypted, or null for a key distribution (nothing to show). Messages
+   * delivered live go through it by themselves; call it for pages of history
+   * (loadHistory) with live false: old membership and key events then change no
+   * state (they were applied when they happened).
+   */
+  async decrypt(m: Message, live = true): Promise<DecryptedMessage | null> {
     const out: DecryptedMessage = { ...m };
-    if (m.messageType === "system") {
+    if (m.messageType === "system" && live) {
       const ev = (m.meta ?? {}) as { event?: string; userId?: string; deviceId?: string };
       switch (ev.event) {
         case "member_added": case "member_removed": case "member_left":
@@ -92,19 +104,19 @@ export class EncryptedChats {
       }
     } else if (m.messageType === E2EE_MESSAGE_TYPE || (m.messageType === "edit" && m.content)) {
       try {
-        const o = await this.keyring.open(m.chatId, m.senderId, m.messageId, m.seq, m.content, this.lookup);
-        if (o.envelope.t === "keys") return;
+        const o = await this.keyring.open(m.chatId, m.senderId, m.messageType === "edit" ? m.refId ?? "" : m.messageId, m.seq, m.content, this.lookup);
+        if (o.envelope.t === "keys") return null;
         out.payload = o.payload;
       } catch (e) {
         if (e instanceof E2EEError && e.code === "format") { out.error = e; }
         else {
           // A key distribution that failed is not shown; a message that failed is, with why.
-          try { if (JSON.parse(m.content)?.t === "keys") return; } catch { /* shown below */ }
+          try { if (JSON.parse(m.content)?.t === "keys") return null; } catch { /* shown below */ }
           out.error = e as Error;
         }
       }
     }
-    this.emit(out);
+    return out;
   }
 
   /** Waits until every message received so far is processed (tests, and before a send that must see a change). */
@@ -161,24 +173,25 @@ export class EncryptedChats {
   }
 
   /** Encrypts and sends payload to chat. */
-  async send(chat: string, payload: Payload): Promise<Ack> {
+  async send(chat: string, payload: Payload, o: { messageId?: string } = {}): Promise<Ack> {
     await this.ensureKeys(chat);
-    const messageId = newId();
+    const messageId = o.messageId ?? newId();
     const content = await this.keyring.encrypt(chat, messageId, payload);
     return this.client.send(chat, content, { messageId, messageType: E2EE_MESSAGE_TYPE });
   }
-  sendText(chat: string, text: string): Promise<Ack> { return this.send(chat, { type: "text", text }); }
+  sendText(chat: string, text: string, o: { messageId?: string } = {}): Promise<Ack> { return this.send(chat, { type: "text", text }, o); }
 
   /** Replaces the text of this user's message refId, encrypted. */
   async edit(chat: string, refId: string, text: string): Promise<Ack> {
     await this.ensureKeys(chat);
-    const messageId = newId();
-    const content = await this.keyring.encrypt(chat, messageId, { type: "text", text });
-    return this.client.edit(chat, refId, content, { messageId });
+    // Bound to the edited message's ID: history shows an edited message as the original
+    // (its ID) with the edit's content, which must open too.
+    const content = await this.keyring.encrypt(chat, refId, { type: "text", text });
+    return this.client.edit(chat, refId, content);
   }
 
   /** Encrypts data under a fresh key, uploads the ciphertext as opaque media and sends its reference. */
-  async sendFile(chat: string, data: Uint8Array, o: { name?: string; mime?: string; caption?: string } = {}): Promise<Ack> {
+  async sendFile(chat: string, data: Uint8Array, o: { name?: string; mime?: string; caption?: string; messageId?: string } = {}): Promise<Ack> {
     const key = randomBytes(32);
     const ct = await sealFile(key, data);
     const form = new FormData();
@@ -189,7 +202,7 @@ export class EncryptedChats {
     if (o.mime) file.mime = o.mime;
     const p: Payload = { type: "file", file };
     if (o.caption) p.text = o.caption;
-    return this.send(chat, p);
+    return this.send(chat, p, { messageId: o.messageId });
   }
 
   /** Downloads and decrypts an attachment. */
