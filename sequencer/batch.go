@@ -108,6 +108,12 @@ type batcher struct {
 	lastPin string
 	// lastAt is when the previous delivery was taken.
 	lastAt time.Time
+	// caughtUp is the partition's catch-up mark (Sequencer.catchUp): every message
+	// of the partition below this stream sequence has been sequenced.
+	caughtUp uint64
+	// nextMark is what caughtUp becomes once the delivery in hand is sequenced
+	// (0: it does not move it).
+	nextMark uint64
 
 	// The batch being built: every decided message in delivery order, the log
 	// messages to append in the same order, and what the batch holds per chat.
@@ -182,9 +188,23 @@ func (b *batcher) catchUpBefore(ctx context.Context, msg jetstream.Msg, meta *je
 	}
 	pin := msg.Headers().Get(pinHeader)
 	now := time.Now()
+	// The previous delivery is sequenced now (or in the batch, which a catch-up
+	// commits first).
+	chained := b.nextMark != 0
+	b.caughtUp = max(b.caughtUp, b.nextMark)
+	b.nextMark = 0
 	if b.lastDelivery == 0 || delivery != b.lastDelivery+1 || pin != b.lastPin || now.Sub(b.lastAt) > catchUpAfterPause {
 		b.flush(ctx)
-		b.s.retry(ctx, b.log, func() error { return b.s.catchUp(ctx, b.p, b.cons, msg) })
+		b.s.retry(ctx, b.log, func() error { return b.s.catchUp(ctx, b.p, b.cons, msg, &b.caughtUp) })
+		chained = true
+	}
+	if chained && metaErr == nil && meta.NumDelivered == 1 {
+		// Delivered for the first time, right after a catch-up or after the
+		// previous new delivery (the consumer delivers new messages in stream
+		// order, so no message of the partition lies between the two): every
+		// message below it is sequenced, and it will be before the next delivery.
+		b.caughtUp = max(b.caughtUp, meta.Sequence.Stream)
+		b.nextMark = meta.Sequence.Stream + 1
 	}
 	b.lastDelivery, b.lastPin, b.lastAt = delivery, pin, now
 }

@@ -219,13 +219,24 @@ func (s *Sequencer) retry(ctx context.Context, log *zap.Logger, fn func() error)
 }
 
 // catchUp sequences, in stream order, every message of partition p between the
-// consumer's ack floor and next: messages delivered to a previous holder of the
+// consumer's ack floor and next (when next is a redelivery: up to the last message
+// the consumer delivered): messages delivered to a previous holder of the
 // partition that died before acking them, or deliveries to us that the client
 // library dropped. JetStream redelivers those only after AckWait, by which time newer
 // messages have been delivered to us; sequencing them first keeps each chat's order
-// (and the exactly-once check sound: it assumes a partition is sequenced in order). When they are redelivered later, the exactly-once
-// check acks them without sequencing them again.
-func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer, next jetstream.Msg) error {
+// (and the exactly-once check sound: it assumes a partition is sequenced in order).
+// When they are redelivered later, the exactly-once check acks them without
+// sequencing them again.
+//
+// *done is the partition's catch-up mark: every message of the partition below it
+// was sequenced by an earlier catch-up of this instance. The catch-up starts there
+// when it is above the ack floor and moves the mark as it goes, so a catch-up that
+// failed half-way (an election) goes on where it stopped, and one that follows
+// another reads only what came since. Without it, a message whose ack was lost kept
+// the ack floor low and every catch-up read the partition again from there, slower
+// than messages came (found by TestCrashes: thousands of reads per catch-up, a
+// catch-up every few seconds, sequencing stalled).
+func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer, next jetstream.Msg, done *uint64) error {
 	meta, err := next.Metadata()
 	if err != nil {
 		return err
@@ -235,28 +246,43 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 		return fmt.Errorf("consumer info: %w", err)
 	}
 	filter := s.deps.Subjects.InPartitionFilter(p)
-	if info.AckFloor.Stream+1 < meta.Sequence.Stream {
-		s.log.Info("catching up on unacked ingress", zap.Int("partition", p),
-			zap.Uint64("from", info.AckFloor.Stream+1), zap.Uint64("to", meta.Sequence.Stream),
-			zap.Uint64("delivery", meta.Sequence.Consumer))
+	// end (exclusive) is next, unless next is a redelivery: an old message coming
+	// back (its AckWait ran out, or it was nak'ed) says nothing about what was
+	// delivered after it, and a dead holder may have died with newer messages in
+	// hand that come back only after AckWait, behind what is published meanwhile.
+	// Everything the consumer delivered is read then, next and the deliveries
+	// after it included (sequenced here, they are acked as already sequenced when
+	// they come). Found by TestCrashes: with a sequencer and a NATS node killed
+	// together, the new holder's first delivery was such a message at the ack
+	// floor, the range up to it was empty, and the dead holder's messages were lost.
+	end := meta.Sequence.Stream
+	if meta.NumDelivered > 1 && info.Delivered.Stream >= end {
+		end = info.Delivered.Stream + 1
 	}
-	for seq := info.AckFloor.Stream + 1; seq < meta.Sequence.Stream; {
+	from := max(info.AckFloor.Stream+1, *done)
+	if from < end {
+		s.log.Info("catching up on unacked ingress", zap.Int("partition", p),
+			zap.Uint64("from", from), zap.Uint64("to", end), zap.Uint64("ack_floor", info.AckFloor.Stream),
+			zap.Uint64("next", meta.Sequence.Stream), zap.Uint64("delivery", meta.Sequence.Consumer))
+	}
+	for seq := from; seq < end; {
 		raw, err := s.inS.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			// Impossible from a current stream: next itself is at or after seq
-			// and matches the filter (unacked, so never purged). A stream leader
-			// elected a moment ago can answer before it has applied everything;
-			// ending the catch-up here would sequence next before the messages
-			// in between, and the exactly-once check would then drop them as
-			// already sequenced when they come: lost. Try again later.
-			return fmt.Errorf("read unacked ingress from %d: not found, though %d is there (stream leader not current?)",
-				seq, meta.Sequence.Stream)
+			// Impossible from a current stream: next, or the last delivery
+			// before end, is at or after seq and matches the filter (above the
+			// ack floor, so never purged). A stream leader elected a moment ago
+			// can answer before it has applied everything; ending the catch-up
+			// here would sequence next before the messages in between, and the
+			// exactly-once check would then drop them as already sequenced when
+			// they come: lost. Try again later.
+			return fmt.Errorf("read unacked ingress from %d: not found, though %d was delivered (stream leader not current?)",
+				seq, end-1)
 		}
 		if err != nil {
 			return fmt.Errorf("read unacked ingress %d: %w", seq, err)
 		}
-		if raw.Sequence >= meta.Sequence.Stream {
-			return nil
+		if raw.Sequence >= end {
+			break
 		}
 		in := ingress{subject: raw.Subject, data: raw.Data, header: raw.Header, seq: raw.Sequence}
 		if _, err := s.sequence(ctx, &in); err != nil {
@@ -264,7 +290,9 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 		}
 		s.catchups.Add(1)
 		seq = raw.Sequence + 1
+		*done = max(*done, seq)
 	}
+	*done = max(*done, end)
 	return nil
 }
 

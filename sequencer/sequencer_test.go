@@ -152,6 +152,84 @@ func TestTakeoverKeepsOrderOfUnackedMessages(t *testing.T) {
 	require.Positive(t, catchups)
 }
 
+// TestTakeoverWhoseFirstDeliveryIsARedelivery: the new holder's first delivery
+// is an old message coming back (its holder nak'ed it, or its AckWait ran out)
+// while a dead holder still had newer messages in hand, unacked. The catch-up must
+// sequence those too, before anything published later, and not only the (empty)
+// range between the ack floor and that first delivery: found by e2e.TestCrashes,
+// where a sequencer and a NATS node killed together lost the messages the
+// sequencer had in hand (newer ones were sequenced first, and when the held ones
+// came back after AckWait they were acked as already sequenced).
+func TestTakeoverWhoseFirstDeliveryIsARedelivery(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, subjects.InStream, sequencer.ConsumerConfig(e.cfg, e.subj, 0))
+	require.NoError(t, err)
+	for i := 1; i <= 5; i++ {
+		e.publishIngress(t, "c1", fmt.Sprintf("m%02d", i))
+	}
+	// The dead holder received m01..m05, gave m01 back and died with the others
+	// in hand: they come back only after AckWait (30 s).
+	it, err := cons.Messages(jetstream.PullPriorityGroup(sequencer.PriorityGroup), jetstream.PullMaxMessages(5))
+	require.NoError(t, err)
+	for i := 0; i < 5; i++ {
+		m, err := it.Next()
+		require.NoError(t, err)
+		if i == 0 {
+			require.NoError(t, m.NakWithDelay(200*time.Millisecond))
+		}
+	}
+	it.Stop()
+	s := e.run(t)
+	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n >= 1 }, 20*time.Second, 20*time.Millisecond)
+	for i := 6; i <= 8; i++ {
+		e.publishIngress(t, "c1", fmt.Sprintf("m%02d", i))
+	}
+	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n == 8 }, 20*time.Second, 20*time.Millisecond,
+		"the dead holder's messages are sequenced before AckWait brings them back")
+	var want []string
+	for i := 1; i <= 8; i++ {
+		want = append(want, fmt.Sprintf("m%02d", i))
+	}
+	require.Equal(t, want, e.logIDs(t, "c1"), "the dead holder's messages keep their place")
+}
+
+// TestCatchUpReadsOnlyWhatCameSince: a message a dead holder never acked keeps the
+// ack floor below everything after it. A catch-up (here after a pause in
+// deliveries) reads from where the partition is known to be sequenced, not from
+// the ack floor: found by TestCrashes, where every catch-up read thousands of
+// messages again from a stuck floor, and sequencing stalled behind them.
+func TestCatchUpReadsOnlyWhatCameSince(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, subjects.InStream, sequencer.ConsumerConfig(e.cfg, e.subj, 0))
+	require.NoError(t, err)
+	for i := 1; i <= 10; i++ {
+		e.publishIngress(t, "c1", fmt.Sprintf("m%02d", i))
+	}
+	// The dead holder took m01 and never acked it: it comes back after AckWait (30 s).
+	it, err := cons.Messages(jetstream.PullPriorityGroup(sequencer.PriorityGroup), jetstream.PullMaxMessages(1))
+	require.NoError(t, err)
+	_, err = it.Next()
+	require.NoError(t, err)
+	it.Stop()
+	s := e.run(t)
+	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n == 10 }, 20*time.Second, 20*time.Millisecond)
+	_, first, _ := s.Stats()
+	require.EqualValues(t, 1, first, "the takeover catch-up sequenced m01")
+	// A pause longer than the catch-up's (2 s), then more.
+	time.Sleep(2500 * time.Millisecond)
+	e.publishIngress(t, "c1", "m11")
+	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n == 11 }, 20*time.Second, 20*time.Millisecond)
+	_, catchups, _ := s.Stats()
+	require.EqualValues(t, 1, catchups, "the catch-up after the pause read nothing it had sequenced before")
+	var want []string
+	for i := 1; i <= 11; i++ {
+		want = append(want, fmt.Sprintf("m%02d", i))
+	}
+	require.Equal(t, want, e.logIDs(t, "c1"))
+}
+
 func TestDeposedSequencerIsFenced(t *testing.T) {
 	e := setup(t)
 	e.publishIngress(t, "c1", "m1")

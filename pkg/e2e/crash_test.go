@@ -810,7 +810,8 @@ func (r *crashRig) explainLost(a ackRec) {
 					logNear = append(logNear, fmt.Sprintf("%s@in%d", m.Headers().Get(protocol.HeaderSeq), in))
 				}
 			}
-			if strings.Contains(string(m.Data()), a.id) && strings.HasSuffix(m.Subject(), a.chat) {
+			// NATTER_IN stores <prefix>.in.p.<n>.<chat>.<origin>; NATTER_LOG <prefix>.log.<chat>.
+			if strings.Contains(string(m.Data()), a.id) && strings.Contains(m.Subject()+".", "."+a.chat+".") {
 				found = fmt.Sprintf("present at stream seq %d (%s, headers %v)", md.Sequence.Stream, m.Subject(), m.Headers())
 				if name == subjects.InStream {
 					inSeq, inSubject = md.Sequence.Stream, m.Subject()
@@ -829,9 +830,9 @@ func (r *crashRig) explainLost(a ackRec) {
 	}
 	if inSubject != "" {
 		// The partition's consumer: is the message below its ack floor?
-		parts := strings.Split(inSubject, ".")
-		if len(parts) >= 4 {
-			if p, err := strconv.Atoi(parts[len(parts)-2]); err == nil {
+		parts := strings.Split(inSubject, ".") // <prefix>.in.p.<n>.<chat>.<origin>
+		if len(parts) >= 5 {
+			if p, err := strconv.Atoi(parts[3]); err == nil {
 				if c, err := r.js.Consumer(ctx, subjects.InStream, fmt.Sprintf("SEQ_%d", p)); err == nil {
 					if ci, err := c.Info(ctx); err == nil {
 						where = append(where, fmt.Sprintf("consumer SEQ_%d: ack floor %d, delivered %d, pending %d, ack pending %d, redelivered %d",
