@@ -84,19 +84,10 @@ func TestCrashes(t *testing.T) {
 	rig.crash("gateway", []*proc{gw[0]}, nil)
 	rig.crash("sequencer", []*proc{seq[0]}, nil)
 	rig.crash("persister", []*proc{pers}, nil)
-	// Killing a NATS node that leads NATTER_IN or NATTER_LOG loses acknowledged
-	// messages today (docs/guarantees.md, "Open defect"): the faults below find it
-	// on most runs. They run when NATTER_CRASH_NATS=1, so the defect can be worked
-	// on, and join the default run once it is fixed; until then the suite proves
-	// the role crashes above and says here what it leaves out.
-	if os.Getenv("NATTER_CRASH_NATS") == "1" {
-		rig.crash("NATS node leading NATTER_IN", nil, inLeader)
-		rig.crash("NATS node leading NATTER_LOG", nil, logLeader)
-		rig.crash("sequencer + NATTER_IN leader node", []*proc{seq[1]}, inLeader)
-		rig.crash("gateway + NATTER_LOG leader node", []*proc{gw[1]}, logLeader)
-	} else {
-		t.Log("NATS node crashes left out: they lose acknowledged messages (open defect, docs/guarantees.md); run them with NATTER_CRASH_NATS=1")
-	}
+	rig.crash("NATS node leading NATTER_IN", nil, inLeader)
+	rig.crash("NATS node leading NATTER_LOG", nil, logLeader)
+	rig.crash("sequencer + NATTER_IN leader node", []*proc{seq[1]}, inLeader)
+	rig.crash("gateway + NATTER_LOG leader node", []*proc{gw[1]}, logLeader)
 	rig.check()
 }
 
@@ -375,17 +366,15 @@ func (r *crashRig) whole() bool {
 
 // failover measures, for a fault at at: how long until every sender was acked
 // again, and until every device received, in each of its chats, a message that
-// was acked after at.
+// was first sent after at.
 func (r *crashRig) failover(at time.Time) (send, recv time.Duration) {
-	type acked struct {
-		chat string
-		at   time.Time
-	}
-	ackedAt := map[string]acked{}
+	sentAfter := map[string]string{} // message ID -> chat, of acked messages first sent after at
 	for _, d := range r.devices {
 		d.mu.Lock()
 		for _, a := range d.acked {
-			ackedAt[a.id] = acked{a.chat, a.at}
+			if a.sent.After(at) {
+				sentAfter[a.id] = a.chat
+			}
 		}
 		d.mu.Unlock()
 	}
@@ -403,12 +392,12 @@ func (r *crashRig) failover(at time.Time) (send, recv time.Duration) {
 		}
 		first := map[string]time.Duration{}
 		for id, seenAt := range d.seenAt {
-			a, ok := ackedAt[id]
-			if !ok || !a.at.After(at) {
+			chat, ok := sentAfter[id]
+			if !ok {
 				continue
 			}
-			if f, ok := first[a.chat]; !ok || seenAt.Sub(at) < f {
-				first[a.chat] = seenAt.Sub(at)
+			if f, ok := first[chat]; !ok || seenAt.Sub(at) < f {
+				first[chat] = seenAt.Sub(at)
 			}
 		}
 		for _, f := range first {
@@ -589,7 +578,8 @@ type cdevice struct {
 
 type ackRec struct {
 	chat, id string
-	at       time.Time
+	sent     time.Time // first attempt
+	at       time.Time // acked
 }
 
 // progress returns how many of its sends were acked (key "") and how many
@@ -708,7 +698,11 @@ func (d *cdevice) run(ctx context.Context) {
 	for i := 1; ctx.Err() == nil; i++ {
 		chat := d.chats[i%len(d.chats)]
 		id := fmt.Sprintf("%s-%05d", d.user, i)
+		var sent time.Time
 		for up() {
+			if sent.IsZero() {
+				sent = time.Now()
+			}
 			d.mu.Lock()
 			d.sent[id] = true
 			d.mu.Unlock()
@@ -717,7 +711,7 @@ func (d *cdevice) run(ctx context.Context) {
 			cancel()
 			if err == nil {
 				d.mu.Lock()
-				d.acked = append(d.acked, ackRec{chat: chat, id: id, at: time.Now()})
+				d.acked = append(d.acked, ackRec{chat: chat, id: id, sent: sent, at: time.Now()})
 				d.mu.Unlock()
 				break
 			}

@@ -27,6 +27,10 @@ import (
 // was never acked. Natter's guarantees are built on these two; if one fails here,
 // no change in Natter can make a crash lose nothing.
 
+// lkRounds is how many leader nodes each test kills, one after another (each
+// round costs an election, 4-9 s, and a restart).
+const lkRounds = 2
+
 // lkLedger records every acknowledged append: Nats-Msg-Id -> stream sequence.
 type lkLedger struct {
 	mu    sync.Mutex // guards the fields below
@@ -264,7 +268,7 @@ func lkReadAll(t *testing.T, js jetstream.JetStream, stream string) map[string]u
 // TestNATSKeepsAckedAppendsAcrossLeaderKills: atomic batches fenced as the
 // sequencer appends them, atomic batches deduplicated as the gateway stores sends,
 // and pipelined fenced asynchronous publishes, into one R3 stream while its leader
-// node is SIGKILLed three times. Afterwards every acknowledged append is in the
+// node is SIGKILLed lkRounds times. Afterwards every acknowledged append is in the
 // stream at the sequence its ack named, read with each node leading in turn, and
 // no fenced append was refused for a last sequence the stream had acknowledged.
 func TestNATSKeepsAckedAppendsAcrossLeaderKills(t *testing.T) {
@@ -298,7 +302,7 @@ func TestNATSKeepsAckedAppendsAcrossLeaderKills(t *testing.T) {
 		require.True(t, waitFor(60*time.Second, func() bool { return l.count() >= n+300 }), "appends acknowledged %s", what)
 	}
 	progress("at first")
-	for round := range 3 {
+	for round := range lkRounds {
 		victim := -1
 		require.True(t, waitFor(30*time.Second, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -347,7 +351,8 @@ func TestNATSKeepsAckedAppendsAcrossLeaderKills(t *testing.T) {
 // up as a sequencer partition's (filtered, explicit acks, a pinned priority
 // group, 1 s pulls) on an R3 stream that interleaves other subjects; the worker
 // acks every delivery but a few it holds, a janitor purges below the ack floor as
-// the sequencer's does, and the consumer's leader node is SIGKILLed three times.
+// the sequencer's does, and the consumer's leader node is SIGKILLed lkRounds
+// times.
 // The ack floor never reaches a held message, no held message is purged, and every
 // published message is delivered.
 func TestNATSAckFloorNeverPassesUnackedAcrossLeaderKills(t *testing.T) {
@@ -491,7 +496,7 @@ func TestNATSAckFloorNeverPassesUnackedAcrossLeaderKills(t *testing.T) {
 		require.True(t, waitFor(60*time.Second, func() bool { return count() >= n+200 }), "deliveries %s", what)
 	}
 	progress("at first")
-	for round := range 3 {
+	for round := range lkRounds {
 		victim := -1
 		require.True(t, waitFor(30*time.Second, func() bool {
 			info, err := cons.Info(ctxT(t, 2*time.Second))
