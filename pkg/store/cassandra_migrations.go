@@ -244,6 +244,37 @@ var cassandraMigrations = []cassandraMigration{{
 	PRIMARY KEY (user_id, chat_id)
 ) WITH comment = 'pending group invitations of a user'`,
 	},
+}, {
+	Version: 5,
+	Name:    "end-to-end encryption",
+	// device_keys: the key directory (cassandra_keys.go), one partition per user
+	// (a claim reads it whole); every write to it is a lightweight transaction.
+	// one_time_keys: a device's supply, claimed by conditional deletes. chats and
+	// user_chats: the encrypted flag of a chat (user_chats copies it like the other
+	// metadata).
+	Stmts: []string{
+		`CREATE TABLE IF NOT EXISTS device_keys (
+	user_id text,
+	device_id text,
+	identity_key text,
+	spk_id bigint,
+	spk_key text,
+	spk_sig text,
+	revoked boolean,
+	announced boolean,
+	updated_at timestamp,
+	PRIMARY KEY (user_id, device_id)
+) WITH comment = 'published keys of a user''s devices; written only with LWT (cassandra_keys.go)'`,
+		`CREATE TABLE IF NOT EXISTS one_time_keys (
+	user_id text,
+	device_id text,
+	key_id bigint,
+	key text,
+	PRIMARY KEY ((user_id, device_id), key_id)
+) WITH comment = 'one-time keys of a device; a claim is a conditional delete'`,
+		`ALTER TABLE chats ADD IF NOT EXISTS encrypted boolean static`,
+		`ALTER TABLE user_chats ADD IF NOT EXISTS encrypted boolean`,
+	},
 }}
 
 // cassandraSchemaVersion is the schema version this binary reads and writes.

@@ -250,6 +250,8 @@ type Store interface {
 	DeviceStore
 	// PeopleStore is profiles, blocks and group invitations (people.go).
 	PeopleStore
+	// KeyStore is the key directory of end-to-end encrypted chats (keys.go).
+	KeyStore
 
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error

@@ -98,6 +98,17 @@ var sqliteMigrations = []string{
 	CREATE TABLE invitations (
 		user_id TEXT NOT NULL, chat_id TEXT NOT NULL, invited_by TEXT NOT NULL, role TEXT NOT NULL,
 		created_at INTEGER NOT NULL, PRIMARY KEY (user_id, chat_id)) WITHOUT ROWID;`,
+	// 7: end-to-end encryption (docs/e2ee.md): the key directory
+	// (store_sqlite_keys.go) and the encrypted flag of a chat.
+	`CREATE TABLE device_keys (
+		user_id TEXT NOT NULL, device_id TEXT NOT NULL, identity_key TEXT NOT NULL,
+		spk_id INTEGER NOT NULL, spk_key TEXT NOT NULL, spk_sig TEXT NOT NULL,
+		revoked INTEGER NOT NULL DEFAULT 0, announced INTEGER NOT NULL DEFAULT 0,
+		updated_at INTEGER NOT NULL, PRIMARY KEY (user_id, device_id)) WITHOUT ROWID;
+	CREATE TABLE one_time_keys (
+		user_id TEXT NOT NULL, device_id TEXT NOT NULL, key_id INTEGER NOT NULL, key TEXT NOT NULL,
+		PRIMARY KEY (user_id, device_id, key_id)) WITHOUT ROWID;
+	ALTER TABLE chats ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // sqliteWriterSync is the writer's synchronous pragma. Only the benchmark changes it,
