@@ -175,7 +175,9 @@ func (s *SQLiteStore) deviceKeys(ctx context.Context, db sqlQuerier, userID stri
 
 // ClaimKeys implements KeyStore in one write transaction.
 func (s *SQLiteStore) ClaimKeys(ctx context.Context, userID string) ([]KeyBundle, error) {
-	fail := func(err error) ([]KeyBundle, error) { return nil, fmt.Errorf("sqlite: claim keys of %s: %w", userID, err) }
+	fail := func(err error) ([]KeyBundle, error) {
+		return nil, fmt.Errorf("sqlite: claim keys of %s: %w", userID, err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(err)
