@@ -41,6 +41,7 @@ func (g *Gateway) routes() {
 	g.mediaRoutes()    // media.go
 	g.searchRoutes()   // search.go
 	g.deviceRoutes()   // devices.go
+	g.keyRoutes()      // keys.go
 	g.fallbackRoutes() // sse.go
 	g.webRoutes()      // webchat.go
 	g.corsRoutes()     // cors.go

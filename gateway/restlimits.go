@@ -33,6 +33,15 @@ type RESTLimits struct {
 	PostBurst        int     `yaml:"post_burst"`
 	ServicePostRate  float64 `yaml:"service_post_rate"`
 	ServicePostBurst int     `yaml:"service_post_burst"`
+	// KeyClaimRate and KeyClaimBurst bound GET /api/v1/keys/users/{userId}: each
+	// claim consumes one-time keys of another user's devices, so an unbounded
+	// caller could drain them (docs/e2ee.md).
+	KeyClaimRate  float64 `yaml:"key_claim_rate"`
+	KeyClaimBurst int     `yaml:"key_claim_burst"`
+	// KeyChangeRate and KeyChangeBurst bound key changes (a new device, a changed
+	// identity key, a revocation): each is announced in every chat of the user.
+	KeyChangeRate  float64 `yaml:"key_change_rate"`
+	KeyChangeBurst int     `yaml:"key_change_burst"`
 }
 
 // RegisterFlags registers the gateway.limits.* flags of the REST buckets.
@@ -45,6 +54,10 @@ func (c *RESTLimits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.PostBurst, "gateway.limits.post-burst", 50, "burst of REST message posts per user token")
 	fs.Float64Var(&c.ServicePostRate, "gateway.limits.service-post-rate", 500, "REST message posts per second per service token (0: unlimited)")
 	fs.IntVar(&c.ServicePostBurst, "gateway.limits.service-post-burst", 1000, "burst of REST message posts per service token")
+	fs.Float64Var(&c.KeyClaimRate, "gateway.limits.key-claim-rate", 1, "key bundle claims (GET /api/v1/keys/users/{userId}) per second per user (0: unlimited)")
+	fs.IntVar(&c.KeyClaimBurst, "gateway.limits.key-claim-burst", 60, "burst of key bundle claims per user")
+	fs.Float64Var(&c.KeyChangeRate, "gateway.limits.key-change-rate", 0.05, "key changes (new device, changed identity key, revocation) per second per user, each announced in all the user's chats (0: unlimited)")
+	fs.IntVar(&c.KeyChangeBurst, "gateway.limits.key-change-burst", 10, "burst of key changes per user")
 }
 
 // Validate checks the section.
@@ -55,7 +68,8 @@ func (c *RESTLimits) Validate() error {
 		rate  float64
 		burst int
 	}{{"chat-create", c.ChatCreateRate, c.ChatCreateBurst}, {"member-add", c.MemberAddRate, c.MemberAddBurst},
-		{"post", c.PostRate, c.PostBurst}, {"service-post", c.ServicePostRate, c.ServicePostBurst}} {
+		{"post", c.PostRate, c.PostBurst}, {"service-post", c.ServicePostRate, c.ServicePostBurst},
+		{"key-claim", c.KeyClaimRate, c.KeyClaimBurst}, {"key-change", c.KeyChangeRate, c.KeyChangeBurst}} {
 		if b.rate < 0 || math.IsNaN(b.rate) || math.IsInf(b.rate, 0) {
 			errs = append(errs, errors.New("gateway: gateway.limits."+b.name+"-rate must be >= 0"))
 		}
@@ -74,6 +88,8 @@ const (
 	restMemberAdd
 	restPost
 	restServicePost
+	restKeyClaim
+	restKeyChange
 )
 
 func (c *RESTLimits) bucketOf(k restKind) (float64, int) {
@@ -84,6 +100,10 @@ func (c *RESTLimits) bucketOf(k restKind) (float64, int) {
 		return c.MemberAddRate, c.MemberAddBurst
 	case restPost:
 		return c.PostRate, c.PostBurst
+	case restKeyClaim:
+		return c.KeyClaimRate, c.KeyClaimBurst
+	case restKeyChange:
+		return c.KeyChangeRate, c.KeyChangeBurst
 	}
 	return c.ServicePostRate, c.ServicePostBurst
 }
@@ -175,9 +195,9 @@ func (l *restLimiter) sweepBuckets(now time.Time) {
 }
 
 func kindName(k restKind) string {
-	return [...]string{"chat-create", "member-add", "post", "service-post"}[k]
+	return [...]string{"chat-create", "member-add", "post", "service-post", "key-claim", "key-change"}[k]
 }
 
 func kindWhat(k restKind) string {
-	return [...]string{"chats created", "members added", "messages posted", "messages posted"}[k]
+	return [...]string{"chats created", "members added", "messages posted", "messages posted", "key claims", "key changes"}[k]
 }

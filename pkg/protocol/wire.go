@@ -85,6 +85,9 @@ type SystemEvent struct {
 	Role   string `json:"role,omitempty"`   // member_added, role_changed
 	Name   string `json:"name,omitempty"`   // chat_renamed, chat_created
 	By     string `json:"by,omitempty"`     // who made the change
+	// DeviceID is the device whose keys changed or were revoked
+	// (device_keys_changed, device_revoked).
+	DeviceID string `json:"deviceId,omitempty"`
 }
 
 // System event names.
@@ -95,6 +98,13 @@ const (
 	EventMemberLeft    = "member_left"
 	EventChatRenamed   = "chat_renamed"
 	EventRoleChanged   = "role_changed"
+	// EventDeviceKeysChanged: UserID's device DeviceID published keys for the
+	// first time or a different identity key (docs/e2ee.md). Clients warn and
+	// rotate the keys they share with that user.
+	EventDeviceKeysChanged = "device_keys_changed"
+	// EventDeviceRevoked: UserID's device DeviceID was revoked; it has no keys any
+	// more and must receive no new group keys.
+	EventDeviceRevoked = "device_revoked"
 )
 
 // ScopeChatsAdmin is the token scope (claim "scope", space-separated) that lets a

@@ -1,0 +1,337 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+)
+
+// The key directory of end-to-end encrypted chats (docs/e2ee.md, "Key directory"):
+//
+//	PUT    /api/v1/keys/devices/{deviceId}                 publish a device's keys (and one-time keys)
+//	POST   /api/v1/keys/devices/{deviceId}/one-time-keys   add one-time keys; an empty list reads the count
+//	DELETE /api/v1/keys/devices/{deviceId}                 revoke a device
+//	GET    /api/v1/keys/users/{userId}                     claim a bundle per device of a user
+//	GET    /api/v1/keys/users/{userId}?claim=false         the same without taking one-time keys
+//
+// Devices are the caller's own; bundles may be claimed of oneself and of users the
+// caller shares a chat with (anyone else: 404, as for a user who does not exist).
+// The server keeps keys as opaque base64 text and never parses them. A key change
+// (a new device, a different identity key, a revocation) is announced as a
+// sequenced system message (protocol.EventDeviceKeysChanged, EventDeviceRevoked)
+// in every chat of the user, so that partners warn and rotate group keys. The store
+// records whether the current state was announced: if announcing fails part-way,
+// the call answers unavailable and repeating it announces again (chats that were
+// told already are told twice: a repeated warning is harmless, a missing one is
+// not). Service tokens have no devices (403).
+func (g *Gateway) keyRoutes() {
+	g.mux.HandleFunc("PUT /api/v1/keys/devices/{id}", g.authed(g.putKeys))
+	g.mux.HandleFunc("POST /api/v1/keys/devices/{id}/one-time-keys", g.authed(g.addOneTimeKeys))
+	g.mux.HandleFunc("DELETE /api/v1/keys/devices/{id}", g.authed(g.revokeKeys))
+	g.mux.HandleFunc("GET /api/v1/keys/users/{id}", g.authed(g.claimKeys))
+}
+
+// putKeysRequest is the body of PUT /api/v1/keys/devices/{deviceId}.
+type putKeysRequest struct {
+	IdentityKey  string         `json:"identityKey"`
+	SignedPreKey *store.PreKey  `json:"signedPreKey"`
+	OneTimeKeys  []store.PreKey `json:"oneTimeKeys"`
+}
+
+// oneTimeKeysRequest is the body of POST .../one-time-keys.
+type oneTimeKeysRequest struct {
+	OneTimeKeys []store.PreKey `json:"oneTimeKeys"`
+}
+
+// keyBundle is one device in GET /api/v1/keys/users/{userId}.
+type keyBundle struct {
+	DeviceID     string        `json:"deviceId"`
+	IdentityKey  string        `json:"identityKey"`
+	SignedPreKey store.PreKey  `json:"signedPreKey"`
+	OneTimeKey   *store.PreKey `json:"oneTimeKey"`
+}
+
+var errServiceKeys = protocol.Errorf(protocol.CodeForbidden, "service tokens have no devices and claim no keys: use a user's token")
+
+// keysError maps the key directory's errors to client errors.
+func keysError(err error, what string) error {
+	switch {
+	case errors.Is(err, store.ErrBadKeys):
+		return protocol.Errorf(protocol.CodeBadRequest, "%s", strings.Replace(err.Error(), "store: invalid keys: ", "invalid keys: ", 1))
+	case errors.Is(err, store.ErrTooManyOneTimeKeys):
+		return protocol.Errorf(protocol.CodeTooLarge, "%s: upload fewer (claims consume them; a device holds at most %d)",
+			strings.TrimPrefix(err.Error(), "store: "), store.MaxOneTimeKeys)
+	case errors.Is(err, store.ErrTooManyKeyDevices):
+		return protocol.Errorf(protocol.CodeConflict, "at most %d devices with keys per user: revoke one first (DELETE /api/v1/keys/devices/{deviceId})", store.MaxKeyDevicesPerUser)
+	}
+	return storeUnavailable(fmt.Errorf("%s: %w", what, err))
+}
+
+func (g *Gateway) putKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	if id.Service {
+		g.fail(w, errServiceKeys)
+		return
+	}
+	dev := r.PathValue("id")
+	if err := validID("device", dev); err != nil {
+		g.fail(w, err)
+		return
+	}
+	var req putKeysRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.fail(w, err)
+		return
+	}
+	if req.SignedPreKey == nil {
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "signedPreKey is required: {id, key, signature}"))
+		return
+	}
+	k := store.DeviceKeys{UserID: id.UserID, DeviceID: dev, IdentityKey: req.IdentityKey, SignedPreKey: *req.SignedPreKey,
+		UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if err := store.ValidateDeviceKeys(k); err != nil {
+		g.fail(w, keysError(err, "put keys"))
+		return
+	}
+	if err := store.ValidateOneTimeKeys(req.OneTimeKeys); err != nil {
+		g.fail(w, keysError(err, "put keys"))
+		return
+	}
+	// A key change is charged before it is stored, so a refused one changes nothing.
+	current, err := g.deps.Store.DeviceKeys(ctx, id.UserID)
+	if err != nil {
+		g.fail(w, keysError(err, "put keys"))
+		return
+	}
+	if isKeyChange(current, k) {
+		if err := g.rest.take(new(restCharge), restKeyChange, id.UserID, 1); err != nil {
+			g.failLimited(w, err)
+			return
+		}
+	}
+	stored, left, err := g.deps.Store.PutDeviceKeys(ctx, k, req.OneTimeKeys)
+	if err != nil {
+		g.fail(w, keysError(err, "put keys"))
+		return
+	}
+	if !stored.Announced {
+		if err := g.announceKeys(ctx, id.UserID, stored, false); err != nil {
+			g.fail(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": dev, "oneTimeKeys": left})
+}
+
+// isKeyChange reports whether storing k changes the identity of a device among
+// current (or adds one).
+func isKeyChange(current []store.DeviceKeys, k store.DeviceKeys) bool {
+	for _, c := range current {
+		if c.DeviceID == k.DeviceID {
+			return c.Revoked || c.IdentityKey != k.IdentityKey
+		}
+	}
+	return true
+}
+
+func (g *Gateway) addOneTimeKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	if id.Service {
+		g.fail(w, errServiceKeys)
+		return
+	}
+	dev := r.PathValue("id")
+	if err := validID("device", dev); err != nil {
+		g.fail(w, err)
+		return
+	}
+	var req oneTimeKeysRequest
+	if err := g.decodeBody(w, r, &req); err != nil {
+		g.fail(w, err)
+		return
+	}
+	n, err := g.deps.Store.AddOneTimeKeys(r.Context(), id.UserID, dev, req.OneTimeKeys)
+	if errors.Is(err, store.ErrNotFound) {
+		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "device %s has no keys: publish them first (PUT /api/v1/keys/devices/%s)", dev, dev))
+		return
+	}
+	if err != nil {
+		g.fail(w, keysError(err, "add one-time keys"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": dev, "oneTimeKeys": n})
+}
+
+func (g *Gateway) revokeKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	if id.Service {
+		g.fail(w, errServiceKeys)
+		return
+	}
+	dev := r.PathValue("id")
+	if err := validID("device", dev); err != nil {
+		g.fail(w, err)
+		return
+	}
+	current, err := g.deps.Store.DeviceKeys(ctx, id.UserID)
+	if err != nil {
+		g.fail(w, keysError(err, "revoke keys"))
+		return
+	}
+	var found *store.DeviceKeys
+	for i := range current {
+		if current[i].DeviceID == dev {
+			found = &current[i]
+		}
+	}
+	if found == nil {
+		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no device %s with keys", dev))
+		return
+	}
+	if !found.Revoked { // a repeat only finishes the announcement: not charged again
+		if err := g.rest.take(new(restCharge), restKeyChange, id.UserID, 1); err != nil {
+			g.failLimited(w, err)
+			return
+		}
+	}
+	old, err := g.deps.Store.RevokeDeviceKeys(ctx, id.UserID, dev)
+	if errors.Is(err, store.ErrNotFound) {
+		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no device %s with keys", dev))
+		return
+	}
+	if err != nil {
+		g.fail(w, keysError(err, "revoke keys"))
+		return
+	}
+	if err := g.announceKeys(ctx, id.UserID, old, true); err != nil {
+		g.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deviceId": dev, "revoked": true})
+}
+
+func (g *Gateway) claimKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	if id.Service {
+		g.fail(w, errServiceKeys)
+		return
+	}
+	user := r.PathValue("id")
+	if err := validID("user", user); err != nil {
+		g.fail(w, err)
+		return
+	}
+	claim := true
+	switch v := r.URL.Query().Get("claim"); v {
+	case "", "true":
+	case "false":
+		claim = false
+	default:
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "claim must be true or false"))
+		return
+	}
+	if err := g.rest.take(new(restCharge), restKeyClaim, id.UserID, 1); err != nil {
+		g.failLimited(w, err)
+		return
+	}
+	if user != id.UserID {
+		shared, err := g.deps.Store.SharedChat(ctx, id.UserID, user)
+		if err != nil {
+			g.fail(w, storeUnavailable(fmt.Errorf("claim keys: %w", err)))
+			return
+		}
+		if !shared {
+			g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no user %s that you share a chat with", user))
+			return
+		}
+	}
+	bs, err := g.bundles(ctx, user, claim)
+	if err != nil {
+		g.fail(w, storeUnavailable(fmt.Errorf("claim keys: %w", err)))
+		return
+	}
+	out := make([]keyBundle, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, keyBundle{DeviceID: b.DeviceID, IdentityKey: b.IdentityKey, SignedPreKey: b.SignedPreKey, OneTimeKey: b.OneTimeKey})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"userId": user, "devices": out})
+}
+
+// bundles returns user's bundles: claimed (one one-time key each), or only looked
+// up (no one-time keys) when claim is false.
+func (g *Gateway) bundles(ctx context.Context, user string, claim bool) ([]store.KeyBundle, error) {
+	if claim {
+		return g.deps.Store.ClaimKeys(ctx, user)
+	}
+	ks, err := g.deps.Store.DeviceKeys(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.KeyBundle
+	for _, k := range ks {
+		if !k.Revoked {
+			out = append(out, store.KeyBundle{DeviceKeys: k})
+		}
+	}
+	return out, nil
+}
+
+// announceParallel is how many chats a key change is announced in at once.
+const announceParallel = 8
+
+// announceKeys announces k's current state (or its revocation) as a system message
+// in every chat of user, then records that it was announced. It returns a client
+// error if some chat could not be told: the caller repeats the request.
+func (g *Gateway) announceKeys(ctx context.Context, user string, k store.DeviceKeys, revoked bool) error {
+	ev := protocol.SystemEvent{Event: protocol.EventDeviceKeysChanged, UserID: user, DeviceID: k.DeviceID}
+	if revoked {
+		ev.Event = protocol.EventDeviceRevoked
+	}
+	meta, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	// A fresh ID per attempt: an ID derived from the keys would let NATTER_IN drop
+	// the announcement of a device that went back to an earlier identity key.
+	msgID := ids.New()
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(announceParallel)
+	var cur store.ChatListCursor
+	for {
+		page, err := g.deps.Store.UserChatsBefore(ctx, user, cur, 100)
+		if err != nil {
+			_ = eg.Wait()
+			return storeUnavailable(fmt.Errorf("announce key change: %w", err))
+		}
+		for _, c := range page {
+			m := &protocol.Message{ChatID: c.ID, MessageID: msgID, SenderID: user, MessageType: protocol.TypeSystem, Meta: meta}
+			eg.Go(func() error {
+				_, err := g.publishIngress(ectx, m, asService)
+				return err
+			})
+		}
+		if len(page) < 100 {
+			break
+		}
+		last := page[len(page)-1]
+		cur = store.ChatListCursor{Activity: last.LastActivity, ChatID: last.ID}
+	}
+	if err := eg.Wait(); err != nil {
+		g.log.Warn("key change not announced in every chat", zap.String("user_id", user), zap.String("event", ev.Event), zap.Error(err))
+		return protocol.Errorf(protocol.CodeUnavailable, "the key change is stored but not yet announced in every chat: repeat this request")
+	}
+	if err := g.deps.Store.MarkKeysAnnounced(ctx, user, k.DeviceID, k.IdentityKey, revoked); err != nil {
+		return storeUnavailable(fmt.Errorf("announce key change: %w", err))
+	}
+	return nil
+}
