@@ -245,12 +245,12 @@ func (g *Gateway) claimKeys(w http.ResponseWriter, r *http.Request, id auth.Iden
 		return
 	}
 	if user != id.UserID {
-		shared, err := g.deps.Store.SharedChat(ctx, id.UserID, user)
+		shared, err := g.deps.Store.SharesChat(ctx, id.UserID, []string{user})
 		if err != nil {
 			g.fail(w, storeUnavailable(fmt.Errorf("claim keys: %w", err)))
 			return
 		}
-		if !shared {
+		if !shared[user] {
 			g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no user %s that you share a chat with", user))
 			return
 		}

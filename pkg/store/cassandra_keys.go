@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -306,35 +305,4 @@ func (s *CassandraStore) MarkKeysAnnounced(ctx context.Context, userID, deviceID
 		return fmt.Errorf("cassandra: mark keys announced %s/%s: %w", userID, deviceID, err)
 	}
 	return nil
-}
-
-// SharedChat implements KeyStore: the two users' chat lists (one partition each)
-// intersected.
-func (s *CassandraStore) SharedChat(ctx context.Context, a, b string) (bool, error) {
-	chats := func(user string) ([]string, error) {
-		iter := s.sess.Query(cqlUserChatIDs, user).WithContext(ctx).Idempotent(true).Iter()
-		var out []string
-		var id string
-		for iter.Scan(&id) {
-			out = append(out, id)
-		}
-		return out, iter.Close()
-	}
-	ca, err := chats(a)
-	if err != nil {
-		return false, fmt.Errorf("cassandra: shared chat %s/%s: %w", a, b, err)
-	}
-	if len(ca) == 0 {
-		return false, nil
-	}
-	cb, err := chats(b)
-	if err != nil {
-		return false, fmt.Errorf("cassandra: shared chat %s/%s: %w", a, b, err)
-	}
-	for _, c := range cb {
-		if _, ok := slices.BinarySearch(ca, c); ok {
-			return true, nil
-		}
-	}
-	return false, nil
 }

@@ -185,6 +185,4 @@ type KeyStore interface {
 	// if revoked is true and it is still revoked, its row is removed. A device
 	// that changed since is left alone, so the newer state is still announced.
 	MarkKeysAnnounced(ctx context.Context, userID, deviceID, identityKey string, revoked bool) error
-	// SharedChat reports whether users a and b are both members of some chat.
-	SharedChat(ctx context.Context, a, b string) (bool, error)
 }

@@ -257,17 +257,3 @@ func (s *SQLiteStore) MarkKeysAnnounced(ctx context.Context, userID, deviceID, i
 	}
 	return nil
 }
-
-// SharedChat implements KeyStore.
-func (s *SQLiteStore) SharedChat(ctx context.Context, a, b string) (bool, error) {
-	var one int
-	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM members m1 JOIN members m2 ON m2.chat_id = m1.chat_id
-		WHERE m1.user_id = ? AND m2.user_id = ? LIMIT 1`, a, b).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("sqlite: shared chat %s/%s: %w", a, b, err)
-	}
-	return true, nil
-}

@@ -228,23 +228,3 @@ func assertNoErr(t *testing.T, err error) bool {
 	}
 	return true
 }
-
-// sharedChat: who may claim whose keys.
-func sharedChat(t *testing.T, s store.Store, group func(*testing.T, store.Store, string, ...string)) {
-	ctx := context.Background()
-	group(t, s, "g1", "alice", "bob")
-	group(t, s, "g2", "carol", "bob")
-	for _, c := range []struct {
-		a, b string
-		want bool
-	}{{"alice", "bob", true}, {"bob", "alice", true}, {"bob", "carol", true}, {"alice", "carol", false},
-		{"alice", "nobody", false}, {"nobody", "alice", false}} {
-		got, err := s.SharedChat(ctx, c.a, c.b)
-		require.NoError(t, err)
-		require.Equal(t, c.want, got, "%s and %s", c.a, c.b)
-	}
-	require.NoError(t, s.RemoveMember(ctx, "g1", "alice"))
-	got, err := s.SharedChat(ctx, "alice", "bob")
-	require.NoError(t, err)
-	require.False(t, got, "after leaving, no chat is shared")
-}

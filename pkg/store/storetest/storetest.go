@@ -378,7 +378,6 @@ func Run(t *testing.T, open Open) {
 	t.Run("Invitations", func(t *testing.T) { invitations(t, newStore(t)) })
 	t.Run("KeyDirectory", func(t *testing.T) { keyDirectory(t, newStore(t)) })
 	t.Run("ConcurrentKeyClaims", func(t *testing.T) { concurrentClaims(t, newStore(t)) })
-	t.Run("SharedChat", func(t *testing.T) { sharedChat(t, newStore(t), group) })
 
 	t.Run("Ping", func(t *testing.T) {
 		s := newStore(t)
