@@ -443,7 +443,7 @@ func (g *Gateway) announce(ctx context.Context, chat, actor string, ev protocol.
 	}
 	wctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
 	defer cancel()
-	want := chat + ":" + m.MessageID
+	want := protocol.MsgID(chat, m.MessageID)
 	for {
 		msg, err := sub.NextMsgWithContext(wctx)
 		if err != nil {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -76,45 +75,23 @@ func validID(kind, id string) error {
 	return nil
 }
 
-// messageFromFrame validates a send frame and returns the ingress message.
+// messageFromFrame validates a send frame and returns the ingress message: the
+// frame's own rules (messageType defaults to text; system and the operations have
+// frames or endpoints of their own), then protocol.ValidateMessage, the rules every
+// path into NATTER_IN shares.
 func messageFromFrame(sender string, f *protocol.Frame) (*protocol.Message, error) {
-	if err := validID("chat", f.ChatID); err != nil {
+	m := &protocol.Message{ChatID: f.ChatID, MessageID: f.MessageID, SenderID: sender,
+		Content: f.Content, MessageType: f.MessageType, ReplyTo: f.ReplyTo, Meta: f.Meta}
+	switch m.MessageType {
+	case "":
+		m.MessageType = protocol.TypeText
+	case protocol.TypeSystem, protocol.TypeEdit, protocol.TypeDelete, protocol.TypeReact:
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "messageType %q cannot be sent with a send frame", m.MessageType)
+	}
+	if err := protocol.ValidateMessage(m); err != nil {
 		return nil, err
 	}
-	if err := validID("message", f.MessageID); err != nil {
-		return nil, err
-	}
-	if f.ReplyTo != "" {
-		if err := validID("message", f.ReplyTo); err != nil {
-			return nil, err
-		}
-	}
-	if len(f.Content) > protocol.MaxContentBytes {
-		return nil, protocol.Errorf(protocol.CodeTooLarge, "content is %d bytes, the limit is %d", len(f.Content), protocol.MaxContentBytes)
-	}
-	if len(f.Meta) > protocol.MaxMetaBytes {
-		return nil, protocol.Errorf(protocol.CodeTooLarge, "meta is %d bytes, the limit is %d", len(f.Meta), protocol.MaxMetaBytes)
-	}
-	if len(f.Meta) > 0 {
-		var obj map[string]any
-		if json.Unmarshal(f.Meta, &obj) != nil {
-			return nil, protocol.Errorf(protocol.CodeBadRequest, "meta must be a JSON object")
-		}
-	}
-	mt := f.MessageType
-	switch {
-	case mt == "":
-		mt = protocol.TypeText
-	case len(mt) > protocol.MaxMessageTypeBytes || !ids.Valid(mt):
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "messageType must be 1..32 of A-Z a-z 0-9 _ -")
-	case mt == protocol.TypeSystem || mt == protocol.TypeEdit || mt == protocol.TypeDelete || mt == protocol.TypeReact:
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "messageType %q cannot be sent with a send frame", mt)
-	}
-	if f.Content == "" && len(f.Meta) == 0 {
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "a message needs content or meta")
-	}
-	return &protocol.Message{ChatID: f.ChatID, MessageID: f.MessageID, SenderID: sender,
-		Content: f.Content, MessageType: mt, ReplyTo: f.ReplyTo, Meta: f.Meta}, nil
+	return m, nil
 }
 
 // onSend publishes a send to NATTER_IN and acks once JetStream has stored it. The

@@ -179,7 +179,7 @@ func storageRefusal(err error) *protocol.Error {
 // newIngressSend returns m as a send to NATTER_IN, due within PublishTimeout.
 func (g *Gateway) newIngressSend(m *protocol.Message, as sendAs) *ingressSend {
 	out := &nats.Msg{Subject: g.deps.Subjects.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
-	id := m.ChatID + ":" + m.MessageID
+	id := protocol.MsgID(m.ChatID, m.MessageID)
 	out.Header.Set(jetstream.MsgIDHeader, id)
 	switch as {
 	case asService:

@@ -25,37 +25,23 @@ import (
 // opFromFrame validates an edit, delete or react frame and returns its ingress
 // message.
 func opFromFrame(sender string, f *protocol.Frame) (*protocol.Message, error) {
-	if err := validID("chat", f.ChatID); err != nil {
-		return nil, err
-	}
-	if err := validID("message", f.MessageID); err != nil {
-		return nil, err
-	}
 	if f.RefID == "" {
 		return nil, protocol.Errorf(protocol.CodeBadRequest, "refId (the message to %s) is required", f.Type)
-	}
-	if err := validID("message", f.RefID); err != nil {
-		return nil, err
-	}
-	if f.RefID == f.MessageID {
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "messageId is a new ID for the %s, not the refId", f.Type)
 	}
 	m := &protocol.Message{ChatID: f.ChatID, MessageID: f.MessageID, SenderID: sender, MessageType: f.Type, RefID: f.RefID}
 	switch f.Type {
 	case protocol.FrameEdit:
-		switch {
-		case f.Content == "":
-			return nil, protocol.Errorf(protocol.CodeBadRequest, "an edit needs content (delete the message instead)")
-		case len(f.Content) > protocol.MaxContentBytes:
-			return nil, protocol.Errorf(protocol.CodeTooLarge, "content is %d bytes, the limit is %d", len(f.Content), protocol.MaxContentBytes)
-		}
 		m.Content = f.Content
 	case protocol.FrameReact:
+		// The frame's emoji field becomes the react message's meta.
 		if !protocol.ValidEmoji(f.Emoji) {
 			return nil, protocol.Errorf(protocol.CodeBadRequest,
 				"emoji must be one emoji (a single grapheme cluster) or a :shortcode:, at most %d bytes", protocol.MaxEmojiBytes)
 		}
 		m.Meta, _ = json.Marshal(protocol.ReactionEvent{Emoji: f.Emoji, Remove: f.Remove})
+	}
+	if err := protocol.ValidateMessage(m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

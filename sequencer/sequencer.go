@@ -464,7 +464,11 @@ func (s *Sequencer) decodeIngress(in *ingress) (m protocol.Message, err error) {
 func (s *Sequencer) refuseInvalid(subject string, m *protocol.Message, err error) {
 	s.log.Warn("dropping invalid ingress message", zap.String("subject", subject), zap.Error(err))
 	if ids.Valid(m.SenderID) && ids.Valid(m.MessageID) {
-		s.reject(m.SenderID, m, protocol.Errorf(protocol.CodeBadRequest, "%v", err))
+		reason := err.Error()
+		if perr := (*protocol.Error)(nil); errors.As(err, &perr) {
+			reason = perr.Message
+		}
+		s.reject(m.SenderID, m, protocol.Errorf(protocol.CodeBadRequest, "%s", reason))
 	}
 }
 
@@ -515,7 +519,7 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 func (s *Sequencer) logMsg(m *protocol.Message, data []byte, inSeq uint64, fence bool, lastLogSeq uint64) *nats.Msg {
 	// Room for the batch headers too (Nats-Batch-Id, -Sequence, -Commit).
 	h := make(nats.Header, 8)
-	h.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
+	h.Set(jetstream.MsgIDHeader, protocol.MsgID(m.ChatID, m.MessageID))
 	if fence {
 		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(lastLogSeq, 10))
 	}
@@ -658,53 +662,14 @@ func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) 
 	return st, nil
 }
 
-// validateIngress checks a message arriving on NATTER_IN: from our gateways it is
-// already valid, but backend services publish there directly.
+// validateIngress checks a message arriving on NATTER_IN with the rules every
+// path in shares (protocol.ValidateMessage): from our gateways it is already valid,
+// but backend services publish there directly. The history-state fields are the
+// store's to set, never a publisher's: they are cleared.
 func validateIngress(m *protocol.Message) error {
-	for _, c := range []struct{ kind, id string }{{"chat", m.ChatID}, {"message", m.MessageID}, {"user", m.SenderID}} {
-		if err := ids.Validate(c.kind, c.id); err != nil {
-			return err
-		}
+	if err := protocol.ValidateMessage(m); err != nil {
+		return err
 	}
-	if len(m.Content) > protocol.MaxContentBytes {
-		return fmt.Errorf("content is %d bytes, the limit is %d", len(m.Content), protocol.MaxContentBytes)
-	}
-	if len(m.Meta) > protocol.MaxMetaBytes {
-		return fmt.Errorf("meta is %d bytes, the limit is %d", len(m.Meta), protocol.MaxMetaBytes)
-	}
-	if m.MessageType == "" || len(m.MessageType) > protocol.MaxMessageTypeBytes {
-		return errors.New("messageType must be 1..32 bytes")
-	}
-	if m.ReplyTo != "" {
-		if err := ids.Validate("message", m.ReplyTo); err != nil {
-			return fmt.Errorf("replyTo: %w", err)
-		}
-	}
-	// The current-state fields are the store's to set, never a publisher's.
 	m.Edited, m.Deleted, m.Reactions, m.StateSeq = false, false, nil, 0
-	if !protocol.IsOperation(m.MessageType) {
-		m.RefID = ""
-		return nil
-	}
-	if err := ids.Validate("message", m.RefID); err != nil {
-		return fmt.Errorf("refId: %w", err)
-	}
-	if m.ReplyTo != "" {
-		return fmt.Errorf("an %s has no replyTo", m.MessageType)
-	}
-	switch m.MessageType {
-	case protocol.TypeEdit:
-		if m.Content == "" {
-			return errors.New("an edit needs content")
-		}
-	case protocol.TypeDelete:
-		if m.Content != "" || len(m.Meta) > 0 {
-			return errors.New("a delete has no content or meta")
-		}
-	case protocol.TypeReact:
-		if _, ok := protocol.ParseReaction(m.Meta); !ok || m.Content != "" {
-			return errors.New(`a react has meta {"emoji","remove?"} with a valid emoji, and no content`)
-		}
-	}
 	return nil
 }

@@ -90,7 +90,7 @@ func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, erro
 		return Ack{}, err
 	}
 	out := &nats.Msg{Subject: p.subj.Svc(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
-	out.Header.Set(jetstream.MsgIDHeader, m.ChatID+":"+m.MessageID)
+	out.Header.Set(jetstream.MsgIDHeader, protocol.MsgID(m.ChatID, m.MessageID))
 	out.Header.Set(protocol.HeaderService, p.service)
 	ack, err := p.js.PublishMsg(ctx, out)
 	if err != nil {
@@ -128,63 +128,15 @@ func (p *Publisher) Delete(ctx context.Context, chatID, sender, refID string) (A
 	return p.Publish(ctx, &protocol.Message{ChatID: chatID, SenderID: sender, MessageType: protocol.TypeDelete, RefID: refID})
 }
 
-// Validate checks m as the sequencer will (and MessageType set, as Publish does).
-// It returns an error wrapping ErrInvalid.
+// Validate checks m as the gateway and the sequencer do (protocol.ValidateMessage),
+// with MessageType set, as Publish does. It returns an error wrapping ErrInvalid.
 func Validate(m *protocol.Message) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
-	}
-	for _, c := range []struct{ kind, id string }{{"chat", m.ChatID}, {"message", m.MessageID}, {"user", m.SenderID}} {
-		if err := ids.Validate(c.kind, c.id); err != nil {
-			return bad("%v", err)
+	if err := protocol.ValidateMessage(m); err != nil {
+		var perr *protocol.Error
+		if errors.As(err, &perr) {
+			return fmt.Errorf("%w: %s", ErrInvalid, perr.Message)
 		}
-	}
-	if len(m.Content) > protocol.MaxContentBytes {
-		return bad("content is %d bytes, the limit is %d", len(m.Content), protocol.MaxContentBytes)
-	}
-	if len(m.Meta) > protocol.MaxMetaBytes {
-		return bad("meta is %d bytes, the limit is %d", len(m.Meta), protocol.MaxMetaBytes)
-	}
-	if len(m.Meta) > 0 {
-		var obj map[string]any
-		if json.Unmarshal(m.Meta, &obj) != nil {
-			return bad("meta must be a JSON object")
-		}
-	}
-	if len(m.MessageType) > protocol.MaxMessageTypeBytes || !ids.Valid(m.MessageType) {
-		return bad("messageType must be 1..32 of A-Z a-z 0-9 _ -")
-	}
-	if m.ReplyTo != "" && !ids.Valid(m.ReplyTo) {
-		return bad("replyTo must match ^[A-Za-z0-9_-]{1,64}$")
-	}
-	if !protocol.IsOperation(m.MessageType) {
-		if m.RefID != "" {
-			return bad("refId is only for edit, delete and react")
-		}
-		if m.Content == "" && len(m.Meta) == 0 {
-			return bad("a message needs content or meta")
-		}
-		return nil
-	}
-	if !ids.Valid(m.RefID) {
-		return bad("an %s needs refId, the message it applies to", m.MessageType)
-	}
-	if m.ReplyTo != "" {
-		return bad("an %s has no replyTo", m.MessageType)
-	}
-	switch m.MessageType {
-	case protocol.TypeEdit:
-		if m.Content == "" {
-			return bad("an edit needs content")
-		}
-	case protocol.TypeDelete:
-		if m.Content != "" || len(m.Meta) > 0 {
-			return bad("a delete has no content or meta")
-		}
-	case protocol.TypeReact:
-		if _, ok := protocol.ParseReaction(m.Meta); !ok || m.Content != "" {
-			return bad(`a react has meta {"emoji","remove?"} with one emoji, and no content`)
-		}
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
