@@ -122,7 +122,9 @@ func (s *Sequencer) BatchStats() (batches, messages, fallbacks uint64) {
 }
 
 // Run consumes every ingress partition until ctx ends. Several instances may run:
-// each partition is pinned to one of them at a time.
+// each partition is pinned to one of them at a time. It returns an error only when
+// setting up fails (the streams, the large-chats bucket, the consumers); nil after
+// ctx ended.
 func (s *Sequencer) Run(ctx context.Context) error {
 	logS, err := s.deps.JS.Stream(ctx, subjects.LogStream)
 	if err != nil {
@@ -143,23 +145,21 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			return fmt.Errorf("sequencer: consumer %s: %w", subjects.SequencerConsumer(p), err)
 		}
 	}
+	// A partition's loop has no error to return: whatever fails while it runs (a
+	// pull, an append) is retried in place until ctx ends.
 	var wg sync.WaitGroup
-	errc := make(chan error, len(consumers))
 	for p, cons := range consumers {
-		wg.Go(func() {
-			if err := s.runPartition(ctx, p, cons); err != nil {
-				errc <- err
-			}
-		})
+		wg.Go(func() { s.runPartition(ctx, p, cons) })
 	}
 	// NATTER_IN keeps acked messages until the janitor purges them (purge.go).
 	wg.Go(func() { s.janitor(ctx, consumers) })
 	wg.Wait()
-	close(errc)
-	return <-errc
+	return nil
 }
 
-func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Consumer) error {
+// runPartition sequences ingress partition p while this instance holds it, until
+// ctx ends.
+func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Consumer) {
 	log := s.log.With(zap.Int("partition", p))
 	// The messages in hand are sequenced and acked even if ctx ends meanwhile.
 	work, stopWork := graceContext(ctx, func() bool { return !s.deps.NC.IsClosed() })
@@ -198,7 +198,6 @@ func (s *Sequencer) runPartition(ctx context.Context, p int, cons jetstream.Cons
 		stop()
 		it.Stop()
 	}
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }

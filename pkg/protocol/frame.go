@@ -214,10 +214,12 @@ func MessageFrame(m *Message) *Frame {
 	}
 }
 
-// ErrorFrame returns the error frame for err; a non-*Error becomes CodeInternal.
+// ErrorFrame returns the error frame for err: that of the first *Error in its chain
+// (errors.As), so a protocol error wrapped with context keeps its code and message;
+// anything else becomes CodeInternal, its text not shown to the client.
 func ErrorFrame(err error, chatID, messageID, id string) *Frame {
-	pe, ok := err.(*Error)
-	if !ok {
+	var pe *Error
+	if !errors.As(err, &pe) {
 		pe = &Error{Code: CodeInternal, Message: "internal error"}
 	}
 	return &Frame{Type: FrameError, Code: pe.Code, Message: pe.Message, Retry: pe.Code.Retryable(),
