@@ -230,20 +230,37 @@ func TestCatchUpReadsOnlyWhatCameSince(t *testing.T) {
 	require.Equal(t, want, e.logIDs(t, "c1"))
 }
 
+// TestDeposedSequencerIsFenced drives the sequencer's own append with a stale view
+// of a chat: another holder of the partition appended to the chat's log after this
+// sequencer cached it. Its append must be refused by the expected-last-sequence
+// fence it sets, and it must reload and sequence after the other's message: were the
+// fence header dropped, it would append a second seq 2 (logIDs checks 1..N).
 func TestDeposedSequencerIsFenced(t *testing.T) {
 	e := setup(t)
-	e.publishIngress(t, "c1", "m1")
+	in1 := e.publishIngress(t, "c1", "m1")
 	s := e.run(t)
 	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n == 1 }, 10*time.Second, 20*time.Millisecond)
-	// A deposed sequencer with a stale view appends seq 1 again, expecting the empty
-	// subject it saw: the fence refuses it.
-	m := &protocol.Message{ChatID: "c1", Seq: 1, MessageID: "late", SenderID: "alice", Content: "x", MessageType: protocol.TypeText}
+
+	// The other holder appends seq 2 behind this sequencer's back, fenced on m1 as
+	// a sequencer would.
+	st, err := e.js.Stream(context.Background(), subjects.LogStream)
+	require.NoError(t, err)
+	last, err := st.GetLastMsgForSubject(context.Background(), e.subj.Log("c1"))
+	require.NoError(t, err)
+	m := &protocol.Message{ChatID: "c1", Seq: 2, MessageID: "other", SenderID: "bob", Content: "x", MessageType: protocol.TypeText}
 	out := &nats.Msg{Subject: e.subj.Log("c1"), Data: protocol.EncodeMessageFrame(m), Header: nats.Header{}}
-	out.Header.Set(jetstream.MsgIDHeader, "c1:late")
-	out.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-	_, err := e.js.PublishMsg(context.Background(), out)
-	require.Error(t, err)
-	require.Equal(t, []string{"m1"}, e.logIDs(t, "c1"))
+	out.Header.Set(jetstream.MsgIDHeader, protocol.MsgID("c1", "other"))
+	out.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(last.Sequence, 10))
+	out.Header.Set(protocol.HeaderSeq, "2")
+	out.Header.Set(protocol.HeaderInSeq, strconv.FormatUint(in1, 10))
+	_, err = e.js.PublishMsg(context.Background(), out)
+	require.NoError(t, err)
+
+	e.publishIngress(t, "c1", "m2")
+	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, []string{"m1", "other", "m2"}, e.logIDs(t, "c1"), "sequenced after the other holder's message, not beside it")
+	_, _, fenced := s.Stats()
+	require.Positive(t, fenced, "the stale append was refused by the fence")
 }
 
 func TestNonMemberAndHostileIngress(t *testing.T) {
