@@ -235,7 +235,7 @@ func (s *Sequencer) retry(ctx context.Context, log *zap.Logger, fn func() error)
 // the ack floor low and every catch-up read the partition again from there, slower
 // than messages came (found by TestCrashes: thousands of reads per catch-up, a
 // catch-up every few seconds, sequencing stalled).
-func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer, next jetstream.Msg, done *uint64) error {
+func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer, next jetstream.Msg, done *uint64) (err error) {
 	meta, err := next.Metadata()
 	if err != nil {
 		return err
@@ -259,10 +259,16 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 		end = info.Delivered.Stream + 1
 	}
 	from := max(info.AckFloor.Stream+1, *done)
+	read := 0
 	if from < end {
 		s.log.Info("catching up on unacked ingress", zap.Int("partition", p),
 			zap.Uint64("from", from), zap.Uint64("to", end), zap.Uint64("ack_floor", info.AckFloor.Stream),
 			zap.Uint64("next", meta.Sequence.Stream), zap.Uint64("delivery", meta.Sequence.Consumer))
+		defer func(start time.Time) {
+			if err == nil {
+				s.log.Info("caught up", zap.Int("partition", p), zap.Int("read", read), zap.Duration("took", time.Since(start)))
+			}
+		}(time.Now())
 	}
 	for seq := from; seq < end; {
 		raw, err := s.inS.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
@@ -288,6 +294,7 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 			return err
 		}
 		s.catchups.Add(1)
+		read++
 		seq = raw.Sequence + 1
 		*done = max(*done, seq)
 	}
