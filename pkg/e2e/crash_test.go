@@ -761,13 +761,14 @@ func (d *cdevice) resume(chat string, n uint64) bool {
 // explainLost logs where an acked message that history lacks can be found: in
 // NATTER_IN, in the chat's log, on which devices, and which fault it was near.
 func (r *crashRig) explainLost(a ackRec) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	where := []string{}
 	var inSeq uint64
 	var inSubject string
 	var logNear []string
 	for _, name := range []string{subjects.InStream, subjects.LogStream} {
+		// A context per stream: a scan that hangs must not leave the next none.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		s, err := r.js.Stream(ctx, name)
 		if err != nil {
 			where = append(where, name+": "+err.Error())
@@ -780,6 +781,11 @@ func (r *crashRig) explainLost(a ackRec) {
 		info, err := s.Info(ctx, jetstream.WithSubjectFilter(">"))
 		if err != nil {
 			where = append(where, name+": "+err.Error())
+			continue
+		}
+		if info.State.Msgs == 0 {
+			// An ordered consumer on an empty stream waits for the first message.
+			where = append(where, fmt.Sprintf("%s absent (empty; last seq %d)", name, info.State.LastSeq))
 			continue
 		}
 		c, err := s.OrderedConsumer(ctx, cfg)
@@ -826,11 +832,13 @@ func (r *crashRig) explainLost(a ackRec) {
 		where = append(where, fmt.Sprintf("the chat's log near that ingress seq (seq@in-seq, log order): %v", logNear))
 	}
 	if inSubject != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		// The partition's consumer: is the message below its ack floor?
 		parts := strings.Split(inSubject, ".") // <prefix>.in.p.<n>.<chat>.<origin>
 		if len(parts) >= 5 {
 			if p, err := strconv.Atoi(parts[3]); err == nil {
-				if c, err := r.js.Consumer(ctx, subjects.InStream, fmt.Sprintf("SEQ_%d", p)); err == nil {
+				if c, err := r.js.Consumer(ctx, subjects.InStream, subjects.SequencerConsumer(p)); err == nil {
 					if ci, err := c.Info(ctx); err == nil {
 						where = append(where, fmt.Sprintf("consumer SEQ_%d: ack floor %d, delivered %d, pending %d, ack pending %d, redelivered %d",
 							p, ci.AckFloor.Stream, ci.Delivered.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered))
