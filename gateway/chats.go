@@ -66,6 +66,9 @@ type chatChange struct {
 	Seq       uint64        `json:"seq,omitempty"`
 	Member    *store.Member `json:"member,omitempty"`
 	Name      *string       `json:"name,omitempty"`
+	// Invitation is set when the add became an invitation (consent.go): the user
+	// joins when they accept it (HTTP 202, changed false).
+	Invitation *invitationBody `json:"invitation,omitempty"`
 }
 
 // memberOf loads chat and the caller's membership, reading the store (not the edge
@@ -231,6 +234,9 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Iden
 		}
 		if len(ms) >= MaxGroupMembers {
 			g.fail(w, protocol.Errorf(protocol.CodeConflict, "chat %s has %d members, the limit", chat, MaxGroupMembers))
+			return
+		}
+		if g.inviteInstead(w, r, id, chat, req) { // consent.go
 			return
 		}
 	default:

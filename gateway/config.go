@@ -66,6 +66,8 @@ type Config struct {
 	Typing   TypingConfig   `yaml:",inline"`
 	// Media: gateway.media-* (media.go).
 	Media MediaConfig `yaml:",inline"`
+	// Consent: gateway.consent-* (consent.go).
+	Consent ConsentConfig `yaml:",inline"`
 	// BodyTimeout is how long a request body (other than an upload) may take to
 	// arrive; UploadTimeout the same for POST /api/v1/media. A body not in by then
 	// gets 400 and the connection is closed.
@@ -107,6 +109,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Presence.RegisterFlags(fs)
 	c.Typing.RegisterFlags(fs)
 	c.Media.RegisterFlags(fs)
+	c.Consent.RegisterFlags(fs)
 	c.Limits.RegisterFlags(fs)
 	fs.DurationVar(&c.BodyTimeout, "gateway.body-timeout", 10*time.Second, "longest time a REST request body may take to arrive")
 	fs.DurationVar(&c.UploadTimeout, "gateway.upload-timeout", 5*time.Minute, "longest time a media upload body may take to arrive")

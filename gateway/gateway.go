@@ -71,6 +71,8 @@ type Gateway struct {
 	typing   *typingState
 	// media: media.go.
 	media *mediaStore
+	// blocks: block lists, briefly cached (blocks.go).
+	blocks *blockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
 	limits *limiter
 	rest   *restLimiter
@@ -91,6 +93,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, deps: deps, log: log,
 		hub:     newHub(deps.NC, deps.Subjects.UserPrefix(), max(2, runtime.GOMAXPROCS(0)), log),
 		members: newMemberCache(deps.Store, 100_000, 5*time.Second),
+		blocks:  newBlockCache(deps.Store),
 	}
 	g.ingress.g = g
 	g.large = newLargeChats(g)

@@ -421,6 +421,9 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Ident
 	}
 	if info.Metadata["uploader"] != id.UserID {
 		ok, err := g.media.sharedWith(ctx, mediaID, id.UserID)
+		if err == nil && !ok {
+			ok, err = g.avatarVisible(ctx, mediaID, info.Metadata["uploader"], id.UserID) // profiles.go
+		}
 		if err != nil {
 			g.fail(w, err)
 			return

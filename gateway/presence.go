@@ -299,12 +299,25 @@ func (p *presenceGW) dispatch(ctx context.Context) {
 }
 
 func (p *presenceGW) deliver(uid string, data []byte) {
+	// A user uid blocks does not see uid's presence (blocks.go). The list is
+	// cached; when it cannot be read the update is dropped (presence may drop,
+	// a block may not leak).
+	ctx, cancel := context.WithTimeout(context.Background(), presenceReportTimeout)
+	blocked, err := p.g.blocks.of(ctx, uid)
+	cancel()
+	if err != nil {
+		p.log.Debug("presence update dropped: block list unavailable", zap.String("user_id", uid), zap.Error(err))
+		return
+	}
 	var closed []*conn
 	p.wmu.Lock()
 	if e := p.watched[uid]; e != nil {
 		for _, c := range e.conns {
 			if c.isClosed() {
 				closed = append(closed, c)
+				continue
+			}
+			if _, no := blocked[c.user]; no {
 				continue
 			}
 			c.enqueue(data)
@@ -399,6 +412,33 @@ func (p *presenceGW) dropLocked(c *conn, uid string) {
 	}
 }
 
+// dropBlocked ends blocked's watches of blocker on this gateway (a block was just
+// made here); deliver filters the rest.
+func (p *presenceGW) dropBlocked(blocker, blocked string) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	e := p.watched[blocker]
+	if e == nil {
+		return
+	}
+	for _, c := range append([]*conn(nil), e.conns...) {
+		if c.user != blocked {
+			continue
+		}
+		p.dropLocked(c, blocker)
+		if have := p.byConn[c]; len(have) > 0 {
+			if i := index(have, blocker); i >= 0 {
+				have = append(have[:i], have[i+1:]...)
+			}
+			if len(have) == 0 {
+				delete(p.byConn, c)
+			} else {
+				p.byConn[c] = have
+			}
+		}
+	}
+}
+
 func (p *presenceGW) unwatchEverything() {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -463,7 +503,8 @@ func (p *presenceGW) user(ctx context.Context, uid string) (*presencekv.User, er
 }
 
 // mayWatch returns nil if caller may see target's presence: themself, a service, or
-// someone sharing a chat with target; else a CodeForbidden error.
+// someone sharing a chat with target whom target does not block; else a
+// CodeForbidden error (the same for a block, which it does not reveal).
 func (p *presenceGW) mayWatch(ctx context.Context, caller string, service bool, target string) error {
 	if caller == target || service {
 		return nil
@@ -472,6 +513,13 @@ func (p *presenceGW) mayWatch(ctx context.Context, caller string, service bool, 
 	if err != nil {
 		p.log.Warn("shared-chat check failed", zap.String("user_id", caller), zap.Error(err))
 		return protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")
+	}
+	if ok {
+		blocked, err := p.g.blocks.blocks(ctx, target, caller)
+		if err != nil {
+			return blockUnavailable(err)
+		}
+		ok = !blocked
 	}
 	if !ok {
 		return protocol.Errorf(protocol.CodeForbidden, "no chat shared with %s: presence is visible only to chat partners", target)

@@ -42,6 +42,7 @@ func (g *Gateway) routes() {
 	g.searchRoutes()   // search.go
 	g.deviceRoutes()   // devices.go
 	g.keyRoutes()      // keys.go
+	g.peopleRoutes()   // profiles.go, blocks.go, invitations.go
 	g.fallbackRoutes() // sse.go
 	g.webRoutes()      // webchat.go
 	g.corsRoutes()     // cors.go
@@ -88,7 +89,7 @@ func httpStatus(c protocol.Code) int {
 	switch c {
 	case protocol.CodeUnauthorized, protocol.CodeTokenExpired:
 		return http.StatusUnauthorized
-	case protocol.CodeForbidden, protocol.CodeNotMember:
+	case protocol.CodeForbidden, protocol.CodeNotMember, protocol.CodeBlocked:
 		return http.StatusForbidden
 	case protocol.CodeNotFound:
 		return http.StatusNotFound
@@ -187,6 +188,9 @@ type createChatRequest struct {
 type chatResponse struct {
 	store.Chat
 	Members []store.Member `json:"members"`
+	// Invited are the users named at creation who were invited instead of added
+	// (consent.go): they join when they accept.
+	Invited []string `json:"invited,omitempty"`
 }
 
 func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
@@ -228,11 +232,19 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		g.failLimited(w, err)
 		return
 	}
+	var invite []store.Member
 	switch req.Type {
 	case store.KindDirect:
 		if len(members) != 2 {
 			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "a direct chat has exactly one other member"))
 			return
+		}
+		if !id.Service {
+			if err := g.checkNotBlocked(r.Context(), members[1].UserID, id.UserID); err != nil { // blocks.go
+				charge.cancel()
+				g.fail(w, err)
+				return
+			}
 		}
 		chat.ID = ids.Direct(id.UserID, members[1].UserID)
 		chat.Name = ""
@@ -241,6 +253,12 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		}
 	case store.KindGroup:
 		chat.ID = ids.New()
+		var err error
+		if members, invite, err = g.splitByConsent(r.Context(), id.UserID, id.Service, members); err != nil { // consent.go
+			charge.cancel()
+			g.failLimited(w, err)
+			return
+		}
 	default:
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `type must be "direct" or "group"`))
 		return
@@ -268,11 +286,21 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		g.fail(w, err) // a direct chat id that exists between two other users cannot happen
 		return
 	}
+	resp := chatResponse{Chat: stored, Members: ms}
+	if created {
+		for _, m := range invite {
+			if err := g.invite(r.Context(), newInvitation(stored.ID, m.UserID, id.UserID, m.Role)); err != nil {
+				g.log.Info("invitation at group creation not made", zap.String("chat_id", stored.ID), zap.String("user_id", m.UserID), zap.Error(err))
+				continue
+			}
+			resp.Invited = append(resp.Invited, m.UserID)
+		}
+	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, chatResponse{Chat: stored, Members: ms})
+	writeJSON(w, status, resp)
 }
 
 func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
@@ -488,6 +516,10 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 			g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no chat %s", chat))
 			return
 		}
+		g.fail(w, err)
+		return
+	}
+	if err := g.checkDirectSend(r.Context(), chat, sender, m.MessageType); err != nil { // blocks.go
 		g.fail(w, err)
 		return
 	}

@@ -42,6 +42,10 @@ type RESTLimits struct {
 	// identity key, a revocation): each is announced in every chat of the user.
 	KeyChangeRate  float64 `yaml:"key_change_rate"`
 	KeyChangeBurst int     `yaml:"key_change_burst"`
+	// InviteRate and InviteBurst bound the group invitations one user sends
+	// (adds that need the invitee's consent, consent.go), on top of member adds.
+	InviteRate  float64 `yaml:"invite_rate"`
+	InviteBurst int     `yaml:"invite_burst"`
 }
 
 // RegisterFlags registers the gateway.limits.* flags of the REST buckets.
@@ -58,6 +62,8 @@ func (c *RESTLimits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.KeyClaimBurst, "gateway.limits.key-claim-burst", 60, "burst of key bundle claims per user")
 	fs.Float64Var(&c.KeyChangeRate, "gateway.limits.key-change-rate", 0.05, "key changes (new device, changed identity key, revocation) per second per user, each announced in all the user's chats (0: unlimited)")
 	fs.IntVar(&c.KeyChangeBurst, "gateway.limits.key-change-burst", 10, "burst of key changes per user")
+	fs.Float64Var(&c.InviteRate, "gateway.limits.invite-rate", 0.05, "group invitations one user may send per second, over time (0: unlimited)")
+	fs.IntVar(&c.InviteBurst, "gateway.limits.invite-burst", 20, "burst of group invitations per user")
 }
 
 // Validate checks the section.
@@ -69,7 +75,8 @@ func (c *RESTLimits) Validate() error {
 		burst int
 	}{{"chat-create", c.ChatCreateRate, c.ChatCreateBurst}, {"member-add", c.MemberAddRate, c.MemberAddBurst},
 		{"post", c.PostRate, c.PostBurst}, {"service-post", c.ServicePostRate, c.ServicePostBurst},
-		{"key-claim", c.KeyClaimRate, c.KeyClaimBurst}, {"key-change", c.KeyChangeRate, c.KeyChangeBurst}} {
+		{"key-claim", c.KeyClaimRate, c.KeyClaimBurst}, {"key-change", c.KeyChangeRate, c.KeyChangeBurst},
+		{"invite", c.InviteRate, c.InviteBurst}} {
 		if b.rate < 0 || math.IsNaN(b.rate) || math.IsInf(b.rate, 0) {
 			errs = append(errs, errors.New("gateway: gateway.limits."+b.name+"-rate must be >= 0"))
 		}
@@ -90,6 +97,7 @@ const (
 	restServicePost
 	restKeyClaim
 	restKeyChange
+	restInvite
 )
 
 func (c *RESTLimits) bucketOf(k restKind) (float64, int) {
@@ -104,6 +112,8 @@ func (c *RESTLimits) bucketOf(k restKind) (float64, int) {
 		return c.KeyClaimRate, c.KeyClaimBurst
 	case restKeyChange:
 		return c.KeyChangeRate, c.KeyChangeBurst
+	case restInvite:
+		return c.InviteRate, c.InviteBurst
 	}
 	return c.ServicePostRate, c.ServicePostBurst
 }
@@ -195,9 +205,9 @@ func (l *restLimiter) sweepBuckets(now time.Time) {
 }
 
 func kindName(k restKind) string {
-	return [...]string{"chat-create", "member-add", "post", "service-post", "key-claim", "key-change"}[k]
+	return [...]string{"chat-create", "member-add", "post", "service-post", "key-claim", "key-change", "invite"}[k]
 }
 
 func kindWhat(k restKind) string {
-	return [...]string{"chats created", "members added", "messages posted", "messages posted", "key claims", "key changes"}[k]
+	return [...]string{"chats created", "members added", "messages posted", "messages posted", "key claims", "key changes", "invitations sent"}[k]
 }

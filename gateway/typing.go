@@ -117,6 +117,9 @@ func (g *Gateway) onTyping(ctx context.Context, c *conn, f *protocol.Frame) erro
 	if len(members) > g.cfg.Typing.MaxMembers {
 		return nil
 	}
+	if members, err = t.unblocked(ctx, c.user, members); err != nil {
+		return err
+	}
 	k := typingKey{f.ChatID, c.user}
 	now := time.Now()
 	t.mu.Lock()
@@ -170,10 +173,32 @@ func (t *typingState) expire(k typingKey, e *typingEntry) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	members, err := t.memberIDs(ctx, k.chat)
+	if err == nil {
+		members, err = t.unblocked(ctx, k.user, members)
+	}
 	if err != nil {
 		return // the receivers' own timers end it
 	}
 	t.fanout(k, TypingStop, members)
+}
+
+// unblocked returns members without those typist blocks (blocks.go): a blocked
+// user does not see the blocker type.
+func (t *typingState) unblocked(ctx context.Context, typist string, members []string) ([]string, error) {
+	blocked, err := t.g.blocks.of(ctx, typist)
+	if err != nil {
+		return nil, blockUnavailable(err)
+	}
+	if len(blocked) == 0 {
+		return members, nil
+	}
+	out := make([]string, 0, len(members))
+	for _, uid := range members {
+		if _, no := blocked[uid]; !no {
+			out = append(out, uid)
+		}
+	}
+	return out, nil
 }
 
 // fanout publishes the indicator on the chat's typing subject and to every member

@@ -176,6 +176,11 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 		LastMessage: Preview{Seq: last.Seq, MessageID: last.MessageID, SenderID: last.SenderID,
 			MessageType: last.MessageType, Timestamp: last.Timestamp}}
 	note.LastMessage.Content, note.LastMessage.Truncated = preview(last.Content, n.cfg.PreviewBytes)
+	if blocked, err := n.blocks.blocks(ctx, uid, last.SenderID); err != nil {
+		return nil, err
+	} else if blocked { // blocks.go: no preview of a blocked sender's message
+		note.LastMessage = Preview{Seq: last.Seq, MessageID: last.MessageID, MessageType: last.MessageType, Timestamp: last.Timestamp}
+	}
 	if c, err := n.deps.Store.GetChat(ctx, chat); err == nil {
 		note.ChatType, note.ChatName = c.Kind, c.Name
 	}

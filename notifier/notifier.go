@@ -68,6 +68,7 @@ type Notifier struct {
 	sent    atomic.Int64
 	members *memberCache
 	budget  *senderBudget // pushes per sender (budget.go)
+	blocks  *blockCache   // block lists (blocks.go)
 	// tokensDropped counts push devices removed on a webhook's invalidTokens answer.
 	tokensDropped atomic.Int64
 
@@ -82,7 +83,8 @@ type Notifier struct {
 // fails at start.
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
-		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst)}
+		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst),
+		blocks: newBlockCache(deps.Store)}
 	if m := deps.Metrics; m != nil {
 		if err := m.CounterFunc("notifier_push_suppressed_total",
 			"Push notifications not sent because their sender was over notifier.sender-push-rate/-burst.",
@@ -416,6 +418,9 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 		return fmt.Errorf("window %s: %w", key, err)
 	}
 	if muted, err := n.muted(ctx, uid, m.ChatID); err != nil || muted {
+		return err
+	}
+	if blocked, err := n.blocks.blocks(ctx, uid, m.SenderID); err != nil || blocked { // blocks.go
 		return err
 	}
 	ok, undo := n.budget.take(m.SenderID) // budget.go

@@ -54,6 +54,8 @@ type Sequencer struct {
 	inS jetstream.Stream
 	kv  jetstream.KeyValue // large-chats bucket
 
+	blocks *blockCache // blocks.go
+
 	// Counters, for tests and metrics.
 	published atomic.Uint64 // per-user fan-out publishes
 	sequenced atomic.Uint64 // messages appended to the log
@@ -103,7 +105,8 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Sequencer, error) {
 	if hist == nil {
 		hist = &history.Reader{Store: deps.Store, JS: deps.JS, Subjects: deps.Subjects}
 	}
-	return &Sequencer{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "sequencer")), chats: c, hist: hist}, nil
+	return &Sequencer{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "sequencer")), chats: c, hist: hist,
+		blocks: newBlockCache(deps.Store)}, nil
 }
 
 // FanoutPublishes returns how many per-user fan-out publishes were made.
@@ -514,6 +517,9 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 				return refuse, protocol.Errorf(protocol.CodeForbidden, "a chat change's by must be its sender")
 			}
 		}
+	}
+	if e := s.checkBlocked(ctx, st, m, tr); e != nil { // blocks.go
+		return refuse, e
 	}
 	// Edits, deletes, reactions and replies must reference a fitting message (msgops.go).
 	return s.authorizeRefs(ctx, st, m, tr != trustUser)

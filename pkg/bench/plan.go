@@ -308,7 +308,8 @@ func createChats(ctx context.Context, rc *restClient, p *Plan, conc int) error {
 					others = append(others, p.Users[u])
 				}
 				var out struct {
-					ID string `json:"id"`
+					ID      string   `json:"id"`
+					Invited []string `json:"invited"`
 				}
 				req := map[string]any{"type": kind, "members": others, "name": fmt.Sprintf("bench %d", j)}
 				if err := rc.do(ctx, http.MethodPost, "/api/v1/chats", p.Users[c.Members[0]], req, &out); err != nil {
@@ -316,6 +317,14 @@ func createChats(ctx context.Context, rc *restClient, p *Plan, conc int) error {
 					return
 				}
 				c.ID = out.ID
+				// A server that asks for consent (gateway.consent-direct-adds off)
+				// invites users who share no chat with the creator: they accept.
+				for _, u := range out.Invited {
+					if err := rc.do(ctx, http.MethodPost, "/api/v1/invitations/"+out.ID+"/accept", u, nil, nil); err != nil {
+						errc <- fmt.Errorf("chat %d: accept invitation of %s: %w", j, u, err)
+						return
+					}
+				}
 			}
 		}()
 	}

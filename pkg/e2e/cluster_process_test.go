@@ -258,7 +258,7 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 			"--data-dir", filepath.Join(dir, name), "--store.sqlite-path", dbPath,
 			"--auth.dev=false", "--auth.secret-file", secretFile,
 			"--log.level", "info",
-			"--gateway.drain-window", "300ms",
+			"--gateway.drain-window", "300ms", "--gateway.consent-direct-adds",
 			"--sequencer.pinned-ttl", "2s",
 			"--persister.ack-wait", "2s",
 			"--presence.grace", "0s",

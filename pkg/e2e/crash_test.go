@@ -136,7 +136,7 @@ func newCrashRig(t *testing.T, dir string, cl *natsCluster) *crashRig {
 			"--nats.url", cl.URLs(), "--nats.replicas", "3", "--nats.partitions", "4",
 			"--data-dir", filepath.Join(dir, name), "--store.sqlite-path", r.dbPath,
 			"--auth.dev=false", "--auth.secret-file", secretFile, "--log.level", "info",
-			"--sequencer.pinned-ttl", "2s", "--persister.ack-wait", "2s")
+			"--sequencer.pinned-ttl", "2s", "--persister.ack-wait", "2s", "--gateway.consent-direct-adds")
 		r.procs = append(r.procs, p)
 		return p
 	}

@@ -37,7 +37,7 @@ func layout(t *testing.T, storeArgs func(role string) []string) (gw *proc, pc *p
 	var procs []*proc
 	for _, role := range []string{"sequencer", "gateway", "persister", "notifier", "presence"} {
 		p := newProc(t, dir, role, role == "gateway", append([]string{"serve", "--roles", role, "--nats.url", ns.ClientURL(),
-			"--data-dir", filepath.Join(dir, role), "--auth.dev=false", "--auth.secret-file", secretFile}, storeArgs(role)...)...)
+			"--data-dir", filepath.Join(dir, role), "--auth.dev=false", "--auth.secret-file", secretFile, "--gateway.consent-direct-adds"}, storeArgs(role)...)...)
 		if role == "gateway" {
 			gw = p
 		}

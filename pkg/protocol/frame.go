@@ -36,6 +36,9 @@ const (
 	FrameReconnect       = "reconnect"
 	FrameHistoryResult   = "history_result"
 	FrameSynced          = "synced"
+	// FrameInvitation tells a user of a group invitation (state "pending") and of
+	// its answer on another device ("accepted", "declined").
+	FrameInvitation = "invitation"
 )
 
 // Frame is every frame of the protocol, in both directions: a flat JSON object whose
@@ -105,6 +108,10 @@ type Frame struct {
 	ConnID      string `json:"connId,omitempty"`
 	ServerTime  int64  `json:"serverTime,omitempty"`
 	HeartbeatMs int64  `json:"heartbeatMs,omitempty"`
+
+	// invitation (ChatID, State and Timestamp too): who invited, with what role.
+	InvitedBy string `json:"invitedBy,omitempty"`
+	Role      string `json:"role,omitempty"`
 
 	// reconnect: wait this long before reconnecting.
 	AfterMs int64 `json:"afterMs,omitempty"`

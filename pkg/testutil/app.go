@@ -37,6 +37,9 @@ func Config(t testing.TB) *app.Config {
 	c.NATS.Sync = "1s"             // fsync policy changes cost, not behaviour: keep the suite fast
 	c.Gateway.DrainWindow = 0      // tests that drain set their own window
 	c.Gateway.Limits.Disable()     // abuse limits off: tests of them (e2e/limits_test.go) set their own
+	// Users who share no chat are added to groups directly, as before invitations
+	// existed: tests of consent (e2e/people_test.go) turn this off.
+	c.Gateway.Consent.DirectAdds = true
 	return c
 }
 

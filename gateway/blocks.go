@@ -1,0 +1,233 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+)
+
+// Blocking (docs/protocol.md, "Blocking"):
+//
+//	POST   /api/v1/blocks/{userId}   block a user
+//	DELETE /api/v1/blocks/{userId}   unblock them
+//	GET    /api/v1/blocks            the users the caller blocks
+//
+// A user whom another blocks can no longer open a direct chat with the blocker,
+// add them to a group (or invite them), send into their direct chat (the
+// sequencer's rule, sequencer/blocks.go), see their presence or typing, or cause
+// them a notification (notifier/blocks.go). Each gateway and role reads block lists
+// through a cache of blockCacheTTL: the gateway that took the block applies it at
+// once, the others within that time. Blocking also drops the blocked user's pending
+// invitations to the blocker.
+
+// blockCacheTTL is how long a gateway trusts a block list it read.
+var blockCacheTTL = 2 * time.Second
+
+// blockCache holds block lists (blocker → the users they block). Safe for
+// concurrent use.
+type blockCache struct {
+	st  store.PeopleStore
+	lru *expirable.LRU[string, map[string]struct{}]
+}
+
+func newBlockCache(st store.PeopleStore) *blockCache {
+	return &blockCache{st: st, lru: expirable.NewLRU[string, map[string]struct{}](100_000, nil, blockCacheTTL)}
+}
+
+// of returns the set of users blocker blocks.
+func (b *blockCache) of(ctx context.Context, blocker string) (map[string]struct{}, error) {
+	if set, ok := b.lru.Get(blocker); ok {
+		return set, nil
+	}
+	bs, err := b.st.Blocks(ctx, blocker)
+	if err != nil {
+		return nil, fmt.Errorf("blocks of %s: %w", blocker, err)
+	}
+	set := make(map[string]struct{}, len(bs))
+	for _, x := range bs {
+		set[x.Blocked] = struct{}{}
+	}
+	b.lru.Add(blocker, set)
+	return set, nil
+}
+
+// blocks reports whether blocker blocks blocked.
+func (b *blockCache) blocks(ctx context.Context, blocker, blocked string) (bool, error) {
+	set, err := b.of(ctx, blocker)
+	if err != nil {
+		return false, err
+	}
+	_, yes := set[blocked]
+	return yes, nil
+}
+
+// forget drops blocker's cached list (after a change through this gateway).
+func (b *blockCache) forget(blocker string) { b.lru.Remove(blocker) }
+
+// errBlocked is the refusal of something the other user's block forbids.
+func errBlocked(other string) error {
+	return protocol.Errorf(protocol.CodeBlocked, "%s does not accept this from you", other)
+}
+
+// blockUnavailable is the answer when a block list cannot be read: the action is
+// refused (a block is a safety feature) and may be retried.
+func blockUnavailable(err error) error {
+	return protocol.Errorf(protocol.CodeUnavailable, "block list unavailable; retry").WithCause(err)
+}
+
+// checkNotBlocked returns errBlocked when other blocks user, and an unavailable
+// error when that cannot be read.
+func (g *Gateway) checkNotBlocked(ctx context.Context, other, user string) error {
+	blocked, err := g.blocks.blocks(ctx, other, user)
+	if err != nil {
+		return blockUnavailable(err)
+	}
+	if blocked {
+		return errBlocked(other)
+	}
+	return nil
+}
+
+// directPeer returns the other member of a direct chat user is in, "" for a group
+// (or a chat user is not in).
+func (g *Gateway) directPeer(ctx context.Context, chat, user string) (string, error) {
+	if !strings.HasPrefix(chat, "dm-") { // ids.Direct; group IDs have no '-'
+		return "", nil
+	}
+	ms, err := g.typing.memberIDs(ctx, chat)
+	if err != nil {
+		return "", err
+	}
+	if len(ms) != 2 || !contains(ms, user) {
+		return "", nil
+	}
+	if ms[0] == user {
+		return ms[1], nil
+	}
+	return ms[0], nil
+}
+
+var errServiceBlocks = protocol.Errorf(protocol.CodeForbidden, "service tokens block nobody: block with a user's token")
+
+// blockBody is one block in answers.
+type blockBody struct {
+	UserID    string    `json:"userId"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+func (g *Gateway) blockTarget(w http.ResponseWriter, r *http.Request, id auth.Identity) (string, bool) {
+	if id.Service {
+		g.fail(w, errServiceBlocks)
+		return "", false
+	}
+	target := r.PathValue("userId")
+	if err := validID("user", target); err != nil {
+		g.fail(w, err)
+		return "", false
+	}
+	if target == id.UserID {
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "you cannot block yourself"))
+		return "", false
+	}
+	return target, true
+}
+
+func (g *Gateway) blockUser(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	target, ok := g.blockTarget(w, r, id)
+	if !ok {
+		return
+	}
+	b := store.Block{Blocker: id.UserID, Blocked: target, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	created, err := g.deps.Store.Block(ctx, b)
+	switch {
+	case errors.Is(err, store.ErrTooManyBlocks):
+		g.fail(w, protocol.Errorf(protocol.CodeConflict, "at most %d blocked users: unblock one first (DELETE /api/v1/blocks/{userId})", store.MaxBlocks))
+		return
+	case err != nil:
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	g.blocks.forget(id.UserID)
+	g.presence.dropBlocked(id.UserID, target) // presence.go: this gateway's watches end now
+	// The blocked user's pending invitations to the blocker go.
+	if invs, err := g.deps.Store.Invitations(ctx, id.UserID); err == nil {
+		for _, inv := range invs {
+			if inv.InvitedBy == target {
+				_, _ = g.deps.Store.DeleteInvitation(ctx, id.UserID, inv.ChatID)
+			}
+		}
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	} else if bs, err := g.deps.Store.Blocks(ctx, id.UserID); err == nil {
+		for _, x := range bs {
+			if x.Blocked == target {
+				b.CreatedAt = x.CreatedAt
+			}
+		}
+	}
+	writeJSON(w, status, blockBody{UserID: target, CreatedAt: b.CreatedAt.UTC()})
+}
+
+func (g *Gateway) unblockUser(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	target, ok := g.blockTarget(w, r, id)
+	if !ok {
+		return
+	}
+	removed, err := g.deps.Store.Unblock(r.Context(), id.UserID, target)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	g.blocks.forget(id.UserID)
+	if !removed {
+		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "you do not block %s", target))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"userId": target, "removed": true})
+}
+
+func (g *Gateway) listBlocks(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	if id.Service {
+		g.fail(w, errServiceBlocks)
+		return
+	}
+	bs, err := g.deps.Store.Blocks(r.Context(), id.UserID)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	out := make([]blockBody, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, blockBody{UserID: b.Blocked, CreatedAt: b.CreatedAt.UTC()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"blocks": out})
+}
+
+// checkDirectSend refuses early (for a synchronous REST answer) a message of
+// sender into a direct chat whose other member blocks them; the sequencer applies
+// the same rule to every send (sequencer/blocks.go), so a failed lookup here lets
+// the message on to it.
+func (g *Gateway) checkDirectSend(ctx context.Context, chat, sender, messageType string) error {
+	if messageType == protocol.TypeSystem || messageType == protocol.TypeDelete {
+		return nil
+	}
+	peer, err := g.directPeer(ctx, chat, sender)
+	if err != nil || peer == "" {
+		return nil
+	}
+	if blocked, err := g.blocks.blocks(ctx, peer, sender); err == nil && blocked {
+		return errBlocked(peer)
+	}
+	return nil
+}
