@@ -196,3 +196,42 @@ func TestIdentityRoundTrip(t *testing.T) {
 	require.Len(t, back.otks, 3)
 	require.Equal(t, fmt.Sprint(id.next), fmt.Sprint(back.next))
 }
+
+func TestKeyringSavedAndLoaded(t *testing.T) {
+	ctx := context.Background()
+	d := &dir{bundles: map[string]map[string]Bundle{}}
+	a, b := newKeyring(t, "alice", "a1"), newKeyring(t, "bob", "b1")
+	d.add(t, a)
+	d.add(t, b)
+	_, err := a.Rotate("g")
+	require.NoError(t, err)
+	keys, err := a.SealKeys("g", d.to(a))
+	require.NoError(t, err)
+	_, err = b.Open(ctx, "g", "alice", "k1", 1, keys, d.lookup)
+	require.NoError(t, err)
+	m1, err := a.Encrypt("g", "m1", Payload{Type: "text", Text: "before the restart"})
+	require.NoError(t, err)
+
+	// Both restart from what they saved: bob still reads, alice goes on with the same
+	// epoch and a counter that does not repeat.
+	saved, err := json.Marshal(b)
+	require.NoError(t, err)
+	b2, err := UnmarshalKeyring(saved)
+	require.NoError(t, err)
+	o, err := b2.Open(ctx, "g", "alice", "m1", 2, m1, nil)
+	require.NoError(t, err)
+	require.Equal(t, "before the restart", o.Payload.Text)
+	saved, err = json.Marshal(a)
+	require.NoError(t, err)
+	a2, err := UnmarshalKeyring(saved)
+	require.NoError(t, err)
+	require.False(t, a2.NeedsRotation("g"))
+	m2, err := a2.Encrypt("g", "m2", Payload{Type: "text", Text: "after"})
+	require.NoError(t, err)
+	env, err := ParseEnvelope(m2)
+	require.NoError(t, err)
+	require.Equal(t, uint32(2), env.Counter)
+	o, err = b2.Open(ctx, "g", "alice", "m2", 3, m2, nil)
+	require.NoError(t, err)
+	require.Equal(t, "after", o.Payload.Text)
+}
