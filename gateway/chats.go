@@ -12,7 +12,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -434,34 +433,18 @@ func (g *Gateway) announce(ctx context.Context, chat, actor string, ev protocol.
 	}
 	m := &protocol.Message{ChatID: chat, MessageID: ids.New(), SenderID: actor, MessageType: protocol.TypeSystem, Meta: meta}
 	ch := chatChange{ChatID: chat, MessageID: m.MessageID}
-	// Listen on the chat's log subject first, so the sequenced event cannot be missed.
-	sub, err := g.deps.NC.SubscribeSync(g.deps.Subjects.Log(chat))
-	if err != nil {
-		return ch, protocol.Errorf(protocol.CodeUnavailable, "messaging unavailable; retry")
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	_ = sub.SetPendingLimits(-1, 64<<20)
-	if err := g.deps.NC.FlushTimeout(g.cfg.PublishTimeout); err != nil {
-		return ch, protocol.Errorf(protocol.CodeUnavailable, "messaging unavailable; retry")
-	}
-	if _, err := g.publishIngress(ctx, m, asChange); err != nil {
+	ack, err := g.publishAndWait(ctx, m, asChange)
+	switch {
+	case err == nil:
+		ch.Seq = ack.Seq
+	case errors.Is(err, errNoAnswer):
+		// Stored in NATTER_IN: it will be sequenced.
+		g.log.Warn("chat change not sequenced in time; it will be", zap.String("chat_id", chat),
+			zap.String("event", ev.Event), zap.Duration("waited", g.cfg.PublishTimeout))
+	default:
 		return ch, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, g.cfg.PublishTimeout)
-	defer cancel()
-	want := protocol.MsgID(chat, m.MessageID)
-	for {
-		msg, err := sub.NextMsgWithContext(wctx)
-		if err != nil {
-			g.log.Warn("chat change not sequenced in time; it will be", zap.String("chat_id", chat),
-				zap.String("event", ev.Event), zap.Duration("waited", g.cfg.PublishTimeout))
-			return ch, nil
-		}
-		if msg.Header.Get(jetstream.MsgIDHeader) == want {
-			ch.Seq, _ = strconv.ParseUint(msg.Header.Get(protocol.HeaderSeq), 10, 64)
-			return ch, nil
-		}
-	}
+	return ch, nil
 }
 
 // chatListCursor encodes c as the opaque cursor of GET /api/v1/chats:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -112,16 +113,22 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 }
 
 // publishAndAck publishes a client's message to NATTER_IN (through the gateway's
-// group commit, ingress.go) and acks it to the connection once JetStream has stored
-// it; start is when the frame arrived.
+// group commit, ingress.go) and returns once JetStream has stored it, so the
+// connection's next frame is read after it (sender FIFO); the connection gets the
+// sequencer's answer when it comes (answers.go): an ack with the chat seq or an
+// error frame. start is when the frame arrived.
 func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Message, start time.Time) error {
-	dup, err := g.publishIngress(ctx, m, asUser)
-	if err != nil {
-		return err
-	}
-	g.deps.Metrics.SendAcked(time.Since(start))
-	c.send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Duplicate: dup})
-	return nil
+	return g.publishIngress(ctx, m, asUser, func(f *protocol.Frame) {
+		switch {
+		case f == nil:
+			c.send(protocol.ErrorFrame(errNoAnswer, m.ChatID, m.MessageID, ""))
+		case f.Type == protocol.FrameError:
+			c.send(protocol.ErrorFrame(answer.Err(f), m.ChatID, m.MessageID, ""))
+		default:
+			g.deps.Metrics.SendAcked(time.Since(start))
+			c.send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Seq: f.Seq, Duplicate: f.Duplicate})
+		}
+	})
 }
 
 // onHistory answers a history frame with one page, of at most

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/history"
 	pmetrics "github.com/natter-chat/natter/pkg/metrics"
@@ -78,6 +79,8 @@ type Gateway struct {
 	rest   *restLimiter
 	// ingress: the group-committing queue of sends to NATTER_IN (ingress.go).
 	ingress ingressQueue
+	// answers: the sequencer's answers to this gateway's sends (answers.go).
+	answers *answer.Waiter
 }
 
 // metrics are the gateway's counters.
@@ -96,6 +99,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 		blocks:  newBlockCache(deps.Store),
 	}
 	g.ingress.g = g
+	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
 	g.large = newLargeChats(g)
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
@@ -180,6 +184,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	_ = srv.Shutdown(shutCtx)
 	g.hub.stop()
 	wg.Wait()
+	g.answers.Close()
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/synadia-io/orbit.go/jetstreamext"
@@ -117,22 +118,37 @@ const (
 	asChange                // a chat change this gateway authorized (protocol.HeaderChange)
 )
 
-// publishIngress stores m in NATTER_IN, deduplicated by chat and message ID, and
-// reports whether it was stored before. as says what the gateway vouches for. It waits at most Config.PublishTimeout, or
-// until ctx ends. When JetStream cannot store (Deps.Storage) it fails at once with
-// CodeStorageFull (its disk is full) or CodeUnavailable, without publishing, and a
-// send waiting for its acknowledgement gives up as soon as storing fails. Any
-// other failure is a CodeUnavailable error. After a failure the message may or
-// may not have been stored: the client resends it with the same messageId.
-func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, as sendAs) (duplicate bool, err error) {
+// publishIngress stores m in NATTER_IN and returns once it is stored; answered
+// then gets the sequencer's answer (answers.go): an ack frame with the chat seq
+// (duplicate with the original seq if the chat already held m's messageId), an
+// error frame for a refusal, or nil if none came within Config.PublishTimeout
+// after the store. as says what the gateway vouches for. Storing waits at most
+// Config.PublishTimeout, or until ctx ends. When JetStream cannot store
+// (Deps.Storage) it fails at once with CodeStorageFull (its disk is full) or
+// CodeUnavailable, without publishing, and a send waiting for its acknowledgement
+// gives up as soon as storing fails. Any other failure is a CodeUnavailable error.
+// After a failure answered is never called, and the message may or may not have
+// been stored: the client resends it with the same messageId. A nil answered asks
+// for no answer (a notice whose sequencing nobody waits for).
+func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, as sendAs, answered func(*protocol.Frame)) error {
 	var tripped <-chan struct{}
 	if st := g.deps.Storage; st != nil {
 		if err := st.Err(); err != nil {
-			return false, storageRefusal(err)
+			return storageRefusal(err)
 		}
 		tripped = st.Tripped()
 	}
-	s := g.newIngressSend(m, as)
+	var w *answer.Wait
+	answerTo := ""
+	if answered != nil {
+		var err error
+		if w, err = g.answers.Expect(m.ChatID, m.MessageID, answered); err != nil {
+			g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(err))
+			return protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
+		}
+		answerTo = w.Subject()
+	}
+	s := g.newIngressSend(m, as, answerTo)
 	wctx, cancel := context.WithDeadline(ctx, s.deadline)
 	defer cancel()
 	g.enqueueIngress(s)
@@ -155,16 +171,45 @@ func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, as se
 		}
 	}
 	if r.err == nil {
-		return r.duplicate, nil
+		if w != nil {
+			w.Start()
+		}
+		return nil
+	}
+	// Perhaps stored all the same: a late answer is ignored, the client resends.
+	if w != nil {
+		w.Cancel()
 	}
 	if st := g.deps.Storage; st != nil {
 		st.Report(r.err)
 		if err := st.Err(); err != nil { // logged once by the watch, not per send
-			return false, storageRefusal(err)
+			return storageRefusal(err)
 		}
 	}
 	g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(r.err))
-	return false, protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
+	return protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")
+}
+
+// publishAndWait stores m in NATTER_IN (publishIngress) and waits for the
+// sequencer's ack, which it returns. A refusal is returned as its *protocol.Error;
+// no answer in time (or ctx ending first) as CodeUnavailable.
+func (g *Gateway) publishAndWait(ctx context.Context, m *protocol.Message, as sendAs) (*protocol.Frame, error) {
+	got := make(chan *protocol.Frame, 1)
+	if err := g.publishIngress(ctx, m, as, func(f *protocol.Frame) { got <- f }); err != nil {
+		return nil, err
+	}
+	var f *protocol.Frame
+	select {
+	case f = <-got:
+	case <-ctx.Done():
+	}
+	switch {
+	case f == nil:
+		return nil, errNoAnswer
+	case f.Type == protocol.FrameError:
+		return nil, answer.Err(f)
+	}
+	return f, nil
 }
 
 // storageRefusal is the client's error for a send refused because JetStream
@@ -176,10 +221,20 @@ func storageRefusal(err error) *protocol.Error {
 	return protocol.Errorf(protocol.CodeUnavailable, "the server cannot store messages now: message not stored; resend it with the same messageId later")
 }
 
-// newIngressSend returns m as a send to NATTER_IN, due within PublishTimeout.
-func (g *Gateway) newIngressSend(m *protocol.Message, as sendAs) *ingressSend {
+// newIngressSend returns m as a send to NATTER_IN, due within PublishTimeout, whose
+// answer goes to answer ("": none). Its Nats-Msg-Id is the answer subject, unique
+// to this send: JetStream's dedupe then only drops the gateway's own retries of a
+// publish whose ack was lost, and a client's resend of m reaches the sequencer,
+// whose exactly-once check answers it with the original seq (a resend deduplicated
+// in NATTER_IN would never be answered). Without an answer it is m's chat and ID.
+func (g *Gateway) newIngressSend(m *protocol.Message, as sendAs, answer string) *ingressSend {
 	out := &nats.Msg{Subject: g.deps.Subjects.In(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
-	id := protocol.MsgID(m.ChatID, m.MessageID)
+	id := answer
+	if answer == "" {
+		id = protocol.MsgID(m.ChatID, m.MessageID)
+	} else {
+		out.Header.Set(protocol.HeaderAnswer, answer)
+	}
 	out.Header.Set(jetstream.MsgIDHeader, id)
 	switch as {
 	case asService:

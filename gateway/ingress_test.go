@@ -23,6 +23,7 @@ import (
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
+	"github.com/natter-chat/natter/sequencer"
 	"github.com/stretchr/testify/require"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 	"go.uber.org/zap"
@@ -30,7 +31,8 @@ import (
 
 // ingressEnv is a running gateway with an embedded NATS server (fsync policy
 // "always", as in production) and a SQLite store, and no other role: nothing
-// consumes NATTER_IN, so it keeps every send for the test to read.
+// consumes NATTER_IN, so it keeps every send for the test to read (and no send is
+// answered). startSequencedEnv adds a sequencer.
 type ingressEnv struct {
 	g       *Gateway
 	js      jetstream.JetStream
@@ -41,7 +43,13 @@ type ingressEnv struct {
 	url     string
 }
 
-func startIngressEnv(t testing.TB) *ingressEnv {
+func startIngressEnv(t testing.TB) *ingressEnv { return startEnv(t, false) }
+
+// startSequencedEnv is startIngressEnv with a sequencer consuming NATTER_IN, so
+// sends are answered.
+func startSequencedEnv(t testing.TB) *ingressEnv { return startEnv(t, true) }
+
+func startEnv(t testing.TB, sequenced bool) *ingressEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -91,15 +99,40 @@ func startIngressEnv(t testing.TB) *ingressEnv {
 	case err := <-done:
 		t.Fatalf("gateway ended: %v", err)
 	}
+	if sequenced {
+		sfs := flag.NewFlagSet("sequencer", flag.PanicOnError)
+		var scfg sequencer.Config
+		scfg.RegisterFlags(sfs)
+		seq, err := sequencer.New(scfg, sequencer.Deps{NC: nc, JS: js, Store: st, Subjects: env.subj}, zap.NewNop())
+		require.NoError(t, err)
+		sctx, sstop := context.WithCancel(context.Background())
+		sdone := make(chan error, 1)
+		go func() { sdone <- seq.Run(sctx) }()
+		t.Cleanup(func() {
+			sstop()
+			require.NoError(t, <-sdone)
+		})
+	}
 	return env
+}
+
+// logged returns every message of NATTER_LOG in stream order.
+func (e *ingressEnv) logged(t testing.TB) []*jetstream.RawStreamMsg {
+	t.Helper()
+	return e.streamMsgs(t, subjects.LogStream)
 }
 
 // stored returns every message of NATTER_IN in stream order.
 func (e *ingressEnv) stored(t testing.TB) []*jetstream.RawStreamMsg {
 	t.Helper()
+	return e.streamMsgs(t, subjects.InStream)
+}
+
+func (e *ingressEnv) streamMsgs(t testing.TB, stream string) []*jetstream.RawStreamMsg {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := e.js.Stream(ctx, subjects.InStream)
+	s, err := e.js.Stream(ctx, stream)
 	require.NoError(t, err)
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
@@ -178,7 +211,7 @@ func TestIngressCommit(t *testing.T) {
 			storedBefore := map[string]bool{}
 			for _, k := range tc.before {
 				chat, id, _ := strings.Cut(k, ":")
-				s := env.g.newIngressSend(&protocol.Message{ChatID: chat, MessageID: id, SenderID: "u0", Content: "before", MessageType: protocol.TypeText}, asUser)
+				s := env.g.newIngressSend(&protocol.Message{ChatID: chat, MessageID: id, SenderID: "u0", Content: "before", MessageType: protocol.TypeText}, asUser, k)
 				_, err := env.js.PublishMsg(ctx, s.msg)
 				require.NoError(t, err)
 				storedBefore[k] = true
@@ -188,8 +221,11 @@ func TestIngressCommit(t *testing.T) {
 			q := &ingressQueue{g: env.g, running: true}
 			sends := make([]*ingressSend, len(tc.sends))
 			for i, sd := range tc.sends {
+				// The Nats-Msg-Id is the send's answer subject: named here after
+				// the message, a repeat stands for the gateway's own retry.
 				sends[i] = env.g.newIngressSend(&protocol.Message{ChatID: sd.chat, MessageID: sd.id, SenderID: "u" + strconv.Itoa(i),
-					Content: fmt.Sprintf("send %d", i), MessageType: protocol.TypeText}, map[bool]sendAs{false: asUser, true: asService}[sd.service])
+					Content: fmt.Sprintf("send %d", i), MessageType: protocol.TypeText}, map[bool]sendAs{false: asUser, true: asService}[sd.service],
+					sd.chat+":"+sd.id)
 				if sd.abandon {
 					sends[i].state.Store(sendAbandoned)
 				}
@@ -268,13 +304,14 @@ func TestIngressWaiterLeaves(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := env.g.publishIngress(ctx, msg("cancelled"), asUser)
+	noAnswer := func(*protocol.Frame) {}
+	err := env.g.publishIngress(ctx, msg("cancelled"), asUser, noAnswer)
 	require.ErrorAs(t, err, &pe)
 	require.Equal(t, protocol.CodeUnavailable, pe.Code, "context ended")
 
 	env.g.cfg.PublishTimeout = 50 * time.Millisecond
 	start := time.Now()
-	_, err = env.g.publishIngress(context.Background(), msg("timed-out"), asUser)
+	err = env.g.publishIngress(context.Background(), msg("timed-out"), asUser, noAnswer)
 	require.ErrorAs(t, err, &pe)
 	require.Equal(t, protocol.CodeUnavailable, pe.Code, "PublishTimeout passed")
 	require.Less(t, time.Since(start), 2*time.Second)
@@ -289,10 +326,8 @@ func TestIngressWaiterLeaves(t *testing.T) {
 	held.mu.Unlock()
 	require.Len(t, env.stored(t), first, "an abandoned send is never published")
 
-	dup, err := env.g.publishIngress(context.Background(), msg("cancelled"), asUser)
-	require.NoError(t, err)
-	require.False(t, dup, "the resend is the first copy stored")
-	require.Len(t, env.stored(t), first+1)
+	require.NoError(t, env.g.publishIngress(context.Background(), msg("cancelled"), asUser, noAnswer))
+	require.Len(t, env.stored(t), first+1, "the resend is the first copy stored")
 	require.Eventually(t, func() bool {
 		held.mu.Lock()
 		defer held.mu.Unlock()
@@ -302,11 +337,12 @@ func TestIngressWaiterLeaves(t *testing.T) {
 
 // TestIngressManyConnections sends from many WebSocket connections at once: a
 // direct chat per connection pair and one group chat whose sends interleave, with
-// resends of stored messages and the same messageId from two connections mixed
-// in. Every send is answered once with the right duplicate flag, NATTER_IN stores
-// each message once, and each connection's sends in the order it sent them.
+// resends of sequenced messages and the same messageId from two connections mixed
+// in. Every send is answered once with the right duplicate flag and the seq of the
+// one copy NATTER_LOG holds, and each connection's originals are sequenced in the
+// order it sent them.
 func TestIngressManyConnections(t *testing.T) {
-	env := startIngressEnv(t)
+	env := startSequencedEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const users, rounds = 80, 12
@@ -354,7 +390,10 @@ func TestIngressManyConnections(t *testing.T) {
 			}
 		}
 	}
-	type answer struct{ dup []bool }
+	type answer struct {
+		dup []bool
+		seq []uint64
+	}
 	answers := make([]answer, users)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -375,6 +414,7 @@ func TestIngressManyConnections(t *testing.T) {
 					return
 				}
 				answers[i].dup = append(answers[i].dup, ack.Duplicate)
+				answers[i].seq = append(answers[i].seq, ack.Seq)
 			}
 		}()
 	}
@@ -406,20 +446,33 @@ func TestIngressManyConnections(t *testing.T) {
 		}
 	}
 
-	// NATTER_IN: every message once, from the sender that got dup=false, and each
-	// sender's originals in the order it sent them.
-	stored := env.stored(t)
-	require.Len(t, stored, len(originals), "each message stored once")
-	order := map[string][]string{} // sender → chat:id in stream order
-	for _, m := range stored {
+	// NATTER_LOG: every message once, from the sender that got dup=false, under
+	// the seq every answer for it named, and each sender's originals in the order
+	// it sent them.
+	seqOf := map[string]uint64{} // chat:id → seq answered
+	for i := range users {
+		for n, s := range plans[i] {
+			k := s.chat + ":" + s.id
+			require.NotZero(t, answers[i].seq[n], "%s: an ack carries the seq", k)
+			if prev, ok := seqOf[k]; ok {
+				require.Equal(t, prev, answers[i].seq[n], "%s: a resend is answered with the original seq", k)
+			}
+			seqOf[k] = answers[i].seq[n]
+		}
+	}
+	logged := env.logged(t)
+	require.Len(t, logged, len(originals), "each message sequenced once")
+	order := map[string][]string{} // sender → chat:id in log order
+	for _, m := range logged {
 		k := m.Header.Get(jetstream.MsgIDHeader)
-		msg, err := protocol.DecodeIngress(m.Data)
+		msg, err := protocol.DecodeMessageFrame(m.Data)
 		require.NoError(t, err)
-		require.Equal(t, originals[k], msg.SenderID, "%s: stored from the sender told it was the original", k)
+		require.Equal(t, originals[k], msg.SenderID, "%s: sequenced from the sender told it was the original", k)
+		require.Equal(t, seqOf[k], msg.Seq, "%s: the seq acked", k)
 		delete(originals, k)
 		order[msg.SenderID] = append(order[msg.SenderID], k)
 	}
-	require.Empty(t, originals, "acked but not stored")
+	require.Empty(t, originals, "acked but not sequenced")
 	for i := range users {
 		var want []string
 		for n, s := range plans[i] {
@@ -430,13 +483,10 @@ func TestIngressManyConnections(t *testing.T) {
 		require.Equal(t, want, order[user(i)], "%s: sender FIFO", user(i))
 	}
 
-	// The load was committed in batches, and a batch holding a resend was refused
-	// and published one by one (the paths above went through both).
+	// The load was committed to NATTER_IN in batches.
 	n, sum := histogramCount(t, env.metrics, "natter_gateway_ingress_batch_size")
-	t.Logf("%d sends, %d atomic batches holding %.0f, %.0f refused", len(stored), n, sum,
-		counterValue(t, env.metrics, "natter_gateway_ingress_batch_failures_total"))
+	t.Logf("%d sends stored, %d sequenced, %d atomic batches holding %.0f", len(env.stored(t)), len(logged), n, sum)
 	require.NotZero(t, n, "no atomic batch")
-	require.NotZero(t, counterValue(t, env.metrics, "natter_gateway_ingress_batch_failures_total"), "no batch refused for a duplicate")
 }
 
 func user(i int) string { return "u" + strconv.Itoa(i) }
@@ -458,9 +508,10 @@ func BenchmarkIngressCommit(b *testing.B) {
 					msgs := make([]*nats.Msg, n)
 					for i := range msgs {
 						seq++
-						s := env.g.newIngressSend(&protocol.Message{ChatID: "bench" + strconv.Itoa(seq%16), MessageID: fmt.Sprintf("n%d-%s-%d", n, mode, seq),
+						id := fmt.Sprintf("n%d-%s-%d", n, mode, seq)
+						s := env.g.newIngressSend(&protocol.Message{ChatID: "bench" + strconv.Itoa(seq%16), MessageID: id,
 							SenderID: "u1", Content: "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
-							MessageType: protocol.TypeText}, asUser)
+							MessageType: protocol.TypeText}, asUser, env.g.deps.Subjects.AnswerGatewayPrefix()+"bench."+id)
 						msgs[i] = s.msg
 					}
 					switch mode {

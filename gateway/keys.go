@@ -316,8 +316,7 @@ func (g *Gateway) announceKeys(ctx context.Context, user string, k store.DeviceK
 		for _, c := range page {
 			m := &protocol.Message{ChatID: c.ID, MessageID: msgID, SenderID: user, MessageType: protocol.TypeSystem, Meta: meta}
 			eg.Go(func() error {
-				_, err := g.publishIngress(ectx, m, asService)
-				return err
+				return g.publishIngress(ectx, m, asService, nil) // stored is enough
 			})
 		}
 		if len(page) < 100 {

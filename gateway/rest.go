@@ -531,10 +531,13 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 	if id.Service {
 		as = asService
 	}
-	dup, err := g.publishIngress(r.Context(), m, as)
+	// Answered once the sequencer decided (answers.go): seq is the message's place
+	// in the chat, the original one for a resend (duplicate). 202 as before the
+	// answer carried a seq, so clients written then keep working.
+	ack, err := g.publishAndWait(r.Context(), m, as)
 	if err != nil {
 		g.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"chatId": chat, "messageId": m.MessageID, "duplicate": dup})
+	writeJSON(w, http.StatusAccepted, map[string]any{"chatId": chat, "messageId": m.MessageID, "seq": ack.Seq, "duplicate": ack.Duplicate})
 }

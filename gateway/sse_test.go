@@ -82,7 +82,7 @@ func openEvents(t *testing.T, n *testutil.Natter, token string, inQuery bool, he
 	return s, resp.StatusCode, nil
 }
 
-// next returns the next frame of type typ, skipping others.
+// next returns the next frame of type typ, skipping others ("": the next frame).
 func (s *stream) next(t *testing.T, typ string) *protocol.Frame {
 	t.Helper()
 	timer := time.NewTimer(10 * time.Second)
@@ -101,7 +101,7 @@ func (s *stream) next(t *testing.T, typ string) *protocol.Frame {
 			}
 			f, err := protocol.DecodeFrame([]byte(ev.data))
 			require.NoError(t, err)
-			if f.Type == typ {
+			if f.Type == typ || typ == "" {
 				return f
 			}
 		case <-timer.C:
@@ -155,9 +155,19 @@ func TestSSESendAndReceive(t *testing.T) {
 	code, body := post(t, n, n.Token(t, "alice"), connected.ConnID,
 		frameJSON(&protocol.Frame{Type: protocol.FrameSend, ChatID: chat, MessageID: "s1", Content: "over SSE"}))
 	require.Equal(t, http.StatusAccepted, code, string(body))
-	ack := s.next(t, protocol.FrameAck)
+	// The ack (sent once sequenced) and the sender's own copy come in either order.
+	var ack, mine *protocol.Frame
+	for ack == nil || mine == nil {
+		f := s.next(t, "")
+		switch f.Type {
+		case protocol.FrameAck:
+			ack = f
+		case protocol.FrameMessage:
+			mine = f
+		}
+	}
 	require.Equal(t, "s1", ack.MessageID)
-	mine := s.next(t, protocol.FrameMessage)
+	require.EqualValues(t, 1, ack.Seq, "the ack carries the seq")
 	require.EqualValues(t, 1, mine.Seq)
 	require.Equal(t, "over SSE", mine.Content)
 

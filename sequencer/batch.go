@@ -35,8 +35,10 @@ import (
 //     Sequence: its last log seq); the server refuses the header on later ones of
 //     the same subject, and they need none, the batch being atomic;
 //   - a message is decided against its chat's state plus what the batch holds for
-//     the chat (last seq, last ingress seq), so seqs stay contiguous and a
-//     redelivery of a message already in the batch is not appended twice;
+//     the chat (last seq, message IDs), so seqs stay contiguous and a resend or
+//     redelivery of a message already in the batch is not appended twice; the
+//     store's answers for the batch's message IDs are asked in one call first
+//     (prefetch, ids.go);
 //   - the batch is cut (what is pending is committed first) before a message whose
 //     decision needs the log to be current, which then takes the one-at-a-time path
 //     or starts the next batch: a system event (its membership change is written to
@@ -121,13 +123,15 @@ type batcher struct {
 	out   []*nats.Msg
 	chats map[string]*pendingChat
 	start time.Time // when the batch's first message was taken
+	// pre holds the store's answers for the message IDs of what process was given.
+	pre idPrefetch
 }
 
 // pendingChat is a chat with log messages in the batch being built.
 type pendingChat struct {
-	st        *chatState
-	lastSeq   uint64 // seq of the chat's last message in the batch
-	lastInSeq uint64 // its ingress seq
+	st      *chatState
+	lastSeq uint64            // seq of the chat's last message in the batch
+	ids     map[string]uint64 // message ID -> seq of the chat's messages in the batch
 }
 
 // batchItem is one decided ingress message of the batch being built.
@@ -138,6 +142,8 @@ type batchItem struct {
 	append  bool             // m (encoded as data) is in the batch's log messages
 	invalid error            // never sequenceable: refuse (refuseInvalid) and Term
 	perr    *protocol.Error  // refused: tell the sender
+	answer  string           // where the publisher waits for the decision (answer.go)
+	dup     prior            // sequenced before (dup.seq > 0): answer it so
 	m       protocol.Message // appended, refused or invalid
 	data    []byte
 	pc      *pendingChat
@@ -158,6 +164,8 @@ func (b *batcher) process(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 	b.start = time.Now()
+	b.prefetchIDs(ctx, msgs)
+	defer b.pre.reset()
 	for _, msg := range msgs {
 		if ctx.Err() != nil {
 			break
@@ -232,6 +240,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
 	in := ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: meta.Sequence.Stream}
 	it := batchItem{msg: msg, stored: meta.Timestamp, inSeq: in.seq}
 	m, err := s.decodeIngress(&in)
+	it.answer = in.answer
 	switch {
 	case err != nil:
 		it.invalid, it.m = err, m
@@ -254,12 +263,26 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
 			b.alone(ctx, msg) // retries in place
 			return
 		}
-		pc = &pendingChat{st: st, lastSeq: st.lastSeq, lastInSeq: st.lastInSeq}
+		pc = &pendingChat{st: st, lastSeq: st.lastSeq}
 	}
-	switch v, perr := s.check(ctx, pc.st, &m, in.seq, pc.lastInSeq, in.trust); v {
+	if seq, ok := pc.ids[m.MessageID]; ok { // another ingress message of the batch
+		it.dup, it.m = prior{seq: seq}, m
+		b.items = append(b.items, it)
+		return
+	}
+	if p, found, err := s.sequencedAs(ctx, pc.st, m.ChatID, m.MessageID, &b.pre); err != nil {
+		b.alone(ctx, msg) // retries in place
+		return
+	} else if found {
+		it.dup, it.m = p, m
+		b.items = append(b.items, it)
+		return
+	}
+	switch v, perr := s.check(ctx, pc.st, &m, in.trust); v {
 	case refuse:
 		it.perr, it.m = perr, m
 	case drop:
+		it.m = m // answered as changing nothing
 	default:
 		if fence {
 			b.chats[m.ChatID] = pc
@@ -269,7 +292,11 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
 		it.data = protocol.EncodeMessageFrame(&m)
 		it.m, it.append, it.pc = m, true, pc
 		b.out = append(b.out, s.logMsg(&m, it.data, in.seq, fence, pc.st.lastLogSeq))
-		pc.lastSeq, pc.lastInSeq = m.Seq, in.seq
+		pc.lastSeq = m.Seq
+		if pc.ids == nil {
+			pc.ids = make(map[string]uint64)
+		}
+		pc.ids[m.MessageID] = m.Seq
 	}
 	b.items = append(b.items, it)
 }
@@ -313,22 +340,29 @@ func (b *batcher) flush(ctx context.Context) {
 		switch {
 		case it.append:
 			st := it.pc.st
-			st.lastSeq, st.lastLogSeq, st.lastInSeq = it.m.Seq, seq, it.inSeq
+			st.lastSeq, st.lastLogSeq = it.m.Seq, seq
+			s.remember(ctx, st, it.m.MessageID, it.m.Seq, seq, it.inSeq)
 			seq++
+			s.answerAck(it.answer, &it.m, it.m.Seq, false)
 			s.fanout(st.members, &it.m, it.data)
 			s.sequenced.Add(1)
 			err = it.msg.Ack()
 		case it.invalid != nil:
-			s.refuseInvalid(it.msg.Subject(), &it.m, it.invalid)
+			s.refuseInvalid(it.msg.Subject(), it.answer, &it.m, it.invalid)
 			err = it.msg.Term()
-		default:
-			if it.perr != nil {
-				s.reject(it.m.SenderID, &it.m, it.perr)
-			}
+		case it.dup.seq > 0:
+			in := ingress{seq: it.inSeq, answer: it.answer}
+			s.duplicate(&in, &it.m, it.dup)
+			err = it.msg.Ack()
+		case it.perr != nil:
+			s.reject(it.answer, it.m.SenderID, &it.m, it.perr)
+			err = it.msg.Ack()
+		default: // an operation that changes nothing
+			s.answerAck(it.answer, &it.m, 0, false)
 			err = it.msg.Ack()
 		}
 		if err != nil {
-			// Sequenced (or refused) all the same: a redelivery is dropped by the
+			// Sequenced (or refused) all the same: a redelivery is answered by the
 			// exactly-once check.
 			b.log.Debug("ingress ack failed", zap.Uint64("seq", it.inSeq), zap.Error(err))
 		}

@@ -70,9 +70,9 @@ type Sequencer struct {
 type chatState struct {
 	lastSeq    uint64 // last chat seq assigned
 	lastLogSeq uint64 // NATTER_LOG stream seq of that message (0: none in the log)
-	lastInSeq  uint64 // NATTER_IN stream seq it came from
 	members    map[string]string
-	large      bool // marked in the large-chats bucket
+	large      bool      // marked in the large-chats bucket
+	ids        recentIDs // the exactly-once check's recent message IDs (ids.go)
 }
 
 // ConsumerConfig is the durable consumer of ingress partition p: explicit acks, one
@@ -225,10 +225,9 @@ func (s *Sequencer) retry(ctx context.Context, log *zap.Logger, fn func() error)
 // the consumer delivered): messages delivered to a previous holder of the
 // partition that died before acking them, or deliveries to us that the client
 // library dropped. JetStream redelivers those only after AckWait, by which time newer
-// messages have been delivered to us; sequencing them first keeps each chat's order
-// (and the exactly-once check sound: it assumes a partition is sequenced in order).
-// When they are redelivered later, the exactly-once check acks them without
-// sequencing them again.
+// messages have been delivered to us; sequencing them first keeps each chat's order.
+// When they are redelivered later, the exactly-once check (ids.go) acks them
+// without sequencing them again.
 //
 // *done is the partition's catch-up mark: every message of the partition below it
 // was sequenced by an earlier catch-up of this instance. The catch-up starts there
@@ -280,9 +279,8 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 			// before end, is at or after seq and matches the filter (above the
 			// ack floor, so never purged). A stream leader elected a moment ago
 			// can answer before it has applied everything; ending the catch-up
-			// here would sequence next before the messages in between, and the
-			// exactly-once check would then drop them as already sequenced when
-			// they come: lost. Try again later.
+			// here would sequence next before the messages in between, out of
+			// order. Try again later.
 			return fmt.Errorf("read unacked ingress from %d: not found, though %d was delivered (stream leader not current?)",
 				seq, end-1)
 		}
@@ -335,6 +333,7 @@ type ingress struct {
 	header  nats.Header
 	seq     uint64 // NATTER_IN stream sequence
 	trust   trust  // set by decodeIngress
+	answer  string // where the publisher waits for the decision (answer.go); set by decodeIngress
 }
 
 // trust is what an ingress message may do, decided from where it was published
@@ -376,18 +375,25 @@ func (s *Sequencer) trustOf(in *ingress) trust {
 func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, err error) {
 	m, err := s.decodeIngress(in)
 	if err != nil {
-		s.refuseInvalid(in.subject, &m, err)
+		s.refuseInvalid(in.subject, in.answer, &m, err)
 		return true, nil
 	}
 	st, err := s.state(ctx, m.ChatID)
 	if err != nil {
 		return false, err
 	}
-	switch v, perr := s.check(ctx, st, &m, in.seq, st.lastInSeq, in.trust); v {
+	if p, found, err := s.sequencedAs(ctx, st, m.ChatID, m.MessageID, nil); err != nil {
+		return false, err
+	} else if found {
+		s.duplicate(in, &m, p)
+		return false, nil
+	}
+	switch v, perr := s.check(ctx, st, &m, in.trust); v {
 	case refuse:
-		s.reject(m.SenderID, &m, perr)
+		s.reject(in.answer, m.SenderID, &m, perr)
 		return false, nil
 	case drop:
+		s.answerAck(in.answer, &m, 0, false)
 		return false, nil
 	}
 	var ev *protocol.SystemEvent
@@ -429,11 +435,15 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 			return false, fmt.Errorf("read duplicate %s: %w", m.ChatID, err)
 		}
 		if orig, err := protocol.DecodeMessageFrame(stored.Data); err == nil {
+			origIn, _ := strconv.ParseUint(stored.Header.Get(protocol.HeaderInSeq), 10, 64)
+			s.answerAck(in.answer, &m, orig.Seq, prior{seq: orig.Seq, inSeq: origIn}.duplicateOf(in.seq))
 			s.fanout(st.members, &orig, stored.Data)
 		}
 		return false, nil
 	}
-	st.lastSeq, st.lastLogSeq, st.lastInSeq = m.Seq, ack.Sequence, in.seq
+	st.lastSeq, st.lastLogSeq = m.Seq, ack.Sequence
+	s.remember(ctx, st, m.MessageID, m.Seq, ack.Sequence, in.seq)
+	s.answerAck(in.answer, &m, m.Seq, false)
 	recipients := st.members
 	if ev != nil {
 		recipients = s.apply(st, ev)
@@ -456,6 +466,7 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 // decoded, for refuseInvalid.
 func (s *Sequencer) decodeIngress(in *ingress) (m protocol.Message, err error) {
 	in.trust = s.trustOf(in)
+	in.answer = s.answerSubject(in)
 	m, err = protocol.DecodeIngress(in.data)
 	if err == nil {
 		err = validateIngress(&m)
@@ -468,32 +479,35 @@ func (s *Sequencer) decodeIngress(in *ingress) (m protocol.Message, err error) {
 	return m, err
 }
 
-// refuseInvalid logs an ingress message decodeIngress refused and tells its sender,
-// when the message names one.
-func (s *Sequencer) refuseInvalid(subject string, m *protocol.Message, err error) {
+// refuseInvalid logs an ingress message (stored as subject) that decodeIngress
+// refused and tells its publisher (answer) or else its sender, when the message
+// names one.
+func (s *Sequencer) refuseInvalid(subject, answer string, m *protocol.Message, err error) {
 	s.log.Warn("dropping invalid ingress message", zap.String("subject", subject), zap.Error(err))
-	if ids.Valid(m.SenderID) && ids.Valid(m.MessageID) {
+	if answer != "" || ids.Valid(m.SenderID) && ids.Valid(m.MessageID) {
 		reason := err.Error()
 		if perr := (*protocol.Error)(nil); errors.As(err, &perr) {
 			reason = perr.Message
 		}
-		s.reject(m.SenderID, m, protocol.Errorf(protocol.CodeBadRequest, "%s", reason))
+		s.reject(answer, m.SenderID, m, protocol.Errorf(protocol.CodeBadRequest, "%s", reason))
 	}
 }
 
-// check decides, in chat order, whether m (ingress seq inSeq) is to be sequenced in
-// a chat whose state is st and whose last sequenced ingress seq is lastInSeq (st's,
-// or a later one of a batch being built). It returns accept, refuse with the error
-// for the sender, or drop (already sequenced, or an operation that changes nothing).
-func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Message, inSeq, lastInSeq uint64, tr trust) (verdict, *protocol.Error) {
-	// Exactly once: a chat's ingress messages are sequenced in ingress order, and each
-	// log message records the ingress seq it came from. A redelivery of anything at
-	// or below the chat's last ingress seq was sequenced already, however long ago.
-	if inSeq <= lastInSeq {
-		s.log.Info("ingress already sequenced; acked without appending", zap.String("chat_id", m.ChatID),
-			zap.Uint64("in_seq", inSeq), zap.Uint64("chat_last_in_seq", lastInSeq))
-		return drop, nil
-	}
+// duplicate answers in (decoded as m), whose chat and messageId were sequenced
+// already (p): an ack with the original seq, duplicate unless it was this very
+// ingress message (prior.duplicateOf), and nothing appended.
+func (s *Sequencer) duplicate(in *ingress, m *protocol.Message, p prior) {
+	s.log.Info("message ID already sequenced; acked without appending", zap.String("chat_id", m.ChatID),
+		zap.String("message_id", m.MessageID), zap.Uint64("seq", p.seq), zap.Uint64("in_seq", in.seq),
+		zap.Uint64("first_in_seq", p.inSeq))
+	s.answerAck(in.answer, m, p.seq, p.duplicateOf(in.seq))
+}
+
+// check decides, in chat order, whether m, which the chat does not hold yet
+// (sequencedAs), is to be sequenced in a chat whose state is st. It returns
+// accept, refuse with the error for the sender, or drop (an operation that changes
+// nothing).
+func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Message, tr trust) (verdict, *protocol.Error) {
 	if tr == trustUser {
 		if _, ok := st.members[m.SenderID]; !ok {
 			return refuse, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", m.ChatID)
@@ -632,12 +646,6 @@ func (s *Sequencer) fanout(recipients map[string]string, m *protocol.Message, da
 	s.published.Add(uint64(len(recipients)))
 }
 
-// reject tells the sender's devices that m was refused.
-func (s *Sequencer) reject(sender string, m *protocol.Message, e *protocol.Error) {
-	f := protocol.ErrorFrame(e, m.ChatID, m.MessageID, "")
-	_ = s.deps.NC.Publish(s.deps.Subjects.User(sender), protocol.EncodeFrame(f))
-}
-
 // state returns chat's state, loading it from the log tail and the store when cold.
 func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) {
 	if st, ok := s.chats.Get(chat); ok {
@@ -649,7 +657,6 @@ func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) 
 	case err == nil:
 		st.lastLogSeq = last.Sequence
 		st.lastSeq, _ = strconv.ParseUint(last.Header.Get(protocol.HeaderSeq), 10, 64)
-		st.lastInSeq, _ = strconv.ParseUint(last.Header.Get(protocol.HeaderInSeq), 10, 64)
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		// Nothing in the log tail (new chat, or its messages aged out): continue
 		// from the store.
@@ -658,6 +665,9 @@ func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) 
 		}
 	default:
 		return nil, fmt.Errorf("last log message of %s: %w", chat, err)
+	}
+	if err := s.loadRecentIDs(ctx, chat, st); err != nil {
+		return nil, err
 	}
 	members, err := s.deps.Store.Members(ctx, chat)
 	if err != nil {

@@ -111,7 +111,9 @@ func TestBackendPublishesThroughGoPackage(t *testing.T) {
 	meta, err := json.Marshal(protocol.SystemEvent{Event: protocol.EventMemberAdded, UserID: "carol", By: "alice"})
 	require.NoError(t, err)
 	_, err = pub.Publish(ctx, &protocol.Message{ChatID: chat, SenderID: "alice", MessageType: protocol.TypeSystem, Meta: meta})
-	require.NoError(t, err, "stored for sequencing")
+	var refusal *protocol.Error
+	require.ErrorAs(t, err, &refusal, "the sequencer's refusal is the answer")
+	require.Equal(t, protocol.CodeForbidden, refusal.Code)
 	_, err = carol.Send(ctx, chat, "c1", "am I in?")
 	require.Error(t, err, "carol was not added")
 

@@ -11,7 +11,7 @@ import (
 
 // storeOpNames are the op label values of natter_store_seconds.
 var storeOpNames = []string{
-	"append_messages", "history", "last_seq", "message_seq", "create_chat", "get_chat",
+	"append_messages", "history", "last_seq", "message_seq", "message_seqs", "create_chat", "get_chat",
 	"members", "get_member", "add_member", "remove_member", "user_chats", "unread_total",
 	"set_read_state", "get_read_state", "ping",
 }
@@ -79,6 +79,13 @@ func (w *instrumented) MessageSeq(ctx context.Context, chatID, messageID string)
 	start := time.Now()
 	out, err := w.s.MessageSeq(ctx, chatID, messageID)
 	w.done("message_seq", start, ignoreNotFound(err))
+	return out, err
+}
+
+func (w *instrumented) MessageSeqs(ctx context.Context, keys []store.MessageKey) (map[store.MessageKey]uint64, error) {
+	start := time.Now()
+	out, err := w.s.MessageSeqs(ctx, keys)
+	w.done("message_seqs", start, err)
 	return out, err
 }
 

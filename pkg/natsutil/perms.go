@@ -117,11 +117,15 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 		// History: the log's hot tail, merged with the store up to the persister.
 		pub = append(pub, logReader...)
 		denyPub = durables(persisterName, notifierName)
-		sub = []string{p + "user.*", p + "log.*", p + "presence.*"}
+		// Its sends' answers from the sequencer (gateway/answers.go).
+		sub = []string{p + "user.*", p + "log.*", p + "presence.*", s.AnswerGatewayPrefix() + ">"}
 	case UserSequencer:
 		pub = []string{
 			p + "log.*",  // the append (with the expected-last-sequence fence)
 			p + "user.*", // fan-out and rejections
+			// Each ingress message's answer, on the subject its publisher named, which
+			// the sequencer checks is under this prefix (subjects.AnswerAllowed).
+			s.AnswerPrefix() + ">",
 			"$KV." + LargeChatsBucket + ".*",
 			"$JS.ACK." + in + ".>",
 			// It owns the ingress and log streams and the large-chats bucket.
@@ -195,10 +199,11 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 		responses = true // answers the gateways' presence reports
 	case UserBackend:
 		// Publish onto the service ingress subjects only; the JetStream acks come back
-		// on its inbox. No JetStream API, no user, log, presence or typing subjects.
+		// on its inbox, the sequencer's answers under the service answer prefix
+		// (pkg/publish). No JetStream API, no user, log, presence or typing subjects.
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{s.SvcAll()}},
-			Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(user) + ".>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(user) + ".>", s.AnswerServicePrefix() + ">"}},
 		}
 	default:
 		return nil

@@ -24,6 +24,13 @@ const (
 	// refuses a change without it, and ignores it on the service ingress subjects
 	// (subjects.Svc), which backend services publish to.
 	HeaderChange = "Natter-Change"
+	// HeaderAnswer on a NATTER_IN message is the core subject its publisher waits
+	// on for the sequencer's answer: an ack frame with the chat seq once the message
+	// is in NATTER_LOG (duplicate: true with the original seq when the chat already
+	// held its messageId), or an error frame when it was refused. The sequencer
+	// publishes there only if the subject is under the publisher's answer prefix
+	// (subjects.Subjects.AnswerAllowed).
+	HeaderAnswer = "Natter-Answer"
 )
 
 // messageFrame is a message frame on the wire: the type plus the Message's fields.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,8 +17,11 @@ import (
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/publish"
+	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
+	"github.com/natter-chat/natter/sequencer"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 )
 
 func TestValidate(t *testing.T) {
@@ -78,10 +82,11 @@ func accountsServer(t *testing.T) string {
 }
 
 // TestAccountsLetAServicePublishButNotRead proves deploy/nats/accounts.conf: the
-// backend user publishes through pkg/publish and gets its acknowledgement; it may
-// not subscribe to users' subjects, the log or other inboxes, nor publish anywhere
-// but natter.svc (not even natter.in, the gateways' ingress), nor use the
-// JetStream API.
+// backend user publishes through pkg/publish and gets the sequencer's answer (a
+// sequencer runs as its own user, so its answers are allowed too); it may not
+// subscribe to users' subjects, the log, other inboxes or the gateways' answers,
+// nor publish anywhere but natter.svc (not even natter.in, the gateways' ingress),
+// nor use the JetStream API.
 func TestAccountsLetAServicePublishButNotRead(t *testing.T) {
 	url := accountsServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -97,6 +102,20 @@ func TestAccountsLetAServicePublishButNotRead(t *testing.T) {
 	ncfg := natsutil.DefaultConfig()
 	ncfg.Partitions = 2
 	require.NoError(t, natsutil.EnsureOwned(ctx, js, &ncfg, natsutil.Owned{Core: true}))
+	st, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "natter.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	var scfg sequencer.Config
+	scfg.RegisterFlags(flag.NewFlagSet("sequencer", flag.PanicOnError))
+	seq, err := sequencer.New(scfg, sequencer.Deps{NC: nc, JS: js, Store: st, Subjects: ncfg.Subjects()}, zap.NewNop())
+	require.NoError(t, err)
+	sctx, sstop := context.WithCancel(context.Background())
+	sdone := make(chan error, 1)
+	go func() { sdone <- seq.Run(sctx) }()
+	defer func() {
+		sstop()
+		require.NoError(t, <-sdone)
+	}()
 	gw, err := nats.Connect(url, nats.UserInfo("gateway", "gateway-secret"), nats.CustomInboxPrefix("_INBOX_gateway"))
 	require.NoError(t, err)
 	defer gw.Close()
@@ -118,22 +137,24 @@ func TestAccountsLetAServicePublishButNotRead(t *testing.T) {
 	pub, err := publish.New(sjs, "", "reminder-bot")
 	require.NoError(t, err)
 
-	// Allowed: publish onto the ingress, with an acknowledgement.
+	// Allowed: publish onto the ingress, answered by the sequencer with the seq.
 	ack, err := pub.Text(ctx, "chat1", "reminder-bot", "stand-up in 5 minutes")
 	require.NoError(t, err)
 	require.False(t, ack.Duplicate)
+	require.Equal(t, uint64(1), ack.Seq)
 	again, err := pub.Publish(ctx, &protocol.Message{ChatID: "chat1", MessageID: ack.MessageID, SenderID: "reminder-bot", Content: "stand-up in 5 minutes"})
 	require.NoError(t, err)
-	require.True(t, again.Duplicate, "a resend is stored once")
-	in, err := js.Stream(ctx, subjects.InStream)
+	require.True(t, again.Duplicate, "a resend is sequenced once")
+	require.Equal(t, ack.Seq, again.Seq, "and answered with the original seq")
+	logS, err := js.Stream(ctx, subjects.LogStream)
 	require.NoError(t, err)
-	raw, err := in.GetLastMsgForSubject(ctx, subjects.New("", 2).InStored("chat1", subjects.OriginService))
+	raw, err := logS.GetLastMsgForSubject(ctx, "natter.log.chat1")
 	require.NoError(t, err)
-	require.Equal(t, "reminder-bot", raw.Header.Get(protocol.HeaderService))
-	require.Equal(t, "chat1:"+ack.MessageID, raw.Header.Get(jetstream.MsgIDHeader))
-	got, err := protocol.DecodeIngress(raw.Data)
+	require.Equal(t, uint64(1), raw.Sequence, "one message in the log")
+	got, err := protocol.DecodeMessageFrame(raw.Data)
 	require.NoError(t, err)
 	require.Equal(t, "stand-up in 5 minutes", got.Content)
+	require.Equal(t, "reminder-bot", got.SenderID)
 
 	// Denied: reading users' deliveries, the log, other inboxes.
 	denied := func(what string) {
@@ -149,7 +170,7 @@ func TestAccountsLetAServicePublishButNotRead(t *testing.T) {
 			return false
 		}, 5*time.Second, 10*time.Millisecond, "no permissions violation for %s; got %v", what, violations)
 	}
-	for _, subj := range []string{"natter.user.>", "natter.user.alice", "natter.log.>", "_INBOX.>", "natter.presence.>"} {
+	for _, subj := range []string{"natter.user.>", "natter.user.alice", "natter.log.>", "_INBOX.>", "natter.presence.>", "natter.answer.gw.>"} {
 		sub, err := svc.SubscribeSync(subj)
 		require.NoError(t, err) // refused asynchronously by the server
 		require.NoError(t, svc.Flush())

@@ -193,6 +193,10 @@ type Store interface {
 	// MessageSeq returns the seq under which messageID was stored in chat;
 	// ErrNotFound if it was not.
 	MessageSeq(ctx context.Context, chatID, messageID string) (uint64, error)
+	// MessageSeqs is MessageSeq for many messages at once (any chats): the seq of
+	// each key that is stored; keys that are not are absent from the map. The
+	// sequencer's exactly-once check asks it once per batch (message_ids.go).
+	MessageSeqs(ctx context.Context, keys []MessageKey) (map[MessageKey]uint64, error)
 
 	// CreateChat stores chat and its members. If a chat with the same ID exists it
 	// returns that chat with created false and changes nothing.

@@ -176,3 +176,40 @@ const (
 
 // SequencerConsumer is the NATTER_IN consumer of ingress partition p.
 func SequencerConsumer(p int) string { return "SEQ_" + strconv.Itoa(p) }
+
+// Answers. The sequencer tells the publisher of each ingress message its decision
+// (an ack with the chat seq, or the refusal) on a core subject the publisher named
+// in the message's protocol.HeaderAnswer. It publishes only under AnswerPrefix, and
+// only under the publisher's own branch (AnswerGateway for messages a gateway
+// published on In, AnswerService for those a service published on Svc): a header
+// can never make the sequencer publish anywhere else.
+
+// AnswerPrefix is the prefix of every answer subject.
+func (s Subjects) AnswerPrefix() string { return s.Prefix + ".answer." }
+
+// AnswerGatewayPrefix is the prefix of the answer subjects of gateways' sends.
+func (s Subjects) AnswerGatewayPrefix() string { return s.Prefix + ".answer.gw." }
+
+// AnswerServicePrefix is the prefix of the answer subjects of services' sends
+// (pkg/publish).
+func (s Subjects) AnswerServicePrefix() string { return s.Prefix + ".answer.svc." }
+
+// AnswerAllowed reports whether the sequencer may publish the answer to an ingress
+// message of origin (OriginGateway or OriginService) on subject: a subject under
+// that origin's answer prefix, with at least one more token, and no wildcard.
+func (s Subjects) AnswerAllowed(origin, subject string) bool {
+	prefix := s.AnswerGatewayPrefix()
+	if origin == OriginService {
+		prefix = s.AnswerServicePrefix()
+	}
+	rest, ok := strings.CutPrefix(subject, prefix)
+	if !ok || rest == "" || len(subject) > 256 {
+		return false
+	}
+	for _, tok := range strings.Split(rest, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n") {
+			return false
+		}
+	}
+	return true
+}

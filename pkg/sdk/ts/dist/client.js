@@ -319,7 +319,7 @@ export class NatterClient {
                 this.onMessage(f);
                 break;
             case "ack": {
-                const a = { chatId: f.chatId ?? "", messageId: f.messageId ?? "", duplicate: !!f.duplicate };
+                const a = { chatId: f.chatId ?? "", messageId: f.messageId ?? "", seq: f.seq ?? 0, duplicate: !!f.duplicate };
                 if (this.outbox.ack(a))
                     this.emit("ack", a);
                 break;

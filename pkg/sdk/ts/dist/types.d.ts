@@ -91,7 +91,13 @@ export declare class NatterError extends Error {
 export interface Ack {
     chatId: string;
     messageId: string;
-    /** True when the server had already stored this messageId (a resend). */
+    /**
+     * The message's seq in the chat: the ack comes once it is sequenced. For a duplicate,
+     * the seq of the copy sequenced first. 0 only for an edit, delete or react that
+     * changed nothing (nothing was sequenced).
+     */
+    seq: number;
+    /** True when the chat already held this messageId (a resend, however late): nothing new was sequenced. */
     duplicate: boolean;
 }
 export interface ReceiptEvent {

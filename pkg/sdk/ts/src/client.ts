@@ -356,7 +356,7 @@ export class NatterClient {
         this.onMessage(f as unknown as Message);
         break;
       case "ack": {
-        const a: Ack = { chatId: f.chatId ?? "", messageId: f.messageId ?? "", duplicate: !!f.duplicate };
+        const a: Ack = { chatId: f.chatId ?? "", messageId: f.messageId ?? "", seq: f.seq ?? 0, duplicate: !!f.duplicate };
         if (this.outbox.ack(a)) this.emit("ack", a);
         break;
       }

@@ -271,6 +271,7 @@ test("receipts, typing and edit/delete/react frames reach the server", async (t)
   a.on("receipt", (r) => receipts.push(r));
   const ack = await a.send(chat, "read me");
   assert.equal(ack.duplicate, false);
+  assert.equal(ack.seq, 1, "the ack comes once sequenced, with the seq");
   await waitFor(() => b.lastSeq(chat) === 1, "bob got it");
   b.markDelivered(chat, 1);
   b.markRead(chat, 1);

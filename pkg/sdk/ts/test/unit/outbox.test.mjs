@@ -10,11 +10,11 @@ test("Outbox keeps frames in order until acked", async () => {
   ob.add(send("b"));
   ob.add(send("c"));
   assert.deepEqual(ob.pending().map((e) => e.frame.messageId), ["a", "b", "c"]);
-  assert.equal(ob.ack({ chatId: "c", messageId: "b", duplicate: false }), true);
+  assert.equal(ob.ack({ chatId: "c", messageId: "b", seq: 2, duplicate: false }), true);
   assert.deepEqual(ob.pending().map((e) => e.frame.messageId), ["a", "c"]);
-  assert.equal(ob.ack({ chatId: "c", messageId: "b", duplicate: true }), false, "a second ack for the same send settles nothing");
-  ob.ack({ chatId: "c", messageId: "a", duplicate: true });
-  assert.deepEqual(await a.promise, { chatId: "c", messageId: "a", duplicate: true });
+  assert.equal(ob.ack({ chatId: "c", messageId: "b", seq: 2, duplicate: true }), false, "a second ack for the same send settles nothing");
+  ob.ack({ chatId: "c", messageId: "a", seq: 1, duplicate: true });
+  assert.deepEqual(await a.promise, { chatId: "c", messageId: "a", seq: 1, duplicate: true });
   assert.equal(ob.size, 1);
 });
 

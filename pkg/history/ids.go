@@ -1,0 +1,90 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/pkg/protocol"
+)
+
+// LoggedID is a sequenced message's ID with its chat seq and its NATTER_LOG stream
+// seq.
+type LoggedID struct {
+	MessageID string
+	Seq       uint64 // chat seq
+	LogSeq    uint64 // NATTER_LOG stream seq
+	InSeq     uint64 // NATTER_IN stream seq it was sequenced from (protocol.HeaderInSeq; 0: unknown)
+}
+
+// PersistedFloor returns the NATTER_LOG stream seq up to which every message is in
+// the store: the persister consumer's ack floor (read at most every 100 ms), 0 when
+// no consumer is named or it does not exist yet.
+func (r *Reader) PersistedFloor(ctx context.Context) (uint64, error) { return r.persistedFloor(ctx) }
+
+// UnpersistedIDs returns the IDs of chat's log messages that the store may not hold
+// yet (those after the persisted floor), oldest first, at most max of them (the
+// newest), in one bounded read. bound is a NATTER_LOG stream seq such that every
+// message of chat above it is in ids: the floor when the whole unpersisted tail
+// fit, else the stream seq just below the oldest one returned. Every message of
+// chat at or below bound is in the store once PersistedFloor reaches bound.
+func (r *Reader) UnpersistedIDs(ctx context.Context, chat string, max int) (ids []LoggedID, bound uint64, err error) {
+	floor, err := r.persistedFloor(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := r.logStream(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	subj := r.Subjects.Log(chat)
+	b, ok, err := r.bounds(ctx, st, subj, floor)
+	if err != nil || !ok {
+		return nil, floor, err
+	}
+	start, bound := b.firstStream, floor
+	n := b.lastChat - b.firstChat + 1
+	if max > 0 && n > uint64(max) {
+		n = uint64(max)
+		if start, err = seek(ctx, st, subj, b, b.lastChat-n+1); err != nil {
+			return nil, 0, fmt.Errorf("log tail of %s: %w", chat, err)
+		}
+		bound = start - 1
+	}
+	ids = make([]LoggedID, 0, n)
+	add := func(data []byte, seq uint64, h nats.Header) {
+		if m, err := protocol.DecodeMessageFrame(data); err == nil && m.Seq <= b.lastChat {
+			in, _ := strconv.ParseUint(h.Get(protocol.HeaderInSeq), 10, 64)
+			ids = append(ids, LoggedID{MessageID: m.MessageID, Seq: m.Seq, LogSeq: seq, InSeq: in})
+		}
+	}
+	if n <= smallTail {
+		for next := start; next <= b.lastStream; {
+			raw, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, 0, fmt.Errorf("log tail of %s: %w", chat, err)
+			}
+			add(raw.Data, raw.Sequence, raw.Header)
+			next = raw.Sequence + 1
+		}
+		return ids, bound, nil
+	}
+	msgs, err := natsutil.ReadBatch(ctx, st, subj, start, time.Time{}, int(n))
+	if err != nil {
+		return nil, 0, fmt.Errorf("log tail of %s: %w", chat, err)
+	}
+	for _, jm := range msgs {
+		if meta, err := jm.Metadata(); err == nil {
+			add(jm.Data(), meta.Sequence.Stream, jm.Headers())
+		}
+	}
+	return ids, bound, nil
+}
