@@ -49,7 +49,9 @@ func (e *env) send(t *testing.T, chat, id, sender, answer string) {
 	require.NoError(t, err)
 }
 
-func (e *env) answerSubject(n int) string { return e.subj.AnswerGatewayPrefix() + "test." + strconv.Itoa(n) }
+func (e *env) answerSubject(n int) string {
+	return e.subj.AnswerGatewayPrefix() + "test." + strconv.Itoa(n)
+}
 
 func requireAck(t *testing.T, f *protocol.Frame, chat, id string, seq uint64, dup bool) {
 	t.Helper()
