@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/app"
+	"github.com/natter-chat/natter/pkg/client"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -463,4 +465,56 @@ func TestConsentToGroupAdds(t *testing.T) {
 		requireRefused(t, status, body, 403, protocol.CodeForbidden)
 		require.Len(t, invitations(t, n, "ivan"), 1, "refused requests changed nothing")
 	})
+}
+
+// TestGoSDKPeople drives profiles, blocks and invitations through pkg/client.
+func TestGoSDKPeople(t *testing.T) {
+	n := testutil.StartNatter(t, consentConfig(t))
+	people := func(user string) *client.People {
+		return &client.People{BaseURL: n.HTTPURL(), Token: func(context.Context) (string, error) { return n.Token(t, user), nil }}
+	}
+	ctx := ctxT(t, 30*time.Second)
+	alice, bob := people("alice"), people("bob")
+	p, err := alice.SetProfile(ctx, "Alice", "", "")
+	require.NoError(t, err)
+	require.Equal(t, "Alice", p.Name())
+	_, err = alice.SetProfile(ctx, "bad\u202Ename", "", "")
+	var pe *protocol.Error
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, protocol.CodeBadRequest, pe.Code)
+
+	// bob is a stranger to alice: her profile does not exist for him, and her add
+	// is an invitation that reaches his connection.
+	_, err = bob.UserProfile(ctx, "alice")
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, protocol.CodeNotFound, pe.Code)
+	conn := n.Dial(t, "bob")
+	chat := n.CreateChat(t, "alice", "group", "club")
+	status, body := call(t, n, "POST", "/api/v1/chats/"+chat+"/members", "alice", map[string]any{"userId": "bob"}, nil)
+	require.Equal(t, http.StatusAccepted, status, string(body))
+	f := next(t, conn, protocol.FrameInvitation, 10*time.Second)
+	require.Equal(t, chat, f.ChatID)
+	invs, err := bob.Invitations(ctx)
+	require.NoError(t, err)
+	require.Len(t, invs, 1)
+	require.Equal(t, "club", invs[0].ChatName)
+	require.NoError(t, bob.Accept(ctx, chat))
+	ps, err := bob.ChatProfiles(ctx, chat)
+	require.NoError(t, err)
+	require.Equal(t, []string{"Alice", "bob"}, []string{ps[0].Name(), ps[1].Name()})
+	pa, err := bob.UserProfile(ctx, "alice")
+	require.NoError(t, err, "sharing a chat now")
+	require.Equal(t, "Alice", pa.DisplayName)
+
+	require.NoError(t, bob.Block(ctx, "alice"))
+	bs, err := bob.Blocks(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "alice", bs[0].UserID)
+	status, body = call(t, n, "POST", "/api/v1/chats", "alice", map[string]any{"type": "direct", "members": []string{"bob"}}, nil)
+	requireRefused(t, status, body, 403, protocol.CodeBlocked)
+	require.NoError(t, bob.Unblock(ctx, "alice"))
+	err = bob.Unblock(ctx, "alice")
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, protocol.CodeNotFound, pe.Code)
+	require.ErrorAs(t, bob.Decline(ctx, chat), &pe, "the invitation is spent")
 }
