@@ -1,5 +1,5 @@
 import type { FetchFn, WebSocketCtor } from "./transport.js";
-import type { Ack, ChatCursor, ConnectionState, Frame, Message, NatterEvents, TransportKind } from "./types.js";
+import type { Ack, Block, ChatCursor, ConnectionState, Frame, Invitation, Message, NatterEvents, Profile, TransportKind } from "./types.js";
 /** Options of NatterClient. Durations are milliseconds. */
 export interface NatterOptions {
     /** The gateway's base URL, e.g. "https://chat.example.com". Default: the page's origin. */
@@ -182,6 +182,30 @@ export declare class NatterClient {
         messages: Message[];
         hasMore: boolean;
     }>;
+    /** The caller's own profile, settings included. */
+    profile(): Promise<Profile>;
+    /** Replaces the caller's profile (absent fields are cleared). avatar: the media ID of an image the caller uploaded. */
+    setProfile(p: {
+        displayName?: string;
+        avatar?: string;
+        groupAdds?: string;
+    }): Promise<Profile>;
+    /** Another user's public profile; NatterError not_found unless the caller shares a chat with them. */
+    userProfile(userId: string): Promise<Profile>;
+    /** The profiles of every member of a chat (all pages), by user ID. */
+    chatProfiles(chatId: string): Promise<Profile[]>;
+    /** Blocks a user (again: no error). */
+    block(userId: string): Promise<void>;
+    /** Unblocks a user; NatterError not_found if not blocked. */
+    unblock(userId: string): Promise<void>;
+    /** The users the caller blocks. */
+    blocks(): Promise<Block[]>;
+    /** The caller's pending group invitations, newest first. */
+    invitations(): Promise<Invitation[]>;
+    /** Accepts an invitation: the caller joins the group. */
+    acceptInvitation(chatId: string): Promise<void>;
+    /** Declines an invitation. */
+    declineInvitation(chatId: string): Promise<void>;
     /** How many sends wait for an ack. */
     get pendingSends(): number;
 }

@@ -1,5 +1,5 @@
 /** Stable error codes. Never renamed: new ones are added. */
-export type ErrorCode = "bad_request" | "unknown_type" | "invalid_id" | "too_large" | "unauthorized" | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict" | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down" | "storage_full" | "token_expiring" | "bad_host" | "quota_exceeded";
+export type ErrorCode = "bad_request" | "unknown_type" | "invalid_id" | "too_large" | "unauthorized" | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict" | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down" | "storage_full" | "token_expiring" | "bad_host" | "quota_exceeded" | "blocked";
 /** Codes for which the same request may succeed if retried unchanged later. */
 export declare const RETRYABLE_CODES: ReadonlySet<string>;
 /** WebSocket close codes Natter uses beside the standard ones. */
@@ -68,6 +68,9 @@ export interface Frame {
     serverTime?: number;
     heartbeatMs?: number;
     afterMs?: number;
+    /** invitation: who invited, with what role. */
+    invitedBy?: string;
+    role?: string;
     code?: string;
     message?: string;
     retry?: boolean;
@@ -122,6 +125,40 @@ export interface GapEvent {
     after: number;
     before: number;
 }
+/** A group invitation of the user (live): pending, or answered on another device. */
+export interface InvitationEvent {
+    chatId: string;
+    invitedBy: string;
+    role: string;
+    state: "pending" | "accepted" | "declined" | string;
+    timestamp: number;
+}
+/** A user's profile (docs/protocol.md, "Profiles"). groupAdds and directAddsDefault are only in one's own. */
+export interface Profile {
+    userId: string;
+    displayName?: string;
+    /** Media ID of the avatar image: download it with restBytes(`/api/v1/media/${avatar}`). */
+    avatar?: string;
+    /** "everyone", "contacts" or "" (the server's default). */
+    groupAdds?: string;
+    directAddsDefault?: boolean;
+    updatedAt?: string;
+}
+/** A pending group invitation of the user. */
+export interface Invitation {
+    chatId: string;
+    chatName?: string;
+    invitedBy: string;
+    role: string;
+    createdAt: string;
+}
+/** A user the caller blocks. */
+export interface Block {
+    userId: string;
+    createdAt: string;
+}
+/** What to show for a user: the display name, else the user ID. */
+export declare function displayName(p: Profile | undefined, userId: string): string;
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
 export type TransportKind = "websocket" | "sse";
 export interface ConnectedEvent {
@@ -143,6 +180,8 @@ export interface NatterEvents {
     receipt: ReceiptEvent;
     typing: TypingEvent;
     presence: PresenceEvent;
+    /** A group invitation arrived (state "pending") or was answered on another device. */
+    invitation: InvitationEvent;
     /** A gap was seen in a chat; a fill from history follows. */
     gap: GapEvent;
     state: ConnectionState;

@@ -35,3 +35,7 @@ export class NatterError extends Error {
         });
     }
 }
+/** What to show for a user: the display name, else the user ID. */
+export function displayName(p, userId) {
+    return p?.displayName || userId;
+}

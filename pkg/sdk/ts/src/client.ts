@@ -5,7 +5,7 @@ import { OpenError, openSSE, openWebSocket } from "./transport.js";
 import type { CloseInfo, FetchFn, Transport, WebSocketCtor } from "./transport.js";
 import { CloseCodes, NatterError } from "./types.js";
 import type {
-  Ack, ChatCursor, ConnectionState, Frame, Message, NatterEvents, TransportKind,
+  Ack, Block, ChatCursor, ConnectionState, Frame, Invitation, Message, NatterEvents, Profile, TransportKind,
 } from "./types.js";
 
 /** Options of NatterClient. Durations are milliseconds. */
@@ -375,6 +375,9 @@ export class NatterClient {
       case "typing_indicator":
         this.emit("typing", { chatId: f.chatId ?? "", userId: f.userId ?? "", state: f.state ?? "start" });
         break;
+      case "invitation":
+        this.emit("invitation", { chatId: f.chatId ?? "", invitedBy: f.invitedBy ?? "", role: f.role ?? "member", state: f.state ?? "pending", timestamp: f.timestamp ?? 0 });
+        break;
       case "presence_update":
         this.emit("presence", { userId: f.userId ?? "", status: f.status ?? "offline", lastSeen: f.lastSeen, devices: f.devices });
         break;
@@ -575,6 +578,54 @@ export class NatterClient {
     if (q.before) p.set("before", String(q.before));
     if (q.limit) p.set("limit", String(q.limit));
     return this.rest("GET", `/api/v1/chats/${encodeURIComponent(chatId)}/messages?${p}`);
+  }
+
+  /** The caller's own profile, settings included. */
+  profile(): Promise<Profile> { return this.rest("GET", "/api/v1/profile"); }
+
+  /** Replaces the caller's profile (absent fields are cleared). avatar: the media ID of an image the caller uploaded. */
+  setProfile(p: { displayName?: string; avatar?: string; groupAdds?: string }): Promise<Profile> {
+    return this.rest("PUT", "/api/v1/profile", p);
+  }
+
+  /** Another user's public profile; NatterError not_found unless the caller shares a chat with them. */
+  userProfile(userId: string): Promise<Profile> {
+    return this.rest("GET", `/api/v1/users/${encodeURIComponent(userId)}/profile`);
+  }
+
+  /** The profiles of every member of a chat (all pages), by user ID. */
+  async chatProfiles(chatId: string): Promise<Profile[]> {
+    const out: Profile[] = [];
+    let after = "";
+    for (;;) {
+      const q = new URLSearchParams({ limit: "1000" });
+      if (after) q.set("after", after);
+      const page = await this.rest<{ profiles: Profile[]; hasMore: boolean; cursor?: string }>(
+        "GET", `/api/v1/chats/${encodeURIComponent(chatId)}/profiles?${q}`);
+      out.push(...page.profiles);
+      if (!page.hasMore || !page.cursor) return out;
+      after = page.cursor;
+    }
+  }
+
+  /** Blocks a user (again: no error). */
+  async block(userId: string): Promise<void> { await this.rest("POST", `/api/v1/blocks/${encodeURIComponent(userId)}`); }
+  /** Unblocks a user; NatterError not_found if not blocked. */
+  async unblock(userId: string): Promise<void> { await this.rest("DELETE", `/api/v1/blocks/${encodeURIComponent(userId)}`); }
+  /** The users the caller blocks. */
+  async blocks(): Promise<Block[]> { return (await this.rest<{ blocks: Block[] }>("GET", "/api/v1/blocks")).blocks; }
+
+  /** The caller's pending group invitations, newest first. */
+  async invitations(): Promise<Invitation[]> {
+    return (await this.rest<{ invitations: Invitation[] }>("GET", "/api/v1/invitations")).invitations;
+  }
+  /** Accepts an invitation: the caller joins the group. */
+  async acceptInvitation(chatId: string): Promise<void> {
+    await this.rest("POST", `/api/v1/invitations/${encodeURIComponent(chatId)}/accept`);
+  }
+  /** Declines an invitation. */
+  async declineInvitation(chatId: string): Promise<void> {
+    await this.rest("POST", `/api/v1/invitations/${encodeURIComponent(chatId)}/decline`);
   }
 
   /** How many sends wait for an ack. */

@@ -8,7 +8,7 @@ export { Outbox, backoffDelay, newId } from "./outbox.js";
 export type { OutboxEntry } from "./outbox.js";
 export { OpenError, openSSE, openWebSocket } from "./transport.js";
 export type { CloseInfo, FetchFn, Transport, WebSocketCtor, WebSocketLike } from "./transport.js";
-export { CloseCodes, NatterError, RETRYABLE_CODES } from "./types.js";
+export { CloseCodes, NatterError, RETRYABLE_CODES, displayName } from "./types.js";
 export type * from "./types.js";
 export * as e2ee from "./e2ee.js";
 export { E2EEError, E2EE_MESSAGE_TYPE } from "./e2ee.js";

@@ -8,7 +8,7 @@ export type ErrorCode =
   | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict"
   | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down"
   | "storage_full"
-  | "token_expiring" | "bad_host" | "quota_exceeded";
+  | "token_expiring" | "bad_host" | "quota_exceeded" | "blocked";
 
 /** Codes for which the same request may succeed if retried unchanged later. */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([
@@ -85,6 +85,9 @@ export interface Frame {
   serverTime?: number;
   heartbeatMs?: number;
   afterMs?: number;
+  /** invitation: who invited, with what role. */
+  invitedBy?: string;
+  role?: string;
   code?: string;
   message?: string;
   retry?: boolean;
@@ -131,6 +134,29 @@ export interface ReceiptEvent { chatId: string; userId: string; delivered: numbe
 export interface TypingEvent { chatId: string; userId: string; state: "start" | "stop" | string }
 export interface PresenceEvent { userId: string; status: string; lastSeen?: number; devices?: number }
 export interface GapEvent { chatId: string; after: number; before: number }
+/** A group invitation of the user (live): pending, or answered on another device. */
+export interface InvitationEvent { chatId: string; invitedBy: string; role: string; state: "pending" | "accepted" | "declined" | string; timestamp: number }
+
+/** A user's profile (docs/protocol.md, "Profiles"). groupAdds and directAddsDefault are only in one's own. */
+export interface Profile {
+  userId: string;
+  displayName?: string;
+  /** Media ID of the avatar image: download it with restBytes(`/api/v1/media/${avatar}`). */
+  avatar?: string;
+  /** "everyone", "contacts" or "" (the server's default). */
+  groupAdds?: string;
+  directAddsDefault?: boolean;
+  updatedAt?: string;
+}
+/** A pending group invitation of the user. */
+export interface Invitation { chatId: string; chatName?: string; invitedBy: string; role: string; createdAt: string }
+/** A user the caller blocks. */
+export interface Block { userId: string; createdAt: string }
+
+/** What to show for a user: the display name, else the user ID. */
+export function displayName(p: Profile | undefined, userId: string): string {
+  return p?.displayName || userId;
+}
 export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "closed";
 export type TransportKind = "websocket" | "sse";
 export interface ConnectedEvent { userId: string; connId: string; transport: TransportKind; resumed: boolean }
@@ -144,6 +170,8 @@ export interface NatterEvents {
   receipt: ReceiptEvent;
   typing: TypingEvent;
   presence: PresenceEvent;
+  /** A group invitation arrived (state "pending") or was answered on another device. */
+  invitation: InvitationEvent;
   /** A gap was seen in a chat; a fill from history follows. */
   gap: GapEvent;
   state: ConnectionState;

@@ -46,7 +46,10 @@ export async function startNatter(extraArgs = []) {
   const bin = natterBin();
   const dataDir = mkdtempSync(join(tmpdir(), "natter-data-"));
   const proc = spawn(bin, ["serve", "--data-dir", dataDir, "--nats.listen", "127.0.0.1:-1",
-    "--gateway.listen", "127.0.0.1:0", "--admin.listen=", "--log.level", "warn", "--nats.partitions", "4", ...extraArgs],
+    "--gateway.listen", "127.0.0.1:0", "--admin.listen=", "--log.level", "warn", "--nats.partitions", "4",
+    // Groups of users who share no chat are made directly, as before invitations
+    // existed; test/server/people.test.mjs asks for consent itself.
+    "--gateway.consent-direct-adds", ...extraArgs],
     { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
