@@ -252,10 +252,12 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 	// delivered after it, and a dead holder may have died with newer messages in
 	// hand that come back only after AckWait, behind what is published meanwhile.
 	// Everything the consumer delivered is read then, next and the deliveries
-	// after it included (sequenced here, they are acked as already sequenced when
-	// they come). Found by TestCrashes: with a sequencer and a NATS node killed
-	// together, the new holder's first delivery was such a message at the ack
-	// floor, the range up to it was empty, and the dead holder's messages were lost.
+	// after it included (sequenced here, the exactly-once check answers them as
+	// duplicates when they come). Found by TestCrashes: with a sequencer and a NATS
+	// node killed together, the new holder's first delivery was such a message at
+	// the ack floor, the range up to it was empty, and the dead holder's messages
+	// were sequenced after newer ones (then, with the ingress-seq watermark, not at
+	// all: lost).
 	end := meta.Sequence.Stream
 	if meta.NumDelivered > 1 && info.Delivered.Stream >= end {
 		end = info.Delivered.Stream + 1
