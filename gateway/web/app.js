@@ -12,6 +12,7 @@ import { $, el, button, scrollToEnd, toast } from "./dom.js";
 import { ID_RULE, humanError, validUserId } from "./errors.js";
 import { initGroups } from "./groups.js";
 import { attachment, clearFile, pickFile, renderMedia } from "./media.js";
+import { initPeople, nameOf } from "./people.js";
 
 const PAGE = 30;
 const narrow = matchMedia("(max-width: 720px)");
@@ -37,6 +38,18 @@ const groups = initGroups({
   S, rest,
   changed: (c) => { renderChatList(); if (c.id === S.current) renderHead(); groups.render(c); },
   left: (c) => { S.left.add(c.id); S.chats.delete(c.id); closeChat(); renderChatList(); },
+});
+
+const people = initPeople({
+  S, rest,
+  renamed: () => {
+    if (S.me) $("me-name").textContent = nameOf(S.me);
+    renderChatList();
+    renderHead();
+    renderTyping();
+    if (S.view) for (const it of S.view.items.values()) renderItem(it);
+  },
+  joined: async (chatId) => { await loadChats(); if (S.chats.has(chatId)) openChat(chatId); },
 });
 
 // ---------- sign in ----------
@@ -98,7 +111,9 @@ function start(token) {
   c.on("connected", (e) => {
     S.me = e.userId;
     S.everConnected = true;
-    $("me-name").textContent = e.userId;
+    $("me-name").textContent = nameOf(e.userId);
+    void people.loadMe();
+    void people.loadInvitations();
     $("me-transport").textContent = e.transport === "sse" ? "(HTTP fallback)" : "";
     document.title = `Natter: ${e.userId}`;
     // Every (re)connection re-reads the chat list: unread counts, names and
@@ -109,6 +124,10 @@ function start(token) {
   c.on("message", onMessage);
   c.on("receipt", onReceipt);
   c.on("typing", onTyping);
+  c.on("invitation", (inv) => {
+    if (inv.state === "pending") toast(`${nameOf(inv.invitedBy)} invited you to a group`);
+    void people.loadInvitations();
+  });
   c.on("presence", (p) => { S.presence.set(p.userId, p.status); renderChatList(); renderHead(); });
   c.on("error", (e) => {
     if (e.code === "token_expiring") return; // the SDK renews the token itself
@@ -152,6 +171,8 @@ async function loadChats() {
     renderChatList();
     const peers = [...S.chats.values()].map((c) => c.peer).filter(Boolean);
     if (peers.length) S.client.subscribePresence(peers);
+    // The peers' names of the most recent direct chats (others load when opened).
+    for (const c of r.chats.filter((x) => x.type === "direct").slice(0, 30)) void people.loadNames(c.id);
     const want = sessionStorage.getItem("natter.current");
     if (want && S.chats.has(want) && !S.current) openChat(want);
     if (S.current && !S.chats.has(S.current)) closeChat();
@@ -230,9 +251,9 @@ const countable = (m) => m.senderId !== S.me && m.messageType !== "system" && !O
 
 /** chatName is what a chat is called: its name, else (groups) the other members, else the peer. */
 function chatName(c) {
-  if (c.type !== "group") return c.peer || "Direct chat";
+  if (c.type !== "group") return c.peer ? nameOf(c.peer) : "Direct chat";
   if (c.name) return c.name;
-  const others = (c.members || []).map((m) => m.userId).filter((u) => u !== S.me);
+  const others = (c.members || []).map((m) => m.userId).filter((u) => u !== S.me).map(nameOf);
   return others.length ? others.join(", ") : "Group";
 }
 const presenceClass = (u) => (u ? S.presence.get(u) : undefined) || "unknown";
@@ -284,6 +305,7 @@ async function newChat(ev) {
     const ch = await rest("POST", "/api/v1/chats", body);
     const c = upsertChat(ch, false);
     if (!group) { c.peer = users[0]; S.client.subscribePresence([users[0]]); }
+    if (ch.invited?.length) toast(`Invited ${ch.invited.join(", ")}: they join when they accept.`);
     S.client.trackChat(ch.id);
     $("new-chat-user").value = "";
     $("new-chat-name").value = "";
@@ -319,6 +341,7 @@ function openChat(chatId) {
   void loadReceipts(chatId);
   const c = S.chats.get(chatId);
   if (c?.type === "group" && !c.gone) void fetchMembers(c);
+  if (!c?.gone) void people.loadNames(chatId);
   if (!narrow.matches) $("input").focus();
 }
 
@@ -444,11 +467,12 @@ function place(it) {
 
 function systemText(m) {
   const e = m.meta || {};
-  const who = (u) => (u === S.me ? "you" : u);
-  const by = (u) => (u === S.me ? "You" : u || "Someone");
+  const who = (u) => (u === S.me ? "you" : nameOf(u));
+  const by = (u) => (u === S.me ? "You" : u ? nameOf(u) : "Someone");
   switch (e.event) {
     case "chat_created": return `${by(e.by || m.senderId)} created the chat`;
-    case "member_added": return `${by(e.by)} added ${who(e.userId)}`;
+    // by == userId: they accepted an invitation.
+    case "member_added": return e.by && e.by === e.userId ? `${by(e.userId)} joined` : `${by(e.by)} added ${who(e.userId)}`;
     case "member_removed": return `${by(e.by)} removed ${who(e.userId)}`;
     case "member_left": return `${by(e.userId)} left`;
     case "role_changed": return `${by(e.by)} made ${who(e.userId)} ${e.role === "admin" ? "an admin" : "a member"}`;
@@ -483,7 +507,11 @@ function renderItem(it) {
   n.className = "msg" + (mine ? " mine" : "") + (system ? " system" : "") + (it.deleted ? " deleted" : "");
   const kids = [];
   const c = S.chats.get(m.chatId);
-  if (!mine && c?.type === "group" && !system) kids.push(el("div", "sender", m.senderId));
+  if (!mine && c?.type === "group" && !system) {
+    const s = el("div", "sender", nameOf(m.senderId));
+    s.title = m.senderId; // the identity, whatever the name
+    kids.push(s);
+  }
   const bubble = el("div", "bubble");
   if (it.deleted) bubble.textContent = "This message was deleted";
   else if (system) bubble.textContent = systemText(m);
@@ -669,7 +697,7 @@ function clearTyping(chatId, userId) {
 }
 
 function renderTyping() {
-  const who = [...(S.typing.get(S.current)?.keys() || [])];
+  const who = [...(S.typing.get(S.current)?.keys() || [])].map(nameOf);
   $("typing").textContent = who.length === 0 ? "" : who.length === 1 ? `${who[0]} is typing…` : `${who.join(", ")} are typing…`;
 }
 

@@ -62,6 +62,8 @@ export function initGroups(ctx) {
     try {
       const r = await ctx.rest(method, `/api/v1/chats/${encodeURIComponent(c.id)}${path}`, body);
       if (typeof r?.name === "string") c.name = r.name;
+      // An add of someone who shares no chat with the user is an invitation.
+      if (r?.invitation) $("info-error").textContent = "Invited: they join when they accept.";
       await loadMembers(c).catch(() => {});
       ctx.changed(c);
       return true;

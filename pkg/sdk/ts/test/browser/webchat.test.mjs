@@ -173,3 +173,43 @@ test("the web chat is served with a strict CSP and the dev sign-in", async () =>
   assert.equal(sdk.status, 200);
   assert.match(sdk.headers.get("content-type"), /javascript/);
 });
+
+test("display names show instead of IDs, as text; an invitation is accepted from the list", async (t) => {
+  const alice = `alice_n${process.pid}`;
+  const bob = `bob_n${process.pid}`;
+  const carol = `carol_n${process.pid}`;
+  const B = await signedIn(bob);
+  const A = await signedIn(alice);
+  t.after(async () => {
+    await B.page.screenshot({ path: join(OUT, "webchat-names-bob.png") }).catch(() => {});
+    await A.ctx.close();
+    await B.ctx.close();
+  });
+  // bob names himself (hostile markup stays text) and asks strangers to invite him.
+  const name = "Bobby " + XSS;
+  let r = await rest(natter.url, "PUT", "/api/v1/profile", natter.token(bob), { displayName: name, groupAdds: "contacts" });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  r = await rest(natter.url, "PUT", "/api/v1/profile", natter.token(carol), { displayName: "Carol C" });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+
+  // carol, a stranger, adds bob to a group: bob sees an invitation and accepts it.
+  r = await rest(natter.url, "POST", "/api/v1/chats", natter.token(carol), { type: "group", members: [bob], name: "book club" });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  assert.deepEqual(r.body.invited, [bob]);
+  const inv = B.page.locator("#invitations li", { hasText: "book club" });
+  await inv.waitFor();
+  // carol is a stranger to bob: her profile is not his to read, so her ID shows.
+  assert.match(await inv.textContent(), new RegExp(`${carol} invited you`));
+  await inv.locator("button", { hasText: "Accept" }).click();
+  await B.page.waitForSelector('#conv-title:text-is("book club")');
+  await bubble(B.page, "You joined").waitFor();
+  await B.page.locator("#invitations li").waitFor({ state: "detached" });
+
+  // alice opens a direct chat with bob: his name is the title, as text.
+  await A.page.fill("#new-chat-user", bob);
+  await A.page.press("#new-chat-user", "Enter");
+  await A.page.waitForSelector(`#conv-title:text-is("${name}")`);
+  await B.page.waitForSelector(`#me-name:text-is("${name}")`);
+  assert.deepEqual([...A.seen.dialogs, ...B.seen.dialogs], [], "no script ran");
+  assert.deepEqual([...A.seen.errors, ...B.seen.errors], []);
+});
