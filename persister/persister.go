@@ -109,9 +109,10 @@ func (p *Persister) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("persister: consumer: %w", err)
 	}
-	trimDone := make(chan struct{})
+	trimDone, sweepDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(trimDone); p.trimLoop(ctx) }()
-	defer func() { <-trimDone }()
+	go func() { defer close(sweepDone); p.sweepLoop(ctx) }() // lifecycle.go
+	defer func() { <-trimDone; <-sweepDone }()
 	for ctx.Err() == nil {
 		// Missed heartbeats re-issue the pull inside the iterator (see the sequencer).
 		it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.Batch*2), jetstream.WithMessagesErrOnMissingHeartbeat(false))
@@ -248,6 +249,7 @@ func (p *Persister) writeAll(ctx context.Context, jms []jetstream.Msg, out []pro
 		return false
 	}
 	ackAll(p.log, jms)
+	p.afterWrite(ctx, out) // lifecycle.go
 	return true
 }
 
@@ -258,6 +260,7 @@ func (p *Persister) writeChat(ctx context.Context, chat string, jms []jetstream.
 	now := time.Now()
 	if err == nil {
 		ackAll(p.log, jms)
+		p.afterWrite(ctx, group) // lifecycle.go
 		if d, fails, ok := p.parked.resume(chat, now); ok {
 			p.log.Info("parked chat resumed: the store takes its messages again", zap.String("chat_id", chat),
 				zap.Duration("parked_for", d), zap.Int("failed_writes", fails))

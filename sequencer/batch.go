@@ -288,7 +288,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
 			b.chats[m.ChatID] = pc
 		}
 		m.Seq = pc.lastSeq + 1
-		m.Timestamp = time.Now().UnixMilli()
+		s.stamp(pc.st, &m) // retention.go
 		it.data = protocol.EncodeMessageFrame(&m)
 		it.m, it.append, it.pc = m, true, pc
 		b.out = append(b.out, s.logMsg(&m, it.data, in.seq, fence, pc.st.lastLogSeq))

@@ -30,6 +30,12 @@ type Config struct {
 	// whatever the sync policy, so it pays with nats.sync=always and a backlog, and
 	// may not with an interval sync on a slow disk.
 	BatchMin int `yaml:"batch_min"`
+	// Retention is the server-wide retention period: every message sequenced while
+	// it is set expires this long after it was sent (a chat's shorter message TTL
+	// wins), on every store, in history, search and push (docs/privacy.md). 0 (the
+	// default) keeps messages forever. It applies to messages sequenced from the
+	// time it is set: lowering it does not shorten what is already stored.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // RegisterFlags registers the sequencer.* flags.
@@ -38,6 +44,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.LargeChatThreshold, "sequencer.large-chat-threshold", 1000, "members above which a chat is delivered through its log subject instead of per-user fan-out")
 	fs.DurationVar(&c.PinnedTTL, "sequencer.pinned-ttl", 5*time.Second, "failover time: how long a silent sequencer keeps its partitions")
 	fs.IntVar(&c.Fetch, "sequencer.fetch", 512, "ingress messages pulled per request")
+	fs.DurationVar(&c.Retention, "sequencer.retention", 0, "server-wide message retention: messages expire this long after they are sent (0: keep forever; a chat's shorter TTL wins; applies to messages sequenced from then on)")
 	fs.IntVar(&c.BatchMin, "sequencer.batch-min", 16, "fewest log messages a partition appends as one atomic batch; smaller drains are appended one at a time (0: never batch)")
 }
 
@@ -59,6 +66,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchMin != 0 && (c.BatchMin < 2 || c.BatchMin > maxBatch) {
 		errs = append(errs, fmt.Errorf("sequencer: sequencer.batch-min must be 0 or 2..%d, got %d", maxBatch, c.BatchMin))
+	}
+	if c.Retention != 0 && (c.Retention < time.Minute || c.Retention%time.Second != 0) {
+		errs = append(errs, fmt.Errorf("sequencer: sequencer.retention must be 0 (keep forever) or whole seconds of at least 1m, got %s", c.Retention))
 	}
 	return errors.Join(errs...)
 }

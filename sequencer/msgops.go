@@ -83,6 +83,10 @@ func (s *Sequencer) authorizeOp(ctx context.Context, st *chatState, m *protocol.
 // a takeover) and the gateways' membership checks agree with the conversation. Every
 // write is idempotent, so a retried or re-sequenced event is harmless.
 func (s *Sequencer) applyMembership(ctx context.Context, chat string, st *chatState, ev *protocol.SystemEvent, at time.Time) error {
+	switch ev.Event {
+	case protocol.EventMessageTTLChanged, protocol.EventChatDeleted:
+		return s.applyLifecycle(ctx, chat, ev) // retention.go
+	}
 	if ev.Event == protocol.EventChatRenamed {
 		err := s.deps.Store.RenameChat(ctx, chat, ev.Name)
 		switch {

@@ -73,6 +73,7 @@ type chatState struct {
 	members    map[string]string
 	large      bool      // marked in the large-chats bucket
 	ids        recentIDs // the exactly-once check's recent message IDs (ids.go)
+	ttl        int64     // the chat's message TTL in seconds (0: none): retention.go
 }
 
 // ConsumerConfig is the durable consumer of ingress partition p: explicit acks, one
@@ -410,7 +411,7 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 	}
 
 	m.Seq = st.lastSeq + 1
-	m.Timestamp = time.Now().UnixMilli()
+	s.stamp(st, &m) // retention.go
 	data := protocol.EncodeMessageFrame(&m)
 	out := s.logMsg(&m, data, in.seq, true, st.lastLogSeq)
 	// Sent again across a NATTER_LOG leader change (natsutil.Publish), for as long
@@ -585,6 +586,13 @@ func (s *Sequencer) apply(st *chatState, ev *protocol.SystemEvent) map[string]st
 			st.members = cloneWithout(before, ev.UserID)
 			return before
 		}
+	case protocol.EventMessageTTLChanged:
+		st.ttl = max(ev.MessageTTL, 0)
+	case protocol.EventChatDeleted:
+		// Everyone hears of it; nobody is a member after it.
+		before := st.members
+		st.members = map[string]string{}
+		return before
 	}
 	return st.members
 }
@@ -675,6 +683,9 @@ func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) 
 	if err != nil {
 		return nil, err
 	}
+	if st.ttl, err = s.chatTTL(ctx, chat); err != nil { // retention.go
+		return nil, err
+	}
 	st.members = make(map[string]string, len(members))
 	for _, mb := range members {
 		st.members[mb.UserID] = mb.Role
@@ -694,6 +705,6 @@ func validateIngress(m *protocol.Message) error {
 	if err := protocol.ValidateMessage(m); err != nil {
 		return err
 	}
-	m.Edited, m.Deleted, m.Reactions, m.StateSeq = false, false, nil, 0
+	m.Edited, m.Deleted, m.Reactions, m.StateSeq, m.ExpiresAt = false, false, nil, 0, 0 // the expiry is the sequencer's (retention.go)
 	return nil
 }

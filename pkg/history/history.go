@@ -260,6 +260,11 @@ func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([
 		limit = store.DefaultPage
 	}
 	limit = min(limit, store.MaxPage)
+	if q.Dir == store.Forward {
+		q.After = max(q.After, q.Floor)
+	} else if q.Floor > 0 && q.Before != 0 && q.Before <= q.Floor+1 {
+		return nil, nil // everything before it is below the floor
+	}
 	// The tail is read before the store: the persisters trim the log only of what
 	// is stored (persister/trim.go), so a message gone from the log by now was in
 	// the store before the store read below.
@@ -272,15 +277,19 @@ func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([
 		return nil, err
 	}
 	if len(tail) == 0 {
-		return stored, nil
+		return aboveFloor(stored, q.Floor), nil
 	}
+	// Expired messages are gone (the store hides its own; the log keeps them until
+	// it is trimmed), and so is what is below the viewer's floor. An expired
+	// operation still applies to its target, as it does in the store.
+	now := time.Now().UnixMilli()
 	seen := make(map[uint64]bool, len(stored))
 	all := stored
 	for _, m := range stored {
 		seen[m.Seq] = true
 	}
 	for _, m := range tail {
-		if seen[m.Seq] {
+		if seen[m.Seq] || m.Expired(now) {
 			continue
 		}
 		if q.Dir == store.Forward && m.Seq > q.After || q.Dir == store.Backward && (q.Before == 0 || m.Seq < q.Before) {
@@ -296,7 +305,15 @@ func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([
 		all = all[:limit]
 	}
 	applyOps(all, tail, q.Viewer)
-	return all, nil
+	return aboveFloor(all, q.Floor), nil
+}
+
+// aboveFloor drops the messages at or below floor from page (any order).
+func aboveFloor(page []protocol.Message, floor uint64) []protocol.Message {
+	if floor == 0 {
+		return page
+	}
+	return slices.DeleteFunc(page, func(m protocol.Message) bool { return m.Seq <= floor })
 }
 
 // LastSeq returns chat's last sequenced seq, from the log tail or else the store.

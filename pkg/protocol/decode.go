@@ -279,6 +279,8 @@ func (d *fastDecoder) message(m *Message, key []byte) bool {
 		return d.bool(&m.Deleted)
 	case "stateSeq":
 		return d.uint64(&m.StateSeq)
+	case "expiresAt":
+		return d.int64(&m.ExpiresAt)
 	}
 	return false
 }
@@ -324,6 +326,8 @@ func (d *fastDecoder) frame(f *Frame, key []byte) bool {
 		return d.bool(&f.Deleted)
 	case "stateSeq":
 		return d.uint64(&f.StateSeq)
+	case "expiresAt":
+		return d.int64(&f.ExpiresAt)
 	case "duplicate":
 		return d.bool(&f.Duplicate)
 	case "before":

@@ -74,6 +74,8 @@ type Frame struct {
 	Deleted   bool       `json:"deleted,omitempty"`
 	Reactions []Reaction `json:"reactions,omitempty"`
 	StateSeq  uint64     `json:"stateSeq,omitempty"`
+	// ExpiresAt: when the message disappears (ms; Message.ExpiresAt).
+	ExpiresAt int64 `json:"expiresAt,omitempty"`
 
 	// ack
 	Duplicate bool `json:"duplicate,omitempty"`
@@ -86,6 +88,10 @@ type Frame struct {
 	Limit    int       `json:"limit,omitempty"`
 	Messages []Message `json:"messages,omitempty"`
 	HasMore  bool      `json:"hasMore,omitempty"`
+	// RetainedFrom (history_result, synced chats) is the lowest seq the reader may
+	// still read in the chat: seqs below it are gone for them (cleared, expired or
+	// erased) and never come back, so a client stops asking for them.
+	RetainedFrom uint64 `json:"retainedFrom,omitempty"`
 
 	// sync: the client's last seen seq per chat; synced: the server's last seq per chat.
 	Chats []ChatCursor `json:"chats,omitempty"`
@@ -126,6 +132,9 @@ type Frame struct {
 type ChatCursor struct {
 	ChatID string `json:"chatId"`
 	Seq    uint64 `json:"seq"`
+	// RetainedFrom (synced only) is Frame.RetainedFrom for this chat; 0 if every
+	// seq from 1 may still be read.
+	RetainedFrom uint64 `json:"retainedFrom,omitempty"`
 }
 
 // DecodeFrame parses one client frame. It returns an *Error with CodeBadRequest for
@@ -218,6 +227,7 @@ func MessageFrame(m *Message) *Frame {
 		SenderID: m.SenderID, Content: m.Content, MessageType: m.MessageType,
 		Timestamp: m.Timestamp, ReplyTo: m.ReplyTo, RefID: m.RefID, Meta: m.Meta,
 		Edited: m.Edited, Deleted: m.Deleted, Reactions: m.Reactions, StateSeq: m.StateSeq,
+		ExpiresAt: m.ExpiresAt,
 	}
 }
 

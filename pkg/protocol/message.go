@@ -51,7 +51,17 @@ type Message struct {
 	// that apply events live skip those at or below it, so a state read from history
 	// and the same events arriving live are never counted twice.
 	StateSeq uint64 `json:"stateSeq,omitempty"`
+
+	// ExpiresAt is when the message disappears (ms since the Unix epoch; 0: never):
+	// the sequencer sets it from the chat's message TTL and the server's retention
+	// when it sequences the message (docs/privacy.md, "Retention"). From then on
+	// no history, sync, search or push shows it; clients hide it at that time too.
+	// Publishers cannot set it.
+	ExpiresAt int64 `json:"expiresAt,omitempty"`
 }
+
+// Expired reports whether m has expired at now (ms since the Unix epoch).
+func (m *Message) Expired(now int64) bool { return m.ExpiresAt != 0 && m.ExpiresAt <= now }
 
 // Limits on message fields, enforced at the gateway.
 const (

@@ -95,6 +95,9 @@ type SystemEvent struct {
 	// DeviceID is the device whose keys changed or were revoked
 	// (device_keys_changed, device_revoked).
 	DeviceID string `json:"deviceId,omitempty"`
+	// MessageTTL (message_ttl_changed) is the chat's new message TTL in seconds;
+	// 0 turns disappearing messages off.
+	MessageTTL int64 `json:"messageTtl,omitempty"`
 }
 
 // System event names.
@@ -112,6 +115,12 @@ const (
 	// EventDeviceRevoked: UserID's device DeviceID was revoked; it has no keys any
 	// more and must receive no new group keys.
 	EventDeviceRevoked = "device_revoked"
+	// EventMessageTTLChanged sets the chat's message TTL (disappearing messages):
+	// messages sequenced after it expire MessageTTL seconds after they are sent.
+	EventMessageTTLChanged = "message_ttl_changed"
+	// EventChatDeleted deletes a group: its members are removed and its history
+	// erased; it is the last message the chat ever has.
+	EventChatDeleted = "chat_deleted"
 )
 
 // ScopeChatsAdmin is the token scope (claim "scope", space-separated) that lets a
@@ -126,7 +135,8 @@ const ScopeChatsAdmin = "chats:admin"
 // them (docs/security.md, "Principals"); posting one as a message is refused.
 func IsChatChange(event string) bool {
 	switch event {
-	case EventChatCreated, EventMemberAdded, EventMemberRemoved, EventMemberLeft, EventChatRenamed, EventRoleChanged:
+	case EventChatCreated, EventMemberAdded, EventMemberRemoved, EventMemberLeft, EventChatRenamed, EventRoleChanged,
+		EventMessageTTLChanged, EventChatDeleted:
 		return true
 	}
 	return false

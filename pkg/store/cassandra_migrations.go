@@ -275,6 +275,27 @@ var cassandraMigrations = []cassandraMigration{{
 		`ALTER TABLE chats ADD IF NOT EXISTS encrypted boolean static`,
 		`ALTER TABLE user_chats ADD IF NOT EXISTS encrypted boolean`,
 	},
+}, {
+	Version: 6,
+	Name:    "retention and deletion",
+	// expires_at: when the message expires (ms; null never), its rows carry the TTL
+	// too (cassandra_retention.go). chats.message_ttl: the chat's message TTL in
+	// seconds. deleted_chats: IDs of deleted chats, never used again. history_floors:
+	// per-user "clear history" floors, max registers written USING TIMESTAMP seq.
+	Stmts: []string{
+		`ALTER TABLE messages ADD IF NOT EXISTS expires_at bigint`,
+		`ALTER TABLE chats ADD IF NOT EXISTS message_ttl bigint static`,
+		`CREATE TABLE IF NOT EXISTS deleted_chats (
+	chat_id text PRIMARY KEY,
+	deleted_at timestamp
+) WITH comment = 'deleted chats: their IDs stay reserved'`,
+		`CREATE TABLE IF NOT EXISTS history_floors (
+	user_id text,
+	chat_id text,
+	seq bigint,
+	PRIMARY KEY (user_id, chat_id)
+) WITH comment = 'per-user history floors (clear history); max registers written USING TIMESTAMP seq'`,
+	},
 }}
 
 // cassandraSchemaVersion is the schema version this binary reads and writes.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/gocql/gocql"
@@ -67,7 +68,7 @@ const deleteForever = int64(1) << 62
 
 const (
 	cqlSearchInsert = `INSERT INTO message_search (chat_id, part, seq, op_seq, bucket, ts, words, prefixes)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`
 	cqlSearchDelete = `DELETE FROM message_search USING TIMESTAMP ? WHERE chat_id = ? AND part = ? AND seq = ?`
 	cqlPending      = `SELECT pending FROM chat_buckets WHERE chat_id = ? LIMIT 1`
 	cqlMessageAt    = `SELECT ` + cqlMsgCols + ` FROM messages WHERE chat_id = ? AND bucket = ? AND seq = ?`
@@ -176,7 +177,7 @@ func searchOps(bucketOf func(int64) int64, msgs []protocol.Message, targets map[
 		switch {
 		case protocol.Referable(m.MessageType):
 			if words, prefixes := searchTerms(m.Content); len(words) > 0 {
-				add(m.ChatID, entry(cqlSearchInsert, m.ChatID, seq/searchPart, seq, seq, bucketOf(m.Timestamp), m.Timestamp, words, prefixes, seq))
+				add(m.ChatID, entry(cqlSearchInsert, m.ChatID, seq/searchPart, seq, seq, bucketOf(m.Timestamp), m.Timestamp, words, prefixes, seq, ttlOf(m)))
 			}
 		case m.MessageType == protocol.TypeEdit || m.MessageType == protocol.TypeDelete:
 			for _, l := range targets[msgRef{m.ChatID, m.RefID}] {
@@ -188,7 +189,7 @@ func searchOps(bucketOf func(int64) int64, msgs []protocol.Message, targets map[
 				} else if words, prefixes := searchTerms(m.Content); len(words) > 0 {
 					// ts unknown here (the target's time): left null, the row sorts by
 					// its message's time once the message is read.
-					add(l.chat, entry(cqlSearchInsert, l.chat, l.seq/searchPart, l.seq, seq, l.bucket, nil, words, prefixes, seq))
+					add(l.chat, entry(cqlSearchInsert, l.chat, l.seq/searchPart, l.seq, seq, l.bucket, nil, words, prefixes, seq, ttlOf(m)))
 				}
 			}
 		}
@@ -419,8 +420,8 @@ func (s *CassandraStore) messageAt(ctx context.Context, chat string, bucket, seq
 	var rseq int64
 	var meta []byte
 	err := s.sess.Query(cqlMessageAt, chat, bucket, seq).WithContext(ctx).Idempotent(true).
-		Scan(&rseq, &m.MessageID, &m.SenderID, &m.Content, &m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.hasOps)
-	if errors.Is(err, gocql.ErrNotFound) {
+		Scan(&rseq, &m.MessageID, &m.SenderID, &m.Content, &m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.hasOps, &m.ExpiresAt)
+	if errors.Is(err, gocql.ErrNotFound) || (err == nil && m.Expired(time.Now().UnixMilli())) {
 		return nil, nil
 	}
 	if err != nil {

@@ -12,3 +12,7 @@ var ErrNotSupported = errors.New("store: not supported by this backend")
 // ErrBadSearch is returned (wrapped) by Store.Search for query text with no word to
 // look for, or longer than MaxSearchBytes.
 var ErrBadSearch = errors.New("store: bad search query")
+
+// ErrChatDeleted is CreateChat's answer for the ID of a chat that was deleted
+// (DeleteChat): a deleted chat's ID is never used again.
+var ErrChatDeleted = errors.New("store: chat was deleted")

@@ -29,6 +29,11 @@ type Chat struct {
 	Name      string    `json:"name,omitempty"`
 	CreatedBy string    `json:"createdBy"`
 	CreatedAt time.Time `json:"createdAt"`
+	// MessageTTL is how long, in seconds, a message sequenced in the chat lives
+	// (disappearing messages); 0: as long as the server's retention allows.
+	// MinMessageTTL..MaxMessageTTL. Set only by a sequenced message_ttl_changed
+	// event (lifecycle.go).
+	MessageTTL int64 `json:"messageTtl,omitempty"`
 }
 
 // Member is one user's membership of a chat.
@@ -124,6 +129,10 @@ type HistoryQuery struct {
 	// Viewer is the user reading: each protocol.Reaction's Me says whether Viewer
 	// is among its users. Empty: Me is always false.
 	Viewer string
+	// Floor hides every message at or below it: the viewer's cleared history
+	// (LifecycleStore.HistoryFloor). history.Reader.Page applies it; Store.History
+	// ignores it.
+	Floor uint64
 }
 
 // SearchQuery is a full-text search over the chats a user is a member of.
@@ -256,6 +265,8 @@ type Store interface {
 	PeopleStore
 	// KeyStore is the key directory of end-to-end encrypted chats (keys.go).
 	KeyStore
+	// LifecycleStore is retention and deletion (lifecycle.go).
+	LifecycleStore
 
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error

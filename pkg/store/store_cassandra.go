@@ -261,11 +261,12 @@ type seqRange struct{ lo, hi int64 }
 
 // Statements. Constant strings: gocql prepares each once per node.
 const (
-	cqlInsertMessage = `INSERT INTO messages (chat_id, bucket, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// TTL 0 is none; an expiring message's rows carry its TTL (cassandra_retention.go).
+	cqlInsertMessage = `INSERT INTO messages (chat_id, bucket, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?`
 	cqlIndexMin    = `UPDATE chat_buckets USING TIMESTAMP ? SET min_seq = ? WHERE chat_id = ? AND block = ? AND bucket = ?`
 	cqlIndexMax    = `UPDATE chat_buckets USING TIMESTAMP ? SET max_seq = ? WHERE chat_id = ? AND block = ? AND bucket = ?`
-	cqlInsertMsgID = `INSERT INTO message_ids (chat_id, message_id, seq, bucket) VALUES (?, ?, ?, ?)`
+	cqlInsertMsgID = `INSERT INTO message_ids (chat_id, message_id, seq, bucket) VALUES (?, ?, ?, ?) USING TTL ?`
 	// The chat's last seq and time, and its last message that is not an operation,
 	// are registers; when the batch's newest message is not an operation, one
 	// statement sets both, and it can also raise the newest index row's max_seq,
@@ -284,20 +285,22 @@ const (
 	cqlSetRead        = `UPDATE read_state USING TIMESTAMP ? SET read_seq = ? WHERE user_id = ? AND chat_id = ?`
 
 	// Operations (see message_ops in cassandra_migrations.go).
-	cqlOpEdit   = `INSERT INTO message_ops (chat_id, message_id, kind, emoji, user_id, seq, content) VALUES (?, ?, 'edit', '', ?, ?, ?)`
+	cqlOpEdit   = `INSERT INTO message_ops (chat_id, message_id, kind, emoji, user_id, seq, content) VALUES (?, ?, 'edit', '', ?, ?, ?) USING TTL ?`
 	cqlOpDelete = `INSERT INTO message_ops (chat_id, message_id, kind, emoji, user_id, seq) VALUES (?, ?, 'delete', '', ?, ?)`
-	cqlOpReact  = `UPDATE message_ops USING TIMESTAMP ? SET present = ?, rseq = ?
+	cqlOpReact  = `UPDATE message_ops USING TIMESTAMP ? AND TTL ? SET present = ?, rseq = ?
 		WHERE chat_id = ? AND message_id = ? AND kind = 'react' AND emoji = ? AND user_id = ? AND seq = 0`
-	cqlMarkOps = `UPDATE messages SET has_ops = true WHERE chat_id = ? AND bucket = ? AND seq = ?`
+	// The mark carries its operation's TTL: on an expiring message it must not
+	// outlive the row (a row of only has_ops would stay behind).
+	cqlMarkOps = `UPDATE messages USING TTL ? SET has_ops = true WHERE chat_id = ? AND bucket = ? AND seq = ?`
 	// cqlMarkDeleted also drops the deleted text (reads hide it in any case).
-	cqlMarkDeleted = `UPDATE messages SET has_ops = true, content = null, meta = null WHERE chat_id = ? AND bucket = ? AND seq = ?`
+	cqlMarkDeleted = `UPDATE messages USING TTL ? SET has_ops = true, content = null, meta = null WHERE chat_id = ? AND bucket = ? AND seq = ?`
 	cqlFindMessage = `SELECT seq, bucket FROM message_ids WHERE chat_id = ? AND message_id = ?`
 	cqlMessageOps  = `SELECT kind, user_id, emoji, seq, content, present, rseq FROM message_ops WHERE chat_id = ? AND message_id = ?`
 
 	cqlIndexBackward = `SELECT block, bucket, min_seq, max_seq, pending FROM chat_buckets WHERE chat_id = ? AND block <= ?`
 	cqlIndexForward  = `SELECT block, bucket, min_seq, max_seq, pending FROM chat_buckets WHERE chat_id = ? AND block >= ?
 		ORDER BY block ASC, bucket ASC`
-	cqlMsgCols         = `seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, has_ops`
+	cqlMsgCols         = `seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, has_ops, expires_at`
 	cqlMessagesBackwrd = `SELECT ` + cqlMsgCols + ` FROM messages WHERE chat_id = ? AND bucket = ? AND seq >= ? AND seq <= ? LIMIT ?`
 	cqlMessagesForward = `SELECT ` + cqlMsgCols + ` FROM messages WHERE chat_id = ? AND bucket = ? AND seq >= ? AND seq <= ?
 		ORDER BY seq ASC LIMIT ?`
@@ -310,7 +313,7 @@ const (
 	cqlUpdateRole   = `UPDATE chats SET role = ? WHERE chat_id = ? AND user_id = ?`
 	cqlRenameChat   = `UPDATE chats SET name = ? WHERE chat_id = ?`
 	cqlDeleteMember = `DELETE FROM chats WHERE chat_id = ? AND user_id = ?`
-	cqlGetChat      = `SELECT kind, name, created_by, created_at FROM chats WHERE chat_id = ? LIMIT 1`
+	cqlGetChat      = `SELECT kind, name, created_by, created_at, message_ttl FROM chats WHERE chat_id = ? LIMIT 1`
 	cqlMembers      = `SELECT user_id, role, joined_at FROM chats WHERE chat_id = ?`
 	cqlGetMember    = `SELECT role, joined_at FROM chats WHERE chat_id = ? AND user_id = ?`
 	cqlAddUserChat  = `INSERT INTO user_chats (user_id, chat_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`
@@ -476,7 +479,8 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 		if err != nil {
 			return fmt.Errorf("cassandra: append %d messages: %w", len(msgs), err)
 		}
-		marks := map[msgLoc]bool{} // target row -> also purge its text
+		marks := map[msgLoc]bool{}  // target row -> also purge its text
+		markTTL := map[msgLoc]int{} // target row -> the longest TTL of its operations (0: none)
 		for _, m := range opMsgs {
 			ops = append(ops, writeOp{what: "operation", chat: m.ChatID, entries: []gocql.BatchEntry{opEntry(m)}})
 			ref := msgRef{m.ChatID, m.RefID}
@@ -491,6 +495,11 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 			for _, l := range locs {
 				if l.seq < int64(m.Seq) { // an operation applies to earlier messages only
 					marks[l] = marks[l] || m.MessageType == protocol.TypeDelete
+					if prev, seen := markTTL[l]; seen {
+						markTTL[l] = longerTTL(prev, ttlOf(m))
+					} else {
+						markTTL[l] = ttlOf(m)
+					}
 				}
 			}
 		}
@@ -500,7 +509,7 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 				stmt = cqlMarkDeleted
 			}
 			ops = append(ops, writeOp{what: "operation target", chat: l.chat, entries: []gocql.BatchEntry{
-				entry(stmt, l.chat, l.bucket, l.seq)}})
+				entry(stmt, markTTL[l], l.chat, l.bucket, l.seq)}})
 		}
 	}
 	for chatID, cp := range chats {
@@ -514,7 +523,8 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 			size := 0
 			for _, m := range ms {
 				entries = append(entries, entry(cqlInsertMessage, m.ChatID, bucket, int64(m.Seq), m.MessageID, m.SenderID,
-					m.Content, m.MessageType, m.Timestamp, unsetEmpty(m.ReplyTo), unsetEmpty(m.RefID), unsetBlob(m.Meta)))
+					m.Content, m.MessageType, m.Timestamp, unsetEmpty(m.ReplyTo), unsetEmpty(m.RefID), unsetBlob(m.Meta),
+					unsetZero(m.ExpiresAt), ttlOf(m)))
 				size += len(m.Content) + len(m.Meta) + 128
 				if len(entries) == maxBatchRows || size >= maxBatchBytes {
 					ops = append(ops, writeOp{what: "messages", chat: chatID, entries: entries})
@@ -527,7 +537,7 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 			for _, m := range ms {
 				if m.MessageID != "" {
 					ops = append(ops, writeOp{what: "message id", chat: chatID, entries: []gocql.BatchEntry{
-						entry(cqlInsertMsgID, chatID, m.MessageID, int64(m.Seq), bucket)}})
+						entry(cqlInsertMsgID, chatID, m.MessageID, int64(m.Seq), bucket, ttlOf(m))}})
 				}
 			}
 		}
@@ -561,12 +571,14 @@ func (s *CassandraStore) indexOp(chatID string, index map[indexKey]seqRange, las
 			return writeOp{}, fmt.Errorf("last message %d: %w", lastMsg.Seq, err)
 		}
 	}
-	together := lastMsg != nil && lastMsg.Seq == last.Seq // one timestamp
+	// An expiring last message is written on its own, with its TTL (it must not
+	// take last_seq with it).
+	together := lastMsg != nil && lastMsg.Seq == last.Seq && lastMsg.ExpiresAt == 0 // one timestamp
 	entries := []gocql.BatchEntry{entry(cqlSetLastSeq, seq, seq, last.Timestamp, chatID)}
 	if together {
 		entries[0] = entry(cqlSetLastAll, seq, seq, last.Timestamp, body, chatID)
 	} else if lastMsg != nil {
-		entries = append(entries, entry(cqlSetLastMessage, int64(lastMsg.Seq), body, chatID))
+		entries = append(entries, lastMessageEntry(lastMsg, body, chatID)) // cassandra_retention.go
 	}
 	if len(pending) > 0 {
 		entries = append(entries, entry(cqlAddPending, pending, chatID))
@@ -645,12 +657,12 @@ func opEntry(m *protocol.Message) gocql.BatchEntry {
 	seq := int64(m.Seq)
 	switch m.MessageType {
 	case protocol.TypeEdit:
-		return entry(cqlOpEdit, m.ChatID, m.RefID, m.SenderID, seq, m.Content)
+		return entry(cqlOpEdit, m.ChatID, m.RefID, m.SenderID, seq, m.Content, ttlOf(m))
 	case protocol.TypeDelete:
 		return entry(cqlOpDelete, m.ChatID, m.RefID, m.SenderID, seq)
 	}
 	ev, _ := protocol.ParseReaction(m.Meta)
-	return entry(cqlOpReact, seq, !ev.Remove, seq, m.ChatID, m.RefID, ev.Emoji, m.SenderID)
+	return entry(cqlOpReact, seq, ttlOf(m), !ev.Remove, seq, m.ChatID, m.RefID, ev.Emoji, m.SenderID)
 }
 
 // targetLookups bounds the message_ids reads of one AppendMessages call.
@@ -1168,23 +1180,45 @@ func (s *CassandraStore) readBucket(ctx context.Context, chatID string, fwd bool
 	if fwd {
 		stmt = cqlMessagesForward
 	}
-	iter := s.sess.Query(stmt, chatID, r.bucket, r.lo, r.hi, limit).WithContext(ctx).Idempotent(true).Iter()
 	out := make([]storedMsg, 0, min(limit, int(r.hi-r.lo+1)))
-	for {
-		m := storedMsg{Message: protocol.Message{ChatID: chatID}}
-		var seq int64
-		var meta []byte
-		if !iter.Scan(&seq, &m.MessageID, &m.SenderID, &m.Content, &m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.hasOps) {
+	now := time.Now().UnixMilli()
+	// Usually one query. Rows that expired but are still stored (their TTL is
+	// rounded up to the second) are skipped, and the bucket is read on past them
+	// for as many as were skipped.
+	for lo, hi := r.lo, r.hi; lo <= hi; {
+		want := limit - len(out)
+		iter := s.sess.Query(stmt, chatID, r.bucket, lo, hi, want).WithContext(ctx).Idempotent(true).Iter()
+		rows, edge := 0, int64(0)
+		for {
+			m := storedMsg{Message: protocol.Message{ChatID: chatID}}
+			var seq int64
+			var meta []byte
+			if !iter.Scan(&seq, &m.MessageID, &m.SenderID, &m.Content, &m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.hasOps, &m.ExpiresAt) {
+				break
+			}
+			rows, edge = rows+1, seq
+			if m.Expired(now) || m.MessageType == "" {
+				// Expired: its TTL removes the row within the second. No type: what an
+				// expired row's later has_ops mark left (cassandra_retention.go).
+				continue
+			}
+			m.Seq = uint64(seq)
+			if len(meta) > 0 {
+				m.Meta = json.RawMessage(meta)
+			}
+			out = append(out, m)
+		}
+		if err := iter.Close(); err != nil {
+			return nil, fmt.Errorf("read bucket %s: %w", time.UnixMilli(r.bucket).UTC().Format(time.RFC3339), err)
+		}
+		if rows < want || len(out) >= limit {
 			break
 		}
-		m.Seq = uint64(seq)
-		if len(meta) > 0 {
-			m.Meta = json.RawMessage(meta)
+		if fwd {
+			lo = edge + 1
+		} else {
+			hi = edge - 1
 		}
-		out = append(out, m)
-	}
-	if err := iter.Close(); err != nil {
-		return nil, fmt.Errorf("read bucket %s: %w", time.UnixMilli(r.bucket).UTC().Format(time.RFC3339), err)
 	}
 	return out, nil
 }
@@ -1229,6 +1263,9 @@ func (s *CassandraStore) CreateChat(ctx context.Context, chat Chat, members []Me
 		return Chat{}, false, errors.New("cassandra: create chat: empty chat ID")
 	}
 	chat.CreatedAt = time.UnixMilli(chat.CreatedAt.UnixMilli()).UTC()
+	if err := s.refuseDeleted(ctx, chat.ID); err != nil { // cassandra_retention.go
+		return Chat{}, false, err
+	}
 	b := s.sess.NewBatch(gocql.LoggedBatch).WithContext(ctx).RetryPolicy(nil)
 	b.SerialConsistency(gocql.LocalSerial)
 	b.Query(cqlCreateChat, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt)
@@ -1280,7 +1317,8 @@ func (s *CassandraStore) GetChat(ctx context.Context, chatID string) (Chat, erro
 	}
 	c := Chat{ID: chatID}
 	var kind *string // null: member rows without a chat
-	err := s.sess.Query(cqlGetChat, chatID).WithContext(ctx).Idempotent(true).Scan(&kind, &c.Name, &c.CreatedBy, &c.CreatedAt)
+	var ttl *int64
+	err := s.sess.Query(cqlGetChat, chatID).WithContext(ctx).Idempotent(true).Scan(&kind, &c.Name, &c.CreatedBy, &c.CreatedAt, &ttl)
 	if errors.Is(err, gocql.ErrNotFound) || (err == nil && kind == nil) {
 		return Chat{}, ErrNotFound
 	}
@@ -1288,6 +1326,9 @@ func (s *CassandraStore) GetChat(ctx context.Context, chatID string) (Chat, erro
 		return Chat{}, fmt.Errorf("cassandra: get chat %s: %w", chatID, err)
 	}
 	c.Kind, c.CreatedAt = *kind, c.CreatedAt.UTC()
+	if ttl != nil {
+		c.MessageTTL = *ttl
+	}
 	return c, nil
 }
 
@@ -1580,7 +1621,7 @@ func (s *CassandraStore) fillSummary(ctx context.Context, cs *ChatSummary, known
 		return true, nil
 	}
 	var m protocol.Message
-	if json.Unmarshal(body, &m) != nil {
+	if json.Unmarshal(body, &m) != nil || m.Expired(time.Now().UnixMilli()) {
 		return true, nil
 	}
 	// Operations apply to earlier messages, and every later message is one: if

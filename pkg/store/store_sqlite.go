@@ -109,6 +109,16 @@ var sqliteMigrations = []string{
 		user_id TEXT NOT NULL, device_id TEXT NOT NULL, key_id INTEGER NOT NULL, key TEXT NOT NULL,
 		PRIMARY KEY (user_id, device_id, key_id)) WITHOUT ROWID;
 	ALTER TABLE chats ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;`,
+	// 8: retention and deletion (store_sqlite_lifecycle.go). expires_at: ms since
+	// the epoch, 0 never; the partial index is what the sweeper walks. chats.deleted
+	// keeps a deleted chat's ID reserved; history_floors are per-user "clear history".
+	`ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX messages_by_expiry ON messages (expires_at) WHERE expires_at > 0;
+	ALTER TABLE chats ADD COLUMN message_ttl INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE chats ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+	CREATE TABLE history_floors (
+		chat_id TEXT NOT NULL, user_id TEXT NOT NULL, seq INTEGER NOT NULL,
+		PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;`,
 }
 
 // sqliteWriterSync is the writer's synchronous pragma. Only the benchmark changes it,
@@ -215,8 +225,8 @@ func (s *SQLiteStore) prepareAppend(ctx context.Context) error {
 		q  string
 	}{
 		{&s.app.insert, `INSERT OR IGNORE INTO messages
-			(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&s.app.chatState, `SELECT last_seq, last_msg_seq FROM chats WHERE id = ?`},
 		{&s.app.setLast, `UPDATE chats SET last_seq = ?, last_ts = ? WHERE id = ? AND last_seq < ?`},
 		{&s.app.setBoth, `UPDATE chats SET last_seq = ?, last_ts = ?, last_msg_seq = ?, last_message = ?
@@ -371,7 +381,7 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 	for i := range msgs {
 		m := &msgs[i]
 		res, err := ins.ExecContext(ctx, m.ChatID, m.Seq, m.MessageID, m.SenderID, m.Content,
-			m.MessageType, m.Timestamp, m.ReplyTo, m.RefID, nullJSON(m.Meta))
+			m.MessageType, m.Timestamp, m.ReplyTo, m.RefID, nullJSON(m.Meta), m.ExpiresAt)
 		if err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
@@ -452,7 +462,11 @@ func nullJSON(b json.RawMessage) any {
 }
 
 const msgCols = `chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta,
-	edited, deleted, state_seq`
+	edited, deleted, state_seq, expires_at`
+
+// notExpired is the condition that a messages row (unqualified columns) has not
+// expired: 'now' is fixed for the whole statement.
+const notExpired = `(expires_at = 0 OR expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))`
 
 func scanMessages(rows *sql.Rows) ([]protocol.Message, error) {
 	defer rows.Close()
@@ -461,7 +475,7 @@ func scanMessages(rows *sql.Rows) ([]protocol.Message, error) {
 		var m protocol.Message
 		var meta []byte
 		if err := rows.Scan(&m.ChatID, &m.Seq, &m.MessageID, &m.SenderID, &m.Content,
-			&m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.Edited, &m.Deleted, &m.StateSeq); err != nil {
+			&m.MessageType, &m.Timestamp, &m.ReplyTo, &m.RefID, &meta, &m.Edited, &m.Deleted, &m.StateSeq, &m.ExpiresAt); err != nil {
 			return nil, err
 		}
 		if len(meta) > 0 {
@@ -551,6 +565,9 @@ func (s *SQLiteStore) CreateChat(ctx context.Context, chat Chat, members []Membe
 	if n, _ := res.RowsAffected(); n == 0 {
 		tx.Rollback()
 		existing, err := s.GetChat(ctx, chat.ID)
+		if errors.Is(err, ErrNotFound) {
+			return Chat{}, false, ErrChatDeleted // the row is a deleted chat's
+		}
 		return existing, false, err
 	}
 	for _, m := range members {
@@ -571,7 +588,7 @@ func (s *SQLiteStore) GetChat(ctx context.Context, chatID string) (Chat, error) 
 	var c Chat
 	var at int64
 	err := s.rd.getChat.QueryRowContext(ctx, chatID).
-		Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedBy, &at)
+		Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedBy, &at, &c.MessageTTL)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Chat{}, ErrNotFound
 	}
@@ -699,7 +716,9 @@ func (s *SQLiteStore) userChats(ctx context.Context, st *sql.Stmt, userID string
 						m.Meta = json.RawMessage(lmMeta)
 					}
 				}
-				cs.LastMessage = &m
+				if !m.Expired(time.Now().UnixMilli()) {
+					cs.LastMessage = &m
+				}
 			}
 		}
 		out = append(out, cs)

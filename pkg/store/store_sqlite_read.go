@@ -52,6 +52,7 @@ func userChatsSQL(cond string) string {
 func unreadSQL(lastSeq, chat, read, user string) string {
 	return fmt.Sprintf(`CASE WHEN %[1]s > %[3]s THEN MIN((SELECT COUNT(*) FROM messages u
 			WHERE u.chat_id = %[2]s AND u.seq > %[3]s AND u.sender_id != %[4]s AND u.deleted = 0
+			AND (u.expires_at = 0 OR u.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))
 			AND u.message_type NOT IN ('system', 'edit', 'delete', 'react')), %[5]d) ELSE 0 END`,
 		lastSeq, chat, read, user, MaxUnread)
 }
@@ -65,12 +66,15 @@ func (r *readStmts) queries() []struct {
 		st **sql.Stmt
 		q  string
 	}{
-		{&r.historyNewest, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? ORDER BY seq DESC LIMIT ?`},
-		{&r.historyBefore, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`},
-		{&r.historyAfter, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?`},
-		{&r.lastSeq, `SELECT COALESCE(MAX(seq), 0) FROM messages WHERE chat_id = ?`},
+		{&r.historyNewest, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? AND ` + notExpired + ` ORDER BY seq DESC LIMIT ?`},
+		{&r.historyBefore, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? AND seq < ? AND ` + notExpired + ` ORDER BY seq DESC LIMIT ?`},
+		{&r.historyAfter, `SELECT ` + msgCols + ` FROM messages WHERE chat_id = ? AND seq > ? AND ` + notExpired + ` ORDER BY seq ASC LIMIT ?`},
+		// The chat row's last seq too: the newest messages may have expired and been
+		// swept, and a seq is never used twice.
+		{&r.lastSeq, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE chat_id = ?1), 0),
+			COALESCE((SELECT last_seq FROM chats WHERE id = ?1), 0))`},
 		{&r.messageSeq, `SELECT seq FROM messages WHERE chat_id = ? AND message_id = ? ORDER BY seq LIMIT 1`},
-		{&r.getChat, `SELECT id, kind, name, created_by, created_at FROM chats WHERE id = ?`},
+		{&r.getChat, `SELECT id, kind, name, created_by, created_at, message_ttl FROM chats WHERE id = ? AND deleted = 0`},
 		{&r.members, `SELECT chat_id, user_id, role, joined_at FROM members WHERE chat_id = ? ORDER BY user_id`},
 		{&r.getMember, `SELECT role, joined_at FROM members WHERE chat_id = ? AND user_id = ?`},
 		{&r.userChats, userChatsSQL("")},

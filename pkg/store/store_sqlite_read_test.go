@@ -57,7 +57,7 @@ func TestSQLiteReadPlans(t *testing.T) {
 			}
 		}
 		for _, step := range plan {
-			if fullScan.MatchString(step) && !sub[strings.Fields(step)[1]] {
+			if fullScan.MatchString(step) && !sub[strings.Fields(step)[1]] && step != "SCAN CONSTANT ROW" { // a SELECT without FROM reads no table
 				t.Errorf("full scan in the plan of %s: %v", p.q, plan)
 			}
 		}

@@ -79,6 +79,7 @@ func (s *SQLiteStore) Search(ctx context.Context, userID string, q SearchQuery) 
 		JOIN members mb ON mb.chat_id = d.chat_id AND mb.user_id = ?
 		JOIN messages m ON m.chat_id = d.chat_id AND m.seq = d.seq
 		WHERE search_fts MATCH ? AND (? = '' OR d.chat_id = ?) AND m.deleted = 0
+			AND (m.expires_at = 0 OR m.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))
 			AND (NOT ? OR (m.ts, m.chat_id, m.seq) < (?, ?, ?))
 		ORDER BY m.ts DESC, m.chat_id DESC, m.seq DESC LIMIT ?`,
 		userID, match, q.ChatID, q.ChatID, cursor, q.Before.Timestamp, q.Before.ChatID, q.Before.Seq, limit)

@@ -378,6 +378,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Invitations", func(t *testing.T) { invitations(t, newStore(t)) })
 	t.Run("KeyDirectory", func(t *testing.T) { keyDirectory(t, newStore(t)) })
 	t.Run("ConcurrentKeyClaims", func(t *testing.T) { concurrentClaims(t, newStore(t)) })
+	t.Run("Lifecycle", func(t *testing.T) { lifecycle(t, newStore, group) })
 
 	t.Run("Ping", func(t *testing.T) {
 		s := newStore(t)
