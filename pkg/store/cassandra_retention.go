@@ -28,26 +28,28 @@ import (
 
 // Lifecycle statements.
 const (
-	cqlSetLastMessageTTL = `UPDATE chat_buckets USING TIMESTAMP ? AND TTL ? SET last_message = ? WHERE chat_id = ?`
-	cqlSetMessageTTL     = `UPDATE chats SET message_ttl = ? WHERE chat_id = ?`
-	cqlIsDeleted         = `SELECT chat_id FROM deleted_chats WHERE chat_id = ?`
-	cqlMarkChatDeleted   = `INSERT INTO deleted_chats (chat_id, deleted_at) VALUES (?, ?)`
-	cqlRaiseFloor        = `UPDATE history_floors USING TIMESTAMP ? SET seq = ? WHERE user_id = ? AND chat_id = ?`
-	cqlGetFloor          = `SELECT seq FROM history_floors WHERE user_id = ? AND chat_id = ?`
-	cqlChatBuckets       = `SELECT bucket FROM chat_buckets WHERE chat_id = ?`
-	cqlBucketIDs         = `SELECT message_id FROM messages WHERE chat_id = ? AND bucket = ?`
-	cqlDelMessages       = `DELETE FROM messages WHERE chat_id = ? AND bucket = ?`
-	cqlDelMessageID      = `DELETE FROM message_ids WHERE chat_id = ? AND message_id = ?`
-	cqlDelMessageOps     = `DELETE FROM message_ops WHERE chat_id = ? AND message_id = ?`
-	cqlDelSearchPart     = `DELETE FROM message_search WHERE chat_id = ? AND part = ?`
-	cqlDelChatPartition  = `DELETE FROM chats WHERE chat_id = ?`
-	cqlDelChatBuckets    = `DELETE FROM chat_buckets WHERE chat_id = ?`
-	cqlDelChatMutes      = `DELETE FROM mutes WHERE chat_id = ?`
-	cqlDelReadState      = `DELETE FROM read_state WHERE user_id = ? AND chat_id = ?`
-	cqlDelFloor          = `DELETE FROM history_floors WHERE user_id = ? AND chat_id = ?`
-	cqlDelUserReads      = `DELETE FROM read_state WHERE user_id = ?`
-	cqlDelUserFloors     = `DELETE FROM history_floors WHERE user_id = ?`
-	cqlEraseMessage      = `UPDATE messages USING TTL ? SET content = null, meta = null, has_ops = true
+	cqlSetLastMessageTTL  = `UPDATE chat_buckets USING TIMESTAMP ? AND TTL ? SET last_message = ? WHERE chat_id = ?`
+	cqlSetMessageTTL      = `UPDATE chats SET message_ttl = ? WHERE chat_id = ?`
+	cqlIsDeleted          = `SELECT chat_id FROM deleted_chats WHERE chat_id = ?`
+	cqlMarkChatDeleted    = `INSERT INTO deleted_chats (chat_id, deleted_at) VALUES (?, ?)`
+	cqlRaiseFloor         = `UPDATE history_floors USING TIMESTAMP ? SET seq = ? WHERE user_id = ? AND chat_id = ?`
+	cqlGetFloor           = `SELECT seq FROM history_floors WHERE user_id = ? AND chat_id = ?`
+	cqlChatBuckets        = `SELECT bucket FROM chat_buckets WHERE chat_id = ?`
+	cqlBucketIDs          = `SELECT message_id FROM messages WHERE chat_id = ? AND bucket = ?`
+	cqlDelMessages        = `DELETE FROM messages WHERE chat_id = ? AND bucket = ?`
+	cqlDelMessageID       = `DELETE FROM message_ids WHERE chat_id = ? AND message_id = ?`
+	cqlDelMessageOps      = `DELETE FROM message_ops WHERE chat_id = ? AND message_id = ?`
+	cqlDelSearchPart      = `DELETE FROM message_search WHERE chat_id = ? AND part = ?`
+	cqlDelChatPartition   = `DELETE FROM chats WHERE chat_id = ?`
+	cqlDelChatBuckets     = `DELETE FROM chat_buckets WHERE chat_id = ?`
+	cqlDelChatMutes       = `DELETE FROM mutes WHERE chat_id = ?`
+	cqlDelReadState       = `DELETE FROM read_state WHERE user_id = ? AND chat_id = ?`
+	cqlDelFloor           = `DELETE FROM history_floors WHERE user_id = ? AND chat_id = ?`
+	cqlDelUserReads       = `DELETE FROM read_state WHERE user_id = ?`
+	cqlDelUserFloors      = `DELETE FROM history_floors WHERE user_id = ?`
+	cqlDelProfile         = `DELETE FROM profiles WHERE user_id = ?`
+	cqlDelUserInvitations = `DELETE FROM invitations WHERE user_id = ?`
+	cqlEraseMessage       = `UPDATE messages USING TTL ? SET content = null, meta = null, has_ops = true
 		WHERE chat_id = ? AND bucket = ? AND seq = ?`
 	cqlEraseDeleteOp = `INSERT INTO message_ops (chat_id, message_id, kind, emoji, user_id, seq) VALUES (?, ?, 'delete', '', ?, ?) USING TTL ?`
 	cqlEraseEditText = `UPDATE message_ops SET content = null
@@ -263,6 +265,25 @@ func (s *CassandraStore) EraseUser(ctx context.Context, userID string) (EraseRep
 		rep.Chats++
 	}
 	for _, stmt := range []string{cqlDelUserReads, cqlDelUserFloors} {
+		if err := s.sess.Query(stmt, userID).WithContext(ctx).Idempotent(true).Exec(); err != nil {
+			return rep, wrap(err)
+		}
+	}
+	profiles, err := s.Profiles(ctx, []string{userID})
+	if err != nil {
+		return rep, wrap(err)
+	}
+	rep.Profile = len(profiles) > 0
+	blocks, err := s.Blocks(ctx, userID)
+	if err != nil {
+		return rep, wrap(err)
+	}
+	for _, b := range blocks {
+		if _, err := s.Unblock(ctx, userID, b.Blocked); err != nil {
+			return rep, wrap(err)
+		}
+	}
+	for _, stmt := range []string{cqlDelProfile, cqlDelUserInvitations} {
 		if err := s.sess.Query(stmt, userID).WithContext(ctx).Idempotent(true).Exec(); err != nil {
 			return rep, wrap(err)
 		}

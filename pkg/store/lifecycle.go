@@ -29,6 +29,8 @@ type EraseReport struct {
 	Chats int `json:"chats"`
 	// Devices is how many push devices were removed.
 	Devices int `json:"devices"`
+	// Profile says whether a profile was removed.
+	Profile bool `json:"profile"`
 }
 
 // LifecycleStore is the retention and deletion part of Store.
@@ -54,7 +56,9 @@ type LifecycleStore interface {
 	// userID sent become empty and the message a deletion tombstone (Deleted; seq,
 	// message ID, sender and timestamp kept, so every chat's sequence stays
 	// whole), their search entries and userID's reactions are gone, and so are
-	// userID's memberships, read states, mutes, floors and push devices. Idempotent.
+	// userID's memberships, read states, mutes, floors, push devices, profile, the
+	// blocks userID made and the invitations userID received. Media (the avatar
+	// included) is not in the store: the caller deletes it. Idempotent.
 	EraseUser(ctx context.Context, userID string) (EraseReport, error)
 	// SweepExpired physically removes up to limit messages whose ExpiresAt is at
 	// or before now, with their search entries and operations, and returns how

@@ -131,7 +131,14 @@ func (s *SQLiteStore) EraseUser(ctx context.Context, userID string) (EraseReport
 		}
 		n, _ = res.RowsAffected()
 		rep.Devices = int(n)
+		if res, err = tx.ExecContext(ctx, `DELETE FROM profiles WHERE user_id = ?`, userID); err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		rep.Profile = n > 0
 		for _, q := range []string{
+			`DELETE FROM blocks WHERE blocker = ?`,
+			`DELETE FROM invitations WHERE user_id = ?`,
 			`DELETE FROM read_state WHERE user_id = ?`,
 			`DELETE FROM mutes WHERE user_id = ?`,
 			`DELETE FROM history_floors WHERE user_id = ?`,
