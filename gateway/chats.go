@@ -68,6 +68,8 @@ type chatChange struct {
 	// Invitation is set when the add became an invitation (consent.go): the user
 	// joins when they accept it (HTTP 202, changed false).
 	Invitation *invitationBody `json:"invitation,omitempty"`
+	// MessageTTL is the chat's message TTL in seconds after a TTL change (0: off).
+	MessageTTL *int64 `json:"messageTtl,omitempty"`
 }
 
 // memberOf loads chat and the caller's membership, reading the store (not the edge
@@ -472,9 +474,9 @@ func (g *Gateway) userDelivery(uid string, data []byte) {
 	if bytes.Contains(data, []byte(`"system"`)) {
 		if m, err := protocol.DecodeMessageFrame(data); err == nil && m.MessageType == protocol.TypeSystem {
 			var ev protocol.SystemEvent
-			if json.Unmarshal(m.Meta, &ev) == nil && ev.UserID == uid {
+			if json.Unmarshal(m.Meta, &ev) == nil && (ev.UserID == uid || ev.Event == protocol.EventChatDeleted) {
 				switch ev.Event {
-				case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventRoleChanged:
+				case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventRoleChanged, protocol.EventChatDeleted:
 					g.members.forget(m.ChatID, uid)
 				}
 			}

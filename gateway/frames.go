@@ -143,14 +143,18 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if f.Limit < 0 || f.Limit > store.MaxPage {
 		return protocol.Errorf(protocol.CodeBadRequest, "limit must be 0..%d", store.MaxPage)
 	}
+	floor, err := g.historyFloor(ctx, f.ChatID, c.user) // retention.go
+	if err != nil {
+		return err
+	}
 	// "after" present, even 0, pages forward (oldest first: after 0 starts at seq 1);
 	// absent, backward from "before" (0: the newest page). Both is a contradiction.
-	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit, Viewer: c.user}
+	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit, Viewer: c.user, Floor: floor}
 	if f.After != nil {
 		if f.Before > 0 {
 			return protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both")
 		}
-		q = store.HistoryQuery{Dir: store.Forward, After: *f.After, Limit: f.Limit, Viewer: c.user}
+		q = store.HistoryQuery{Dir: store.Forward, After: *f.After, Limit: f.Limit, Viewer: c.user, Floor: floor}
 	}
 	msgs, err := g.deps.History.Page(ctx, f.ChatID, q)
 	if err != nil {
@@ -165,7 +169,7 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	// Paced: a client that asks for pages faster than it reads them stops being read
 	// instead of growing its queue (conn.sendPaced).
 	c.sendPaced(ctx, &protocol.Frame{Type: protocol.FrameHistoryResult, ID: f.ID, ChatID: f.ChatID,
-		Messages: page, HasMore: hasMore})
+		Messages: page, HasMore: hasMore, RetainedFrom: retainedFrom(floor, q, page, hasMore)})
 	return nil
 }
 
@@ -228,9 +232,13 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 	defer func() { c.endSync(sent) }()
 	result := make([]protocol.ChatCursor, 0, len(cursors))
 	for _, cc := range cursors {
-		after := cc.Seq
+		floor, err := g.historyFloor(ctx, cc.ChatID, c.user) // retention.go
+		if err != nil {
+			return err
+		}
+		after := max(cc.Seq, floor)
 		for {
-			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage, Viewer: c.user})
+			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage, Viewer: c.user, Floor: floor})
 			if err != nil {
 				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry").WithCause(fmt.Errorf("history of %s: %w", cc.ChatID, err))
 			}
@@ -245,7 +253,7 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 			}
 		}
 		sent[cc.ChatID] = after
-		result = append(result, protocol.ChatCursor{ChatID: cc.ChatID, Seq: after})
+		result = append(result, protocol.ChatCursor{ChatID: cc.ChatID, Seq: after, RetainedFrom: retainedFrom(floor, store.HistoryQuery{Dir: store.Forward}, nil, false)})
 	}
 	c.send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: result})
 	return nil

@@ -61,6 +61,7 @@ type Gateway struct {
 	hub     *hub
 	members *memberCache
 	large   *largeChats
+	deny    *denyList // denylist.go
 	metrics metrics
 	nextID  atomic.Uint64
 	mux     *http.ServeMux
@@ -101,6 +102,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.ingress.g = g
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
 	g.large = newLargeChats(g)
+	g.deny = newDenyList(g)
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
 	g.presence, g.typing = newPresenceGW(g), newTypingState(g)
@@ -133,6 +135,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer wcancel()
 	if err := g.large.watch(wctx, &lwg); err != nil {
 		return fmt.Errorf("gateway: watch large chats: %w", err)
+	}
+	if err := g.deny.watch(wctx, &lwg); err != nil {
+		return fmt.Errorf("gateway: watch the deny list: %w", err)
 	}
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {

@@ -36,16 +36,17 @@ func (g *Gateway) routes() {
 	g.mux.HandleFunc("PUT /api/v1/users/{id}/presence", g.authed(g.putPresence))
 	g.mux.HandleFunc("GET /api/v1/chats/{id}/mute", g.authed(g.getMute))
 	g.mux.HandleFunc("PUT /api/v1/chats/{id}/mute", g.authed(g.putMute))
-	g.chatRoutes()     // chats.go
-	g.receiptRoutes()  // receipts.go
-	g.mediaRoutes()    // media.go
-	g.searchRoutes()   // search.go
-	g.deviceRoutes()   // devices.go
-	g.keyRoutes()      // keys.go
-	g.peopleRoutes()   // profiles.go, blocks.go, invitations.go
-	g.fallbackRoutes() // sse.go
-	g.webRoutes()      // webchat.go
-	g.corsRoutes()     // cors.go
+	g.chatRoutes()      // chats.go
+	g.receiptRoutes()   // receipts.go
+	g.mediaRoutes()     // media.go
+	g.searchRoutes()    // search.go
+	g.deviceRoutes()    // devices.go
+	g.keyRoutes()       // keys.go
+	g.peopleRoutes()    // profiles.go, blocks.go, invitations.go
+	g.lifecycleRoutes() // retention.go, erase.go
+	g.fallbackRoutes()  // sse.go
+	g.webRoutes()       // webchat.go
+	g.corsRoutes()      // cors.go
 	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	g.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -267,6 +268,10 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		members[i].ChatID = chat.ID
 	}
 	stored, created, err := g.deps.Store.CreateChat(r.Context(), chat, members)
+	if errors.Is(err, store.ErrChatDeleted) {
+		g.fail(w, protocol.Errorf(protocol.CodeConflict, "chat %s was deleted and its ID is never used again: create it with another ID", chat.ID))
+		return
+	}
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -375,7 +380,9 @@ func (g *Gateway) listChats(w http.ResponseWriter, r *http.Request, id auth.Iden
 type messagesPage struct {
 	Messages []protocol.Message `json:"messages"`
 	HasMore  bool               `json:"hasMore"`
-	Cursor   struct {
+	// RetainedFrom is the lowest seq the caller may still read (retention.go).
+	RetainedFrom uint64 `json:"retainedFrom,omitempty"`
+	Cursor       struct {
 		Before string `json:"before,omitempty"`
 		After  string `json:"after,omitempty"`
 	} `json:"cursor"`
@@ -414,9 +421,14 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both"))
 		return
 	}
-	q := store.HistoryQuery{Before: before, Limit: limit, Viewer: id.UserID}
+	floor, err := g.historyFloor(r.Context(), chat, id.UserID) // retention.go
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	q := store.HistoryQuery{Before: before, Limit: limit, Viewer: id.UserID, Floor: floor}
 	if after > 0 || r.URL.Query().Get("after") != "" {
-		q = store.HistoryQuery{Dir: store.Forward, After: after, Limit: limit, Viewer: id.UserID}
+		q = store.HistoryQuery{Dir: store.Forward, After: after, Limit: limit, Viewer: id.UserID, Floor: floor}
 	}
 	msgs, err := g.deps.History.Page(r.Context(), chat, q)
 	if err != nil {
@@ -426,6 +438,7 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 	var page messagesPage
 	msgs, page.HasMore = capPage(msgs, limit, g.cfg.HistoryPageBytes) // historypage.go
 	page.Messages = msgs
+	page.RetainedFrom = retainedFrom(floor, q, msgs, page.HasMore)
 	if len(msgs) > 0 {
 		lo, hi := msgs[0].Seq, msgs[len(msgs)-1].Seq
 		if lo > hi {

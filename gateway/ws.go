@@ -36,6 +36,8 @@ func authError(err error) *protocol.Error {
 	case errors.Is(err, auth.ErrDevKeyMismatch):
 		// Dev mode only (loopback): the hint names the server's data directory.
 		return protocol.Errorf(protocol.CodeUnauthorized, "invalid token: %s", strings.TrimPrefix(err.Error(), "auth: invalid token: "))
+	case errors.Is(err, auth.ErrRevoked):
+		return protocol.Errorf(protocol.CodeUnauthorized, "account erased: its tokens are refused")
 	case errors.Is(err, auth.ErrTokenTooLarge):
 		return protocol.Errorf(protocol.CodeUnauthorized, "token over %d bytes: not a token this server issues or accepts", auth.MaxTokenBytes)
 	default:
@@ -155,6 +157,14 @@ func (g *Gateway) attach(c *conn, lim *connLimit) (detach func(), err error) {
 		g.limits.release(c.user)
 		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
 		return nil, err
+	}
+	if g.deny.denied(c.user) {
+		// Erased between the token check and now (denylist.go): the erasure's close
+		// of the user's connections may have run before this one was in the hub.
+		g.hub.remove(c)
+		c.endSync(nil)
+		g.limits.release(c.user)
+		return nil, authError(auth.ErrRevoked)
 	}
 	g.presence.joined(c)
 	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,

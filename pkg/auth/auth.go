@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -121,7 +122,10 @@ type Identity struct {
 	// ChatAdmin is true for a service token holding the chats:admin scope: it may
 	// add and remove members, change roles and rename any group, as its admin would.
 	ChatAdmin bool
-	ExpiresAt time.Time // zero: no expiry
+	// AccountsAdmin is true for a service token holding the accounts:admin scope:
+	// it may erase accounts (the admin API, docs/privacy.md).
+	AccountsAdmin bool
+	ExpiresAt     time.Time // zero: no expiry
 }
 
 // Errors returned by Verify.
@@ -129,6 +133,9 @@ var (
 	ErrNoToken  = errors.New("auth: no token")
 	ErrExpired  = errors.New("auth: token expired")
 	ErrBadToken = errors.New("auth: invalid token")
+	// ErrRevoked (which wraps ErrBadToken) is a valid token of an erased account
+	// (Verifier.SetRevoked).
+	ErrRevoked = fmt.Errorf("%w: the account was erased", ErrBadToken)
 	// ErrTokenTooLarge (which wraps into ErrBadToken in Verify's errors) is a token
 	// over MaxTokenBytes.
 	ErrTokenTooLarge = fmt.Errorf("auth: token over %d bytes", MaxTokenBytes)
@@ -146,6 +153,7 @@ const MaxTokenBytes = 8 << 10
 // Verifier checks tokens. It is safe for concurrent use. With auth.jwks-url it runs
 // a refetch goroutine until Close.
 type Verifier struct {
+	revoked atomic.Pointer[func(subject string) bool] // SetRevoked
 	hmac    []byte
 	pubs    []crypto.PublicKey
 	methods []string
@@ -309,12 +317,28 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if err := ids.Validate("user", claims.Subject); err != nil {
 		return Identity{}, fmt.Errorf("%w: sub: %v", ErrBadToken, err)
 	}
+	if r := v.revoked.Load(); r != nil && (*r)(claims.Subject) {
+		return Identity{}, ErrRevoked
+	}
+	scopes := strings.Fields(claims.Scope)
 	id := Identity{UserID: claims.Subject, Service: claims.Service,
-		ChatAdmin: claims.Service && slices.Contains(strings.Fields(claims.Scope), protocol.ScopeChatsAdmin)}
+		ChatAdmin:     claims.Service && slices.Contains(scopes, protocol.ScopeChatsAdmin),
+		AccountsAdmin: claims.Service && slices.Contains(scopes, protocol.ScopeAccountsAdmin)}
 	if claims.ExpiresAt != nil {
 		id.ExpiresAt = claims.ExpiresAt.Time
 	}
 	return id, nil
+}
+
+// SetRevoked makes Verify refuse, with ErrRevoked, every token whose subject
+// revoked reports (erased accounts: the gateway's deny list). Safe to call while
+// verifying; nil removes it.
+func (v *Verifier) SetRevoked(revoked func(subject string) bool) {
+	if revoked == nil {
+		v.revoked.Store(nil)
+		return
+	}
+	v.revoked.Store(&revoked)
 }
 
 // key picks the verification key for the token's algorithm. The parser has already

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -44,7 +45,7 @@ func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (p
 	} else if msg, tail, found, err = r.findInTail(ctx, chat, floor, messageID); err != nil {
 		return protocol.Message{}, err
 	}
-	if !found {
+	if !found || msg.Expired(time.Now().UnixMilli()) {
 		return protocol.Message{}, fmt.Errorf("message %s/%s: %w", chat, messageID, store.ErrNotFound)
 	}
 	one := []protocol.Message{msg}

@@ -64,5 +64,5 @@ func ensureMedia(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	if _, err := js.CreateOrUpdateKeyValue(ctx, MediaUsageConfig(c)); err != nil {
 		return fmt.Errorf("kv %s: %w", MediaUsageBucket, err)
 	}
-	return nil
+	return ensureDenied(ctx, js, c) // denied.go: the gateway's too
 }

@@ -35,6 +35,7 @@ const (
 	sharesStream  = "KV_" + MediaSharesBucket
 	usageStream   = "KV_" + MediaUsageBucket
 	mediaStream   = "OBJ_" + MediaBucket
+	deniedStream  = "KV_" + DeniedBucket
 	presenceKV    = "presence" // presencekv.Bucket (natsutil cannot import it: import cycle)
 	windowsKV     = "notify"   // notifier.WindowBucket
 	jsAPI         = "$JS.API."
@@ -107,6 +108,12 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "CONSUMER.CREATE." + mediaStream + ".>", // object downloads (ordered consumers)
 			jsAPI + "CONSUMER.DELETE." + mediaStream + ".>",
 
+			// Erased accounts (gateway/denylist.go): created at start, watched, and
+			// written by the admin erase API.
+			"$KV." + DeniedBucket + ".*",
+			jsAPI + "STREAM.CREATE." + deniedStream, jsAPI + "STREAM.UPDATE." + deniedStream,
+			jsAPI + "STREAM.INFO." + deniedStream,
+			jsAPI + "CONSUMER.CREATE." + deniedStream + ".>", jsAPI + "CONSUMER.DELETE." + deniedStream + ".>",
 			// Large chats: watch the bucket.
 			jsAPI + "STREAM.INFO." + largeStream,
 			jsAPI + "CONSUMER.CREATE." + largeStream + ".>", jsAPI + "CONSUMER.DELETE." + largeStream + ".>",

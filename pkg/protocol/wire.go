@@ -129,6 +129,11 @@ const (
 // (system notices included) but change nothing.
 const ScopeChatsAdmin = "chats:admin"
 
+// ScopeAccountsAdmin is the token scope that lets a service token erase accounts
+// (DELETE /api/v1/admin/users/{id}, docs/privacy.md). On a user token it means
+// nothing.
+const ScopeAccountsAdmin = "accounts:admin"
+
 // IsChatChange reports whether a system event named event changes a chat (its
 // members, their roles or its name) rather than only telling of something. Such
 // events are made only through the REST chat API by a principal allowed to make
