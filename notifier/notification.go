@@ -156,6 +156,9 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 	if err != nil || last == nil {
 		return nil, err
 	}
+	if last.Expired(time.Now().UnixMilli()) {
+		return nil, nil // gone before it was pushed (docs/privacy.md, "Retention")
+	}
 	rs, err := n.deps.Store.GetReadState(ctx, chat, uid)
 	if err != nil {
 		return nil, fmt.Errorf("read state of %s in %s: %w", uid, chat, err)
@@ -175,7 +178,11 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 		UserID: uid, ChatID: chat, Count: count, Badge: badge, CreatedAt: time.Now().UnixMilli(),
 		LastMessage: Preview{Seq: last.Seq, MessageID: last.MessageID, SenderID: last.SenderID,
 			MessageType: last.MessageType, Timestamp: last.Timestamp}}
-	note.LastMessage.Content, note.LastMessage.Truncated = preview(last.Content, n.cfg.PreviewBytes)
+	if last.ExpiresAt == 0 {
+		// A disappearing message is never previewed: a push provider and the device
+		// keep a notification's text beyond the message's life.
+		note.LastMessage.Content, note.LastMessage.Truncated = preview(last.Content, n.cfg.PreviewBytes)
+	}
 	if blocked, err := n.blocks.blocks(ctx, uid, last.SenderID); err != nil {
 		return nil, err
 	} else if blocked { // blocks.go: no preview of a blocked sender's message
