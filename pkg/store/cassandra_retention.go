@@ -48,6 +48,8 @@ const (
 	cqlDelUserReads       = `DELETE FROM read_state WHERE user_id = ?`
 	cqlDelUserFloors      = `DELETE FROM history_floors WHERE user_id = ?`
 	cqlDelProfile         = `DELETE FROM profiles WHERE user_id = ?`
+	cqlDelDeviceKeys      = `DELETE FROM device_keys WHERE user_id = ?`
+	cqlDelOneTimeKeys     = `DELETE FROM one_time_keys WHERE user_id = ? AND device_id = ?`
 	cqlDelUserInvitations = `DELETE FROM invitations WHERE user_id = ?`
 	cqlEraseMessage       = `UPDATE messages USING TTL ? SET content = null, meta = null, has_ops = true
 		WHERE chat_id = ? AND bucket = ? AND seq = ?`
@@ -283,7 +285,16 @@ func (s *CassandraStore) EraseUser(ctx context.Context, userID string) (EraseRep
 			return rep, wrap(err)
 		}
 	}
-	for _, stmt := range []string{cqlDelProfile, cqlDelUserInvitations} {
+	keys, err := s.DeviceKeys(ctx, userID)
+	if err != nil {
+		return rep, wrap(err)
+	}
+	for _, k := range keys {
+		if err := s.sess.Query(cqlDelOneTimeKeys, userID, k.DeviceID).WithContext(ctx).Idempotent(true).Exec(); err != nil {
+			return rep, wrap(err)
+		}
+	}
+	for _, stmt := range []string{cqlDelProfile, cqlDelUserInvitations, cqlDelDeviceKeys} {
 		if err := s.sess.Query(stmt, userID).WithContext(ctx).Idempotent(true).Exec(); err != nil {
 			return rep, wrap(err)
 		}

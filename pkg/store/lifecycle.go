@@ -57,7 +57,8 @@ type LifecycleStore interface {
 	// message ID, sender and timestamp kept, so every chat's sequence stays
 	// whole), their search entries and userID's reactions are gone, and so are
 	// userID's memberships, read states, mutes, floors, push devices, profile, the
-	// blocks userID made and the invitations userID received. Media (the avatar
+	// blocks userID made, the invitations userID received and their published
+	// end-to-end keys (device and one-time keys). Media (the avatar
 	// included) is not in the store: the caller deletes it. Idempotent.
 	EraseUser(ctx context.Context, userID string) (EraseReport, error)
 	// SweepExpired physically removes up to limit messages whose ExpiresAt is at

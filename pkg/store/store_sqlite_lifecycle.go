@@ -138,6 +138,8 @@ func (s *SQLiteStore) EraseUser(ctx context.Context, userID string) (EraseReport
 		rep.Profile = n > 0
 		for _, q := range []string{
 			`DELETE FROM blocks WHERE blocker = ?`,
+			`DELETE FROM device_keys WHERE user_id = ?`,
+			`DELETE FROM one_time_keys WHERE user_id = ?`,
 			`DELETE FROM invitations WHERE user_id = ?`,
 			`DELETE FROM read_state WHERE user_id = ?`,
 			`DELETE FROM mutes WHERE user_id = ?`,

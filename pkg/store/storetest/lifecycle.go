@@ -241,6 +241,8 @@ func eraseUser(t *testing.T, s store.Store, group groupFn) {
 	require.NoError(t, err)
 	_, err = s.PutInvitation(ctx, store.Invitation{UserID: "alice", ChatID: "g9", InvitedBy: "carol", Role: store.RoleMember, CreatedAt: base})
 	require.NoError(t, err)
+	_, _, err = s.PutDeviceKeys(ctx, devKeys("alice", "phone", "id-a"), otks(1, 3))
+	require.NoError(t, err)
 
 	rep, err := s.EraseUser(ctx, "alice")
 	require.NoError(t, err)
@@ -259,6 +261,12 @@ func eraseUser(t *testing.T, s store.Store, group groupFn) {
 	invs, err := s.Invitations(ctx, "alice")
 	require.NoError(t, err)
 	require.Empty(t, invs)
+	keys, err := s.DeviceKeys(ctx, "alice")
+	require.NoError(t, err)
+	require.Empty(t, keys)
+	bundles, err := s.ClaimKeys(ctx, "alice")
+	require.NoError(t, err)
+	require.Empty(t, bundles)
 	require.GreaterOrEqual(t, rep.Messages, 2)
 
 	e := page(t, s, "e", "bob")
