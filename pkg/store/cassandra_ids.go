@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gocql/gocql"
+	"github.com/natter-chat/natter/pkg/protocol"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -45,6 +46,37 @@ func (s *CassandraStore) MessageSeqs(ctx context.Context, keys []MessageKey) (ma
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// withoutStoredIDs returns msgs without those whose (chat, MessageID) is stored
+// under another seq, or appears earlier in msgs with another seq: a chat holds a message ID
+// once (Store.AppendMessages). The sequencer never sequences an ID twice
+// (sequencer/ids.go); this read before the write is the store's second net, one
+// concurrent round of key reads per batch. It is not a transaction: two persisters
+// racing to store the same ID under two seqs could both pass it.
+func (s *CassandraStore) withoutStoredIDs(ctx context.Context, msgs []protocol.Message) ([]protocol.Message, error) {
+	keys := make([]MessageKey, 0, len(msgs))
+	first := make(map[MessageKey]uint64, len(msgs))
+	for i := range msgs {
+		k := MessageKey{ChatID: msgs[i].ChatID, MessageID: msgs[i].MessageID}
+		if _, ok := first[k]; !ok {
+			first[k] = msgs[i].Seq
+		}
+		keys = append(keys, k)
+	}
+	stored, err := s.MessageSeqs(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := msgs[:0:0]
+	for i := range msgs {
+		k := keys[i]
+		if seq, ok := stored[k]; ok && seq != msgs[i].Seq || first[k] != msgs[i].Seq {
+			continue
+		}
+		out = append(out, msgs[i])
 	}
 	return out, nil
 }

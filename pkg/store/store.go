@@ -175,8 +175,10 @@ const (
 // retries a batch, or two persisters that race, store each message once.
 type Store interface {
 	// AppendMessages stores msgs (any chats, any order). A message whose (chat, seq)
-	// is already stored is skipped. It also advances each chat's last seq and last
-	// message.
+	// is already stored is skipped, and so is one whose (chat, MessageID) is stored
+	// under another seq, before or earlier in msgs (a chat holds a message ID once: the sequencer's
+	// exactly-once check never sequences one twice, and this is its second net).
+	// It also advances each chat's last seq and last message.
 	//
 	// Operations are applied to the message they reference (same chat, MessageID ==
 	// RefID, not itself a system message or an operation), whatever the order in

@@ -424,6 +424,13 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 	if len(msgs) == 0 {
 		return nil
 	}
+	msgs, err := s.withoutStoredIDs(ctx, msgs)
+	if err != nil {
+		return fmt.Errorf("cassandra: append %d messages: %w", len(msgs), err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
 	type chatPlan struct {
 		last    *protocol.Message // highest seq
 		lastMsg *protocol.Message // highest seq that is not an operation

@@ -224,9 +224,15 @@ func (s *SQLiteStore) prepareAppend(ctx context.Context) error {
 		st **sql.Stmt
 		q  string
 	}{
+		// A (chat, seq) stored already is skipped (a retried batch), and so is a
+		// message whose (chat, messageId) is stored under another seq: the
+		// sequencer never sequences an ID twice (sequencer/ids.go), this is the
+		// second net.
 		{&s.app.insert, `INSERT OR IGNORE INTO messages
 			(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+			WHERE NOT EXISTS (SELECT 1 FROM messages INDEXED BY messages_by_id
+				WHERE chat_id = ?1 AND message_id = ?3 AND seq <> ?2)`},
 		{&s.app.chatState, `SELECT last_seq, last_msg_seq FROM chats WHERE id = ?`},
 		{&s.app.setLast, `UPDATE chats SET last_seq = ?, last_ts = ? WHERE id = ? AND last_seq < ?`},
 		{&s.app.setBoth, `UPDATE chats SET last_seq = ?, last_ts = ?, last_msg_seq = ?, last_message = ?
@@ -386,7 +392,7 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			continue // already stored
+			continue // already stored (or its messageId is, under another seq)
 		}
 		// newest: m is above the chat's last seq, so nothing referencing it can be
 		// stored yet (an operation always has a higher seq than its target).
