@@ -1,6 +1,8 @@
 package client
 
 import (
+	"slices"
+
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
@@ -65,6 +67,41 @@ func (o *Orderer) remember(id string) {
 		delete(o.seen, o.seenOrder[0])
 		o.seenOrder = o.seenOrder[1:]
 	}
+}
+
+// Skip marks every seq up to through that has not arrived as gone for good (expired,
+// erased, or below the reader's cleared history: docs/protocol.md, "Retention and
+// deletion"), so the order no longer waits for it. It returns the messages now
+// deliverable, in seq order: those held at or below through, then the ones that
+// follow them without a gap. A through at or below LastSeq changes nothing.
+func (o *Orderer) Skip(through uint64) []protocol.Message {
+	if through <= o.last {
+		return nil
+	}
+	var below []uint64
+	for s := range o.held {
+		if s <= through {
+			below = append(below, s)
+		}
+	}
+	slices.Sort(below)
+	var out []protocol.Message
+	release := func(m protocol.Message) {
+		delete(o.held, m.Seq)
+		o.last = m.Seq
+		if _, dup := o.seen[m.MessageID]; !dup {
+			o.remember(m.MessageID)
+			out = append(out, m)
+		}
+	}
+	for _, s := range below {
+		release(o.held[s])
+	}
+	o.last = through
+	for next, ok := o.held[o.last+1]; ok; next, ok = o.held[o.last+1] {
+		release(next)
+	}
+	return out
 }
 
 // Gap returns the first missing range (after, before), both exclusive, and whether

@@ -307,11 +307,22 @@ func (c *Client) serve(ctx context.Context, s *session, conn *Conn) {
 	}
 	gapSince := map[string]time.Time{} // chats with a gap, since when
 	filling := map[string]bool{}       // chats with a history fill in flight
+	fillAfter := map[string]uint64{}   // the after of each chat's fill in flight
 	lastFrame := time.Now()
 	var pingAt time.Time
 	tick := time.NewTicker(max(min(c.cfg.GapGrace, c.cfg.Heartbeat, c.cfg.AckTimeout)/2, 10*time.Millisecond))
 	defer tick.Stop()
 
+	emit := func(out []protocol.Message) bool {
+		for _, d := range out {
+			select {
+			case c.messages <- d:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
 	deliver := func(m protocol.Message) bool {
 		c.mu.Lock()
 		o := c.chats[m.ChatID]
@@ -333,23 +344,54 @@ func (c *Client) serve(ctx context.Context, s *session, conn *Conn) {
 		} else {
 			delete(gapSince, m.ChatID)
 		}
-		for _, d := range out {
-			select {
-			case c.messages <- d:
-			case <-ctx.Done():
-				return false
-			}
+		return emit(out)
+	}
+	// skip advances chat's order past seqs a history answer showed are gone
+	// (Orderer.Skip) and delivers what that releases.
+	skip := func(chat string, through uint64) bool {
+		c.mu.Lock()
+		o := c.chats[chat]
+		if o == nil {
+			c.mu.Unlock()
+			return true
 		}
-		return true
+		out := o.Skip(through)
+		if _, _, gap := o.Gap(); !gap {
+			delete(gapSince, chat)
+		}
+		c.mu.Unlock()
+		return emit(out)
 	}
 	handle := func(f *protocol.Frame) bool {
 		switch f.Type {
 		case protocol.FrameMessage:
 			return deliver(messageOf(f))
 		case protocol.FrameHistoryResult:
+			// A fill's answer (forward from after): a seq it skips is gone for good,
+			// and so is everything below retainedFrom (docs/protocol.md, "Retention
+			// and deletion"). Advance past them rather than asking again.
+			after, fill := fillAfter[f.ChatID]
 			delete(filling, f.ChatID)
+			delete(fillAfter, f.ChatID)
+			if f.RetainedFrom > 1 && !skip(f.ChatID, f.RetainedFrom-1) {
+				return false
+			}
 			for _, m := range f.Messages {
+				if fill && m.Seq > after+1 && !skip(f.ChatID, m.Seq-1) {
+					return false
+				}
 				if !deliver(m) {
+					return false
+				}
+				after = max(after, m.Seq)
+			}
+			if fill && !f.HasMore {
+				// Nothing more exists after the page: what is held waits for seqs
+				// that are gone.
+				c.mu.Lock()
+				_, before, gap := c.chats[f.ChatID].Gap()
+				c.mu.Unlock()
+				if gap && before > 0 && !skip(f.ChatID, before-1) {
 					return false
 				}
 			}
@@ -379,6 +421,14 @@ func (c *Client) serve(ctx context.Context, s *session, conn *Conn) {
 					}
 					o = NewOrderer(cc.ChatID, start)
 					c.chats[cc.ChatID] = o
+				}
+				if cc.RetainedFrom > 1 {
+					out := o.Skip(cc.RetainedFrom - 1)
+					c.mu.Unlock()
+					if !emit(out) {
+						return false
+					}
+					c.mu.Lock()
 				}
 				if _, _, gap := o.Gap(); gap || cc.Seq > o.LastSeq() {
 					if _, ok := gapSince[cc.ChatID]; !ok {
@@ -457,6 +507,7 @@ func (c *Client) serve(ctx context.Context, s *session, conn *Conn) {
 					limit = int(min(100, before-after-1))
 				}
 				filling[chat] = true
+				fillAfter[chat] = after
 				gapSince[chat] = now
 				if !write(&protocol.Frame{Type: protocol.FrameHistory, ID: ids.New(), ChatID: chat, After: &after, Limit: max(limit, 1)}) {
 					return
