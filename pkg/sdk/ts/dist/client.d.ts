@@ -64,6 +64,8 @@ export declare class NatterClient {
     private readonly gapTimers;
     /** Chats with a gap fill in flight, to the id of its history request. */
     private readonly filling;
+    /** The `after` of each chat's fill in flight. */
+    private readonly fillAfter;
     private readonly typingSent;
     private readonly receipts;
     private readonly presenceSubs;

@@ -20,6 +20,8 @@ export class NatterClient {
     gapTimers = new Map();
     /** Chats with a gap fill in flight, to the id of its history request. */
     filling = new Map();
+    /** The `after` of each chat's fill in flight. */
+    fillAfter = new Map();
     typingSent = new Map();
     receipts = new Map();
     presenceSubs = new Set();
@@ -249,6 +251,7 @@ export class NatterClient {
             clearTimeout(t);
         this.gapTimers.clear();
         this.filling.clear();
+        this.fillAfter.clear();
         this.typingSent.clear();
         this.failWaiters(new NatterError("unavailable", "connection lost", { retry: true }));
         for (const e of this.outbox.pending())
@@ -400,6 +403,7 @@ export class NatterClient {
                 return;
             const id = this.reqId();
             this.filling.set(o.chatId, id);
+            this.fillAfter.set(o.chatId, now.after);
             this.write({ type: "history", id, chatId: o.chatId, after: now.after, limit: Math.min(100, Math.max(1, now.before - now.after - 1)) });
         }, this.opts.gapGraceMs));
     }
@@ -409,10 +413,25 @@ export class NatterClient {
         const o = this.chats.get(chatId);
         if (!o)
             return;
+        let after = this.fillAfter.get(chatId) ?? o.lastSeq;
+        this.fillAfter.delete(chatId);
+        // A seq the answer skips is gone for good, and so is everything below
+        // retainedFrom (docs/protocol.md, "Retention and deletion"): advance past them
+        // instead of asking again.
+        const emit = (ms) => { for (const d of ms)
+            this.emit("message", d); };
+        if ((f.retainedFrom ?? 0) > 1)
+            emit(o.skip(f.retainedFrom - 1));
         const msgs = [...(f.messages ?? [])].sort((a, b) => a.seq - b.seq);
-        for (const m of msgs)
-            for (const d of o.push(m).deliver)
-                this.emit("message", d);
+        for (const m of msgs) {
+            if (m.seq > after + 1)
+                emit(o.skip(m.seq - 1));
+            emit(o.push(m).deliver);
+            after = Math.max(after, m.seq);
+        }
+        const g = o.gap();
+        if (!f.hasMore && g)
+            emit(o.skip(g.before - 1)); // nothing more exists: what is held waits for gone seqs
         this.checkGap(o);
     }
     onSynced(f) {
@@ -424,6 +443,9 @@ export class NatterClient {
                 o = new ChatOrderer(c.chatId, c.seq <= this.opts.fillFromStartMax ? 0 : c.seq);
                 this.chats.set(c.chatId, o);
             }
+            if ((c.retainedFrom ?? 0) > 1)
+                for (const d of o.skip(c.retainedFrom - 1))
+                    this.emit("message", d);
             this.checkGap(o, c.seq); // the server has more than we delivered: fill
         }
     }

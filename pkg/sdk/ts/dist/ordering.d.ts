@@ -33,6 +33,14 @@ export declare class ChatOrderer {
     /** Offers one message; see PushResult. */
     push(m: Message): PushResult;
     private release;
+    /**
+     * Marks every seq up to `through` that has not arrived as gone for good (expired,
+     * erased, or below the reader's cleared history: docs/protocol.md, "Retention and
+     * deletion"), so the order stops waiting for it. Returns the messages now
+     * deliverable, in seq order: those held at or below `through`, then the ones that
+     * follow without a gap. A `through` at or below lastSeq changes nothing.
+     */
+    skip(through: number): Message[];
     /** The first missing range, or undefined when nothing is held back. */
     gap(): Gap | undefined;
     /** How many messages wait for a lower seq. */

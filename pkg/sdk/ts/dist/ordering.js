@@ -53,6 +53,32 @@ export class ChatOrderer {
         }
         out.push(m);
     }
+    /**
+     * Marks every seq up to `through` that has not arrived as gone for good (expired,
+     * erased, or below the reader's cleared history: docs/protocol.md, "Retention and
+     * deletion"), so the order stops waiting for it. Returns the messages now
+     * deliverable, in seq order: those held at or below `through`, then the ones that
+     * follow without a gap. A `through` at or below lastSeq changes nothing.
+     */
+    skip(through) {
+        if (through <= this.lastSeq)
+            return [];
+        const deliver = [];
+        const below = [...this.held.keys()].filter((s) => s <= through).sort((a, b) => a - b);
+        const take = (m) => {
+            this.held.delete(m.seq);
+            if (this.seen.has(m.messageId))
+                this.lastSeq = m.seq;
+            else
+                this.release(m, deliver);
+        };
+        for (const s of below)
+            take(this.held.get(s));
+        this.lastSeq = through;
+        for (let next = this.held.get(this.lastSeq + 1); next; next = this.held.get(this.lastSeq + 1))
+            take(next);
+        return deliver;
+    }
     /** The first missing range, or undefined when nothing is held back. */
     gap() {
         if (this.held.size === 0)

@@ -26,11 +26,18 @@ export interface Message {
     /** The messageId an edit, delete or react event applies to. */
     refId?: string;
     meta?: Record<string, unknown>;
+    /**
+     * When the message disappears (ms since the epoch; the chat's message TTL or the
+     * server's retention). Absent: never. Hide it from then on.
+     */
+    expiresAt?: number;
 }
 /** A per-chat position: the last sequence number seen. */
 export interface ChatCursor {
     chatId: string;
     seq: number;
+    /** synced only: every seq below it is gone for this user (cleared history). */
+    retainedFrom?: number;
 }
 /** Every frame of the protocol, both directions. */
 export interface Frame {
@@ -55,6 +62,9 @@ export interface Frame {
     limit?: number;
     messages?: Message[];
     hasMore?: boolean;
+    /** history_result: every seq below it is gone for the reader and never comes back. */
+    retainedFrom?: number;
+    expiresAt?: number;
     chats?: ChatCursor[];
     state?: string;
     userId?: string;

@@ -74,3 +74,16 @@ test("ChatOrderer bounds its messageId memory", () => {
   // m1 fell out of the ID memory but its seq is below the watermark: still a duplicate.
   assert.equal(o.push(msg(1)).duplicate, true);
 });
+
+test("ChatOrderer.skip advances past seqs that are gone and releases what waited for them", () => {
+  const { o } = run([1, 4, 5, 8]);
+  assert.deepEqual(o.skip(1), [], "at or below lastSeq: nothing");
+  assert.deepEqual(seqs(o.skip(3)), [4, 5], "2 and 3 gone: 4 and 5 follow");
+  assert.equal(o.lastSeq, 5);
+  assert.deepEqual(seqs(o.skip(9)), [8], "6, 7 and 9 gone; 8 was held below it");
+  assert.equal(o.lastSeq, 9);
+  assert.equal(o.gap(), undefined);
+  const late = o.push(msg(7));
+  assert.ok(late.duplicate, "a skipped seq arriving late is below the order");
+  assert.deepEqual(late.deliver, []);
+});
