@@ -465,3 +465,22 @@ func TestEraseAccount(t *testing.T) {
 	status, body = n.Do(t, "DELETE", "/api/v1/admin/users/alice", admin, nil)
 	require.Equal(t, http.StatusOK, status, string(body))
 }
+
+// TestPushNeverPreviewsDisappearingMessages: an offline member is notified of a
+// disappearing message, without its text (a push provider and the device would keep
+// it beyond the message's life).
+func TestPushNeverPreviewsDisappearingMessages(t *testing.T) {
+	rcv := newReceiver(t)
+	cfg := presenceConfig(t)
+	rcv.configure(t, cfg)
+	n := testutil.StartNatter(t, cfg)
+	chat := n.CreateChat(t, "alice", "group", "Team", "bob")
+	status, body := call(t, n, "PUT", "/api/v1/chats/"+chat+"/ttl", "alice", map[string]int64{"messageTtl": 3600}, nil)
+	require.Equal(t, http.StatusOK, status, string(body))
+	sendBurst(t, n, "alice", chat, "d", 1)
+	require.Eventually(t, func() bool { return len(rcv.notifications()) > 0 }, 10*time.Second, 20*time.Millisecond)
+	note := rcv.notifications()[0]
+	require.Equal(t, "bob", note.UserID)
+	require.Equal(t, "d1", note.LastMessage.MessageID)
+	require.Empty(t, note.LastMessage.Content, "no preview of a disappearing message")
+}
