@@ -17,8 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/natter-chat/natter/pkg/lifecycle"
-	"github.com/natter-chat/natter/pkg/natsutil"
 	"os"
 	"strings"
 	"sync"
@@ -28,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	pmetrics "github.com/natter-chat/natter/pkg/metrics"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/presencekv"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -270,8 +269,6 @@ func (n *Notifier) logConsumer(ctx context.Context) (jetstream.Consumer, error) 
 func (n *Notifier) pull(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) {
 	natsutil.Feed(ctx, cons, 2*n.cfg.Workers, out, n.log)
 }
-
-func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }
 
 // order hands the log consumer's messages from in to the workers on out, in log
 // order, after dropping the cached members of a chat whose membership a message

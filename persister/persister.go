@@ -8,10 +8,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/natter-chat/natter/pkg/lifecycle"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/lifecycle"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"

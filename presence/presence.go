@@ -13,13 +13,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/natter-chat/natter/pkg/lifecycle"
-	"github.com/natter-chat/natter/pkg/natsutil"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/presencekv"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"go.uber.org/zap"
@@ -122,5 +121,3 @@ func (p *Presence) work(ctx context.Context, reports <-chan *nats.Msg, timers <-
 func (p *Presence) pull(ctx context.Context, cons jetstream.Consumer, out chan<- jetstream.Msg) {
 	natsutil.Feed(ctx, cons, 2*p.cfg.Workers, out, p.log)
 }
-
-func sleep(ctx context.Context, d time.Duration) { lifecycle.Sleep(ctx, d) }

@@ -2,8 +2,9 @@ package sequencer
 
 import (
 	"context"
-	"github.com/natter-chat/natter/pkg/lifecycle"
 	"time"
+
+	"github.com/natter-chat/natter/pkg/lifecycle"
 )
 
 // ShutdownGrace is how long work already taken (a message being sequenced, a batch

@@ -90,8 +90,7 @@ func TestCassandraServeRestartHistory(t *testing.T) {
 // cassandraNode runs a private node from deploy/cassandra on its own ports, so the
 // test can stop and start it without disturbing the shared one.
 type cassandraNode struct {
-	t   *testing.T
-	env []string
+	t *testing.T
 }
 
 func (c *cassandraNode) run(cmd string) {

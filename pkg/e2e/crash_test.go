@@ -128,12 +128,11 @@ type crashRig struct {
 
 // crashFault is one fault injected and when.
 type crashFault struct {
-	name   string
-	at     time.Time
-	nats   string // the NATS node killed ("" if none)
-	send   time.Duration
-	recv   time.Duration
-	failed bool
+	name string
+	at   time.Time
+	nats string // the NATS node killed ("" if none)
+	send time.Duration
+	recv time.Duration
 }
 
 func newCrashRig(t *testing.T, dir string, cl *natsCluster) *crashRig {

@@ -308,20 +308,6 @@ type natsNode struct {
 	cluster int // route port
 }
 
-func (n *natsNode) running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.done == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
-}
-
 func (n *natsNode) log() string { return filepath.Join(n.dir, "nats.log") }
 
 // natsCluster is a JetStream cluster of nats-server OS processes on loopback, each
