@@ -31,6 +31,11 @@ import (
 // blockCacheTTL is how long a gateway trusts a block list it read.
 var blockCacheTTL = 2 * time.Second
 
+// blockReadTimeout bounds a block list read on the presence dispatcher, which
+// delivers every watched user's updates: a slow store delays presence by at most
+// this (and the update is dropped).
+var blockReadTimeout = time.Second
+
 // blockCache holds block lists (blocker → the users they block). Safe for
 // concurrent use.
 type blockCache struct {

@@ -302,7 +302,7 @@ func (p *presenceGW) deliver(uid string, data []byte) {
 	// A user uid blocks does not see uid's presence (blocks.go). The list is
 	// cached; when it cannot be read the update is dropped (presence may drop,
 	// a block may not leak).
-	ctx, cancel := context.WithTimeout(context.Background(), presenceReportTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), blockReadTimeout)
 	blocked, err := p.g.blocks.of(ctx, uid)
 	cancel()
 	if err != nil {

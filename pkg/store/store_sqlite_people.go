@@ -145,19 +145,50 @@ func (s *SQLiteStore) Blockers(ctx context.Context, blocked string) ([]string, e
 	return out, nil
 }
 
-// SharesChat implements PeopleStore with one join per chunk of others.
+// SharesChat implements PeopleStore: user's chat IDs in one query, then the chats
+// of the users asked about (members_by_user), a chunk at a time, intersected here.
+// The cost follows the users asked about and their chats, not the size of user's
+// chats (BenchmarkSQLiteSharesChat).
 func (s *SQLiteStore) SharesChat(ctx context.Context, user string, others []string) (map[string]bool, error) {
+	fail := func(err error) (map[string]bool, error) {
+		return nil, fmt.Errorf("sqlite: chats shared with %s: %w", user, err)
+	}
 	out := map[string]bool{}
-	err := inChunks(dedupe(others), func(chunk []string) error {
-		found, err := s.strings(ctx, `SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.chat_id = m.chat_id
-			WHERE m.user_id = ? AND o.user_id IN (`+placeholders(len(chunk))+`)`, append([]any{user}, anys(chunk)...)...)
-		for _, u := range found {
-			out[u] = true
+	others = dedupe(others)
+	if len(others) == 0 {
+		return out, nil
+	}
+	mine, err := s.strings(ctx, `SELECT chat_id FROM members WHERE user_id = ?`, user)
+	if err != nil {
+		return fail(err)
+	}
+	if len(mine) == 0 {
+		return out, nil
+	}
+	mineSet := make(map[string]struct{}, len(mine))
+	for _, c := range mine {
+		mineSet[c] = struct{}{}
+	}
+	err = inChunks(others, func(chunk []string) error {
+		rows, err := s.r.QueryContext(ctx, `SELECT user_id, chat_id FROM members INDEXED BY members_by_user
+			WHERE user_id IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		if err != nil {
+			return err
 		}
-		return err
+		defer rows.Close()
+		for rows.Next() {
+			var u, c string
+			if err := rows.Scan(&u, &c); err != nil {
+				return err
+			}
+			if _, ok := mineSet[c]; ok {
+				out[u] = true
+			}
+		}
+		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: chats shared with %s: %w", user, err)
+		return fail(err)
 	}
 	return out, nil
 }
