@@ -73,7 +73,7 @@ func TestResponses(t *testing.T) {
 	}{
 		{"GET", "/api/v1/chats/c1/messages", 200, `{"messages":[],"hasMore":false,"cursor":{}}`},
 		{"GET", "/api/v1/chats/c1/messages", 403, `{"error":{"code":"not_member","message":"no","retry":false}}`},
-		{"POST", "/api/v1/chats/c1/messages", 202, `{"chatId":"c1","messageId":"m1","duplicate":false}`},
+		{"POST", "/api/v1/chats/c1/messages", 202, `{"chatId":"c1","messageId":"m1","seq":1,"duplicate":false}`},
 		{"GET", "/api/v1/nope", 404, `{"error":{"code":"not_found","message":"no such endpoint","retry":false}}`},
 	}
 	for _, tc := range ok {
