@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/testutil"
@@ -58,6 +60,8 @@ func msgSeqs(ms []protocol.Message) []uint64 {
 }
 
 func TestDisappearingMessages(t *testing.T) {
+	defer func(d time.Duration) { persister.SweepInterval = d }(persister.SweepInterval)
+	persister.SweepInterval = 100 * time.Millisecond
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			n := testutil.StartNatter(t, testutil.Config(t))
@@ -107,6 +111,11 @@ func TestDisappearingMessages(t *testing.T) {
 				return len(restHistory(t, n, chat, "bob").Messages) == 2
 			}, 15*time.Second, 200*time.Millisecond)
 			require.Equal(t, []uint64{1, 2}, msgSeqs(peerHistory(t, bob, chat).Messages))
+			// And the persister sweeps the row itself out of the SQLite file.
+			require.Eventually(t, func() bool {
+				_, err := n.Store.MessageSeq(ctxT(t, 5*time.Second), chat, "gone")
+				return errors.Is(err, store.ErrNotFound)
+			}, 10*time.Second, 100*time.Millisecond, "the expired row is swept")
 			var found struct {
 				Messages []protocol.Message `json:"messages"`
 			}
