@@ -254,7 +254,8 @@ func TestBlocking(t *testing.T) {
 		status, body = call(t, n, "POST", "/api/v1/chats/"+dm+"/messages", "alice", map[string]any{"content": "I blocked you"}, nil)
 		require.Equal(t, http.StatusAccepted, status, string(body))
 
-		// A backend posting as bob into the direct chat: the sequencer refuses it.
+		// A backend posting as bob into the direct chat: the sequencer refuses it,
+		// and the publisher hears why.
 		nc := n.ConnectNATS(t, natsutil.UserBackend, nil)
 		js, err := jetstream.New(nc)
 		require.NoError(t, err)
@@ -262,7 +263,9 @@ func TestBlocking(t *testing.T) {
 		require.NoError(t, err)
 		_, err = pub.Publish(ctxT(t, 10*time.Second), &protocol.Message{ChatID: dm, MessageID: "via-backend", SenderID: "bob",
 			Content: "bridged", MessageType: protocol.TypeText})
-		require.NoError(t, err, "stored for sequencing")
+		var refusal *protocol.Error
+		require.ErrorAs(t, err, &refusal)
+		require.Equal(t, protocol.CodeBlocked, refusal.Code)
 		_, err = pub.Publish(ctxT(t, 10*time.Second), &protocol.Message{ChatID: dm, MessageID: "after-backend", SenderID: "alice",
 			Content: "mine", MessageType: protocol.TypeText})
 		require.NoError(t, err)
@@ -279,19 +282,18 @@ func TestBlocking(t *testing.T) {
 		status, body = call(t, n, "DELETE", "/api/v1/blocks/bob", "alice", nil, nil)
 		require.Equal(t, http.StatusOK, status, string(body))
 		require.Equal(t, []string{}, blocked(t, n, "alice"))
-		status, body = call(t, n, "POST", "/api/v1/chats/"+dm+"/messages", "bob", map[string]any{"content": "friends again"}, nil)
-		require.Equal(t, http.StatusAccepted, status, "this gateway applies the unblock at once: %s", body)
-		// The sequencer's cache may still refuse for a moment: post until one lands.
+		// The sequencer's cache may still refuse for its TTL (2 s): post until one lands.
+		require.Eventually(t, func() bool {
+			status, body := call(t, n, "POST", "/api/v1/chats/"+dm+"/messages", "bob", map[string]any{"content": "friends again"}, nil)
+			if status != http.StatusAccepted {
+				requireRefused(t, status, body, 403, protocol.CodeBlocked)
+			}
+			return status == http.StatusAccepted
+		}, 10*time.Second, 250*time.Millisecond, "the sequencer takes bob's messages again")
 		require.Eventually(t, func() bool {
 			msgs, err = readAll(n.Store, dm)
-			for _, m := range msgs {
-				if m.SenderID == "bob" {
-					return true
-				}
-			}
-			_, _ = call(t, n, "POST", "/api/v1/chats/"+dm+"/messages", "bob", map[string]any{"content": "friends again"}, nil)
-			return false
-		}, 20*time.Second, 500*time.Millisecond, "the sequencer takes bob's messages again")
+			return err == nil && len(msgs) > 0 && msgs[len(msgs)-1].SenderID == "bob"
+		}, 10*time.Second, 50*time.Millisecond)
 
 		for _, tc := range []struct {
 			name, method, path, user string
