@@ -111,6 +111,29 @@ for (const mode of ["websocket", "sse"]) {
       assert.ok(got.counts.history_result >= 1, "the fill came from a history frame");
     });
 
+    test("seqs that expired before a gap fill are skipped, not waited for", async (t) => {
+      const [alice, bob] = [uniq("alice"), uniq("bob")];
+      const chat = await createChat(natter.url, natter.token(alice), "direct", [bob]);
+      const a = await connect(t, alice, {});
+      const dropped = new Set();
+      const b = await connect(t, bob, {
+        gapGraceMs: 6000, // longer than the 5 s TTL: the fill finds 3, 4 and 5 expired
+        inbound(f, deliver) {
+          if (f.type === "message" && (f.seq === 3 || f.seq === 4) && !dropped.has(f.seq)) { dropped.add(f.seq); return; }
+          deliver(f);
+        },
+      });
+      const got = collector(b);
+      const ttl = await rest(natter.url, "PUT", `/api/v1/chats/${chat}/ttl`, natter.token(alice), { messageTtl: 5 });
+      assert.equal(ttl.status, 200);
+      await waitFor(() => got.messages.length >= 1, "the ttl event");
+      for (let i = 2; i <= 5; i++) await a.send(chat, `x${i}`);
+      await waitFor(() => got.messages.length >= 3, () => `bob has ${seqs(got.messages)}`, 20000);
+      assert.deepEqual(seqs(got.messages), [1, 2, 5], "3 and 4 are gone: 5 is delivered without them");
+      assert.ok(got.messages[2].expiresAt > got.messages[2].timestamp, "messages carry their expiry");
+      assert.deepEqual([...dropped].sort(), [3, 4]);
+    });
+
     test("a chat whose first message was missed recovers from seq 1", async (t) => {
       const [alice, bob] = [uniq("alice"), uniq("bob")];
       const chat = await createChat(natter.url, natter.token(alice), "direct", [bob]);
