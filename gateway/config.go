@@ -50,7 +50,10 @@ type Config struct {
 	AuthTimeout time.Duration `yaml:"auth_timeout"`
 	// WriteTimeout bounds one frame write to a client.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
-	// PublishTimeout bounds the wait for JetStream to store a send.
+	// PublishTimeout bounds the wait for JetStream to store a send in NATTER_IN,
+	// and then, once it is stored, the wait for the sequencer's answer (the ack with
+	// the seq, or the refusal): each wait ends with unavailable ("resend it with
+	// the same messageId") when it runs out.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	// ReceiptsMaxMembers: in chats with more members, a receipt goes only to the
 	// reader's devices and the senders of the messages it covers, not to everyone.
@@ -101,7 +104,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PongTimeout, "gateway.pong-timeout", 10*time.Second, "close a connection whose pong takes longer")
 	fs.DurationVar(&c.AuthTimeout, "gateway.auth-timeout", 10*time.Second, "time a connection has to send its connect frame")
 	fs.DurationVar(&c.WriteTimeout, "gateway.write-timeout", 10*time.Second, "longest write of one frame")
-	fs.DurationVar(&c.PublishTimeout, "gateway.publish-timeout", 5*time.Second, "longest wait for JetStream to store a send")
+	fs.DurationVar(&c.PublishTimeout, "gateway.publish-timeout", 5*time.Second, "longest wait for JetStream to store a send, and then for the sequencer to answer it (the ack)")
 	fs.BoolVar(&c.WebChat, "gateway.web-chat", true, "serve the web chat at /")
 	fs.StringVar(&c.TLSCert, "gateway.tls-cert", "", "PEM certificate file: serve HTTPS/WSS (with gateway.tls-key)")
 	fs.StringVar(&c.TLSKey, "gateway.tls-key", "", "PEM private key file for gateway.tls-cert")
