@@ -269,6 +269,8 @@ type Store interface {
 	KeyStore
 	// LifecycleStore is retention and deletion (lifecycle.go).
 	LifecycleStore
+	// MemberStore is the bulk and paged membership API (members.go).
+	MemberStore
 
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error

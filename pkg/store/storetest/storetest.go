@@ -380,6 +380,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("KeyDirectory", func(t *testing.T) { keyDirectory(t, newStore(t)) })
 	t.Run("ConcurrentKeyClaims", func(t *testing.T) { concurrentClaims(t, newStore(t)) })
 	t.Run("Lifecycle", func(t *testing.T) { lifecycle(t, newStore, group) })
+	t.Run("BulkMembers", func(t *testing.T) { bulkMembers(t, newStore(t)) })
 
 	t.Run("Ping", func(t *testing.T) {
 		s := newStore(t)
