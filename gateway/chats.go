@@ -23,10 +23,11 @@ import (
 //
 //	GET    /api/v1/chats/{id}                 the chat and its members (members)
 //	PATCH  /api/v1/chats/{id}                 {"name"}: rename a group (admins)
-//	GET    /api/v1/chats/{id}/members         the members (members)
+//	GET    /api/v1/chats/{id}/members         the members, paged: ?after=&limit= (members)
 //	POST   /api/v1/chats/{id}/members         {"userId","role?"}: add, or change a role (admins)
+//	POST   /api/v1/chats/{id}/members         {"userIds","role?"}: add up to 1,000 (admins; members_bulk.go)
 //	DELETE /api/v1/chats/{id}/members/{uid}   remove a member (admins; oneself: leave)
-//	DELETE /api/v1/chats/{id}/members         the same with a body {"userId"}
+//	DELETE /api/v1/chats/{id}/members         the same with a body {"userId"}, or {"userIds"} for up to 1,000
 //	POST   /api/v1/chats/{id}/leave           leave a group (members)
 //
 // A change is a system message sequenced into the chat (a protocol.SystemEvent in
@@ -70,6 +71,12 @@ type chatChange struct {
 	Invitation *invitationBody `json:"invitation,omitempty"`
 	// MessageTTL is the chat's message TTL in seconds after a TTL change (0: off).
 	MessageTTL *int64 `json:"messageTtl,omitempty"`
+	// UserIDs are the users a bulk change added or removed; Skipped those it
+	// named that already were (add) or were not (remove) members.
+	UserIDs []string `json:"userIds,omitempty"`
+	Skipped []string `json:"skipped,omitempty"`
+	// Invited are the users a bulk add invited instead of adding (consent.go).
+	Invited []string `json:"invited,omitempty"`
 }
 
 // memberOf loads chat and the caller's membership, reading the store (not the edge
@@ -151,26 +158,13 @@ func (g *Gateway) getChat(w http.ResponseWriter, r *http.Request, id auth.Identi
 		g.fail(w, err)
 		return
 	}
-	ms, err := g.deps.Store.Members(r.Context(), c.ID)
+	// The first page of members: a large group's whole list is paged (members_bulk.go).
+	ms, err := g.deps.Store.MembersPage(r.Context(), c.ID, "", store.MaxMemberPage)
 	if err != nil {
 		g.fail(w, storeUnavailable(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, chatResponse{Chat: c, Members: nonNilMembers(ms)})
-}
-
-func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	c, _, err := g.memberOf(r.Context(), r.PathValue("id"), id.UserID)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	ms, err := g.deps.Store.Members(r.Context(), c.ID)
-	if err != nil {
-		g.fail(w, storeUnavailable(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"chatId": c.ID, "members": nonNilMembers(ms)})
+	writeJSON(w, http.StatusOK, chatResponse{Chat: c, Members: nonNilMembers(ms), MembersNext: nextMemberCursor(ms, store.MaxMemberPage)})
 }
 
 func nonNilMembers(ms []store.Member) []store.Member {
@@ -183,6 +177,8 @@ func nonNilMembers(ms []store.Member) []store.Member {
 // addMemberRequest is the body of POST /api/v1/chats/{id}/members.
 type addMemberRequest struct {
 	UserID string `json:"userId"`
+	// UserIDs adds several members at once (members_bulk.go), instead of UserID.
+	UserIDs []string `json:"userIds"`
 	// Role is "member" (the default) or "admin".
 	Role string `json:"role"`
 }
@@ -193,6 +189,10 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Iden
 	var req addMemberRequest
 	if err := g.decodeBody(w, r, &req); err != nil {
 		g.fail(w, err)
+		return
+	}
+	if req.UserIDs != nil {
+		g.addMembers(w, r, id, chat, req) // members_bulk.go
 		return
 	}
 	if err := validID("user", req.UserID); err != nil {
@@ -207,7 +207,7 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Iden
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `role must be "member" or "admin"`))
 		return
 	}
-	if err := g.rest.take(new(restCharge), restMemberAdd, id.UserID, 1); err != nil { // restlimits.go
+	if err := g.rest.take(new(restCharge), memberAddKind(id), id.UserID, 1); err != nil { // restlimits.go
 		g.failLimited(w, err)
 		return
 	}
@@ -228,13 +228,8 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Iden
 		}
 		ev.Event, status = protocol.EventRoleChanged, http.StatusOK
 	case errors.Is(err, store.ErrNotFound):
-		ms, err := g.deps.Store.Members(ctx, chat)
-		if err != nil {
-			g.fail(w, storeUnavailable(err))
-			return
-		}
-		if len(ms) >= MaxGroupMembers {
-			g.fail(w, protocol.Errorf(protocol.CodeConflict, "chat %s has %d members, the limit", chat, MaxGroupMembers))
+		if err := g.roomFor(ctx, chat, 1); err != nil { // members_bulk.go
+			g.fail(w, err)
 			return
 		}
 		if g.inviteInstead(w, r, id, chat, req) { // consent.go
@@ -286,6 +281,8 @@ func (g *Gateway) lastAdmin(ctx context.Context, w http.ResponseWriter, chat, le
 // {uid} in the path).
 type removeMemberRequest struct {
 	UserID string `json:"userId"`
+	// UserIDs removes several members at once (members_bulk.go), instead of UserID.
+	UserIDs []string `json:"userIds"`
 }
 
 func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, id auth.Identity) {
@@ -296,6 +293,10 @@ func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, id auth.I
 		var req removeMemberRequest
 		if err := g.decodeBody(w, r, &req); err != nil {
 			g.fail(w, err)
+			return
+		}
+		if req.UserIDs != nil {
+			g.removeMembers(w, r, id, chat, req) // members_bulk.go
 			return
 		}
 		target = req.UserID
@@ -474,9 +475,9 @@ func (g *Gateway) userDelivery(uid string, data []byte) {
 	if bytes.Contains(data, []byte(`"system"`)) {
 		if m, err := protocol.DecodeMessageFrame(data); err == nil && m.MessageType == protocol.TypeSystem {
 			var ev protocol.SystemEvent
-			if json.Unmarshal(m.Meta, &ev) == nil && (ev.UserID == uid || ev.Event == protocol.EventChatDeleted) {
+			if json.Unmarshal(m.Meta, &ev) == nil && (ev.Concerns(uid) || ev.Event == protocol.EventChatDeleted) {
 				switch ev.Event {
-				case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventRoleChanged, protocol.EventChatDeleted:
+				case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventRoleChanged, protocol.EventChatDeleted, protocol.EventMembersRemoved:
 					g.members.forget(m.ChatID, uid)
 				}
 			}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/pkg/config"
+	"github.com/natter-chat/natter/pkg/store"
 )
 
 // Config is the gateway section.
@@ -55,6 +56,9 @@ type Config struct {
 	// the seq, or the refusal): each wait ends with unavailable ("resend it with
 	// the same messageId") when it runs out.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// MaxGroupMembers is the most members a group may have: a creation or an add
+	// that would pass it is refused with group_full (members.go).
+	MaxGroupMembers int `yaml:"max_group_members"`
 	// ReceiptsMaxMembers: in chats with more members, a receipt goes only to the
 	// reader's devices and the senders of the messages it covers, not to everyone.
 	ReceiptsMaxMembers int `yaml:"receipts_max_members"`
@@ -108,6 +112,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.WebChat, "gateway.web-chat", true, "serve the web chat at /")
 	fs.StringVar(&c.TLSCert, "gateway.tls-cert", "", "PEM certificate file: serve HTTPS/WSS (with gateway.tls-key)")
 	fs.StringVar(&c.TLSKey, "gateway.tls-key", "", "PEM private key file for gateway.tls-cert")
+	fs.IntVar(&c.MaxGroupMembers, "gateway.max-group-members", 100_000, "most members of a group; creations and adds past it get group_full")
 	fs.IntVar(&c.ReceiptsMaxMembers, "gateway.receipts-max-members", 100, "above this many members, receipts go only to the senders of the messages read")
 	c.Presence.RegisterFlags(fs)
 	c.Typing.RegisterFlags(fs)
@@ -141,8 +146,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("gateway: gateway.tls-cert/tls-key: %w", err))
 		}
 	}
-	if c.ReceiptsMaxMembers < 2 {
-		errs = append(errs, errors.New("gateway: gateway.receipts-max-members must be >= 2"))
+	if c.MaxGroupMembers < 2 || c.MaxGroupMembers > 1_000_000 {
+		errs = append(errs, errors.New("gateway: gateway.max-group-members must be 2..1000000"))
+	}
+	if c.ReceiptsMaxMembers < 2 || c.ReceiptsMaxMembers >= store.MaxMemberPage {
+		// One more than the limit is read in one page (onReceipt).
+		errs = append(errs, fmt.Errorf("gateway: gateway.receipts-max-members must be 2..%d", store.MaxMemberPage-1))
 	}
 	if c.SendQueue < 8 {
 		errs = append(errs, errors.New("gateway: gateway.send-queue must be >= 8"))

@@ -290,7 +290,9 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 	if rs == before {
 		return nil // nothing moved forward: nothing to tell
 	}
-	members, err := g.deps.Store.Members(ctx, f.ChatID)
+	// At most one more member than the limit is read: in a 100,000-member chat a
+	// receipt must not read the member list (members_bulk.go).
+	members, err := g.deps.Store.MembersPage(ctx, f.ChatID, "", g.cfg.ReceiptsMaxMembers+1)
 	if err != nil {
 		return nil // stored; the broadcast is best effort
 	}

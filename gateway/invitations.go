@@ -105,13 +105,8 @@ func (g *Gateway) acceptInvitation(w http.ResponseWriter, r *http.Request, id au
 		g.fail(w, storeUnavailable(err))
 		return
 	}
-	ms, err := g.deps.Store.Members(ctx, c.ID)
-	if err != nil {
-		g.fail(w, storeUnavailable(err))
-		return
-	}
-	if len(ms) >= MaxGroupMembers {
-		g.fail(w, protocol.Errorf(protocol.CodeConflict, "chat %s has %d members, the limit", c.ID, MaxGroupMembers))
+	if err := g.roomFor(ctx, c.ID, 1); err != nil { // members_bulk.go
+		g.fail(w, err)
 		return
 	}
 	// The invitee joins: the event is theirs (sender and by), as a chat change the

@@ -29,6 +29,7 @@ type largeChats struct {
 
 	mu     sync.RWMutex // guards the maps
 	large  map[string]bool
+	counts map[string]int // member counts, as the bucket holds them
 	subs   map[string]*largeSub
 	byUser map[string]map[string]bool // uid -> large chats joined
 }
@@ -40,7 +41,7 @@ type largeSub struct {
 }
 
 func newLargeChats(g *Gateway) *largeChats {
-	return &largeChats{g: g, large: map[string]bool{}, subs: map[string]*largeSub{}, byUser: map[string]map[string]bool{}}
+	return &largeChats{g: g, large: map[string]bool{}, counts: map[string]int{}, subs: map[string]*largeSub{}, byUser: map[string]map[string]bool{}}
 }
 
 // watch follows the large-chats bucket until ctx ends. It returns after the initial
@@ -84,6 +85,11 @@ func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
 					continue
 				}
 				if e.Operation() == jetstream.KeyValuePut {
+					if n, err := strconv.Atoi(string(e.Value())); err == nil {
+						l.mu.Lock()
+						l.counts[e.Key()] = n
+						l.mu.Unlock()
+					}
 					l.markLarge(ctx, e.Key())
 				} else {
 					l.unmarkLarge(e.Key())
@@ -129,6 +135,7 @@ func (l *largeChats) unmarkLarge(chat string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.large, chat)
+	delete(l.counts, chat)
 	if ls := l.subs[chat]; ls != nil {
 		_ = ls.sub.Unsubscribe()
 		for uid := range ls.users {
@@ -213,12 +220,18 @@ func (l *largeChats) leaveLocked(chat, uid string) {
 func (l *largeChats) deliver(m *nats.Msg) {
 	chat := strings.TrimPrefix(m.Subject, l.g.deps.Subjects.Log(""))
 	l.g.hub.deliverToUsers(l.members(chat), m.Data)
-	if ev := membershipEvent(m.Data); ev != nil && (ev.Event == protocol.EventMemberRemoved || ev.Event == protocol.EventMemberLeft) {
-		l.g.members.forget(chat, ev.UserID)
+	if ev := membershipEvent(m.Data); ev != nil && (ev.Event == protocol.EventMemberRemoved ||
+		ev.Event == protocol.EventMemberLeft || ev.Event == protocol.EventMembersRemoved) {
+		gone := ev.Members() // at most protocol.MaxBulkMembers
+		for _, u := range gone {
+			l.g.members.forget(chat, u)
+		}
 		l.mu.Lock()
-		l.leaveLocked(chat, ev.UserID)
-		if l.byUser[ev.UserID] != nil {
-			delete(l.byUser[ev.UserID], chat)
+		for _, u := range gone {
+			l.leaveLocked(chat, u)
+			if l.byUser[u] != nil {
+				delete(l.byUser[u], chat)
+			}
 		}
 		l.mu.Unlock()
 	}
@@ -226,11 +239,11 @@ func (l *largeChats) deliver(m *nats.Msg) {
 
 // userMessage watches a user's own deliveries for being added to a large chat.
 func (l *largeChats) userMessage(uid string, data []byte) {
-	if !bytes.Contains(data, []byte(protocol.EventMemberAdded)) {
+	if !bytes.Contains(data, []byte(protocol.EventMemberAdded)) && !bytes.Contains(data, []byte(protocol.EventMembersAdded)) {
 		return
 	}
 	ev := membershipEvent(data)
-	if ev == nil || ev.Event != protocol.EventMemberAdded || ev.UserID != uid {
+	if ev == nil || (ev.Event != protocol.EventMemberAdded && ev.Event != protocol.EventMembersAdded) || !ev.Concerns(uid) {
 		return
 	}
 	var m struct {
@@ -289,4 +302,14 @@ func membershipEvent(data []byte) *protocol.SystemEvent {
 		return nil
 	}
 	return &ev
+}
+
+// memberCount returns chat's member count as the large-chats bucket holds it (the
+// sequencer's count after the last membership event it sequenced, as this
+// gateway's watch last saw it); ok is false for a chat that is not large.
+func (l *largeChats) memberCount(chat string) (int, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n, ok := l.counts[chat]
+	return n, ok && n > 0
 }

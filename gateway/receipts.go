@@ -44,7 +44,8 @@ func (g *Gateway) listReceipts(w http.ResponseWriter, r *http.Request, id auth.I
 		g.fail(w, err)
 		return
 	}
-	ms, err := g.deps.Store.Members(ctx, c.ID)
+	// One more than the limit tells a big group, without reading its members.
+	ms, err := g.deps.Store.MembersPage(ctx, c.ID, "", g.cfg.ReceiptsMaxMembers+1)
 	if err != nil {
 		g.fail(w, storeUnavailable(err))
 		return

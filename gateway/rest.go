@@ -20,9 +20,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// MaxGroupMembers caps the members named when a group is created.
-const MaxGroupMembers = 10_000
-
 // MaxChatName is the longest chat name, in bytes.
 const MaxChatName = 128
 
@@ -96,7 +93,7 @@ func httpStatus(c protocol.Code) int {
 		return http.StatusNotFound
 	case protocol.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case protocol.CodeConflict:
+	case protocol.CodeConflict, protocol.CodeGroupFull:
 		return http.StatusConflict
 	case protocol.CodeRateLimited:
 		return http.StatusTooManyRequests
@@ -192,6 +189,9 @@ type chatResponse struct {
 	// Invited are the users named at creation who were invited instead of added
 	// (consent.go): they join when they accept.
 	Invited []string `json:"invited,omitempty"`
+	// MembersNext, when set, is the cursor of the next page of members (GET
+	// /api/v1/chats/{id}/members?after=): the chat has more than one page.
+	MembersNext string `json:"membersNext,omitempty"`
 }
 
 func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
@@ -208,10 +208,6 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 	}
 	seen := map[string]bool{id.UserID: true}
 	members := []store.Member{{UserID: id.UserID, Role: store.RoleAdmin, JoinedAt: now}}
-	if len(req.Members) > MaxGroupMembers {
-		g.fail(w, protocol.Errorf(protocol.CodeTooLarge, "at most %d members at creation", MaxGroupMembers))
-		return
-	}
 	for _, u := range req.Members {
 		if err := validID("user", u); err != nil {
 			g.fail(w, err)
@@ -222,6 +218,10 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 			members = append(members, store.Member{UserID: u, Role: store.RoleMember, JoinedAt: now})
 		}
 	}
+	if len(members) > g.cfg.MaxGroupMembers {
+		g.fail(w, groupFull(g.cfg.MaxGroupMembers)) // members_bulk.go
+		return
+	}
 	// Creating a chat is charged as a creation plus one member add per member
 	// named: a group cannot be grown faster by creating it whole (restlimits.go).
 	var charge restCharge
@@ -229,7 +229,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		g.failLimited(w, err)
 		return
 	}
-	if err := g.rest.take(&charge, restMemberAdd, id.UserID, len(members)-1); err != nil {
+	if err := g.rest.take(&charge, memberAddKind(id), id.UserID, len(members)-1); err != nil {
 		g.failLimited(w, err)
 		return
 	}

@@ -26,6 +26,10 @@ type RESTLimits struct {
 	// more members than the burst is refused with too_large.
 	MemberAddRate  float64 `yaml:"member_add_rate"`
 	MemberAddBurst int     `yaml:"member_add_burst"`
+	// ServiceMemberAddRate and ServiceMemberAddBurst are the same for a service
+	// token (a backend building large groups with bulk adds of up to 1,000).
+	ServiceMemberAddRate  float64 `yaml:"service_member_add_rate"`
+	ServiceMemberAddBurst int     `yaml:"service_member_add_burst"`
 	// PostRate and PostBurst bound POST /api/v1/chats/{id}/messages with a user
 	// token; ServicePostRate and ServicePostBurst with a service token (backend
 	// services post for many users, so their bucket is larger).
@@ -54,6 +58,8 @@ func (c *RESTLimits) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ChatCreateBurst, "gateway.limits.chat-create-burst", 20, "burst of chat creations per user")
 	fs.Float64Var(&c.MemberAddRate, "gateway.limits.member-add-rate", 2, "members one user may add per second, over time, by adds or at group creation (0: unlimited)")
 	fs.IntVar(&c.MemberAddBurst, "gateway.limits.member-add-burst", 200, "burst of member adds per user; also the most members a group may be created with")
+	fs.Float64Var(&c.ServiceMemberAddRate, "gateway.limits.service-member-add-rate", 10_000, "members one service token may add per second, over time (0: unlimited)")
+	fs.IntVar(&c.ServiceMemberAddBurst, "gateway.limits.service-member-add-burst", 100_000, "burst of member adds per service token")
 	fs.Float64Var(&c.PostRate, "gateway.limits.post-rate", 10, "REST message posts per second per user token (0: unlimited)")
 	fs.IntVar(&c.PostBurst, "gateway.limits.post-burst", 50, "burst of REST message posts per user token")
 	fs.Float64Var(&c.ServicePostRate, "gateway.limits.service-post-rate", 500, "REST message posts per second per service token (0: unlimited)")
@@ -74,6 +80,7 @@ func (c *RESTLimits) Validate() error {
 		rate  float64
 		burst int
 	}{{"chat-create", c.ChatCreateRate, c.ChatCreateBurst}, {"member-add", c.MemberAddRate, c.MemberAddBurst},
+		{"service-member-add", c.ServiceMemberAddRate, c.ServiceMemberAddBurst},
 		{"post", c.PostRate, c.PostBurst}, {"service-post", c.ServicePostRate, c.ServicePostBurst},
 		{"key-claim", c.KeyClaimRate, c.KeyClaimBurst}, {"key-change", c.KeyChangeRate, c.KeyChangeBurst},
 		{"invite", c.InviteRate, c.InviteBurst}} {
@@ -98,6 +105,7 @@ const (
 	restKeyClaim
 	restKeyChange
 	restInvite
+	restServiceMemberAdd
 )
 
 func (c *RESTLimits) bucketOf(k restKind) (float64, int) {
@@ -114,6 +122,8 @@ func (c *RESTLimits) bucketOf(k restKind) (float64, int) {
 		return c.KeyChangeRate, c.KeyChangeBurst
 	case restInvite:
 		return c.InviteRate, c.InviteBurst
+	case restServiceMemberAdd:
+		return c.ServiceMemberAddRate, c.ServiceMemberAddBurst
 	}
 	return c.ServicePostRate, c.ServicePostBurst
 }
@@ -205,9 +215,9 @@ func (l *restLimiter) sweepBuckets(now time.Time) {
 }
 
 func kindName(k restKind) string {
-	return [...]string{"chat-create", "member-add", "post", "service-post", "key-claim", "key-change", "invite"}[k]
+	return [...]string{"chat-create", "member-add", "post", "service-post", "key-claim", "key-change", "invite", "service-member-add"}[k]
 }
 
 func kindWhat(k restKind) string {
-	return [...]string{"chats created", "members added", "messages posted", "messages posted", "key claims", "key changes", "invitations sent"}[k]
+	return [...]string{"chats created", "members added", "messages posted", "messages posted", "key claims", "key changes", "invitations sent", "members added"}[k]
 }

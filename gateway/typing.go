@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
 )
 
@@ -59,8 +61,9 @@ func (c *TypingConfig) Validate() error {
 	if c.Expiry <= c.Throttle {
 		errs = append(errs, errors.New("gateway: gateway.typing-expiry must be longer than gateway.typing-throttle"))
 	}
-	if c.MaxMembers < 2 {
-		errs = append(errs, errors.New("gateway: gateway.typing-max-members must be >= 2"))
+	if c.MaxMembers < 2 || c.MaxMembers >= store.MaxMemberPage {
+		// One more than the limit is read in one page (memberIDs).
+		errs = append(errs, fmt.Errorf("gateway: gateway.typing-max-members must be 2..%d", store.MaxMemberPage-1))
 	}
 	return errors.Join(errs...)
 }
@@ -219,12 +222,14 @@ func (t *typingState) fanout(k typingKey, state string, members []string) {
 	}
 }
 
-// memberIDs returns chat's member IDs, cached for a few seconds.
+// memberIDs returns chat's member IDs, cached for a few seconds. Of a chat with
+// more than gateway.typing-max-members (where typing is dropped) it returns only
+// one more than that: a big group's members are never all read for typing.
 func (t *typingState) memberIDs(ctx context.Context, chat string) ([]string, error) {
 	if ms, ok := t.members.Get(chat); ok {
 		return ms, nil
 	}
-	ms, err := t.g.deps.Store.Members(ctx, chat)
+	ms, err := t.g.deps.Store.MembersPage(ctx, chat, "", t.g.cfg.Typing.MaxMembers+1)
 	if err != nil {
 		t.g.log.Warn("members lookup failed", zap.String("chat_id", chat), zap.Error(err))
 		return nil, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")

@@ -33,7 +33,15 @@ type Config struct {
 	// PreviewBytes is how much of the last message's content a notification carries
 	// (cut at a UTF-8 boundary); 0 leaves content out.
 	PreviewBytes int `yaml:"preview_bytes"`
-	// MaxRecipients: messages in chats with more members notify nobody.
+	// LargeChatMembers: in chats with more members, a message opens one window for
+	// the chat instead of one per recipient, and the window's notifications are
+	// sent in batches when it closes (large.go).
+	LargeChatMembers int `yaml:"large_chat_members"`
+	// BatchSize is how many members of a large chat one batch reads and notifies.
+	BatchSize int `yaml:"batch_size"`
+	// MaxRecipients is the most members one large chat's window notifies (the first
+	// in user ID order); the others are counted in
+	// natter_notifier_recipients_over_limit_total and logged.
 	MaxRecipients int `yaml:"max_recipients"`
 	// SenderPushRate and SenderPushBurst are the token bucket of the notifications
 	// one sender's messages may cause, per second, per notifier instance (budget.go).
@@ -57,7 +65,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxBackoff, "notifier.max-backoff", 30*time.Second, "longest wait between webhook attempts")
 	fs.DurationVar(&c.Window, "notifier.window", 3*time.Second, "coalescing window per user and chat (whole seconds)")
 	fs.IntVar(&c.PreviewBytes, "notifier.preview-bytes", 200, "bytes of the last message's content in a notification; 0: none")
-	fs.IntVar(&c.MaxRecipients, "notifier.max-recipients", 10_000, "chats with more members notify nobody")
+	fs.IntVar(&c.LargeChatMembers, "notifier.large-chat-members", 1000, "above this many members a chat's notifications are coalesced per chat window and sent in batches")
+	fs.IntVar(&c.BatchSize, "notifier.batch-size", 500, "members of a large chat read and notified per batch")
+	fs.IntVar(&c.MaxRecipients, "notifier.max-recipients", 100_000, "most members one large chat's window notifies; the rest are counted (metric) and logged")
 	fs.Float64Var(&c.SenderPushRate, "notifier.sender-push-rate", 20, "push notifications one sender's messages may cause per second, per instance (0: unlimited)")
 	fs.IntVar(&c.SenderPushBurst, "notifier.sender-push-burst", 1000, "burst of push notifications one sender's messages may cause")
 	fs.IntVar(&c.Workers, "notifier.workers", 8, "messages and notifications handled concurrently")
@@ -93,6 +103,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRecipients < 1 {
 		errs = append(errs, errors.New("notifier: notifier.max-recipients must be >= 1"))
+	}
+	if c.LargeChatMembers < 2 {
+		errs = append(errs, errors.New("notifier: notifier.large-chat-members must be >= 2"))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 1000 {
+		errs = append(errs, errors.New("notifier: notifier.batch-size must be 1..1000"))
 	}
 	if c.SenderPushRate < 0 || (c.SenderPushRate > 0 && c.SenderPushBurst < 1) {
 		errs = append(errs, errors.New("notifier: notifier.sender-push-rate must be >= 0, and sender-push-burst >= 1 with a rate"))

@@ -98,7 +98,8 @@ func (c *memberCache) observe(data []byte) {
 		return
 	}
 	switch ev.Event {
-	case protocol.EventMemberAdded, protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventChatCreated:
+	case protocol.EventMemberAdded, protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventChatCreated,
+		protocol.EventMembersAdded, protocol.EventMembersRemoved:
 		c.invalidate(m.ChatID)
 	}
 }

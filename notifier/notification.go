@@ -91,16 +91,22 @@ func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
 		_ = jm.Ack() // the window opening
 		return
 	}
-	rest := strings.TrimPrefix(jm.Subject(), "$KV."+WindowBucket+".w.")
-	uid, chat, ok := strings.Cut(rest, ".")
-	if !ok {
-		_ = jm.Term()
-		return
-	}
 	progress := func() { _ = jm.InProgress() }
-	if err := n.notify(ctx, uid, chat, progress); err != nil {
+	notify := func() error { return nil }
+	if chat, ok := strings.CutPrefix(jm.Subject(), "$KV."+WindowBucket+".c."); ok {
+		notify = func() error { return n.notifyChat(ctx, chat, progress) } // large.go
+	} else {
+		rest := strings.TrimPrefix(jm.Subject(), "$KV."+WindowBucket+".w.")
+		uid, chat, ok := strings.Cut(rest, ".")
+		if !ok {
+			_ = jm.Term()
+			return
+		}
+		notify = func() error { return n.notify(ctx, uid, chat, progress) }
+	}
+	if err := notify(); err != nil {
 		if ctx.Err() == nil {
-			n.log.Warn("notification failed; retrying", zap.String("user_id", uid), zap.String("chat_id", chat), zap.Error(err))
+			n.log.Warn("notification failed; retrying", zap.String("window", jm.Subject()), zap.Error(err))
 		}
 		_ = jm.NakWithDelay(2 * time.Second)
 		return
@@ -119,6 +125,14 @@ func (n *Notifier) notify(ctx context.Context, uid, chat string, progress func()
 	if err != nil || note == nil {
 		return err
 	}
+	return n.send(ctx, note, progress)
+}
+
+// send publishes note on natter.notify.<uid> and delivers it to the webhook, or to
+// NATTER_DLQ when every webhook attempt fails. An error means it could be neither
+// delivered nor kept.
+func (n *Notifier) send(ctx context.Context, note *Notification, progress func()) error {
+	uid, chat := note.UserID, note.ChatID
 	body, _ := json.Marshal(note)
 	if err := n.deps.NC.Publish(n.deps.Subjects.Notify(uid), body); err != nil {
 		return fmt.Errorf("publish notification: %w", err)
@@ -191,15 +205,23 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 	if c, err := n.deps.Store.GetChat(ctx, chat); err == nil {
 		note.ChatType, note.ChatName = c.Kind, c.Name
 	}
+	if note.Devices, err = n.devices(ctx, uid); err != nil {
+		return nil, err
+	}
+	return note, nil
+}
+
+// devices returns uid's push devices as a notification carries them.
+func (n *Notifier) devices(ctx context.Context, uid string) ([]Device, error) {
 	devs, err := n.deps.Store.Devices(ctx, uid)
 	if err != nil {
 		return nil, fmt.Errorf("devices of %s: %w", uid, err)
 	}
-	note.Devices = make([]Device, 0, len(devs))
+	out := make([]Device, 0, len(devs))
 	for _, d := range devs {
-		note.Devices = append(note.Devices, Device{DeviceID: d.DeviceID, Platform: d.Platform, Provider: d.Provider, Token: d.Token})
+		out = append(out, Device{DeviceID: d.DeviceID, Platform: d.Platform, Provider: d.Provider, Token: d.Token})
 	}
-	return note, nil
+	return out, nil
 }
 
 // dropInvalidTokens removes the devices whose tokens the webhook's answer names as

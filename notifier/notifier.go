@@ -70,6 +70,7 @@ type Notifier struct {
 	blocks  *blockCache   // block lists (blocks.go)
 	// tokensDropped counts push devices removed on a webhook's invalidTokens answer.
 	tokensDropped atomic.Int64
+	large         largeStats // large.go
 
 	// Set by Run before any handler runs.
 	windows  jetstream.KeyValue
@@ -89,6 +90,18 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 			"Push notifications not sent because their sender was over notifier.sender-push-rate/-burst.",
 			func() float64 { return float64(n.budget.suppressed.Load()) }); err != nil {
 			return nil, fmt.Errorf("notifier: metrics: %w", err)
+		}
+		for _, c := range []struct {
+			name, help string
+			v          *atomic.Int64
+		}{
+			{"notifier_large_chat_windows_total", "Large-chat coalescing windows closed and handled (notifier.large-chat-members).", &n.large.windows},
+			{"notifier_large_chat_batches_total", "Member batches (notifier.batch-size) of large-chat windows handled.", &n.large.batches},
+			{"notifier_recipients_over_limit_total", "Members of large chats not notified because a window had more than notifier.max-recipients members.", &n.large.overLimit},
+		} {
+			if err := m.CounterFunc(c.name, c.help, func() float64 { return float64(c.v.Load()) }); err != nil {
+				return nil, fmt.Errorf("notifier: metrics: %w", err)
+			}
 		}
 		if err := m.CounterFunc("notifier_push_devices_removed_total",
 			"Push devices removed because the webhook receiver answered their token invalid.",
@@ -177,10 +190,11 @@ func (n *Notifier) Run(ctx context.Context) error {
 		return fmt.Errorf("notifier: consumer %s: %w", subjects.NotifierConsumer, err)
 	}
 	windows, err := n.deps.JS.CreateOrUpdateConsumer(ctx, "KV_"+WindowBucket, jetstream.ConsumerConfig{
-		Durable:       subjects.NotifierWindowConsumer,
-		Description:   "notifier: closed coalescing windows",
-		FilterSubject: "$KV." + WindowBucket + ".w.>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		Durable:     subjects.NotifierWindowConsumer,
+		Description: "notifier: closed coalescing windows",
+		// w.<user>.<chat>: a member's window; c.<chat>: a large chat's (large.go).
+		FilterSubjects: []string{"$KV." + WindowBucket + ".w.>", "$KV." + WindowBucket + ".c.>"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
 		// Each delivery attempt marks the message in progress, so this only has to
 		// cover one attempt and one backoff.
 		AckWait:       n.cfg.WebhookTimeout + n.cfg.MaxBackoff + 30*time.Second,
@@ -321,7 +335,11 @@ func (n *Notifier) onMessage(ctx context.Context, jm jetstream.Msg) {
 		return
 	}
 	members, err := n.memberIDs(ctx, m.ChatID)
-	if err == nil && len(members) <= n.cfg.MaxRecipients {
+	switch {
+	case err != nil:
+	case len(members) > n.cfg.LargeChatMembers:
+		err = n.openChatWindow(ctx, &m) // large.go
+	default:
 		uids, check := n.recipients(ctx, members, m.SenderID)
 		err = n.openWindows(ctx, uids, check, &m)
 	}
@@ -466,19 +484,28 @@ func (n *Notifier) muted(ctx context.Context, uid, chat string) (bool, error) {
 	return mute.Active(time.Now()), nil
 }
 
-// memberIDs returns chat's member IDs, from the member cache (see memberCache).
+// memberIDs returns chat's member IDs, from the member cache (see memberCache). Of
+// a chat with more than notifier.large-chat-members members it returns only the
+// first large-chat-members+1 (enough to tell it is large: large.go): a message to a
+// 100,000-member chat never reads its whole member list.
 func (n *Notifier) memberIDs(ctx context.Context, chat string) ([]string, error) {
 	ms, gen, ok := n.members.get(chat)
 	if ok {
 		return ms, nil
 	}
-	stored, err := n.deps.Store.Members(ctx, chat)
-	if err != nil {
-		return nil, fmt.Errorf("members of %s: %w", chat, err)
-	}
-	out := make([]string, len(stored))
-	for i, m := range stored {
-		out[i] = m.UserID
+	var out []string
+	for after := ""; len(out) <= n.cfg.LargeChatMembers; {
+		page, err := n.deps.Store.MembersPage(ctx, chat, after, store.MaxMemberPage)
+		if err != nil {
+			return nil, fmt.Errorf("members of %s: %w", chat, err)
+		}
+		for _, m := range page {
+			out = append(out, m.UserID)
+		}
+		if len(page) < store.MaxMemberPage {
+			break
+		}
+		after = page[len(page)-1].UserID
 	}
 	n.members.add(chat, out, gen)
 	return out, nil

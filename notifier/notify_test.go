@@ -39,6 +39,13 @@ func watchNotes(t *testing.T, n *testutil.Natter) *notes {
 	return ns
 }
 
+// all returns every notification seen.
+func (ns *notes) all() []notifier.Notification {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	return append([]notifier.Notification(nil), ns.got...)
+}
+
 // forUser returns the notifications of uid about chat.
 func (ns *notes) forUser(uid, chat string) []notifier.Notification {
 	ns.mu.Lock()

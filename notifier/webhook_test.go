@@ -137,7 +137,7 @@ func TestDeliverRetries(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	base := Config{WebhookTimeout: time.Second, Attempts: 3, Backoff: time.Second, MaxBackoff: time.Minute,
-		Window: time.Second, MaxRecipients: 10, Workers: 1, DLQMaxAge: time.Hour}
+		Window: time.Second, MaxRecipients: 10, LargeChatMembers: 1000, BatchSize: 500, Workers: 1, DLQMaxAge: time.Hour}
 	for _, tc := range []struct {
 		name string
 		mod  func(c *Config)
@@ -152,6 +152,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no attempts", func(c *Config) { c.Attempts = 0 }, false},
 		{"backoff over max", func(c *Config) { c.Backoff = 2 * time.Minute }, false},
 		{"negative preview", func(c *Config) { c.PreviewBytes = -1 }, false},
+		{"no batch", func(c *Config) { c.BatchSize = 0 }, false},
+		{"batch over a page", func(c *Config) { c.BatchSize = 1001 }, false},
+		{"large chat of one", func(c *Config) { c.LargeChatMembers = 1 }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base

@@ -100,6 +100,9 @@ func (s *Sequencer) applyMembership(ctx context.Context, chat string, st *chatSt
 		}
 		return nil
 	}
+	if protocol.IsBulkChange(ev.Event) {
+		return s.applyBulkMembership(ctx, chat, ev, at) // members.go
+	}
 	if !ids.Valid(ev.UserID) {
 		return nil
 	}

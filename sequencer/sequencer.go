@@ -453,10 +453,16 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, e
 		if err := s.markLarge(ctx, m.ChatID, st); err != nil {
 			s.log.Warn("large-chat mark failed", zap.String("chat_id", m.ChatID), zap.Error(err))
 		}
-		if len(recipients) > s.cfg.LargeChatThreshold && ids.Valid(ev.UserID) {
+		if len(recipients) > s.cfg.LargeChatThreshold && (ev.Event == protocol.EventMemberAdded || ev.Event == protocol.EventMembersAdded) {
 			// A large chat is delivered through its log subject, to gateways that
-			// know the member: tell the member's gateway directly.
-			_ = s.deps.NC.Publish(s.deps.Subjects.User(ev.UserID), data)
+			// know the member: tell the added members' gateways directly (at most
+			// protocol.MaxBulkMembers publishes, for a bulk change). A removed
+			// member's gateway still follows the log subject and delivers it there.
+			for _, u := range ev.Members() {
+				if ids.Valid(u) {
+					_ = s.deps.NC.Publish(s.deps.Subjects.User(u), data)
+				}
+			}
 		}
 	}
 	s.fanout(recipients, &m, data)
@@ -530,8 +536,14 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 		case ev == "" && tr == trustChange:
 			return refuse, protocol.Errorf(protocol.CodeBadRequest, "a chat change needs a chat change event")
 		case tr == trustChange:
-			if e := parseEvent(m.Meta); e == nil || e.By != m.SenderID {
+			e := parseEvent(m.Meta)
+			if e == nil || e.By != m.SenderID {
 				return refuse, protocol.Errorf(protocol.CodeForbidden, "a chat change's by must be its sender")
+			}
+			if protocol.IsBulkChange(e.Event) {
+				if err := protocol.ValidateBulkChange(e); err != nil {
+					return refuse, protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+				}
 			}
 		}
 	}
@@ -566,7 +578,8 @@ func isFenced(err error) bool {
 }
 
 // apply changes st's membership for a sequenced system event and returns who must
-// receive the event: the members after the change, plus a removed member.
+// receive the event: the members after the change, plus a removed member
+// (members.go).
 func (s *Sequencer) apply(st *chatState, ev *protocol.SystemEvent) map[string]string {
 	switch ev.Event {
 	case protocol.EventMemberAdded, protocol.EventRoleChanged:
@@ -574,17 +587,11 @@ func (s *Sequencer) apply(st *chatState, ev *protocol.SystemEvent) map[string]st
 			break // a role change does not make a member
 		}
 		if ids.Valid(ev.UserID) {
-			role := ev.Role
-			if role == "" {
-				role = store.RoleMember
-			}
-			st.members = cloneWith(st.members, ev.UserID, role)
+			st.members[ev.UserID] = roleOf(ev)
 		}
 	case protocol.EventMemberRemoved, protocol.EventMemberLeft:
-		before := st.members
-		if _, ok := before[ev.UserID]; ok {
-			st.members = cloneWithout(before, ev.UserID)
-			return before
+		if _, ok := st.members[ev.UserID]; ok {
+			return removeMembers(st, []string{ev.UserID}, s.cfg.LargeChatThreshold)
 		}
 	case protocol.EventMessageTTLChanged:
 		st.ttl = max(ev.MessageTTL, 0)
@@ -593,27 +600,12 @@ func (s *Sequencer) apply(st *chatState, ev *protocol.SystemEvent) map[string]st
 		before := st.members
 		st.members = map[string]string{}
 		return before
+	case protocol.EventMembersAdded:
+		return addMembers(st, ev.UserIDs, roleOf(ev))
+	case protocol.EventMembersRemoved:
+		return removeMembers(st, ev.UserIDs, s.cfg.LargeChatThreshold)
 	}
 	return st.members
-}
-
-func cloneWith(m map[string]string, k, v string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for a, b := range m {
-		out[a] = b
-	}
-	out[k] = v
-	return out
-}
-
-func cloneWithout(m map[string]string, k string) map[string]string {
-	out := make(map[string]string, len(m))
-	for a, b := range m {
-		if a != k {
-			out[a] = b
-		}
-	}
-	return out
 }
 
 func parseEvent(meta []byte) *protocol.SystemEvent {

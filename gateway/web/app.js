@@ -465,6 +465,18 @@ function place(it) {
   else box.append(it.node);
 }
 
+/** listOf names a bulk change's users: the first three, then how many more. */
+function listOf(users, who) {
+  const us = Array.isArray(users) ? users : [];
+  const named = us.slice(0, 3).map(who).join(", ");
+  return us.length > 3 ? `${named} and ${us.length - 3} more` : named;
+}
+
+/** concerns reports whether a membership event names user (userId, or one of userIds). */
+function concerns(e, user) {
+  return e.userId === user || (Array.isArray(e.userIds) && e.userIds.includes(user));
+}
+
 function systemText(m) {
   const e = m.meta || {};
   const who = (u) => (u === S.me ? "you" : nameOf(u));
@@ -477,6 +489,8 @@ function systemText(m) {
     case "member_left": return `${by(e.userId)} left`;
     case "role_changed": return `${by(e.by)} made ${who(e.userId)} ${e.role === "admin" ? "an admin" : "a member"}`;
     case "chat_renamed": return e.name ? `${by(e.by)} renamed the group to “${e.name}”` : `${by(e.by)} removed the group's name`;
+    case "members_added": return `${by(e.by)} added ${listOf(e.userIds, who)}`;
+    case "members_removed": return `${by(e.by)} removed ${listOf(e.userIds, who)}`;
     default: return m.content || e.event || "system event";
   }
 }
@@ -485,6 +499,18 @@ function systemText(m) {
 function applySystem(c, m) {
   const e = m.meta || {};
   if (e.event === "chat_renamed") c.name = e.name || "";
+  if (e.event === "members_added" || e.event === "members_removed") {
+    if (e.event === "members_removed" && concerns(e, S.me)) {
+      c.gone = `${e.by || "An admin"} removed you from this group.`;
+      c.members = null;
+    } else if (c.members) {
+      const named = new Set(e.userIds || []);
+      const ms = c.members.filter((x) => !named.has(x.userId));
+      if (e.event === "members_added") for (const u of named) ms.push({ userId: u, role: e.role || "member" });
+      c.members = ms.sort((a, b) => (a.userId < b.userId ? -1 : 1));
+    }
+    if (e.event === "members_added" && concerns(e, S.me)) c.gone = "";
+  }
   if (["member_added", "member_removed", "member_left", "role_changed"].includes(e.event)) {
     if (e.userId === S.me && (e.event === "member_removed" || e.event === "member_left")) {
       c.gone = e.event === "member_left" ? "You left this group." : `${e.by || "An admin"} removed you from this group.`;
@@ -615,9 +641,10 @@ function applyOp(op) {
 
 function onMessage(m) {
   const ev = m.messageType === "system" ? m.meta || {} : {};
-  const removesMe = ev.userId === S.me && (ev.event === "member_removed" || ev.event === "member_left");
+  const removesMe = (ev.userId === S.me && (ev.event === "member_removed" || ev.event === "member_left")) ||
+    (ev.event === "members_removed" && concerns(ev, S.me));
   let c = S.chats.get(m.chatId);
-  const addsMe = ev.userId === S.me && ev.event === "member_added";
+  const addsMe = (ev.userId === S.me && ev.event === "member_added") || (ev.event === "members_added" && concerns(ev, S.me));
   if (addsMe) S.left.delete(m.chatId);
   if (!c && (removesMe || S.left.has(m.chatId))) return;
   if (!c) { c = upsertChat({ id: m.chatId, type: m.chatId.startsWith("dm-") ? "direct" : "group" }); void loadChats(); }

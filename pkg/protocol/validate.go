@@ -29,8 +29,9 @@ func ValidateMessage(m *Message) error {
 	if len(m.Content) > MaxContentBytes {
 		return Errorf(CodeTooLarge, "content is %d bytes, the limit is %d", len(m.Content), MaxContentBytes)
 	}
-	if len(m.Meta) > MaxMetaBytes {
-		return Errorf(CodeTooLarge, "meta is %d bytes, the limit is %d", len(m.Meta), MaxMetaBytes)
+	// A chat change (a bulk one names up to MaxBulkMembers users) may be larger.
+	if len(m.Meta) > MaxMetaBytes && (len(m.Meta) > MaxChangeMetaBytes || m.MessageType != TypeSystem || ChatChangeIn(m.Meta) == "") {
+		return Errorf(CodeTooLarge, "meta is %d bytes, the limit is %d (%d for a chat change)", len(m.Meta), MaxMetaBytes, MaxChangeMetaBytes)
 	}
 	if len(m.Meta) > 0 {
 		var obj map[string]any

@@ -89,9 +89,12 @@ func DecodeIngress(data []byte) (Message, error) {
 type SystemEvent struct {
 	Event  string `json:"event"`            // one of the Event* constants
 	UserID string `json:"userId,omitempty"` // the member concerned
-	Role   string `json:"role,omitempty"`   // member_added, role_changed
-	Name   string `json:"name,omitempty"`   // chat_renamed, chat_created
-	By     string `json:"by,omitempty"`     // who made the change
+	// UserIDs are the members concerned by a bulk change (members_added,
+	// members_removed; members.go): 1..MaxBulkMembers distinct IDs.
+	UserIDs []string `json:"userIds,omitempty"`
+	Role    string   `json:"role,omitempty"` // member_added, role_changed
+	Name    string   `json:"name,omitempty"` // chat_renamed, chat_created
+	By      string   `json:"by,omitempty"`   // who made the change
 	// DeviceID is the device whose keys changed or were revoked
 	// (device_keys_changed, device_revoked).
 	DeviceID string `json:"deviceId,omitempty"`
@@ -141,7 +144,7 @@ const ScopeAccountsAdmin = "accounts:admin"
 func IsChatChange(event string) bool {
 	switch event {
 	case EventChatCreated, EventMemberAdded, EventMemberRemoved, EventMemberLeft, EventChatRenamed, EventRoleChanged,
-		EventMessageTTLChanged, EventChatDeleted:
+		EventMessageTTLChanged, EventChatDeleted, EventMembersAdded, EventMembersRemoved:
 		return true
 	}
 	return false

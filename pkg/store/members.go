@@ -1,13 +1,17 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+)
 
 // Sizes of the bulk membership calls (MemberStore).
 const (
 	// MaxBulkMembers is the most users one AddMembers, RemoveMembers or
 	// MembersAmong call (and one bulk REST call, and one members_added or
 	// members_removed event) may name.
-	MaxBulkMembers = 1000
+	MaxBulkMembers = protocol.MaxBulkMembers
 	// MaxMemberPage is the largest page of MembersPage; DefaultMemberPage the
 	// page a caller gets when it does not ask.
 	MaxMemberPage     = 1000

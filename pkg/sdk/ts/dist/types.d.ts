@@ -1,5 +1,5 @@
 /** Stable error codes. Never renamed: new ones are added. */
-export type ErrorCode = "bad_request" | "unknown_type" | "invalid_id" | "too_large" | "unauthorized" | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict" | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down" | "storage_full" | "token_expiring" | "bad_host" | "quota_exceeded" | "blocked";
+export type ErrorCode = "bad_request" | "unknown_type" | "invalid_id" | "too_large" | "unauthorized" | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict" | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down" | "storage_full" | "token_expiring" | "bad_host" | "quota_exceeded" | "blocked" | "group_full";
 /** Codes for which the same request may succeed if retried unchanged later. */
 export declare const RETRYABLE_CODES: ReadonlySet<string>;
 /** WebSocket close codes Natter uses beside the standard ones. */

@@ -8,7 +8,7 @@ export type ErrorCode =
   | "token_expired" | "forbidden" | "not_member" | "not_found" | "conflict"
   | "rate_limited" | "slow_consumer" | "unavailable" | "internal" | "shutting_down"
   | "storage_full"
-  | "token_expiring" | "bad_host" | "quota_exceeded" | "blocked";
+  | "token_expiring" | "bad_host" | "quota_exceeded" | "blocked" | "group_full";
 
 /** Codes for which the same request may succeed if retried unchanged later. */
 export const RETRYABLE_CODES: ReadonlySet<string> = new Set([

@@ -1,0 +1,351 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"github.com/natter-chat/natter/pkg/auth"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// Large groups (docs/protocol.md, "Chats and members"): up to
+// gateway.max-group-members (100,000) members, added and removed in bulk calls of up
+// to protocol.MaxBulkMembers (1,000) users, and listed in pages.
+//
+//	POST   /api/v1/chats/{id}/members  {"userIds":[...],"role?"}  add the users not yet members
+//	DELETE /api/v1/chats/{id}/members  {"userIds":[...]}          remove those who are members
+//	GET    /api/v1/chats/{id}/members?after=&limit=               one page, ordered by user ID
+//
+// A bulk call is sequenced as ONE system event naming the users it changed
+// (members_added, members_removed), which the sequencer applies and writes to the
+// store in log order as it does a one-member change (chats.go): a 1,000-user call
+// costs one log message and one store transaction (SQLite) or a few dozen batched
+// writes (Cassandra), not a thousand of each. Users the call names that already
+// were (add) or were not (remove) members are answered in skipped and not in the
+// event; a call that changes nobody answers 200 with changed false.
+//
+// The group's size is checked against gateway.max-group-members from the store's
+// count before the event is published. Two admins adding at once on different
+// gateways can pass the limit by at most one call's users each: the check is
+// advisory, not transactional, as for the one-member add.
+
+// groupFull is the refusal of a change past limit members.
+func groupFull(limit int) *protocol.Error {
+	return protocol.Errorf(protocol.CodeGroupFull, "a group has at most %d members (gateway.max-group-members): remove members first", limit)
+}
+
+// memberAddKind is the REST bucket member adds by id are charged to: service
+// tokens, which build large groups, have a larger one.
+func memberAddKind(id auth.Identity) restKind {
+	if id.Service {
+		return restServiceMemberAdd
+	}
+	return restMemberAdd
+}
+
+// roomFor checks that chat can take n more members (group_full if not). A large
+// chat's count is the one the sequencer keeps in the large-chats bucket (updated
+// with every membership event it sequences), which this gateway watches: no read
+// at all where the store would count up to 100,000 rows. A small chat's is
+// counted by the store.
+func (g *Gateway) roomFor(ctx context.Context, chat string, n int) error {
+	count, ok := g.large.memberCount(chat)
+	if !ok {
+		var err error
+		if count, err = g.deps.Store.MemberCount(ctx, chat); err != nil {
+			return storeUnavailable(err)
+		}
+	}
+	if count+n > g.cfg.MaxGroupMembers {
+		return groupFull(g.cfg.MaxGroupMembers)
+	}
+	return nil
+}
+
+// bulkUsers checks a bulk call's userIds: 1..MaxBulkMembers valid IDs, none given
+// with userId too. Duplicates are dropped; the order is kept.
+func bulkUsers(single string, users []string) ([]string, error) {
+	if single != "" {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "give userId or userIds, not both")
+	}
+	if len(users) == 0 {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "userIds must name at least one user")
+	}
+	if len(users) > protocol.MaxBulkMembers {
+		return nil, protocol.Errorf(protocol.CodeTooLarge, "userIds names %d users; at most %d per call: split it", len(users), protocol.MaxBulkMembers)
+	}
+	seen := make(map[string]bool, len(users))
+	out := make([]string, 0, len(users))
+	for _, u := range users {
+		if err := validID("user", u); err != nil {
+			return nil, err
+		}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// addMembers is POST /api/v1/chats/{id}/members with userIds.
+func (g *Gateway) addMembers(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string, req addMemberRequest) {
+	ctx := r.Context()
+	users, err := bulkUsers(req.UserID, req.UserIDs)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if req.Role != "" && req.Role != store.RoleMember && req.Role != store.RoleAdmin {
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `role must be "member" or "admin"`))
+		return
+	}
+	if err := g.rest.take(new(restCharge), memberAddKind(id), id.UserID, len(users)); err != nil { // restlimits.go
+		g.failLimited(w, err)
+		return
+	}
+	if _, err := g.adminOf(ctx, chat, id); err != nil {
+		g.fail(w, err)
+		return
+	}
+	existing, err := g.deps.Store.MembersAmong(ctx, chat, users)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	added, skipped := splitByMembership(users, existing)
+	if len(added) == 0 {
+		writeJSON(w, http.StatusOK, chatChange{ChatID: chat, Skipped: skipped})
+		return
+	}
+	added, invite, err := g.bulkConsent(ctx, id, added)
+	if err != nil {
+		g.failLimited(w, err)
+		return
+	}
+	if err := g.roomFor(ctx, chat, len(added)); err != nil {
+		g.fail(w, err)
+		return
+	}
+	role := req.Role
+	if role == store.RoleMember {
+		role = "" // the default: not repeated in the event
+	}
+	ch := chatChange{ChatID: chat}
+	if len(added) > 0 {
+		ev := protocol.SystemEvent{Event: protocol.EventMembersAdded, UserIDs: added, Role: role, By: id.UserID}
+		if ch, err = g.announceBulk(ctx, chat, id.UserID, ev); err != nil {
+			g.fail(w, err)
+			return
+		}
+	}
+	for _, u := range invite {
+		if err := g.invite(ctx, newInvitation(chat, u, id.UserID, roleOrMember(role))); err != nil { // consent.go
+			g.log.Info("invitation of a bulk add not made", zap.String("chat_id", chat), zap.String("user_id", u), zap.Error(err))
+			continue
+		}
+		ch.Invited = append(ch.Invited, u)
+	}
+	ch.Skipped = skipped
+	if len(added) == 0 {
+		writeJSON(w, http.StatusAccepted, ch) // invitations only: nothing sequenced
+		return
+	}
+	g.answerChange(w, http.StatusCreated, ch)
+}
+
+// bulkConsent applies the consent rule (consent.go) to the users a bulk add names:
+// those the caller may add directly, and those who get an invitation instead. A
+// user who blocks the caller refuses the whole call (blocked). Service tokens add
+// directly.
+func (g *Gateway) bulkConsent(ctx context.Context, id auth.Identity, users []string) (add, invite []string, err error) {
+	v, err := g.loadConsent(ctx, id.UserID, id.Service, users)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, u := range users {
+		switch v.decide(u) {
+		case consentAdd:
+			add = append(add, u)
+		case consentInvite:
+			invite = append(invite, u)
+		case consentBlocked:
+			return nil, nil, errBlocked(u)
+		}
+	}
+	if err := g.rest.take(new(restCharge), restInvite, id.UserID, len(invite)); err != nil {
+		return nil, nil, err
+	}
+	return add, invite, nil
+}
+
+func roleOrMember(role string) string {
+	if role == "" {
+		return store.RoleMember
+	}
+	return role
+}
+
+// removeMembers is DELETE /api/v1/chats/{id}/members with userIds. Leaving is its own
+// call: a bulk removal naming the caller is refused.
+func (g *Gateway) removeMembers(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string, req removeMemberRequest) {
+	ctx := r.Context()
+	users, err := bulkUsers(req.UserID, req.UserIDs)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	if slices.Contains(users, id.UserID) {
+		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "a bulk removal cannot name the caller: leave with POST /api/v1/chats/%s/leave", chat))
+		return
+	}
+	if _, err := g.adminOf(ctx, chat, id); err != nil {
+		g.fail(w, err)
+		return
+	}
+	existing, err := g.deps.Store.MembersAmong(ctx, chat, users)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	if len(existing) == 0 {
+		writeJSON(w, http.StatusOK, chatChange{ChatID: chat, Skipped: users})
+		return
+	}
+	removed := make([]string, len(existing))
+	admins := 0
+	for i, m := range existing {
+		removed[i] = m.UserID
+		if m.Role == store.RoleAdmin {
+			admins++
+		}
+	}
+	// A user admin making the call stays, and so does an admin. A service removing
+	// admins must leave one while members remain.
+	if admins > 0 && id.ChatAdmin && g.lastAdmins(ctx, w, chat, removed) {
+		return
+	}
+	skipped, _ := splitByMembership(users, existing)
+	ev := protocol.SystemEvent{Event: protocol.EventMembersRemoved, UserIDs: removed, By: id.UserID}
+	ch, err := g.announceBulk(ctx, chat, id.UserID, ev)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	ch.Skipped = skipped
+	g.answerChange(w, http.StatusOK, ch)
+}
+
+// lastAdmins refuses (409, written to w) removing leaving when that would leave chat
+// without an admin while it has other members. It reads the chat's members page by
+// page.
+func (g *Gateway) lastAdmins(ctx context.Context, w http.ResponseWriter, chat string, leaving []string) bool {
+	gone := make(map[string]bool, len(leaving))
+	for _, u := range leaving {
+		gone[u] = true
+	}
+	others := 0
+	for after := ""; ; {
+		page, err := g.deps.Store.MembersPage(ctx, chat, after, store.MaxMemberPage)
+		if err != nil {
+			g.fail(w, storeUnavailable(err))
+			return true
+		}
+		for _, m := range page {
+			if gone[m.UserID] {
+				continue
+			}
+			if m.Role == store.RoleAdmin {
+				return false
+			}
+			others++
+		}
+		if len(page) < store.MaxMemberPage {
+			break
+		}
+		after = page[len(page)-1].UserID
+	}
+	if others > 0 {
+		g.fail(w, protocol.Errorf(protocol.CodeConflict, "the removal would leave chat %s without an admin: make another member admin first", chat))
+		return true
+	}
+	return false
+}
+
+// announceBulk checks and announces a bulk change (chats.go, announce), then drops
+// the users' cached memberships here.
+func (g *Gateway) announceBulk(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error) {
+	if err := protocol.ValidateBulkChange(&ev); err != nil {
+		return chatChange{}, protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+	}
+	ch, err := g.announce(ctx, chat, actor, ev)
+	if err != nil {
+		return ch, err
+	}
+	for _, u := range ev.UserIDs {
+		g.members.forget(chat, u)
+	}
+	ch.UserIDs = ev.UserIDs
+	return ch, nil
+}
+
+// splitByMembership splits users into those not among members and those who are,
+// each in the order of users.
+func splitByMembership(users []string, members []store.Member) (outside, inside []string) {
+	in := make(map[string]bool, len(members))
+	for _, m := range members {
+		in[m.UserID] = true
+	}
+	for _, u := range users {
+		if in[u] {
+			inside = append(inside, u)
+		} else {
+			outside = append(outside, u)
+		}
+	}
+	return outside, inside
+}
+
+// listMembers is GET /api/v1/chats/{id}/members: one page of members ordered by
+// user ID, after the cursor ?after= (a user ID: the next of the previous page),
+// ?limit= 1..1000 (default 1000). next is set when the page is full.
+func (g *Gateway) listMembers(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	limit, err := queryInt(r, "limit", store.DefaultMemberPage, 1, store.MaxMemberPage)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	after := r.URL.Query().Get("after")
+	if after != "" {
+		if err := validID("after", after); err != nil {
+			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "after must be a cursor (next) from a previous page"))
+			return
+		}
+	}
+	c, _, err := g.memberOf(r.Context(), r.PathValue("id"), id.UserID)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	ms, err := g.deps.Store.MembersPage(r.Context(), c.ID, after, limit)
+	if err != nil {
+		g.fail(w, storeUnavailable(err))
+		return
+	}
+	body := map[string]any{"chatId": c.ID, "members": nonNilMembers(ms)}
+	if next := nextMemberCursor(ms, limit); next != "" {
+		body["next"] = next
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// nextMemberCursor is the cursor after page when it is full (limit members).
+func nextMemberCursor(page []store.Member, limit int) string {
+	if len(page) < limit || len(page) == 0 {
+		return ""
+	}
+	return page[len(page)-1].UserID
+}

@@ -1,0 +1,289 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// Large chats (docs/presence.md, "Large chats").
+//
+// In a chat with more than notifier.large-chat-members members, a message does not
+// open one window per recipient (a KV read, a mute read and a KV create for each of
+// up to 100,000 members, for every message): it opens ONE window for the chat, key
+// "c.<chat>", with the same TTL. Every message of the chat until it closes is
+// folded into it. When it closes, one instance (the window consumer is shared)
+// walks the chat's members in pages of notifier.batch-size, in user ID order, and
+// for each batch drops who has a connected device (the presence view, as for a
+// small chat), who muted the chat (the chat's mutes, read once per window) and who
+// has nothing unread, then builds and sends each remaining member's notification
+// as a small chat's window does: one per user and chat per window, with the same
+// ID scheme (so a redelivered window, after a crash part way, sends notifications
+// that receivers deduplicate). The chat's last message, metadata and recent
+// history are read once per window, not per member; per member it costs its read
+// state, unread total (badge) and devices.
+//
+// At most notifier.max-recipients members are notified per window (the first in
+// user ID order); the others are counted in notifier_recipients_over_limit_total
+// and logged, never dropped silently. A window charges its sender's push budget
+// once (budget.go), however many members it notifies.
+
+// chatWindowKey is the key of chat's window in a large chat.
+func chatWindowKey(chat string) string { return "c." + chat }
+
+// largeStats are the counters of the large-chat path.
+type largeStats struct {
+	windows   atomic.Int64 // chat windows closed and handled
+	batches   atomic.Int64 // member batches handled
+	overLimit atomic.Int64 // members not notified: past notifier.max-recipients
+}
+
+// openChatWindow opens chat's window for m unless one is open.
+func (n *Notifier) openChatWindow(ctx context.Context, m *protocol.Message) error {
+	key := chatWindowKey(m.ChatID)
+	if _, err := n.windows.Get(ctx, key); err == nil {
+		return nil // folded into the open window
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("window %s: %w", key, err)
+	}
+	ok, undo := n.budget.take(m.SenderID)
+	if !ok {
+		return nil
+	}
+	if _, err := n.windows.Create(ctx, key, nil, jetstream.KeyTTL(wholeSeconds(n.cfg.Window))); err != nil {
+		undo()
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("open window %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// chatTail is what a chat window's notifications share: the chat, its last message
+// and its recent countable messages, read once.
+type chatTail struct {
+	chat store.Chat
+	last *protocol.Message
+	// seqs are the seqs of the newest countable messages (store.Countable for a
+	// viewer who is not their sender), ascending; senders[i] sent seqs[i]. There
+	// are MaxUnread+64 of them, or all the chat has.
+	seqs    []uint64
+	senders []string
+}
+
+// unread is uid's unread count after read, as store.ChatSummary.Unread counts it:
+// exact, unless uid sent more than 64 of the chat's last MaxUnread+64 countable
+// messages and read none of them (then it may be lower than store's count).
+func (t *chatTail) unread(uid string, read uint64) uint64 {
+	if read >= t.last.Seq {
+		return 0
+	}
+	i := sort.Search(len(t.seqs), func(i int) bool { return t.seqs[i] > read })
+	var count uint64
+	for j := i; j < len(t.seqs); j++ {
+		if t.senders[j] != uid {
+			count++
+		}
+	}
+	return min(count, store.MaxUnread)
+}
+
+// loadTail reads chat's last message and the countable messages back to MaxUnread
+// of them (or the chat's start), newest first, a page at a time.
+func (n *Notifier) loadTail(ctx context.Context, chat string) (*chatTail, error) {
+	last, err := n.lastMessage(ctx, chat)
+	if err != nil || last == nil {
+		return nil, err
+	}
+	t := &chatTail{last: last}
+	if c, err := n.deps.Store.GetChat(ctx, chat); err == nil {
+		t.chat = c
+	}
+	before := last.Seq + 1
+	var seqs []uint64
+	var senders []string
+	// Counting is per viewer (own messages do not count), so keep a little more
+	// than MaxUnread: a viewer's own messages among them are not counted.
+	for len(seqs) <= store.MaxUnread+64 && before > 1 {
+		q := store.HistoryQuery{Dir: store.Backward, Before: before, Limit: store.MaxPage}
+		var page []protocol.Message
+		if n.deps.History != nil {
+			page, err = n.deps.History.Page(ctx, chat, q)
+		} else {
+			page, err = n.deps.Store.History(ctx, chat, q)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", chat, err)
+		}
+		for i := range page {
+			if page[i].Seq <= last.Seq && store.Countable(&page[i], "") {
+				seqs = append(seqs, page[i].Seq)
+				senders = append(senders, page[i].SenderID)
+			}
+		}
+		if len(page) == 0 {
+			break
+		}
+		before = page[len(page)-1].Seq
+		if len(page) < store.MaxPage {
+			break
+		}
+	}
+	// Ascending, for unread's search.
+	for i, j := 0, len(seqs)-1; i < j; i, j = i+1, j-1 {
+		seqs[i], seqs[j] = seqs[j], seqs[i]
+		senders[i], senders[j] = senders[j], senders[i]
+	}
+	t.seqs, t.senders = seqs, senders
+	return t, nil
+}
+
+// notifyChat handles a closed chat window: every offline, unmuted member with
+// something unread gets a notification, batch by batch.
+func (n *Notifier) notifyChat(ctx context.Context, chat string, progress func()) error {
+	t, err := n.loadTail(ctx, chat)
+	if err != nil || t == nil {
+		return err
+	}
+	mutes, err := n.deps.Store.ChatMutes(ctx, chat)
+	if err != nil {
+		return fmt.Errorf("mutes of %s: %w", chat, err)
+	}
+	now := time.Now()
+	muted := make(map[string]bool, len(mutes))
+	for _, m := range mutes {
+		if m.Active(now) {
+			muted[m.UserID] = true
+		}
+	}
+	n.large.windows.Add(1)
+	handled := 0
+	for after := ""; ; {
+		page, err := n.deps.Store.MembersPage(ctx, chat, after, n.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("members of %s: %w", chat, err)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		after = page[len(page)-1].UserID
+		if handled+len(page) > n.cfg.MaxRecipients {
+			over := handled + len(page) - n.cfg.MaxRecipients
+			page = page[:len(page)-over]
+			n.large.overLimit.Add(int64(over))
+			n.countOverLimit(ctx, chat, after)
+			n.log.Warn("large chat over notifier.max-recipients: the members after the limit are not notified",
+				zap.String("chat_id", chat), zap.Int("limit", n.cfg.MaxRecipients))
+			if len(page) == 0 {
+				return nil
+			}
+		}
+		handled += len(page)
+		if err := n.notifyBatch(ctx, t, page, muted, progress); err != nil {
+			return err
+		}
+		n.large.batches.Add(1)
+		progress()
+		if len(page) < n.cfg.BatchSize || handled >= n.cfg.MaxRecipients {
+			return nil
+		}
+	}
+}
+
+// countOverLimit adds the members after cursor after (past the limit) to the
+// over-limit counter.
+func (n *Notifier) countOverLimit(ctx context.Context, chat, after string) {
+	for {
+		page, err := n.deps.Store.MembersPage(ctx, chat, after, store.MaxMemberPage)
+		if err != nil || len(page) == 0 {
+			return
+		}
+		n.large.overLimit.Add(int64(len(page)))
+		after = page[len(page)-1].UserID
+	}
+}
+
+// notifyBatch notifies the members of page who should hear of t's chat,
+// recipientParallel at a time.
+func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Member, muted map[string]bool, progress func()) error {
+	uids := make([]string, 0, len(page))
+	for _, m := range page {
+		if !muted[m.UserID] {
+			uids = append(uids, m.UserID)
+		}
+	}
+	uids, check := n.recipients(ctx, uids, "")
+	sem := make(chan struct{}, recipientParallel)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for _, uid := range uids {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := n.notifyMember(ctx, t, uid, check, progress); err != nil {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// notifyMember builds and sends uid's notification about t's chat, if uid has
+// something unread (and, with check, no connected device).
+func (n *Notifier) notifyMember(ctx context.Context, t *chatTail, uid string, check bool, progress func()) error {
+	bctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if check {
+		if online, err := n.connected(bctx, uid); err != nil || online {
+			return err
+		}
+	}
+	rs, err := n.deps.Store.GetReadState(bctx, t.last.ChatID, uid)
+	if err != nil {
+		return fmt.Errorf("read state of %s in %s: %w", uid, t.last.ChatID, err)
+	}
+	count := t.unread(uid, rs.Read)
+	if count == 0 {
+		return nil
+	}
+	badge, err := n.badge(bctx, uid, t.last.ChatID, count)
+	if err != nil {
+		return err
+	}
+	note := &Notification{ID: uid + "." + t.last.ChatID + "." + strconv.FormatUint(t.last.Seq, 10), Type: TypeMessages,
+		UserID: uid, ChatID: t.last.ChatID, ChatType: t.chat.Kind, ChatName: t.chat.Name, Count: count, Badge: badge,
+		CreatedAt: time.Now().UnixMilli(), LastMessage: Preview{Seq: t.last.Seq, MessageID: t.last.MessageID,
+			SenderID: t.last.SenderID, MessageType: t.last.MessageType, Timestamp: t.last.Timestamp}}
+	note.LastMessage.Content, note.LastMessage.Truncated = preview(t.last.Content, n.cfg.PreviewBytes)
+	if note.Devices, err = n.devices(bctx, uid); err != nil {
+		return err
+	}
+	return n.send(ctx, note, progress)
+}
+
+// LargeChatStats returns the large-chat path's counters: chat windows handled,
+// member batches handled, and members not notified for being past
+// notifier.max-recipients.
+func (n *Notifier) LargeChatStats() (windows, batches, overLimit int64) {
+	return n.large.windows.Load(), n.large.batches.Load(), n.large.overLimit.Load()
+}
