@@ -6,6 +6,9 @@
 //
 //	load      chats of a chosen size, a paced total send rate (the default)
 //	fanout    one sender to one chat of --members connected members
+//	largegroup one sender to a group of --group-size members built with bulk adds,
+//	          --members of them connected; also times the offline members'
+//	          notifications (largegroup.go)
 //	idle      open connections and hold them; gateway RSS per connection
 //	resume    disconnect everyone at once, post while they are away, reconnect
 //	          and sync: time until every client has everything, and any loss
@@ -75,7 +78,11 @@ type Config struct {
 	ChatSize int `json:"chatSize"`
 	Chats    int `json:"chats"`
 	Senders  int `json:"senders"` // per chat; 0: every member
-	Members  int `json:"members"` // fanout
+	Members  int `json:"members"` // fanout, largegroup: connected members
+	// GroupSize is the largegroup mode's group (connected and offline members);
+	// NotifyTimeout how long it waits for the offline members' notifications.
+	GroupSize     int           `json:"groupSize"`
+	NotifyTimeout time.Duration `json:"notifyTimeout"`
 
 	Rate     float64       `json:"rate"` // messages/s in total; 0: as fast as Window allows
 	Duration time.Duration `json:"duration"`
@@ -127,7 +134,7 @@ type Config struct {
 
 // RegisterFlags registers the bench flags on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Mode, "mode", "load", "load, fanout, idle, resume or baseline")
+	fs.StringVar(&c.Mode, "mode", "load", "load, fanout, largegroup, idle, resume or baseline")
 	config.ListVar(fs, &c.URLs, "url", nil, "gateway WebSocket URL(s), comma-separated (ws://127.0.0.1:8080/ws)")
 	fs.BoolVar(&c.Embedded, "embedded", false, "start an in-process natter with a temp data dir and bench it")
 	fs.IntVar(&c.Gateways, "gateways", 1, "with --embedded: gateway listeners sharing the embedded NATS server")
@@ -141,7 +148,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ChatSize, "chat-size", 0, "members per chat: 2 is 1:1 (default 2)")
 	fs.IntVar(&c.Chats, "chats", 0, "chats (default: users / chat-size)")
 	fs.IntVar(&c.Senders, "senders", 0, "members per chat that send (default: all; fanout: 1)")
-	fs.IntVar(&c.Members, "members", 1000, "fanout: members of the one chat, each connected")
+	fs.IntVar(&c.Members, "members", 1000, "fanout: members of the one chat, each connected; largegroup: the connected members")
+	fs.IntVar(&c.GroupSize, "group-size", 100_000, "largegroup: members of the group (the others offline)")
+	fs.DurationVar(&c.NotifyTimeout, "notify-timeout", 10*time.Minute, "largegroup: how long to wait for every offline member's notification")
 	fs.Float64Var(&c.Rate, "rate", -1, "total send rate in messages/s, paced open-loop; 0 sends as fast as --window allows (default: load 1000, fanout 2, resume up to 200)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measurement window (idle: how long connections are held)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "sending before the measurement window (not in the figures)")
@@ -180,7 +189,7 @@ func (c *Config) Resolve() error {
 		if c.Rate < 0 {
 			c.Rate = 1000
 		}
-	case "fanout":
+	case "fanout", "largegroup":
 		c.Conns = or(c.Conns, c.Members)
 		c.Users = or(c.Users, c.Members)
 		c.ChatSize, c.Chats = c.Members, 1
@@ -196,13 +205,16 @@ func (c *Config) Resolve() error {
 		c.Warmup = 0
 	case "baseline":
 	default:
-		errs = append(errs, fmt.Errorf("bench: unknown --mode %q: load, fanout, idle, resume or baseline", c.Mode))
+		errs = append(errs, fmt.Errorf("bench: unknown --mode %q: load, fanout, largegroup, idle, resume or baseline", c.Mode))
 	}
 	c.Users = or(c.Users, c.Conns)
 	if c.Users > c.Conns && c.Mode != "baseline" {
 		errs = append(errs, errors.New("bench: --users must not exceed --conns (every user needs a connection)"))
 	}
-	if c.Mode == "load" || c.Mode == "resume" || c.Mode == "fanout" {
+	if c.Mode == "largegroup" && (c.GroupSize < c.Members || c.GroupSize < 2) {
+		errs = append(errs, fmt.Errorf("bench: --group-size must be at least --members (%d)", c.Members))
+	}
+	if c.Mode == "load" || c.Mode == "resume" || c.Mode == "fanout" || c.Mode == "largegroup" {
 		if c.ChatSize < 2 || c.ChatSize > c.Users {
 			errs = append(errs, fmt.Errorf("bench: --chat-size must be 2..users (%d)", c.Users))
 		}

@@ -149,3 +149,25 @@ func TestBenchManyChatsThroughTheStore(t *testing.T) {
 	require.Equal(t, res2.Sent*2, res2.Delivered)
 	require.True(t, res2.OK)
 }
+
+// TestBenchLargeGroup builds a group of 2,500 with bulk adds, 40 of them connected:
+// every message reaches every connected member and every offline member is
+// notified once.
+func TestBenchLargeGroup(t *testing.T) {
+	cfg := start(t, "largegroup")
+	cfg.Members, cfg.GroupSize, cfg.Rate, cfg.NotifyTimeout = 40, 2500, 5, time.Minute
+	require.NoError(t, cfg.Resolve())
+	res, err := bench.Run(t.Context(), cfg)
+	require.NoError(t, err)
+	require.Empty(t, res.Errors)
+	require.EqualValues(t, 40, res.Connected)
+	require.Positive(t, res.Sent)
+	require.Equal(t, res.Sent*40, res.Delivered, "every connected member, the sender included")
+	require.NotNil(t, res.LargeGroup)
+	require.Equal(t, 2500, res.LargeGroup.GroupSize)
+	require.Equal(t, 3, res.LargeGroup.AddCalls)
+	require.EqualValues(t, 2500-40, res.LargeGroup.NotifyWant)
+	require.Equal(t, res.LargeGroup.NotifyWant, res.LargeGroup.Notified)
+	require.Positive(t, res.LargeGroup.NotifyAllS)
+	require.True(t, res.OK)
+}

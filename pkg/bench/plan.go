@@ -261,6 +261,11 @@ func (rc *restClient) do(ctx context.Context, method, path, user string, in, out
 	if err != nil {
 		return err
 	}
+	return rc.doToken(ctx, method, path, tok, in, out)
+}
+
+// doToken is do with a given token.
+func (rc *restClient) doToken(ctx context.Context, method, path, tok string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err

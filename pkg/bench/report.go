@@ -65,8 +65,9 @@ type Result struct {
 	CreateS   float64 `json:"createS,omitempty"`
 	CreateVia string  `json:"createVia,omitempty"`
 
-	Idle   *IdleResult   `json:"idle,omitempty"`
-	Resume *ResumeResult `json:"resume,omitempty"`
+	Idle       *IdleResult       `json:"idle,omitempty"`
+	LargeGroup *LargeGroupResult `json:"largeGroup,omitempty"`
+	Resume     *ResumeResult     `json:"resume,omitempty"`
 
 	Profiles []string `json:"profiles,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
@@ -138,7 +139,7 @@ func (r *Result) WriteTable(w io.Writer) {
 		row("shape", "%d conns, %d users, %d chats of %d, %d procs, %d gateways", r.Conns, r.Users, r.Chats, r.ChatSize, r.Procs, r.Gateways)
 		row("connected", "%d (%d failed) in %.2fs; dial p50 %.1fms p99 %.1fms", r.Connected, r.DialFailed, r.ConnectTime, r.Connect.P50, r.Connect.P99)
 	}
-	if r.Mode == "load" || r.Mode == "fanout" || r.Mode == "resume" {
+	if r.Mode == "load" || r.Mode == "fanout" || r.Mode == "largegroup" || r.Mode == "resume" {
 		row("window", "%.1fs after %.1fs warm-up; target %.0f msg/s, %d B content", r.Duration, r.Warmup, r.Rate, r.Size)
 		row("messages", "sent %d, acked %d, failed %d", r.Sent, r.Acked, r.Failed)
 		row("deliveries", "%d of %d expected (missing %d)", r.Delivered, r.Expected, r.Missing)
@@ -183,6 +184,13 @@ func (r *Result) WriteTable(w io.Writer) {
 		}
 		if i.HeapPerConn > 0 {
 			row("", "%.1f KB Go heap+stacks, %.2f goroutines (%d → %d)", i.HeapPerConn/1000, i.PerConnGor, i.Goroutines, i.GoroutinesA)
+		}
+	}
+	if g := r.LargeGroup; g != nil {
+		row("large group", "%d members (%d connected) built with %d bulk adds in %.1fs (%.0f members/s)", g.GroupSize, g.Connected, g.AddCalls, g.CreateS, g.AddsPerSec)
+		row("notified", "%d of %d offline members; first %.2fs, all %.2fs after the first send", g.Notified, g.NotifyWant, g.NotifyFirst, g.NotifyAllS)
+		if g.NotifyNote != "" {
+			row("", "%s", g.NotifyNote)
 		}
 	}
 	if s := r.Resume; s != nil {

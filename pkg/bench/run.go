@@ -53,6 +53,9 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	}
 	res.Run = run
 	r := &runner{cfg: cfg, res: res, tokens: tokens}
+	if cfg.Mode == "largegroup" {
+		res.ChatSize = cfg.GroupSize
+	}
 	var plan *Plan
 	if cfg.Mode == "idle" {
 		plan = newPlan(run, cfg.Users, cfg.Conns, 0, 0, 0)
@@ -64,7 +67,11 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 			return nil, err
 		}
 		res.CreateS, res.CreateVia = time.Since(t0).Seconds(), cfg.Create
-		fmt.Fprintf(cfg.Stderr, "bench: created %d chats of %d via %s in %.1fs\n", len(plan.Chats), cfg.ChatSize, cfg.Create, res.CreateS)
+		fmt.Fprintf(cfg.Stderr, "bench: created %d chats of %d via %s in %.1fs\n", len(plan.Chats), res.ChatSize, cfg.Create, res.CreateS)
+		if lg := res.LargeGroup; lg != nil {
+			lg.CreateS = res.CreateS
+			lg.AddsPerSec = float64(lg.GroupSize) / max(res.CreateS, 1e-9)
+		}
 		r.sampleServer(ctx, "created")
 	}
 	res.Chats = len(plan.Chats)
@@ -77,6 +84,8 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 	switch cfg.Mode {
 	case "load", "fanout":
 		err = r.load(ctx)
+	case "largegroup":
+		err = r.largeGroup(ctx)
 	case "idle":
 		err = r.idle(ctx)
 	case "resume":
@@ -129,6 +138,9 @@ func (r *runner) createChats(ctx context.Context, plan *Plan) error {
 		return err
 	}
 	rc := &restClient{base: base, tokens: r.tokens, client: &http.Client{Timeout: 120 * time.Second}}
+	if cfg.Mode == "largegroup" {
+		return r.createLargeGroup(ctx, rc, plan, cfg.GroupSize) // largegroup.go
+	}
 	return createChats(ctx, rc, plan, max(cfg.CreateConcurrency, 1))
 }
 
@@ -273,6 +285,27 @@ func (r *runner) connect(ctx context.Context) error {
 }
 
 // load: connect, send on schedule through warm-up and the window, drain.
+// largeGroup is load for the largegroup mode, with the offline members'
+// notifications timed from the first send (largegroup.go).
+func (r *runner) largeGroup(ctx context.Context) error {
+	w, err := r.watchNotifications()
+	if err != nil {
+		return err
+	}
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
+	r.sampleServer(ctx, "connected")
+	start := time.Now().Add(300 * time.Millisecond) // send's first due time
+	if err := r.send(ctx, r.cfg.Warmup, r.cfg.Duration, true); err != nil {
+		return err
+	}
+	if w != nil {
+		w.wait(ctx, r, start, r.cfg.NotifyTimeout)
+	}
+	return nil
+}
+
 func (r *runner) load(ctx context.Context) error {
 	if err := r.connect(ctx); err != nil {
 		return err
@@ -661,7 +694,7 @@ func (r *runner) collect(ctx context.Context) error {
 		res.Errors = p.Errors
 	}
 	res.Latency, res.Ack, res.SendLag, res.Connect = deliver.Summary(), ack.Summary(), lag.Summary(), connect.Summary()
-	if w := r.cfg.Duration.Seconds(); w > 0 && (r.cfg.Mode == "load" || r.cfg.Mode == "fanout" || r.cfg.Mode == "resume") {
+	if w := r.cfg.Duration.Seconds(); w > 0 && (r.cfg.Mode == "load" || r.cfg.Mode == "fanout" || r.cfg.Mode == "largegroup" || r.cfg.Mode == "resume") {
 		res.SentPerSec, res.AckedPerSec, res.DeliveredPerSec = float64(sentWin)/w, float64(ackedWin)/w, float64(delWin)/w
 	}
 	if res.Baseline != nil && res.Baseline.PerSec > 0 {
@@ -680,6 +713,9 @@ func (r *runner) collect(ctx context.Context) error {
 	}
 	if r.cfg.Mode == "idle" {
 		res.OK = len(res.Errors) == 0 && res.DialFailed == 0
+	}
+	if lg := res.LargeGroup; lg != nil && lg.NotifyNote == "" && lg.Notified < lg.NotifyWant {
+		res.OK = false
 	}
 	return nil
 }
