@@ -49,10 +49,13 @@ type errorAnswer struct {
 // limits answer with stable codes.
 func bigGroup(t *testing.T, cfg *app.Config) {
 	cfg.Gateway.MaxGroupMembers = bigGroupSize + 3
+	cfg.Gateway.Consent.DirectAdds = false // a user's adds follow the consent rule; a service's are direct
 	n := testutil.StartNatter(t, cfg)
 	svc := n.ScopedServiceToken(t, "importer", protocol.ScopeChatsAdmin)
-	chat := n.CreateChat(t, "owner", "group", "everyone", "late")
+	chat := n.CreateChat(t, "owner", "group", "everyone")
 	path := "/api/v1/chats/" + chat + "/members"
+	status, body := n.Do(t, "POST", path, svc, map[string]any{"userIds": []string{"late"}})
+	require.Equal(t, http.StatusCreated, status, "%s", body)
 
 	// A connected member and a user added later, both connected from the start.
 	late := n.Dial(t, "late")
@@ -81,7 +84,7 @@ func bigGroup(t *testing.T, cfg *app.Config) {
 	}, 60*time.Second, 100*time.Millisecond)
 
 	// Adding them again changes nothing.
-	status, body := n.Do(t, "POST", path, svc, map[string]any{"userIds": []string{"u000001", "u000002"}})
+	status, body = n.Do(t, "POST", path, svc, map[string]any{"userIds": []string{"u000001", "u000002"}})
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	var again changeAnswer
 	require.NoError(t, jsonUnmarshal(body, &again))
