@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Batched appends (issue 9).
+// Batched appends.
 //
 // With sync=always every JetStream append waits for its own fsync, so a partition
 // appending one message at a time is capped at one message per fsync. Instead, each

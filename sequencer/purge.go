@@ -9,7 +9,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// Bulk removal of sequenced ingress (issue 9).
+// Bulk removal of sequenced ingress: acking no longer removes a message, so the
+// janitor removes what every partition has acked, many at a time.
 //
 // NATTER_IN has Limits retention (pkg/natsutil: InStreamConfig): an ack no longer
 // removes the message from the file store, which with sync=always cost a synced

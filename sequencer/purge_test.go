@@ -116,7 +116,7 @@ func TestUnackedIngressIsNeverPurged(t *testing.T) {
 }
 
 // TestWorkQueueIngressKeepsRetention: a NATTER_IN created with WorkQueue retention
-// (before issue 9) cannot change it; EnsureStreams keeps it, and the sequencer (its
+// (as streams were before ingress kept Limits retention) cannot change it; EnsureStreams keeps it, and the sequencer (its
 // janitor included) works on it.
 func TestWorkQueueIngressKeepsRetention(t *testing.T) {
 	shortPurge(t)

@@ -5,7 +5,8 @@ import (
 	"testing"
 )
 
-// TestRefusesDevAuthOnPublicAddress (issue 14, finding 2): the real binary, in dev
+// TestRefusesDevAuthOnPublicAddress (dev tokens must not reach the network): the
+// real binary, in dev
 // mode (no key) with the gateway on every interface, exits at once with one line
 // saying what to configure.
 func TestRefusesDevAuthOnPublicAddress(t *testing.T) {
@@ -13,7 +14,7 @@ func TestRefusesDevAuthOnPublicAddress(t *testing.T) {
 	badStart(t, args, "gateway.listen 0.0.0.0:0 is not a loopback address", "dev mode", "auth.secret-file")
 }
 
-// TestRefusesSecretFlags (issue 14, finding 8): a secret on the command line (where
+// TestRefusesSecretFlags (secrets never on the command line): a secret on the command line (where
 // ps, /proc and a profiler's cmdline endpoint show it) stops the start with one
 // line naming the file and environment forms, without repeating the secret.
 func TestRefusesSecretFlags(t *testing.T) {

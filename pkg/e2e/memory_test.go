@@ -30,7 +30,8 @@ func liveHeap() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// TestUnreadHistoryFloodKeepsMemoryBounded is issue 14, finding 5: connections ask
+// TestUnreadHistoryFloodKeepsMemoryBounded (memory amplification by unread answers,
+// docs/security.md): connections ask
 // for history pages of 500 large messages, hundreds of times each, and never read
 // the answers. Before, every page was queued (forty pages grew the gateway by 412 MiB).
 // Now a history answer waits for its connection's queue to be half empty

@@ -23,9 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Finding 1 of issue 14 (the embedded NATS server accepted anyone) and the NATS
-// side of finding 3 (a backend service made itself admin of a chat), attacked over
-// real sockets. docs/security.md, "NATS principals", lists what each proves.
+// The embedded NATS server once accepted anyone, and a backend service could make
+// itself admin of a chat over NATS: both attacked here over real sockets. docs/security.md, "NATS principals", lists what each proves.
 
 // violations collects a NATS connection's asynchronous errors.
 type violations struct {

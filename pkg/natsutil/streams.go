@@ -62,8 +62,8 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 
 // EnsureStreams creates NATTER_IN, NATTER_LOG, the large-chats bucket and the media
 // buckets (media.go), or updates them to the current configuration. Safe to call
-// from every role at every start. A NATTER_IN created with WorkQueue retention (before
-// issue 9) keeps it: JetStream cannot change a stream's retention, and the sequencer
+// from every role at every start. A NATTER_IN created with WorkQueue retention (as it
+// was before batched appends and bulk purges) keeps it: JetStream cannot change a stream's retention, and the sequencer
 // works with either.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, c *Config) error {
 	if err := ensureCore(ctx, js, c); err != nil {

@@ -553,7 +553,7 @@ func BenchmarkCassandraAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkCassandraHistoryPage1M measures history page latency (issue 4) on a
+// BenchmarkCassandraHistoryPage1M measures history page latency on a
 // chat with 1,000,000 messages (NATTER_BENCH_HISTORY_MESSAGES overrides the count)
 // of 100-byte content, 10 s apart, so with one-hour buckets they span about 2,800
 // buckets. It loads them with parallel AppendMessages callers in batches of 500
