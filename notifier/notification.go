@@ -92,7 +92,7 @@ func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
 		return
 	}
 	progress := func() { _ = jm.InProgress() }
-	notify := func() error { return nil }
+	var notify func() error
 	if chat, ok := strings.CutPrefix(jm.Subject(), "$KV."+WindowBucket+".c."); ok {
 		notify = func() error { return n.notifyChat(ctx, chat, progress) } // large.go
 	} else {
