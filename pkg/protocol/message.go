@@ -15,6 +15,10 @@ const (
 	TypeEdit   = "edit"
 	TypeDelete = "delete"
 	TypeReact  = "react"
+	// TypeEncrypted is a message of an end-to-end encrypted chat: its content is
+	// the client's ciphertext envelope, which the server never interprets
+	// (docs/e2ee.md).
+	TypeEncrypted = "encrypted"
 )
 
 // Message is one chat message as sequenced, delivered and stored. On ingress Seq and

@@ -58,6 +58,12 @@ func Referable(messageType string) bool {
 	return messageType != TypeSystem && !IsOperation(messageType)
 }
 
+// Searchable reports whether a message of messageType is indexed for search: a
+// Referable one that is not an end-to-end encrypted ciphertext.
+func Searchable(messageType string) bool {
+	return Referable(messageType) && messageType != TypeEncrypted
+}
+
 // ValidEmoji reports whether e may be a reaction: 1..MaxEmojiBytes bytes of UTF-8
 // that are either a shortcode (":thumbs_up:", of a-z 0-9 _ + -) or exactly one
 // grapheme cluster (so skin tones, ZWJ sequences, flags and keycaps count as one)

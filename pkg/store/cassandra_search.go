@@ -166,7 +166,10 @@ func (q searchQuery) cql() (string, []any) {
 // removal of each deleted target's rows. targets are the stored locations of the
 // operations' targets (resolveTargets); operations whose target is not among them
 // are found at query time through chat_buckets.pending.
-func searchOps(bucketOf func(int64) int64, msgs []protocol.Message, targets map[msgRef][]msgLoc) []writeOp {
+//
+// Ciphertext is never indexed: messages that are not protocol.Searchable, and edits
+// of the targets in ciphertexts (encryptedTargets).
+func searchOps(bucketOf func(int64) int64, msgs []protocol.Message, targets map[msgRef][]msgLoc, ciphertexts map[msgLoc]bool) []writeOp {
 	var ops []writeOp
 	add := func(chat string, e gocql.BatchEntry) {
 		ops = append(ops, writeOp{what: "search index", chat: chat, entries: []gocql.BatchEntry{e}})
@@ -176,6 +179,9 @@ func searchOps(bucketOf func(int64) int64, msgs []protocol.Message, targets map[
 		seq := int64(m.Seq)
 		switch {
 		case protocol.Referable(m.MessageType):
+			if !protocol.Searchable(m.MessageType) {
+				continue
+			}
 			if words, prefixes := searchTerms(m.Content); len(words) > 0 {
 				add(m.ChatID, entry(cqlSearchInsert, m.ChatID, seq/searchPart, seq, seq, bucketOf(m.Timestamp), m.Timestamp, words, prefixes, seq, ttlOf(m)))
 			}
@@ -185,8 +191,11 @@ func searchOps(bucketOf func(int64) int64, msgs []protocol.Message, targets map[
 					continue // an operation applies to earlier messages only
 				}
 				if m.MessageType == protocol.TypeDelete {
+					if ciphertexts[l] {
+						continue // never indexed
+					}
 					add(l.chat, entry(cqlSearchDelete, deleteForever, l.chat, l.seq/searchPart, l.seq))
-				} else if words, prefixes := searchTerms(m.Content); len(words) > 0 {
+				} else if words, prefixes := searchTerms(m.Content); len(words) > 0 && !ciphertexts[l] {
 					// ts unknown here (the target's time): left null, the row sorts by
 					// its message's time once the message is read.
 					add(l.chat, entry(cqlSearchInsert, l.chat, l.seq/searchPart, l.seq, seq, l.bucket, nil, words, prefixes, seq, ttlOf(m)))
@@ -195,6 +204,45 @@ func searchOps(bucketOf func(int64) int64, msgs []protocol.Message, targets map[
 		}
 	}
 	return ops
+}
+
+// cqlMessageType reads a stored message's type.
+const cqlMessageType = `SELECT message_type FROM messages WHERE chat_id = ? AND bucket = ? AND seq = ?`
+
+// encryptedTargets returns the targets of msgs' edits and deletes that are
+// end-to-end encrypted messages (not protocol.Searchable), so that searchOps
+// indexes no ciphertext of an edit. A target in msgs is known; one stored earlier
+// costs one read (edits and deletes are few next to messages).
+func (s *CassandraStore) encryptedTargets(ctx context.Context, msgs []protocol.Message, targets map[msgRef][]msgLoc) (map[msgLoc]bool, error) {
+	types := map[msgLoc]string{}
+	for i := range msgs {
+		m := &msgs[i]
+		types[msgLoc{m.ChatID, s.bucketOf(m.Timestamp), int64(m.Seq)}] = m.MessageType
+	}
+	var out map[msgLoc]bool
+	for i := range msgs {
+		m := &msgs[i]
+		if m.MessageType != protocol.TypeEdit && m.MessageType != protocol.TypeDelete {
+			continue
+		}
+		for _, l := range targets[msgRef{m.ChatID, m.RefID}] {
+			typ, ok := types[l]
+			if !ok {
+				err := s.sess.Query(cqlMessageType, l.chat, l.bucket, l.seq).WithContext(ctx).Idempotent(true).Scan(&typ)
+				if err != nil && !errors.Is(err, gocql.ErrNotFound) {
+					return nil, fmt.Errorf("type of %s/%d: %w", l.chat, l.seq, err)
+				}
+				types[l] = typ
+			}
+			if typ == protocol.TypeEncrypted {
+				if out == nil {
+					out = map[msgLoc]bool{}
+				}
+				out[l] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // searchHit is a candidate result: a message's key and where its row is.
@@ -398,7 +446,7 @@ func (s *CassandraStore) loadCurrent(ctx context.Context, chat, viewer string, h
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(msgs, func(m protocol.Message) bool { return m.Deleted }), nil
+	return slices.DeleteFunc(msgs, func(m protocol.Message) bool { return m.Deleted || !protocol.Searchable(m.MessageType) }), nil
 }
 
 // pendingIDs returns the chat's pending targets among page (for currentState); a

@@ -34,6 +34,9 @@ type Chat struct {
 	// MinMessageTTL..MaxMessageTTL. Set only by a sequenced message_ttl_changed
 	// event (lifecycle.go).
 	MessageTTL int64 `json:"messageTtl,omitempty"`
+	// Encrypted marks an end-to-end encrypted chat (docs/e2ee.md): set at creation,
+	// never changed. Its user messages are ciphertext the server does not read.
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // Member is one user's membership of a chat.

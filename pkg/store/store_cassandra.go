@@ -308,17 +308,17 @@ const (
 	cqlLastState  = `SELECT last_seq, last_ts, last_message, chat_name FROM chat_buckets WHERE chat_id = ? LIMIT 1`
 	cqlMessageSeq = `SELECT seq FROM message_ids WHERE chat_id = ? AND message_id = ? LIMIT 1`
 
-	cqlCreateChat   = `INSERT INTO chats (chat_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`
+	cqlCreateChat   = `INSERT INTO chats (chat_id, kind, name, created_by, created_at, encrypted) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS`
 	cqlInsertMember = `INSERT INTO chats (chat_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`
 	cqlUpdateRole   = `UPDATE chats SET role = ? WHERE chat_id = ? AND user_id = ?`
 	cqlRenameChat   = `UPDATE chats SET name = ? WHERE chat_id = ?`
 	cqlDeleteMember = `DELETE FROM chats WHERE chat_id = ? AND user_id = ?`
-	cqlGetChat      = `SELECT kind, name, created_by, created_at, message_ttl FROM chats WHERE chat_id = ? LIMIT 1`
+	cqlGetChat      = `SELECT kind, name, created_by, created_at, message_ttl, encrypted FROM chats WHERE chat_id = ? LIMIT 1`
 	cqlMembers      = `SELECT user_id, role, joined_at FROM chats WHERE chat_id = ?`
 	cqlGetMember    = `SELECT role, joined_at FROM chats WHERE chat_id = ? AND user_id = ?`
-	cqlAddUserChat  = `INSERT INTO user_chats (user_id, chat_id, kind, name, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`
+	cqlAddUserChat  = `INSERT INTO user_chats (user_id, chat_id, kind, name, created_by, created_at, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?)`
 	cqlDelUserChat  = `DELETE FROM user_chats WHERE user_id = ? AND chat_id = ?`
-	cqlUserChats    = `SELECT chat_id, kind, name, created_by, created_at FROM user_chats WHERE user_id = ?`
+	cqlUserChats    = `SELECT chat_id, kind, name, created_by, created_at, encrypted FROM user_chats WHERE user_id = ?`
 	cqlUserReads    = `SELECT chat_id, read_seq FROM read_state WHERE user_id = ?`
 	cqlGetReadState = `SELECT delivered_seq, read_seq FROM read_state WHERE user_id = ? AND chat_id = ?`
 	cqlSetMute      = `INSERT INTO mutes (chat_id, user_id, until) VALUES (?, ?, ?)`
@@ -549,7 +549,11 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 			}
 		}
 	}
-	ops = append(ops, searchOps(s.bucketOf, msgs, targets)...) // cassandra_search.go
+	ciphertexts, err := s.encryptedTargets(ctx, msgs, targets) // cassandra_search.go
+	if err != nil {
+		return fmt.Errorf("cassandra: append: %w", err)
+	}
+	ops = append(ops, searchOps(s.bucketOf, msgs, targets, ciphertexts)...)
 	// One's own message counts as delivered and read.
 	bySender := map[string][]gocql.BatchEntry{}
 	for k, seq := range senders {
@@ -1275,7 +1279,7 @@ func (s *CassandraStore) CreateChat(ctx context.Context, chat Chat, members []Me
 	}
 	b := s.sess.NewBatch(gocql.LoggedBatch).WithContext(ctx).RetryPolicy(nil)
 	b.SerialConsistency(gocql.LocalSerial)
-	b.Query(cqlCreateChat, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt)
+	b.Query(cqlCreateChat, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt, chat.Encrypted)
 	for _, m := range members {
 		b.Query(cqlInsertMember, chat.ID, m.UserID, m.Role, m.JoinedAt)
 	}
@@ -1290,11 +1294,12 @@ func (s *CassandraStore) CreateChat(ctx context.Context, chat Chat, members []Me
 		stored.Kind, _ = existing["kind"].(string)
 		stored.Name, _ = existing["name"].(string)
 		stored.CreatedBy, _ = existing["created_by"].(string)
+		stored.Encrypted, _ = existing["encrypted"].(bool)
 		if at, ok := existing["created_at"].(time.Time); ok {
 			stored.CreatedAt = at.UTC()
 		}
 		if stored.Kind != chat.Kind || stored.Name != chat.Name || stored.CreatedBy != chat.CreatedBy ||
-			!stored.CreatedAt.Equal(chat.CreatedAt) {
+			!stored.CreatedAt.Equal(chat.CreatedAt) || stored.Encrypted != chat.Encrypted {
 			return stored, false, nil
 		}
 		// The same create again: maybe a retry after a crash; finish its index.
@@ -1309,7 +1314,7 @@ func (s *CassandraStore) CreateChat(ctx context.Context, chat Chat, members []Me
 		entry(cqlSetChatName, chat.Name, chat.ID)}})
 	for _, m := range members {
 		ops = append(ops, writeOp{what: "user_chats row of " + m.UserID, chat: chat.ID, serverTime: true, entries: []gocql.BatchEntry{
-			entry(cqlAddUserChat, m.UserID, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt)}})
+			entry(cqlAddUserChat, m.UserID, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt, chat.Encrypted)}})
 	}
 	if err := s.run(ctx, ops); err != nil {
 		return Chat{}, false, fmt.Errorf("cassandra: create chat %s: %w", chat.ID, err)
@@ -1325,7 +1330,7 @@ func (s *CassandraStore) GetChat(ctx context.Context, chatID string) (Chat, erro
 	c := Chat{ID: chatID}
 	var kind *string // null: member rows without a chat
 	var ttl *int64
-	err := s.sess.Query(cqlGetChat, chatID).WithContext(ctx).Idempotent(true).Scan(&kind, &c.Name, &c.CreatedBy, &c.CreatedAt, &ttl)
+	err := s.sess.Query(cqlGetChat, chatID).WithContext(ctx).Idempotent(true).Scan(&kind, &c.Name, &c.CreatedBy, &c.CreatedAt, &ttl, &c.Encrypted)
 	if errors.Is(err, gocql.ErrNotFound) || (err == nil && kind == nil) {
 		return Chat{}, ErrNotFound
 	}
@@ -1398,10 +1403,10 @@ func (s *CassandraStore) AddMember(ctx context.Context, m Member) error {
 	}
 	// The user's row carries a copy of the chat's metadata; with no chat (yet) it
 	// is left null and UserChats looks the chat up.
-	meta := []any{gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue}
+	meta := []any{gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue}
 	switch chat, err := s.GetChat(ctx, m.ChatID); {
 	case err == nil:
-		meta = []any{chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt}
+		meta = []any{chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt, chat.Encrypted}
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
@@ -1524,7 +1529,7 @@ func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]Cha
 	for {
 		var cs ChatSummary
 		var kind *string
-		if !iter.Scan(&cs.ID, &kind, &cs.Name, &cs.CreatedBy, &cs.CreatedAt) {
+		if !iter.Scan(&cs.ID, &kind, &cs.Name, &cs.CreatedBy, &cs.CreatedAt, &cs.Encrypted) {
 			break
 		}
 		if kind != nil {

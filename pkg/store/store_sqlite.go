@@ -563,8 +563,8 @@ func (s *SQLiteStore) CreateChat(ctx context.Context, chat Chat, members []Membe
 		return Chat{}, false, fmt.Errorf("sqlite: create chat: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at)
-		VALUES (?, ?, ?, ?, ?)`, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt.UnixMilli())
+	res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO chats (id, kind, name, created_by, created_at, encrypted)
+		VALUES (?, ?, ?, ?, ?, ?)`, chat.ID, chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt.UnixMilli(), chat.Encrypted)
 	if err != nil {
 		return Chat{}, false, fmt.Errorf("sqlite: create chat %s: %w", chat.ID, err)
 	}
@@ -594,7 +594,7 @@ func (s *SQLiteStore) GetChat(ctx context.Context, chatID string) (Chat, error) 
 	var c Chat
 	var at int64
 	err := s.rd.getChat.QueryRowContext(ctx, chatID).
-		Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedBy, &at, &c.MessageTTL)
+		Scan(&c.ID, &c.Kind, &c.Name, &c.CreatedBy, &at, &c.MessageTTL, &c.Encrypted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Chat{}, ErrNotFound
 	}
@@ -707,7 +707,7 @@ func (s *SQLiteStore) userChats(ctx context.Context, st *sql.Stmt, userID string
 		var last, lmMeta []byte
 		var lmFound, lmEdited, lmDeleted bool
 		var lmContent string
-		if err := rows.Scan(&cs.ID, &cs.Kind, &cs.Name, &cs.CreatedBy, &at, &cs.LastSeq, &last, &cs.ReadSeq, &act,
+		if err := rows.Scan(&cs.ID, &cs.Kind, &cs.Name, &cs.CreatedBy, &at, &cs.Encrypted, &cs.LastSeq, &last, &cs.ReadSeq, &act,
 			&lmFound, &lmContent, &lmMeta, &lmEdited, &lmDeleted, &cs.Unread); err != nil {
 			return nil, fmt.Errorf("sqlite: chats of %s: %w", userID, err)
 		}

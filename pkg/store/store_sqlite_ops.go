@@ -97,6 +97,9 @@ func (a *opApplier) apply(ctx context.Context, m *protocol.Message, newest bool)
 	case m.MessageType == protocol.TypeReact:
 		return a.react(ctx, m)
 	case protocol.Referable(m.MessageType) && newest:
+		if !protocol.Searchable(m.MessageType) {
+			return nil // ciphertext is never indexed
+		}
 		return a.index(ctx, m.ChatID, m.Seq, m.Content, false, true)
 	case protocol.Referable(m.MessageType):
 		return a.catchUp(ctx, m)
@@ -174,7 +177,7 @@ func (a *opApplier) touched(ctx context.Context, chat, messageID string, seq uin
 		return fmt.Errorf("apply operation: %w", err)
 	}
 	rows, err := a.query(ctx, `SELECT seq, content, deleted FROM messages INDEXED BY messages_by_id
-		WHERE chat_id = ? AND message_id = ? AND `+notOp, chat, messageID)
+		WHERE chat_id = ? AND message_id = ? AND message_type != 'encrypted' AND `+notOp, chat, messageID)
 	if err != nil {
 		return fmt.Errorf("apply operation: %w", err)
 	}
@@ -250,6 +253,9 @@ func (a *opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
 			stateSeq, m.ChatID, m.Seq); err != nil {
 			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
 		}
+	}
+	if !protocol.Searchable(m.MessageType) {
+		return nil // ciphertext is never indexed
 	}
 	return a.index(ctx, m.ChatID, m.Seq, content, deleted, true)
 }

@@ -29,7 +29,7 @@ type readStmts struct {
 //
 // The unread count is counted for the page's chats only (unreadSQL).
 func userChatsSQL(cond string) string {
-	return `SELECT c.id, c.kind, c.name, c.created_by, c.created_at,
+	return `SELECT c.id, c.kind, c.name, c.created_by, c.created_at, c.encrypted,
 			c.last_seq, c.last_message, p.read, p.act,
 			lm.seq IS NOT NULL, COALESCE(lm.content, ''), lm.meta, COALESCE(lm.edited, 0), COALESCE(lm.deleted, 0),
 			` + unreadSQL("c.last_seq", "p.id", "p.read", "p.uid") + `
@@ -74,7 +74,7 @@ func (r *readStmts) queries() []struct {
 		{&r.lastSeq, `SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE chat_id = ?1), 0),
 			COALESCE((SELECT last_seq FROM chats WHERE id = ?1), 0))`},
 		{&r.messageSeq, `SELECT seq FROM messages WHERE chat_id = ? AND message_id = ? ORDER BY seq LIMIT 1`},
-		{&r.getChat, `SELECT id, kind, name, created_by, created_at, message_ttl FROM chats WHERE id = ? AND deleted = 0`},
+		{&r.getChat, `SELECT id, kind, name, created_by, created_at, message_ttl, encrypted FROM chats WHERE id = ? AND deleted = 0`},
 		{&r.members, `SELECT chat_id, user_id, role, joined_at FROM members WHERE chat_id = ? ORDER BY user_id`},
 		{&r.getMember, `SELECT role, joined_at FROM members WHERE chat_id = ? AND user_id = ?`},
 		{&r.userChats, userChatsSQL("")},

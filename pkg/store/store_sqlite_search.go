@@ -78,7 +78,7 @@ func (s *SQLiteStore) Search(ctx context.Context, userID string, q SearchQuery) 
 		JOIN search_docs d ON d.id = f.rowid
 		JOIN members mb ON mb.chat_id = d.chat_id AND mb.user_id = ?
 		JOIN messages m ON m.chat_id = d.chat_id AND m.seq = d.seq
-		WHERE search_fts MATCH ? AND (? = '' OR d.chat_id = ?) AND m.deleted = 0
+		WHERE search_fts MATCH ? AND (? = '' OR d.chat_id = ?) AND m.deleted = 0 AND m.message_type != 'encrypted'
 			AND (m.expires_at = 0 OR m.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))
 			AND (NOT ? OR (m.ts, m.chat_id, m.seq) < (?, ?, ?))
 		ORDER BY m.ts DESC, m.chat_id DESC, m.seq DESC LIMIT ?`,

@@ -3,11 +3,14 @@ package storetest
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/stretchr/testify/require"
 )
@@ -227,4 +230,82 @@ func assertNoErr(t *testing.T, err error) bool {
 		return false
 	}
 	return true
+}
+
+// encryptedChats: the flag is stored at creation and shown wherever the chat is;
+// ciphertext is never found by search (nor its edits), and unread counts count it.
+func encryptedChats(t *testing.T, s store.Store, group groupFn) {
+	ctx := context.Background()
+	at := base.Add(time.Hour)
+	c, created, err := s.CreateChat(ctx, store.Chat{ID: "e1", Kind: store.KindGroup, Name: "secret", CreatedBy: "alice",
+		CreatedAt: at, Encrypted: true}, []store.Member{{ChatID: "e1", UserID: "alice", Role: store.RoleAdmin, JoinedAt: at},
+		{ChatID: "e1", UserID: "bob", Role: store.RoleMember, JoinedAt: at}})
+	require.NoError(t, err)
+	require.True(t, created)
+	require.True(t, c.Encrypted)
+	again, created, err := s.CreateChat(ctx, store.Chat{ID: "e1", Kind: store.KindGroup, Name: "secret", CreatedBy: "alice",
+		CreatedAt: at}, nil)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.True(t, again.Encrypted, "an existing chat keeps its flag")
+	got, err := s.GetChat(ctx, "e1")
+	require.NoError(t, err)
+	require.True(t, got.Encrypted)
+	group(t, s, "plain", "alice", "bob")
+	got, err = s.GetChat(ctx, "plain")
+	require.NoError(t, err)
+	require.False(t, got.Encrypted)
+	require.NoError(t, s.AddMember(ctx, store.Member{ChatID: "e1", UserID: "carol", Role: store.RoleMember, JoinedAt: at}))
+
+	ct := func(seq uint64, sender, content string) protocol.Message {
+		m := msg("e1", seq, sender, at.Add(time.Duration(seq)*time.Second))
+		m.MessageType, m.Content = protocol.TypeEncrypted, content
+		return m
+	}
+	edit := ct(3, "alice", "zebra quartz edited ciphertext")
+	edit.MessageType, edit.RefID = protocol.TypeEdit, "m1"
+	plain := msg("plain", 1, "alice", at)
+	plain.Content = "zebra quartz in the clear"
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{ct(1, "alice", "zebra quartz ciphertext"), ct(2, "alice", "zebra other"), plain}))
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{edit}))
+	// An edit stored before its target (racing persisters) indexes nothing either.
+	late := ct(5, "alice", "zebra late")
+	lateEdit := ct(6, "alice", "zebra quartz late edit")
+	lateEdit.MessageType, lateEdit.RefID = protocol.TypeEdit, "m5"
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{lateEdit}))
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{late}))
+
+	for _, who := range []string{"alice", "bob", "carol"} {
+		for _, q := range []store.SearchQuery{{Text: "zebra"}, {Text: "quartz"}, {Text: "zebra", ChatID: "e1"}, {Text: "edited"}, {Text: "ciphertext"}} {
+			found, err := s.Search(ctx, who, q)
+			if errors.Is(err, store.ErrNotSupported) {
+				t.Skip("no search on this backend")
+			}
+			require.NoError(t, err)
+			for _, m := range found {
+				require.NotEqual(t, "e1", m.ChatID, "%s searching %q found ciphertext %+v", who, q.Text, m)
+			}
+		}
+	}
+	found, err := s.Search(ctx, "bob", store.SearchQuery{Text: "zebra"})
+	require.NoError(t, err)
+	require.Len(t, found, 1, "the plaintext chat is still searched")
+
+	hist, err := s.History(ctx, "e1", store.HistoryQuery{Dir: store.Forward})
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3, 5, 6}, seqs(hist))
+	require.Equal(t, "zebra quartz edited ciphertext", hist[0].Content, "edits apply to ciphertext as to text")
+	require.True(t, hist[0].Edited)
+	list, err := s.UserChats(ctx, "bob", 0, 0)
+	require.NoError(t, err)
+	for _, cs := range list {
+		require.Equal(t, cs.ID == "e1", cs.Encrypted, cs.ID)
+		if cs.ID == "e1" {
+			require.EqualValues(t, 3, cs.Unread, "ciphertext messages count as unread")
+		}
+	}
+	list, err = s.UserChats(ctx, "carol", 0, 0)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.True(t, list[0].Encrypted, "a member added later sees the flag")
 }
