@@ -106,6 +106,9 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 	if err := g.members.checkSend(ctx, m.ChatID, c.user); err != nil {
 		return err
 	}
+	if err := g.flags.checkType(ctx, m.ChatID, m.MessageType); err != nil { // encrypted.go
+		return err
+	}
 	if err := g.media.share(ctx, c.user, m); err != nil { // media.go
 		return err
 	}

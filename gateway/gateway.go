@@ -60,6 +60,8 @@ type Gateway struct {
 	log     *zap.Logger
 	hub     *hub
 	members *memberCache
+	// flags: which chats are end-to-end encrypted (encrypted.go).
+	flags   *chatFlags
 	large   *largeChats
 	deny    *denyList // denylist.go
 	metrics metrics
@@ -98,6 +100,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 		hub:     newHub(deps.NC, deps.Subjects.UserPrefix(), max(2, runtime.GOMAXPROCS(0)), log),
 		members: newMemberCache(deps.Store, 100_000, 5*time.Second),
 		blocks:  newBlockCache(deps.Store),
+		flags:   newChatFlags(deps.Store, 100_000, 10*time.Minute),
 	}
 	g.ingress.g = g
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)

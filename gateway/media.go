@@ -31,6 +31,7 @@ import (
 // Media (docs/protocol.md, "Media"):
 //
 //	POST /api/v1/media       multipart/form-data, the file in field "file"
+//	POST /api/v1/media?chatId=<id>   the same, bound to an end-to-end encrypted chat
 //	GET  /api/v1/media/{id}  the bytes, with range requests
 //
 // Uploads go to the JetStream Object Store bucket natsutil.MediaBucket, streamed in
@@ -43,6 +44,13 @@ import (
 // (<media>.<chat>.<message>) before publishing it. A download is served to the
 // uploader, and to a current member of a chat where a message sharing it was
 // sequenced and is not deleted; anyone else gets 403 and not a byte.
+//
+// An encrypted attachment (docs/e2ee.md) is referenced only inside ciphertext, so no
+// message can share it. Its upload names the end-to-end encrypted chat instead
+// (chatId, media_e2ee.go): the bytes are stored as application/octet-stream
+// whatever they look like, the chat is recorded with the object, every current
+// member of that chat may download it (always as an attachment), and it never
+// expires unshared.
 
 // MediaConfig is the media part of the gateway section (flags gateway.media-*).
 // The limits on storage are described in media_quota.go.
@@ -118,6 +126,8 @@ type mediaInfo struct {
 	Size        int64  `json:"size"`
 	SHA256      string `json:"sha256"`
 	Name        string `json:"name"`
+	// ChatID is the encrypted chat the upload is bound to (media_e2ee.go).
+	ChatID string `json:"chatId,omitempty"`
 }
 
 // mediaStore holds the media buckets' handles, looked up on first use (the roles
@@ -178,6 +188,11 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, id auth.Id
 		refuse(w, err.(*protocol.Error))
 		return
 	}
+	chat, err := g.mediaChat(ctx, r, id) // media_e2ee.go
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
 	limit := g.cfg.Media.MaxBytes
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
@@ -194,7 +209,7 @@ func (g *Gateway) uploadMedia(w http.ResponseWriter, r *http.Request, id auth.Id
 		g.failMedia(w, uploadError(err, limit))
 		return
 	}
-	info, err := g.storeMedia(ctx, id.UserID, part, limit)
+	info, err := g.storeMedia(ctx, id.UserID, part, limit, chat)
 	if err != nil {
 		if errors.Is(err, errOverQuota) {
 			err = quotaExceeded(g.cfg.Media.UserQuota)
@@ -247,9 +262,16 @@ func uploadError(err error, limit int64) error {
 
 // storeMedia checks one file part and streams it into the media bucket, charging
 // its size to the uploader's quota and recording it as unshared (media_quota.go).
+// An upload bound to an encrypted chat (chat not empty) is opaque ciphertext: it is
+// stored as application/octet-stream, with the chat, and is never unshared.
 // It returns errOverQuota for an upload past the quota.
-func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipart.Part, limit int64) (mediaInfo, error) {
+func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipart.Part, limit int64, chat string) (mediaInfo, error) {
 	name, ctype, head, err := inspectFile(part)
+	var um *unsupportedMedia
+	if chat != "" && (err == nil || errors.As(err, &um)) {
+		// Ciphertext may look like anything to a sniffer; it is served as what it is.
+		name, ctype, head, err = inspectOpaque(part, head)
+	}
 	if err != nil {
 		return mediaInfo{}, err
 	}
@@ -277,8 +299,11 @@ func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipa
 	}
 	mediaID := ids.New()
 	body := &capReader{r: io.MultiReader(bytes.NewReader(head), part), left: limit}
-	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: mediaID,
-		Metadata: map[string]string{"uploader": uploader, "name": name, "contentType": ctype}}, body)
+	meta := map[string]string{"uploader": uploader, "name": name, "contentType": ctype}
+	if chat != "" {
+		meta[mediaChatKey] = chat
+	}
+	info, err := obs.Put(ctx, jetstream.ObjectMeta{Name: mediaID, Metadata: meta}, body)
 	switch {
 	case errors.Is(err, errMediaTooLarge) && limit < g.cfg.Media.MaxBytes:
 		return mediaInfo{}, errOverQuota
@@ -301,7 +326,7 @@ func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipa
 		g.log.Warn("media usage not recorded", zap.String("user_id", uploader), zap.Error(err))
 		return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry")
 	}
-	if g.cfg.Media.UnsharedTTL > 0 {
+	if g.cfg.Media.UnsharedTTL > 0 && chat == "" {
 		if _, err := usage.Put(ctx, pendingKey(mediaID), []byte(uploader)); err != nil {
 			_ = obs.Delete(context.WithoutCancel(ctx), mediaID)
 			_ = chargeUsage(context.WithoutCancel(ctx), usage, uploader, -int64(info.Size), 0)
@@ -309,7 +334,7 @@ func (g *Gateway) storeMedia(ctx context.Context, uploader string, part *multipa
 			return mediaInfo{}, protocol.Errorf(protocol.CodeUnavailable, "media not stored; retry")
 		}
 	}
-	return mediaInfo{ID: mediaID, ContentType: ctype, Size: int64(info.Size), SHA256: digestHex(info.Digest), Name: name}, nil
+	return mediaInfo{ID: mediaID, ContentType: ctype, Size: int64(info.Size), SHA256: digestHex(info.Digest), Name: name, ChatID: chat}, nil
 }
 
 // inspectFile checks a file part's name and type: it returns the sanitized name
@@ -332,7 +357,7 @@ func inspectFile(part *multipart.Part) (name, ctype string, head []byte, err err
 	sniffed := http.DetectContentType(head[:n])
 	ctype, ok := allowedMedia[sniffed]
 	if !ok {
-		return "", "", nil, &unsupportedMedia{sniffed}
+		return name, "", head[:n], &unsupportedMedia{sniffed} // head: for inspectOpaque
 	}
 	return name, ctype, head[:n], nil
 }
@@ -419,7 +444,14 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Ident
 		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err))
 		return
 	}
-	if info.Metadata["uploader"] != id.UserID {
+	bound := info.Metadata[mediaChatKey]
+	if info.Metadata["uploader"] != id.UserID && bound != "" {
+		// An encrypted chat's upload: for its current members.
+		if _, err := g.members.checkFresh(ctx, bound, id.UserID); err != nil {
+			g.fail(w, protocol.Errorf(protocol.CodeForbidden, "media %s is not shared in a chat of yours", mediaID))
+			return
+		}
+	} else if info.Metadata["uploader"] != id.UserID {
 		ok, err := g.media.sharedWith(ctx, mediaID, id.UserID)
 		if err == nil && !ok {
 			ok, err = g.avatarVisible(ctx, mediaID, info.Metadata["uploader"], id.UserID) // profiles.go
@@ -435,7 +467,7 @@ func (g *Gateway) getMedia(w http.ResponseWriter, r *http.Request, id auth.Ident
 	}
 	ctype := info.Metadata["contentType"]
 	disposition := "attachment"
-	if strings.HasPrefix(ctype, "image/") {
+	if strings.HasPrefix(ctype, "image/") && bound == "" {
 		disposition = "inline"
 	}
 	h := w.Header()

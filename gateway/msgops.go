@@ -56,6 +56,9 @@ func (g *Gateway) onOperation(ctx context.Context, c *conn, f *protocol.Frame) e
 	if err := g.members.checkSend(ctx, m.ChatID, c.user); err != nil {
 		return err
 	}
+	if err := g.flags.checkType(ctx, m.ChatID, m.MessageType); err != nil { // encrypted.go
+		return err
+	}
 	if err := g.precheckOp(ctx, m); err != nil {
 		return err
 	}

@@ -180,6 +180,9 @@ type createChatRequest struct {
 	Type    string   `json:"type"`
 	Members []string `json:"members"`
 	Name    string   `json:"name"`
+	// Encrypted creates an end-to-end encrypted chat (docs/e2ee.md); it can never
+	// change. A direct chat's encrypted and plain versions are two chats.
+	Encrypted bool `json:"encrypted"`
 }
 
 // chatResponse is a chat with its members.
@@ -201,7 +204,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		return
 	}
 	now := time.Now().UTC()
-	chat := store.Chat{Kind: req.Type, Name: strings.TrimSpace(req.Name), CreatedBy: id.UserID, CreatedAt: now}
+	chat := store.Chat{Kind: req.Type, Name: strings.TrimSpace(req.Name), CreatedBy: id.UserID, CreatedAt: now, Encrypted: req.Encrypted}
 	if len(chat.Name) > MaxChatName {
 		g.fail(w, protocol.Errorf(protocol.CodeTooLarge, "name over %d bytes", MaxChatName))
 		return
@@ -248,6 +251,9 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 			}
 		}
 		chat.ID = ids.Direct(id.UserID, members[1].UserID)
+		if req.Encrypted {
+			chat.ID = ids.EncryptedDirect(id.UserID, members[1].UserID)
+		}
 		chat.Name = ""
 		for i := range members {
 			members[i].Role = store.RoleMember
@@ -533,6 +539,10 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 		return
 	}
 	if err := g.checkDirectSend(r.Context(), chat, sender, m.MessageType); err != nil { // blocks.go
+		g.fail(w, err)
+		return
+	}
+	if err := g.flags.checkType(r.Context(), chat, m.MessageType); err != nil { // encrypted.go
 		g.fail(w, err)
 		return
 	}

@@ -30,6 +30,9 @@ type Notification struct {
 	// ChatType is "direct" or "group"; ChatName the group's name.
 	ChatType string `json:"chatType,omitempty"`
 	ChatName string `json:"chatName,omitempty"`
+	// Encrypted marks an end-to-end encrypted chat (docs/e2ee.md): LastMessage then
+	// has no Content, whatever notifier.preview-bytes says.
+	Encrypted bool `json:"encrypted,omitempty"`
 	// Count is the user's unread messages in the chat, as store.ChatSummary.Unread
 	// counts them (what a person reads: no system events, edits, deletes, reactions,
 	// deleted or own messages; at most store.MaxUnread), every message of the
@@ -73,8 +76,8 @@ type Preview struct {
 	MessageID   string `json:"messageId"`
 	SenderID    string `json:"senderId"`
 	MessageType string `json:"messageType"`
-	// Content is the first notifier.preview-bytes of the content (absent with 0);
-	// Truncated says it was cut.
+	// Content is the first notifier.preview-bytes of the content (absent with 0,
+	// and always absent in an end-to-end encrypted chat); Truncated says it was cut.
 	Content   string `json:"content,omitempty"`
 	Truncated bool   `json:"truncated,omitempty"`
 	Timestamp int64  `json:"timestamp"`
@@ -192,18 +195,22 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 		UserID: uid, ChatID: chat, Count: count, Badge: badge, CreatedAt: time.Now().UnixMilli(),
 		LastMessage: Preview{Seq: last.Seq, MessageID: last.MessageID, SenderID: last.SenderID,
 			MessageType: last.MessageType, Timestamp: last.Timestamp}}
-	if last.ExpiresAt == 0 {
+	c, err := n.deps.Store.GetChat(ctx, chat)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// Without the chat it is not known whether the content may be shown.
+		return nil, fmt.Errorf("chat %s: %w", chat, err)
+	}
+	note.ChatType, note.ChatName, note.Encrypted = c.Kind, c.Name, c.Encrypted
+	if last.ExpiresAt == 0 && !c.Encrypted && last.MessageType != protocol.TypeEncrypted {
 		// A disappearing message is never previewed: a push provider and the device
-		// keep a notification's text beyond the message's life.
+		// keep a notification's text beyond the message's life. Nor is ciphertext:
+		// the notifier does not read it.
 		note.LastMessage.Content, note.LastMessage.Truncated = preview(last.Content, n.cfg.PreviewBytes)
 	}
 	if blocked, err := n.blocks.blocks(ctx, uid, last.SenderID); err != nil {
 		return nil, err
 	} else if blocked { // blocks.go: no preview of a blocked sender's message
 		note.LastMessage = Preview{Seq: last.Seq, MessageID: last.MessageID, MessageType: last.MessageType, Timestamp: last.Timestamp}
-	}
-	if c, err := n.deps.Store.GetChat(ctx, chat); err == nil {
-		note.ChatType, note.ChatName = c.Kind, c.Name
 	}
 	if note.Devices, err = n.devices(ctx, uid); err != nil {
 		return nil, err

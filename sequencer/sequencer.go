@@ -74,6 +74,7 @@ type chatState struct {
 	large      bool      // marked in the large-chats bucket
 	ids        recentIDs // the exactly-once check's recent message IDs (ids.go)
 	ttl        int64     // the chat's message TTL in seconds (0: none): retention.go
+	encrypted  bool      // end-to-end encrypted (protocol.CheckEncryption); never changes
 }
 
 // ConsumerConfig is the durable consumer of ingress partition p: explicit acks, one
@@ -525,6 +526,10 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 			return refuse, protocol.Errorf(protocol.CodeForbidden, "only services send system messages")
 		}
 	}
+	// Backend services publish here directly, past the gateway's check of the same rule.
+	if perr := protocol.CheckEncryption(st.encrypted, m.MessageType); perr != nil {
+		return refuse, perr
+	}
 	if m.MessageType == protocol.TypeSystem {
 		// A chat change is applied only when a gateway vouches that a chat admin (or
 		// an admin-scoped service) made it, as the sender, who is also its by.
@@ -677,6 +682,12 @@ func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) 
 	}
 	if st.ttl, err = s.chatTTL(ctx, chat); err != nil { // retention.go
 		return nil, err
+	}
+	switch c, err := s.deps.Store.GetChat(ctx, chat); {
+	case err == nil:
+		st.encrypted = c.Encrypted
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("chat %s: %w", chat, err)
 	}
 	st.members = make(map[string]string, len(members))
 	for _, mb := range members {

@@ -66,9 +66,20 @@ func New() string {
 // Direct returns the chat ID of the direct chat between users a and b. It is the same
 // for (a, b) and (b, a), so creating a direct chat twice finds the first one.
 func Direct(a, b string) string {
+	return direct("dm-", a, b, "")
+}
+
+// EncryptedDirect is Direct for the end-to-end encrypted direct chat of a and b: a
+// different ID ("edm-..."), so the two users may have both a plain and an
+// encrypted direct chat.
+func EncryptedDirect(a, b string) string {
+	return direct("edm-", a, b, "\x00e2ee")
+}
+
+func direct(prefix, a, b, salt string) string {
 	if a > b {
 		a, b = b, a
 	}
-	sum := sha256.Sum256([]byte(a + "\x00" + b))
-	return "dm-" + strings.ToLower(enc.EncodeToString(sum[:20]))
+	sum := sha256.Sum256([]byte(a + "\x00" + b + salt))
+	return prefix + strings.ToLower(enc.EncodeToString(sum[:20]))
 }

@@ -1,0 +1,27 @@
+package protocol
+
+// CheckEncryption is the one rule of which messages a chat takes, by whether it is
+// end-to-end encrypted (docs/e2ee.md); the gateway (WebSocket and REST) and the
+// sequencer (for backend services' messages) both call it.
+//
+// An encrypted chat takes TypeEncrypted (ciphertext), edits (ciphertext of the new
+// text), deletes, and system messages (the server's and services' metadata:
+// membership and key events; users cannot send those anyway). Anything else,
+// reactions included, would put plaintext where members expect none: it is refused.
+// A chat that is not encrypted refuses TypeEncrypted, which would be stored and
+// shown as unreadable text. The error is a CodeBadRequest *Error.
+func CheckEncryption(encrypted bool, messageType string) *Error {
+	if !encrypted {
+		if messageType == TypeEncrypted {
+			return Errorf(CodeBadRequest, "messageType %q is only for end-to-end encrypted chats: this chat is not one", TypeEncrypted)
+		}
+		return nil
+	}
+	switch messageType {
+	case TypeEncrypted, TypeEdit, TypeDelete, TypeSystem:
+		return nil
+	case TypeReact:
+		return Errorf(CodeBadRequest, "this chat is end-to-end encrypted: send reactions inside an encrypted message, not as react")
+	}
+	return Errorf(CodeBadRequest, "this chat is end-to-end encrypted: send messageType %q with ciphertext content, not %q", TypeEncrypted, messageType)
+}
