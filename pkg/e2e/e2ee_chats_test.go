@@ -106,14 +106,14 @@ func encryptedChats(t *testing.T, cfg *app.Config, rcv *receiver) {
 	require.Equal(t, http.StatusAccepted, status, string(body))
 
 	// A backend service publishing on NATS, past the gateway: the sequencer refuses
-	// plaintext (ops-text never appears) and takes ciphertext (ops-ct does).
+	// plaintext (its answer says so; ops-text never appears) and takes ciphertext.
 	nc := n.ConnectNATS(t, natsutil.UserBackend, nil)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	pub, err := publish.New(js, n.Config.NATS.Prefix, "ops-bot")
 	require.NoError(t, err)
 	_, err = pub.Publish(ctx, &protocol.Message{ChatID: group.ID, MessageID: "ops-text", SenderID: "ops-bot", MessageType: protocol.TypeText, Content: "leak"})
-	require.NoError(t, err, "stored for sequencing")
+	require.ErrorContains(t, err, string(protocol.CodeBadRequest))
 	_, err = pub.Publish(ctx, &protocol.Message{ChatID: group.ID, MessageID: "ops-ct", SenderID: "ops-bot", MessageType: protocol.TypeEncrypted, Content: ciphertext(7)})
 	require.NoError(t, err)
 
