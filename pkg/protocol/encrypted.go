@@ -1,5 +1,10 @@
 package protocol
 
+import (
+	"bytes"
+	"encoding/json"
+)
+
 // CheckEncryption is the one rule of which messages a chat takes, by whether it is
 // end-to-end encrypted (docs/e2ee.md); the gateway (WebSocket and REST) and the
 // sequencer (for backend services' messages) both call it.
@@ -24,4 +29,18 @@ func CheckEncryption(encrypted bool, messageType string) *Error {
 		return Errorf(CodeBadRequest, "this chat is end-to-end encrypted: send reactions inside an encrypted message, not as react")
 	}
 	return Errorf(CodeBadRequest, "this chat is end-to-end encrypted: send messageType %q with ciphertext content, not %q", TypeEncrypted, messageType)
+}
+
+// IsKeyEvent reports whether m is a key event (EventDeviceKeysChanged,
+// EventDeviceRevoked): a system message the gateway sequences in a user's name
+// when one of their devices changes keys. The user did not write it, so, unlike
+// their own messages, it does not move their read watermark.
+func IsKeyEvent(m *Message) bool {
+	if m.MessageType != TypeSystem || !bytes.Contains(m.Meta, []byte(`"device_`)) {
+		return false
+	}
+	var ev struct {
+		Event string `json:"event"`
+	}
+	return json.Unmarshal(m.Meta, &ev) == nil && (ev.Event == EventDeviceKeysChanged || ev.Event == EventDeviceRevoked)
 }

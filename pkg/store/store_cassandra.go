@@ -472,7 +472,7 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 		} else {
 			cp.index[k] = seqRange{seq, seq}
 		}
-		if m.SenderID != "" {
+		if m.SenderID != "" && !protocol.IsKeyEvent(m) { // a key event is not one's own message
 			sk := [2]string{m.SenderID, m.ChatID}
 			senders[sk] = max(senders[sk], seq)
 		}

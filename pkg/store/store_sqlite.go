@@ -413,7 +413,10 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		if err := ops.apply(ctx, m, newest); err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
-		// One's own message counts as delivered and read.
+		// One's own message counts as delivered and read (a key event is not one's own).
+		if protocol.IsKeyEvent(m) {
+			continue
+		}
 		k := readerKey{m.ChatID, m.SenderID}
 		if reads == nil {
 			reads = make(map[readerKey]uint64, 4)

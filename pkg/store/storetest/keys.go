@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -308,4 +309,26 @@ func encryptedChats(t *testing.T, s store.Store, group groupFn) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.True(t, list[0].Encrypted, "a member added later sees the flag")
+}
+
+// keyEventsAreNotRead: a key event is sequenced in a user's name, but unlike their
+// own messages it does not mark the chat read for them.
+func keyEventsAreNotRead(t *testing.T, s store.Store, group groupFn) {
+	ctx := context.Background()
+	group(t, s, "k1", "alice", "bob")
+	meta, err := json.Marshal(protocol.SystemEvent{Event: protocol.EventDeviceKeysChanged, UserID: "bob", DeviceID: "phone"})
+	require.NoError(t, err)
+	ev := msg("k1", 2, "bob", base.Add(time.Minute))
+	ev.MessageType, ev.Content, ev.Meta = protocol.TypeSystem, "", meta
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{msg("k1", 1, "alice", base), ev}))
+	rs, err := s.GetReadState(ctx, "k1", "bob")
+	require.NoError(t, err)
+	require.Zero(t, rs.Read, "bob's key event did not read alice's message for him")
+	list, err := s.UserChats(ctx, "bob", 0, 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, list[0].Unread)
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{msg("k1", 3, "bob", base.Add(2*time.Minute))}))
+	rs, err = s.GetReadState(ctx, "k1", "bob")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, rs.Read, "his own message still does")
 }
