@@ -150,7 +150,8 @@ func (s *Session) handle(ctx context.Context, m protocol.Message) (Message, bool
 			return out, true
 		}
 		switch ev.Event {
-		case protocol.EventMemberAdded, protocol.EventMemberRemoved, protocol.EventMemberLeft:
+		case protocol.EventMemberAdded, protocol.EventMemberRemoved, protocol.EventMemberLeft,
+			protocol.EventMembersAdded, protocol.EventMembersRemoved:
 			s.kr.MarkStale(m.ChatID)
 		case EventDeviceKeysChanged:
 			s.kr.ForgetDevice(ev.UserID, ev.DeviceID)

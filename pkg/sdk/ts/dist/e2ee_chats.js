@@ -72,6 +72,8 @@ export class EncryptedChats {
                 case "member_added":
                 case "member_removed":
                 case "member_left":
+                case "members_added":
+                case "members_removed":
                     this.keyring.markStale(m.chatId);
                     break;
                 case "device_keys_changed":

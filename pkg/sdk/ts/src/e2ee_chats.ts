@@ -88,7 +88,7 @@ export class EncryptedChats {
     if (m.messageType === "system" && live) {
       const ev = (m.meta ?? {}) as { event?: string; userId?: string; deviceId?: string };
       switch (ev.event) {
-        case "member_added": case "member_removed": case "member_left":
+        case "member_added": case "member_removed": case "member_left": case "members_added": case "members_removed":
           this.keyring.markStale(m.chatId);
           break;
         case "device_keys_changed":
