@@ -1,6 +1,11 @@
 package gateway
 
-import "github.com/natter-chat/natter/pkg/protocol"
+import (
+	"errors"
+
+	"github.com/natter-chat/natter/pkg/natsutil"
+	"github.com/natter-chat/natter/pkg/protocol"
+)
 
 // The sequencer's answers (issue 18).
 //
@@ -22,3 +27,27 @@ import "github.com/natter-chat/natter/pkg/protocol"
 // errNoAnswer is the client's error for a stored send the sequencer did not answer
 // within gateway.publish-timeout (compared by identity).
 var errNoAnswer = protocol.Errorf(protocol.CodeUnavailable, "message stored but not sequenced in time; resend it with the same messageId")
+
+// noAnswer is the client's error for a stored send that got no answer in time:
+// storage_full while JetStream cannot store (the sequencer's appends to NATTER_LOG
+// fail with the ingress stored before the disk filled), errNoAnswer otherwise.
+// Either way the send is in NATTER_IN and is sequenced once storing works again;
+// the client's resend with the same messageId is answered with its seq.
+func (g *Gateway) noAnswer() *protocol.Error {
+	if st := g.deps.Storage; st != nil {
+		return storageNoAnswer(st.Err())
+	}
+	return errNoAnswer
+}
+
+// storageNoAnswer is noAnswer's error when JetStream's storage failed with err
+// (nil: it did not).
+func storageNoAnswer(err error) *protocol.Error {
+	if err != nil {
+		if errors.Is(err, natsutil.ErrStorageFull) {
+			return protocol.Errorf(protocol.CodeStorageFull, "the server's message store is full: message stored but not sequenced; resend it with the same messageId later")
+		}
+		return protocol.Errorf(protocol.CodeUnavailable, "the server cannot store messages now: message stored but not sequenced; resend it with the same messageId later")
+	}
+	return errNoAnswer
+}

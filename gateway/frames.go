@@ -124,7 +124,7 @@ func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Messag
 	return g.publishIngress(ctx, m, asUser, func(f *protocol.Frame) {
 		switch {
 		case f == nil:
-			c.send(protocol.ErrorFrame(errNoAnswer, m.ChatID, m.MessageID, ""))
+			c.send(protocol.ErrorFrame(g.noAnswer(), m.ChatID, m.MessageID, ""))
 		case f.Type == protocol.FrameError:
 			c.send(protocol.ErrorFrame(answer.Err(f), m.ChatID, m.MessageID, ""))
 		default:

@@ -205,7 +205,7 @@ func (g *Gateway) publishAndWait(ctx context.Context, m *protocol.Message, as se
 	}
 	switch {
 	case f == nil:
-		return nil, errNoAnswer
+		return nil, g.noAnswer()
 	case f.Type == protocol.FrameError:
 		return nil, answer.Err(f)
 	}

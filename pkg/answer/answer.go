@@ -64,8 +64,12 @@ type Wait struct {
 	chatID  string
 	msgID   string
 	done    func(*protocol.Frame)
-	timer   *time.Timer
 	fired   atomic.Bool
+
+	// mu guards timer: Start runs on the sender's goroutine while the answer may
+	// already be finishing the wait on the subscription's.
+	mu    sync.Mutex
+	timer *time.Timer
 }
 
 // Subject is where the sequencer is to publish the answer: the send's
@@ -103,8 +107,22 @@ func (a *Waiter) Expect(chat, msgID string, done func(*protocol.Frame)) (*Wait, 
 
 // Start begins the wait's timeout (the Waiter's): call it once the send is stored.
 func (w *Wait) Start() {
-	if w.w.timeout > 0 {
+	if w.w.timeout <= 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.fired.Load() { // an answer that came first needs no timeout
 		w.timer = time.AfterFunc(w.w.timeout, func() { w.finish(nil) })
+	}
+}
+
+// stopTimer stops the wait's timeout, if it started.
+func (w *Wait) stopTimer() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }
 
@@ -113,9 +131,7 @@ func (w *Wait) Start() {
 func (w *Wait) Cancel() {
 	if w.fired.CompareAndSwap(false, true) {
 		w.w.remove(w.n)
-		if w.timer != nil {
-			w.timer.Stop()
-		}
+		w.stopTimer()
 	}
 }
 
@@ -125,9 +141,7 @@ func (w *Wait) finish(f *protocol.Frame) {
 		return
 	}
 	w.w.remove(w.n)
-	if w.timer != nil {
-		w.timer.Stop()
-	}
+	w.stopTimer()
 	w.done(f)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/natstest"
+	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/pkg/testutil"
@@ -16,10 +17,12 @@ import (
 )
 
 // TestFullLogAppliesBackpressure: NATTER_LOG's size cap is a hard cap, not an
-// eviction. With no persister, sends go on being acked (into NATTER_IN) while the
-// log fills and sequencing stops; once a persister runs, it stores what the log
-// holds and trims what it stored, sequencing resumes, and every acked message is
-// delivered and stored, in order.
+// eviction. With no persister the log fills and sequencing stops: sends are still
+// stored in NATTER_IN, but no longer acknowledged (an ack means sequenced), so the
+// client gets unavailable and keeps its message. Once a persister runs, it stores
+// what the log holds and trims what it stored, sequencing resumes, the stored send
+// is sequenced, the client's resend of it is answered with its seq, and every
+// message is delivered and stored, in order, once.
 func TestFullLogAppliesBackpressure(t *testing.T) {
 	old := persister.TrimInterval
 	persister.TrimInterval = 100 * time.Millisecond
@@ -29,15 +32,25 @@ func TestFullLogAppliesBackpressure(t *testing.T) {
 	cfg.NATS.URL = ns.ClientURL()
 	cfg.NATS.LogMaxBytes = 64 << 10
 	cfg.NATS.DedupWindow = time.Second
+	cfg.Gateway.PublishTimeout = 2 * time.Second
 	cfg.Roles = []string{app.RoleGateway, app.RoleSequencer}
 	n := testutil.StartNatter(t, cfg)
 	chat := n.CreateChat(t, "alice", "direct", "", "bob")
 	alice, bob := n.Dial(t, "alice"), n.Dial(t, "bob")
 	const total = 600
+	const content = "a message of some length, to fill the log"
+	stalled := 0 // the first send not acknowledged: the log is full
 	for i := 1; i <= total; i++ {
-		_, err := alice.Send(ctxT(t, 10*time.Second), chat, fmt.Sprintf("m%03d", i), "a message of some length, to fill the log")
-		require.NoError(t, err, "send %d is acked although the log is full", i)
+		_, err := alice.Send(ctxT(t, 10*time.Second), chat, fmt.Sprintf("m%03d", i), content)
+		if err != nil {
+			var pe *protocol.Error
+			require.ErrorAs(t, err, &pe, "send %d", i)
+			require.Equal(t, protocol.CodeUnavailable, pe.Code, "send %d: %v", i, err)
+			stalled = i
+			break
+		}
 	}
+	require.NotZero(t, stalled, "the log filled before every send was sequenced")
 	st, err := n.JS.Stream(ctxT(t, 5*time.Second), subjects.LogStream)
 	require.NoError(t, err)
 	info := st.CachedInfo()
@@ -51,6 +64,20 @@ func TestFullLogAppliesBackpressure(t *testing.T) {
 	pcfg.NATS.LogMaxBytes, pcfg.NATS.DedupWindow = cfg.NATS.LogMaxBytes, cfg.NATS.DedupWindow
 	pcfg.Roles = []string{app.RolePersister}
 	p := testutil.StartNatter(t, pcfg)
+
+	// The stalled send was stored: it is sequenced now, and its resend is
+	// answered with its seq; the rest follow it.
+	var ack *protocol.Frame
+	require.Eventually(t, func() bool {
+		var err error
+		ack, err = alice.Send(ctxT(t, 10*time.Second), chat, fmt.Sprintf("m%03d", stalled), content)
+		return err == nil
+	}, 60*time.Second, 100*time.Millisecond, "the stalled send is sequenced once a persister makes room")
+	require.EqualValues(t, stalled, ack.Seq)
+	for i := stalled + 1; i <= total; i++ {
+		_, err := alice.Send(ctxT(t, 30*time.Second), chat, fmt.Sprintf("m%03d", i), content)
+		require.NoError(t, err, "send %d", i)
+	}
 
 	got := collect(t, bob, total, 90*time.Second)
 	for i, f := range got {
