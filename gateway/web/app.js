@@ -11,8 +11,9 @@ import { NatterClient, newId } from "/sdk/natter.js";
 import { $, el, button, scrollToEnd, toast } from "./dom.js";
 import { ID_RULE, humanError, validUserId } from "./errors.js";
 import { initGroups } from "./groups.js";
-import { attachment, clearFile, pickFile, renderMedia } from "./media.js";
+import { attachment, clearFile, pickFile, renderEncryptedFile, renderMedia } from "./media.js";
 import { initPeople, nameOf } from "./people.js";
+import { openE2EE, shown, userOf } from "./e2ee.js";
 
 const PAGE = 30;
 const narrow = matchMedia("(max-width: 720px)");
@@ -31,6 +32,7 @@ const S = {
   editing: null,          // messageId being edited
   everConnected: false,
   left: new Set(),        // chats this user left or was removed from, in this session
+  e2ee: null,             // this browser as an end-to-end encryption device (e2ee.js), null without WebCrypto
 };
 
 const rest = (method, path, body) => S.client.rest(method, path, body);
@@ -76,7 +78,7 @@ async function signIn(ev) {
     }
     sessionStorage.setItem("natter.token", token);
     sessionStorage.setItem("natter.dev", pasted ? "" : user);
-    start(token);
+    await start(token);
   } catch (e) {
     $("signin-error").textContent = e instanceof TypeError ? humanError(e) : e.message;
   }
@@ -102,11 +104,32 @@ function signOut() {
 
 // ---------- start and connection state ----------
 
-function start(token) {
+async function start(token) {
   $("signin").hidden = true;
   $("app").hidden = false;
   const c = new NatterClient({ url: location.origin, token, refreshToken: devRefresh });
   S.client = c;
+  // Every message passes through the device's EncryptedChats (plain ones unchanged),
+  // so encrypted ones arrive decrypted, in order. Without WebCrypto the page still
+  // works for plain chats.
+  try {
+    S.e2ee = await openE2EE(c, userOf(token));
+    S.e2ee.ready.catch((e) => toast("Encryption keys not published: " + humanError(e)));
+  } catch (e) {
+    S.e2ee = null;
+    console.warn("natter: no end-to-end encryption in this browser:", e);
+  }
+  // A plain chat's messages are shown as they arrive, as always; an encrypted one's
+  // once EncryptedChats has decrypted them (it hears every message, after this
+  // handler: the choice is made here, once per message).
+  const viaE2EE = new Set();
+  c.on("message", (m) => {
+    if (S.e2ee && (m.messageType === "encrypted" || S.chats.get(m.chatId)?.encrypted)) viaE2EE.add(m.chatId + ":" + m.seq);
+    else onMessage(m);
+  });
+  S.e2ee?.chats.onMessage((m) => {
+    if (viaE2EE.delete(m.chatId + ":" + m.seq)) onMessage(shown(m));
+  });
   c.on("state", onState);
   c.on("connected", (e) => {
     S.me = e.userId;
@@ -121,7 +144,6 @@ function start(token) {
     void loadChats();
     if (S.current) void loadReceipts(S.current);
   });
-  c.on("message", onMessage);
   c.on("receipt", onReceipt);
   c.on("typing", onTyping);
   c.on("invitation", (inv) => {
@@ -203,6 +225,7 @@ function upsertChat(ch, fromServer = false) {
   }
   if (ch.type) c.type = ch.type;
   if (typeof ch.name === "string" && (fromServer || ch.name)) c.name = ch.name;
+  if (ch.encrypted) c.encrypted = true;
   if (Array.isArray(ch.members)) c.members = ch.members.map((m) => ({ userId: m.userId, role: m.role }));
   if (fromServer) {
     c.local = false;
@@ -284,6 +307,8 @@ function preview(m) {
   if (m.messageType === "image") return who + "📷 Photo";
   if (m.messageType === "file") return who + "📎 " + (m.meta?.name || "File");
   if (m.messageType === "system") return systemText(m);
+  if (m.messageType === "encrypted") return who + "🔒 Encrypted message";
+  if (m.messageType === "efile") return who + "🔒📎 " + (m.efile?.name || "File");
   return who + m.content;
 }
 
@@ -302,6 +327,10 @@ async function newChat(ev) {
   const group = users.length > 1 || (!!name && $("new-chat-user").value.includes(","));
   try {
     const body = group ? { type: "group", members: users, name } : { type: "direct", members: users };
+    if ($("new-chat-e2ee").checked) {
+      if (!S.e2ee) throw new Error("This browser cannot encrypt: open the chat over https (or localhost).");
+      body.encrypted = true;
+    }
     const ch = await rest("POST", "/api/v1/chats", body);
     const c = upsertChat(ch, false);
     if (!group) { c.peer = users[0]; S.client.subscribePresence([users[0]]); }
@@ -310,6 +339,7 @@ async function newChat(ev) {
     $("new-chat-user").value = "";
     $("new-chat-name").value = "";
     $("new-chat-name").hidden = true;
+    $("new-chat-e2ee").checked = false;
     renderChatList();
     openChat(ch.id);
   } catch (e) {
@@ -363,6 +393,7 @@ function renderHead() {
   const c = S.chats.get(S.current);
   if (!c) return;
   $("conv-title").textContent = chatName(c);
+  $("conv-head").dataset.encrypted = c.encrypted ? "1" : "";
   const group = c.type === "group";
   const st = group ? "group" : presenceClass(c.peer);
   $("conv-dot").className = "dot " + st;
@@ -373,6 +404,7 @@ function renderHead() {
   } else {
     $("conv-sub").textContent = !connected ? "waiting for the connection" : st === "unknown" ? "" : st;
   }
+  if (c.encrypted && !c.gone) $("conv-sub").textContent = "🔒 End-to-end encrypted" + ($("conv-sub").textContent ? " · " + $("conv-sub").textContent : "");
   $("info-btn").hidden = !group || !!c.gone;
   $("gone").hidden = !c.gone;
   $("gone").textContent = c.gone;
@@ -397,9 +429,20 @@ async function loadOlder(first = false) {
     const page = await S.client.loadHistory(v.chatId, { before: v.oldest || undefined, limit: PAGE });
     if (S.view !== v) return;
     v.hasMore = page.hasMore;
-    for (const m of page.messages) {
-      v.oldest = v.oldest ? Math.min(v.oldest, m.seq) : m.seq;
-      addMessage(m);
+    if (S.e2ee && S.chats.get(v.chatId)?.encrypted) {
+      // Oldest first: a key distribution in the page comes before the messages it opens.
+      for (const raw of [...page.messages].sort((a, b) => a.seq - b.seq)) {
+        v.oldest = v.oldest ? Math.min(v.oldest, raw.seq) : raw.seq;
+        const m = await S.e2ee.chats.decrypt(raw, false);
+        if (S.view !== v) return;
+        if (m) addMessage(shown(m));
+      }
+      S.e2ee.persist();
+    } else {
+      for (const m of page.messages) {
+        v.oldest = v.oldest ? Math.min(v.oldest, m.seq) : m.seq;
+        addMessage(m);
+      }
     }
     $("history-status").textContent = v.hasMore ? "" : "Beginning of the conversation";
     if (first) box.scrollTop = box.scrollHeight;
@@ -422,6 +465,7 @@ async function loadOlder(first = false) {
 function addMessage(m) {
   const v = S.view;
   if (!v || m.chatId !== v.chatId) return;
+  if (keyNoise(m)) return;
   if (m.seq > v.maxSeq) v.maxSeq = m.seq;
   if (OPS.includes(m.messageType)) { applyOp(m); return; }
   let it = v.items.get(m.messageId);
@@ -491,9 +535,19 @@ function systemText(m) {
     case "chat_renamed": return e.name ? `${by(e.by)} renamed the group to “${e.name}”` : `${by(e.by)} removed the group's name`;
     case "members_added": return `${by(e.by)} added ${listOf(e.userIds, who)}`;
     case "members_removed": return `${by(e.by)} removed ${listOf(e.userIds, who)}`;
+    case "device_keys_changed": return `🔑 ${e.userId === S.me ? "You" : nameOf(e.userId)} ${e.userId === S.me ? "have" : "has"} a new or changed device (${e.deviceId}): its encryption keys changed`;
+    case "device_revoked": return `🔑 ${e.userId === S.me ? "You" : nameOf(e.userId)} removed a device (${e.deviceId})`;
     default: return m.content || e.event || "system event";
   }
 }
+
+/**
+ * keyNoise says m is a device key event in a chat that is not encrypted: the server
+ * announces key changes in every chat of the user, but they matter (and are shown)
+ * only where messages are encrypted.
+ */
+const keyNoise = (m) => m.messageType === "system" && ["device_keys_changed", "device_revoked"].includes(m.meta?.event) &&
+  !S.chats.get(m.chatId)?.encrypted;
 
 /** applySystem updates the chat a system event speaks of: its name, its members, or that the user is no longer in it. */
 function applySystem(c, m) {
@@ -542,6 +596,7 @@ function renderItem(it) {
   if (it.deleted) bubble.textContent = "This message was deleted";
   else if (system) bubble.textContent = systemText(m);
   else if (m.messageType === "image" || m.messageType === "file") renderMedia(bubble, m, () => S.client.token);
+  else if (m.messageType === "efile") renderEncryptedFile(bubble, m, (f) => S.e2ee.chats.download(f));
   else bubble.textContent = m.content;
   kids.push(bubble);
   if (it.reactions.size > 0 && !it.deleted) {
@@ -581,7 +636,8 @@ function ticks(it) {
 /** actions is the message's action bar, in its meta line (so it never covers another message). */
 function actions(it, mine) {
   const bar = el("span", "actions");
-  for (const e of REACTIONS) {
+  // Reactions are refused in encrypted chats (the server would see them).
+  if (!S.chats.get(it.msg.chatId)?.encrypted) for (const e of REACTIONS) {
     const had = !!it.reactions.get(e)?.me;
     const b = button(e, had ? "on" : "", (had ? "Take back " : "React ") + e);
     b.addEventListener("click", () => {
@@ -653,12 +709,13 @@ function onMessage(m) {
     if (m.messageType === "edit" && m.senderId === c.last.senderId && !c.last.deleted) c.last = { ...c.last, content: m.content, edited: true };
     if (m.messageType === "delete") c.last = { ...c.last, deleted: true, content: "", meta: undefined };
   }
-  if (!OPS.includes(m.messageType)) {
+  if (!OPS.includes(m.messageType) && !keyNoise(m)) {
     if (!c.last || m.seq >= (c.last.seq || 0)) { c.last = m; c.ts = Math.max(c.ts, m.timestamp || Date.now()); }
     if (c.type === "direct" && !c.peer && m.senderId !== S.me && m.messageType !== "system") { c.peer = m.senderId; S.client.subscribePresence([m.senderId]); }
     // Counted unless the server's listing (or a read) already covers it.
     if (countable(m) && m.seq > Math.max(c.srvLastSeq, c.readSeq)) c.live.add(m.seq);
     if (m.messageType === "system") applySystem(c, m);
+    if (m.e2ee && !c.encrypted) { c.encrypted = true; if (m.chatId === S.current) renderHead(); }
     clearTyping(m.chatId, m.senderId);
   }
   if (!removesMe) S.client.markDelivered(m.chatId, m.seq);
@@ -751,25 +808,47 @@ async function submit(ev) {
   if (S.editing) {
     const id = S.editing;
     stopEdit();
-    if (text) S.client.edit(chatId, id, text).catch((e) => toast("Not changed. " + humanError(e, "react")));
+    if (!text) return;
+    const done = encrypted(chatId) ? S.e2ee?.chats.edit(chatId, id, text) : S.client.edit(chatId, id, text);
+    done?.catch((e) => toast("Not changed. " + humanError(e, "react")));
     return;
   }
   if (attachment()) { await sendFile(chatId, text); return; }
   if (!text) return;
+  if (encrypted(chatId) && !S.e2ee) { toast("This browser cannot encrypt: open the chat over https (or localhost)."); return; }
   $("input").value = "";
   autosize();
   const messageId = newId();
   addMessage({ chatId, messageId, senderId: S.me, content: text, messageType: "text" });
   scrollToEnd();
   try {
-    await S.client.send(chatId, text, { messageId });
+    if (encrypted(chatId)) {
+      await S.e2ee.chats.sendText(chatId, text, { messageId });
+      S.e2ee.persist();
+    } else await S.client.send(chatId, text, { messageId });
   } catch (e) {
     toast("Not sent. " + humanError(e, "send"));
   }
 }
 
+/** encrypted says whether chatId is an end-to-end encrypted chat. */
+const encrypted = (chatId) => !!S.chats.get(chatId)?.encrypted;
+
 async function sendFile(chatId, caption) {
   const file = attachment();
+  if (encrypted(chatId)) {
+    if (!S.e2ee) { toast("This browser cannot encrypt: open the chat over https (or localhost)."); return; }
+    try {
+      const data = new Uint8Array(await file.arrayBuffer());
+      clearFile();
+      $("input").value = "";
+      await S.e2ee.chats.sendFile(chatId, data, { name: file.name, mime: file.type, caption });
+      S.e2ee.persist();
+    } catch (e) {
+      toast("Upload failed. " + humanError(e, "upload"));
+    }
+    return;
+  }
   const fd = new FormData();
   fd.append("chatId", chatId);
   fd.append("file", file, file.name);
@@ -832,5 +911,5 @@ document.addEventListener("visibilitychange", () => { markRead(); renderChatList
 window.addEventListener("focus", markRead);
 
 const saved = sessionStorage.getItem("natter.token");
-if (saved) start(saved);
+if (saved) void start(saved);
 else $("signin").hidden = false;

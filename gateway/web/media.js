@@ -88,3 +88,44 @@ export function clearFile() {
   $("preview").replaceChildren();
   $("preview").hidden = true;
 }
+
+const plainCache = new Map(); // mediaId -> blob URL of the decrypted file
+
+/**
+ * renderEncryptedFile fills bubble with an end-to-end encrypted attachment: fetched,
+ * decrypted in the page with the key the message carried (download(file) does both),
+ * then shown (images) or saved (other files). The server only ever had ciphertext.
+ */
+export async function renderEncryptedFile(bubble, m, download) {
+  const f = m.efile;
+  const wrap = el("div", "media");
+  bubble.append(wrap);
+  if (m.content) bubble.append(el("div", "", m.content));
+  const url = async () => {
+    if (!plainCache.has(f.id)) {
+      const bytes = await download(f);
+      plainCache.set(f.id, URL.createObjectURL(new Blob([bytes], { type: f.mime || "application/octet-stream" })));
+    }
+    return plainCache.get(f.id);
+  };
+  if ((f.mime || "").startsWith("image/")) {
+    const img = el("img");
+    img.alt = f.name || "image";
+    wrap.append(img);
+    img.src = await url().catch(() => "") || "";
+    if (!img.src) wrap.replaceChildren(el("span", "muted", "🔒 " + (f.name || "image") + " (cannot be decrypted)"));
+    return;
+  }
+  const a = el("a", "file", "🔒📎 " + (f.name || "file") + (f.size ? ` (${fmtSize(f.size)})` : ""));
+  a.href = "#";
+  a.addEventListener("click", async (ev) => {
+    ev.preventDefault();
+    try {
+      const dl = el("a");
+      dl.href = await url();
+      dl.download = f.name || "file";
+      dl.click();
+    } catch (e) { toast("Download failed. " + humanError(e, "download")); }
+  });
+  wrap.append(a);
+}
