@@ -7,7 +7,7 @@ import (
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
-// The sequencer's answers (issue 18).
+// The sequencer's answers.
 //
 // A send is acked to its client only once the sequencer decided on it: the ack then
 // carries the chat seq (duplicate: true and the original seq when the chat already

@@ -3,12 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -36,47 +34,6 @@ var blockCacheTTL = 2 * time.Second
 // this (and the update is dropped).
 var blockReadTimeout = time.Second
 
-// blockCache holds block lists (blocker → the users they block). Safe for
-// concurrent use.
-type blockCache struct {
-	st  store.PeopleStore
-	lru *expirable.LRU[string, map[string]struct{}]
-}
-
-func newBlockCache(st store.PeopleStore) *blockCache {
-	return &blockCache{st: st, lru: expirable.NewLRU[string, map[string]struct{}](100_000, nil, blockCacheTTL)}
-}
-
-// of returns the set of users blocker blocks.
-func (b *blockCache) of(ctx context.Context, blocker string) (map[string]struct{}, error) {
-	if set, ok := b.lru.Get(blocker); ok {
-		return set, nil
-	}
-	bs, err := b.st.Blocks(ctx, blocker)
-	if err != nil {
-		return nil, fmt.Errorf("blocks of %s: %w", blocker, err)
-	}
-	set := make(map[string]struct{}, len(bs))
-	for _, x := range bs {
-		set[x.Blocked] = struct{}{}
-	}
-	b.lru.Add(blocker, set)
-	return set, nil
-}
-
-// blocks reports whether blocker blocks blocked.
-func (b *blockCache) blocks(ctx context.Context, blocker, blocked string) (bool, error) {
-	set, err := b.of(ctx, blocker)
-	if err != nil {
-		return false, err
-	}
-	_, yes := set[blocked]
-	return yes, nil
-}
-
-// forget drops blocker's cached list (after a change through this gateway).
-func (b *blockCache) forget(blocker string) { b.lru.Remove(blocker) }
-
 // errBlocked is the refusal of something the other user's block forbids.
 func errBlocked(other string) error {
 	return protocol.Errorf(protocol.CodeBlocked, "%s does not accept this from you", other)
@@ -91,7 +48,7 @@ func blockUnavailable(err error) error {
 // checkNotBlocked returns errBlocked when other blocks user, and an unavailable
 // error when that cannot be read.
 func (g *Gateway) checkNotBlocked(ctx context.Context, other, user string) error {
-	blocked, err := g.blocks.blocks(ctx, other, user)
+	blocked, err := g.blocks.Blocks(ctx, other, user)
 	if err != nil {
 		return blockUnavailable(err)
 	}
@@ -161,7 +118,7 @@ func (g *Gateway) blockUser(w http.ResponseWriter, r *http.Request, id auth.Iden
 		g.fail(w, storeUnavailable(err))
 		return
 	}
-	g.blocks.forget(id.UserID)
+	g.blocks.Forget(id.UserID)
 	g.presence.dropBlocked(id.UserID, target) // presence.go: this gateway's watches end now
 	// The blocked user's pending invitations to the blocker go.
 	if invs, err := g.deps.Store.Invitations(ctx, id.UserID); err == nil {
@@ -194,7 +151,7 @@ func (g *Gateway) unblockUser(w http.ResponseWriter, r *http.Request, id auth.Id
 		g.fail(w, storeUnavailable(err))
 		return
 	}
-	g.blocks.forget(id.UserID)
+	g.blocks.Forget(id.UserID)
 	if !removed {
 		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "you do not block %s", target))
 		return
@@ -231,7 +188,7 @@ func (g *Gateway) checkDirectSend(ctx context.Context, chat, sender, messageType
 	if err != nil || peer == "" {
 		return nil
 	}
-	if blocked, err := g.blocks.blocks(ctx, peer, sender); err == nil && blocked {
+	if blocked, err := g.blocks.Blocks(ctx, peer, sender); err == nil && blocked {
 		return errBlocked(peer)
 	}
 	return nil

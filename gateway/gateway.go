@@ -76,7 +76,7 @@ type Gateway struct {
 	// media: media.go.
 	media *mediaStore
 	// blocks: block lists, briefly cached (blocks.go).
-	blocks *blockCache
+	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
 	limits *limiter
 	rest   *restLimiter
@@ -99,7 +99,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, deps: deps, log: log,
 		hub:     newHub(deps.NC, deps.Subjects.UserPrefix(), max(2, runtime.GOMAXPROCS(0)), log),
 		members: newMemberCache(deps.Store, 100_000, 5*time.Second),
-		blocks:  newBlockCache(deps.Store),
+		blocks:  store.NewBlockCache(deps.Store, blockCacheTTL),
 		flags:   newChatFlags(deps.Store, 100_000, 10*time.Minute),
 	}
 	g.ingress.g = g

@@ -303,7 +303,7 @@ func (p *presenceGW) deliver(uid string, data []byte) {
 	// cached; when it cannot be read the update is dropped (presence may drop,
 	// a block may not leak).
 	ctx, cancel := context.WithTimeout(context.Background(), blockReadTimeout)
-	blocked, err := p.g.blocks.of(ctx, uid)
+	blocked, err := p.g.blocks.Of(ctx, uid)
 	cancel()
 	if err != nil {
 		p.log.Debug("presence update dropped: block list unavailable", zap.String("user_id", uid), zap.Error(err))
@@ -515,7 +515,7 @@ func (p *presenceGW) mayWatch(ctx context.Context, caller string, service bool, 
 		return protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")
 	}
 	if ok {
-		blocked, err := p.g.blocks.blocks(ctx, target, caller)
+		blocked, err := p.g.blocks.Blocks(ctx, target, caller)
 		if err != nil {
 			return blockUnavailable(err)
 		}

@@ -188,7 +188,7 @@ func (t *typingState) expire(k typingKey, e *typingEntry) {
 // unblocked returns members without those typist blocks (blocks.go): a blocked
 // user does not see the blocker type.
 func (t *typingState) unblocked(ctx context.Context, typist string, members []string) ([]string, error) {
-	blocked, err := t.g.blocks.of(ctx, typist)
+	blocked, err := t.g.blocks.Of(ctx, typist)
 	if err != nil {
 		return nil, blockUnavailable(err)
 	}

@@ -66,8 +66,8 @@ type Notifier struct {
 	hook    *webhook // nil without a webhook URL
 	sent    atomic.Int64
 	members *memberCache
-	budget  *senderBudget // pushes per sender (budget.go)
-	blocks  *blockCache   // block lists (blocks.go)
+	budget  *senderBudget     // pushes per sender (budget.go)
+	blocks  *store.BlockCache // block lists (blocks.go)
 	// tokensDropped counts push devices removed on a webhook's invalidTokens answer.
 	tokensDropped atomic.Int64
 	large         largeStats // large.go
@@ -84,7 +84,7 @@ type Notifier struct {
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
 		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst),
-		blocks: newBlockCache(deps.Store)}
+		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL)}
 	if m := deps.Metrics; m != nil {
 		if err := m.CounterFunc("notifier_push_suppressed_total",
 			"Push notifications not sent because their sender was over notifier.sender-push-rate/-burst.",
@@ -435,7 +435,7 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	if muted, err := n.muted(ctx, uid, m.ChatID); err != nil || muted {
 		return err
 	}
-	if blocked, err := n.blocks.blocks(ctx, uid, m.SenderID); err != nil || blocked { // blocks.go
+	if blocked, err := n.blocks.Blocks(ctx, uid, m.SenderID); err != nil || blocked { // blocks.go
 		return err
 	}
 	ok, undo := n.budget.take(m.SenderID) // budget.go

@@ -6,7 +6,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Answers (issue 18). Each ingress message's publisher learns the sequencer's
+// Answers. Each ingress message's publisher learns the sequencer's
 // decision on the core subject it named in protocol.HeaderAnswer: an ack frame
 // with the chat seq once the message is in NATTER_LOG (duplicate with the original
 // seq when the chat already held its messageId; no seq for an operation that

@@ -5,9 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
 )
 
@@ -24,35 +22,6 @@ var BlockCacheTTL = 2 * time.Second
 // directPrefix starts every direct chat's ID (ids.Direct); group IDs never have a
 // '-'.
 const directPrefix = "dm-"
-
-// blockCache holds block lists (blocker → the users they block), read from the
-// store, for BlockCacheTTL. Safe for concurrent use.
-type blockCache struct {
-	st  store.PeopleStore
-	lru *expirable.LRU[string, map[string]struct{}]
-}
-
-func newBlockCache(st store.PeopleStore) *blockCache {
-	return &blockCache{st: st, lru: expirable.NewLRU[string, map[string]struct{}](100_000, nil, BlockCacheTTL)}
-}
-
-// blocks reports whether blocker blocks blocked.
-func (b *blockCache) blocks(ctx context.Context, blocker, blocked string) (bool, error) {
-	set, ok := b.lru.Get(blocker)
-	if !ok {
-		bs, err := b.st.Blocks(ctx, blocker)
-		if err != nil {
-			return false, err
-		}
-		set = make(map[string]struct{}, len(bs))
-		for _, x := range bs {
-			set[x.Blocked] = struct{}{}
-		}
-		b.lru.Add(blocker, set)
-	}
-	_, yes := set[blocked]
-	return yes, nil
-}
 
 // checkBlocked refuses m with CodeBlocked when it is a user's message (not a chat
 // change) into a direct chat whose other member blocks the sender. Taking one's
@@ -71,7 +40,7 @@ func (s *Sequencer) checkBlocked(ctx context.Context, st *chatState, m *protocol
 		if other == m.SenderID {
 			continue
 		}
-		blocked, err := s.blocks.blocks(ctx, other, m.SenderID)
+		blocked, err := s.blocks.Blocks(ctx, other, m.SenderID)
 		if err != nil {
 			s.log.Warn("block lookup failed; message let through", zap.String("chat_id", m.ChatID), zap.Error(err))
 			return nil

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Exactly once by (chat, messageId), forever (issue 18).
+// Exactly once by (chat, messageId), forever.
 //
 // A message is sequenced at most once per chat and client message ID, however late
 // it is sent again: after JetStream's dedupe window, a sequencer restart or a

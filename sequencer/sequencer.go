@@ -54,7 +54,7 @@ type Sequencer struct {
 	inS jetstream.Stream
 	kv  jetstream.KeyValue // large-chats bucket
 
-	blocks *blockCache // blocks.go
+	blocks *store.BlockCache // blocks.go
 
 	// Counters, for tests and metrics.
 	published atomic.Uint64 // per-user fan-out publishes
@@ -108,7 +108,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Sequencer, error) {
 		hist = &history.Reader{Store: deps.Store, JS: deps.JS, Subjects: deps.Subjects}
 	}
 	return &Sequencer{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "sequencer")), chats: c, hist: hist,
-		blocks: newBlockCache(deps.Store)}, nil
+		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL)}, nil
 }
 
 // FanoutPublishes returns how many per-user fan-out publishes were made.

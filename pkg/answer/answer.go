@@ -1,4 +1,4 @@
-// Package answer receives the sequencer's answers to ingress messages (issue 18):
+// Package answer receives the sequencer's answers to ingress messages:
 // the publisher of a NATTER_IN message (a gateway, or a backend service through
 // pkg/publish) names a subject of its own in protocol.HeaderAnswer, and the
 // sequencer publishes its decision there once it decided: an ack frame with the

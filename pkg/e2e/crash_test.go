@@ -88,7 +88,7 @@ func TestCrashes(t *testing.T) {
 	rig.crash("NATS node leading NATTER_LOG", nil, logLeader)
 	rig.crash("sequencer + NATTER_IN leader node", []*proc{seq[1]}, inLeader)
 	rig.crash("gateway + NATTER_LOG leader node", []*proc{gw[1]}, logLeader)
-	// An ack means sequenced now (issue 18), so each ack takes longer than a
+	// An ack means sequenced now, so each ack takes longer than a
 	// NATTER_IN store did and the phases above can end with fewer acks than check
 	// asks of a run that means something: the load runs on until it has them.
 	rig.loadUntil(minCrashAcks)

@@ -30,7 +30,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// TestE2EEGoAndTypeScriptSDKs is issue 20's proof: the Go SDK and the TypeScript SDK
+// TestE2EEGoAndTypeScriptSDKs is the end-to-end encryption proof: the Go SDK and the TypeScript SDK
 // (a node process, pkg/sdk/ts/test/e2ee-peer.mjs) exchange text and attachments in
 // encrypted direct and group chats through a real server, both ways and across a
 // user's two devices; a removed member cannot decrypt what follows; and none of the

@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestExactlyOnceForever (issue 18): a message resent with the same chat and
+// TestExactlyOnceForever: a message resent with the same chat and
 // messageId after JetStream's dedupe window has passed (2 s here), after the
 // sequencer restarted, and after another sequencer instance took over is acked
 // duplicate with the original seq, and history holds it once: over WebSocket, REST

@@ -18,7 +18,7 @@ import (
 	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
-// These tests isolate JetStream from Natter (issue 21): they append and consume
+// These tests isolate JetStream from Natter: they append and consume
 // with exactly the patterns Natter's roles use, on a 3-node cluster of nats-server
 // processes (sync_interval: always, R3), while the node leading the stream or the
 // consumer is SIGKILLed again and again, and then check what JetStream promised:

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Profiles, blocking and consent (issue 19), on both stores and both transports.
+// Profiles, blocking and consent, on both stores and both transports.
 
 // bothStores runs fn on a natter config on SQLite and on Cassandra (skipped, saying
 // how to run it, without a node).
