@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"go.uber.org/zap"
 )
 
 // The deny list of erased accounts (docs/privacy.md, "Erasing an account"). It is
@@ -73,55 +72,12 @@ func (d *denyList) put(ctx context.Context, user, by string) error {
 // watch loads the deny list and installs it in the token verifier, then follows it
 // in a goroutine tracked by wg until ctx ends.
 func (d *denyList) watch(ctx context.Context, wg *sync.WaitGroup) error {
-	var w jetstream.KeyWatcher
-	deadline := time.Now().Add(60 * time.Second)
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-		kv, err := d.g.deps.JS.KeyValue(ctx, natsutil.DeniedBucket)
-		if err == nil {
-			w, err = kv.WatchAll(ctx)
-		}
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		d.g.log.Warn("watching the deny list failed; retrying", zap.Error(err))
-		time.Sleep(backoff)
-	}
 	if d.g.deps.Auth != nil {
 		d.g.deps.Auth.SetRevoked(d.denied)
 	}
-	ready := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer w.Stop()
-		initial := true
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					if initial {
-						initial = false
-						close(ready)
-					}
-					continue
-				}
-				if e.Operation() == jetstream.KeyValuePut {
-					d.add(e.Key())
-				}
-			}
+	return d.g.followBucket(ctx, wg, natsutil.DeniedBucket, func(e jetstream.KeyValueEntry) {
+		if e.Operation() == jetstream.KeyValuePut {
+			d.add(e.Key())
 		}
-	}()
-	select {
-	case <-ready:
-	case <-ctx.Done():
-	}
-	return nil
+	})
 }

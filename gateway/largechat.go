@@ -7,11 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/natter-chat/natter/pkg/lifecycle"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"go.uber.org/zap"
@@ -47,61 +45,18 @@ func newLargeChats(g *Gateway) *largeChats {
 // watch follows the large-chats bucket until ctx ends. It returns after the initial
 // values are loaded, continuing in a goroutine tracked by wg.
 func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
-	// On a cluster that is still forming the bucket may not answer yet: retry for a
-	// while rather than fail the gateway's start.
-	var w jetstream.KeyWatcher
-	err := lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, MaxElapsed: 60 * time.Second},
-		func() error {
-			kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
-			if err == nil {
-				w, err = kv.WatchAll(ctx)
+	return l.g.followBucket(ctx, wg, natsutil.LargeChatsBucket, func(e jetstream.KeyValueEntry) {
+		if e.Operation() == jetstream.KeyValuePut {
+			if n, err := strconv.Atoi(string(e.Value())); err == nil {
+				l.mu.Lock()
+				l.counts[e.Key()] = n
+				l.mu.Unlock()
 			}
-			return err
-		}, func(err error, _ int, _ time.Duration) {
-			l.g.log.Warn("watching the large-chats bucket failed; retrying", zap.Error(err))
-		})
-	if err != nil {
-		return err
-	}
-	ready := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer w.Stop()
-		initial := true
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					if initial {
-						initial = false
-						close(ready)
-					}
-					continue
-				}
-				if e.Operation() == jetstream.KeyValuePut {
-					if n, err := strconv.Atoi(string(e.Value())); err == nil {
-						l.mu.Lock()
-						l.counts[e.Key()] = n
-						l.mu.Unlock()
-					}
-					l.markLarge(ctx, e.Key())
-				} else {
-					l.unmarkLarge(e.Key())
-				}
-			}
+			l.markLarge(ctx, e.Key())
+		} else {
+			l.unmarkLarge(e.Key())
 		}
-	}()
-	select {
-	case <-ready:
-	case <-ctx.Done():
-	}
-	return nil
+	})
 }
 
 // mark puts chat in the large-chats bucket (the sequencer keeps it up to date after).
