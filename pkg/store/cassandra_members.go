@@ -53,11 +53,8 @@ func (s *CassandraStore) AddMembers(ctx context.Context, chatID string, ms []Mem
 	for _, m := range existing {
 		have[m.UserID] = true
 	}
-	meta := []any{gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue}
-	switch chat, err := s.GetChat(ctx, chatID); {
-	case err == nil:
-		meta = []any{chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt}
-	case !errors.Is(err, ErrNotFound):
+	meta, err := s.userChatMeta(ctx, chatID)
+	if err != nil {
 		return err
 	}
 	var users, rows []writeOp

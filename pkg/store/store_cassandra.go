@@ -1401,13 +1401,8 @@ func (s *CassandraStore) AddMember(ctx context.Context, m Member) error {
 	default:
 		return err
 	}
-	// The user's row carries a copy of the chat's metadata; with no chat (yet) it
-	// is left null and UserChats looks the chat up.
-	meta := []any{gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue}
-	switch chat, err := s.GetChat(ctx, m.ChatID); {
-	case err == nil:
-		meta = []any{chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt, chat.Encrypted}
-	case !errors.Is(err, ErrNotFound):
+	meta, err := s.userChatMeta(ctx, m.ChatID)
+	if err != nil {
 		return err
 	}
 	b := s.sess.NewBatch(gocql.LoggedBatch).WithContext(ctx).DefaultTimestamp(false)
@@ -1773,4 +1768,18 @@ func (s *CassandraStore) Ping(ctx context.Context) error {
 func (s *CassandraStore) Close() error {
 	s.sess.Close()
 	return nil
+}
+
+// userChatMeta is the copy of chat's metadata a user_chats row carries, as the
+// values after user_id and chat_id in cqlAddUserChat; with no chat (yet) they are
+// left unset and UserChats looks the chat up.
+func (s *CassandraStore) userChatMeta(ctx context.Context, chatID string) ([]any, error) {
+	chat, err := s.GetChat(ctx, chatID)
+	switch {
+	case err == nil:
+		return []any{chat.Kind, chat.Name, chat.CreatedBy, chat.CreatedAt, chat.Encrypted}, nil
+	case errors.Is(err, ErrNotFound):
+		return []any{gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue, gocql.UnsetValue}, nil
+	}
+	return nil, err
 }
