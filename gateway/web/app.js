@@ -233,7 +233,8 @@ function upsertChat(ch, fromServer = false) {
     c.srvLastSeq = ch.lastSeq ?? 0;
     c.readSeq = Math.max(c.readSeq, ch.readSeq ?? 0);
   }
-  if (ch.lastMessage && (!c.last || ch.lastMessage.seq >= (c.last.seq || 0))) c.last = ch.lastMessage;
+  if (ch.lastMessage && (!c.last || ch.lastMessage.seq > (c.last.seq || 0) ||
+    (ch.lastMessage.seq === c.last.seq && !listingBehind(ch.lastMessage, c.last)))) c.last = ch.lastMessage;
   c.ts = Math.max(c.ts, c.last?.timestamp ?? 0, Date.parse(ch.lastActivity || ch.createdAt || "") || 0);
   if (!c.peer && c.type === "direct") {
     const m = c.members?.find((x) => x.userId !== S.me);
@@ -694,6 +695,15 @@ function applyOp(op) {
 
 
 // ---------- live events ----------
+
+/**
+ * Whether the listing's copy of the chat's last message lacks an edit or delete the
+ * page already applied live: GET /chats reads the store, which the persister may
+ * not have caught up with, so its copy of the same message can be older.
+ */
+function listingBehind(listed, live) {
+  return (live.deleted && !listed.deleted) || (live.edited && !listed.edited);
+}
 
 function onMessage(m) {
   const ev = m.messageType === "system" ? m.meta || {} : {};
