@@ -78,15 +78,26 @@ func keysError(err error, what string) error {
 	return storeUnavailable(fmt.Errorf("%s: %w", what, err))
 }
 
-func (g *Gateway) putKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	ctx := r.Context()
+// keysPath is the ID a key directory request names in its path, a device's or a
+// user's (kind), checked; false when the request was refused (a service token has
+// no keys, or the ID is invalid) and answered.
+func (g *Gateway) keysPath(w http.ResponseWriter, r *http.Request, id auth.Identity, kind string) (string, bool) {
 	if id.Service {
 		g.fail(w, errServiceKeys)
-		return
+		return "", false
 	}
-	dev := r.PathValue("id")
-	if err := validID("device", dev); err != nil {
+	v := r.PathValue("id")
+	if err := validID(kind, v); err != nil {
 		g.fail(w, err)
+		return "", false
+	}
+	return v, true
+}
+
+func (g *Gateway) putKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	ctx := r.Context()
+	dev, ok := g.keysPath(w, r, id, "device")
+	if !ok {
 		return
 	}
 	var req putKeysRequest
@@ -146,13 +157,8 @@ func isKeyChange(current []store.DeviceKeys, k store.DeviceKeys) bool {
 }
 
 func (g *Gateway) addOneTimeKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	if id.Service {
-		g.fail(w, errServiceKeys)
-		return
-	}
-	dev := r.PathValue("id")
-	if err := validID("device", dev); err != nil {
-		g.fail(w, err)
+	dev, ok := g.keysPath(w, r, id, "device")
+	if !ok {
 		return
 	}
 	var req oneTimeKeysRequest
@@ -174,13 +180,8 @@ func (g *Gateway) addOneTimeKeys(w http.ResponseWriter, r *http.Request, id auth
 
 func (g *Gateway) revokeKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	ctx := r.Context()
-	if id.Service {
-		g.fail(w, errServiceKeys)
-		return
-	}
-	dev := r.PathValue("id")
-	if err := validID("device", dev); err != nil {
-		g.fail(w, err)
+	dev, ok := g.keysPath(w, r, id, "device")
+	if !ok {
 		return
 	}
 	current, err := g.deps.Store.DeviceKeys(ctx, id.UserID)
@@ -222,13 +223,8 @@ func (g *Gateway) revokeKeys(w http.ResponseWriter, r *http.Request, id auth.Ide
 
 func (g *Gateway) claimKeys(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	ctx := r.Context()
-	if id.Service {
-		g.fail(w, errServiceKeys)
-		return
-	}
-	user := r.PathValue("id")
-	if err := validID("user", user); err != nil {
-		g.fail(w, err)
+	user, ok := g.keysPath(w, r, id, "user")
+	if !ok {
 		return
 	}
 	claim := true

@@ -164,15 +164,41 @@ func (b *batcher) process(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 	b.start = time.Now()
-	b.prefetchIDs(ctx, msgs)
+	// Each delivery is decoded once, here: the ID prefetch and the decisions both
+	// read the decoded message.
+	ds := make([]delivery, len(msgs))
+	for i, msg := range msgs {
+		ds[i] = b.s.decodeDelivery(msg)
+	}
+	b.prefetchIDs(ctx, ds)
 	defer b.pre.reset()
-	for _, msg := range msgs {
+	for i, msg := range msgs {
 		if ctx.Err() != nil {
 			break
 		}
-		b.add(ctx, msg)
+		b.add(ctx, msg, &ds[i])
 	}
 	b.flush(ctx)
+}
+
+// delivery is one delivered ingress message, decoded (decodeDelivery).
+type delivery struct {
+	meta    *jetstream.MsgMetadata
+	metaErr error
+	in      ingress
+	m       protocol.Message
+	err     error // decodeIngress's: the message can never be sequenced
+}
+
+// decodeDelivery reads msg's metadata and decodes it (decodeIngress).
+func (s *Sequencer) decodeDelivery(msg jetstream.Msg) delivery {
+	var d delivery
+	if d.meta, d.metaErr = msg.Metadata(); d.metaErr != nil {
+		return d
+	}
+	d.in = ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: d.meta.Sequence.Stream}
+	d.m, d.err = s.decodeIngress(&d.in)
+	return d
 }
 
 // catchUpBefore sequences what is delivered but unacked below msg first, when it may
@@ -227,23 +253,21 @@ const pinHeader = "Nats-Pin-Id"
 // spell the catch-up usually finds nothing to read, so it is cheap.
 var catchUpAfterPause = 2 * time.Second
 
-// add decides msg into the batch, or commits the batch and sequences msg on its own
+// add decides msg (decoded as d) into the batch, or commits the batch and sequences msg on its own
 // when its decision needs the log to be current.
-func (b *batcher) add(ctx context.Context, msg jetstream.Msg) {
+func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 	s := b.s
-	meta, err := msg.Metadata()
-	b.catchUpBefore(ctx, msg, meta, err)
-	if err != nil {
+	b.catchUpBefore(ctx, msg, d.meta, d.metaErr)
+	if d.metaErr != nil {
 		b.alone(ctx, msg)
 		return
 	}
-	in := ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: meta.Sequence.Stream}
-	it := batchItem{msg: msg, stored: meta.Timestamp, inSeq: in.seq}
-	m, err := s.decodeIngress(&in)
+	in, m := &d.in, d.m
+	it := batchItem{msg: msg, stored: d.meta.Timestamp, inSeq: in.seq}
 	it.answer = in.answer
 	switch {
-	case err != nil:
-		it.invalid, it.m = err, m
+	case d.err != nil:
+		it.invalid, it.m = d.err, m
 		b.items = append(b.items, it)
 		return
 	case m.MessageType == protocol.TypeSystem:

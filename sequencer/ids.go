@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
 )
@@ -278,21 +276,17 @@ func (s *Sequencer) sequencedAs(ctx context.Context, st *chatState, chat, id str
 	return prior{seq: seq}, true, nil
 }
 
-// prefetchIDs loads the chat states of msgs (a partition's drain) and asks the
+// prefetchIDs loads the chat states of ds (a partition's drain, decoded) and asks the
 // store, in one call, about their message IDs that the recent IDs do not hold,
 // which sequencedAs would otherwise look up one by one.
-func (b *batcher) prefetchIDs(ctx context.Context, msgs []jetstream.Msg) {
-	keys := make([]store.MessageKey, 0, len(msgs))
-	for _, msg := range msgs {
-		chat, _, ok := b.s.deps.Subjects.InOrigin(msg.Subject())
-		if !ok {
-			continue
+func (b *batcher) prefetchIDs(ctx context.Context, ds []delivery) {
+	keys := make([]store.MessageKey, 0, len(ds))
+	for i := range ds {
+		if ds[i].metaErr != nil || ds[i].err != nil {
+			continue // never sequenced: nothing to look up
 		}
-		m, err := protocol.DecodeIngress(msg.Data())
-		if err != nil || m.ChatID != chat || m.MessageID == "" {
-			continue
-		}
-		keys = append(keys, store.MessageKey{ChatID: chat, MessageID: m.MessageID})
+		chat := ds[i].m.ChatID
+		keys = append(keys, store.MessageKey{ChatID: chat, MessageID: ds[i].m.MessageID})
 		if !b.s.chats.Contains(chat) {
 			// Loaded now rather than when its first message is decided (add), so
 			// its IDs are asked with the others. A failure is left to add.

@@ -30,18 +30,6 @@ func (s *Sequencer) stamp(st *chatState, m *protocol.Message) {
 	}
 }
 
-// chatTTL reads chat's message TTL from the store (0 for an unknown chat).
-func (s *Sequencer) chatTTL(ctx context.Context, chat string) (int64, error) {
-	c, err := s.deps.Store.GetChat(ctx, chat)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("chat %s: %w", chat, err)
-	}
-	return c.MessageTTL, nil
-}
-
 // applyLifecycle writes a message TTL change or a chat deletion to the store before
 // its event is in the log (as applyMembership does for members). Both are
 // idempotent.

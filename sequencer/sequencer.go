@@ -680,12 +680,11 @@ func (s *Sequencer) state(ctx context.Context, chat string) (*chatState, error) 
 	if err != nil {
 		return nil, err
 	}
-	if st.ttl, err = s.chatTTL(ctx, chat); err != nil { // retention.go
-		return nil, err
-	}
+	// The chat's settings: its message TTL (retention.go) and whether it is
+	// end-to-end encrypted. An unknown chat has neither.
 	switch c, err := s.deps.Store.GetChat(ctx, chat); {
 	case err == nil:
-		st.encrypted = c.Encrypted
+		st.ttl, st.encrypted = c.MessageTTL, c.Encrypted
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("chat %s: %w", chat, err)
 	}
