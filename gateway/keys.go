@@ -30,7 +30,7 @@ import (
 // The server keeps keys as opaque base64 text and never parses them. A key change
 // (a new device, a different identity key, a revocation) is announced as a
 // sequenced system message (protocol.EventDeviceKeysChanged, EventDeviceRevoked)
-// in every chat of the user, so that partners warn and rotate group keys. The store
+// in every encrypted chat of the user, so that partners warn and rotate group keys. The store
 // records whether the current state was announced: if announcing fails part-way,
 // the call answers unavailable and repeating it announces again (chats that were
 // told already are told twice: a repeated warning is harmless, a missing one is
@@ -286,7 +286,7 @@ func (g *Gateway) bundles(ctx context.Context, user string, claim bool) ([]store
 const announceParallel = 8
 
 // announceKeys announces k's current state (or its revocation) as a system message
-// in every chat of user, then records that it was announced. It returns a client
+// in every encrypted chat of user, then records that it was announced. It returns a client
 // error if some chat could not be told: the caller repeats the request.
 func (g *Gateway) announceKeys(ctx context.Context, user string, k store.DeviceKeys, revoked bool) error {
 	ev := protocol.SystemEvent{Event: protocol.EventDeviceKeysChanged, UserID: user, DeviceID: k.DeviceID}
@@ -310,6 +310,11 @@ func (g *Gateway) announceKeys(ctx context.Context, user string, k store.DeviceK
 			return storeUnavailable(fmt.Errorf("announce key change: %w", err))
 		}
 		for _, c := range page {
+			if !c.Encrypted {
+				// Only an encrypted chat's members act on key changes; in a plain
+				// chat the event would be noise in its history and chat list.
+				continue
+			}
 			m := &protocol.Message{ChatID: c.ID, MessageID: msgID, SenderID: user, MessageType: protocol.TypeSystem, Meta: meta}
 			eg.Go(func() error {
 				return g.publishIngress(ectx, m, asService, nil) // stored is enough

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -75,11 +76,13 @@ func TestCassandraKeyDirectory(t *testing.T) {
 
 // keyDirectory drives the key directory through REST and watches the key events
 // over WebSocket: publication, claims (each one-time key once), access of
-// strangers, key changes and revocation announced in every chat of the user.
+// strangers, key changes and revocation announced in every encrypted chat of the
+// user (and in no plain chat).
 func keyDirectory(t *testing.T, n *testutil.Natter) {
-	direct := n.CreateChat(t, "alice", "direct", "", "bob")
-	group := n.CreateChat(t, "alice", "group", "g", "bob", "dave")
-	bob, dave := n.Dial(t, "bob"), n.Dial(t, "dave")
+	direct := createEncrypted(t, n, "alice", "direct", "bob").ID
+	group := createEncrypted(t, n, "alice", "group", "bob", "dave").ID
+	plain := n.CreateChat(t, "alice", "group", "plain", "bob", "erin")
+	bob, dave, erin := n.Dial(t, "bob"), n.Dial(t, "dave"), n.Dial(t, "erin")
 
 	var put struct {
 		DeviceID    string `json:"deviceId"`
@@ -89,7 +92,7 @@ func keyDirectory(t *testing.T, n *testutil.Natter) {
 	require.Equal(t, http.StatusOK, status, string(body))
 	require.Equal(t, "phone", put.DeviceID)
 	require.Equal(t, 3, put.OneTimeKeys)
-	// Announced, in order, in each of alice's chats: bob is in both.
+	// Announced, in order, in each of alice's encrypted chats: bob is in both.
 	got := map[string]protocol.SystemEvent{}
 	for range 2 {
 		chat, ev := nextKeyEvent(t, bob)
@@ -100,6 +103,11 @@ func keyDirectory(t *testing.T, n *testutil.Natter) {
 	chat, ev := nextKeyEvent(t, dave)
 	require.Equal(t, group, chat)
 	require.Equal(t, want, ev)
+	// A plain chat hears nothing of keys: its next message is erin's own.
+	_, err := erin.Send(context.Background(), plain, "", "after the key change")
+	require.NoError(t, err)
+	f := nextFrame(t, erin, 15*time.Second, "a message", func(f *protocol.Frame) bool { return f.Type == protocol.FrameMessage })
+	require.Equal(t, "after the key change", f.Content, "no key event in a chat that is not encrypted")
 
 	// Claims hand out each one-time key once, then bundles without one.
 	c := claim(t, n, "bob", "alice")
