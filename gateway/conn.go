@@ -9,14 +9,30 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	pmetrics "github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/protocol"
 )
+
+// connOut is what a connection's sending needs from its gateway: the send queue's
+// bounds, the write timeout and where to count. One per gateway, shared by its
+// connections and never modified after New.
+type connOut struct {
+	// queue and queueBytes bound a connection's send queue (gateway.send-queue,
+	// gateway.send-queue-bytes; queueBytes 0: no byte bound).
+	queue, queueBytes int
+	// writeTimeout bounds one write of a WebSocket without a socket (tests).
+	writeTimeout time.Duration
+	// slow counts connections closed for a full queue.
+	slow *atomic.Int64
+	// metrics counts frames sent; nil: none.
+	metrics *pmetrics.Metrics
+}
 
 // conn is one client connection.
 // Its only goroutine is the one that reads it; a writer goroutine exists only while
 // frames are queued, so an idle connection holds no goroutine of its own beyond that.
 type conn struct {
-	g       *Gateway
+	out     *connOut
 	ws      *websocket.Conn // nil for an SSE connection
 	sock    *sockConn       // ws's socket (socket.go); nil for SSE, and in tests
 	sse     *sseSink        // nil for a WebSocket connection
@@ -57,7 +73,7 @@ func (c *conn) enqueue(frame []byte) {
 		return
 	}
 	if c.syncing > 0 {
-		if len(c.held) >= c.g.cfg.SendQueue*4 || (c.g.cfg.SendQueueBytes > 0 && c.heldBytes+len(frame) > 2*c.g.cfg.SendQueueBytes) {
+		if len(c.held) >= c.out.queue*4 || (c.out.queueBytes > 0 && c.heldBytes+len(frame) > 2*c.out.queueBytes) {
 			c.mu.Unlock()
 			c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "too many live frames during sync")
 			return
@@ -119,14 +135,14 @@ func (c *conn) send(f *protocol.Frame) {
 // It returns false if the connection closed or ctx ended.
 func (c *conn) sendPaced(ctx context.Context, f *protocol.Frame) bool {
 	frame := protocol.EncodeFrame(f)
-	maxBytes := c.g.cfg.SendQueueBytes
+	maxBytes := c.out.queueBytes
 	for {
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
 			return false
 		}
-		if len(c.queue) < c.g.cfg.SendQueue/2 && (maxBytes <= 0 || c.queueBytes < maxBytes/2) {
+		if len(c.queue) < c.out.queue/2 && (maxBytes <= 0 || c.queueBytes < maxBytes/2) {
 			c.pushFrameLocked(frame, false)
 			return true
 		}
@@ -147,10 +163,10 @@ func (c *conn) pushLocked(frame []byte) { c.pushFrameLocked(frame, true) }
 // pushFrameLocked is pushLocked; with bounded false the byte bound is not checked
 // (sendPaced checked it before). It unlocks c.mu.
 func (c *conn) pushFrameLocked(frame []byte, bounded bool) {
-	if len(c.queue) >= c.g.cfg.SendQueue ||
-		(bounded && c.g.cfg.SendQueueBytes > 0 && c.queueBytes+len(frame) > c.g.cfg.SendQueueBytes) {
+	if len(c.queue) >= c.out.queue ||
+		(bounded && c.out.queueBytes > 0 && c.queueBytes+len(frame) > c.out.queueBytes) {
 		c.mu.Unlock()
-		c.g.metrics.slowConsumers.Add(1)
+		c.out.slow.Add(1)
 		c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "send queue full: reconnect and sync")
 		return
 	}
@@ -215,7 +231,7 @@ func (c *conn) writeLoop() {
 // so that they leave in one write(2) (socket.go writeMessages).
 func (c *conn) write(frames [][]byte) error {
 	for _, f := range frames {
-		c.g.deps.Metrics.FrameOut(f)
+		c.out.metrics.FrameOut(f)
 	}
 	if c.sse != nil {
 		return c.sse.write(frames)
@@ -223,7 +239,7 @@ func (c *conn) write(frames [][]byte) error {
 	if c.sock != nil {
 		return c.sock.writeMessages(frames) // the socket's deadline bounds it
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), c.out.writeTimeout)
 	defer cancel()
 	for _, f := range frames {
 		if err := c.ws.Write(ctx, websocket.MessageText, f); err != nil {

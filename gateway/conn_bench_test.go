@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func BenchmarkConnWrite(b *testing.B) {
 }
 
 func benchConnWrite(b *testing.B, framed bool, burst int, frame []byte) {
-	g := &Gateway{cfg: Config{SendQueue: 1 << 20, WriteTimeout: 5 * time.Second}}
+	out := &connOut{queue: 1 << 20, writeTimeout: 5 * time.Second, slow: new(atomic.Int64)}
 	type accepted struct {
 		ws  *websocket.Conn
 		cnt *countConn
@@ -68,7 +69,7 @@ func benchConnWrite(b *testing.B, framed bool, burst int, frame []byte) {
 	defer client.CloseNow()
 	a := <-acc
 	defer a.ws.CloseNow()
-	c := &conn{g: g, ws: a.ws}
+	c := &conn{out: out, ws: a.ws}
 	if framed {
 		c.sock = a.up.conn
 	}

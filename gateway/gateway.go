@@ -65,8 +65,10 @@ type Gateway struct {
 	large   *largeChats
 	deny    *denyList // denylist.go
 	metrics metrics
-	nextID  atomic.Uint64
-	mux     *http.ServeMux
+	// out: what every connection's sending needs (conn.go).
+	out    *connOut
+	nextID atomic.Uint64
+	mux    *http.ServeMux
 	// draining is set when Run's context ends: see drain.go.
 	draining atomic.Bool
 
@@ -102,7 +104,9 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 		blocks:  store.NewBlockCache(deps.Store, blockCacheTTL),
 		flags:   newChatFlags(deps.Store, 100_000, 10*time.Minute),
 	}
-	g.ingress.g = g
+	g.out = &connOut{queue: cfg.SendQueue, queueBytes: cfg.SendQueueBytes, writeTimeout: cfg.WriteTimeout,
+		slow: &g.metrics.slowConsumers, metrics: deps.Metrics}
+	g.ingress = ingressQueue{js: deps.JS, metrics: deps.Metrics, log: log}
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
 	g.large = newLargeChats(g)
 	g.deny = newDenyList(g)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -14,14 +15,14 @@ import (
 // are marked running, so frames stay queued: the benchmarks measure the gateway's
 // delivery path (subject to user, user to connections, enqueue), not socket writes.
 func benchHub(users, devices int) (*hub, []*conn) {
-	g := &Gateway{cfg: Config{SendQueue: 1 << 30}}
+	out := &connOut{queue: 1 << 30, slow: new(atomic.Int64)}
 	h := newHub(nil, "natter.user.", 2, zap.NewNop())
 	var conns []*conn
 	for u := 0; u < users; u++ {
 		uid := fmt.Sprintf("user-%d", u)
 		e := &userEntry{}
 		for d := 0; d < devices; d++ {
-			c := &conn{g: g, user: uid, writing: true}
+			c := &conn{out: out, user: uid, writing: true}
 			e.conns = append(e.conns, c)
 			conns = append(conns, c)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/answer"
+	pmetrics "github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/synadia-io/orbit.go/jetstreamext"
@@ -99,7 +100,9 @@ type ingressResult struct {
 
 // ingressQueue is one gateway's queue of sends and its committer.
 type ingressQueue struct {
-	g *Gateway
+	js      jetstream.JetStream // stores batches (jetstreamext needs the whole interface)
+	metrics *pmetrics.Metrics   // counts batches; nil: none
+	log     *zap.Logger
 
 	// mu guards the fields below. It is held only to append or take sends, never
 	// across I/O.
@@ -303,7 +306,6 @@ func (q *ingressQueue) take(batch []*ingressSend) []*ingressSend {
 
 // commit stores batch in NATTER_IN and hands every send its outcome.
 func (q *ingressQueue) commit(batch []*ingressSend) {
-	g := q.g
 	deadline := batch[0].deadline
 	for _, s := range batch[1:] {
 		if s.deadline.After(deadline) {
@@ -340,10 +342,10 @@ func (q *ingressQueue) commit(batch []*ingressSend) {
 	// one: a batch that found no stream leader (an election, see
 	// natsutil.Publish) falls back to one publish per send, and those retry.
 	bctx, bcancel := context.WithTimeout(ctx, 2*natsutil.PublishAttemptTimeout)
-	_, err := jetstreamext.PublishMsgBatch(bctx, g.deps.JS, msgs, jetstreamext.BatchFlowControl{})
+	_, err := jetstreamext.PublishMsgBatch(bctx, q.js, msgs, jetstreamext.BatchFlowControl{})
 	bcancel()
 	if err == nil {
-		g.deps.Metrics.IngressBatch(len(msgs))
+		q.metrics.IngressBatch(len(msgs))
 		for i, s := range batch {
 			s.done <- ingressResult{duplicate: repeat[i]}
 		}
@@ -364,14 +366,14 @@ func (q *ingressQueue) commit(batch []*ingressSend) {
 	switch {
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishNotEnabled:
 		ingressBatchesOffUntil.Store(time.Now().Add(ingressBatchPause).UnixNano())
-		g.log.Warn("NATTER_IN refuses atomic batches (needs nats-server >= 2.12 and allow_atomic); publishing sends one by one",
+		q.log.Warn("NATTER_IN refuses atomic batches (needs nats-server >= 2.12 and allow_atomic); publishing sends one by one",
 			zap.Error(err), zap.Duration("retry_in", ingressBatchPause))
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID:
 		// A resend of a stored message: the one-by-one publish below tells which.
 	default:
-		g.log.Info("ingress batch failed; publishing its sends one by one", zap.Int("size", len(msgs)), zap.Error(err))
+		q.log.Info("ingress batch failed; publishing its sends one by one", zap.Int("size", len(msgs)), zap.Error(err))
 	}
-	g.deps.Metrics.IngressBatchFailed()
+	q.metrics.IngressBatchFailed()
 	q.publishEach(ctx, batch)
 }
 
@@ -389,7 +391,7 @@ func (q *ingressQueue) publishEach(ctx context.Context, batch []*ingressSend) {
 		}
 		wg.Go(func() {
 			// Retried across a stream leader change until the send's deadline.
-			ack, err := natsutil.Publish(ctx, q.g.deps.JS, s.msg)
+			ack, err := natsutil.Publish(ctx, q.js, s.msg)
 			if err != nil {
 				s.done <- ingressResult{err: err}
 				return

@@ -218,7 +218,7 @@ func TestIngressCommit(t *testing.T) {
 			}
 			first := len(env.stored(t))
 			refused := counterValue(t, env.metrics, "natter_gateway_ingress_batch_failures_total")
-			q := &ingressQueue{g: env.g, running: true}
+			q := &ingressQueue{js: env.g.deps.JS, metrics: env.g.deps.Metrics, log: env.g.log, running: true}
 			sends := make([]*ingressSend, len(tc.sends))
 			for i, sd := range tc.sends {
 				// The Nats-Msg-Id is the send's answer subject: named here after

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -222,7 +223,7 @@ func TestWriteLoopBatches(t *testing.T) {
 	cnt := &countConn{Conn: up.conn.Conn}
 	up.conn.Conn = cnt
 
-	c := &conn{g: &Gateway{cfg: Config{SendQueue: 1000, WriteTimeout: 5 * time.Second}}, ws: ws, sock: up.conn}
+	c := &conn{out: &connOut{queue: 1000, writeTimeout: 5 * time.Second, slow: new(atomic.Int64)}, ws: ws, sock: up.conn}
 	const n = 100 // 64 + 36
 	c.mu.Lock()
 	for i := range n {

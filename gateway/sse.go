@@ -194,7 +194,7 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	sink := &sseSink{timeout: g.cfg.WriteTimeout, w: w, rc: rc}
-	c := &conn{g: g, sse: sink, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel,
+	c := &conn{out: g.out, sse: sink, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel,
 		user: id.UserID, service: id.Service, expires: id.ExpiresAt}
 	c.lastRead.Store(time.Now().UnixNano())
 	if r.URL.Query().Get("resume") == "1" {

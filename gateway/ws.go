@@ -100,7 +100,7 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
 	ctx, cancel := context.WithCancel(g.hub.ctx)
 	defer cancel()
-	c := &conn{g: g, ws: ws, sock: sock, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel}
+	c := &conn{out: g.out, ws: ws, sock: sock, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel}
 	c.lastRead.Store(time.Now().UnixNano())
 
 	if lim == nil {
