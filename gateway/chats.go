@@ -45,16 +45,6 @@ import (
 // Direct chats have exactly their two members and no name: changing them is a
 // conflict (409).
 
-func (g *Gateway) chatRoutes() {
-	g.mux.HandleFunc("GET /api/v1/chats/{id}", g.authed(g.getChat))
-	g.mux.HandleFunc("PATCH /api/v1/chats/{id}", g.authed(g.renameChat))
-	g.mux.HandleFunc("GET /api/v1/chats/{id}/members", g.authed(g.listMembers))
-	g.mux.HandleFunc("POST /api/v1/chats/{id}/members", g.authed(g.addMember))
-	g.mux.HandleFunc("DELETE /api/v1/chats/{id}/members", g.authed(g.removeMember))
-	g.mux.HandleFunc("DELETE /api/v1/chats/{id}/members/{uid}", g.authed(g.removeMember))
-	g.mux.HandleFunc("POST /api/v1/chats/{id}/leave", g.authed(g.leaveChat))
-}
-
 // chatChange is the answer to a membership or name change.
 type chatChange struct {
 	ChatID string `json:"chatId"`

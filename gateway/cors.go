@@ -15,11 +15,6 @@ import (
 // answer. The API authenticates with a bearer token, never a cookie, so
 // credentials are not allowed (Access-Control-Allow-Credentials is never sent).
 
-// corsRoutes answers preflight requests for the API.
-func (g *Gateway) corsRoutes() {
-	g.mux.HandleFunc("OPTIONS /api/", g.preflight)
-}
-
 // corsAllowed reports whether origin (an Origin header value) matches
 // gateway.cors-origins.
 func (g *Gateway) corsAllowed(origin string) bool {

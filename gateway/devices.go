@@ -22,11 +22,6 @@ import (
 //
 // Devices are the caller's own: there is no way to name another user. Service
 // tokens have no devices (403).
-func (g *Gateway) deviceRoutes() {
-	g.mux.HandleFunc("POST /api/v1/devices", g.authed(g.putDevice))
-	g.mux.HandleFunc("GET /api/v1/devices", g.authed(g.listDevices))
-	g.mux.HandleFunc("DELETE /api/v1/devices/{id}", g.authed(g.deleteDevice))
-}
 
 // deviceRequest is the body of POST /api/v1/devices.
 type deviceRequest struct {

@@ -37,10 +37,6 @@ import (
 // expires with its TTL. Repeating the call is harmless and erases what may have
 // been stored meanwhile (a persister that lagged).
 
-func (g *Gateway) eraseRoutes() {
-	g.mux.HandleFunc("DELETE /api/v1/admin/users/{id}", g.authed(g.eraseUser))
-}
-
 // eraseAnswer is the answer to an erasure.
 type eraseAnswer struct {
 	UserID string `json:"userId"`

@@ -116,8 +116,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.media = &mediaStore{g: g, uploads: newUploadLimiter(cfg.Limits.UploadRate, cfg.Limits.UploadBurst)}
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
-	g.mux = http.NewServeMux()
-	g.routes()
+	g.mux = g.newMux() // routes.go
 	if err := g.observe(); err != nil {
 		return nil, err
 	}

@@ -35,12 +35,6 @@ import (
 // the call answers unavailable and repeating it announces again (chats that were
 // told already are told twice: a repeated warning is harmless, a missing one is
 // not). Service tokens have no devices (403).
-func (g *Gateway) keyRoutes() {
-	g.mux.HandleFunc("PUT /api/v1/keys/devices/{id}", g.authed(g.putKeys))
-	g.mux.HandleFunc("POST /api/v1/keys/devices/{id}/one-time-keys", g.authed(g.addOneTimeKeys))
-	g.mux.HandleFunc("DELETE /api/v1/keys/devices/{id}", g.authed(g.revokeKeys))
-	g.mux.HandleFunc("GET /api/v1/keys/users/{id}", g.authed(g.claimKeys))
-}
 
 // putKeysRequest is the body of PUT /api/v1/keys/devices/{deviceId}.
 type putKeysRequest struct {

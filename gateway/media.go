@@ -160,11 +160,6 @@ func (ms *mediaStore) handles(ctx context.Context) (jetstream.ObjectStore, jetst
 	return ms.obs, ms.kv, nil
 }
 
-func (g *Gateway) mediaRoutes() {
-	g.mux.HandleFunc("POST /api/v1/media", g.authed(g.uploadMedia))
-	g.mux.HandleFunc("GET /api/v1/media/{id}", g.authed(g.getMedia))
-}
-
 var errMediaTooLarge = errors.New("media over the size limit")
 
 // capReader reads r and fails with errMediaTooLarge once more than left bytes come.

@@ -27,19 +27,6 @@ import (
 // them (and by services); to anyone else it does not exist (404, as for a user who
 // never was), so profiles do not reveal who uses the server.
 
-func (g *Gateway) peopleRoutes() {
-	g.mux.HandleFunc("GET /api/v1/profile", g.authed(g.getOwnProfile))
-	g.mux.HandleFunc("PUT /api/v1/profile", g.authed(g.putProfile))
-	g.mux.HandleFunc("GET /api/v1/users/{id}/profile", g.authed(g.getUserProfile))
-	g.mux.HandleFunc("GET /api/v1/chats/{id}/profiles", g.authed(g.chatProfiles))
-	g.mux.HandleFunc("POST /api/v1/blocks/{userId}", g.authed(g.blockUser))
-	g.mux.HandleFunc("DELETE /api/v1/blocks/{userId}", g.authed(g.unblockUser))
-	g.mux.HandleFunc("GET /api/v1/blocks", g.authed(g.listBlocks))
-	g.mux.HandleFunc("GET /api/v1/invitations", g.authed(g.listInvitations))
-	g.mux.HandleFunc("POST /api/v1/invitations/{chatId}/accept", g.authed(g.acceptInvitation))
-	g.mux.HandleFunc("POST /api/v1/invitations/{chatId}/decline", g.authed(g.declineInvitation))
-}
-
 // publicProfile is a profile as others see it.
 type publicProfile struct {
 	UserID      string `json:"userId"`

@@ -12,10 +12,6 @@ import (
 // (a backend such as Cassandra keeps read state partitioned by user: one read each).
 const receiptReadParallelism = 8
 
-func (g *Gateway) receiptRoutes() {
-	g.mux.HandleFunc("GET /api/v1/chats/{id}/receipts", g.authed(g.listReceipts))
-}
-
 // receiptsResponse is the answer to GET /api/v1/chats/{id}/receipts.
 type receiptsResponse struct {
 	ChatID   string          `json:"chatId"`

@@ -23,33 +23,6 @@ import (
 // MaxChatName is the longest chat name, in bytes.
 const MaxChatName = 128
 
-func (g *Gateway) routes() {
-	g.mux.HandleFunc("GET /ws", g.handleWS)
-	g.mux.HandleFunc("GET /api/v1/chats", g.authed(g.listChats))
-	g.mux.HandleFunc("POST /api/v1/chats", g.authed(g.createChat))
-	g.mux.HandleFunc("GET /api/v1/chats/{id}/messages", g.authed(g.listMessages))
-	g.mux.HandleFunc("POST /api/v1/chats/{id}/messages", g.authed(g.postMessage))
-	g.mux.HandleFunc("GET /api/v1/users/{id}/presence", g.authed(g.getPresence))
-	g.mux.HandleFunc("PUT /api/v1/users/{id}/presence", g.authed(g.putPresence))
-	g.mux.HandleFunc("GET /api/v1/chats/{id}/mute", g.authed(g.getMute))
-	g.mux.HandleFunc("PUT /api/v1/chats/{id}/mute", g.authed(g.putMute))
-	g.chatRoutes()      // chats.go
-	g.receiptRoutes()   // receipts.go
-	g.mediaRoutes()     // media.go
-	g.searchRoutes()    // search.go
-	g.deviceRoutes()    // devices.go
-	g.keyRoutes()       // keys.go
-	g.peopleRoutes()    // profiles.go, blocks.go, invitations.go
-	g.lifecycleRoutes() // retention.go, erase.go
-	g.fallbackRoutes()  // sse.go
-	g.webRoutes()       // webchat.go
-	g.corsRoutes()      // cors.go
-	g.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	g.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-}
-
 // errorBody is the JSON of every REST error.
 type errorBody struct {
 	Error struct {

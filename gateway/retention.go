@@ -27,13 +27,6 @@ import (
 // else's: it raises that user's history floor, below which history, sync and the
 // unread count no longer show anything to them.
 
-func (g *Gateway) lifecycleRoutes() {
-	g.mux.HandleFunc("PUT /api/v1/chats/{id}/ttl", g.authed(g.putChatTTL))
-	g.mux.HandleFunc("POST /api/v1/chats/{id}/clear", g.authed(g.clearHistory))
-	g.mux.HandleFunc("DELETE /api/v1/chats/{id}", g.authed(g.deleteChat))
-	g.eraseRoutes() // erase.go
-}
-
 // ttlRequest is the body of PUT /api/v1/chats/{id}/ttl.
 type ttlRequest struct {
 	// MessageTTL is in seconds: 0 turns disappearing messages off, else

@@ -19,10 +19,6 @@ import (
 // newest first, in their current state; cursor continues after a previous page.
 // A store without search (none today) answers 501.
 
-func (g *Gateway) searchRoutes() {
-	g.mux.HandleFunc("GET /api/v1/search", g.authed(g.search))
-}
-
 // searchPage is the answer to a search.
 type searchPage struct {
 	Messages []protocol.Message `json:"messages"`

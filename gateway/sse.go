@@ -271,9 +271,3 @@ func (g *Gateway) handleFrames(w http.ResponseWriter, r *http.Request) {
 	g.handleFrame(r.Context(), c, body)
 	writeJSON(w, http.StatusAccepted, map[string]bool{"ok": true})
 }
-
-// fallbackRoutes registers the HTTP fallback endpoints.
-func (g *Gateway) fallbackRoutes() {
-	g.mux.HandleFunc("GET "+SSEPath, g.handleEvents)
-	g.mux.HandleFunc("POST "+FramesPath, g.handleFrames)
-}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"github.com/natter-chat/natter/pkg/sdk/ts"
 )
 
 // web is the web chat: plain HTML, CSS and JS that use the built TypeScript SDK,
@@ -28,26 +27,6 @@ const DevTokenTTL = 24 * time.Hour
 // also from blob: and data: for upload previews, no plugins, no framing.
 const webCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
 	"media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
-// webRoutes registers the web chat (when gateway.web-chat is on) and the dev token
-// endpoint (which answers only in dev mode).
-func (g *Gateway) webRoutes() {
-	g.mux.HandleFunc("POST /api/v1/dev/token", g.devToken)
-	if !g.cfg.WebChat {
-		return
-	}
-	site, err := fs.Sub(web, "web")
-	if err != nil {
-		panic(err) // the embedded directory exists at build time
-	}
-	sdk, err := fs.Sub(ts.Dist, "dist")
-	if err != nil {
-		panic(err)
-	}
-	// No method in the patterns: "GET /" would conflict with the "/api/" catch-all.
-	g.mux.Handle("/sdk/", http.StripPrefix("/sdk", staticFS(sdk)))
-	g.mux.Handle("/", staticFS(site))
-}
 
 // staticFS serves files of fsys with security headers; "/" is index.html and
 // directories are never listed.

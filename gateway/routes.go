@@ -1,0 +1,176 @@
+package gateway
+
+import (
+	"io/fs"
+	"net/http"
+
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/sdk/ts"
+)
+
+// The route table: every HTTP route the gateway serves, in one place, with who
+// may call it. docs/openapi.yaml documents the /api/v1 routes.
+//
+// What wraps the table (the same for every route): the edge guard (edge.go: the
+// dev-mode Host check and the per-route body deadline, which names /ws, the SSE
+// stream and uploads), then this mux. A token route meets authed (rest.go): CORS
+// headers (cors.go), then 401 unauthorized without a valid bearer token, then its
+// handler with the caller's identity. Routes that authenticate themselves take the
+// token from the URL or the first frame (ws.go, sse.go) or answer only in dev mode
+// (webchat.go). Patterns are http.ServeMux patterns, so precedence is by
+// specificity, not by the order below; two routes that conflict panic at start.
+
+// routeAuth is who may call a route.
+type routeAuth int
+
+const (
+	// authToken: a valid bearer token, checked before the handler (authed).
+	authToken routeAuth = iota
+	// authSelf: the handler checks credentials itself.
+	authSelf
+	// authNone: anyone (health, preflight, static files, the 404 answer).
+	authNone
+)
+
+// route is one entry of the table.
+type route struct {
+	// method is the HTTP method; "" matches every method (the handler answers
+	// those it does not serve).
+	method string
+	// path is an http.ServeMux path pattern ("/api/v1/chats/{id}").
+	path string
+	auth routeAuth
+	// withID is the handler of an authToken route; h of the others.
+	withID authedHandler
+	h      http.Handler
+}
+
+// token is a route that needs a bearer token.
+func token(method, path string, h authedHandler) route {
+	return route{method: method, path: path, auth: authToken, withID: h}
+}
+
+// selfAuthed is a route whose handler checks credentials itself.
+func selfAuthed(method, path string, h http.HandlerFunc) route {
+	return route{method: method, path: path, auth: authSelf, h: h}
+}
+
+// public is a route anyone may call.
+func public(method, path string, h http.Handler) route {
+	return route{method: method, path: path, auth: authNone, h: h}
+}
+
+// routeTable returns every route of the gateway.
+func (g *Gateway) routeTable() []route {
+	rs := []route{
+		// Transports: the WebSocket and its HTTP fallback (ws.go, sse.go).
+		selfAuthed("GET", "/ws", g.handleWS),
+		selfAuthed("GET", SSEPath, g.handleEvents),
+		selfAuthed("POST", FramesPath, g.handleFrames),
+
+		// Chats and their messages (rest.go, chats.go, members_bulk.go).
+		token("GET", "/api/v1/chats", g.listChats),
+		token("POST", "/api/v1/chats", g.createChat),
+		token("GET", "/api/v1/chats/{id}", g.getChat),
+		token("PATCH", "/api/v1/chats/{id}", g.renameChat),
+		token("GET", "/api/v1/chats/{id}/members", g.listMembers),
+		token("POST", "/api/v1/chats/{id}/members", g.addMember),
+		token("DELETE", "/api/v1/chats/{id}/members", g.removeMember),
+		token("DELETE", "/api/v1/chats/{id}/members/{uid}", g.removeMember),
+		token("POST", "/api/v1/chats/{id}/leave", g.leaveChat),
+		token("GET", "/api/v1/chats/{id}/messages", g.listMessages),
+		token("POST", "/api/v1/chats/{id}/messages", g.postMessage),
+		token("GET", "/api/v1/chats/{id}/receipts", g.listReceipts), // receipts.go
+		token("GET", "/api/v1/chats/{id}/mute", g.getMute),          // mute.go
+		token("PUT", "/api/v1/chats/{id}/mute", g.putMute),
+
+		// Retention and erasure (retention.go, erase.go).
+		token("PUT", "/api/v1/chats/{id}/ttl", g.putChatTTL),
+		token("POST", "/api/v1/chats/{id}/clear", g.clearHistory),
+		token("DELETE", "/api/v1/chats/{id}", g.deleteChat),
+		token("DELETE", "/api/v1/admin/users/{id}", g.eraseUser),
+
+		// Presence (presence.go).
+		token("GET", "/api/v1/users/{id}/presence", g.getPresence),
+		token("PUT", "/api/v1/users/{id}/presence", g.putPresence),
+
+		// Media (media.go).
+		token("POST", "/api/v1/media", g.uploadMedia),
+		token("GET", "/api/v1/media/{id}", g.getMedia),
+
+		// Search (search.go).
+		token("GET", "/api/v1/search", g.search),
+
+		// Push devices (devices.go) and the key directory (keys.go).
+		token("POST", "/api/v1/devices", g.putDevice),
+		token("GET", "/api/v1/devices", g.listDevices),
+		token("DELETE", "/api/v1/devices/{id}", g.deleteDevice),
+		token("PUT", "/api/v1/keys/devices/{id}", g.putKeys),
+		token("POST", "/api/v1/keys/devices/{id}/one-time-keys", g.addOneTimeKeys),
+		token("DELETE", "/api/v1/keys/devices/{id}", g.revokeKeys),
+		token("GET", "/api/v1/keys/users/{id}", g.claimKeys),
+
+		// People: profiles, blocks, invitations (profiles.go, blocks.go, invitations.go).
+		token("GET", "/api/v1/profile", g.getOwnProfile),
+		token("PUT", "/api/v1/profile", g.putProfile),
+		token("GET", "/api/v1/users/{id}/profile", g.getUserProfile),
+		token("GET", "/api/v1/chats/{id}/profiles", g.chatProfiles),
+		token("POST", "/api/v1/blocks/{userId}", g.blockUser),
+		token("DELETE", "/api/v1/blocks/{userId}", g.unblockUser),
+		token("GET", "/api/v1/blocks", g.listBlocks),
+		token("GET", "/api/v1/invitations", g.listInvitations),
+		token("POST", "/api/v1/invitations/{chatId}/accept", g.acceptInvitation),
+		token("POST", "/api/v1/invitations/{chatId}/decline", g.declineInvitation),
+
+		// Dev tokens: answered only in dev mode (webchat.go).
+		selfAuthed("POST", "/api/v1/dev/token", g.devToken),
+
+		// Everything else.
+		public("OPTIONS", "/api/", http.HandlerFunc(g.preflight)), // cors.go
+		public("GET", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, 200, map[string]string{"status": "ok"})
+		})),
+		public("", "/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+		})),
+	}
+	if g.cfg.WebChat {
+		rs = append(rs, webChatRoutes()...)
+	}
+	return rs
+}
+
+// webChatRoutes serve the web chat and the TypeScript SDK it uses (webchat.go),
+// when gateway.web-chat is on. No method in the patterns: "GET /" would conflict
+// with the "/api/" catch-all; staticFS answers other methods with 405.
+func webChatRoutes() []route {
+	site, err := fs.Sub(web, "web")
+	if err != nil {
+		panic(err) // the embedded directory exists at build time
+	}
+	sdk, err := fs.Sub(ts.Dist, "dist")
+	if err != nil {
+		panic(err)
+	}
+	return []route{
+		public("", "/sdk/", http.StripPrefix("/sdk", staticFS(sdk))),
+		public("", "/", staticFS(site)),
+	}
+}
+
+// newMux returns a mux serving the route table.
+func (g *Gateway) newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, rt := range g.routeTable() {
+		pattern := rt.path
+		if rt.method != "" {
+			pattern = rt.method + " " + rt.path
+		}
+		h := rt.h
+		if rt.auth == authToken {
+			h = g.authed(rt.withID)
+		}
+		mux.Handle(pattern, h)
+	}
+	return mux
+}
