@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/pkg/config"
+	"github.com/natter-chat/natter/pkg/publish"
 )
 
 // Server is an in-process natter started for --embedded.
@@ -107,6 +108,11 @@ type Config struct {
 	MemProfile  string        `json:"-"`
 	PprofURL    string        `json:"-"`
 
+	// Batch and Publishers shape the publish mode: messages per PublishBatch, and
+	// goroutines publishing at once.
+	Batch      int `json:"batch"`
+	Publishers int `json:"publishers"`
+
 	Baseline         bool          `json:"baseline"`
 	BaselineDuration time.Duration `json:"baselineDuration"`
 
@@ -134,7 +140,7 @@ type Config struct {
 
 // RegisterFlags registers the bench flags on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Mode, "mode", "load", "load, fanout, largegroup, idle, resume or baseline")
+	fs.StringVar(&c.Mode, "mode", "load", "load, fanout, largegroup, idle, resume, publish or baseline")
 	config.ListVar(fs, &c.URLs, "url", nil, "gateway WebSocket URL(s), comma-separated (ws://127.0.0.1:8080/ws)")
 	fs.BoolVar(&c.Embedded, "embedded", false, "start an in-process natter with a temp data dir and bench it")
 	fs.IntVar(&c.Gateways, "gateways", 1, "with --embedded: gateway listeners sharing the embedded NATS server")
@@ -165,6 +171,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurement window here (this process; with --pprof-url the gateway's)")
 	fs.StringVar(&c.MemProfile, "memprofile", "", "write a heap profile at the end of the window here")
 	fs.StringVar(&c.PprofURL, "pprof-url", "", "admin base URL of the server (http://127.0.0.1:9090): take the profiles from its /debug/pprof")
+	fs.IntVar(&c.Batch, "batch", 1, "publish: messages per pkg/publish PublishBatch (1..1000)")
+	fs.IntVar(&c.Publishers, "publishers", 8, "publish: goroutines publishing batches at once")
 	fs.BoolVar(&c.Baseline, "baseline", false, "also measure the JetStream baseline first and report the ratio")
 	fs.DurationVar(&c.BaselineDuration, "baseline-duration", 5*time.Second, "how long the baseline publishes")
 	fs.IntVar(&c.OfflineMsgs, "offline", 2, "resume: messages posted to each chat while everyone is disconnected")
@@ -203,9 +211,21 @@ func (c *Config) Resolve() error {
 		c.Conns = or(c.Conns, 1000)
 		c.ChatSize = or(c.ChatSize, 2)
 		c.Warmup = 0
+	case "publish":
+		c.Conns = or(c.Conns, 200)
+		c.ChatSize = or(c.ChatSize, 2)
+		if c.Batch < 1 || c.Batch > publish.MaxBatch {
+			errs = append(errs, fmt.Errorf("bench: --batch must be 1..%d", publish.MaxBatch))
+		}
+		if c.Publishers < 1 || c.Publishers > 1024 {
+			errs = append(errs, errors.New("bench: --publishers must be 1..1024"))
+		}
+		if !c.Embedded && c.NATSURL == "" {
+			errs = append(errs, errors.New("bench: --mode publish publishes over NATS: give --nats-url (and --data-dir for the backend user's password) or --embedded"))
+		}
 	case "baseline":
 	default:
-		errs = append(errs, fmt.Errorf("bench: unknown --mode %q: load, fanout, largegroup, idle, resume or baseline", c.Mode))
+		errs = append(errs, fmt.Errorf("bench: unknown --mode %q: load, fanout, largegroup, idle, resume, publish or baseline", c.Mode))
 	}
 	c.Users = or(c.Users, c.Conns)
 	if c.Users > c.Conns && c.Mode != "baseline" {
@@ -214,7 +234,7 @@ func (c *Config) Resolve() error {
 	if c.Mode == "largegroup" && (c.GroupSize < c.Members || c.GroupSize < 2) {
 		errs = append(errs, fmt.Errorf("bench: --group-size must be at least --members (%d)", c.Members))
 	}
-	if c.Mode == "load" || c.Mode == "resume" || c.Mode == "fanout" || c.Mode == "largegroup" {
+	if c.Mode == "load" || c.Mode == "resume" || c.Mode == "fanout" || c.Mode == "largegroup" || c.Mode == "publish" {
 		if c.ChatSize < 2 || c.ChatSize > c.Users {
 			errs = append(errs, fmt.Errorf("bench: --chat-size must be 2..users (%d)", c.Users))
 		}

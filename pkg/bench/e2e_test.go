@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -102,6 +103,34 @@ func TestBenchFanoutAndIdle(t *testing.T) {
 	require.EqualValues(t, 10, res.Connected)
 	require.NotNil(t, res.Idle)
 	require.True(t, res.OK)
+}
+
+// TestBenchPublishAcksEverything runs the publish mode (pkg/publish batches over
+// NATS as the backend user): every published message is acked, none fails, and
+// the persister catches up.
+func TestBenchPublishAcksEverything(t *testing.T) {
+	for _, batch := range []int{1, 7} {
+		t.Run(fmt.Sprintf("batch %d", batch), func(t *testing.T) {
+			cfg := start(t, "publish")
+			cfg.Conns, cfg.Batch, cfg.Publishers = 6, batch, 3
+			require.NoError(t, cfg.Resolve())
+			res, err := bench.Run(t.Context(), cfg)
+			require.NoError(t, err)
+			require.Empty(t, res.Errors)
+			require.Positive(t, res.Sent)
+			require.Equal(t, res.Sent, res.Acked)
+			require.Zero(t, res.Failed)
+			require.NotNil(t, res.Publish)
+			require.Equal(t, batch, res.Publish.Batch)
+			require.Positive(t, res.Publish.Batches)
+			require.NotNil(t, res.Persisted)
+			require.True(t, *res.Persisted, "the persister caught up")
+			require.True(t, res.OK)
+			var out bytes.Buffer
+			res.WriteTable(&out)
+			require.Contains(t, out.String(), "batch→answered")
+		})
+	}
 }
 
 func TestMainRefusesBadFlags(t *testing.T) {

@@ -98,12 +98,16 @@ func TestResolveDefaultsAndErrors(t *testing.T) {
 	require.Equal(t, 1, c.Senders)
 
 	for name, bad := range map[string]Config{
-		"unknown mode":     {Mode: "nope", Embedded: true, Duration: time.Second, Size: 10},
-		"no url":           {Mode: "load", Duration: time.Second, Size: 10},
-		"users over conns": {Mode: "load", Embedded: true, Conns: 2, Users: 4, Duration: time.Second, Size: 10},
-		"chat too big":     {Mode: "load", Embedded: true, Conns: 2, ChatSize: 3, Duration: time.Second, Size: 10},
-		"oversize content": {Mode: "load", Embedded: true, Duration: time.Second, Size: 1 << 20},
-		"bad local addr":   {Mode: "load", Embedded: true, Duration: time.Second, Size: 10, LocalAddrs: []string{"nope"}},
+		"unknown mode":      {Mode: "nope", Embedded: true, Duration: time.Second, Size: 10},
+		"no url":            {Mode: "load", Duration: time.Second, Size: 10},
+		"users over conns":  {Mode: "load", Embedded: true, Conns: 2, Users: 4, Duration: time.Second, Size: 10},
+		"chat too big":      {Mode: "load", Embedded: true, Conns: 2, ChatSize: 3, Duration: time.Second, Size: 10},
+		"oversize content":  {Mode: "load", Embedded: true, Duration: time.Second, Size: 1 << 20},
+		"bad local addr":    {Mode: "load", Embedded: true, Duration: time.Second, Size: 10, LocalAddrs: []string{"nope"}},
+		"publish batch 0":   {Mode: "publish", Embedded: true, Duration: time.Second, Size: 10, Publishers: 1},
+		"publish batch big": {Mode: "publish", Embedded: true, Duration: time.Second, Size: 10, Publishers: 1, Batch: 1001},
+		"no publishers":     {Mode: "publish", Embedded: true, Duration: time.Second, Size: 10, Batch: 1},
+		"publish no nats":   {Mode: "publish", URLs: []string{"ws://127.0.0.1:1/ws"}, Duration: time.Second, Size: 10, Batch: 1, Publishers: 1},
 	} {
 		require.Error(t, bad.Resolve(), name)
 	}

@@ -68,6 +68,7 @@ type Result struct {
 	Idle       *IdleResult       `json:"idle,omitempty"`
 	LargeGroup *LargeGroupResult `json:"largeGroup,omitempty"`
 	Resume     *ResumeResult     `json:"resume,omitempty"`
+	Publish    *PublishResult    `json:"publish,omitempty"`
 
 	Profiles []string `json:"profiles,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
@@ -135,7 +136,7 @@ func (r *Result) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }
 	row("mode", "%s (run %s)", r.Mode, r.Run)
-	if r.Mode != "baseline" {
+	if r.Mode != "baseline" && r.Mode != "publish" {
 		row("shape", "%d conns, %d users, %d chats of %d, %d procs, %d gateways", r.Conns, r.Users, r.Chats, r.ChatSize, r.Procs, r.Gateways)
 		row("connected", "%d (%d failed) in %.2fs; dial p50 %.1fms p99 %.1fms", r.Connected, r.DialFailed, r.ConnectTime, r.Connect.P50, r.Connect.P99)
 	}
@@ -150,6 +151,18 @@ func (r *Result) WriteTable(w io.Writer) {
 		lat("send→deliver", r.Latency)
 		lat("send→ack", r.Ack)
 		lat("send lag", r.SendLag)
+	}
+	if p := r.Publish; p != nil {
+		row("shape", "%d chats of %d, %d publishers, batches of %d, %d B content", r.Chats, r.ChatSize, p.Publishers, p.Batch, r.Size)
+		row("window", "%.1fs after %.1fs warm-up, as fast as the answers come", r.Duration, r.Warmup)
+		row("messages", "published %d, acked %d, failed %d", r.Sent, r.Acked, r.Failed)
+		row("throughput", "acked (sequenced) %.0f msg/s in %d batches", r.AckedPerSec, p.Batches)
+		row("batch→answered", "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms  (n=%d)", p.Latency.P50, p.Latency.P90, p.Latency.P99, p.Latency.P999, p.Latency.Max, p.Latency.Count)
+		if p.ServerCPUPerMsgUs > 0 && p.CPUNote != "" {
+			row("cpu per msg", "%.0f µs (%s)", p.ServerCPUPerMsgUs, p.CPUNote)
+		} else if p.ServerCPUPerMsgUs > 0 {
+			row("cpu per msg", "%.0f µs of server CPU", p.ServerCPUPerMsgUs)
+		}
 	}
 	if r.CreateVia != "" {
 		row("chats", "%d created via %s in %.1fs; sends reached ≈ %.0f distinct chats", r.Chats, r.CreateVia, r.CreateS, r.ChatsTouched)

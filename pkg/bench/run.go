@@ -75,6 +75,13 @@ func Run(ctx context.Context, cfg *Config) (*Result, error) {
 		r.sampleServer(ctx, "created")
 	}
 	res.Chats = len(plan.Chats)
+	if cfg.Mode == "publish" {
+		r.plan = plan
+		if err := r.publishRun(ctx); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
 	nodes, cleanup, err := startNodes(ctx, cfg, plan, tokens)
 	if err != nil {
 		return nil, err
