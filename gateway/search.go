@@ -13,11 +13,11 @@ import (
 )
 
 // GET /api/v1/search?q=&chatId=&limit=&cursor= : full-text search over the chats the
-// caller is a member of now (store.Store.Search; docs/search.md). q is words, all of
+// caller is a member of now (store.Searcher; docs/search.md). q is words, all of
 // which must match (the last also as a prefix), case- and accent-insensitive;
 // chatId limits it to one chat (403 not_member for a chat of others); results come
 // newest first, in their current state; cursor continues after a previous page.
-// A store without search (none today) answers 501.
+// A store that is not a store.Searcher (none today) answers 501.
 
 // searchPage is the answer to a search.
 type searchPage struct {
@@ -56,7 +56,12 @@ func (g *Gateway) search(w http.ResponseWriter, r *http.Request, id auth.Identit
 			return
 		}
 	}
-	msgs, err := g.deps.Store.Search(r.Context(), id.UserID, q)
+	searcher, ok := g.deps.Store.(store.Searcher)
+	if !ok {
+		g.fail(w, errNotSupported)
+		return
+	}
+	msgs, err := searcher.Search(r.Context(), id.UserID, q)
 	switch {
 	case errors.Is(err, store.ErrBadSearch):
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "q has no word to search for"))

@@ -198,6 +198,13 @@ func TestInstrumentedStore(t *testing.T) {
 	_, err = s.GetChat(ctx, "nope")
 	require.ErrorIs(t, err, store.ErrNotFound, "errors pass through unchanged")
 	require.NoError(t, s.Ping(ctx))
+	sr, ok := s.(store.Searcher)
+	require.True(t, ok, "the wrapper keeps the side interface of a store that searches")
+	found, err := sr.Search(ctx, "u", store.SearchQuery{Text: "x"})
+	require.NoError(t, err)
+	require.Empty(t, found, "u is in no chat")
+	_, ok = metrics.InstrumentStore(struct{ store.Store }{raw}, m).(store.Searcher)
+	require.False(t, ok, "nor adds it to one that does not")
 
 	require.EqualValues(t, 1, value(t, m, "natter_store_seconds", map[string]string{"op": "append_messages"}))
 	require.EqualValues(t, 1, value(t, m, "natter_store_seconds", map[string]string{"op": "last_seq"}))

@@ -24,12 +24,19 @@ func InstrumentStore(s store.Store, m *Metrics) store.Store {
 	if m == nil || s == nil {
 		return s
 	}
-	return &instrumented{Store: s, s: s, m: m}
+	w := &instrumented{Store: s, s: s, m: m}
+	if sr, ok := s.(store.Searcher); ok {
+		return &instrumentedSearcher{instrumented: w, sr: sr}
+	}
+	return w
 }
 
 // Unwrap returns the store under an InstrumentStore wrapper, or s itself.
 func Unwrap(s store.Store) store.Store {
-	if w, ok := s.(*instrumented); ok {
+	switch w := s.(type) {
+	case *instrumented:
+		return w.s
+	case *instrumentedSearcher:
 		return w.s
 	}
 	return s
@@ -44,6 +51,19 @@ type instrumented struct {
 }
 
 var _ store.Store = (*instrumented)(nil)
+
+// instrumentedSearcher wraps a store that searches: the wrapper keeps the side
+// interface store.Searcher of the store it wraps (a search passes through untimed).
+type instrumentedSearcher struct {
+	*instrumented
+	sr store.Searcher
+}
+
+var _ store.Searcher = (*instrumentedSearcher)(nil)
+
+func (w *instrumentedSearcher) Search(ctx context.Context, userID string, q store.SearchQuery) ([]protocol.Message, error) {
+	return w.sr.Search(ctx, userID, q)
+}
 
 // done records one call of op that started at start.
 func (w *instrumented) done(op string, start time.Time, err error) {

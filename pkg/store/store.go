@@ -138,34 +138,6 @@ type HistoryQuery struct {
 	Floor uint64
 }
 
-// SearchQuery is a full-text search over the chats a user is a member of.
-type SearchQuery struct {
-	// Text is what to find: words (case- and accent-insensitive), all of which a
-	// message must contain; the last word also matches as a prefix. Required.
-	Text string
-	// ChatID restricts the search to one chat; empty searches all the user's chats.
-	ChatID string
-	// Before continues after a previous page: only messages older than this one
-	// (by timestamp, then chat ID, then seq). Zero: from the newest.
-	Before SearchCursor
-	// Limit is 1..MaxSearch; 0 means DefaultSearch.
-	Limit int
-}
-
-// SearchCursor names the last message of a search page.
-type SearchCursor struct {
-	Timestamp int64 // ms since the epoch
-	ChatID    string
-	Seq       uint64
-}
-
-// Search page sizes and the longest query text, in bytes.
-const (
-	DefaultSearch  = 20
-	MaxSearch      = 100
-	MaxSearchBytes = 256
-)
-
 // Page sizes.
 const (
 	DefaultPage = 50
@@ -241,14 +213,6 @@ type Store interface {
 	// userID's chats but exceptChatID (none when empty): a notification's badge,
 	// without listing the chats. 0 for a user with no chats.
 	UnreadTotal(ctx context.Context, userID, exceptChatID string) (uint64, error)
-
-	// Search returns the messages of userID's current chats that match q, newest
-	// first (timestamp, then chat ID, then seq, all descending), in their current
-	// state: edited text is found by its new words, deleted messages and
-	// operations, system messages and chats userID has left are never found.
-	// ErrBadSearch (wrapped) for text with no word or over MaxSearchBytes;
-	// ErrNotSupported from a backend without full-text search (see docs/search.md).
-	Search(ctx context.Context, userID string, q SearchQuery) ([]protocol.Message, error)
 
 	// SetReadState raises the watermarks of (chat, user) to at least delivered and
 	// read (a lower value leaves them unchanged; read also raises delivered) and

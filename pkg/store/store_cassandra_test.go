@@ -331,7 +331,7 @@ func TestCassandraOperationsMatchSQLite(t *testing.T) {
 		_, _, err := st.CreateChat(ctx, chat, members)
 		require.NoError(t, err)
 	}
-	searchKeys := func(st store.Store, q store.SearchQuery, viewer string) []string {
+	searchKeys := func(st store.Searcher, q store.SearchQuery, viewer string) []string {
 		t.Helper()
 		var out []string
 		for range 50 {

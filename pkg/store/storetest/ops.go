@@ -223,11 +223,11 @@ func search(t *testing.T, s store.Store, group groupFn) {
 		text("s2", 1, "carol", "Café au lait for everyone", 4*time.Minute),
 		op("s2", 2, "carol", protocol.TypeSystem, "", "", protocol.SystemEvent{Event: protocol.EventChatRenamed, Name: "cafe"}),
 	}))
-	_, err := s.Search(ctx, "alice", store.SearchQuery{Text: "cafe"})
+	_, err := searcher(t, s).Search(ctx, "alice", store.SearchQuery{Text: "cafe"})
 	require.NoError(t, err, "every backend searches (SQLite FTS5, Cassandra SAI)")
 	keys := func(q store.SearchQuery, user string) []string {
 		t.Helper()
-		got, err := s.Search(ctx, user, q)
+		got, err := searcher(t, s).Search(ctx, user, q)
 		require.NoError(t, err)
 		var out []string
 		for _, m := range got {
@@ -249,7 +249,7 @@ func search(t *testing.T, s store.Store, group groupFn) {
 		"an unbalanced quote is no syntax error")
 
 	// Paging with the cursor.
-	first, err := s.Search(ctx, "alice", store.SearchQuery{Text: "cafe", Limit: 2})
+	first, err := searcher(t, s).Search(ctx, "alice", store.SearchQuery{Text: "cafe", Limit: 2})
 	require.NoError(t, err)
 	require.Len(t, first, 2)
 	last := first[1]
@@ -263,7 +263,7 @@ func search(t *testing.T, s store.Store, group groupFn) {
 	}))
 	require.Empty(t, keys(store.SearchQuery{Text: "cafe", ChatID: "s1"}, "alice"))
 	require.Equal(t, []string{"s1/2"}, keys(store.SearchQuery{Text: "bakery"}, "alice"))
-	got, err := s.Search(ctx, "alice", store.SearchQuery{Text: "bakery"})
+	got, err := searcher(t, s).Search(ctx, "alice", store.SearchQuery{Text: "bakery"})
 	require.NoError(t, err)
 	require.True(t, got[0].Edited)
 	require.Equal(t, "the bakery on Main street?", got[0].Content)
@@ -272,7 +272,7 @@ func search(t *testing.T, s store.Store, group groupFn) {
 	require.Empty(t, keys(store.SearchQuery{Text: "cafe"}, "alice"), "only chats the user is a member of now")
 
 	for _, bad := range []string{"", "  ", "!!!", string(make([]byte, store.MaxSearchBytes+1))} {
-		_, err := s.Search(ctx, "alice", store.SearchQuery{Text: bad})
+		_, err := searcher(t, s).Search(ctx, "alice", store.SearchQuery{Text: bad})
 		require.ErrorIs(t, err, store.ErrBadSearch, "%q", bad)
 	}
 }

@@ -30,6 +30,15 @@ func msg(chat string, seq uint64, sender string, at time.Time) protocol.Message 
 		Content: fmt.Sprintf("hello %d", seq), MessageType: protocol.TypeText, Timestamp: at.UnixMilli()}
 }
 
+// searcher returns s's full-text search (store.Searcher). Every backend in this
+// repository searches (docs/search.md), so a store without it fails the suite.
+func searcher(t *testing.T, s store.Store) store.Searcher {
+	t.Helper()
+	sr, ok := s.(store.Searcher)
+	require.True(t, ok, "%T does not implement store.Searcher", s)
+	return sr
+}
+
 func seqs(msgs []protocol.Message) []uint64 {
 	out := make([]uint64, len(msgs))
 	for i, m := range msgs {
