@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,11 +29,6 @@ import (
 
 // blockCacheTTL is how long a gateway trusts a block list it read.
 var blockCacheTTL = 2 * time.Second
-
-// blockReadTimeout bounds a block list read on the presence dispatcher, which
-// delivers every watched user's updates: a slow store delays presence by at most
-// this (and the update is dropped).
-var blockReadTimeout = time.Second
 
 // errBlocked is the refusal of something the other user's block forbids.
 func errBlocked(other string) error {
@@ -64,11 +60,11 @@ func (g *Gateway) directPeer(ctx context.Context, chat, user string) (string, er
 	if !strings.HasPrefix(chat, "dm-") { // ids.Direct; group IDs have no '-'
 		return "", nil
 	}
-	ms, err := g.typing.memberIDs(ctx, chat)
+	ms, err := g.typing.MemberIDs(ctx, chat)
 	if err != nil {
 		return "", err
 	}
-	if len(ms) != 2 || !contains(ms, user) {
+	if len(ms) != 2 || !slices.Contains(ms, user) {
 		return "", nil
 	}
 	if ms[0] == user {
@@ -119,7 +115,7 @@ func (g *Gateway) blockUser(w http.ResponseWriter, r *http.Request, id auth.Iden
 		return
 	}
 	g.blocks.Forget(id.UserID)
-	g.presence.dropBlocked(id.UserID, target) // presence.go: this gateway's watches end now
+	g.presence.DropBlocked(id.UserID, target) // gateway/livestate: this gateway's watches end now
 	// The blocked user's pending invitations to the blocker go.
 	if invs, err := g.deps.Store.Invitations(ctx, id.UserID); err == nil {
 		for _, inv := range invs {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/store"
 )
@@ -68,9 +69,9 @@ type Config struct {
 	// WSS only. Empty: plain HTTP (put a TLS-terminating proxy in front).
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
-	// Presence and Typing: gateway.presence-* and gateway.typing-* (presence.go, typing.go).
-	Presence PresenceConfig `yaml:",inline"`
-	Typing   TypingConfig   `yaml:",inline"`
+	// Presence and Typing: gateway.presence-* and gateway.typing-* (gateway/livestate).
+	Presence livestate.PresenceConfig `yaml:",inline"`
+	Typing   livestate.TypingConfig   `yaml:",inline"`
 	// Media: gateway.media-* (media.go).
 	Media MediaConfig `yaml:",inline"`
 	// Consent: gateway.consent-* (consent.go).

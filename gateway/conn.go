@@ -424,3 +424,20 @@ func (c *conn) isClosed() bool {
 	defer c.mu.Unlock()
 	return c.closed
 }
+
+// The connection as gateway/livestate sees it (livestate.Conn).
+
+// UserID is the connected user.
+func (c *conn) UserID() string { return c.user }
+
+// Service reports a service token's connection.
+func (c *conn) Service() bool { return c.service }
+
+// Enqueue is enqueue: a live frame.
+func (c *conn) Enqueue(frame []byte) { c.enqueue(frame) }
+
+// Send is send: a frame that answers the client.
+func (c *conn) Send(f *protocol.Frame) { c.send(f) }
+
+// Closed is isClosed.
+func (c *conn) Closed() bool { return c.isClosed() }

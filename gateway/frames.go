@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/pkg/answer"
-	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
@@ -38,9 +37,9 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 	case protocol.FrameDelivered, protocol.FrameRead:
 		err = g.onReceipt(ctx, c, f)
 	case protocol.FrameTyping:
-		err = g.onTyping(ctx, c, f)
+		err = g.typing.OnFrame(ctx, c, f) // gateway/livestate
 	case protocol.FramePresenceSub:
-		err = g.onPresenceSub(ctx, c, f)
+		err = g.presence.OnSub(ctx, c, f) // gateway/livestate
 	case protocol.FrameEdit, protocol.FrameDelete, protocol.FrameReact:
 		err = g.onOperation(ctx, c, f) // msgops.go
 	case protocol.FrameConnect:
@@ -68,13 +67,8 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// validID returns a CodeInvalidID error for a bad ID.
-func validID(kind, id string) error {
-	if err := ids.Validate(kind, id); err != nil {
-		return protocol.Errorf(protocol.CodeInvalidID, "%v", err)
-	}
-	return nil
-}
+// validID returns a CodeInvalidID error for a bad ID (protocol.ValidID).
+func validID(kind, id string) error { return protocol.ValidID(kind, id) }
 
 // messageFromFrame validates a send frame and returns the ingress message: the
 // frame's own rules (messageType defaults to text; system and the operations have

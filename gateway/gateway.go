@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/history"
@@ -72,9 +73,9 @@ type Gateway struct {
 	// draining is set when Run's context ends: see drain.go.
 	draining atomic.Bool
 
-	// presence and typing: presence.go, typing.go.
-	presence *presenceGW
-	typing   *typingState
+	// presence and typing: gateway/livestate, wired in livestate.go.
+	presence *livestate.Presence
+	typing   *livestate.Typing
 	// media: media.go.
 	media *mediaStore
 	// blocks: block lists, briefly cached (blocks.go).
@@ -112,7 +113,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.deny = newDenyList(g)
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
-	g.presence, g.typing = newPresenceGW(g), newTypingState(g)
+	g.presence, g.typing = g.newLiveState()                       // livestate.go
 	g.media = &mediaStore{g: g, uploads: newUploadLimiter(cfg.Limits.UploadRate, cfg.Limits.UploadBurst)}
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
@@ -160,7 +161,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		BaseContext: func(net.Listener) context.Context { return connCtx }}
 	var wg sync.WaitGroup
 	g.hub.run(&wg)
-	g.presence.run(connCtx, &wg)
+	g.presence.Run(connCtx, &wg)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

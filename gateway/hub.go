@@ -136,8 +136,8 @@ func (h *hub) connected(uid string) bool {
 	return h.users[uid] != nil
 }
 
-// users returns the IDs of the connected users.
-func (h *hub) userIDs() []string {
+// UserIDs returns the IDs of the connected users.
+func (h *hub) UserIDs() []string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]string, 0, len(h.users))
@@ -145,6 +145,20 @@ func (h *hub) userIDs() []string {
 		out = append(out, u)
 	}
 	return out
+}
+
+// DeviceCounts calls fn with a function returning how many connections a user has
+// here, holding h.mu (read) meanwhile: no connection is added or removed while fn
+// runs. fn must not call add or remove.
+func (h *hub) DeviceCounts(fn func(devices func(uid string) int)) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	fn(func(uid string) int {
+		if e := h.users[uid]; e != nil {
+			return len(e.conns)
+		}
+		return 0
+	})
 }
 
 // deliverChunk is how many users deliverToUsers serves per hold of h.mu, so that

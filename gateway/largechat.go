@@ -78,7 +78,7 @@ func (l *largeChats) markLarge(ctx context.Context, chat string) {
 	if already {
 		return
 	}
-	for _, uid := range l.g.hub.userIDs() {
+	for _, uid := range l.g.hub.UserIDs() {
 		if _, err := l.g.members.check(ctx, chat, uid); err == nil {
 			l.join(chat, uid)
 		}

@@ -40,6 +40,12 @@ func (m *memberCache) check(ctx context.Context, chat, user string) (store.Membe
 	return mb, nil
 }
 
+// IsMember is check without the membership (livestate.Membership).
+func (m *memberCache) IsMember(ctx context.Context, chat, user string) error {
+	_, err := m.check(ctx, chat, user)
+	return err
+}
+
 // forget drops a cached membership (after a removal through this gateway).
 func (m *memberCache) forget(chat, user string) { m.cache.Remove(chat + "\x00" + user) }
 

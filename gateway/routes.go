@@ -90,9 +90,9 @@ func (g *Gateway) routeTable() []route {
 		token("DELETE", "/api/v1/chats/{id}", g.deleteChat),
 		token("DELETE", "/api/v1/admin/users/{id}", g.eraseUser),
 
-		// Presence (presence.go).
-		token("GET", "/api/v1/users/{id}/presence", g.getPresence),
-		token("PUT", "/api/v1/users/{id}/presence", g.putPresence),
+		// Presence (gateway/livestate).
+		token("GET", "/api/v1/users/{id}/presence", g.presence.ServeGet),
+		token("PUT", "/api/v1/users/{id}/presence", g.presence.ServePut),
 
 		// Media (media.go).
 		token("POST", "/api/v1/media", g.uploadMedia),

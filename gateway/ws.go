@@ -166,13 +166,13 @@ func (g *Gateway) attach(c *conn, lim *connLimit) (detach func(), err error) {
 		g.limits.release(c.user)
 		return nil, authError(auth.ErrRevoked)
 	}
-	g.presence.joined(c)
+	g.presence.Joined(c)
 	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,
 		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
 	c.endSync(nil)
 	return func() {
 		g.hub.remove(c)
-		g.presence.left(c)
+		g.presence.Left(c)
 		g.limits.release(c.user)
 	}, nil
 }

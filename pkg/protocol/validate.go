@@ -6,6 +6,15 @@ import (
 	"github.com/natter-chat/natter/pkg/ids"
 )
 
+// ValidID returns nil for a valid ID, else a CodeInvalidID *Error naming kind
+// ("chat", "user", ...): the answer to a client that sent a malformed ID.
+func ValidID(kind, id string) error {
+	if err := ids.Validate(kind, id); err != nil {
+		return Errorf(CodeInvalidID, "%v", err)
+	}
+	return nil
+}
+
 // ValidateMessage checks m as every path into NATTER_IN must: the gateway (send
 // frames, REST sends, edit/delete/react frames), pkg/publish and the sequencer all
 // call it, so a message one of them accepts, the others accept too. It checks what a
@@ -17,8 +26,8 @@ import (
 // CodeBadRequest for the rest.
 func ValidateMessage(m *Message) error {
 	for _, c := range []struct{ kind, id string }{{"chat", m.ChatID}, {"message", m.MessageID}, {"user", m.SenderID}} {
-		if err := ids.Validate(c.kind, c.id); err != nil {
-			return Errorf(CodeInvalidID, "%v", err)
+		if err := ValidID(c.kind, c.id); err != nil {
+			return err
 		}
 	}
 	if m.ReplyTo != "" {

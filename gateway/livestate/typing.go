@@ -1,16 +1,12 @@
-package gateway
+package livestate
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
 )
 
@@ -33,41 +29,6 @@ import (
 // the gateway the typist is connected to, in one map with a runtime timer per active
 // indicator, not a goroutine.
 
-// TypingConfig is the typing part of the gateway section (flags gateway.typing-*).
-type TypingConfig struct {
-	// Throttle is the shortest interval between two forwarded starts of one user in
-	// one chat; clients typing continuously should send start about this often.
-	Throttle time.Duration `yaml:"typing_throttle"`
-	// Expiry is how long an indicator lasts without a new start before the gateway
-	// sends stop by itself. Longer than Throttle.
-	Expiry time.Duration `yaml:"typing_expiry"`
-	// MaxMembers: typing in chats with more members is dropped.
-	MaxMembers int `yaml:"typing_max_members"`
-}
-
-// RegisterFlags registers the gateway.typing-* flags.
-func (c *TypingConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&c.Throttle, "gateway.typing-throttle", 3*time.Second, "forward at most one typing start per user and chat this often")
-	fs.DurationVar(&c.Expiry, "gateway.typing-expiry", 6*time.Second, "send typing stop after this long without a start")
-	fs.IntVar(&c.MaxMembers, "gateway.typing-max-members", 200, "drop typing in chats with more members than this")
-}
-
-// Validate checks the typing settings.
-func (c *TypingConfig) Validate() error {
-	var errs []error
-	if c.Throttle <= 0 {
-		errs = append(errs, errors.New("gateway: gateway.typing-throttle must be > 0"))
-	}
-	if c.Expiry <= c.Throttle {
-		errs = append(errs, errors.New("gateway: gateway.typing-expiry must be longer than gateway.typing-throttle"))
-	}
-	if c.MaxMembers < 2 || c.MaxMembers >= store.MaxMemberPage {
-		// One more than the limit is read in one page (memberIDs).
-		errs = append(errs, fmt.Errorf("gateway: gateway.typing-max-members must be 2..%d", store.MaxMemberPage-1))
-	}
-	return errors.Join(errs...)
-}
-
 // Typing states.
 const (
 	TypingStart = "start"
@@ -87,43 +48,47 @@ type typingEntry struct {
 	timer   *time.Timer
 }
 
-// typingState is the gateway's active typing indicators.
-type typingState struct {
-	g       *Gateway
+// Typing is the gateway's active typing indicators.
+type Typing struct {
+	cfg     TypingConfig
+	d       TypingDeps
+	log     *zap.Logger
 	mu      sync.Mutex // guards active and every entry's fields
 	active  map[typingKey]*typingEntry
 	members *expirable.LRU[string, []string] // chat → member IDs, briefly
 }
 
-func newTypingState(g *Gateway) *typingState {
-	return &typingState{g: g, active: map[typingKey]*typingEntry{},
+// NewTyping returns the typing state of one gateway.
+func NewTyping(cfg TypingConfig, d TypingDeps, log *zap.Logger) *Typing {
+	return &Typing{cfg: cfg, d: d, log: log, active: map[typingKey]*typingEntry{},
 		members: expirable.NewLRU[string, []string](10_000, nil, 5*time.Second)}
 }
 
-// onTyping handles a typing frame. It answers nothing on success; a dropped frame
-// (throttled, large chat) is not an error.
-func (g *Gateway) onTyping(ctx context.Context, c *conn, f *protocol.Frame) error {
-	if err := validID("chat", f.ChatID); err != nil {
+// OnFrame handles a typing frame from c. It answers nothing on success; a dropped
+// frame (throttled, large chat) is not an error. Its error is the answer to the
+// frame.
+func (t *Typing) OnFrame(ctx context.Context, c Conn, f *protocol.Frame) error {
+	if err := protocol.ValidID("chat", f.ChatID); err != nil {
 		return err
 	}
 	if f.State != TypingStart && f.State != TypingStop {
 		return protocol.Errorf(protocol.CodeBadRequest, `state must be "start" or "stop"`)
 	}
-	if _, err := g.members.check(ctx, f.ChatID, c.user); err != nil {
+	user := c.UserID()
+	if err := t.d.Members.IsMember(ctx, f.ChatID, user); err != nil {
 		return err
 	}
-	t := g.typing
-	members, err := t.memberIDs(ctx, f.ChatID)
+	members, err := t.MemberIDs(ctx, f.ChatID)
 	if err != nil {
 		return err
 	}
-	if len(members) > g.cfg.Typing.MaxMembers {
+	if len(members) > t.cfg.MaxMembers {
 		return nil
 	}
-	if members, err = t.unblocked(ctx, c.user, members); err != nil {
+	if members, err = t.unblocked(ctx, user, members); err != nil {
 		return err
 	}
-	k := typingKey{f.ChatID, c.user}
+	k := typingKey{f.ChatID, user}
 	now := time.Now()
 	t.mu.Lock()
 	e := t.active[k]
@@ -140,8 +105,8 @@ func (g *Gateway) onTyping(ctx context.Context, c *conn, f *protocol.Frame) erro
 	}
 	switch {
 	case e != nil:
-		e.expires = now.Add(g.cfg.Typing.Expiry)
-		if now.Sub(e.sent) < g.cfg.Typing.Throttle {
+		e.expires = now.Add(t.cfg.Expiry)
+		if now.Sub(e.sent) < t.cfg.Throttle {
 			t.mu.Unlock()
 			return nil
 		}
@@ -150,8 +115,8 @@ func (g *Gateway) onTyping(ctx context.Context, c *conn, f *protocol.Frame) erro
 		t.mu.Unlock()
 		return nil
 	default:
-		e = &typingEntry{sent: now, expires: now.Add(g.cfg.Typing.Expiry)}
-		e.timer = time.AfterFunc(g.cfg.Typing.Expiry, func() { t.expire(k, e) })
+		e = &typingEntry{sent: now, expires: now.Add(t.cfg.Expiry)}
+		e.timer = time.AfterFunc(t.cfg.Expiry, func() { t.expire(k, e) })
 		t.active[k] = e
 	}
 	t.mu.Unlock()
@@ -160,7 +125,7 @@ func (g *Gateway) onTyping(ctx context.Context, c *conn, f *protocol.Frame) erro
 }
 
 // expire sends stop for e unless a start extended it (then it waits the rest).
-func (t *typingState) expire(k typingKey, e *typingEntry) {
+func (t *Typing) expire(k typingKey, e *typingEntry) {
 	t.mu.Lock()
 	if t.active[k] != e {
 		t.mu.Unlock()
@@ -175,7 +140,7 @@ func (t *typingState) expire(k typingKey, e *typingEntry) {
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	members, err := t.memberIDs(ctx, k.chat)
+	members, err := t.MemberIDs(ctx, k.chat)
 	if err == nil {
 		members, err = t.unblocked(ctx, k.user, members)
 	}
@@ -185,12 +150,12 @@ func (t *typingState) expire(k typingKey, e *typingEntry) {
 	t.fanout(k, TypingStop, members)
 }
 
-// unblocked returns members without those typist blocks (blocks.go): a blocked
-// user does not see the blocker type.
-func (t *typingState) unblocked(ctx context.Context, typist string, members []string) ([]string, error) {
-	blocked, err := t.g.blocks.Of(ctx, typist)
+// unblocked returns members without those typist blocks: a blocked user does not
+// see the blocker type.
+func (t *Typing) unblocked(ctx context.Context, typist string, members []string) ([]string, error) {
+	blocked, err := t.d.Blocks.Of(ctx, typist)
 	if err != nil {
-		return nil, blockUnavailable(err)
+		return nil, err
 	}
 	if len(blocked) == 0 {
 		return members, nil
@@ -206,12 +171,12 @@ func (t *typingState) unblocked(ctx context.Context, typist string, members []st
 
 // fanout publishes the indicator on the chat's typing subject and to every member
 // but the typist.
-func (t *typingState) fanout(k typingKey, state string, members []string) {
-	nc, s := t.g.deps.NC, t.g.deps.Subjects
+func (t *Typing) fanout(k typingKey, state string, members []string) {
+	nc, s := t.d.NC, t.d.Subjects
 	frame := protocol.EncodeFrame(&protocol.Frame{Type: protocol.FrameTypingIndicator, ChatID: k.chat, UserID: k.user, State: state})
 	if err := nc.Publish(s.Typing(k.chat), frame); err != nil {
 		if !nc.IsClosed() {
-			t.g.log.Debug("typing publish failed", zap.String("chat_id", k.chat), zap.Error(err))
+			t.log.Debug("typing publish failed", zap.String("chat_id", k.chat), zap.Error(err))
 		}
 		return
 	}
@@ -222,16 +187,17 @@ func (t *typingState) fanout(k typingKey, state string, members []string) {
 	}
 }
 
-// memberIDs returns chat's member IDs, cached for a few seconds. Of a chat with
+// MemberIDs returns chat's member IDs, cached for a few seconds. Of a chat with
 // more than gateway.typing-max-members (where typing is dropped) it returns only
-// one more than that: a big group's members are never all read for typing.
-func (t *typingState) memberIDs(ctx context.Context, chat string) ([]string, error) {
+// one more than that: a big group's members are never all read for typing. Its
+// error is a CodeUnavailable *protocol.Error.
+func (t *Typing) MemberIDs(ctx context.Context, chat string) ([]string, error) {
 	if ms, ok := t.members.Get(chat); ok {
 		return ms, nil
 	}
-	ms, err := t.g.deps.Store.MembersPage(ctx, chat, "", t.g.cfg.Typing.MaxMembers+1)
+	ms, err := t.d.Store.MembersPage(ctx, chat, "", t.cfg.MaxMembers+1)
 	if err != nil {
-		t.g.log.Warn("members lookup failed", zap.String("chat_id", chat), zap.Error(err))
+		t.log.Warn("members lookup failed", zap.String("chat_id", chat), zap.Error(err))
 		return nil, protocol.Errorf(protocol.CodeUnavailable, "membership lookup failed; retry")
 	}
 	out := make([]string, len(ms))
