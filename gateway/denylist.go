@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"go.uber.org/zap"
 )
 
 // The deny list of erased accounts (docs/privacy.md, "Erasing an account"). It is
@@ -27,13 +29,19 @@ type deniedEntry struct {
 
 // denyList is one gateway's view of the deny list.
 type denyList struct {
-	g  *Gateway
+	hub  *hub           // whose connections an erasure closes
+	kvs  keyValues      // the bucket's home
+	auth *auth.Verifier // refuses erased users' tokens; nil: none
+	log  *zap.Logger
+
 	mu sync.RWMutex // guards users
 	// users are the erased user IDs seen so far.
 	users map[string]bool
 }
 
-func newDenyList(g *Gateway) *denyList { return &denyList{g: g, users: map[string]bool{}} }
+func newDenyList(h *hub, kvs keyValues, verifier *auth.Verifier, log *zap.Logger) *denyList {
+	return &denyList{hub: h, kvs: kvs, auth: verifier, log: log, users: map[string]bool{}}
+}
 
 // denied reports whether user's account was erased.
 func (d *denyList) denied(user string) bool {
@@ -47,7 +55,7 @@ func (d *denyList) add(user string) {
 	d.mu.Lock()
 	d.users[user] = true
 	d.mu.Unlock()
-	d.g.hub.each(func(c *conn) {
+	d.hub.each(func(c *conn) {
 		if c.user == user {
 			c.closeWith(protocol.CloseUnauthorized, protocol.CodeUnauthorized, "account erased")
 		}
@@ -57,7 +65,7 @@ func (d *denyList) add(user string) {
 // put writes user's entry to the bucket (every gateway then refuses the user) and
 // applies it here at once.
 func (d *denyList) put(ctx context.Context, user, by string) error {
-	kv, err := d.g.deps.JS.KeyValue(ctx, natsutil.DeniedBucket)
+	kv, err := d.kvs.KeyValue(ctx, natsutil.DeniedBucket)
 	if err != nil {
 		return fmt.Errorf("deny list: %w", err)
 	}
@@ -72,10 +80,10 @@ func (d *denyList) put(ctx context.Context, user, by string) error {
 // watch loads the deny list and installs it in the token verifier, then follows it
 // in a goroutine tracked by wg until ctx ends.
 func (d *denyList) watch(ctx context.Context, wg *sync.WaitGroup) error {
-	if d.g.deps.Auth != nil {
-		d.g.deps.Auth.SetRevoked(d.denied)
+	if d.auth != nil {
+		d.auth.SetRevoked(d.denied)
 	}
-	return d.g.followBucket(ctx, wg, natsutil.DeniedBucket, func(e jetstream.KeyValueEntry) {
+	return followBucket(ctx, wg, d.kvs, d.log, natsutil.DeniedBucket, func(e jetstream.KeyValueEntry) {
 		if e.Operation() == jetstream.KeyValuePut {
 			d.add(e.Key())
 		}

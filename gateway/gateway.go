@@ -110,7 +110,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.ingress = ingressQueue{js: deps.JS, metrics: deps.Metrics, log: log}
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
 	g.large = newLargeChats(g)
-	g.deny = newDenyList(g)
+	g.deny = newDenyList(g.hub, deps.JS, deps.Auth, log)
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
 	g.presence, g.typing = g.newLiveState()                       // livestate.go

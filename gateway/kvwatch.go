@@ -10,23 +10,28 @@ import (
 	"go.uber.org/zap"
 )
 
+// keyValues opens KV buckets (jetstream.KeyValueManager's KeyValue).
+type keyValues interface {
+	KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error)
+}
+
 // followBucket watches every key of the KV bucket named bucket and hands each entry
 // to apply, in order, on a goroutine tracked by wg until ctx ends. On a cluster
 // that is still forming the bucket may not answer yet, so opening it is retried
 // for up to a minute rather than failing the gateway's start. It returns once the
 // bucket's current values have been applied (or ctx ended), and an error only if
 // the bucket could not be watched at all.
-func (g *Gateway) followBucket(ctx context.Context, wg *sync.WaitGroup, bucket string, apply func(jetstream.KeyValueEntry)) error {
+func followBucket(ctx context.Context, wg *sync.WaitGroup, kvs keyValues, log *zap.Logger, bucket string, apply func(jetstream.KeyValueEntry)) error {
 	var w jetstream.KeyWatcher
 	err := lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, MaxElapsed: 60 * time.Second},
 		func() error {
-			kv, err := g.deps.JS.KeyValue(ctx, bucket)
+			kv, err := kvs.KeyValue(ctx, bucket)
 			if err == nil {
 				w, err = kv.WatchAll(ctx)
 			}
 			return err
 		}, func(err error, _ int, _ time.Duration) {
-			g.log.Warn("watching a bucket failed; retrying", zap.String("bucket", bucket), zap.Error(err))
+			log.Warn("watching a bucket failed; retrying", zap.String("bucket", bucket), zap.Error(err))
 		})
 	if err != nil {
 		return err

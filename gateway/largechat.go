@@ -45,7 +45,7 @@ func newLargeChats(g *Gateway) *largeChats {
 // watch follows the large-chats bucket until ctx ends. It returns after the initial
 // values are loaded, continuing in a goroutine tracked by wg.
 func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
-	return l.g.followBucket(ctx, wg, natsutil.LargeChatsBucket, func(e jetstream.KeyValueEntry) {
+	return followBucket(ctx, wg, l.g.deps.JS, l.g.log, natsutil.LargeChatsBucket, func(e jetstream.KeyValueEntry) {
 		if e.Operation() == jetstream.KeyValuePut {
 			if n, err := strconv.Atoi(string(e.Value())); err == nil {
 				l.mu.Lock()
