@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -122,16 +123,13 @@ func (g *Gateway) adminOf(ctx context.Context, chat string, id auth.Identity) (s
 	return c, nil
 }
 
-// storeUnavailable is the client error for a failed store read.
-func storeUnavailable(err error) error {
-	if errors.Is(err, store.ErrNotSupported) {
-		return errNotSupported
-	}
-	return protocol.Errorf(protocol.CodeUnavailable, "store unavailable; retry").WithCause(err)
-}
-
-// errNotSupported answers a feature the configured store backend lacks (HTTP 501).
-var errNotSupported = protocol.Errorf(protocol.CodeNotFound, "not supported by this server's store backend")
+// storeUnavailable is the client error for a failed store read
+// (httpx.StoreUnavailable); errNotSupported answers a feature the configured
+// store backend lacks (HTTP 501).
+var (
+	storeUnavailable = httpx.StoreUnavailable
+	errNotSupported  = httpx.ErrNotSupported
+)
 
 // failStore writes err, as 501 for errNotSupported.
 func (g *Gateway) failStore(w http.ResponseWriter, err error) {

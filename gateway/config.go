@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/gateway/livestate"
+	"github.com/natter-chat/natter/gateway/media"
 	"github.com/natter-chat/natter/pkg/config"
 	"github.com/natter-chat/natter/pkg/store"
 )
@@ -72,8 +73,8 @@ type Config struct {
 	// Presence and Typing: gateway.presence-* and gateway.typing-* (gateway/livestate).
 	Presence livestate.PresenceConfig `yaml:",inline"`
 	Typing   livestate.TypingConfig   `yaml:",inline"`
-	// Media: gateway.media-* (media.go).
-	Media MediaConfig `yaml:",inline"`
+	// Media: gateway.media-* (gateway/media).
+	Media media.Config `yaml:",inline"`
 	// Consent: gateway.consent-* (consent.go).
 	Consent ConsentConfig `yaml:",inline"`
 	// BodyTimeout is how long a request body (other than an upload) may take to

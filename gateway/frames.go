@@ -103,7 +103,7 @@ func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error 
 	if err := g.flags.checkType(ctx, m.ChatID, m.MessageType); err != nil { // encrypted.go
 		return err
 	}
-	if err := g.media.share(ctx, c.user, m); err != nil { // media.go
+	if err := g.media.Share(ctx, c.user, m); err != nil { // gateway/media
 		return err
 	}
 	return g.publishAndAck(ctx, c, m, start)

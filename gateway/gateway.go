@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/gateway/livestate"
+	"github.com/natter-chat/natter/gateway/media"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/history"
@@ -76,8 +77,8 @@ type Gateway struct {
 	// presence and typing: gateway/livestate, wired in livestate.go.
 	presence *livestate.Presence
 	typing   *livestate.Typing
-	// media: media.go.
-	media *mediaStore
+	// media: uploads, downloads and shares (gateway/media).
+	media *media.Service
 	// blocks: block lists, briefly cached (blocks.go).
 	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
@@ -114,7 +115,9 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
-	g.media = &mediaStore{g: g, uploads: newUploadLimiter(cfg.Limits.UploadRate, cfg.Limits.UploadBurst)}
+	g.media = media.New(cfg.Media, media.UploadRate{Rate: cfg.Limits.UploadRate, Burst: cfg.Limits.UploadBurst},
+		media.Deps{Buckets: deps.JS, Members: memberPort{g.members}, Chats: flagsPort{g.flags}, History: deps.History,
+			Avatars: avatarPort{deps.Store}}, log) // ports.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
 	g.mux = g.newMux() // routes.go
@@ -170,7 +173,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		g.media.sweepUnshared(connCtx) // media_quota.go
+		g.media.SweepUnshared(connCtx)
 	}()
 	errc := make(chan error, 1)
 	go func() {

@@ -5,10 +5,10 @@ import (
 	"flag"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"golang.org/x/time/rate"
 )
@@ -134,10 +134,8 @@ func bucket(r float64, burst int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(r), burst)
 }
 
-// rateLimited is the error every refusal carries.
-func rateLimited(format string, args ...any) *protocol.Error {
-	return protocol.Errorf(protocol.CodeRateLimited, format, args...)
-}
+// rateLimited is the error every refusal carries (httpx.RateLimited).
+var rateLimited = httpx.RateLimited
 
 // allowConnect reports whether a connection attempt (a WebSocket upgrade or an SSE
 // event stream) from the request's remote IP is within gateway.limits.connect-rate.
@@ -263,8 +261,5 @@ func (cl *connLimit) allowFrame(typ string) error {
 	return nil
 }
 
-// refuse writes a rate_limited HTTP 429 with a Retry-After hint.
-func refuse(w http.ResponseWriter, e *protocol.Error) {
-	w.Header().Set("Retry-After", strconv.Itoa(1))
-	writeError(w, http.StatusTooManyRequests, e)
-}
+// refuse writes a rate_limited HTTP 429 with a Retry-After hint (httpx.Refuse).
+var refuse = httpx.Refuse

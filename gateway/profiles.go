@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -55,8 +54,8 @@ type profileRequest struct {
 var errServiceProfile = protocol.Errorf(protocol.CodeForbidden, "service tokens have no profile: use a user's token")
 
 // loadProfile returns uid's profile (the zero profile if none).
-func (g *Gateway) loadProfile(ctx context.Context, uid string) (store.Profile, error) {
-	ps, err := g.deps.Store.Profiles(ctx, []string{uid})
+func loadProfile(ctx context.Context, st store.PeopleStore, uid string) (store.Profile, error) {
+	ps, err := st.Profiles(ctx, []string{uid})
 	if err != nil {
 		return store.Profile{}, storeUnavailable(err)
 	}
@@ -81,7 +80,7 @@ func (g *Gateway) getOwnProfile(w http.ResponseWriter, r *http.Request, id auth.
 		g.fail(w, errServiceProfile)
 		return
 	}
-	p, err := g.loadProfile(r.Context(), id.UserID)
+	p, err := loadProfile(r.Context(), g.deps.Store, id.UserID)
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -112,13 +111,13 @@ func (g *Gateway) putProfile(w http.ResponseWriter, r *http.Request, id auth.Ide
 		return
 	}
 	if p.Avatar != "" {
-		old, err := g.loadProfile(ctx, id.UserID)
+		old, err := loadProfile(ctx, g.deps.Store, id.UserID)
 		if err != nil {
 			g.fail(w, err)
 			return
 		}
 		if old.Avatar != p.Avatar {
-			if err := g.media.claimAvatar(ctx, id.UserID, p.Avatar); err != nil {
+			if err := g.media.ClaimAvatar(ctx, id.UserID, p.Avatar); err != nil {
 				g.fail(w, err)
 				return
 			}
@@ -144,55 +143,13 @@ func profileError(err error) error {
 	return protocol.Errorf(protocol.CodeBadRequest, "%s", msg)
 }
 
-// claimAvatar checks that mediaID is an image uploader uploaded (and that has not
-// expired unshared) and keeps it: an avatar counts as shared, so the unshared
-// sweep (media_quota.go) leaves it.
-func (ms *mediaStore) claimAvatar(ctx context.Context, uploader, mediaID string) error {
-	obs, _, err := ms.handles(ctx)
-	if err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
-	}
-	info, err := obs.GetInfo(ctx, mediaID)
-	if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted) {
-		return protocol.Errorf(protocol.CodeNotFound, "no media %s: upload the avatar with POST /api/v1/media first", mediaID)
-	}
-	if err != nil {
-		return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
-	}
-	if info.Metadata["uploader"] != uploader {
-		return protocol.Errorf(protocol.CodeForbidden, "media %s is not yours: upload your own avatar", mediaID)
-	}
-	if !strings.HasPrefix(info.Metadata["contentType"], "image/") {
-		return protocol.Errorf(protocol.CodeBadRequest, "media %s is %s: an avatar must be an image (png, jpeg, gif, webp, bmp)", mediaID, info.Metadata["contentType"])
-	}
-	if ttl := ms.g.cfg.Media.UnsharedTTL; ttl > 0 {
-		usage, err := ms.usage(ctx)
-		if err != nil {
-			return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
-		}
-		e, err := usage.Get(ctx, pendingKey(mediaID))
-		switch {
-		case err == nil:
-			if time.Since(e.Created()) > ttl {
-				return protocol.Errorf(protocol.CodeNotFound, "media %s expired unshared after %s: upload it again", mediaID, ttl)
-			}
-			if err := usage.Delete(ctx, pendingKey(mediaID)); err != nil {
-				return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
-			}
-		case !errors.Is(err, jetstream.ErrKeyNotFound):
-			return protocol.Errorf(protocol.CodeUnavailable, "media storage unavailable; retry").WithCause(err)
-		}
-	}
-	return nil
-}
-
 // mayReadProfile reports whether caller may see target's profile: themself, a
 // service, or someone sharing a chat with them.
-func (g *Gateway) mayReadProfile(ctx context.Context, caller string, service bool, target string) (bool, error) {
+func mayReadProfile(ctx context.Context, st store.PeopleStore, caller string, service bool, target string) (bool, error) {
 	if caller == target || service {
 		return true, nil
 	}
-	shared, err := g.deps.Store.SharesChat(ctx, caller, []string{target})
+	shared, err := st.SharesChat(ctx, caller, []string{target})
 	if err != nil {
 		return false, storeUnavailable(err)
 	}
@@ -212,7 +169,7 @@ func (g *Gateway) getUserProfile(w http.ResponseWriter, r *http.Request, id auth
 		g.fail(w, err)
 		return
 	}
-	ok, err := g.mayReadProfile(ctx, id.UserID, id.Service, target)
+	ok, err := mayReadProfile(ctx, g.deps.Store, id.UserID, id.Service, target)
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -221,7 +178,7 @@ func (g *Gateway) getUserProfile(w http.ResponseWriter, r *http.Request, id auth
 		g.fail(w, errNoProfile(target))
 		return
 	}
-	p, err := g.loadProfile(ctx, target)
+	p, err := loadProfile(ctx, g.deps.Store, target)
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -293,15 +250,20 @@ func (g *Gateway) chatProfiles(w http.ResponseWriter, r *http.Request, id auth.I
 	writeJSON(w, http.StatusOK, body)
 }
 
-// avatarVisible reports whether mediaID is the current avatar of its uploader and
+// avatarPort answers the media service's avatar question (media.Avatars) from
+// the profiles: an upload that is a profile's current avatar may be downloaded by
+// those who may read that profile.
+type avatarPort struct{ st store.PeopleStore }
+
+// AvatarVisible reports whether mediaID is the current avatar of its uploader and
 // caller may read the uploader's profile: then caller may download it.
-func (g *Gateway) avatarVisible(ctx context.Context, mediaID, uploader, caller string) (bool, error) {
+func (p avatarPort) AvatarVisible(ctx context.Context, mediaID, uploader, caller string) (bool, error) {
 	if uploader == "" {
 		return false, nil
 	}
-	p, err := g.loadProfile(ctx, uploader)
-	if err != nil || p.Avatar != mediaID {
+	prof, err := loadProfile(ctx, p.st, uploader)
+	if err != nil || prof.Avatar != mediaID {
 		return false, err
 	}
-	return g.mayReadProfile(ctx, caller, false, uploader)
+	return mayReadProfile(ctx, p.st, caller, false, uploader)
 }

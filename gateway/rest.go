@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -23,78 +21,15 @@ import (
 // MaxChatName is the longest chat name, in bytes.
 const MaxChatName = 128
 
-// errorBody is the JSON of every REST error.
-type errorBody struct {
-	Error struct {
-		Code    protocol.Code `json:"code"`
-		Message string        `json:"message"`
-		Retry   bool          `json:"retry"`
-		// RetryAfterMs is when a rate_limited request would pass, if known.
-		RetryAfterMs int64 `json:"retryAfterMs,omitempty"`
-	} `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
-	var b errorBody
-	b.Error.Code, b.Error.Message, b.Error.Retry = e.Code, e.Message, e.Code.Retryable()
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="natter"`)
-	}
-	if e.RetryAfter > 0 {
-		b.Error.RetryAfterMs = max(1, e.RetryAfter.Milliseconds())
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
-	}
-	writeJSON(w, status, b)
-}
-
-// httpStatus maps a protocol error code to its HTTP status.
-func httpStatus(c protocol.Code) int {
-	switch c {
-	case protocol.CodeUnauthorized, protocol.CodeTokenExpired:
-		return http.StatusUnauthorized
-	case protocol.CodeForbidden, protocol.CodeNotMember, protocol.CodeBlocked:
-		return http.StatusForbidden
-	case protocol.CodeNotFound:
-		return http.StatusNotFound
-	case protocol.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case protocol.CodeConflict, protocol.CodeGroupFull:
-		return http.StatusConflict
-	case protocol.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case protocol.CodeUnavailable, protocol.CodeShuttingDown:
-		return http.StatusServiceUnavailable
-	case protocol.CodeStorageFull:
-		return http.StatusInsufficientStorage
-	case protocol.CodeInternal:
-		return http.StatusInternalServerError
-	case protocol.CodeBadHost:
-		return http.StatusMisdirectedRequest
-	case protocol.CodeQuotaExceeded:
-		return http.StatusInsufficientStorage
-	}
-	return http.StatusBadRequest
-}
+// The gateway's spellings of the REST helpers every concept package shares
+// (gateway/internal/httpx).
+var (
+	writeJSON  = httpx.WriteJSON
+	writeError = httpx.WriteError
+)
 
 // fail writes err (a *protocol.Error, or an internal error that is logged).
-func (g *Gateway) fail(w http.ResponseWriter, err error) {
-	var pe *protocol.Error
-	if !errors.As(err, &pe) {
-		g.log.Error("request failed", zap.Error(err))
-		pe = protocol.Errorf(protocol.CodeInternal, "internal error")
-	} else if pe.Cause != nil { // a dependency failed: logged here, once, with why
-		g.log.Warn("request failed", zap.String("code", string(pe.Code)), zap.String("answer", pe.Message), zap.Error(pe.Cause))
-	}
-	writeError(w, httpStatus(pe.Code), pe)
-}
+func (g *Gateway) fail(w http.ResponseWriter, err error) { httpx.Fail(g.log, w, err) }
 
 // failLimited writes a refusal of the REST buckets and counts it.
 func (g *Gateway) failLimited(w http.ResponseWriter, err error) {
@@ -104,7 +39,8 @@ func (g *Gateway) failLimited(w http.ResponseWriter, err error) {
 	g.fail(w, err)
 }
 
-type authedHandler func(w http.ResponseWriter, r *http.Request, id auth.Identity)
+// authedHandler is the handler of a route that needs a bearer token.
+type authedHandler = httpx.AuthedHandler
 
 // authed requires a valid bearer token.
 func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
@@ -124,28 +60,14 @@ func (g *Gateway) authed(h authedHandler) http.HandlerFunc {
 }
 
 // decodeBody reads a JSON body of at most MaxBodyBytes into v, refusing unknown
-// fields and trailing data.
+// fields and trailing data (httpx.Body).
 func (g *Gateway) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return protocol.Errorf(protocol.CodeTooLarge, "body over %d bytes", g.cfg.MaxBodyBytes)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return protocol.Errorf(protocol.CodeBadRequest, "body not received within %s (gateway.body-timeout): send it at once", g.cfg.BodyTimeout)
-		}
-		return protocol.Errorf(protocol.CodeBadRequest, "read body: %v", err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return protocol.Errorf(protocol.CodeBadRequest, "malformed JSON body: %v", err)
-	}
-	if dec.More() {
-		return protocol.Errorf(protocol.CodeBadRequest, "trailing data after the JSON body")
-	}
-	return nil
+	return g.body().Decode(w, r, v)
+}
+
+// body is the bound of a JSON request body.
+func (g *Gateway) body() httpx.Body {
+	return httpx.Body{MaxBytes: g.cfg.MaxBodyBytes, Timeout: g.cfg.BodyTimeout}
 }
 
 // createChatRequest is the body of POST /api/v1/chats.
@@ -519,7 +441,7 @@ func (g *Gateway) postMessage(w http.ResponseWriter, r *http.Request, id auth.Id
 		g.fail(w, err)
 		return
 	}
-	if err := g.media.share(r.Context(), id.UserID, m); err != nil { // media.go
+	if err := g.media.Share(r.Context(), id.UserID, m); err != nil { // gateway/media
 		g.fail(w, err)
 		return
 	}

@@ -94,9 +94,9 @@ func (g *Gateway) routeTable() []route {
 		token("GET", "/api/v1/users/{id}/presence", g.presence.ServeGet),
 		token("PUT", "/api/v1/users/{id}/presence", g.presence.ServePut),
 
-		// Media (media.go).
-		token("POST", "/api/v1/media", g.uploadMedia),
-		token("GET", "/api/v1/media/{id}", g.getMedia),
+		// Media (gateway/media).
+		token("POST", "/api/v1/media", g.media.Upload),
+		token("GET", "/api/v1/media/{id}", g.media.Download),
 
 		// Search (search.go).
 		token("GET", "/api/v1/search", g.search),

@@ -1,4 +1,4 @@
-package gateway
+package media
 
 import (
 	"bytes"
@@ -45,7 +45,7 @@ func TestRangesServable(t *testing.T) {
 
 // FuzzRangeHeader checks parseByteRanges against http.ServeContent, which parses
 // the header the gateway then serves, and rangesServable's promise: what it
-// accepts is at most MaxMediaRanges ranges, ascending, within the object. The
+// accepts is at most MaxRanges ranges, ascending, within the object. The
 // seed corpus is in testdata/fuzz/FuzzRangeHeader.
 func FuzzRangeHeader(f *testing.F) {
 	f.Add("bytes=0-99", int64(1000))
@@ -63,7 +63,7 @@ func FuzzRangeHeader(f *testing.F) {
 			sum += r.length
 		}
 		if rangesServable(header, size) && err == nil {
-			require.LessOrEqual(t, len(ranges), MaxMediaRanges)
+			require.LessOrEqual(t, len(ranges), MaxRanges)
 			for i := 1; i < len(ranges); i++ {
 				require.GreaterOrEqual(t, ranges[i].start, ranges[i-1].start+ranges[i-1].length)
 			}

@@ -1,4 +1,4 @@
-package gateway
+package media
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 func checkName(t *testing.T, name string) {
 	t.Helper()
 	require.NotEmpty(t, name)
-	require.LessOrEqual(t, len(name), MaxMediaName)
+	require.LessOrEqual(t, len(name), MaxName)
 	require.True(t, utf8.ValidString(name), "%q", name)
 	require.False(t, strings.ContainsAny(name, `/\`), "%q", name)
 	require.False(t, strings.HasPrefix(name, ".."), "%q", name)

@@ -1,4 +1,4 @@
-package gateway
+package media
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"go.uber.org/zap"
@@ -137,7 +138,7 @@ func (u *uploadLimiter) allow(user string) error {
 		u.users[user] = b
 	}
 	if !b.Allow() {
-		return rateLimited("too many uploads: slow down")
+		return httpx.RateLimited("too many uploads: slow down")
 	}
 	return nil
 }
@@ -156,11 +157,11 @@ func sweepGrace(ttl time.Duration) time.Duration { return min(ttl/4, time.Minute
 // sweepEvery is how often a gateway sweeps unshared uploads.
 func sweepEvery(ttl time.Duration) time.Duration { return max(time.Second, min(ttl/4, 10*time.Minute)) }
 
-// sweepUnshared runs until ctx ends, deleting every gateway.media-unshared-ttl /
+// SweepUnshared runs until ctx ends, deleting every gateway.media-unshared-ttl /
 // sweepEvery the uploads no message shared in time. Several gateways may sweep at
 // once: a delete that another did first is skipped, and so is its usage change.
-func (ms *mediaStore) sweepUnshared(ctx context.Context) {
-	ttl := ms.g.cfg.Media.UnsharedTTL
+func (s *Service) SweepUnshared(ctx context.Context) {
+	ttl := s.cfg.UnsharedTTL
 	if ttl <= 0 {
 		return
 	}
@@ -172,21 +173,21 @@ func (ms *mediaStore) sweepUnshared(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n, err := ms.sweepOnce(ctx, time.Now().Add(-ttl-sweepGrace(ttl))); err != nil && ctx.Err() == nil {
-			ms.g.log.Warn("media sweep failed", zap.Error(err))
+		if n, err := s.sweepOnce(ctx, time.Now().Add(-ttl-sweepGrace(ttl))); err != nil && ctx.Err() == nil {
+			s.log.Warn("media sweep failed", zap.Error(err))
 		} else if n > 0 {
-			ms.g.log.Info("expired unshared media", zap.Int("count", n))
+			s.log.Info("expired unshared media", zap.Int("count", n))
 		}
 	}
 }
 
 // sweepOnce deletes the unshared uploads made before cutoff and returns how many.
-func (ms *mediaStore) sweepOnce(ctx context.Context, cutoff time.Time) (int, error) {
-	obs, shares, err := ms.handles(ctx)
+func (s *Service) sweepOnce(ctx context.Context, cutoff time.Time) (int, error) {
+	obs, shares, err := s.handles(ctx)
 	if err != nil {
 		return 0, err
 	}
-	usage, err := ms.usage(ctx)
+	usage, err := s.usage(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -223,7 +224,7 @@ func (ms *mediaStore) sweepOnce(ctx context.Context, cutoff time.Time) (int, err
 			continue // another gateway deleted it first
 		}
 		if err := chargeUsage(ctx, usage, info.Metadata["uploader"], -int64(info.Size), 0); err != nil {
-			ms.g.log.Warn("media usage not given back", zap.String("user_id", info.Metadata["uploader"]), zap.Error(err))
+			s.log.Warn("media usage not given back", zap.String("user_id", info.Metadata["uploader"]), zap.Error(err))
 		}
 		_ = usage.Delete(ctx, k)
 		n++
@@ -245,15 +246,15 @@ func hasShare(ctx context.Context, shares jetstream.KeyValue, mediaID string) (b
 }
 
 // usage returns the media usage bucket's handle.
-func (ms *mediaStore) usage(ctx context.Context) (jetstream.KeyValue, error) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	if ms.usageKV == nil {
-		kv, err := ms.g.deps.JS.KeyValue(ctx, natsutil.MediaUsageBucket)
+func (s *Service) usage(ctx context.Context) (jetstream.KeyValue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.usageKV == nil {
+		kv, err := s.deps.Buckets.KeyValue(ctx, natsutil.MediaUsageBucket)
 		if err != nil {
 			return nil, fmt.Errorf("media usage bucket: %w", err)
 		}
-		ms.usageKV = kv
+		s.usageKV = kv
 	}
-	return ms.usageKV, nil
+	return s.usageKV, nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package media
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
-// Encrypted attachments (docs/e2ee.md, media.go): an upload may name the end-to-end
+// Encrypted attachments (docs/e2ee.md, upload.go): an upload may name the end-to-end
 // encrypted chat it is for, POST /api/v1/media?chatId=<id> (a query parameter, so
 // the chat is checked before any byte of the body is read). The bytes are
 // ciphertext the gateway neither sniffs nor shows: stored as
@@ -26,22 +26,22 @@ const opaqueMediaType = "application/octet-stream"
 // error: not an ID, not a member (403 not_member, as for a chat that does not
 // exist), or a chat that is not end-to-end encrypted (400: media of other chats is
 // shared through a message's meta).
-func (g *Gateway) mediaChat(ctx context.Context, r *http.Request, id auth.Identity) (string, error) {
+func (s *Service) uploadChat(ctx context.Context, r *http.Request, id auth.Identity) (string, error) {
 	q := r.URL.Query()
 	if !q.Has("chatId") {
 		return "", nil
 	}
 	chat := q.Get("chatId")
-	if err := validID("chat", chat); err != nil {
+	if err := protocol.ValidID("chat", chat); err != nil {
 		return "", err
 	}
 	if id.Service {
 		return "", protocol.Errorf(protocol.CodeForbidden, "encrypted attachments are uploaded by members of the chat, with a user's token")
 	}
-	if _, err := g.members.checkFresh(ctx, chat, id.UserID); err != nil {
+	if err := s.deps.Members.CheckMember(ctx, chat, id.UserID); err != nil {
 		return "", err
 	}
-	enc, known := g.flags.encrypted(ctx, chat)
+	enc, known := s.deps.Chats.Encrypted(ctx, chat)
 	if !known {
 		return "", protocol.Errorf(protocol.CodeUnavailable, "chat lookup failed; retry")
 	}

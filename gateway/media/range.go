@@ -1,4 +1,4 @@
-package gateway
+package media
 
 import (
 	"errors"
@@ -15,12 +15,12 @@ import (
 // so every range behind the previous one re-reads the object from its start: 100
 // backward ranges on a 25 MiB object made one small request cost 2.5 GB of reads.
 // The gateway therefore serves a Range header only when its ranges are few
-// (MaxMediaRanges), in ascending order and not overlapping, which one forward pass
+// (MaxRanges), in ascending order and not overlapping, which one forward pass
 // over the object answers. Any other Range header is ignored, as RFC 9110 §14.2
 // allows, and the whole object is sent with 200: never more work than a plain GET.
 
-// MaxMediaRanges is the most byte ranges a media request may ask for at once.
-const MaxMediaRanges = 4
+// MaxRanges is the most byte ranges a media request may ask for at once.
+const MaxRanges = 4
 
 // byteRange is one satisfiable range of a Range header: length bytes from start.
 type byteRange struct {
@@ -99,7 +99,7 @@ func parseByteRanges(s string, size int64) ([]byteRange, error) {
 }
 
 // rangesServable reports whether the Range header h may be served for an object
-// of size bytes in one forward pass: at most MaxMediaRanges ranges, each starting
+// of size bytes in one forward pass: at most MaxRanges ranges, each starting
 // after the previous one ends. A malformed header, or one with no range
 // satisfiable, is left to http.ServeContent, which answers 416 without reading.
 func rangesServable(h string, size int64) bool {
@@ -107,7 +107,7 @@ func rangesServable(h string, size int64) bool {
 	if err != nil {
 		return true // ServeContent refuses it with 416 without reading anything
 	}
-	if len(ranges) > MaxMediaRanges {
+	if len(ranges) > MaxRanges {
 		return false
 	}
 	for i := 1; i < len(ranges); i++ {
