@@ -307,14 +307,11 @@ func (n *Notifier) order(ctx context.Context, in <-chan jetstream.Msg, out chan<
 // opTimeout bounds the handling of one log message.
 var opTimeout = 30 * time.Second
 
-// notifiable reports whether m is worth a notification: content, not an edit,
-// delete, reaction or system event.
+// notifiable reports whether m is worth a notification: something a person reads
+// (protocol.Readable), not an edit, delete, reaction, system event or key
+// distribution.
 func notifiable(m *protocol.Message) bool {
-	switch m.MessageType {
-	case protocol.TypeSystem, protocol.TypeEdit, protocol.TypeDelete, protocol.TypeReact:
-		return false
-	}
-	return true
+	return protocol.Readable(m.MessageType)
 }
 
 // windowKey is the key of uid's coalescing window for chat.

@@ -149,3 +149,36 @@ func TestNewMemberNotified(t *testing.T) {
 	time.Sleep(2 * n.Config.Notifier.Window)
 	require.Len(t, ns.forUser("bob", chat), 1, "bob, removed, hears nothing more")
 }
+
+// A key distribution of an end-to-end encrypted chat (messageType encrypted_keys) is
+// never pushed and never counted: an offline member hears nothing of one, and the
+// ciphertext message after it is pushed with a count of one.
+func TestKeyDistributionNotPushed(t *testing.T) {
+	n := startNatter(t)
+	ns := watchNotes(t, n)
+	alice := n.Token(t, "alice")
+	var chat struct {
+		ID string `json:"id"`
+	}
+	status, body := n.Do(t, "POST", "/api/v1/chats", alice, map[string]any{"type": "group", "name": "", "members": []string{"bob"}, "encrypted": true})
+	require.Equal(t, http.StatusCreated, status, string(body))
+	require.NoError(t, json.Unmarshal(body, &chat))
+	post := func(id, typ string) {
+		t.Helper()
+		status, body := n.Do(t, "POST", "/api/v1/chats/"+chat.ID+"/messages", alice,
+			map[string]any{"messageId": id, "messageType": typ, "content": `{"v":1,"t":"x","dev":"d1","ct":"AAAA"}`})
+		require.Equal(t, http.StatusAccepted, status, string(body))
+	}
+	post("k1", "encrypted_keys")
+	// Two windows: a push for k1 would have been sent by now.
+	time.Sleep(2 * n.Config.Notifier.Window)
+	require.Empty(t, ns.forUser("bob", chat.ID), "a key distribution is not pushed")
+	post("e1", "encrypted")
+	require.Eventually(t, func() bool { return len(ns.forUser("bob", chat.ID)) == 1 }, 10*time.Second, 20*time.Millisecond,
+		"bob, offline, is notified of the message")
+	note := ns.forUser("bob", chat.ID)[0]
+	require.Equal(t, "e1", note.LastMessage.MessageID)
+	require.True(t, note.Encrypted)
+	require.EqualValues(t, 1, note.Count, "the distribution is not counted")
+	require.EqualValues(t, 1, note.Badge)
+}

@@ -124,7 +124,7 @@ async function start(token) {
   // handler: the choice is made here, once per message).
   const viaE2EE = new Set();
   c.on("message", (m) => {
-    if (S.e2ee && (m.messageType === "encrypted" || S.chats.get(m.chatId)?.encrypted)) viaE2EE.add(m.chatId + ":" + m.seq);
+    if (S.e2ee && (m.messageType === "encrypted" || m.messageType === "encrypted_keys" || S.chats.get(m.chatId)?.encrypted)) viaE2EE.add(m.chatId + ":" + m.seq);
     else onMessage(m);
   });
   S.e2ee?.chats.onMessage((m) => {
@@ -270,8 +270,8 @@ function unread(c) {
   return n;
 }
 
-/** countable says whether m counts as unread, as the server counts: a message from someone else, not an operation or system event. */
-const countable = (m) => m.senderId !== S.me && m.messageType !== "system" && !OPS.includes(m.messageType);
+/** countable says whether m counts as unread, as the server counts: a message from someone else, not an operation, system event or key distribution. */
+const countable = (m) => m.senderId !== S.me && m.messageType !== "system" && m.messageType !== "encrypted_keys" && !OPS.includes(m.messageType);
 
 /** chatName is what a chat is called: its name, else (groups) the other members, else the peer. */
 function chatName(c) {
@@ -308,7 +308,7 @@ function preview(m) {
   if (m.messageType === "image") return who + "📷 Photo";
   if (m.messageType === "file") return who + "📎 " + (m.meta?.name || "File");
   if (m.messageType === "system") return systemText(m);
-  if (m.messageType === "encrypted") return who + "🔒 Encrypted message";
+  if (m.messageType === "encrypted" || m.messageType === "encrypted_keys") return who + "🔒 Encrypted message";
   if (m.messageType === "efile") return who + "🔒📎 " + (m.efile?.name || "File");
   return who + m.content;
 }
@@ -543,12 +543,14 @@ function systemText(m) {
 }
 
 /**
- * keyNoise says m is a device key event in a chat that is not encrypted: the server
- * announces key changes in every chat of the user, but they matter (and are shown)
- * only where messages are encrypted.
+ * keyNoise says m is nothing to show: a key distribution (encrypted_keys, which the
+ * device's EncryptedChats consumes; without WebCrypto it is just skipped), or a device
+ * key event in a chat that is not encrypted (older servers announced key changes in
+ * every chat of the user; they matter, and are shown, only where messages are
+ * encrypted).
  */
-const keyNoise = (m) => m.messageType === "system" && ["device_keys_changed", "device_revoked"].includes(m.meta?.event) &&
-  !S.chats.get(m.chatId)?.encrypted;
+const keyNoise = (m) => m.messageType === "encrypted_keys" ||
+  (m.messageType === "system" && ["device_keys_changed", "device_revoked"].includes(m.meta?.event) && !S.chats.get(m.chatId)?.encrypted);
 
 /** applySystem updates the chat a system event speaks of: its name, its members, or that the user is no longer in it. */
 function applySystem(c, m) {

@@ -158,6 +158,30 @@ func encryptedChats(t *testing.T, cfg *app.Config, rcv *receiver) {
 		}
 	}
 
+	// A key distribution (encrypted_keys) is taken like ciphertext and delivered in
+	// order, but it is nothing a person reads: not unread (bob's count below stays
+	// at ops-ct alone), not pushed, and no edit, delete or reply may target it. A
+	// plain chat refuses it.
+	_, err = sendAs(protocol.TypeEncryptedKeys, "k1", ciphertext(30))
+	require.NoError(t, err)
+	f := collect(t, carol, 1, 10*time.Second)[0]
+	require.Equal(t, "k1", f.MessageID)
+	require.Equal(t, protocol.TypeEncryptedKeys, f.MessageType)
+	require.Equal(t, ciphertext(30), f.Content)
+	for _, bad := range []*protocol.Frame{
+		{Type: protocol.FrameEdit, ChatID: group.ID, MessageID: "k1-ed", RefID: "k1", Content: ciphertext(31)},
+		{Type: protocol.FrameDelete, ChatID: group.ID, MessageID: "k1-del", RefID: "k1"},
+		{Type: protocol.FrameSend, ChatID: group.ID, MessageID: "k1-re", ReplyTo: "k1", Content: ciphertext(32), MessageType: protocol.TypeEncrypted},
+		{Type: protocol.FrameSend, ChatID: plain, MessageID: "k1-plain", Content: "x", MessageType: protocol.TypeEncryptedKeys},
+	} {
+		_, err = alice.SendFrame(ctx, bad)
+		require.ErrorContains(t, err, string(protocol.CodeBadRequest), bad.MessageID)
+	}
+	require.Eventually(t, func() bool {
+		ms, err := readAll(n.Store, group.ID)
+		return err == nil && len(ms) > 0 && ms[len(ms)-1].MessageID == "k1"
+	}, 10*time.Second, 20*time.Millisecond, "the distribution is stored")
+
 	// Unread counts work; the push notification carries no content.
 	var list struct {
 		Chats []struct {
@@ -173,7 +197,7 @@ func encryptedChats(t *testing.T, cfg *app.Config, rcv *receiver) {
 		if c.ID == group.ID {
 			found = true
 			require.True(t, c.Encrypted)
-			require.Equal(t, 1, c.Unread, "ops-ct: bob's own b1 moved his read watermark past the others")
+			require.Equal(t, 1, c.Unread, "ops-ct: bob's own b1 moved his read watermark past the others; k1 is not counted")
 		}
 	}
 	require.True(t, found)

@@ -9,21 +9,22 @@ import (
 // end-to-end encrypted (docs/e2ee.md); the gateway (WebSocket and REST) and the
 // sequencer (for backend services' messages) both call it.
 //
-// An encrypted chat takes TypeEncrypted (ciphertext), edits (ciphertext of the new
-// text), deletes, and system messages (the server's and services' metadata:
+// An encrypted chat takes TypeEncrypted (ciphertext), TypeEncryptedKeys (key
+// distributions, ciphertext too), edits (ciphertext of the new text), deletes, and
+// system messages (the server's and services' metadata:
 // membership and key events; users cannot send those anyway). Anything else,
 // reactions included, would put plaintext where members expect none: it is refused.
-// A chat that is not encrypted refuses TypeEncrypted, which would be stored and
-// shown as unreadable text. The error is a CodeBadRequest *Error.
+// A chat that is not encrypted refuses both encrypted types, which would be stored
+// and shown as unreadable text (or, for key distributions, silently not counted). The error is a CodeBadRequest *Error.
 func CheckEncryption(encrypted bool, messageType string) *Error {
 	if !encrypted {
-		if messageType == TypeEncrypted {
-			return Errorf(CodeBadRequest, "messageType %q is only for end-to-end encrypted chats: this chat is not one", TypeEncrypted)
+		if messageType == TypeEncrypted || messageType == TypeEncryptedKeys {
+			return Errorf(CodeBadRequest, "messageType %q is only for end-to-end encrypted chats: this chat is not one", messageType)
 		}
 		return nil
 	}
 	switch messageType {
-	case TypeEncrypted, TypeEdit, TypeDelete, TypeSystem:
+	case TypeEncrypted, TypeEncryptedKeys, TypeEdit, TypeDelete, TypeSystem:
 		return nil
 	case TypeReact:
 		return Errorf(CodeBadRequest, "this chat is end-to-end encrypted: send reactions inside an encrypted message, not as react")

@@ -19,6 +19,12 @@ const (
 	// the client's ciphertext envelope, which the server never interprets
 	// (docs/e2ee.md).
 	TypeEncrypted = "encrypted"
+	// TypeEncryptedKeys is a key distribution of an end-to-end encrypted chat: opaque
+	// ciphertext like TypeEncrypted (the sender key boxed for each recipient device),
+	// stored, ordered and delivered like any message, but nothing a person reads: it
+	// never counts as unread and is never pushed, and it cannot be edited, deleted,
+	// reacted or replied to (docs/e2ee.md).
+	TypeEncryptedKeys = "encrypted_keys"
 )
 
 // Message is one chat message as sequenced, delivered and stored. On ingress Seq and

@@ -53,9 +53,17 @@ func IsOperation(messageType string) bool {
 }
 
 // Referable reports whether a message of messageType may be the target of an edit,
-// delete, reaction or reply: anything but a system message or an operation.
+// delete, reaction or reply: anything but a system message, a key distribution
+// (TypeEncryptedKeys) or an operation.
 func Referable(messageType string) bool {
-	return messageType != TypeSystem && !IsOperation(messageType)
+	return messageType != TypeSystem && messageType != TypeEncryptedKeys && !IsOperation(messageType)
+}
+
+// Readable reports whether a message of messageType is something a person reads:
+// not a system event, a key distribution or an operation. Only those count as unread
+// (store.Countable) and are pushed.
+func Readable(messageType string) bool {
+	return Referable(messageType)
 }
 
 // Searchable reports whether a message of messageType is indexed for search: a

@@ -58,7 +58,8 @@ type ChatSummary struct {
 	LastMessage *protocol.Message `json:"lastMessage,omitempty"`
 	ReadSeq     uint64            `json:"readSeq"`
 	// Unread counts the messages after ReadSeq that a person reads (Countable):
-	// not system events, not edit, delete or react events, not deleted messages,
+	// not system events, not key distributions (encrypted_keys), not edit, delete
+	// or react events, not deleted messages,
 	// and not the user's own (sending a message also moves the sender's read
 	// watermark to it). At most MaxUnread.
 	Unread uint64 `json:"unread"`
@@ -74,11 +75,11 @@ type ChatSummary struct {
 const MaxUnread = 1000
 
 // Countable reports whether m counts as unread for viewer: a message a person reads
-// (text, media, an app type), not a system event or an edit, delete or react event,
-// not deleted, and not viewer's own.
+// (text, media, ciphertext, an app type: protocol.Readable), not a system event, a
+// key distribution or an edit, delete or react event, not deleted, and not viewer's
+// own.
 func Countable(m *protocol.Message, viewer string) bool {
-	return m.MessageType != protocol.TypeSystem && !protocol.IsOperation(m.MessageType) &&
-		!m.Deleted && m.SenderID != viewer
+	return protocol.Readable(m.MessageType) && !m.Deleted && m.SenderID != viewer
 }
 
 // ChatListCursor positions a page of UserChatsBefore: it names the last chat of the

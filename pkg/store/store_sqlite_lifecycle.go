@@ -109,8 +109,8 @@ func (s *SQLiteStore) EraseUser(ctx context.Context, userID string) (EraseReport
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE messages SET content = '', meta = NULL, edited = 0,
-			deleted = CASE WHEN message_type IN ('system', 'edit', 'delete', 'react') THEN deleted ELSE 1 END
-			WHERE sender_id = ? AND (content != '' OR meta IS NOT NULL OR (deleted = 0 AND message_type NOT IN ('system', 'edit', 'delete', 'react')))`, userID)
+			deleted = CASE WHEN message_type IN ('system', 'encrypted_keys', 'edit', 'delete', 'react') THEN deleted ELSE 1 END
+			WHERE sender_id = ? AND (content != '' OR meta IS NOT NULL OR (deleted = 0 AND message_type NOT IN ('system', 'encrypted_keys', 'edit', 'delete', 'react')))`, userID)
 		if err != nil {
 			return err
 		}

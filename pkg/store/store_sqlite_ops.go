@@ -82,8 +82,9 @@ func (a *opApplier) close() {
 	}
 }
 
-// notOp is the SQL condition "message_type is not an operation nor system".
-const notOp = `message_type NOT IN ('system', 'edit', 'delete', 'react')`
+// notOp is the SQL condition "message_type is protocol.Referable": not an
+// operation, a system event or a key distribution.
+const notOp = `message_type NOT IN ('system', 'encrypted_keys', 'edit', 'delete', 'react')`
 
 // apply handles one newly inserted message m. newest says m's seq is above every
 // other stored seq of its chat: then no operation on it can be stored yet, and the

@@ -44,8 +44,9 @@ func userChatsSQL(cond string) string {
 }
 
 // unreadSQL is the expression of a chat's unread count (ChatSummary.Unread) for
-// user: the messages after the read watermark that a person reads (not system
-// events, edits, deletes or reactions, not deleted, not the user's own), at most
+// user: the messages after the read watermark that a person reads (Countable: not
+// system events, key distributions, edits, deletes or reactions, not deleted, not
+// the user's own), at most
 // MaxUnread. It walks the primary key from the watermark, so it costs what is
 // unread, never what was read; a chat whose last seq is not above the watermark
 // costs nothing. The append path pays nothing for it.
@@ -53,7 +54,7 @@ func unreadSQL(lastSeq, chat, read, user string) string {
 	return fmt.Sprintf(`CASE WHEN %[1]s > %[3]s THEN MIN((SELECT COUNT(*) FROM messages u
 			WHERE u.chat_id = %[2]s AND u.seq > %[3]s AND u.sender_id != %[4]s AND u.deleted = 0
 			AND (u.expires_at = 0 OR u.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))
-			AND u.message_type NOT IN ('system', 'edit', 'delete', 'react')), %[5]d) ELSE 0 END`,
+			AND u.message_type NOT IN ('system', 'encrypted_keys', 'edit', 'delete', 'react')), %[5]d) ELSE 0 END`,
 		lastSeq, chat, read, user, MaxUnread)
 }
 

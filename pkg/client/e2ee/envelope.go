@@ -9,6 +9,13 @@ import (
 // MessageType is the messageType of every user message in an encrypted chat.
 const MessageType = "encrypted"
 
+// KeysMessageType is the messageType of a key distribution (a KindKeys envelope):
+// the server stores and delivers it like any message but never counts it as
+// unread or pushes it. Receivers also take distributions sent as MessageType
+// (before this type existed, so history may hold them), and refuse a KindMessage
+// envelope sent as KeysMessageType (a message that no badge would count).
+const KeysMessageType = "encrypted_keys"
+
 // Envelope kinds (the "t" field).
 const (
 	KindMessage = "msg"  // a chat message (or an edit's new text) under a sender key

@@ -162,6 +162,17 @@ func (s *Session) handle(ctx context.Context, m protocol.Message) (Message, bool
 			s.kr.MarkStale(m.ChatID)
 			out.KeyChange = &KeyChange{Event: ev.Event, UserID: ev.UserID, DeviceID: ev.DeviceID}
 		}
+	case m.MessageType == KeysMessageType:
+		if env, err := ParseEnvelope(m.Content); err != nil || env.Kind != KindKeys {
+			s.log.Warn("key distribution refused: not a keys envelope", zap.String("chat_id", m.ChatID), zap.Uint64("seq", m.Seq),
+				zap.String("user_id", m.SenderID))
+			return out, false
+		}
+		if _, err := s.kr.Open(ctx, m.ChatID, m.SenderID, m.MessageID, m.Seq, m.Content, s.dir.Lookup); err != nil {
+			s.log.Warn("key distribution refused", zap.String("chat_id", m.ChatID), zap.Uint64("seq", m.Seq),
+				zap.String("user_id", m.SenderID), zap.Error(err))
+		}
+		return out, false
 	case m.MessageType == MessageType || (m.MessageType == protocol.TypeEdit && m.Content != ""):
 		o, err := s.kr.Open(ctx, m.ChatID, m.SenderID, BoundID(m), m.Seq, m.Content, s.dir.Lookup)
 		if o != nil && o.Envelope != nil && o.Envelope.Kind == KindKeys {
@@ -209,7 +220,7 @@ func (s *Session) ensureKeys(ctx context.Context, chat string) error {
 			s.kr.MarkStale(chat)
 			return err
 		}
-		if _, err := s.c.SendFrame(ctx, &protocol.Frame{Type: protocol.FrameSend, ChatID: chat, MessageType: MessageType, Content: env}); err != nil {
+		if _, err := s.c.SendFrame(ctx, &protocol.Frame{Type: protocol.FrameSend, ChatID: chat, MessageType: KeysMessageType, Content: env}); err != nil {
 			s.kr.MarkStale(chat)
 			return fmt.Errorf("e2ee: send keys to %s: %w", chat, err)
 		}

@@ -11,8 +11,9 @@ import (
 )
 
 // unreadCountable checks that ChatSummary.Unread and UnreadTotal count only what a
-// person reads: not system events, not edit, delete or react events, not deleted
-// messages, not one's own; the same number in both.
+// person reads: not system events, not key distributions (encrypted_keys), not
+// edit, delete or react events, not deleted messages, not one's own; the same
+// number in both.
 func unreadCountable(t *testing.T, s store.Store, group groupFn) {
 	ctx := context.Background()
 	group(t, s, "u", "alice", "bob", "carol")
@@ -66,4 +67,20 @@ func unreadCountable(t *testing.T, s store.Store, group groupFn) {
 	}))
 	require.EqualValues(t, 1, unread("bob"), "alice's text was deleted")
 	require.EqualValues(t, 0, unread("carol"))
+	// A key distribution is stored and read back like any message, but it is nothing
+	// a person reads: it counts for nobody, while the ciphertext after it does.
+	keys := msg("u", 13, "carol", base.Add(13*time.Second))
+	keys.MessageType, keys.Content = protocol.TypeEncryptedKeys, `{"v":1,"t":"keys","dev":"d1","ep":1,"boxes":[]}`
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{keys}))
+	require.EqualValues(t, 0, unread("alice"), "a key distribution is not unread")
+	require.EqualValues(t, 1, unread("bob"), "a key distribution is not unread")
+	got := page(t, s, "u", "alice")
+	require.Contains(t, got, uint64(13), "the distribution is stored")
+	require.Equal(t, protocol.TypeEncryptedKeys, got[13].MessageType)
+	require.Equal(t, keys.Content, got[13].Content)
+	ct := msg("u", 14, "carol", base.Add(14*time.Second))
+	ct.MessageType = protocol.TypeEncrypted
+	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{ct}))
+	require.EqualValues(t, 1, unread("alice"), "the encrypted message after it is")
+	require.EqualValues(t, 2, unread("bob"))
 }

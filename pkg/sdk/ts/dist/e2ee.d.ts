@@ -1,5 +1,12 @@
 /** The messageType of every user message in an encrypted chat. */
 export declare const E2EE_MESSAGE_TYPE = "encrypted";
+/**
+ * The messageType of a key distribution ("keys" envelope): stored and delivered like
+ * any message, never counted as unread or pushed. Distributions sent as
+ * E2EE_MESSAGE_TYPE (before this type existed) are still taken; a "msg" envelope sent
+ * as this type is refused.
+ */
+export declare const E2EE_KEYS_MESSAGE_TYPE = "encrypted_keys";
 /** E2EEError codes: no_key (the sender key never reached this device), decrypt, signature, untrusted, revoked, replay, format. */
 export declare class E2EEError extends Error {
     readonly code: "no_key" | "decrypt" | "signature" | "untrusted" | "revoked" | "replay" | "format";

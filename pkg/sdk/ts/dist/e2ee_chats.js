@@ -1,5 +1,5 @@
 import { newId } from "./outbox.js";
-import { E2EEError, E2EE_MESSAGE_TYPE, buf, fromB64, openFile, randomBytes, sealFile, toB64, verifyPreKey } from "./e2ee.js";
+import { E2EEError, E2EE_KEYS_MESSAGE_TYPE, E2EE_MESSAGE_TYPE, buf, fromB64, openFile, randomBytes, sealFile, toB64, verifyPreKey } from "./e2ee.js";
 const MAX_BOXES = 48;
 export class EncryptedChats {
     client;
@@ -88,6 +88,16 @@ export class EncryptedChats {
                     break;
             }
         }
+        else if (m.messageType === E2EE_KEYS_MESSAGE_TYPE) {
+            // A distribution is never shown; one that is not a "keys" envelope or fails to
+            // open is dropped (a message hidden as a distribution would escape the badge).
+            try {
+                if (JSON.parse(m.content)?.t === "keys")
+                    await this.keyring.open(m.chatId, m.senderId, m.messageId, m.seq, m.content, this.lookup);
+            }
+            catch { /* refused: nothing to show */ }
+            return null;
+        }
         else if (m.messageType === E2EE_MESSAGE_TYPE || (m.messageType === "edit" && m.content)) {
             try {
                 const o = await this.keyring.open(m.chatId, m.senderId, m.messageType === "edit" ? m.refId ?? "" : m.messageId, m.seq, m.content, this.lookup);
@@ -124,7 +134,7 @@ export class EncryptedChats {
             try {
                 for (let i = 0; i < to.length; i += MAX_BOXES) {
                     const env = await this.keyring.sealKeys(chat, to.slice(i, i + MAX_BOXES));
-                    await this.client.send(chat, env, { messageType: E2EE_MESSAGE_TYPE });
+                    await this.client.send(chat, env, { messageType: E2EE_KEYS_MESSAGE_TYPE });
                 }
             }
             catch (e) {

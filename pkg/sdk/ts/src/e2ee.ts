@@ -17,6 +17,13 @@ const LABEL_SPK = "natter-e2ee-v1/spk";
 const LABEL_FILE = "natter-e2ee-v1/file";
 /** The messageType of every user message in an encrypted chat. */
 export const E2EE_MESSAGE_TYPE = "encrypted";
+/**
+ * The messageType of a key distribution ("keys" envelope): stored and delivered like
+ * any message, never counted as unread or pushed. Distributions sent as
+ * E2EE_MESSAGE_TYPE (before this type existed) are still taken; a "msg" envelope sent
+ * as this type is refused.
+ */
+export const E2EE_KEYS_MESSAGE_TYPE = "encrypted_keys";
 
 /** E2EEError codes: no_key (the sender key never reached this device), decrypt, signature, untrusted, revoked, replay, format. */
 export class E2EEError extends Error {

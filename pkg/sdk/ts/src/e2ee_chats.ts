@@ -6,7 +6,7 @@
 import type { NatterClient } from "./client.js";
 import { newId } from "./outbox.js";
 import type { Ack, Message } from "./types.js";
-import { E2EEError, E2EE_MESSAGE_TYPE, buf, fromB64, openFile, randomBytes, sealFile, toB64, verifyPreKey } from "./e2ee.js";
+import { E2EEError, E2EE_KEYS_MESSAGE_TYPE, E2EE_MESSAGE_TYPE, buf, fromB64, openFile, randomBytes, sealFile, toB64, verifyPreKey } from "./e2ee.js";
 import type { Bundle } from "./e2ee.js";
 import type { Keyring, Payload, PreKey, RecipientDevice, FileRef } from "./e2ee_keyring.js";
 
@@ -102,6 +102,13 @@ export class EncryptedChats {
           out.keyChange = { event: ev.event, userId: ev.userId ?? "", deviceId: ev.deviceId ?? "" };
           break;
       }
+    } else if (m.messageType === E2EE_KEYS_MESSAGE_TYPE) {
+      // A distribution is never shown; one that is not a "keys" envelope or fails to
+      // open is dropped (a message hidden as a distribution would escape the badge).
+      try {
+        if (JSON.parse(m.content)?.t === "keys") await this.keyring.open(m.chatId, m.senderId, m.messageId, m.seq, m.content, this.lookup);
+      } catch { /* refused: nothing to show */ }
+      return null;
     } else if (m.messageType === E2EE_MESSAGE_TYPE || (m.messageType === "edit" && m.content)) {
       try {
         const o = await this.keyring.open(m.chatId, m.senderId, m.messageType === "edit" ? m.refId ?? "" : m.messageId, m.seq, m.content, this.lookup);
@@ -131,7 +138,7 @@ export class EncryptedChats {
       try {
         for (let i = 0; i < to.length; i += MAX_BOXES) {
           const env = await this.keyring.sealKeys(chat, to.slice(i, i + MAX_BOXES));
-          await this.client.send(chat, env, { messageType: E2EE_MESSAGE_TYPE });
+          await this.client.send(chat, env, { messageType: E2EE_KEYS_MESSAGE_TYPE });
         }
       } catch (e) {
         this.keyring.markStale(chat);

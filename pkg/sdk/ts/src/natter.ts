@@ -11,7 +11,7 @@ export type { CloseInfo, FetchFn, Transport, WebSocketCtor, WebSocketLike } from
 export { CloseCodes, NatterError, RETRYABLE_CODES, displayName } from "./types.js";
 export type * from "./types.js";
 export * as e2ee from "./e2ee.js";
-export { E2EEError, E2EE_MESSAGE_TYPE } from "./e2ee.js";
+export { E2EEError, E2EE_KEYS_MESSAGE_TYPE, E2EE_MESSAGE_TYPE } from "./e2ee.js";
 export { Identity, Keyring, parseEnvelope } from "./e2ee_keyring.js";
 export type { Box, DeviceKeys, Envelope, FileRef, IdentityState, Lookup, Opened, Payload, PreKey, RecipientDevice } from "./e2ee_keyring.js";
 export { EncryptedChats } from "./e2ee_chats.js";
