@@ -75,7 +75,9 @@ test("an encrypted chat: text and an attachment both ways, history after a reloa
   assert.equal(h.status, 200);
   const raw = JSON.stringify(h.body);
   for (const p of ["treasure", "shovel", "MAP-PLAINTEXT", "map.txt"]) assert.ok(!raw.includes(p), `${p} is not in the server's history`);
-  assert.ok(h.body.messages.filter((m) => m.messageType !== "system").every((m) => m.messageType === "encrypted"), "every user message is ciphertext");
+  assert.ok(h.body.messages.filter((m) => m.messageType !== "system").every((m) => m.messageType === "encrypted" || m.messageType === "encrypted_keys"), "every user message is ciphertext");
+  // Each page's sender key went out as a key distribution of its own type, which no badge counts.
+  for (const u of [ann, ben]) assert.ok(h.body.messages.some((m) => m.messageType === "encrypted_keys" && m.senderId === u), `${u}'s page sent its key distribution as encrypted_keys`);
   const fileMsg = h.body.messages.find((m) => m.messageType === "encrypted" && m.senderId === ann && m.content.length > 0);
   assert.ok(fileMsg);
   const chats = await rest(natter.url, "GET", "/api/v1/chats", natter.token(ann));
