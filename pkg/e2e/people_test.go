@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/client"
 	"github.com/natter-chat/natter/pkg/ids"
@@ -327,21 +328,46 @@ func TestBlocking(t *testing.T) {
 }
 
 // TestBlockedSenderNotifiesNobody: a message from a user the recipient blocks
-// causes no notification; the others' still do.
+// causes no notification and is never the preview of one; the others' messages
+// still notify. On both stores (the block is read through store.BlockCache).
 func TestBlockedSenderNotifiesNobody(t *testing.T) {
-	rcv := newReceiver(t)
-	cfg := presenceConfig(t)
-	rcv.configure(t, cfg)
-	n := testutil.StartNatter(t, cfg)
-	chat := n.CreateChat(t, "alice", "group", "Team", "bob", "carol")
-	status, body := call(t, n, "POST", "/api/v1/blocks/alice", "bob", nil, nil)
-	require.Equal(t, http.StatusCreated, status, string(body))
-	sendBurst(t, n, "alice", chat, "m", 2)
-	require.Eventually(t, func() bool { return len(rcv.notifications()) > 0 }, 10*time.Second, 20*time.Millisecond)
-	time.Sleep(2 * cfg.Notifier.Window) // anything for bob would have come by now
-	for _, note := range rcv.notifications() {
-		require.Equal(t, "carol", note.UserID, "bob blocks alice: %+v", note)
-	}
+	bothStores(t, presenceConfig, func(t *testing.T, cfg *app.Config) {
+		rcv := newReceiver(t)
+		rcv.configure(t, cfg)
+		n := testutil.StartNatter(t, cfg)
+		chat := n.CreateChat(t, "alice", "group", "Team", "bob", "carol")
+		status, body := call(t, n, "POST", "/api/v1/blocks/alice", "bob", nil, nil)
+		require.Equal(t, http.StatusCreated, status, string(body))
+		sendBurst(t, n, "alice", chat, "m", 2)
+		require.Eventually(t, func() bool { return len(rcv.notifications()) > 0 }, 10*time.Second, 20*time.Millisecond)
+		time.Sleep(2 * cfg.Notifier.Window) // anything for bob would have come by now
+		for _, note := range rcv.notifications() {
+			require.Equal(t, "carol", note.UserID, "bob blocks alice: %+v", note)
+		}
+
+		// carol, then alice again, in about one window: bob hears of carol's
+		// message, and his notification shows nothing of alice's (when alice's is
+		// the window's last, its sender and content are left out).
+		sendBurst(t, n, "carol", chat, "c", 1)
+		sendBurst(t, n, "alice", chat, "late", 1)
+		forBob := func() (out []notifier.Notification) {
+			for _, note := range rcv.notifications() {
+				if note.UserID == "bob" {
+					out = append(out, note)
+				}
+			}
+			return out
+		}
+		require.Eventually(t, func() bool { return len(forBob()) > 0 }, 10*time.Second, 20*time.Millisecond, "carol's message notifies bob")
+		time.Sleep(2 * cfg.Notifier.Window)
+		for _, note := range forBob() {
+			require.NotEqual(t, "alice", note.LastMessage.SenderID, "bob's preview is never alice's: %+v", note)
+			require.NotContains(t, note.LastMessage.Content, "late", "bob's preview is never alice's")
+			if note.LastMessage.MessageID == "late1" {
+				require.Empty(t, note.LastMessage.Content, "%+v", note)
+			}
+		}
+	})
 }
 
 type invitationList struct {
