@@ -87,23 +87,23 @@ func (r *Reader) findInTail(ctx context.Context, chat string, floor uint64, mess
 }
 
 // applyOps applies the operations in tail (unpersisted messages of one chat, oldest
-// first) to the messages of page, as the store will once it has them
-// (store.Store.AppendMessages): an edit by the author replaces the text, a delete
-// makes a tombstone (and blanks the text of the target's edit events in the page),
-// a react adds or removes the sender's reaction. Operations at or below a message's
+// first) to the messages of page, as the store will once it has them, by the same
+// rules (protocol.ApplyOp): an edit by the author replaces the text, a delete makes
+// a tombstone (and blanks the text of the target's edit events in the page), a
+// react adds or removes the sender's reaction. Operations at or below a message's
 // StateSeq are already in the store's answer and are skipped.
 //
-// Reaction counts are adjusted arithmetically: exact because the sequencer only
-// sequences reactions that change something (an add of a reaction the user does not
-// have, a removal of one they have).
+// Reaction counts are adjusted arithmetically (protocol.AdjustReactions): exact
+// because the sequencer only sequences reactions that change something (an add of
+// a reaction the user does not have, a removal of one they have).
 func applyOps(page []protocol.Message, tail []protocol.Message, viewer string) {
-	ops := map[string][]*protocol.Message{}
+	ops := map[string][]protocol.Op{}
 	deleted := map[string]bool{}
 	for i := range tail {
 		m := &tail[i]
-		if protocol.IsOperation(m.MessageType) && m.RefID != "" {
-			ops[m.RefID] = append(ops[m.RefID], m)
-			if m.MessageType == protocol.TypeDelete {
+		if op, ok := protocol.OpOf(m); ok {
+			ops[m.RefID] = append(ops[m.RefID], op)
+			if op.Type == protocol.TypeDelete {
 				deleted[m.RefID] = true
 			}
 		}
@@ -116,60 +116,21 @@ func applyOps(page []protocol.Message, tail []protocol.Message, viewer string) {
 		if p.MessageType == protocol.TypeEdit && deleted[p.RefID] {
 			p.Content = ""
 		}
-		if !protocol.Referable(p.MessageType) {
+		if len(ops[p.MessageID]) == 0 || !protocol.Referable(p.MessageType) {
 			continue
 		}
+		// The store's answer holds every operation up to StateSeq: an edit above
+		// it is newer than the one that gave the text.
+		state := protocol.OpStateOf(p)
 		for _, op := range ops[p.MessageID] {
-			if op.Seq > p.StateSeq && op.Seq > p.Seq {
-				applyOp(p, op, viewer)
-				p.StateSeq = op.Seq
+			if op.Seq <= p.StateSeq {
+				continue
+			}
+			var effect protocol.OpEffect
+			if state, effect = protocol.ApplyOp(state, op); effect == protocol.OpReacted {
+				p.Reactions = protocol.AdjustReactions(p.Reactions, op.Reaction, op.SenderID, viewer)
 			}
 		}
-	}
-}
-
-// applyOp applies one operation to its target p.
-func applyOp(p *protocol.Message, op *protocol.Message, viewer string) {
-	switch op.MessageType {
-	case protocol.TypeEdit:
-		if !p.Deleted && op.SenderID == p.SenderID {
-			p.Content, p.Edited = op.Content, true
-		}
-	case protocol.TypeDelete:
-		p.Deleted, p.Edited, p.Content, p.Meta, p.Reactions = true, false, "", nil, nil
-	case protocol.TypeReact:
-		ev, ok := protocol.ParseReaction(op.Meta)
-		if !ok || p.Deleted {
-			return
-		}
-		me := viewer != "" && op.SenderID == viewer
-		i := 0
-		for i < len(p.Reactions) && p.Reactions[i].Emoji != ev.Emoji {
-			i++
-		}
-		switch {
-		case ev.Remove && i < len(p.Reactions):
-			r := &p.Reactions[i]
-			if me && !r.Me {
-				return // the viewer had no such reaction: nothing to take back
-			}
-			r.Count--
-			if me {
-				r.Me = false
-			}
-			if r.Count <= 0 {
-				p.Reactions = append(p.Reactions[:i:i], p.Reactions[i+1:]...)
-			}
-		case ev.Remove:
-		case i < len(p.Reactions):
-			r := &p.Reactions[i]
-			if me && r.Me {
-				return // already counted
-			}
-			r.Count++
-			r.Me = r.Me || me
-		default:
-			p.Reactions = append(p.Reactions, protocol.Reaction{Emoji: ev.Emoji, Count: 1, Me: me})
-		}
+		state.Set(p)
 	}
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
@@ -143,4 +144,174 @@ func AuthorizeOperation(op, target *Message, admin, service bool) (noop bool, er
 		return has != ev.Remove, nil
 	}
 	return false, nil
+}
+
+// Op is an operation event (an edit, delete or react message) as the rules of
+// ApplyOp read it.
+type Op struct {
+	Type     string // TypeEdit, TypeDelete or TypeReact
+	Seq      uint64
+	SenderID string
+	// Content is an edit's new text.
+	Content string
+	// Reaction is a react's emoji and direction.
+	Reaction ReactionEvent
+}
+
+// OpOf returns the operation m carries. ok is false if m cannot change any
+// message: it is not an edit, delete or react event, it references none (no
+// RefID), or it is a react whose meta is not a ReactionEvent. Such a message is
+// still stored as sent.
+func OpOf(m *Message) (op Op, ok bool) {
+	if !IsOperation(m.MessageType) || m.RefID == "" {
+		return Op{}, false
+	}
+	op = Op{Type: m.MessageType, Seq: m.Seq, SenderID: m.SenderID}
+	switch m.MessageType {
+	case TypeEdit:
+		op.Content = m.Content
+	case TypeReact:
+		if op.Reaction, ok = ParseReaction(m.Meta); !ok {
+			return Op{}, false
+		}
+	}
+	return op, true
+}
+
+// OpState is the part of a message's state that operations change, with what the
+// rules of ApplyOp read. OpStateOf takes it from a message; Set writes it back.
+type OpState struct {
+	// MessageType, SenderID and Seq are the message's own: they never change.
+	MessageType string
+	SenderID    string
+	Seq         uint64
+	Content     string
+	Edited      bool
+	Deleted     bool
+	// EditSeq is the seq of the edit that gave Content; 0 if none (or unknown:
+	// every edit above StateSeq is then newer).
+	EditSeq uint64
+	// StateSeq is the highest seq of an operation applied (Message.StateSeq).
+	StateSeq uint64
+}
+
+// OpStateOf returns m's OpState, with EditSeq 0.
+func OpStateOf(m *Message) OpState {
+	return OpState{MessageType: m.MessageType, SenderID: m.SenderID, Seq: m.Seq, Content: m.Content,
+		Edited: m.Edited, Deleted: m.Deleted, StateSeq: m.StateSeq}
+}
+
+// Set writes s into m: its content, Edited, Deleted and StateSeq. A deleted
+// message also loses its meta and reactions (a tombstone).
+func (s OpState) Set(m *Message) {
+	m.Content, m.Edited, m.Deleted, m.StateSeq = s.Content, s.Edited, s.Deleted, s.StateSeq
+	if s.Deleted {
+		m.Meta, m.Reactions = nil, nil
+	}
+}
+
+// OpEffect is what an operation did to its target (ApplyOp).
+type OpEffect int
+
+const (
+	// OpNone: the operation changes nothing in its target.
+	OpNone OpEffect = iota
+	// OpEdited: the target's content is the edit's, and it is marked Edited.
+	OpEdited
+	// OpDeleted: the target is a tombstone (Deleted; content, meta and reactions
+	// gone), and its edit events keep no text either. Nothing undoes it.
+	OpDeleted
+	// OpReacted: the sender's reaction with the emoji is set (present, or taken
+	// back if Reaction.Remove). Reactions are a register per (emoji, user) that
+	// the event with the highest seq sets; a user counts once per emoji. The
+	// register lives where the caller keeps reactions (the stores keep it
+	// natively: SQLite's upsert on seq, Cassandra's write timestamp).
+	OpReacted
+)
+
+// ApplyOp is the one implementation of what an edit, delete or react event does to
+// the message it references (the stores when they store it, and history when it
+// applies the unstored log tail): it returns target's state after op, and op's
+// effect. The rules, which give the same result in any order of arrival (two
+// persisters may race), are:
+//   - an operation applies only to a message before it (op.Seq > target.Seq) that
+//     is Referable; StateSeq rises to the highest seq of one that applies, even if
+//     it changes nothing;
+//   - a delete makes the target a tombstone, whoever sent it (the sequencer
+//     authorized it: AuthorizeOperation), and nothing undoes it;
+//   - an edit applies only if its sender wrote the target, the target is not
+//     deleted, and it is newer than the edit that gave the current text;
+//   - a react applies to a target that is not deleted (see OpReacted).
+//
+// ApplyOp is pure: it neither reads nor changes anything else.
+func ApplyOp(target OpState, op Op) (OpState, OpEffect) {
+	if !Referable(target.MessageType) || op.Seq <= target.Seq {
+		return target, OpNone
+	}
+	target.StateSeq = max(target.StateSeq, op.Seq)
+	switch op.Type {
+	case TypeDelete:
+		target.Deleted, target.Edited, target.Content, target.EditSeq = true, false, "", 0
+		return target, OpDeleted
+	case TypeEdit:
+		if target.Deleted || op.SenderID != target.SenderID || op.Seq <= target.EditSeq {
+			return target, OpNone
+		}
+		target.Content, target.Edited, target.EditSeq = op.Content, true, op.Seq
+		return target, OpEdited
+	case TypeReact:
+		if target.Deleted {
+			return target, OpNone
+		}
+		return target, OpReacted
+	}
+	return target, OpNone
+}
+
+// AdjustReactions applies one reaction event (ApplyOp's OpReacted) by sender to
+// reactions, a message's reactions as viewer sees them, and returns the result.
+// It counts rather than keeps registers, so it is exact only for events that
+// change something (adding a reaction the sender does not have, taking back one
+// they have), which is all the sequencer sequences (AuthorizeOperation's noop);
+// for the viewer's own reactions it checks Me. A new emoji goes last; an emoji
+// whose count drops to 0 is gone. reactions is not modified.
+func AdjustReactions(reactions []Reaction, ev ReactionEvent, sender, viewer string) []Reaction {
+	me := viewer != "" && sender == viewer
+	i := 0
+	for i < len(reactions) && reactions[i].Emoji != ev.Emoji {
+		i++
+	}
+	switch {
+	case ev.Remove && i < len(reactions):
+		r := reactions[i]
+		if me && !r.Me {
+			return reactions // the viewer had no such reaction: nothing to take back
+		}
+		r.Count--
+		if me {
+			r.Me = false
+		}
+		if r.Count <= 0 {
+			return append(reactions[:i:i], reactions[i+1:]...)
+		}
+		return replaced(reactions, i, r)
+	case ev.Remove:
+		return reactions
+	case i < len(reactions):
+		r := reactions[i]
+		if me && r.Me {
+			return reactions // already counted
+		}
+		r.Count++
+		r.Me = r.Me || me
+		return replaced(reactions, i, r)
+	}
+	return append(reactions[:len(reactions):len(reactions)], Reaction{Emoji: ev.Emoji, Count: 1, Me: me})
+}
+
+// replaced returns a copy of rs with rs[i] = r.
+func replaced(rs []Reaction, i int, r Reaction) []Reaction {
+	out := slices.Clone(rs)
+	out[i] = r
+	return out
 }

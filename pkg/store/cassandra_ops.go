@@ -23,15 +23,10 @@ type msgLoc struct {
 }
 
 // opTarget returns the messageID that operation m can change, or "" if m is not an
-// operation or changes nothing (no RefID, a reaction naming no emoji).
+// operation or changes nothing (protocol.OpOf).
 func opTarget(m *protocol.Message) string {
-	if !protocol.IsOperation(m.MessageType) || m.RefID == "" {
+	if _, ok := protocol.OpOf(m); !ok {
 		return ""
-	}
-	if m.MessageType == protocol.TypeReact {
-		if _, ok := protocol.ParseReaction(m.Meta); !ok {
-			return ""
-		}
 	}
 	return m.RefID
 }
@@ -156,11 +151,12 @@ func (o msgOps) deleted() bool {
 	return slices.ContainsFunc(o, func(r opRow) bool { return r.kind == "delete" })
 }
 
-// apply sets m's current state from the operations sequenced after it: a delete
-// makes it a tombstone; otherwise its sender's edit with the highest seq gives the
-// content, and, if withReactions, the present reactions give Reactions (per emoji,
-// ordered by the earliest event that set a present one, Me for viewer). StateSeq
-// is the highest seq of those operations.
+// apply sets m's current state from the operations stored against it, by the
+// rules of protocol.ApplyOp (which give the same state in any order, so the rows'
+// order does not matter): a delete makes it a tombstone; otherwise its sender's
+// edit with the highest seq gives the content, and, if withReactions, the present
+// reactions give Reactions (per emoji, ordered by the earliest event that set a
+// present one, Me for viewer). StateSeq is the highest seq of those operations.
 func (o msgOps) apply(m *protocol.Message, viewer string, withReactions bool) {
 	if !protocol.Referable(m.MessageType) {
 		return
@@ -169,56 +165,40 @@ func (o msgOps) apply(m *protocol.Message, viewer string, withReactions bool) {
 		r     protocol.Reaction
 		first int64
 	}
-	var state, editSeq int64
-	var deleted bool
-	var content string
 	var reactions []agg
+	state := protocol.OpStateOf(m)
 	for _, r := range o {
-		if r.seq <= int64(m.Seq) {
+		op := protocol.Op{Type: r.kind, Seq: uint64(r.seq), SenderID: r.user, Content: r.content,
+			Reaction: protocol.ReactionEvent{Emoji: r.emoji, Remove: !r.present}}
+		var effect protocol.OpEffect
+		// A react row is the register of (emoji, user): the event with the
+		// highest seq set it, so a row taken back is no reaction.
+		if state, effect = protocol.ApplyOp(state, op); effect != protocol.OpReacted || !r.present {
 			continue
 		}
-		state = max(state, r.seq)
-		switch r.kind {
-		case "delete":
-			deleted = true
-		case "edit":
-			if r.user == m.SenderID && r.seq > editSeq {
-				editSeq, content = r.seq, r.content
-			}
-		case "react":
-			if !r.present {
-				continue
-			}
-			i := slices.IndexFunc(reactions, func(a agg) bool { return a.r.Emoji == r.emoji })
-			if i < 0 {
-				reactions = append(reactions, agg{r: protocol.Reaction{Emoji: r.emoji}, first: r.seq})
-				i = len(reactions) - 1
-			}
-			a := &reactions[i]
-			a.r.Count++
-			a.r.Me = a.r.Me || (viewer != "" && r.user == viewer)
-			a.first = min(a.first, r.seq)
+		i := slices.IndexFunc(reactions, func(a agg) bool { return a.r.Emoji == r.emoji })
+		if i < 0 {
+			reactions = append(reactions, agg{r: protocol.Reaction{Emoji: r.emoji}, first: r.seq})
+			i = len(reactions) - 1
 		}
+		a := &reactions[i]
+		a.r.Count++
+		a.r.Me = a.r.Me || (viewer != "" && r.user == viewer)
+		a.first = min(a.first, r.seq)
 	}
-	m.StateSeq = uint64(state)
-	switch {
-	case deleted:
-		m.Deleted, m.Edited, m.Content, m.Meta, m.Reactions = true, false, "", nil, nil
+	state.Set(m)
+	if state.Deleted || !withReactions || len(reactions) == 0 {
 		return
-	case editSeq > 0:
-		m.Edited, m.Content = true, content
 	}
-	if withReactions && len(reactions) > 0 {
-		slices.SortFunc(reactions, func(a, b agg) int {
-			if c := cmp.Compare(a.first, b.first); c != 0 {
-				return c
-			}
-			return strings.Compare(a.r.Emoji, b.r.Emoji)
-		})
-		m.Reactions = make([]protocol.Reaction, len(reactions))
-		for i, a := range reactions {
-			m.Reactions[i] = a.r
+	slices.SortFunc(reactions, func(a, b agg) int {
+		if c := cmp.Compare(a.first, b.first); c != 0 {
+			return c
 		}
+		return strings.Compare(a.r.Emoji, b.r.Emoji)
+	})
+	m.Reactions = make([]protocol.Reaction, len(reactions))
+	for i, a := range reactions {
+		m.Reactions[i] = a.r
 	}
 }
 

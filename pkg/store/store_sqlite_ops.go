@@ -91,12 +91,12 @@ const notOp = `message_type NOT IN ('system', 'encrypted_keys', 'edit', 'delete'
 // catch-up query is skipped (the common case: persisters store in order).
 func (a *opApplier) apply(ctx context.Context, m *protocol.Message, newest bool) error {
 	switch {
-	case m.MessageType == protocol.TypeEdit:
-		return a.edit(ctx, m)
-	case m.MessageType == protocol.TypeDelete:
-		return a.del(ctx, m)
-	case m.MessageType == protocol.TypeReact:
-		return a.react(ctx, m)
+	case protocol.IsOperation(m.MessageType):
+		op, ok := protocol.OpOf(m)
+		if !ok {
+			return nil // stored as sent; it changes nothing
+		}
+		return a.operation(ctx, m, op)
 	case protocol.Referable(m.MessageType) && newest:
 		if !protocol.Searchable(m.MessageType) {
 			return nil // ciphertext is never indexed
@@ -108,40 +108,90 @@ func (a *opApplier) apply(ctx context.Context, m *protocol.Message, newest bool)
 	return nil
 }
 
-func (a *opApplier) edit(ctx context.Context, m *protocol.Message) error {
-	if m.RefID == "" {
-		return nil
+// operation applies op, carried by the newly stored m, to the message it
+// references (protocol.ApplyOp decides), if that is stored; a message stored later
+// picks op up in catchUp. What belongs to op itself is written whether or not its
+// target is stored: a reaction's register (the event with the highest seq sets it),
+// and a delete's removal of the target's reactions and of its edits' text.
+func (a *opApplier) operation(ctx context.Context, m *protocol.Message, op protocol.Op) error {
+	switch op.Type {
+	case protocol.TypeReact:
+		present := 1
+		if op.Reaction.Remove {
+			present = 0
+		}
+		if _, err := a.exec(ctx, `INSERT INTO reactions (chat_id, message_id, emoji, user_id, seq, present)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, message_id, emoji, user_id) DO UPDATE SET
+			seq = excluded.seq, present = excluded.present WHERE excluded.seq > reactions.seq`,
+			m.ChatID, m.RefID, op.Reaction.Emoji, m.SenderID, m.Seq, present); err != nil {
+			return fmt.Errorf("apply react: %w", err)
+		}
+	case protocol.TypeDelete:
+		if err := a.clearOps(ctx, m.ChatID, m.RefID); err != nil {
+			return err
+		}
+	case protocol.TypeEdit:
+		// An edit of a message that is already deleted keeps no text either.
+		if _, err := a.exec(ctx, `UPDATE messages SET content = '' WHERE chat_id = ? AND seq = ?
+			AND EXISTS (SELECT 1 FROM messages d INDEXED BY messages_by_ref WHERE d.chat_id = ? AND d.ref_id = ? AND d.message_type = 'delete')`,
+			m.ChatID, m.Seq, m.ChatID, m.RefID); err != nil {
+			return fmt.Errorf("apply edit: %w", err)
+		}
 	}
-	if _, err := a.exec(ctx, `UPDATE messages INDEXED BY messages_by_id SET content = ?, edited = 1, edit_seq = ?
-		WHERE chat_id = ? AND message_id = ? AND sender_id = ? AND deleted = 0 AND edit_seq < ? AND `+notOp,
-		m.Content, m.Seq, m.ChatID, m.RefID, m.SenderID, m.Seq); err != nil {
-		return fmt.Errorf("apply edit: %w", err)
+	targets, err := a.targets(ctx, m.ChatID, m.RefID)
+	if err != nil {
+		return fmt.Errorf("apply %s: %w", op.Type, err)
 	}
-	// An edit of a message that is already deleted keeps no text either.
-	if _, err := a.exec(ctx, `UPDATE messages SET content = '' WHERE chat_id = ? AND seq = ?
-		AND EXISTS (SELECT 1 FROM messages d INDEXED BY messages_by_ref WHERE d.chat_id = ? AND d.ref_id = ? AND d.message_type = 'delete')`,
-		m.ChatID, m.Seq, m.ChatID, m.RefID); err != nil {
-		return fmt.Errorf("apply edit: %w", err)
+	for _, t := range targets {
+		next, _ := protocol.ApplyOp(t, op)
+		if next == t {
+			continue
+		}
+		if err := a.setState(ctx, m.ChatID, next); err != nil {
+			return fmt.Errorf("apply %s: %w", op.Type, err)
+		}
+		if protocol.Searchable(t.MessageType) && (next.Content != t.Content || next.Deleted != t.Deleted) {
+			if err := a.index(ctx, m.ChatID, t.Seq, next.Content, next.Deleted, false); err != nil {
+				return err
+			}
+		}
 	}
-	return a.touched(ctx, m.ChatID, m.RefID, m.Seq)
+	return nil
 }
 
-func (a *opApplier) del(ctx context.Context, m *protocol.Message) error {
-	if m.RefID == "" {
-		return nil
+// targets returns the stored messages of chat with messageID that operations may
+// change (not system messages nor operations), in their current state.
+func (a *opApplier) targets(ctx context.Context, chat, messageID string) ([]protocol.OpState, error) {
+	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content, edited, deleted, edit_seq, state_seq
+		FROM messages INDEXED BY messages_by_id WHERE chat_id = ? AND message_id = ? AND `+notOp, chat, messageID)
+	if err != nil {
+		return nil, err
 	}
-	if err := a.tombstone(ctx, m.ChatID, m.RefID); err != nil {
-		return err
+	defer rows.Close()
+	var out []protocol.OpState
+	for rows.Next() {
+		var t protocol.OpState
+		if err := rows.Scan(&t.Seq, &t.SenderID, &t.MessageType, &t.Content, &t.Edited, &t.Deleted, &t.EditSeq, &t.StateSeq); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
 	}
-	return a.touched(ctx, m.ChatID, m.RefID, m.Seq)
+	return out, rows.Err()
 }
 
-// tombstone clears a deleted message: its content, meta, the text of its edits and
-// its reactions.
-func (a *opApplier) tombstone(ctx context.Context, chat, messageID string) error {
+// setState stores s as the current state of chat's message at s.Seq; a deleted
+// message loses its meta too.
+func (a *opApplier) setState(ctx context.Context, chat string, s protocol.OpState) error {
+	_, err := a.exec(ctx, `UPDATE messages SET content = ?, edited = ?, deleted = ?, edit_seq = ?, state_seq = ?,
+		meta = CASE WHEN ? THEN NULL ELSE meta END WHERE chat_id = ? AND seq = ?`,
+		s.Content, s.Edited, s.Deleted, s.EditSeq, s.StateSeq, s.Deleted, chat, s.Seq)
+	return err
+}
+
+// clearOps removes what a deleted message's operations left: the text of its edits
+// and its reactions.
+func (a *opApplier) clearOps(ctx context.Context, chat, messageID string) error {
 	for _, q := range []string{
-		`UPDATE messages INDEXED BY messages_by_id SET deleted = 1, content = '', meta = NULL, edited = 0
-			WHERE chat_id = ? AND message_id = ? AND ` + notOp,
 		`UPDATE messages INDEXED BY messages_by_ref SET content = '' WHERE chat_id = ? AND ref_id = ? AND message_type = 'edit'`,
 		`DELETE FROM reactions WHERE chat_id = ? AND message_id = ?`,
 	} {
@@ -152,113 +202,48 @@ func (a *opApplier) tombstone(ctx context.Context, chat, messageID string) error
 	return nil
 }
 
-func (a *opApplier) react(ctx context.Context, m *protocol.Message) error {
-	ev, ok := protocol.ParseReaction(m.Meta)
-	if m.RefID == "" || !ok {
-		return nil // stored as sent; it changes nothing
-	}
-	present := 1
-	if ev.Remove {
-		present = 0
-	}
-	if _, err := a.exec(ctx, `INSERT INTO reactions (chat_id, message_id, emoji, user_id, seq, present)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id, message_id, emoji, user_id) DO UPDATE SET
-		seq = excluded.seq, present = excluded.present WHERE excluded.seq > reactions.seq`,
-		m.ChatID, m.RefID, ev.Emoji, m.SenderID, m.Seq, present); err != nil {
-		return fmt.Errorf("apply react: %w", err)
-	}
-	return a.touched(ctx, m.ChatID, m.RefID, m.Seq)
-}
-
-// touched records that an operation with seq was applied to messageID and brings its
-// search document up to date.
-func (a *opApplier) touched(ctx context.Context, chat, messageID string, seq uint64) error {
-	if _, err := a.exec(ctx, `UPDATE messages INDEXED BY messages_by_id SET state_seq = MAX(state_seq, ?)
-		WHERE chat_id = ? AND message_id = ? AND `+notOp, seq, chat, messageID); err != nil {
-		return fmt.Errorf("apply operation: %w", err)
-	}
-	rows, err := a.query(ctx, `SELECT seq, content, deleted FROM messages INDEXED BY messages_by_id
-		WHERE chat_id = ? AND message_id = ? AND message_type != 'encrypted' AND `+notOp, chat, messageID)
-	if err != nil {
-		return fmt.Errorf("apply operation: %w", err)
-	}
-	type doc struct {
-		seq     uint64
-		content string
-		deleted bool
-	}
-	var docs []doc
-	for rows.Next() {
-		var d doc
-		if err := rows.Scan(&d.seq, &d.content, &d.deleted); err != nil {
-			rows.Close()
-			return fmt.Errorf("apply operation: %w", err)
-		}
-		docs = append(docs, d)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("apply operation: %w", err)
-	}
-	for _, d := range docs {
-		if err := a.index(ctx, chat, d.seq, d.content, d.deleted, false); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // catchUp applies to a newly stored message m the operations stored before it
-// (which happens when persisters race), then indexes it.
+// (which happens when persisters race), by the same rules (protocol.ApplyOp), then
+// indexes it.
 func (a *opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
-	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content FROM messages
+	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content, meta FROM messages
 		WHERE chat_id = ? AND ref_id = ? AND message_type IN ('edit', 'delete', 'react') AND seq > ?
 		ORDER BY seq`, m.ChatID, m.MessageID, m.Seq)
 	if err != nil {
 		return fmt.Errorf("catch up %s: %w", m.MessageID, err)
 	}
-	content, edited, deleted := m.Content, false, false
-	var editSeq, stateSeq uint64
+	state := protocol.OpStateOf(m)
+	stored := state
 	for rows.Next() {
-		var seq uint64
-		var sender, typ, text string
-		if err := rows.Scan(&seq, &sender, &typ, &text); err != nil {
+		e := protocol.Message{RefID: m.MessageID}
+		var meta []byte
+		if err := rows.Scan(&e.Seq, &e.SenderID, &e.MessageType, &e.Content, &meta); err != nil {
 			rows.Close()
 			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
 		}
-		stateSeq = seq
-		switch typ {
-		case protocol.TypeEdit:
-			if sender == m.SenderID && !deleted {
-				content, edited, editSeq = text, true, seq
-			}
-		case protocol.TypeDelete:
-			deleted = true
+		e.Meta = meta
+		if op, ok := protocol.OpOf(&e); ok {
+			state, _ = protocol.ApplyOp(state, op)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("catch up %s: %w", m.MessageID, err)
 	}
-	if stateSeq > 0 {
-		if deleted {
-			if err := a.tombstone(ctx, m.ChatID, m.MessageID); err != nil {
-				return err
-			}
-			content = ""
-		} else if _, err := a.exec(ctx, `UPDATE messages SET content = ?, edited = ?, edit_seq = ?
-			WHERE chat_id = ? AND seq = ?`, content, edited, editSeq, m.ChatID, m.Seq); err != nil {
+	if state != stored {
+		if err := a.setState(ctx, m.ChatID, state); err != nil {
 			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
 		}
-		if _, err := a.exec(ctx, `UPDATE messages SET state_seq = ? WHERE chat_id = ? AND seq = ?`,
-			stateSeq, m.ChatID, m.Seq); err != nil {
-			return fmt.Errorf("catch up %s: %w", m.MessageID, err)
+		if state.Deleted {
+			if err := a.clearOps(ctx, m.ChatID, m.MessageID); err != nil {
+				return err
+			}
 		}
 	}
 	if !protocol.Searchable(m.MessageType) {
 		return nil // ciphertext is never indexed
 	}
-	return a.index(ctx, m.ChatID, m.Seq, content, deleted, true)
+	return a.index(ctx, m.ChatID, m.Seq, state.Content, state.Deleted, true)
 }
 
 // docKey names a message's search document before it has a search_docs id.
