@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/gateway/media"
 	"github.com/natter-chat/natter/pkg/answer"
@@ -79,6 +80,8 @@ type Gateway struct {
 	typing   *livestate.Typing
 	// media: uploads, downloads and shares (gateway/media).
 	media *media.Service
+	// keys: the key directory of encrypted chats (gateway/keys).
+	keys *keys.Service
 	// blocks: block lists, briefly cached (blocks.go).
 	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
@@ -120,6 +123,8 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 			Avatars: avatarPort{deps.Store}}, log) // ports.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
+	g.keys = keys.New(keys.Deps{Store: deps.Store, Limits: keyLimits{g.rest, &g.metrics.restLimited},
+		Notices: servicePublisher(g.publishIngress), Body: g.body()}, log) // ports.go
 	g.mux = g.newMux() // routes.go
 	if err := g.observe(); err != nil {
 		return nil, err

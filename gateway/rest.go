@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/natter-chat/natter/gateway/internal/httpx"
@@ -33,10 +34,15 @@ func (g *Gateway) fail(w http.ResponseWriter, err error) { httpx.Fail(g.log, w, 
 
 // failLimited writes a refusal of the REST buckets and counts it.
 func (g *Gateway) failLimited(w http.ResponseWriter, err error) {
-	if pe, ok := err.(*protocol.Error); ok && pe.Code == protocol.CodeRateLimited {
-		g.metrics.restLimited.Add(1)
-	}
+	countLimited(&g.metrics.restLimited, err)
 	g.fail(w, err)
+}
+
+// countLimited adds one to n if err is a refusal of the REST buckets.
+func countLimited(n *atomic.Int64, err error) {
+	if pe, ok := err.(*protocol.Error); ok && pe.Code == protocol.CodeRateLimited {
+		n.Add(1)
+	}
 }
 
 // authedHandler is the handler of a route that needs a bearer token.

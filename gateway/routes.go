@@ -101,14 +101,14 @@ func (g *Gateway) routeTable() []route {
 		// Search (search.go).
 		token("GET", "/api/v1/search", g.search),
 
-		// Push devices (devices.go) and the key directory (keys.go).
+		// Push devices (devices.go) and the key directory (gateway/keys).
 		token("POST", "/api/v1/devices", g.putDevice),
 		token("GET", "/api/v1/devices", g.listDevices),
 		token("DELETE", "/api/v1/devices/{id}", g.deleteDevice),
-		token("PUT", "/api/v1/keys/devices/{id}", g.putKeys),
-		token("POST", "/api/v1/keys/devices/{id}/one-time-keys", g.addOneTimeKeys),
-		token("DELETE", "/api/v1/keys/devices/{id}", g.revokeKeys),
-		token("GET", "/api/v1/keys/users/{id}", g.claimKeys),
+		token("PUT", "/api/v1/keys/devices/{id}", g.keys.Put),
+		token("POST", "/api/v1/keys/devices/{id}/one-time-keys", g.keys.AddOneTimeKeys),
+		token("DELETE", "/api/v1/keys/devices/{id}", g.keys.Revoke),
+		token("GET", "/api/v1/keys/users/{id}", g.keys.Claim),
 
 		// People: profiles, blocks, invitations (profiles.go, blocks.go, invitations.go).
 		token("GET", "/api/v1/profile", g.getOwnProfile),
