@@ -74,6 +74,8 @@ func (n *Notifier) openChatWindow(ctx context.Context, m *protocol.Message) erro
 type chatTail struct {
 	chat store.Chat
 	last *protocol.Message
+	// shown is what the notifications show as the last message (shownLast).
+	shown *protocol.Message
 	// seqs are the seqs of the newest countable messages (store.Countable for a
 	// viewer who is not their sender), ascending; senders[i] sent seqs[i]. There
 	// are MaxUnread+64 of them, or all the chat has.
@@ -108,6 +110,9 @@ func (n *Notifier) loadTail(ctx context.Context, chat string) (*chatTail, error)
 	t := &chatTail{last: last}
 	if c, err := n.deps.Store.GetChat(ctx, chat); err == nil {
 		t.chat = c
+	}
+	if t.shown, err = n.shownLast(ctx, chat, last); err != nil {
+		return nil, err
 	}
 	before := last.Seq + 1
 	var seqs []uint64
@@ -270,11 +275,14 @@ func (n *Notifier) notifyMember(ctx context.Context, t *chatTail, uid string, ch
 	if err != nil {
 		return err
 	}
+	shown := t.shown
 	note := &Notification{ID: uid + "." + t.last.ChatID + "." + strconv.FormatUint(t.last.Seq, 10), Type: TypeMessages,
-		UserID: uid, ChatID: t.last.ChatID, ChatType: t.chat.Kind, ChatName: t.chat.Name, Count: count, Badge: badge,
-		CreatedAt: time.Now().UnixMilli(), LastMessage: Preview{Seq: t.last.Seq, MessageID: t.last.MessageID,
-			SenderID: t.last.SenderID, MessageType: t.last.MessageType, Timestamp: t.last.Timestamp}}
-	note.LastMessage.Content, note.LastMessage.Truncated = preview(t.last.Content, n.cfg.PreviewBytes)
+		UserID: uid, ChatID: t.last.ChatID, ChatType: t.chat.Kind, ChatName: t.chat.Name, Encrypted: t.chat.Encrypted,
+		Count: count, Badge: badge, CreatedAt: time.Now().UnixMilli(), LastMessage: Preview{Seq: shown.Seq, MessageID: shown.MessageID,
+			SenderID: shown.SenderID, MessageType: shown.MessageType, Timestamp: shown.Timestamp}}
+	if previewable(t.chat, shown) {
+		note.LastMessage.Content, note.LastMessage.Truncated = preview(shown.Content, n.cfg.PreviewBytes)
+	}
 	if note.Devices, err = n.devices(bctx, uid); err != nil {
 		return err
 	}

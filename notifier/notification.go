@@ -191,7 +191,11 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 	if err != nil {
 		return nil, err
 	}
-	note := &Notification{ID: uid + "." + chat + "." + strconv.FormatUint(last.Seq, 10), Type: TypeMessages,
+	id := uid + "." + chat + "." + strconv.FormatUint(last.Seq, 10)
+	if last, err = n.shownLast(ctx, chat, last); err != nil {
+		return nil, err
+	}
+	note := &Notification{ID: id, Type: TypeMessages,
 		UserID: uid, ChatID: chat, Count: count, Badge: badge, CreatedAt: time.Now().UnixMilli(),
 		LastMessage: Preview{Seq: last.Seq, MessageID: last.MessageID, SenderID: last.SenderID,
 			MessageType: last.MessageType, Timestamp: last.Timestamp}}
@@ -201,7 +205,7 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 		return nil, fmt.Errorf("chat %s: %w", chat, err)
 	}
 	note.ChatType, note.ChatName, note.Encrypted = c.Kind, c.Name, c.Encrypted
-	if last.ExpiresAt == 0 && !c.Encrypted && last.MessageType != protocol.TypeEncrypted {
+	if previewable(c, last) {
 		// A disappearing message is never previewed: a push provider and the device
 		// keep a notification's text beyond the message's life. Nor is ciphertext:
 		// the notifier does not read it.
@@ -269,6 +273,42 @@ func preview(s string, max int) (string, bool) {
 		cut--
 	}
 	return s[:cut], true
+}
+
+// previewable reports whether last, a message of chat c, may have its content in a
+// notification. A disappearing message is never previewed: a push provider and the
+// device keep a notification's text beyond the message's life. Nor is ciphertext (an
+// encrypted chat's, or an encrypted type anywhere): the notifier does not read it.
+func previewable(c store.Chat, last *protocol.Message) bool {
+	return last.ExpiresAt == 0 && !c.Encrypted && last.MessageType != protocol.TypeEncrypted &&
+		last.MessageType != protocol.TypeEncryptedKeys
+}
+
+// shownLast is the message a notification shows for last, chat's newest message:
+// last itself, unless it is a key distribution (protocol.TypeEncryptedKeys, which
+// no person reads and no client shows), then the newest message before it that a
+// person reads (protocol.Readable, not deleted) within one page; last if none.
+func (n *Notifier) shownLast(ctx context.Context, chat string, last *protocol.Message) (*protocol.Message, error) {
+	if last.MessageType != protocol.TypeEncryptedKeys {
+		return last, nil
+	}
+	q := store.HistoryQuery{Dir: store.Backward, Before: last.Seq, Limit: store.MaxPage}
+	var page []protocol.Message
+	var err error
+	if n.deps.History != nil {
+		page, err = n.deps.History.Page(ctx, chat, q)
+	} else {
+		page, err = n.deps.Store.History(ctx, chat, q)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("last message of %s: %w", chat, err)
+	}
+	for i := range page {
+		if protocol.Readable(page[i].MessageType) && !page[i].Deleted {
+			return &page[i], nil
+		}
+	}
+	return last, nil
 }
 
 // lastMessage returns chat's newest message: from NATTER_LOG, or from the store once

@@ -151,34 +151,65 @@ func TestNewMemberNotified(t *testing.T) {
 }
 
 // A key distribution of an end-to-end encrypted chat (messageType encrypted_keys) is
-// never pushed and never counted: an offline member hears nothing of one, and the
-// ciphertext message after it is pushed with a count of one.
+// never pushed nor counted, and a push never shows one as the last message: an
+// offline member hears nothing of a distribution alone, and the ciphertext message
+// before the next one is pushed (as "new message", no content) with a count of one.
+// In a small chat and in one past notifier.large-chat-members (its own path).
 func TestKeyDistributionNotPushed(t *testing.T) {
-	n := startNatter(t)
-	ns := watchNotes(t, n)
-	alice := n.Token(t, "alice")
+	t.Run("small", func(t *testing.T) {
+		n := startNatter(t)
+		keyDistributionNotPushed(t, n, encryptedGroup(t, n, "bob"), "bob")
+	})
+	t.Run("large", func(t *testing.T) {
+		cfg := testutil.Config(t)
+		cfg.Notifier.Window = time.Second
+		cfg.Notifier.LargeChatMembers = 50
+		n := testutil.StartNatter(t, cfg)
+		var users []string
+		for i := range 60 {
+			users = append(users, fmt.Sprintf("u%03d", i))
+		}
+		keyDistributionNotPushed(t, n, encryptedGroup(t, n, users...), "u042")
+		windows, _, _ := n.Notifier.LargeChatStats()
+		require.NotZero(t, windows, "the large-chat path made the notifications")
+	})
+}
+
+// encryptedGroup creates an end-to-end encrypted group of alice and members.
+func encryptedGroup(t *testing.T, n *testutil.Natter, members ...string) string {
+	t.Helper()
 	var chat struct {
 		ID string `json:"id"`
 	}
-	status, body := n.Do(t, "POST", "/api/v1/chats", alice, map[string]any{"type": "group", "name": "", "members": []string{"bob"}, "encrypted": true})
+	status, body := n.Do(t, "POST", "/api/v1/chats", n.Token(t, "alice"), map[string]any{"type": "group", "name": "", "members": members, "encrypted": true})
 	require.Equal(t, http.StatusCreated, status, string(body))
 	require.NoError(t, json.Unmarshal(body, &chat))
+	return chat.ID
+}
+
+func keyDistributionNotPushed(t *testing.T, n *testutil.Natter, chat, uid string) {
+	ns := watchNotes(t, n)
 	post := func(id, typ string) {
 		t.Helper()
-		status, body := n.Do(t, "POST", "/api/v1/chats/"+chat.ID+"/messages", alice,
+		status, body := n.Do(t, "POST", "/api/v1/chats/"+chat+"/messages", n.Token(t, "alice"),
 			map[string]any{"messageId": id, "messageType": typ, "content": `{"v":1,"t":"x","dev":"d1","ct":"AAAA"}`})
 		require.Equal(t, http.StatusAccepted, status, string(body))
 	}
 	post("k1", "encrypted_keys")
 	// Two windows: a push for k1 would have been sent by now.
 	time.Sleep(2 * n.Config.Notifier.Window)
-	require.Empty(t, ns.forUser("bob", chat.ID), "a key distribution is not pushed")
+	require.Empty(t, ns.forUser(uid, chat), "a key distribution is not pushed")
+	// A message and, in the same window, the next distribution (the chat's newest
+	// message when the window closes).
 	post("e1", "encrypted")
-	require.Eventually(t, func() bool { return len(ns.forUser("bob", chat.ID)) == 1 }, 10*time.Second, 20*time.Millisecond,
-		"bob, offline, is notified of the message")
-	note := ns.forUser("bob", chat.ID)[0]
-	require.Equal(t, "e1", note.LastMessage.MessageID)
+	post("k2", "encrypted_keys")
+	require.Eventually(t, func() bool { return len(ns.forUser(uid, chat)) == 1 }, 20*time.Second, 20*time.Millisecond,
+		"%s, offline, is notified of the message", uid)
+	note := ns.forUser(uid, chat)[0]
+	require.Equal(t, "e1", note.LastMessage.MessageID, "the push shows the message, not the distribution after it")
+	require.Equal(t, "encrypted", note.LastMessage.MessageType)
+	require.Empty(t, note.LastMessage.Content)
 	require.True(t, note.Encrypted)
-	require.EqualValues(t, 1, note.Count, "the distribution is not counted")
+	require.EqualValues(t, 1, note.Count, "the distributions are not counted")
 	require.EqualValues(t, 1, note.Badge)
 }
