@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/subjects"
 	"go.uber.org/zap"
 )
 
@@ -23,7 +24,7 @@ import (
 // Which chats are large comes from the large-chats KV bucket, which the sequencer
 // maintains and every gateway watches.
 type largeChats struct {
-	g *Gateway
+	d largeDeps
 
 	mu     sync.RWMutex // guards the maps
 	large  map[string]bool
@@ -38,14 +39,44 @@ type largeSub struct {
 	list  []string // users as a slice, built by deliver; nil after a change. Never modified once set
 }
 
-func newLargeChats(g *Gateway) *largeChats {
-	return &largeChats{g: g, large: map[string]bool{}, counts: map[string]int{}, subs: map[string]*largeSub{}, byUser: map[string]map[string]bool{}}
+// largeDeps are what large chats use of the gateway.
+type largeDeps struct {
+	hub      largeHub
+	members  largeMembers
+	nc       subscriber // subscribes to the log subjects
+	kvs      keyValues  // the large-chats bucket's home
+	subjects subjects.Subjects
+	log      *zap.Logger
+}
+
+// largeHub is the part of the hub large chats use: who is connected, which shard
+// a chat's messages go to, and delivery to connected users.
+type largeHub interface {
+	UserIDs() []string
+	connected(uid string) bool
+	shard(key string) chan *nats.Msg
+	deliverToUsers(uids []string, data []byte)
+}
+
+// largeMembers is the part of the membership cache large chats use.
+type largeMembers interface {
+	IsMember(ctx context.Context, chat, user string) error
+	forget(chat, user string)
+}
+
+// subscriber subscribes a channel to a subject (*nats.Conn).
+type subscriber interface {
+	ChanSubscribe(subj string, ch chan *nats.Msg) (*nats.Subscription, error)
+}
+
+func newLargeChats(d largeDeps) *largeChats {
+	return &largeChats{d: d, large: map[string]bool{}, counts: map[string]int{}, subs: map[string]*largeSub{}, byUser: map[string]map[string]bool{}}
 }
 
 // watch follows the large-chats bucket until ctx ends. It returns after the initial
 // values are loaded, continuing in a goroutine tracked by wg.
 func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
-	return followBucket(ctx, wg, l.g.deps.JS, l.g.log, natsutil.LargeChatsBucket, func(e jetstream.KeyValueEntry) {
+	return followBucket(ctx, wg, l.d.kvs, l.d.log, natsutil.LargeChatsBucket, func(e jetstream.KeyValueEntry) {
 		if e.Operation() == jetstream.KeyValuePut {
 			if n, err := strconv.Atoi(string(e.Value())); err == nil {
 				l.mu.Lock()
@@ -61,7 +92,7 @@ func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
 
 // mark puts chat in the large-chats bucket (the sequencer keeps it up to date after).
 func (l *largeChats) mark(ctx context.Context, chat string, members int) error {
-	kv, err := l.g.deps.JS.KeyValue(ctx, natsutil.LargeChatsBucket)
+	kv, err := l.d.kvs.KeyValue(ctx, natsutil.LargeChatsBucket)
 	if err != nil {
 		return err
 	}
@@ -78,8 +109,8 @@ func (l *largeChats) markLarge(ctx context.Context, chat string) {
 	if already {
 		return
 	}
-	for _, uid := range l.g.hub.UserIDs() {
-		if _, err := l.g.members.check(ctx, chat, uid); err == nil {
+	for _, uid := range l.d.hub.UserIDs() {
+		if err := l.d.members.IsMember(ctx, chat, uid); err == nil {
 			l.join(chat, uid)
 		}
 	}
@@ -110,7 +141,7 @@ func (l *largeChats) userConnected(uid string) {
 	}
 	l.mu.RUnlock()
 	for _, chat := range chats {
-		if _, err := l.g.members.check(context.Background(), chat, uid); err == nil {
+		if err := l.d.members.IsMember(context.Background(), chat, uid); err == nil {
 			l.join(chat, uid)
 		}
 	}
@@ -129,7 +160,7 @@ func (l *largeChats) userGone(uid string) {
 }
 
 func (l *largeChats) join(chat, uid string) {
-	if !l.g.hub.connected(uid) {
+	if !l.d.hub.connected(uid) {
 		return
 	}
 	l.mu.Lock()
@@ -139,9 +170,9 @@ func (l *largeChats) join(chat, uid string) {
 	}
 	ls := l.subs[chat]
 	if ls == nil {
-		sub, err := l.g.deps.NC.ChanSubscribe(l.g.deps.Subjects.Log(chat), l.g.hub.shard(chat))
+		sub, err := l.d.nc.ChanSubscribe(l.d.subjects.Log(chat), l.d.hub.shard(chat))
 		if err != nil {
-			l.g.log.Warn("large chat subscribe failed", zap.String("chat_id", chat), zap.Error(err))
+			l.d.log.Warn("large chat subscribe failed", zap.String("chat_id", chat), zap.Error(err))
 			return
 		}
 		_ = sub.SetPendingLimits(-1, -1)
@@ -173,13 +204,13 @@ func (l *largeChats) leaveLocked(chat, uid string) {
 // removed by this very message gets it, then leaves the chat: in order with the
 // conversation, nothing after the removal reaches them.
 func (l *largeChats) deliver(m *nats.Msg) {
-	chat := strings.TrimPrefix(m.Subject, l.g.deps.Subjects.Log(""))
-	l.g.hub.deliverToUsers(l.members(chat), m.Data)
+	chat := strings.TrimPrefix(m.Subject, l.d.subjects.Log(""))
+	l.d.hub.deliverToUsers(l.members(chat), m.Data)
 	if ev := membershipEvent(m.Data); ev != nil && (ev.Event == protocol.EventMemberRemoved ||
 		ev.Event == protocol.EventMemberLeft || ev.Event == protocol.EventMembersRemoved) {
 		gone := ev.Members() // at most protocol.MaxBulkMembers
 		for _, u := range gone {
-			l.g.members.forget(chat, u)
+			l.d.members.forget(chat, u)
 		}
 		l.mu.Lock()
 		for _, u := range gone {
