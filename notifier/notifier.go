@@ -42,7 +42,7 @@ const WindowBucket = "notify"
 type Deps struct {
 	NC       *nats.Conn
 	JS       jetstream.JetStream
-	Store    store.Store
+	Store    Store
 	Subjects subjects.Subjects
 	// Replicas of the streams and buckets the notifier creates (nats.replicas).
 	Replicas int

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/lifecycle"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"go.uber.org/zap"
 )
@@ -61,7 +60,7 @@ func (c *Config) Validate() error {
 // Deps are what the persister needs from the process.
 type Deps struct {
 	JS       jetstream.JetStream
-	Store    store.Store
+	Store    Store
 	Subjects subjects.Subjects
 	// Retention says what of NATTER_LOG the persister trims once stored (trim.go).
 	Retention Retention

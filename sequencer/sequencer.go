@@ -28,7 +28,7 @@ import (
 type Deps struct {
 	NC       *nats.Conn
 	JS       jetstream.JetStream
-	Store    store.Store
+	Store    Store
 	Subjects subjects.Subjects
 	// Metrics receives step latencies; nil: none. Counts come from Stats.
 	Metrics *metrics.Metrics

@@ -20,9 +20,18 @@ import (
 	"github.com/natter-chat/natter/pkg/subjects"
 )
 
+// Store is what a Reader reads of the store (pkg/store's Store has it all).
+type Store interface {
+	History(ctx context.Context, chatID string, q store.HistoryQuery) ([]protocol.Message, error)
+	LastSeq(ctx context.Context, chatID string) (uint64, error)
+	MessageSeq(ctx context.Context, chatID, messageID string) (uint64, error)
+}
+
+var _ Store = store.Store(nil)
+
 // Reader reads history pages. It is safe for concurrent use.
 type Reader struct {
-	Store    store.Store
+	Store    Store
 	JS       jetstream.JetStream
 	Subjects subjects.Subjects
 	// Consumer is the durable consumer whose ack floor marks what the store holds.

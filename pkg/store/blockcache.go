@@ -11,17 +11,22 @@ import (
 // blockCacheSize bounds the block lists one BlockCache holds.
 const blockCacheSize = 100_000
 
+// BlockLister is what BlockCache reads: PeopleStore.Blocks.
+type BlockLister interface {
+	Blocks(ctx context.Context, blocker string) ([]Block, error)
+}
+
 // BlockCache holds block lists (blocker → the users they block) read from a
-// PeopleStore, each trusted for a TTL: a block made through another process
+// BlockLister (a PeopleStore), each trusted for a TTL: a block made through another process
 // applies here within that time. The gateway, the sequencer and the notifier each
 // hold one. Safe for concurrent use.
 type BlockCache struct {
-	st  PeopleStore
+	st  BlockLister
 	lru *expirable.LRU[string, map[string]struct{}]
 }
 
 // NewBlockCache returns a cache of st's block lists, each kept for ttl.
-func NewBlockCache(st PeopleStore, ttl time.Duration) *BlockCache {
+func NewBlockCache(st BlockLister, ttl time.Duration) *BlockCache {
 	return &BlockCache{st: st, lru: expirable.NewLRU[string, map[string]struct{}](blockCacheSize, nil, ttl)}
 }
 
