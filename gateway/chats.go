@@ -124,21 +124,12 @@ func (g *Gateway) adminOf(ctx context.Context, chat string, id auth.Identity) (s
 }
 
 // storeUnavailable is the client error for a failed store read
-// (httpx.StoreUnavailable); errNotSupported answers a feature the configured
-// store backend lacks (HTTP 501).
-var (
-	storeUnavailable = httpx.StoreUnavailable
-	errNotSupported  = httpx.ErrNotSupported
-)
+// (httpx.StoreUnavailable).
+var storeUnavailable = httpx.StoreUnavailable
 
-// failStore writes err, as 501 for errNotSupported.
-func (g *Gateway) failStore(w http.ResponseWriter, err error) {
-	if err == errNotSupported {
-		writeError(w, http.StatusNotImplemented, errNotSupported)
-		return
-	}
-	g.fail(w, err)
-}
+// failStore writes err, as 501 for a feature the configured store backend lacks
+// (httpx.FailStore).
+func (g *Gateway) failStore(w http.ResponseWriter, err error) { httpx.FailStore(g.log, w, err) }
 
 func (g *Gateway) getChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	c, _, err := g.memberOf(r.Context(), r.PathValue("id"), id.UserID)

@@ -16,6 +16,7 @@ import (
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/gateway/media"
+	"github.com/natter-chat/natter/gateway/search"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/history"
@@ -82,6 +83,8 @@ type Gateway struct {
 	media *media.Service
 	// keys: the key directory of encrypted chats (gateway/keys).
 	keys *keys.Service
+	// search: full-text search (gateway/search).
+	search *search.Service
 	// blocks: block lists, briefly cached (blocks.go).
 	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
@@ -123,6 +126,8 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 			Avatars: avatarPort{deps.Store}}, log) // ports.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
+	searcher, _ := deps.Store.(store.Searcher) // nil: search answers 501
+	g.search = search.New(search.Deps{Searcher: searcher, Members: memberPort{g.members}}, log)
 	g.keys = keys.New(keys.Deps{Store: deps.Store, Limits: keyLimits{g.rest, &g.metrics.restLimited},
 		Notices: servicePublisher(g.publishIngress), Body: g.body()}, log) // ports.go
 	g.mux = g.newMux() // routes.go

@@ -215,17 +215,8 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 	writeJSON(w, status, resp)
 }
 
-func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < lo || n > hi {
-		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s must be an integer %d..%d", name, lo, hi)
-	}
-	return n, nil
-}
+// queryInt reads an integer query parameter (httpx.QueryInt).
+var queryInt = httpx.QueryInt
 
 // parseCursor reads a seq cursor: a decimal uint64 (after=0 means from the start),
 // or empty for none.

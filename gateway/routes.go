@@ -98,8 +98,8 @@ func (g *Gateway) routeTable() []route {
 		token("POST", "/api/v1/media", g.media.Upload),
 		token("GET", "/api/v1/media/{id}", g.media.Download),
 
-		// Search (search.go).
-		token("GET", "/api/v1/search", g.search),
+		// Search (gateway/search).
+		token("GET", "/api/v1/search", g.search.Search),
 
 		// Push devices (devices.go) and the key directory (gateway/keys).
 		token("POST", "/api/v1/devices", g.putDevice),

@@ -164,3 +164,26 @@ func (b Body) Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	return nil
 }
+
+// FailStore is Fail, but answers ErrNotSupported with 501 Not Implemented.
+func FailStore(log *zap.Logger, w http.ResponseWriter, err error) {
+	if err == ErrNotSupported {
+		WriteError(w, http.StatusNotImplemented, ErrNotSupported)
+		return
+	}
+	Fail(log, w, err)
+}
+
+// QueryInt reads the integer query parameter name: def when absent, else a value
+// in lo..hi or a bad_request error.
+func QueryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s must be an integer %d..%d", name, lo, hi)
+	}
+	return n, nil
+}
