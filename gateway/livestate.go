@@ -13,8 +13,7 @@ func (g *Gateway) newLiveState() (*livestate.Presence, *livestate.Typing) {
 	blocks := blockAnswers{g.blocks}
 	p := livestate.NewPresence(g.cfg.Presence, livestate.PresenceDeps{
 		NC: g.deps.NC, KV: g.deps.JS, Chats: g.deps.Store, Members: g.members, Blocks: blocks,
-		Local: g.hub, Subjects: g.deps.Subjects,
-		REST: livestate.REST{JSON: writeJSON, Fail: g.fail, Decode: g.decodeBody},
+		Local: g.hub, Subjects: g.deps.Subjects, Body: g.body(),
 	}, g.log)
 	t := livestate.NewTyping(g.cfg.Typing, livestate.TypingDeps{
 		NC: g.deps.NC, Store: g.deps.Store, Members: g.members, Blocks: blocks, Subjects: g.deps.Subjects,

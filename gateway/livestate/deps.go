@@ -11,10 +11,10 @@ package livestate
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -86,17 +86,6 @@ type Blocks interface {
 	Blocks(ctx context.Context, blocker, blocked string) (bool, error)
 }
 
-// REST writes the gateway's REST answers, so that these endpoints answer in the
-// same shape as every other.
-type REST struct {
-	// JSON writes v with status.
-	JSON func(w http.ResponseWriter, status int, v any)
-	// Fail writes err (a *protocol.Error, or an internal error it logs).
-	Fail func(w http.ResponseWriter, err error)
-	// Decode reads the JSON body into v; its error is a *protocol.Error.
-	Decode func(w http.ResponseWriter, r *http.Request, v any) error
-}
-
 // PresenceDeps are what Presence needs.
 type PresenceDeps struct {
 	NC       NATS
@@ -106,7 +95,8 @@ type PresenceDeps struct {
 	Blocks   Blocks
 	Local    Local
 	Subjects subjects.Subjects
-	REST     REST
+	// Body bounds the JSON body of PUT /api/v1/users/{id}/presence.
+	Body httpx.Body
 }
 
 // TypingDeps are what Typing needs.

@@ -3,6 +3,7 @@ package livestate
 import (
 	"net/http"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/presencekv"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -35,23 +36,23 @@ func selfView(uid string, u *presencekv.User) presenceBody {
 func (p *Presence) ServeGet(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	uid := r.PathValue("id")
 	if err := protocol.ValidID("user", uid); err != nil {
-		p.d.REST.Fail(w, err)
+		p.fail(w, err)
 		return
 	}
 	if err := p.mayWatch(r.Context(), id.UserID, id.Service, uid); err != nil {
-		p.d.REST.Fail(w, err)
+		p.fail(w, err)
 		return
 	}
 	u, err := p.user(r.Context(), uid)
 	if err != nil {
-		p.d.REST.Fail(w, err)
+		p.fail(w, err)
 		return
 	}
 	if uid == id.UserID {
-		p.d.REST.JSON(w, http.StatusOK, selfView(uid, u))
+		httpx.WriteJSON(w, http.StatusOK, selfView(uid, u))
 		return
 	}
-	p.d.REST.JSON(w, http.StatusOK, presenceBody{View: presencekv.ViewOf(uid, u)})
+	httpx.WriteJSON(w, http.StatusOK, presenceBody{View: presencekv.ViewOf(uid, u)})
 }
 
 // putPresenceRequest is the body of PUT /api/v1/users/{id}/presence.
@@ -65,29 +66,32 @@ type putPresenceRequest struct {
 func (p *Presence) ServePut(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	uid := r.PathValue("id")
 	if err := protocol.ValidID("user", uid); err != nil {
-		p.d.REST.Fail(w, err)
+		p.fail(w, err)
 		return
 	}
 	if uid != id.UserID && !id.Service {
-		p.d.REST.Fail(w, protocol.Errorf(protocol.CodeForbidden, "you may set only your own presence"))
+		p.fail(w, protocol.Errorf(protocol.CodeForbidden, "you may set only your own presence"))
 		return
 	}
 	var req putPresenceRequest
-	if err := p.d.REST.Decode(w, r, &req); err != nil {
-		p.d.REST.Fail(w, err)
+	if err := p.d.Body.Decode(w, r, &req); err != nil {
+		p.fail(w, err)
 		return
 	}
 	switch req.Status {
 	case presencekv.StatusOnline, presencekv.StatusAway, presencekv.StatusInvisible:
 	default:
-		p.d.REST.Fail(w, protocol.Errorf(protocol.CodeBadRequest, `status must be "online", "away" or "invisible"`))
+		p.fail(w, protocol.Errorf(protocol.CodeBadRequest, `status must be "online", "away" or "invisible"`))
 		return
 	}
 	reply, err := p.request(r.Context(), &presencekv.Report{Kind: presencekv.KindSet, User: uid, Status: req.Status})
 	if err != nil || reply.User == nil {
 		p.log.Warn("presence set failed", zap.String("user_id", uid), zap.Error(err))
-		p.d.REST.Fail(w, protocol.Errorf(protocol.CodeUnavailable, "presence is not available; retry"))
+		p.fail(w, protocol.Errorf(protocol.CodeUnavailable, "presence is not available; retry"))
 		return
 	}
-	p.d.REST.JSON(w, http.StatusOK, selfView(uid, reply.User))
+	httpx.WriteJSON(w, http.StatusOK, selfView(uid, reply.User))
 }
+
+// fail writes err (httpx.Fail).
+func (p *Presence) fail(w http.ResponseWriter, err error) { httpx.Fail(p.log, w, err) }
