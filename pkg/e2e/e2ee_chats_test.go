@@ -185,9 +185,13 @@ func encryptedChats(t *testing.T, cfg *app.Config, rcv *receiver) {
 	// Unread counts work; the push notification carries no content.
 	var list struct {
 		Chats []struct {
-			ID        string `json:"id"`
-			Encrypted bool   `json:"encrypted"`
-			Unread    int    `json:"unread"`
+			ID          string `json:"id"`
+			Encrypted   bool   `json:"encrypted"`
+			Unread      int    `json:"unread"`
+			LastSeq     uint64 `json:"lastSeq"`
+			LastMessage struct {
+				MessageID string `json:"messageId"`
+			} `json:"lastMessage"`
 		} `json:"chats"`
 	}
 	status, body = call(t, n, "GET", "/api/v1/chats", "bob", nil, &list)
@@ -198,6 +202,8 @@ func encryptedChats(t *testing.T, cfg *app.Config, rcv *receiver) {
 			found = true
 			require.True(t, c.Encrypted)
 			require.Equal(t, 1, c.Unread, "ops-ct: bob's own b1 moved his read watermark past the others; k1 is not counted")
+			require.Equal(t, "ops-ct", c.LastMessage.MessageID, "the distribution k1 is not the chat's last message")
+			require.EqualValues(t, f.Seq, c.LastSeq, "but it is its last seq")
 		}
 	}
 	require.True(t, found)

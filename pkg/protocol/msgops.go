@@ -60,6 +60,13 @@ func Referable(messageType string) bool {
 	return messageType != TypeSystem && messageType != TypeEncryptedKeys && !IsOperation(messageType)
 }
 
+// Listed reports whether a message of messageType may be a chat's last message in
+// the chat list (store.ChatSummary.LastMessage): anything but an operation or a key
+// distribution (TypeEncryptedKeys), which no client shows.
+func Listed(messageType string) bool {
+	return !IsOperation(messageType) && messageType != TypeEncryptedKeys
+}
+
 // Readable reports whether a message of messageType is something a person reads:
 // not a system event, a key distribution or an operation. Only those count as unread
 // (store.Countable) and are pushed.

@@ -80,7 +80,7 @@ func (s *CassandraStore) AppendMessages(ctx context.Context, msgs []protocol.Mes
 		if cp.last == nil || m.Seq > cp.last.Seq {
 			cp.last = m
 		}
-		if !protocol.IsOperation(m.MessageType) && (cp.lastMsg == nil || m.Seq > cp.lastMsg.Seq) {
+		if protocol.Listed(m.MessageType) && (cp.lastMsg == nil || m.Seq > cp.lastMsg.Seq) {
 			cp.lastMsg = m
 		}
 		if opTarget(m) != "" {

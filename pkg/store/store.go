@@ -53,8 +53,8 @@ type ChatSummary struct {
 	Chat
 	// LastSeq is the chat's highest stored seq (any message, operations included).
 	LastSeq uint64 `json:"lastSeq"`
-	// LastMessage is the newest message that is not an edit, delete or react event,
-	// in its current state (an edit's text, or a deletion tombstone); nil if none.
+	// LastMessage is the newest message that is not an edit, delete or react event
+	// nor a key distribution (protocol.Listed), in its current state (an edit's text, or a deletion tombstone); nil if none.
 	LastMessage *protocol.Message `json:"lastMessage,omitempty"`
 	ReadSeq     uint64            `json:"readSeq"`
 	// Unread counts the messages after ReadSeq that a person reads (Countable):

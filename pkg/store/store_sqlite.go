@@ -298,7 +298,7 @@ func (a *appendTx) stmt(p **sql.Stmt, st *sql.Stmt) *sql.Stmt {
 // fills t. It returns whether m is the chat's newest message.
 func (a *appendTx) first(ctx context.Context, t *chatTail, m *protocol.Message) (newest bool, err error) {
 	var res sql.Result
-	if protocol.IsOperation(m.MessageType) {
+	if !protocol.Listed(m.MessageType) {
 		res, err = a.stmt(&a.setLast, a.s.app.setLast).ExecContext(ctx, m.Seq, m.Timestamp, m.ChatID, m.Seq)
 	} else {
 		body, _ := json.Marshal(m)
@@ -348,7 +348,7 @@ func (a *appendTx) next(ctx context.Context, t *chatTail, m *protocol.Message) (
 	if newest {
 		t.lastSeq, t.lastTS, t.seqMoved = m.Seq, m.Timestamp, true
 	}
-	if protocol.IsOperation(m.MessageType) {
+	if !protocol.Listed(m.MessageType) {
 		return newest, nil
 	}
 	if !newest && !t.lastMsgKnown {

@@ -73,6 +73,11 @@ func unreadCountable(t *testing.T, s store.Store, group groupFn) {
 	keys.MessageType, keys.Content = protocol.TypeEncryptedKeys, `{"v":1,"t":"keys","dev":"d1","ep":1,"boxes":[]}`
 	require.NoError(t, s.AppendMessages(ctx, []protocol.Message{keys}))
 	require.EqualValues(t, 0, unread("alice"), "a key distribution is not unread")
+	chats, err := s.UserChats(ctx, "bob", 0, 0)
+	require.NoError(t, err)
+	require.NotNil(t, chats[0].LastMessage)
+	require.EqualValues(t, 10, chats[0].LastMessage.Seq, "a key distribution is not the chat's last message")
+	require.EqualValues(t, 13, chats[0].LastSeq)
 	require.EqualValues(t, 1, unread("bob"), "a key distribution is not unread")
 	got := page(t, s, "u", "alice")
 	require.Contains(t, got, uint64(13), "the distribution is stored")
