@@ -2,15 +2,11 @@ package gateway
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"github.com/natter-chat/natter/pkg/store"
 )
 
 // Blocking (docs/protocol.md, "Blocking"):
@@ -71,105 +67,6 @@ func (g *Gateway) directPeer(ctx context.Context, chat, user string) (string, er
 		return ms[1], nil
 	}
 	return ms[0], nil
-}
-
-var errServiceBlocks = protocol.Errorf(protocol.CodeForbidden, "service tokens block nobody: block with a user's token")
-
-// blockBody is one block in answers.
-type blockBody struct {
-	UserID    string    `json:"userId"`
-	CreatedAt time.Time `json:"createdAt"`
-}
-
-func (g *Gateway) blockTarget(w http.ResponseWriter, r *http.Request, id auth.Identity) (string, bool) {
-	if id.Service {
-		g.fail(w, errServiceBlocks)
-		return "", false
-	}
-	target := r.PathValue("userId")
-	if err := validID("user", target); err != nil {
-		g.fail(w, err)
-		return "", false
-	}
-	if target == id.UserID {
-		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "you cannot block yourself"))
-		return "", false
-	}
-	return target, true
-}
-
-func (g *Gateway) blockUser(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	ctx := r.Context()
-	target, ok := g.blockTarget(w, r, id)
-	if !ok {
-		return
-	}
-	b := store.Block{Blocker: id.UserID, Blocked: target, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	created, err := g.deps.Store.Block(ctx, b)
-	switch {
-	case errors.Is(err, store.ErrTooManyBlocks):
-		g.fail(w, protocol.Errorf(protocol.CodeConflict, "at most %d blocked users: unblock one first (DELETE /api/v1/blocks/{userId})", store.MaxBlocks))
-		return
-	case err != nil:
-		g.fail(w, storeUnavailable(err))
-		return
-	}
-	g.blocks.Forget(id.UserID)
-	g.presence.DropBlocked(id.UserID, target) // gateway/livestate: this gateway's watches end now
-	// The blocked user's pending invitations to the blocker go.
-	if invs, err := g.deps.Store.Invitations(ctx, id.UserID); err == nil {
-		for _, inv := range invs {
-			if inv.InvitedBy == target {
-				_, _ = g.deps.Store.DeleteInvitation(ctx, id.UserID, inv.ChatID)
-			}
-		}
-	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	} else if bs, err := g.deps.Store.Blocks(ctx, id.UserID); err == nil {
-		for _, x := range bs {
-			if x.Blocked == target {
-				b.CreatedAt = x.CreatedAt
-			}
-		}
-	}
-	writeJSON(w, status, blockBody{UserID: target, CreatedAt: b.CreatedAt.UTC()})
-}
-
-func (g *Gateway) unblockUser(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	target, ok := g.blockTarget(w, r, id)
-	if !ok {
-		return
-	}
-	removed, err := g.deps.Store.Unblock(r.Context(), id.UserID, target)
-	if err != nil {
-		g.fail(w, storeUnavailable(err))
-		return
-	}
-	g.blocks.Forget(id.UserID)
-	if !removed {
-		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "you do not block %s", target))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"userId": target, "removed": true})
-}
-
-func (g *Gateway) listBlocks(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	if id.Service {
-		g.fail(w, errServiceBlocks)
-		return
-	}
-	bs, err := g.deps.Store.Blocks(r.Context(), id.UserID)
-	if err != nil {
-		g.fail(w, storeUnavailable(err))
-		return
-	}
-	out := make([]blockBody, 0, len(bs))
-	for _, b := range bs {
-		out = append(out, blockBody{UserID: b.Blocked, CreatedAt: b.CreatedAt.UTC()})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"blocks": out})
 }
 
 // checkDirectSend refuses early (for a synchronous REST answer) a message of

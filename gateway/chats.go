@@ -74,14 +74,19 @@ type chatChange struct {
 // cache): rights are checked against the current state. A chat that does not exist
 // and one the caller is not in both answer not_member.
 func (g *Gateway) memberOf(ctx context.Context, chat, user string) (store.Chat, store.Member, error) {
+	return memberOf(ctx, g.members, g.deps.Store, chat, user)
+}
+
+// memberOf is Gateway.memberOf with what it uses.
+func memberOf(ctx context.Context, members *memberCache, st store.Store, chat, user string) (store.Chat, store.Member, error) {
 	if err := validID("chat", chat); err != nil {
 		return store.Chat{}, store.Member{}, err
 	}
-	mb, err := g.members.checkFresh(ctx, chat, user)
+	mb, err := members.checkFresh(ctx, chat, user)
 	if err != nil {
 		return store.Chat{}, store.Member{}, err
 	}
-	c, err := g.deps.Store.GetChat(ctx, chat)
+	c, err := st.GetChat(ctx, chat)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Chat{}, store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
 	}

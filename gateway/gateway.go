@@ -16,6 +16,7 @@ import (
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/gateway/media"
+	"github.com/natter-chat/natter/gateway/people"
 	"github.com/natter-chat/natter/gateway/search"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/auth"
@@ -85,6 +86,8 @@ type Gateway struct {
 	keys *keys.Service
 	// search: full-text search (gateway/search).
 	search *search.Service
+	// people: profiles, push devices and blocks (gateway/people).
+	people *people.Service
 	// blocks: block lists, briefly cached (blocks.go).
 	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
@@ -121,15 +124,9 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
-	g.media = media.New(cfg.Media, media.UploadRate{Rate: cfg.Limits.UploadRate, Burst: cfg.Limits.UploadBurst},
-		media.Deps{Buckets: deps.JS, Members: memberPort{g.members}, Chats: flagsPort{g.flags}, History: deps.History,
-			Avatars: avatarPort{deps.Store}}, log) // ports.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
-	searcher, _ := deps.Store.(store.Searcher) // nil: search answers 501
-	g.search = search.New(search.Deps{Searcher: searcher, Members: memberPort{g.members}}, log)
-	g.keys = keys.New(keys.Deps{Store: deps.Store, Limits: keyLimits{g.rest, &g.metrics.restLimited},
-		Notices: servicePublisher(g.publishIngress), Body: g.body()}, log) // ports.go
+	g.newConcepts()    // ports.go: media, keys, search, people
 	g.mux = g.newMux() // routes.go
 	if err := g.observe(); err != nil {
 		return nil, err

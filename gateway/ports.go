@@ -4,12 +4,34 @@ import (
 	"context"
 	"sync/atomic"
 
+	"github.com/natter-chat/natter/gateway/keys"
+	"github.com/natter-chat/natter/gateway/media"
+	"github.com/natter-chat/natter/gateway/people"
+	"github.com/natter-chat/natter/gateway/search"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
 )
 
 // Ports: the narrow views of the gateway's shared state that its concept packages
-// (gateway/media, ...) get in their Deps, so each package's reach is its Deps
-// struct, never the whole gateway.
+// (gateway/media, keys, search, people) get in their Deps, so each package's reach
+// is its Deps struct, never the whole gateway.
+
+// newConcepts builds the concept packages. It runs in New once the caches, the
+// presence watches and the REST limiter exist; the route table mounts their
+// handlers.
+func (g *Gateway) newConcepts() {
+	st, log := g.deps.Store, g.log
+	g.media = media.New(g.cfg.Media, media.UploadRate{Rate: g.cfg.Limits.UploadRate, Burst: g.cfg.Limits.UploadBurst},
+		media.Deps{Buckets: g.deps.JS, Members: memberPort{g.members}, Chats: flagsPort{g.flags}, History: g.deps.History,
+			Avatars: people.AvatarCheck{Store: st}}, log)
+	g.keys = keys.New(keys.Deps{Store: st, Limits: keyLimits{g.rest, &g.metrics.restLimited},
+		Notices: servicePublisher(g.publishIngress), Body: g.body()}, log)
+	searcher, _ := st.(store.Searcher) // nil: search answers 501
+	g.search = search.New(search.Deps{Searcher: searcher, Members: memberPort{g.members}}, log)
+	g.people = people.New(people.Config{DirectAddsDefault: g.cfg.Consent.DirectAdds},
+		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: g.blocks,
+			Presence: g.presence, Body: g.body()}, log)
+}
 
 // memberPort is the member cache as a rights check: media.Members.
 type memberPort struct{ m *memberCache }
@@ -54,4 +76,16 @@ type servicePublisher func(ctx context.Context, m *protocol.Message, as sendAs, 
 // answer: stored is enough.
 func (p servicePublisher) PublishNotice(ctx context.Context, m *protocol.Message) error {
 	return p(ctx, m, asService, nil)
+}
+
+// chatMemberPort is memberOf as people.Chats.
+type chatMemberPort struct {
+	m  *memberCache
+	st store.Store
+}
+
+// MemberOf returns nil if chat is an ID of a chat user is a member of now.
+func (p chatMemberPort) MemberOf(ctx context.Context, chat, user string) error {
+	_, _, err := memberOf(ctx, p.m, p.st, chat, user)
+	return err
 }

@@ -101,23 +101,23 @@ func (g *Gateway) routeTable() []route {
 		// Search (gateway/search).
 		token("GET", "/api/v1/search", g.search.Search),
 
-		// Push devices (devices.go) and the key directory (gateway/keys).
-		token("POST", "/api/v1/devices", g.putDevice),
-		token("GET", "/api/v1/devices", g.listDevices),
-		token("DELETE", "/api/v1/devices/{id}", g.deleteDevice),
+		// Push devices (gateway/people) and the key directory (gateway/keys).
+		token("POST", "/api/v1/devices", g.people.PutDevice),
+		token("GET", "/api/v1/devices", g.people.Devices),
+		token("DELETE", "/api/v1/devices/{id}", g.people.DeleteDevice),
 		token("PUT", "/api/v1/keys/devices/{id}", g.keys.Put),
 		token("POST", "/api/v1/keys/devices/{id}/one-time-keys", g.keys.AddOneTimeKeys),
 		token("DELETE", "/api/v1/keys/devices/{id}", g.keys.Revoke),
 		token("GET", "/api/v1/keys/users/{id}", g.keys.Claim),
 
-		// People: profiles, blocks, invitations (profiles.go, blocks.go, invitations.go).
-		token("GET", "/api/v1/profile", g.getOwnProfile),
-		token("PUT", "/api/v1/profile", g.putProfile),
-		token("GET", "/api/v1/users/{id}/profile", g.getUserProfile),
-		token("GET", "/api/v1/chats/{id}/profiles", g.chatProfiles),
-		token("POST", "/api/v1/blocks/{userId}", g.blockUser),
-		token("DELETE", "/api/v1/blocks/{userId}", g.unblockUser),
-		token("GET", "/api/v1/blocks", g.listBlocks),
+		// People: profiles and blocks (gateway/people), invitations (invitations.go).
+		token("GET", "/api/v1/profile", g.people.OwnProfile),
+		token("PUT", "/api/v1/profile", g.people.PutProfile),
+		token("GET", "/api/v1/users/{id}/profile", g.people.UserProfile),
+		token("GET", "/api/v1/chats/{id}/profiles", g.people.ChatProfiles),
+		token("POST", "/api/v1/blocks/{userId}", g.people.Block),
+		token("DELETE", "/api/v1/blocks/{userId}", g.people.Unblock),
+		token("GET", "/api/v1/blocks", g.people.Blocks),
 		token("GET", "/api/v1/invitations", g.listInvitations),
 		token("POST", "/api/v1/invitations/{chatId}/accept", g.acceptInvitation),
 		token("POST", "/api/v1/invitations/{chatId}/decline", g.declineInvitation),

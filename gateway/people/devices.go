@@ -1,4 +1,4 @@
-package gateway
+package people
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -47,75 +48,78 @@ func deviceView(d store.Device) deviceBody {
 
 var errServiceDevices = protocol.Errorf(protocol.CodeForbidden, "service tokens have no push devices: register devices with a user's token")
 
-func (g *Gateway) putDevice(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+// PutDevice serves POST /api/v1/devices.
+func (s *Service) PutDevice(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	if id.Service {
-		g.fail(w, errServiceDevices)
+		s.fail(w, errServiceDevices)
 		return
 	}
 	var req deviceRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.fail(w, err)
+	if err := s.deps.Body.Decode(w, r, &req); err != nil {
+		s.fail(w, err)
 		return
 	}
-	if err := validID("device", req.DeviceID); err != nil {
-		g.fail(w, err)
+	if err := protocol.ValidID("device", req.DeviceID); err != nil {
+		s.fail(w, err)
 		return
 	}
 	if len(req.Token) > store.MaxDeviceToken {
-		g.fail(w, protocol.Errorf(protocol.CodeTooLarge, "token is %d bytes, the limit is %d", len(req.Token), store.MaxDeviceToken))
+		s.fail(w, protocol.Errorf(protocol.CodeTooLarge, "token is %d bytes, the limit is %d", len(req.Token), store.MaxDeviceToken))
 		return
 	}
 	d := store.Device{UserID: id.UserID, DeviceID: req.DeviceID, Platform: req.Platform, Provider: req.Provider,
 		Token: req.Token, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
-	switch err := g.deps.Store.PutDevice(r.Context(), d); {
+	switch err := s.deps.Store.PutDevice(r.Context(), d); {
 	case errors.Is(err, store.ErrBadDevice):
-		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "%s", strings.Replace(err.Error(), "store: invalid device: ", "invalid push device: ", 1)))
+		s.fail(w, protocol.Errorf(protocol.CodeBadRequest, "%s", strings.Replace(err.Error(), "store: invalid device: ", "invalid push device: ", 1)))
 		return
 	case errors.Is(err, store.ErrTooManyDevices):
-		g.fail(w, protocol.Errorf(protocol.CodeConflict, "at most %d push devices per user: remove one first (DELETE /api/v1/devices/{deviceId})", store.MaxDevicesPerUser))
+		s.fail(w, protocol.Errorf(protocol.CodeConflict, "at most %d push devices per user: remove one first (DELETE /api/v1/devices/{deviceId})", store.MaxDevicesPerUser))
 		return
 	case err != nil:
-		g.fail(w, storeUnavailable(fmt.Errorf("put device: %w", err))) // logged once, with its cause, by fail
+		s.fail(w, httpx.StoreUnavailable(fmt.Errorf("put device: %w", err))) // logged once, with its cause, by fail
 		return
 	}
-	writeJSON(w, http.StatusOK, deviceView(d))
+	httpx.WriteJSON(w, http.StatusOK, deviceView(d))
 }
 
-func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+// Devices serves GET /api/v1/devices.
+func (s *Service) Devices(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	if id.Service {
-		g.fail(w, errServiceDevices)
+		s.fail(w, errServiceDevices)
 		return
 	}
-	ds, err := g.deps.Store.Devices(r.Context(), id.UserID)
+	ds, err := s.deps.Store.Devices(r.Context(), id.UserID)
 	if err != nil {
-		g.fail(w, storeUnavailable(fmt.Errorf("list devices: %w", err))) // logged once, with its cause, by fail
+		s.fail(w, httpx.StoreUnavailable(fmt.Errorf("list devices: %w", err))) // logged once, with its cause, by fail
 		return
 	}
 	out := make([]deviceBody, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, deviceView(d))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": out})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"devices": out})
 }
 
-func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+// DeleteDevice serves DELETE /api/v1/devices/{deviceId}.
+func (s *Service) DeleteDevice(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	if id.Service {
-		g.fail(w, errServiceDevices)
+		s.fail(w, errServiceDevices)
 		return
 	}
 	dev := r.PathValue("id")
-	if err := validID("device", dev); err != nil {
-		g.fail(w, err)
+	if err := protocol.ValidID("device", dev); err != nil {
+		s.fail(w, err)
 		return
 	}
-	removed, err := g.deps.Store.DeleteDevice(r.Context(), id.UserID, dev)
+	removed, err := s.deps.Store.DeleteDevice(r.Context(), id.UserID, dev)
 	if err != nil {
-		g.fail(w, storeUnavailable(fmt.Errorf("delete device: %w", err))) // logged once, with its cause, by fail
+		s.fail(w, httpx.StoreUnavailable(fmt.Errorf("delete device: %w", err))) // logged once, with its cause, by fail
 		return
 	}
 	if !removed {
-		g.fail(w, protocol.Errorf(protocol.CodeNotFound, "no push device %s", dev))
+		s.fail(w, protocol.Errorf(protocol.CodeNotFound, "no push device %s", dev))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deviceId": dev, "removed": true})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"deviceId": dev, "removed": true})
 }

@@ -1,4 +1,4 @@
-package gateway
+package people
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -54,10 +55,10 @@ type profileRequest struct {
 var errServiceProfile = protocol.Errorf(protocol.CodeForbidden, "service tokens have no profile: use a user's token")
 
 // loadProfile returns uid's profile (the zero profile if none).
-func loadProfile(ctx context.Context, st store.PeopleStore, uid string) (store.Profile, error) {
+func loadProfile(ctx context.Context, st ProfileReader, uid string) (store.Profile, error) {
 	ps, err := st.Profiles(ctx, []string{uid})
 	if err != nil {
-		return store.Profile{}, storeUnavailable(err)
+		return store.Profile{}, httpx.StoreUnavailable(err)
 	}
 	if len(ps) == 0 {
 		return store.Profile{UserID: uid}, nil
@@ -65,9 +66,9 @@ func loadProfile(ctx context.Context, st store.PeopleStore, uid string) (store.P
 	return ps[0], nil
 }
 
-func (g *Gateway) ownView(p store.Profile) ownProfile {
+func (s *Service) ownView(p store.Profile) ownProfile {
 	v := ownProfile{publicProfile: publicProfile{UserID: p.UserID, DisplayName: p.DisplayName, Avatar: p.Avatar},
-		GroupAdds: p.GroupAdds, DirectAddsDefault: g.cfg.Consent.DirectAdds}
+		GroupAdds: p.GroupAdds, DirectAddsDefault: s.cfg.DirectAddsDefault}
 	if !p.UpdatedAt.IsZero() {
 		at := p.UpdatedAt.UTC()
 		v.UpdatedAt = &at
@@ -75,63 +76,65 @@ func (g *Gateway) ownView(p store.Profile) ownProfile {
 	return v
 }
 
-func (g *Gateway) getOwnProfile(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+// OwnProfile serves GET /api/v1/profile.
+func (s *Service) OwnProfile(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	if id.Service {
-		g.fail(w, errServiceProfile)
+		s.fail(w, errServiceProfile)
 		return
 	}
-	p, err := loadProfile(r.Context(), g.deps.Store, id.UserID)
+	p, err := loadProfile(r.Context(), s.deps.Store, id.UserID)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, g.ownView(p))
+	httpx.WriteJSON(w, http.StatusOK, s.ownView(p))
 }
 
-func (g *Gateway) putProfile(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+// PutProfile serves PUT /api/v1/profile.
+func (s *Service) PutProfile(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	ctx := r.Context()
 	if id.Service {
-		g.fail(w, errServiceProfile)
+		s.fail(w, errServiceProfile)
 		return
 	}
 	var req profileRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.fail(w, err)
+	if err := s.deps.Body.Decode(w, r, &req); err != nil {
+		s.fail(w, err)
 		return
 	}
 	name, err := store.CleanDisplayName(req.DisplayName)
 	if err != nil {
-		g.fail(w, profileError(err))
+		s.fail(w, profileError(err))
 		return
 	}
 	p := store.Profile{UserID: id.UserID, DisplayName: name, Avatar: req.Avatar, GroupAdds: req.GroupAdds,
 		UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if err := store.ValidateProfile(p); err != nil {
-		g.fail(w, profileError(err))
+		s.fail(w, profileError(err))
 		return
 	}
 	if p.Avatar != "" {
-		old, err := loadProfile(ctx, g.deps.Store, id.UserID)
+		old, err := loadProfile(ctx, s.deps.Store, id.UserID)
 		if err != nil {
-			g.fail(w, err)
+			s.fail(w, err)
 			return
 		}
 		if old.Avatar != p.Avatar {
-			if err := g.media.ClaimAvatar(ctx, id.UserID, p.Avatar); err != nil {
-				g.fail(w, err)
+			if err := s.deps.Avatars.ClaimAvatar(ctx, id.UserID, p.Avatar); err != nil {
+				s.fail(w, err)
 				return
 			}
 		}
 	}
-	if err := g.deps.Store.PutProfile(ctx, p); err != nil {
+	if err := s.deps.Store.PutProfile(ctx, p); err != nil {
 		if errors.Is(err, store.ErrBadProfile) {
-			g.fail(w, profileError(err))
+			s.fail(w, profileError(err))
 			return
 		}
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, g.ownView(p))
+	httpx.WriteJSON(w, http.StatusOK, s.ownView(p))
 }
 
 // profileError is the client error for a refused profile.
@@ -145,13 +148,13 @@ func profileError(err error) error {
 
 // mayReadProfile reports whether caller may see target's profile: themself, a
 // service, or someone sharing a chat with them.
-func mayReadProfile(ctx context.Context, st store.PeopleStore, caller string, service bool, target string) (bool, error) {
+func mayReadProfile(ctx context.Context, st ProfileReader, caller string, service bool, target string) (bool, error) {
 	if caller == target || service {
 		return true, nil
 	}
 	shared, err := st.SharesChat(ctx, caller, []string{target})
 	if err != nil {
-		return false, storeUnavailable(err)
+		return false, httpx.StoreUnavailable(err)
 	}
 	return shared[target], nil
 }
@@ -162,60 +165,61 @@ func errNoProfile(uid string) error {
 	return protocol.Errorf(protocol.CodeNotFound, "no user %s among the people you share a chat with", uid)
 }
 
-func (g *Gateway) getUserProfile(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+// UserProfile serves GET /api/v1/users/{id}/profile.
+func (s *Service) UserProfile(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	ctx := r.Context()
 	target := r.PathValue("id")
-	if err := validID("user", target); err != nil {
-		g.fail(w, err)
+	if err := protocol.ValidID("user", target); err != nil {
+		s.fail(w, err)
 		return
 	}
-	ok, err := mayReadProfile(ctx, g.deps.Store, id.UserID, id.Service, target)
+	ok, err := mayReadProfile(ctx, s.deps.Store, id.UserID, id.Service, target)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
 	if !ok {
-		g.fail(w, errNoProfile(target))
+		s.fail(w, errNoProfile(target))
 		return
 	}
-	p, err := loadProfile(ctx, g.deps.Store, target)
+	p, err := loadProfile(ctx, s.deps.Store, target)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, publicProfile{UserID: target, DisplayName: p.DisplayName, Avatar: p.Avatar})
+	httpx.WriteJSON(w, http.StatusOK, publicProfile{UserID: target, DisplayName: p.DisplayName, Avatar: p.Avatar})
 }
 
-// chatProfiles pages the public profiles of a chat's members by user ID: ?after=
+// ChatProfiles serves GET /api/v1/chats/{id}/profiles: it pages the public profiles of a chat's members by user ID: ?after=
 // (the previous page's cursor) and ?limit= (1..store.MaxProfileBatch, default 200).
 // Members who never set a profile are listed with their user ID only.
-func (g *Gateway) chatProfiles(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+func (s *Service) ChatProfiles(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	ctx := r.Context()
 	chat := r.PathValue("id")
-	limit, err := queryInt(r, "limit", 200, 1, store.MaxProfileBatch)
+	limit, err := httpx.QueryInt(r, "limit", 200, 1, store.MaxProfileBatch)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
 	after := r.URL.Query().Get("after")
 	if after != "" {
-		if err := validID("user", after); err != nil {
-			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "after must be a cursor from a previous page"))
+		if err := protocol.ValidID("user", after); err != nil {
+			s.fail(w, protocol.Errorf(protocol.CodeBadRequest, "after must be a cursor from a previous page"))
 			return
 		}
 	}
 	if id.Service {
-		if err := validID("chat", chat); err != nil {
-			g.fail(w, err)
+		if err := protocol.ValidID("chat", chat); err != nil {
+			s.fail(w, err)
 			return
 		}
-	} else if _, _, err := g.memberOf(ctx, chat, id.UserID); err != nil {
-		g.fail(w, err)
+	} else if err := s.deps.Chats.MemberOf(ctx, chat, id.UserID); err != nil {
+		s.fail(w, err)
 		return
 	}
-	ms, err := g.deps.Store.Members(ctx, chat)
+	ms, err := s.deps.Store.Members(ctx, chat)
 	if err != nil {
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return
 	}
 	uids := make([]string, 0, len(ms))
@@ -229,9 +233,9 @@ func (g *Gateway) chatProfiles(w http.ResponseWriter, r *http.Request, id auth.I
 	if hasMore {
 		uids = uids[:limit]
 	}
-	ps, err := g.deps.Store.Profiles(ctx, uids)
+	ps, err := s.deps.Store.Profiles(ctx, uids)
 	if err != nil {
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return
 	}
 	byUser := make(map[string]store.Profile, len(ps))
@@ -247,23 +251,23 @@ func (g *Gateway) chatProfiles(w http.ResponseWriter, r *http.Request, id auth.I
 	if hasMore {
 		body["cursor"] = uids[len(uids)-1]
 	}
-	writeJSON(w, http.StatusOK, body)
+	httpx.WriteJSON(w, http.StatusOK, body)
 }
 
-// avatarPort answers the media service's avatar question (media.Avatars) from
-// the profiles: an upload that is a profile's current avatar may be downloaded by
-// those who may read that profile.
-type avatarPort struct{ st store.PeopleStore }
+// AvatarCheck answers, from the profiles alone, whether an upload may be
+// downloaded as an avatar (media.Avatars): it needs no Service, so the media
+// service, which the profiles need for ClaimAvatar, can be built first.
+type AvatarCheck struct{ Store ProfileReader }
 
 // AvatarVisible reports whether mediaID is the current avatar of its uploader and
 // caller may read the uploader's profile: then caller may download it.
-func (p avatarPort) AvatarVisible(ctx context.Context, mediaID, uploader, caller string) (bool, error) {
+func (a AvatarCheck) AvatarVisible(ctx context.Context, mediaID, uploader, caller string) (bool, error) {
 	if uploader == "" {
 		return false, nil
 	}
-	prof, err := loadProfile(ctx, p.st, uploader)
+	prof, err := loadProfile(ctx, a.Store, uploader)
 	if err != nil || prof.Avatar != mediaID {
 		return false, err
 	}
-	return mayReadProfile(ctx, p.st, caller, false, uploader)
+	return mayReadProfile(ctx, a.Store, caller, false, uploader)
 }
