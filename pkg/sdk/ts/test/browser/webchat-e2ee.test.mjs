@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { rest, startNatter } from "../harness.mjs";
-import { bubble, launch, shot, signedIn, startChat } from "./helpers.mjs";
+import { bubble, launch, shot, signedIn, startChat, uiBadges } from "./helpers.mjs";
 
 let natter, browser;
 before(async () => {
@@ -93,6 +93,26 @@ test("an encrypted chat: text and an attachment both ways, history after a reloa
   assert.equal(await B.page.locator(".msg .bubble", { hasText: "cannot be decrypted" }).count(), 0);
   await sendEncrypted(B.page, "after my reload: same device, same keys");
   await bubble(A.page, "after my reload: same device, same keys").waitFor();
+
+  // A key distribution is no message to read: with the encrypted chat in the
+  // background, ben's badge counts ann's two messages and not the distribution sent
+  // between them (encrypted_keys), live and as the server counts after a reload.
+  await startChat(B.page, ann); // their plain chat, so the encrypted one is not open
+  await sendEncrypted(A.page, "first while ben looks elsewhere");
+  const keys = await rest(natter.url, "POST", `/api/v1/chats/${chat}/messages`, natter.token(ann),
+    { messageType: "encrypted_keys", content: JSON.stringify({ v: 1, t: "keys", dev: "nobody", ep: 1, ik: "AAAA", boxes: [] }) });
+  assert.equal(keys.status, 202, JSON.stringify(keys.body));
+  await sendEncrypted(A.page, "second while ben looks elsewhere");
+  const badgeIs = async (n) => {
+    await B.page.waitForFunction(([id, n]) => Number(document.querySelector(`#chat-list li[data-chat="${id}"] .badge`)?.textContent || 0) >= n, [chat, n]);
+    return (await uiBadges(B.page))[chat];
+  };
+  assert.equal(await badgeIs(2), 2, "ben's badge counts the two messages, not the distribution");
+  const listed = await rest(natter.url, "GET", "/api/v1/chats", natter.token(ben));
+  assert.equal(listed.body.chats.find((c) => c.id === chat)?.unread, 2, "so does the server");
+  await B.page.reload();
+  await B.page.waitForSelector("#me-status.connected");
+  assert.equal(await badgeIs(2), 2, "and the badge after a reload");
   assert.deepEqual(A.seen.errors, []);
   assert.deepEqual(B.seen.errors, []);
 });
