@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -456,16 +455,15 @@ func parseChatListCursor(v string) (store.ChatListCursor, error) {
 // learn it here, not after the cache's TTL). It then lets large chats watch for
 // additions (largechat.go).
 func (g *Gateway) userDelivery(uid string, data []byte) {
-	if bytes.Contains(data, []byte(`"system"`)) {
-		if m, err := protocol.DecodeMessageFrame(data); err == nil && m.MessageType == protocol.TypeSystem {
-			var ev protocol.SystemEvent
-			if json.Unmarshal(m.Meta, &ev) == nil && (ev.Concerns(uid) || ev.Event == protocol.EventChatDeleted) {
-				switch ev.Event {
-				case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventRoleChanged, protocol.EventChatDeleted, protocol.EventMembersRemoved:
-					g.members.forget(m.ChatID, uid)
-				}
-			}
+	chat, ev := g.sysEvents.parse(data) // sysevents.go: one parse per event, not per user
+	if ev == nil {
+		return
+	}
+	if ev.Concerns(uid) || ev.Event == protocol.EventChatDeleted {
+		switch ev.Event {
+		case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventRoleChanged, protocol.EventChatDeleted, protocol.EventMembersRemoved:
+			g.members.forget(chat, uid)
 		}
 	}
-	g.large.userMessage(uid, data)
+	g.large.userMessage(uid, chat, ev)
 }

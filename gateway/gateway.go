@@ -97,6 +97,8 @@ type Gateway struct {
 	ingress ingressQueue
 	// answers: the sequencer's answers to this gateway's sends (answers.go).
 	answers *answer.Waiter
+	// sysEvents: system events parsed once per event for the membership watches (sysevents.go).
+	sysEvents sysEvents
 }
 
 // metrics are the gateway's counters.
@@ -119,7 +121,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 		slow: &g.metrics.slowConsumers, metrics: deps.Metrics}
 	g.ingress = ingressQueue{js: deps.JS, metrics: deps.Metrics, log: log}
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
-	g.large = newLargeChats(largeDeps{hub: g.hub, members: g.members, nc: deps.NC, kvs: deps.JS, subjects: deps.Subjects, log: log})
+	g.large = newLargeChats(largeDeps{hub: g.hub, members: g.members, nc: deps.NC, kvs: deps.JS, subjects: deps.Subjects, log: log, events: &g.sysEvents})
 	g.deny = newDenyList(g.hub, deps.JS, deps.Auth, log)
 	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
 	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go

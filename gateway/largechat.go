@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +45,7 @@ type largeDeps struct {
 	kvs      keyValues  // the large-chats bucket's home
 	subjects subjects.Subjects
 	log      *zap.Logger
+	events   *sysEvents // the gateway's parser of system events (sysevents.go)
 }
 
 // largeHub is the part of the hub large chats use: who is connected, which shard
@@ -206,7 +205,7 @@ func (l *largeChats) leaveLocked(chat, uid string) {
 func (l *largeChats) deliver(m *nats.Msg) {
 	chat := strings.TrimPrefix(m.Subject, l.d.subjects.Log(""))
 	l.d.hub.deliverToUsers(l.members(chat), m.Data)
-	if ev := membershipEvent(m.Data); ev != nil && (ev.Event == protocol.EventMemberRemoved ||
+	if _, ev := l.d.events.parse(m.Data); ev != nil && (ev.Event == protocol.EventMemberRemoved ||
 		ev.Event == protocol.EventMemberLeft || ev.Event == protocol.EventMembersRemoved) {
 		gone := ev.Members() // at most protocol.MaxBulkMembers
 		for _, u := range gone {
@@ -223,26 +222,17 @@ func (l *largeChats) deliver(m *nats.Msg) {
 	}
 }
 
-// userMessage watches a user's own deliveries for being added to a large chat.
-func (l *largeChats) userMessage(uid string, data []byte) {
-	if !bytes.Contains(data, []byte(protocol.EventMemberAdded)) && !bytes.Contains(data, []byte(protocol.EventMembersAdded)) {
-		return
-	}
-	ev := membershipEvent(data)
-	if ev == nil || (ev.Event != protocol.EventMemberAdded && ev.Event != protocol.EventMembersAdded) || !ev.Concerns(uid) {
-		return
-	}
-	var m struct {
-		ChatID string `json:"chatId"`
-	}
-	if json.Unmarshal(data, &m) != nil {
+// userMessage watches a user's own deliveries for being added to a large chat: ev
+// is the delivery's system event in chat (sysevents.go), read-only.
+func (l *largeChats) userMessage(uid, chat string, ev *protocol.SystemEvent) {
+	if (ev.Event != protocol.EventMemberAdded && ev.Event != protocol.EventMembersAdded) || !ev.Concerns(uid) {
 		return
 	}
 	l.mu.RLock()
-	large := l.large[m.ChatID]
+	large := l.large[chat]
 	l.mu.RUnlock()
 	if large {
-		l.join(m.ChatID, uid)
+		l.join(chat, uid)
 	}
 }
 
@@ -272,22 +262,6 @@ func (l *largeChats) members(chat string) []string {
 		}
 	}
 	return ls.list
-}
-
-// membershipEvent parses a system message frame's event; nil for anything else.
-func membershipEvent(data []byte) *protocol.SystemEvent {
-	if !bytes.Contains(data, []byte(`"system"`)) {
-		return nil
-	}
-	m, err := protocol.DecodeMessageFrame(data)
-	if err != nil || m.MessageType != protocol.TypeSystem || len(m.Meta) == 0 {
-		return nil
-	}
-	var ev protocol.SystemEvent
-	if err := json.Unmarshal(m.Meta, &ev); err != nil {
-		return nil
-	}
-	return &ev
 }
 
 // memberCount returns chat's member count as the large-chats bucket holds it (the
