@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // Large chats (docs/presence.md, "Large chats").
@@ -30,8 +30,9 @@ import (
 // as a small chat's window does: one per user and chat per window, with the same
 // ID scheme (so a redelivered window, after a crash part way, sends notifications
 // that receivers deduplicate). The chat's last message, metadata and recent
-// history are read once per window, not per member; per member it costs its read
-// state, unread total (badge) and devices.
+// history are read once per window, not per member; per batch it costs one read of
+// the members' read states, and one of the unread totals (badges) and one of the
+// devices of those with something unread (notifyBatch).
 //
 // At most notifier.max-recipients members are notified per window (the first in
 // user ID order); the others are counted in notifier_recipients_over_limit_total
@@ -218,8 +219,12 @@ func (n *Notifier) countOverLimit(ctx context.Context, chat, after string) {
 	}
 }
 
-// notifyBatch notifies the members of page who should hear of t's chat,
-// recipientParallel at a time.
+// notifyBatch notifies the members of page who should hear of t's chat. The
+// batch's store reads are three, not three per member: the read states of every
+// member the presence view shows offline, then the unread totals (badges) and
+// devices of those with something unread (store.RecipientStore). The
+// notifications are then built and sent recipientParallel at a time (the webhook,
+// when configured, is a round trip each).
 func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Member, muted map[string]bool, progress func()) error {
 	uids := make([]string, 0, len(page))
 	for _, m := range page {
@@ -228,53 +233,57 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 		}
 	}
 	uids, check := n.recipients(ctx, uids, "")
-	sem := make(chan struct{}, recipientParallel)
-	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	for _, uid := range uids {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := n.notifyMember(ctx, t, uid, check, progress); err != nil {
-				select {
-				case errc <- err:
-				default:
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return err
-	default:
+	if len(uids) == 0 {
 		return nil
 	}
-}
-
-// notifyMember builds and sends uid's notification about t's chat, if uid has
-// something unread (and, with check, no connected device).
-func (n *Notifier) notifyMember(ctx context.Context, t *chatTail, uid string, check bool, progress func()) error {
-	bctx, cancel := context.WithTimeout(ctx, opTimeout)
+	chat := t.last.ChatID
+	rctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	if check {
-		if online, err := n.connected(bctx, uid); err != nil || online {
-			return err
+	states, err := n.deps.Store.ReadStates(rctx, chat, uids)
+	if err != nil {
+		return fmt.Errorf("read states in %s: %w", chat, err)
+	}
+	due := make([]string, 0, len(uids))
+	counts := make([]uint64, 0, len(uids))
+	for _, uid := range uids {
+		if count := t.unread(uid, states[uid].Read); count > 0 {
+			due = append(due, uid)
+			counts = append(counts, count)
 		}
 	}
-	rs, err := n.deps.Store.GetReadState(bctx, t.last.ChatID, uid)
-	if err != nil {
-		return fmt.Errorf("read state of %s in %s: %w", uid, t.last.ChatID, err)
-	}
-	count := t.unread(uid, rs.Read)
-	if count == 0 {
+	if len(due) == 0 {
 		return nil
 	}
-	badge, err := n.badge(bctx, uid, t.last.ChatID, count)
+	others, err := n.deps.Store.UnreadTotals(rctx, due, chat)
 	if err != nil {
-		return err
+		return fmt.Errorf("unread totals: %w", err)
 	}
+	devices, err := n.deps.Store.UsersDevices(rctx, due)
+	if err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(recipientParallel)
+	for i, uid := range due {
+		note := n.chatNote(t, uid, counts[i], counts[i]+others[uid], devices[uid])
+		eg.Go(func() error {
+			if check {
+				cctx, cancel := context.WithTimeout(ectx, opTimeout)
+				online, err := n.connected(cctx, uid)
+				cancel()
+				if err != nil || online {
+					return err
+				}
+			}
+			return n.send(ectx, note, progress)
+		})
+	}
+	return eg.Wait()
+}
+
+// chatNote is uid's notification about t's chat: count unread there, badge in
+// all, sent to devs.
+func (n *Notifier) chatNote(t *chatTail, uid string, count, badge uint64, devs []store.Device) *Notification {
 	shown := t.shown
 	note := &Notification{ID: uid + "." + t.last.ChatID + "." + strconv.FormatUint(t.last.Seq, 10), Type: TypeMessages,
 		UserID: uid, ChatID: t.last.ChatID, ChatType: t.chat.Kind, ChatName: t.chat.Name, Encrypted: t.chat.Encrypted,
@@ -283,10 +292,11 @@ func (n *Notifier) notifyMember(ctx context.Context, t *chatTail, uid string, ch
 	if previewable(t.chat, shown) {
 		note.LastMessage.Content, note.LastMessage.Truncated = preview(shown.Content, n.cfg.PreviewBytes)
 	}
-	if note.Devices, err = n.devices(bctx, uid); err != nil {
-		return err
+	note.Devices = make([]Device, 0, len(devs))
+	for _, d := range devs {
+		note.Devices = append(note.Devices, Device{DeviceID: d.DeviceID, Platform: d.Platform, Provider: d.Provider, Token: d.Token})
 	}
-	return n.send(ctx, note, progress)
+	return note
 }
 
 // LargeChatStats returns the large-chat path's counters: chat windows handled,

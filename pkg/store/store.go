@@ -239,6 +239,8 @@ type Store interface {
 	LifecycleStore
 	// MemberStore is the bulk and paged membership API (members.go).
 	MemberStore
+	// RecipientStore reads notifications' recipients in batches (recipients.go).
+	RecipientStore
 
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error
