@@ -238,22 +238,12 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Iden
 // lastAdmin refuses (409, written to w) a change that would leave chat without an
 // admin while it has other members: the caller makes someone else admin first.
 func (g *Gateway) lastAdmin(ctx context.Context, w http.ResponseWriter, chat, leaving string) bool {
-	ms, err := g.deps.Store.Members(ctx, chat)
+	orphaned, err := g.leavesNoAdmin(ctx, chat, []string{leaving})
 	if err != nil {
 		g.fail(w, storeUnavailable(err))
 		return true
 	}
-	admins, others := 0, 0
-	for _, m := range ms {
-		if m.UserID == leaving {
-			continue
-		}
-		others++
-		if m.Role == store.RoleAdmin {
-			admins++
-		}
-	}
-	if others > 0 && admins == 0 {
+	if orphaned {
 		g.fail(w, protocol.Errorf(protocol.CodeConflict, "%s is the only admin of chat %s: make another member admin first", leaving, chat))
 		return true
 	}

@@ -296,6 +296,15 @@ var cassandraMigrations = []cassandraMigration{{
 	PRIMARY KEY (user_id, chat_id)
 ) WITH comment = 'per-user history floors (clear history); max registers written USING TIMESTAMP seq'`,
 	},
+}, {
+	Version: 7,
+	Name:    "a chat's admins",
+	// chats_role: members by role, so that a chat's admins are found within its
+	// partition without reading its members (cassandra_admins.go): the last-admin
+	// rule reads them on every removal of an admin. SAI, as for search.
+	Stmts: []string{
+		`CREATE INDEX IF NOT EXISTS chats_role ON chats (role) USING 'sai'`,
+	},
 }}
 
 // cassandraSchemaVersion is the schema version this binary reads and writes.

@@ -241,6 +241,8 @@ type Store interface {
 	MemberStore
 	// RecipientStore reads notifications' recipients in batches (recipients.go).
 	RecipientStore
+	// AdminStore finds a chat's admins (admins.go).
+	AdminStore
 
 	// Ping checks the store answers (readiness).
 	Ping(ctx context.Context) error

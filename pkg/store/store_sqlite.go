@@ -119,6 +119,9 @@ var sqliteMigrations = []string{
 	CREATE TABLE history_floors (
 		chat_id TEXT NOT NULL, user_id TEXT NOT NULL, seq INTEGER NOT NULL,
 		PRIMARY KEY (chat_id, user_id)) WITHOUT ROWID;`,
+	// 9: a chat's admins without its members (store_sqlite_admins.go): the
+	// last-admin rule reads them on every removal of an admin.
+	`CREATE INDEX members_admins ON members (chat_id, user_id) WHERE role = 'admin';`,
 }
 
 // sqliteWriterSync is the writer's synchronous pragma. Only the benchmark changes it,

@@ -391,6 +391,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Lifecycle", func(t *testing.T) { lifecycle(t, newStore, group) })
 	t.Run("BulkMembers", func(t *testing.T) { bulkMembers(t, newStore(t)) })
 	t.Run("RecipientBatches", func(t *testing.T) { recipients(t, newStore(t), group) })
+	t.Run("ChatAdmins", func(t *testing.T) { chatAdmins(t, newStore(t), group) })
 	t.Run("EncryptedChats", func(t *testing.T) { encryptedChats(t, newStore(t), group) })
 	t.Run("KeyEventsAreNotRead", func(t *testing.T) { keyEventsAreNotRead(t, newStore(t), group) })
 
