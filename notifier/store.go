@@ -14,6 +14,8 @@ import (
 // store.BlockCache). Each method's contract is store.Store's.
 type Store interface {
 	store.BlockLister
+	// RecipientStore: a large chat's member batch in three reads (large.go).
+	store.RecipientStore
 
 	GetChat(ctx context.Context, chatID string) (store.Chat, error)
 	GetMember(ctx context.Context, chatID, userID string) (store.Member, error)
