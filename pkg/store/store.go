@@ -158,7 +158,8 @@ type Store interface {
 	//
 	// Operations are applied to the message they reference (same chat, MessageID ==
 	// RefID, not itself a system message or an operation), whatever the order in
-	// which the message and its operations arrive (two persisters may race):
+	// which the message and its operations arrive (two persisters may race), by the
+	// rules of protocol.ApplyOp, which both backends and pkg/history share:
 	//   - edit: the content becomes the edit's and the message is marked Edited,
 	//     the edit with the highest seq winning; only an edit by the message's
 	//     sender applies;
