@@ -19,10 +19,11 @@ import (
 // range, which costs the whole chat per operation.
 //
 // Persisters may store a chat's messages out of order (two instances race), so every
-// rule is order-independent: an edit applies only if its seq is above the edit_seq
-// the message shows, a delete is final, a reaction row keeps the seq of the event
-// that set it and only a higher one replaces it, and a message stored after its
-// operations picks them up when it is inserted (catchUp).
+// rule is order-independent; the rules are protocol.ApplyOp's, applied to the state
+// a message row holds (edit_seq: the seq of the edit whose text it shows;
+// state_seq: the highest operation applied). A reaction row keeps the seq of the
+// event that set it and only a higher one replaces it, and a message stored after
+// its operations picks them up when it is inserted (catchUp).
 //
 // It prepares each statement once per transaction: a batch of hundreds of messages
 // would otherwise parse the same SQL for every message.
