@@ -16,6 +16,7 @@ import (
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/gateway/media"
+	"github.com/natter-chat/natter/gateway/memberstate"
 	"github.com/natter-chat/natter/gateway/people"
 	"github.com/natter-chat/natter/gateway/search"
 	"github.com/natter-chat/natter/pkg/answer"
@@ -88,6 +89,8 @@ type Gateway struct {
 	search *search.Service
 	// people: profiles, push devices and blocks (gateway/people).
 	people *people.Service
+	// memberState: receipts listings and mutes (gateway/memberstate).
+	memberState *memberstate.Service
 	// blocks: block lists, briefly cached (blocks.go).
 	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
@@ -128,7 +131,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
-	g.newConcepts()    // ports.go: media, keys, search, people
+	g.newConcepts()    // ports.go: media, keys, search, people, memberstate
 	g.mux = g.newMux() // routes.go
 	if err := g.observe(); err != nil {
 		return nil, err

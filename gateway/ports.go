@@ -6,6 +6,7 @@ import (
 
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/media"
+	"github.com/natter-chat/natter/gateway/memberstate"
 	"github.com/natter-chat/natter/gateway/people"
 	"github.com/natter-chat/natter/gateway/search"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -13,7 +14,7 @@ import (
 )
 
 // Ports: the narrow views of the gateway's shared state that its concept packages
-// (gateway/media, keys, search, people) get in their Deps, so each package's reach
+// (gateway/media, keys, search, people, memberstate) get in their Deps, so each package's reach
 // is its Deps struct, never the whole gateway.
 
 // newConcepts builds the concept packages. It runs in New once the caches, the
@@ -31,6 +32,8 @@ func (g *Gateway) newConcepts() {
 	g.people = people.New(people.Config{DirectAddsDefault: g.cfg.Consent.DirectAdds},
 		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: g.blocks,
 			Presence: g.presence, Body: g.body()}, log)
+	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
+		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
 }
 
 // memberPort is the member cache as a rights check: media.Members.
@@ -78,7 +81,8 @@ func (p servicePublisher) PublishNotice(ctx context.Context, m *protocol.Message
 	return p(ctx, m, asService, nil)
 }
 
-// chatMemberPort is memberOf as people.Chats.
+// chatMemberPort is the fresh membership checks as people.Chats and
+// memberstate.Chats.
 type chatMemberPort struct {
 	m  *memberCache
 	st store.Store
@@ -87,5 +91,12 @@ type chatMemberPort struct {
 // MemberOf returns nil if chat is an ID of a chat user is a member of now.
 func (p chatMemberPort) MemberOf(ctx context.Context, chat, user string) error {
 	_, _, err := memberOf(ctx, p.m, p.st, chat, user)
+	return err
+}
+
+// CheckMember returns nil if user is a member of chat now
+// (memberCache.checkFresh).
+func (p chatMemberPort) CheckMember(ctx context.Context, chat, user string) error {
+	_, err := p.m.checkFresh(ctx, chat, user)
 	return err
 }

@@ -80,9 +80,9 @@ func (g *Gateway) routeTable() []route {
 		token("POST", "/api/v1/chats/{id}/leave", g.leaveChat),
 		token("GET", "/api/v1/chats/{id}/messages", g.listMessages),
 		token("POST", "/api/v1/chats/{id}/messages", g.postMessage),
-		token("GET", "/api/v1/chats/{id}/receipts", g.listReceipts), // receipts.go
-		token("GET", "/api/v1/chats/{id}/mute", g.getMute),          // mute.go
-		token("PUT", "/api/v1/chats/{id}/mute", g.putMute),
+		token("GET", "/api/v1/chats/{id}/receipts", g.memberState.Receipts), // gateway/memberstate
+		token("GET", "/api/v1/chats/{id}/mute", g.memberState.Mute),
+		token("PUT", "/api/v1/chats/{id}/mute", g.memberState.PutMute),
 
 		// Retention and erasure (retention.go, erase.go).
 		token("PUT", "/api/v1/chats/{id}/ttl", g.putChatTTL),

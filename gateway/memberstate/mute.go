@@ -1,9 +1,10 @@
-package gateway
+package memberstate
 
 import (
 	"net/http"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -37,21 +38,21 @@ func muteView(m store.Mute, now time.Time) muteBody {
 	return b
 }
 
-// putMute serves PUT /api/v1/chats/{id}/mute: the caller (a member) mutes or unmutes
+// PutMute serves PUT /api/v1/chats/{id}/mute: the caller (a member) mutes or unmutes
 // the chat's notifications for themself.
-func (g *Gateway) putMute(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+func (s *Service) PutMute(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	chat := r.PathValue("id")
-	if err := g.chatAccess(r.Context(), chat, id.UserID); err != nil {
-		g.fail(w, err)
+	if err := s.access(r.Context(), chat, id.UserID); err != nil {
+		s.fail(w, err)
 		return
 	}
 	var req muteRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.fail(w, err)
+	if err := s.deps.Body.Decode(w, r, &req); err != nil {
+		s.fail(w, err)
 		return
 	}
 	if req.Muted == nil {
-		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "muted (true or false) is required"))
+		s.fail(w, protocol.Errorf(protocol.CodeBadRequest, "muted (true or false) is required"))
 		return
 	}
 	now := time.Now()
@@ -59,33 +60,33 @@ func (g *Gateway) putMute(w http.ResponseWriter, r *http.Request, id auth.Identi
 	if req.Until != nil {
 		switch {
 		case !m.Muted:
-			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "until goes with muted true"))
+			s.fail(w, protocol.Errorf(protocol.CodeBadRequest, "until goes with muted true"))
 			return
 		case !req.Until.After(now):
-			g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "until must be in the future"))
+			s.fail(w, protocol.Errorf(protocol.CodeBadRequest, "until must be in the future"))
 			return
 		case req.Until.Sub(now) < MaxMuteFor:
 			m.Until = req.Until.UTC().Truncate(time.Millisecond)
 		}
 	}
-	if err := g.deps.Store.SetMute(r.Context(), m); err != nil {
-		g.fail(w, err)
+	if err := s.deps.Store.SetMute(r.Context(), m); err != nil {
+		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, muteView(m, now))
+	httpx.WriteJSON(w, http.StatusOK, muteView(m, now))
 }
 
-// getMute serves GET /api/v1/chats/{id}/mute: the caller's mute of the chat.
-func (g *Gateway) getMute(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+// Mute serves GET /api/v1/chats/{id}/mute: the caller's mute of the chat.
+func (s *Service) Mute(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	chat := r.PathValue("id")
-	if err := g.chatAccess(r.Context(), chat, id.UserID); err != nil {
-		g.fail(w, err)
+	if err := s.access(r.Context(), chat, id.UserID); err != nil {
+		s.fail(w, err)
 		return
 	}
-	m, err := g.deps.Store.GetMute(r.Context(), chat, id.UserID)
+	m, err := s.deps.Store.GetMute(r.Context(), chat, id.UserID)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, muteView(m, time.Now()))
+	httpx.WriteJSON(w, http.StatusOK, muteView(m, time.Now()))
 }

@@ -1,8 +1,9 @@
-package gateway
+package memberstate
 
 import (
 	"net/http"
 
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/store"
 	"golang.org/x/sync/errgroup"
@@ -29,33 +30,33 @@ type memberReceipt struct {
 	Read      uint64 `json:"read"`
 }
 
-// listReceipts serves GET /api/v1/chats/{id}/receipts (members only): every current
+// Receipts serves GET /api/v1/chats/{id}/receipts (members only): every current
 // member's delivered and read watermarks, ordered by user ID, zeros included. It is
 // what a client that starts (a reload, a second device) needs to show read ticks:
 // receipt frames only tell of watermarks that move while it is connected.
-func (g *Gateway) listReceipts(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+func (s *Service) Receipts(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	ctx := r.Context()
-	c, _, err := g.memberOf(ctx, r.PathValue("id"), id.UserID)
-	if err != nil {
-		g.fail(w, err)
+	chat := r.PathValue("id")
+	if err := s.deps.Chats.MemberOf(ctx, chat, id.UserID); err != nil {
+		s.fail(w, err)
 		return
 	}
 	// One more than the limit tells a big group, without reading its members.
-	ms, err := g.deps.Store.MembersPage(ctx, c.ID, "", g.cfg.ReceiptsMaxMembers+1)
+	ms, err := s.deps.Store.MembersPage(ctx, chat, "", s.cfg.ReceiptsMaxMembers+1)
 	if err != nil {
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return
 	}
-	resp := receiptsResponse{ChatID: c.ID, Complete: len(ms) <= g.cfg.ReceiptsMaxMembers}
+	resp := receiptsResponse{ChatID: chat, Complete: len(ms) <= s.cfg.ReceiptsMaxMembers}
 	if !resp.Complete {
-		ms = []store.Member{{ChatID: c.ID, UserID: id.UserID}}
+		ms = []store.Member{{ChatID: chat, UserID: id.UserID}}
 	}
 	resp.Receipts = make([]memberReceipt, len(ms))
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(receiptReadParallelism)
 	for i, m := range ms {
 		eg.Go(func() error {
-			rs, err := g.deps.Store.GetReadState(ectx, c.ID, m.UserID)
+			rs, err := s.deps.Store.GetReadState(ectx, chat, m.UserID)
 			if err != nil {
 				return err
 			}
@@ -64,8 +65,8 @@ func (g *Gateway) listReceipts(w http.ResponseWriter, r *http.Request, id auth.I
 		})
 	}
 	if err := eg.Wait(); err != nil {
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httpx.WriteJSON(w, http.StatusOK, resp)
 }
