@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/erasure"
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/gateway/media"
@@ -91,6 +92,8 @@ type Gateway struct {
 	people *people.Service
 	// memberState: receipts listings and mutes (gateway/memberstate).
 	memberState *memberstate.Service
+	// erasure: the admin API that erases an account (gateway/erasure).
+	erasure *erasure.Service
 	// blocks: block lists, briefly cached (blocks.go).
 	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).
@@ -131,7 +134,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
-	g.newConcepts()    // ports.go: media, keys, search, people, memberstate
+	g.newConcepts()    // ports.go: the REST concept packages
 	g.mux = g.newMux() // routes.go
 	if err := g.observe(); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 
+	"github.com/natter-chat/natter/gateway/erasure"
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/media"
 	"github.com/natter-chat/natter/gateway/memberstate"
@@ -14,7 +15,7 @@ import (
 )
 
 // Ports: the narrow views of the gateway's shared state that its concept packages
-// (gateway/media, keys, search, people, memberstate) get in their Deps, so each package's reach
+// (gateway/media, keys, search, people, memberstate, erasure) get in their Deps, so each package's reach
 // is its Deps struct, never the whole gateway.
 
 // newConcepts builds the concept packages. It runs in New once the caches, the
@@ -34,6 +35,8 @@ func (g *Gateway) newConcepts() {
 			Presence: g.presence, Body: g.body()}, log)
 	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
 		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
+	g.erasure = erasure.New(erasure.Deps{Store: st, Deny: denyPort{g.deny},
+		Groups: memberRemover{announce: g.announce, members: g.members}, Uploads: g.media}, log)
 }
 
 // memberPort is the member cache as a rights check: media.Members.
@@ -99,4 +102,26 @@ func (p chatMemberPort) MemberOf(ctx context.Context, chat, user string) error {
 func (p chatMemberPort) CheckMember(ctx context.Context, chat, user string) error {
 	_, err := p.m.checkFresh(ctx, chat, user)
 	return err
+}
+
+// denyPort is the deny list as erasure.Deny.
+type denyPort struct{ d *denyList }
+
+// Put denies user's tokens from now on (denyList.put).
+func (p denyPort) Put(ctx context.Context, user, by string) error { return p.d.put(ctx, user, by) }
+
+// memberRemover is the chat-change path (announce, chats.go) as erasure.Groups.
+type memberRemover struct {
+	announce func(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error)
+	members  *memberCache
+}
+
+// RemoveMember announces member_removed of user in chat by by, then forgets the
+// cached membership.
+func (p memberRemover) RemoveMember(ctx context.Context, chat, user, by string) error {
+	if _, err := p.announce(ctx, chat, by, protocol.SystemEvent{Event: protocol.EventMemberRemoved, UserID: user, By: by}); err != nil {
+		return err
+	}
+	p.members.forget(chat, user)
+	return nil
 }

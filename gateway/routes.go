@@ -84,11 +84,11 @@ func (g *Gateway) routeTable() []route {
 		token("GET", "/api/v1/chats/{id}/mute", g.memberState.Mute),
 		token("PUT", "/api/v1/chats/{id}/mute", g.memberState.PutMute),
 
-		// Retention and erasure (retention.go, erase.go).
+		// Retention (retention.go) and erasure (gateway/erasure).
 		token("PUT", "/api/v1/chats/{id}/ttl", g.putChatTTL),
 		token("POST", "/api/v1/chats/{id}/clear", g.clearHistory),
 		token("DELETE", "/api/v1/chats/{id}", g.deleteChat),
-		token("DELETE", "/api/v1/admin/users/{id}", g.eraseUser),
+		token("DELETE", "/api/v1/admin/users/{id}", g.erasure.Erase),
 
 		// Presence (gateway/livestate).
 		token("GET", "/api/v1/users/{id}/presence", g.presence.ServeGet),

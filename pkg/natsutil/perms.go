@@ -97,7 +97,7 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			jsAPI + "STREAM.INFO." + sharesStream,
 			jsAPI + "DIRECT.GET." + sharesStream, jsAPI + "DIRECT.GET." + sharesStream + ".>", jsAPI + "STREAM.MSG.GET." + sharesStream,
 			jsAPI + "CONSUMER.CREATE." + sharesStream + ".>", jsAPI + "CONSUMER.DELETE." + sharesStream + ".>", // listing a media's shares
-			// Media usage per user and unshared uploads (gateway/media_quota.go): read,
+			// Media usage per user and unshared uploads (gateway/media/quota.go): read,
 			// compare-and-set, listed by the sweep of expired uploads.
 			"$KV." + MediaUsageBucket + ".>",
 			jsAPI + "STREAM.CREATE." + usageStream, jsAPI + "STREAM.UPDATE." + usageStream,
