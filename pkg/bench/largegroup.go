@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,16 +29,19 @@ import (
 
 // LargeGroupResult is what the largegroup mode measured beyond a fanout.
 type LargeGroupResult struct {
-	GroupSize   int     `json:"groupSize"`
-	Connected   int     `json:"connectedMembers"`
-	AddCalls    int     `json:"addCalls"`
-	CreateS     float64 `json:"createS"` // creation plus every bulk add
-	AddsPerSec  float64 `json:"addsPerSec"`
-	NotifyWant  int64   `json:"notifyExpected"` // offline members
-	Notified    int64   `json:"notified"`       // distinct offline members notified
-	NotifyFirst float64 `json:"notifyFirstS"`   // first send → first notification
-	NotifyAllS  float64 `json:"notifyAllS"`     // first send → last expected notification
-	NotifyNote  string  `json:"notifyNote,omitempty"`
+	GroupSize  int     `json:"groupSize"`
+	Connected  int     `json:"connectedMembers"`
+	AddCalls   int     `json:"addCalls"`
+	CreateS    float64 `json:"createS"` // creation plus every bulk add
+	AddsPerSec float64 `json:"addsPerSec"`
+	NotifyWant int64   `json:"notifyExpected"` // offline members
+	Notified   int64   `json:"notified"`       // distinct offline members notified
+	// NotifiedConnected counts connected members who were notified all the same
+	// (the notifier's presence view lagging their connection).
+	NotifiedConnected int64   `json:"notifiedConnected"`
+	NotifyFirst       float64 `json:"notifyFirstS"` // first send → first notification
+	NotifyAllS        float64 `json:"notifyAllS"`   // first send → last expected notification
+	NotifyNote        string  `json:"notifyNote,omitempty"`
 }
 
 // offlineUser is the name of offline member i of run.
@@ -95,15 +99,17 @@ func (r *runner) createLargeGroup(ctx context.Context, rc *restClient, p *Plan, 
 // notifyWatch counts the notifications of offline members published on
 // natter.notify.*, from the first send on.
 type notifyWatch struct {
-	sub   *nats.Subscription
-	nc    *nats.Conn
-	mu    sync.Mutex // guards seen, first, last
-	seen  map[string]bool
-	first time.Time
-	last  time.Time
-	want  int64
-	got   atomic.Int64
-	run   string
+	sub  *nats.Subscription
+	nc   *nats.Conn
+	mu   sync.Mutex // guards seen, first, last, connected
+	seen map[string]bool
+	// connected counts the run's connected members notified (not in got).
+	connected int64
+	first     time.Time
+	last      time.Time
+	want      int64
+	got       atomic.Int64
+	run       string
 }
 
 // watchNotifications subscribes to the notifications of the run's offline members
@@ -129,14 +135,21 @@ func (r *runner) watchNotifications() (*notifyWatch, error) {
 		now := time.Now()
 		w.mu.Lock()
 		defer w.mu.Unlock()
+		if w.seen[note.UserID] {
+			return
+		}
+		w.seen[note.UserID] = true
+		if !strings.HasPrefix(note.UserID, w.run+"o") { // not an offlineUser
+			if strings.HasPrefix(note.UserID, w.run) {
+				w.connected++
+			}
+			return // only the run's offline members are timed
+		}
 		if w.first.IsZero() {
 			w.first = now
 		}
-		if !w.seen[note.UserID] {
-			w.seen[note.UserID] = true
-			w.last = now
-			w.got.Add(1)
-		}
+		w.last = now
+		w.got.Add(1)
 	})
 	if err == nil {
 		_ = w.sub.SetPendingLimits(-1, -1)
@@ -159,6 +172,7 @@ func (w *notifyWatch) wait(ctx context.Context, r *runner, start time.Time, time
 	defer w.mu.Unlock()
 	lg := r.res.LargeGroup
 	lg.Notified = w.got.Load()
+	lg.NotifiedConnected = w.connected
 	if !w.first.IsZero() {
 		lg.NotifyFirst = w.first.Sub(start).Seconds()
 		lg.NotifyAllS = w.last.Sub(start).Seconds()

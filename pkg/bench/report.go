@@ -202,6 +202,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	if g := r.LargeGroup; g != nil {
 		row("large group", "%d members (%d connected) built with %d bulk adds in %.1fs (%.0f members/s)", g.GroupSize, g.Connected, g.AddCalls, g.CreateS, g.AddsPerSec)
 		row("notified", "%d of %d offline members; first %.2fs, all %.2fs after the first send", g.Notified, g.NotifyWant, g.NotifyFirst, g.NotifyAllS)
+		if g.NotifiedConnected > 0 {
+			row("", "%d connected members notified too (the notifier's presence view lagged their connection)", g.NotifiedConnected)
+		}
 		if g.NotifyNote != "" {
 			row("", "%s", g.NotifyNote)
 		}
