@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/internal/kvwatch"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -29,9 +30,9 @@ type deniedEntry struct {
 
 // denyList is one gateway's view of the deny list.
 type denyList struct {
-	hub  *hub           // whose connections an erasure closes
-	kvs  keyValues      // the bucket's home
-	auth *auth.Verifier // refuses erased users' tokens; nil: none
+	hub  *hub              // whose connections an erasure closes
+	kvs  kvwatch.KeyValues // the bucket's home
+	auth *auth.Verifier    // refuses erased users' tokens; nil: none
 	log  *zap.Logger
 
 	mu sync.RWMutex // guards users
@@ -39,7 +40,7 @@ type denyList struct {
 	users map[string]bool
 }
 
-func newDenyList(h *hub, kvs keyValues, verifier *auth.Verifier, log *zap.Logger) *denyList {
+func newDenyList(h *hub, kvs kvwatch.KeyValues, verifier *auth.Verifier, log *zap.Logger) *denyList {
 	return &denyList{hub: h, kvs: kvs, auth: verifier, log: log, users: map[string]bool{}}
 }
 
@@ -83,7 +84,7 @@ func (d *denyList) watch(ctx context.Context, wg *sync.WaitGroup) error {
 	if d.auth != nil {
 		d.auth.SetRevoked(d.denied)
 	}
-	return followBucket(ctx, wg, d.kvs, d.log, natsutil.DeniedBucket, func(e jetstream.KeyValueEntry) {
+	return kvwatch.Follow(ctx, wg, d.kvs, d.log, natsutil.DeniedBucket, func(e jetstream.KeyValueEntry) {
 		if e.Operation() == jetstream.KeyValuePut {
 			d.add(e.Key())
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/internal/kvwatch"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -41,8 +42,8 @@ type largeSub struct {
 type largeDeps struct {
 	hub      largeHub
 	members  largeMembers
-	nc       subscriber // subscribes to the log subjects
-	kvs      keyValues  // the large-chats bucket's home
+	nc       subscriber        // subscribes to the log subjects
+	kvs      kvwatch.KeyValues // the large-chats bucket's home
 	subjects subjects.Subjects
 	log      *zap.Logger
 	events   *sysEvents // the gateway's parser of system events (sysevents.go)
@@ -75,7 +76,7 @@ func newLargeChats(d largeDeps) *largeChats {
 // watch follows the large-chats bucket until ctx ends. It returns after the initial
 // values are loaded, continuing in a goroutine tracked by wg.
 func (l *largeChats) watch(ctx context.Context, wg *sync.WaitGroup) error {
-	return followBucket(ctx, wg, l.d.kvs, l.d.log, natsutil.LargeChatsBucket, func(e jetstream.KeyValueEntry) {
+	return kvwatch.Follow(ctx, wg, l.d.kvs, l.d.log, natsutil.LargeChatsBucket, func(e jetstream.KeyValueEntry) {
 		if e.Operation() == jetstream.KeyValuePut {
 			if n, err := strconv.Atoi(string(e.Value())); err == nil {
 				l.mu.Lock()

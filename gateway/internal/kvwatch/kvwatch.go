@@ -1,4 +1,6 @@
-package gateway
+// Package kvwatch follows JetStream KV buckets for the gateway's concept packages
+// (the deny list, the large chats): the current values first, then every change.
+package kvwatch
 
 import (
 	"context"
@@ -10,18 +12,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// keyValues opens KV buckets (jetstream.KeyValueManager's KeyValue).
-type keyValues interface {
+// KeyValues opens KV buckets (jetstream.KeyValueManager's KeyValue).
+type KeyValues interface {
 	KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error)
 }
 
-// followBucket watches every key of the KV bucket named bucket and hands each entry
+// Follow watches every key of the KV bucket named bucket and hands each entry
 // to apply, in order, on a goroutine tracked by wg until ctx ends. On a cluster
 // that is still forming the bucket may not answer yet, so opening it is retried
 // for up to a minute rather than failing the gateway's start. It returns once the
 // bucket's current values have been applied (or ctx ended), and an error only if
 // the bucket could not be watched at all.
-func followBucket(ctx context.Context, wg *sync.WaitGroup, kvs keyValues, log *zap.Logger, bucket string, apply func(jetstream.KeyValueEntry)) error {
+func Follow(ctx context.Context, wg *sync.WaitGroup, kvs KeyValues, log *zap.Logger, bucket string, apply func(jetstream.KeyValueEntry)) error {
 	var w jetstream.KeyWatcher
 	err := lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, MaxElapsed: 60 * time.Second},
 		func() error {
