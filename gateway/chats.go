@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/natter-chat/natter/gateway/internal/chatchange"
 	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/ids"
@@ -45,29 +46,8 @@ import (
 // Direct chats have exactly their two members and no name: changing them is a
 // conflict (409).
 
-// chatChange is the answer to a membership or name change.
-type chatChange struct {
-	ChatID string `json:"chatId"`
-	// Changed is false when the request asked for what already was (no event).
-	Changed bool `json:"changed"`
-	// MessageID and Seq identify the system message that announced the change;
-	// Seq is 0 while it is not sequenced yet (HTTP 202).
-	MessageID string        `json:"messageId,omitempty"`
-	Seq       uint64        `json:"seq,omitempty"`
-	Member    *store.Member `json:"member,omitempty"`
-	Name      *string       `json:"name,omitempty"`
-	// Invitation is set when the add became an invitation (consent.go): the user
-	// joins when they accept it (HTTP 202, changed false).
-	Invitation *invitationBody `json:"invitation,omitempty"`
-	// MessageTTL is the chat's message TTL in seconds after a TTL change (0: off).
-	MessageTTL *int64 `json:"messageTtl,omitempty"`
-	// UserIDs are the users a bulk change added or removed; Skipped those it
-	// named that already were (add) or were not (remove) members.
-	UserIDs []string `json:"userIds,omitempty"`
-	Skipped []string `json:"skipped,omitempty"`
-	// Invited are the users a bulk add invited instead of adding (consent.go).
-	Invited []string `json:"invited,omitempty"`
-}
+// chatChange is the answer to a membership or name change (chatchange.Answer).
+type chatChange = chatchange.Answer
 
 // memberOf loads chat and the caller's membership, reading the store (not the edge
 // cache): rights are checked against the current state. A chat that does not exist
@@ -390,11 +370,7 @@ func cleanChatName(name string) (string, error) {
 
 // answerChange writes a change: status, or 202 when its event is not sequenced yet.
 func (g *Gateway) answerChange(w http.ResponseWriter, status int, ch chatChange) {
-	ch.Changed = true
-	if ch.Seq == 0 {
-		status = http.StatusAccepted
-	}
-	writeJSON(w, status, ch)
+	chatchange.Write(w, status, ch)
 }
 
 // announce publishes a membership or name change as a system message of chat sent

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/chatchange"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -131,11 +132,11 @@ func (v *consentView) decide(target string) consentDecision {
 	return consentInvite
 }
 
-// Invitation frame states.
+// Invitation frame states (chatchange).
 const (
-	InvitationPending  = "pending"
-	InvitationAccepted = "accepted"
-	InvitationDeclined = "declined"
+	InvitationPending  = chatchange.InvitationPending
+	InvitationAccepted = chatchange.InvitationAccepted
+	InvitationDeclined = chatchange.InvitationDeclined
 )
 
 // errTooManyInvitations is the refusal of an invitation to a user who holds
@@ -230,7 +231,7 @@ func (g *Gateway) inviteInstead(w http.ResponseWriter, r *http.Request, id auth.
 		g.fail(w, err)
 		return true
 	}
-	writeJSON(w, http.StatusAccepted, chatChange{ChatID: chat, Invitation: &invitationBody{ChatID: chat, InvitedBy: inv.InvitedBy,
+	writeJSON(w, http.StatusAccepted, chatChange{ChatID: chat, Invitation: &chatchange.Invitation{ChatID: chat, InvitedBy: inv.InvitedBy,
 		Role: inv.Role, CreatedAt: inv.CreatedAt}})
 	return true
 }

@@ -32,7 +32,8 @@ func (g *Gateway) newConcepts() {
 	g.search = search.New(search.Deps{Searcher: searcher, Members: memberPort{g.members}}, log)
 	g.people = people.New(people.Config{DirectAddsDefault: g.cfg.Consent.DirectAdds},
 		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: g.blocks,
-			Presence: g.presence, Body: g.body()}, log)
+			Presence: g.presence, Groups: groupsPort{roomFor: g.roomFor, announce: g.announce, members: g.members,
+				tell: g.tellInvitation}, Body: g.body()}, log)
 	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
 		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
 	g.erasure = erasure.New(erasure.Deps{Store: st, Deny: denyPort{g.deny},
@@ -125,3 +126,25 @@ func (p memberRemover) RemoveMember(ctx context.Context, chat, user, by string) 
 	p.members.forget(chat, user)
 	return nil
 }
+
+// groupsPort is the chat-change path as people.Groups: room in a group
+// (members_bulk.go), announcing a change (chats.go), the member cache and
+// invitation frames (consent.go).
+type groupsPort struct {
+	roomFor  func(ctx context.Context, chat string, n int) error
+	announce func(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error)
+	members  *memberCache
+	tell     func(inv store.Invitation, state string)
+}
+
+func (p groupsPort) RoomFor(ctx context.Context, chat string, n int) error {
+	return p.roomFor(ctx, chat, n)
+}
+
+func (p groupsPort) Announce(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error) {
+	return p.announce(ctx, chat, actor, ev)
+}
+
+func (p groupsPort) Forget(chat, user string) { p.members.forget(chat, user) }
+
+func (p groupsPort) TellInvitation(inv store.Invitation, state string) { p.tell(inv, state) }

@@ -110,7 +110,7 @@ func (g *Gateway) routeTable() []route {
 		token("DELETE", "/api/v1/keys/devices/{id}", g.keys.Revoke),
 		token("GET", "/api/v1/keys/users/{id}", g.keys.Claim),
 
-		// People: profiles and blocks (gateway/people), invitations (invitations.go).
+		// People: profiles, blocks and invitations (gateway/people).
 		token("GET", "/api/v1/profile", g.people.OwnProfile),
 		token("PUT", "/api/v1/profile", g.people.PutProfile),
 		token("GET", "/api/v1/users/{id}/profile", g.people.UserProfile),
@@ -118,9 +118,9 @@ func (g *Gateway) routeTable() []route {
 		token("POST", "/api/v1/blocks/{userId}", g.people.Block),
 		token("DELETE", "/api/v1/blocks/{userId}", g.people.Unblock),
 		token("GET", "/api/v1/blocks", g.people.Blocks),
-		token("GET", "/api/v1/invitations", g.listInvitations),
-		token("POST", "/api/v1/invitations/{chatId}/accept", g.acceptInvitation),
-		token("POST", "/api/v1/invitations/{chatId}/decline", g.declineInvitation),
+		token("GET", "/api/v1/invitations", g.people.Invitations),
+		token("POST", "/api/v1/invitations/{chatId}/accept", g.people.AcceptInvitation),
+		token("POST", "/api/v1/invitations/{chatId}/decline", g.people.DeclineInvitation),
 
 		// Dev tokens: answered only in dev mode (webchat.go).
 		selfAuthed("POST", "/api/v1/dev/token", g.devToken),

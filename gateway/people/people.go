@@ -1,15 +1,18 @@
 // Package people is the gateway's REST API about users rather than chats: profiles
-// (profiles.go), push devices (devices.go) and blocks (blocks.go). Its handlers see
-// the gateway only through Deps: the store calls they make, a membership check,
-// the media service's avatar claim, and the block cache and presence watches a
-// new block must reach at once.
+// (profiles.go), push devices (devices.go), blocks (blocks.go) and the answers to
+// group invitations (invitations.go). Its handlers see the gateway only through
+// Deps: the store calls they make, a membership check, the media service's avatar
+// claim, the block cache and presence watches a new block must reach at once, and
+// the chat-change path an accepted invitation joins.
 package people
 
 import (
 	"context"
 	"net/http"
 
+	"github.com/natter-chat/natter/gateway/internal/chatchange"
 	"github.com/natter-chat/natter/gateway/internal/httpx"
+	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
 )
@@ -36,6 +39,24 @@ type Store interface {
 	Blocks(ctx context.Context, blocker string) ([]store.Block, error)
 	Invitations(ctx context.Context, userID string) ([]store.Invitation, error)
 	DeleteInvitation(ctx context.Context, userID, chatID string) (bool, error)
+
+	GetInvitation(ctx context.Context, userID, chatID string) (store.Invitation, error)
+	GetChat(ctx context.Context, chatID string) (store.Chat, error)
+	GetMember(ctx context.Context, chatID, userID string) (store.Member, error)
+}
+
+// Groups is the gateway's chat-change path, which accepting an invitation joins.
+type Groups interface {
+	// RoomFor returns nil if chat can take n more members, else group_full.
+	RoomFor(ctx context.Context, chat string, n int) error
+	// Announce publishes ev as a system message of chat sent by actor and waits
+	// (at most gateway.publish-timeout) for it to be sequenced: Seq is 0 in the
+	// answer if it was not in time. An error means nothing changed.
+	Announce(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatchange.Answer, error)
+	// Forget drops a cached membership after a change through this gateway.
+	Forget(chat, user string)
+	// TellInvitation sends an invitation frame in state to the invitee's devices.
+	TellInvitation(inv store.Invitation, state string)
 }
 
 // Chats checks a caller's access to a chat.
@@ -72,6 +93,7 @@ type Deps struct {
 	Avatars  Avatars
 	Blocks   BlockCache
 	Presence Presence
+	Groups   Groups
 	// Body bounds JSON request bodies (gateway.max-body-bytes, body-timeout).
 	Body httpx.Body
 }

@@ -37,6 +37,9 @@ func TestRefusalsBeforeTheStore(t *testing.T) {
 		{"service lists no blocks", s.Blocks, nil, service, http.StatusForbidden, protocol.CodeForbidden},
 		{"service has no devices", s.Devices, nil, service, http.StatusForbidden, protocol.CodeForbidden},
 		{"service registers no device", s.PutDevice, nil, service, http.StatusForbidden, protocol.CodeForbidden},
+		{"service has no invitations", s.Invitations, nil, service, http.StatusForbidden, protocol.CodeForbidden},
+		{"bad invitation chat", s.AcceptInvitation, map[string]string{"chatId": "a.b"}, user, http.StatusBadRequest, protocol.CodeInvalidID},
+		{"service declines nothing", s.DeclineInvitation, map[string]string{"chatId": "c1"}, service, http.StatusForbidden, protocol.CodeForbidden},
 		{"bad profiles page", s.ChatProfiles, map[string]string{"id": "c1"}, user, http.StatusBadRequest, protocol.CodeBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
