@@ -421,7 +421,7 @@ func parseChatListCursor(v string) (store.ChatListCursor, error) {
 // learn it here, not after the cache's TTL). It then lets large chats watch for
 // additions (largechat.go).
 func (g *Gateway) userDelivery(uid string, data []byte) {
-	chat, ev := g.sysEvents.parse(data) // sysevents.go: one parse per event, not per user
+	chat, ev := g.sysEvents.Parse(data) // sysevents.go: one parse per event, not per user
 	if ev == nil {
 		return
 	}
@@ -431,5 +431,5 @@ func (g *Gateway) userDelivery(uid string, data []byte) {
 			g.members.forget(chat, uid)
 		}
 	}
-	g.large.userMessage(uid, chat, ev)
+	g.large.UserMessage(uid, chat, ev)
 }

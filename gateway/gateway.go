@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/gateway/erasure"
 	"github.com/natter-chat/natter/gateway/keys"
+	"github.com/natter-chat/natter/gateway/largechat"
 	"github.com/natter-chat/natter/gateway/livestate"
 	"github.com/natter-chat/natter/gateway/media"
 	"github.com/natter-chat/natter/gateway/memberstate"
@@ -69,8 +70,8 @@ type Gateway struct {
 	members *memberCache
 	// flags: which chats are end-to-end encrypted (encrypted.go).
 	flags   *chatFlags
-	large   *largeChats
-	deny    *denyList // denylist.go
+	large   *largechat.Chats // gateway/largechat
+	deny    *denyList        // denylist.go
 	metrics metrics
 	// out: what every connection's sending needs (conn.go).
 	out    *connOut
@@ -127,10 +128,10 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 		slow: &g.metrics.slowConsumers, metrics: deps.Metrics}
 	g.ingress = ingressQueue{js: deps.JS, metrics: deps.Metrics, log: log}
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
-	g.large = newLargeChats(largeDeps{hub: g.hub, members: g.members, nc: deps.NC, kvs: deps.JS, subjects: deps.Subjects, log: log, events: &g.sysEvents})
+	g.large = largechat.New(largechat.Deps{Hub: g.hub, Members: g.members, NC: deps.NC, KV: deps.JS, Subjects: deps.Subjects, Events: &g.sysEvents}, log)
 	g.deny = newDenyList(g.hub, deps.JS, deps.Auth, log)
-	g.hub.onFirst, g.hub.onLast = g.large.userConnected, g.large.userGone
-	g.hub.onOther, g.hub.onUser = g.large.deliver, g.userDelivery // chats.go
+	g.hub.onFirst, g.hub.onLast = g.large.UserConnected, g.large.UserGone
+	g.hub.onOther, g.hub.onUser = g.large.Deliver, g.userDelivery // chats.go
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
@@ -158,7 +159,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer lwg.Wait()
 	wctx, wcancel := context.WithCancel(connCtx)
 	defer wcancel()
-	if err := g.large.watch(wctx, &lwg); err != nil {
+	if err := g.large.Watch(wctx, &lwg); err != nil {
 		return fmt.Errorf("gateway: watch large chats: %w", err)
 	}
 	if err := g.deny.watch(wctx, &lwg); err != nil {

@@ -85,7 +85,7 @@ func (h *hub) run(wg *sync.WaitGroup) {
 	}
 }
 
-func (h *hub) shard(uid string) chan *nats.Msg {
+func (h *hub) Shard(uid string) chan *nats.Msg {
 	var x uint32 = 2166136261
 	for i := 0; i < len(uid); i++ {
 		x = (x ^ uint32(uid[i])) * 16777619
@@ -101,7 +101,7 @@ func (h *hub) add(c *conn) error {
 	e := h.users[c.user]
 	first := e == nil
 	if first {
-		sub, err := h.nc.ChanSubscribe(h.prefix+c.user, h.shard(c.user))
+		sub, err := h.nc.ChanSubscribe(h.prefix+c.user, h.Shard(c.user))
 		if err != nil {
 			h.mu.Unlock()
 			return err
@@ -129,8 +129,8 @@ func (h *hub) add(c *conn) error {
 	return nil
 }
 
-// connected reports whether uid has a connection here.
-func (h *hub) connected(uid string) bool {
+// Connected reports whether uid has a connection here.
+func (h *hub) Connected(uid string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.users[uid] != nil
@@ -161,12 +161,12 @@ func (h *hub) DeviceCounts(fn func(devices func(uid string) int)) {
 	})
 }
 
-// deliverChunk is how many users deliverToUsers serves per hold of h.mu, so that
+// deliverChunk is how many users DeliverToUsers serves per hold of h.mu, so that
 // a 10,000-member delivery does not hold up add and remove for its whole length.
 var deliverChunk = 256
 
-// deliverToUsers enqueues data to every connection of each of uids.
-func (h *hub) deliverToUsers(uids []string, data []byte) {
+// DeliverToUsers enqueues data to every connection of each of uids.
+func (h *hub) DeliverToUsers(uids []string, data []byte) {
 	for len(uids) > 0 {
 		n := min(len(uids), deliverChunk)
 		h.mu.RLock()

@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/natter-chat/natter/gateway/largechat"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"go.uber.org/zap"
 )
 
 // BenchmarkBulkAddedDelivery is what a gateway spends on one connected user's copy
 // of a members_added event of protocol.MaxBulkMembers users in a large chat (the
 // sequencer publishes the event on each added user's subject): the hub's delivery
-// with the membership watch (userDelivery, largeChats.userMessage). B/op is the
+// with the membership watch (userDelivery, largechat.Chats.UserMessage). B/op is the
 // cost per added connected user. Run with
 // go test ./gateway -run XXX -bench BulkAddedDelivery -benchmem
 func BenchmarkBulkAddedDelivery(b *testing.B) {
@@ -26,7 +28,7 @@ func BenchmarkBulkAddedDelivery(b *testing.B) {
 		MessageType: protocol.TypeSystem, Meta: meta, Timestamp: 1})
 	h, conns := benchHub(1, 1)
 	g := &Gateway{cfg: Config{SendQueue: 1 << 30}, hub: h, members: newMemberCache(nil, 16, time.Minute)}
-	g.large = newLargeChats(largeDeps{hub: h, members: g.members, events: &g.sysEvents})
+	g.large = largechat.New(largechat.Deps{Hub: h, Members: g.members, Events: &g.sysEvents}, zap.NewNop())
 	h.onUser = g.userDelivery
 	// The one connected user is among the added (the last of them: Concerns walks the list).
 	delete(h.users, "user-0")

@@ -46,6 +46,9 @@ func (m *memberCache) IsMember(ctx context.Context, chat, user string) error {
 	return err
 }
 
+// Forget is forget (largechat.Members).
+func (m *memberCache) Forget(chat, user string) { m.forget(chat, user) }
+
 // forget drops a cached membership (after a removal through this gateway).
 func (m *memberCache) forget(chat, user string) { m.cache.Remove(chat + "\x00" + user) }
 

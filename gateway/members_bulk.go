@@ -52,7 +52,7 @@ func memberAddKind(id auth.Identity) restKind {
 // at all where the store would count up to 100,000 rows. A small chat's is
 // counted by the store.
 func (g *Gateway) roomFor(ctx context.Context, chat string, n int) error {
-	count, ok := g.large.memberCount(chat)
+	count, ok := g.large.MemberCount(chat)
 	if !ok {
 		var err error
 		if count, err = g.deps.Store.MemberCount(ctx, chat); err != nil {

@@ -185,7 +185,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 	}
 	if created && g.deps.LargeChatThreshold > 0 && len(members) > g.deps.LargeChatThreshold {
 		// Mark it large before its first message, so gateways subscribe in time.
-		if err := g.large.mark(r.Context(), stored.ID, len(members)); err != nil {
+		if err := g.large.Mark(r.Context(), stored.ID, len(members)); err != nil {
 			g.log.Warn("large-chat mark failed", zap.String("chat_id", stored.ID), zap.Error(err))
 		}
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // sysEvents parses the system event of a message frame for the membership watches
-// (userDelivery, largeChats), remembering the last frame it parsed.
+// (userDelivery, gateway/largechat), remembering the last frame it parsed.
 //
 // Why: above the large-chat threshold the sequencer publishes a members_added event
 // on the subject of every user it adds (so their gateways join the chat's log
@@ -26,10 +26,10 @@ type sysEvents struct {
 	ev   *protocol.SystemEvent
 }
 
-// parse returns the chat and system event of data; ev is nil for a frame that is
+// Parse returns the chat and system event of data; ev is nil for a frame that is
 // not a system message with an event. ev may be shared with other callers: it must
 // not be modified.
-func (s *sysEvents) parse(data []byte) (chat string, ev *protocol.SystemEvent) {
+func (s *sysEvents) Parse(data []byte) (chat string, ev *protocol.SystemEvent) {
 	if !bytes.Contains(data, []byte(`"system"`)) {
 		return "", nil
 	}

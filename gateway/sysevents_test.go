@@ -35,7 +35,7 @@ func TestSysEventsParse(t *testing.T) {
 		{frame("c4", nil, protocol.TypeSystem), "", "", nil}, // a system message without an event
 		{[]byte(`{"type":"message","messageType":"system"`), "", "", nil},
 	} {
-		chat, ev := s.parse(tc.data)
+		chat, ev := s.Parse(tc.data)
 		if tc.event == "" {
 			require.Nil(t, ev, "case %d", i)
 			continue
