@@ -20,6 +20,7 @@ import (
 	"github.com/natter-chat/natter/gateway/media"
 	"github.com/natter-chat/natter/gateway/memberstate"
 	"github.com/natter-chat/natter/gateway/people"
+	"github.com/natter-chat/natter/gateway/retention"
 	"github.com/natter-chat/natter/gateway/search"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/auth"
@@ -95,6 +96,8 @@ type Gateway struct {
 	memberState *memberstate.Service
 	// erasure: the admin API that erases an account (gateway/erasure).
 	erasure *erasure.Service
+	// retention: message TTLs, clearing and deleting chats (gateway/retention).
+	retention *retention.Service
 	// blocks: block lists, briefly cached (blocks.go).
 	blocks *store.BlockCache
 	// limits: abuse limits (limits.go); rest: the REST buckets (restlimits.go).

@@ -9,13 +9,15 @@ import (
 	"github.com/natter-chat/natter/gateway/media"
 	"github.com/natter-chat/natter/gateway/memberstate"
 	"github.com/natter-chat/natter/gateway/people"
+	"github.com/natter-chat/natter/gateway/retention"
 	"github.com/natter-chat/natter/gateway/search"
+	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 )
 
 // Ports: the narrow views of the gateway's shared state that its concept packages
-// (gateway/media, keys, search, people, memberstate, erasure) get in their Deps, so each package's reach
+// (gateway/media, keys, search, people, memberstate, erasure, retention) get in their Deps, so each package's reach
 // is its Deps struct, never the whole gateway.
 
 // newConcepts builds the concept packages. It runs in New once the caches, the
@@ -30,10 +32,12 @@ func (g *Gateway) newConcepts() {
 		Notices: servicePublisher(g.publishIngress), Body: g.body()}, log)
 	searcher, _ := st.(store.Searcher) // nil: search answers 501
 	g.search = search.New(search.Deps{Searcher: searcher, Members: memberPort{g.members}}, log)
+	groups := groupsPort{roomFor: g.roomFor, announce: g.announce, members: g.members, tell: g.tellInvitation}
 	g.people = people.New(people.Config{DirectAddsDefault: g.cfg.Consent.DirectAdds},
 		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: g.blocks,
-			Presence: g.presence, Groups: groupsPort{roomFor: g.roomFor, announce: g.announce, members: g.members,
-				tell: g.tellInvitation}, Body: g.body()}, log)
+			Presence: g.presence, Groups: groups, Body: g.body()}, log)
+	g.retention = retention.New(retention.Deps{Store: st, History: g.deps.History,
+		Chats: chatRightsPort{chatMemberPort{g.members, st}, g.adminOf}, Groups: groups, Body: g.body()}, log)
 	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
 		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
 	g.erasure = erasure.New(erasure.Deps{Store: st, Deny: denyPort{g.deny},
@@ -148,3 +152,21 @@ func (p groupsPort) Announce(ctx context.Context, chat, actor string, ev protoco
 func (p groupsPort) Forget(chat, user string) { p.members.forget(chat, user) }
 
 func (p groupsPort) TellInvitation(inv store.Invitation, state string) { p.tell(inv, state) }
+
+// chatRightsPort is the membership and admin checks of the chat routes as
+// retention.Chats.
+type chatRightsPort struct {
+	chatMemberPort
+	adminOf func(ctx context.Context, chat string, id auth.Identity) (store.Chat, error)
+}
+
+// MemberChat returns chat if user is a member of it now (memberOf, chats.go).
+func (p chatRightsPort) MemberChat(ctx context.Context, chat, user string) (store.Chat, error) {
+	c, _, err := memberOf(ctx, p.m, p.st, chat, user)
+	return c, err
+}
+
+// AdminChat returns chat if id administers it (adminOf, chats.go).
+func (p chatRightsPort) AdminChat(ctx context.Context, chat string, id auth.Identity) (store.Chat, error) {
+	return p.adminOf(ctx, chat, id)
+}

@@ -84,10 +84,10 @@ func (g *Gateway) routeTable() []route {
 		token("GET", "/api/v1/chats/{id}/mute", g.memberState.Mute),
 		token("PUT", "/api/v1/chats/{id}/mute", g.memberState.PutMute),
 
-		// Retention (retention.go) and erasure (gateway/erasure).
-		token("PUT", "/api/v1/chats/{id}/ttl", g.putChatTTL),
-		token("POST", "/api/v1/chats/{id}/clear", g.clearHistory),
-		token("DELETE", "/api/v1/chats/{id}", g.deleteChat),
+		// Retention (gateway/retention) and erasure (gateway/erasure).
+		token("PUT", "/api/v1/chats/{id}/ttl", g.retention.PutTTL),
+		token("POST", "/api/v1/chats/{id}/clear", g.retention.Clear),
+		token("DELETE", "/api/v1/chats/{id}", g.retention.Delete),
 		token("DELETE", "/api/v1/admin/users/{id}", g.erasure.Erase),
 
 		// Presence (gateway/livestate).
