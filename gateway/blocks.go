@@ -11,9 +11,11 @@ import (
 
 // Blocking (docs/protocol.md, "Blocking"):
 //
-//	POST   /api/v1/blocks/{userId}   block a user
+//	POST   /api/v1/blocks/{userId}   block a user      (gateway/people)
 //	DELETE /api/v1/blocks/{userId}   unblock them
 //	GET    /api/v1/blocks            the users the caller blocks
+//
+// This file holds what the gateway enforces of them.
 //
 // A user whom another blocks can no longer open a direct chat with the blocker,
 // add them to a group (or invite them), send into their direct chat (the

@@ -21,7 +21,7 @@ import (
 //   - added directly: the adder shares a chat with them, or they allow direct adds
 //     (their profile's groupAdds "everyone", or the server's
 //     gateway.consent-direct-adds when they did not choose);
-//   - invited: anyone else; they accept or decline (invitations.go), and the
+//   - invited: anyone else; they accept or decline (gateway/people), and the
 //     invitation reaches their devices as an invitation frame;
 //   - refused with blocked: they block the adder.
 // Service tokens (backend services, the chats:admin scope) add directly.

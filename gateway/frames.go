@@ -140,7 +140,7 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if f.Limit < 0 || f.Limit > store.MaxPage {
 		return protocol.Errorf(protocol.CodeBadRequest, "limit must be 0..%d", store.MaxPage)
 	}
-	floor, err := g.historyFloor(ctx, f.ChatID, c.user) // retention.go
+	floor, err := g.historyFloor(ctx, f.ChatID, c.user) // historyfloor.go
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,7 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 	defer func() { c.endSync(sent) }()
 	result := make([]protocol.ChatCursor, 0, len(cursors))
 	for _, cc := range cursors {
-		floor, err := g.historyFloor(ctx, cc.ChatID, c.user) // retention.go
+		floor, err := g.historyFloor(ctx, cc.ChatID, c.user) // historyfloor.go
 		if err != nil {
 			return err
 		}

@@ -278,7 +278,7 @@ func (g *Gateway) listChats(w http.ResponseWriter, r *http.Request, id auth.Iden
 type messagesPage struct {
 	Messages []protocol.Message `json:"messages"`
 	HasMore  bool               `json:"hasMore"`
-	// RetainedFrom is the lowest seq the caller may still read (retention.go).
+	// RetainedFrom is the lowest seq the caller may still read (historyfloor.go).
 	RetainedFrom uint64 `json:"retainedFrom,omitempty"`
 	Cursor       struct {
 		Before string `json:"before,omitempty"`
@@ -319,7 +319,7 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both"))
 		return
 	}
-	floor, err := g.historyFloor(r.Context(), chat, id.UserID) // retention.go
+	floor, err := g.historyFloor(r.Context(), chat, id.UserID) // historyfloor.go
 	if err != nil {
 		g.fail(w, err)
 		return
