@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/historyread"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -129,7 +130,7 @@ func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Messag
 }
 
 // onHistory answers a history frame with one page, of at most
-// gateway.history-page-bytes (capPage).
+// gateway.history-page-bytes (historyread.CapPage).
 func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) error {
 	if err := validID("chat", f.ChatID); err != nil {
 		return err
@@ -140,7 +141,7 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if f.Limit < 0 || f.Limit > store.MaxPage {
 		return protocol.Errorf(protocol.CodeBadRequest, "limit must be 0..%d", store.MaxPage)
 	}
-	floor, err := g.historyFloor(ctx, f.ChatID, c.user) // historyfloor.go
+	floor, err := historyread.Floor(ctx, g.deps.Store, f.ChatID, c.user)
 	if err != nil {
 		return err
 	}
@@ -161,20 +162,13 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if limit == 0 {
 		limit = store.DefaultPage
 	}
-	page, hasMore := capPage(msgs, limit, g.cfg.HistoryPageBytes) // historypage.go
+	page, hasMore := historyread.CapPage(msgs, limit, g.cfg.HistoryPageBytes)
 	msgs = nil
 	// Paced: a client that asks for pages faster than it reads them stops being read
 	// instead of growing its queue (conn.sendPaced).
 	c.sendPaced(ctx, &protocol.Frame{Type: protocol.FrameHistoryResult, ID: f.ID, ChatID: f.ChatID,
-		Messages: page, HasMore: hasMore, RetainedFrom: retainedFrom(floor, q, page, hasMore)})
+		Messages: page, HasMore: hasMore, RetainedFrom: historyread.RetainedFrom(floor, q, page, hasMore)})
 	return nil
-}
-
-func nonNil(m []protocol.Message) []protocol.Message {
-	if m == nil {
-		return []protocol.Message{}
-	}
-	return m
 }
 
 // maxSyncChats caps how many chats one sync frame may name.
@@ -229,7 +223,7 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 	defer func() { c.endSync(sent) }()
 	result := make([]protocol.ChatCursor, 0, len(cursors))
 	for _, cc := range cursors {
-		floor, err := g.historyFloor(ctx, cc.ChatID, c.user) // historyfloor.go
+		floor, err := historyread.Floor(ctx, g.deps.Store, cc.ChatID, c.user)
 		if err != nil {
 			return err
 		}
@@ -250,7 +244,7 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 			}
 		}
 		sent[cc.ChatID] = after
-		result = append(result, protocol.ChatCursor{ChatID: cc.ChatID, Seq: after, RetainedFrom: retainedFrom(floor, store.HistoryQuery{Dir: store.Forward}, nil, false)})
+		result = append(result, protocol.ChatCursor{ChatID: cc.ChatID, Seq: after, RetainedFrom: historyread.RetainedFrom(floor, store.HistoryQuery{Dir: store.Forward}, nil, false)})
 	}
 	c.send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: result})
 	return nil

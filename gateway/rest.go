@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/internal/historyread"
 	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/ids"
@@ -218,19 +219,6 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 // queryInt reads an integer query parameter (httpx.QueryInt).
 var queryInt = httpx.QueryInt
 
-// parseCursor reads a seq cursor: a decimal uint64 (after=0 means from the start),
-// or empty for none.
-func parseCursor(name, v string) (uint64, error) {
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil || (n == 0 && name != "after") || len(v) > 20 {
-		return 0, protocol.Errorf(protocol.CodeBadRequest, "%s must be a cursor from a previous page", name)
-	}
-	return n, nil
-}
-
 // listChats pages the caller's chats by last activity. ?cursor= (from the previous
 // page's "cursor") is the way to page: unlike ?offset=, it neither repeats nor skips
 // a chat when chats become active or are left between pages (chats.go).
@@ -278,7 +266,7 @@ func (g *Gateway) listChats(w http.ResponseWriter, r *http.Request, id auth.Iden
 type messagesPage struct {
 	Messages []protocol.Message `json:"messages"`
 	HasMore  bool               `json:"hasMore"`
-	// RetainedFrom is the lowest seq the caller may still read (historyfloor.go).
+	// RetainedFrom is the lowest seq the caller may still read (historyread.RetainedFrom).
 	RetainedFrom uint64 `json:"retainedFrom,omitempty"`
 	Cursor       struct {
 		Before string `json:"before,omitempty"`
@@ -305,12 +293,12 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 		g.fail(w, err)
 		return
 	}
-	before, err := parseCursor("before", r.URL.Query().Get("before"))
+	before, err := historyread.ParseCursor("before", r.URL.Query().Get("before"))
 	if err != nil {
 		g.fail(w, err)
 		return
 	}
-	after, err := parseCursor("after", r.URL.Query().Get("after"))
+	after, err := historyread.ParseCursor("after", r.URL.Query().Get("after"))
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -319,7 +307,7 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both"))
 		return
 	}
-	floor, err := g.historyFloor(r.Context(), chat, id.UserID) // historyfloor.go
+	floor, err := historyread.Floor(r.Context(), g.deps.Store, chat, id.UserID)
 	if err != nil {
 		g.fail(w, err)
 		return
@@ -334,9 +322,9 @@ func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.I
 		return
 	}
 	var page messagesPage
-	msgs, page.HasMore = capPage(msgs, limit, g.cfg.HistoryPageBytes) // historypage.go
+	msgs, page.HasMore = historyread.CapPage(msgs, limit, g.cfg.HistoryPageBytes)
 	page.Messages = msgs
-	page.RetainedFrom = retainedFrom(floor, q, msgs, page.HasMore)
+	page.RetainedFrom = historyread.RetainedFrom(floor, q, msgs, page.HasMore)
 	if len(msgs) > 0 {
 		lo, hi := msgs[0].Seq, msgs[len(msgs)-1].Seq
 		if lo > hi {

@@ -1,4 +1,4 @@
-package gateway
+package historyread
 
 import (
 	"strconv"
@@ -17,14 +17,14 @@ func FuzzParseCursor(f *testing.F) {
 		f.Add("after", s)
 	}
 	f.Fuzz(func(t *testing.T, name, v string) {
-		n, err := parseCursor(name, v)
+		n, err := ParseCursor(name, v)
 		if err != nil {
 			pe, ok := err.(*protocol.Error)
 			if !ok || pe.Code != protocol.CodeBadRequest {
-				t.Fatalf("parseCursor(%q, %q): want bad_request, got %v", name, v, err)
+				t.Fatalf("ParseCursor(%q, %q): want bad_request, got %v", name, v, err)
 			}
 			if n != 0 {
-				t.Fatalf("parseCursor(%q, %q) returned %d with an error", name, v, n)
+				t.Fatalf("ParseCursor(%q, %q) returned %d with an error", name, v, n)
 			}
 			return
 		}
@@ -35,14 +35,14 @@ func FuzzParseCursor(f *testing.F) {
 			return
 		}
 		if len(v) > 20 {
-			t.Fatalf("parseCursor accepted %d digits", len(v))
+			t.Fatalf("ParseCursor accepted %d digits", len(v))
 		}
 		if n == 0 && name != "after" {
-			t.Fatalf("parseCursor(%q, %q) accepted 0", name, v)
+			t.Fatalf("ParseCursor(%q, %q) accepted 0", name, v)
 		}
 		back, perr := strconv.ParseUint(v, 10, 64)
 		if perr != nil || back != n {
-			t.Fatalf("parseCursor(%q, %q) = %d, not the decimal given", name, v, n)
+			t.Fatalf("ParseCursor(%q, %q) = %d, not the decimal given", name, v, n)
 		}
 	})
 }
