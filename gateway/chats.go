@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/internal/chatchange"
 	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
@@ -20,11 +19,11 @@ import (
 	"go.uber.org/zap"
 )
 
-// Chat management over REST (docs/protocol.md, "Chats and members"):
+// Chat management over REST (docs/protocol.md, "Chats and members"); the reads
+// (GET /api/v1/chats, /chats/{id}, /chats/{id}/members, /chats/{id}/messages) are
+// in gateway/chats:
 //
-//	GET    /api/v1/chats/{id}                 the chat and its members (members)
 //	PATCH  /api/v1/chats/{id}                 {"name"}: rename a group (admins)
-//	GET    /api/v1/chats/{id}/members         the members, paged: ?after=&limit= (members)
 //	POST   /api/v1/chats/{id}/members         {"userId","role?"}: add, or change a role (admins)
 //	POST   /api/v1/chats/{id}/members         {"userIds","role?"}: add up to 1,000 (admins; members_bulk.go)
 //	DELETE /api/v1/chats/{id}/members/{uid}   remove a member (admins; oneself: leave)
@@ -49,30 +48,9 @@ import (
 // chatChange is the answer to a membership or name change (chatchange.Answer).
 type chatChange = chatchange.Answer
 
-// memberOf loads chat and the caller's membership, reading the store (not the edge
-// cache): rights are checked against the current state. A chat that does not exist
-// and one the caller is not in both answer not_member.
+// memberOf loads chat and the caller's membership from the store (chats.MemberOf).
 func (g *Gateway) memberOf(ctx context.Context, chat, user string) (store.Chat, store.Member, error) {
-	return memberOf(ctx, g.members, g.deps.Store, chat, user)
-}
-
-// memberOf is Gateway.memberOf with what it uses.
-func memberOf(ctx context.Context, members *memberCache, st store.Store, chat, user string) (store.Chat, store.Member, error) {
-	if err := validID("chat", chat); err != nil {
-		return store.Chat{}, store.Member{}, err
-	}
-	mb, err := members.checkFresh(ctx, chat, user)
-	if err != nil {
-		return store.Chat{}, store.Member{}, err
-	}
-	c, err := st.GetChat(ctx, chat)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Chat{}, store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
-	}
-	if err != nil {
-		return store.Chat{}, store.Member{}, storeUnavailable(err)
-	}
-	return c, mb, nil
+	return chats.MemberOf(ctx, g.members, g.deps.Store, chat, user)
 }
 
 // adminOf is memberOf for a change to a chat: it must be a group (a direct chat is
@@ -110,32 +88,6 @@ func (g *Gateway) adminOf(ctx context.Context, chat string, id auth.Identity) (s
 // storeUnavailable is the client error for a failed store read
 // (httpx.StoreUnavailable).
 var storeUnavailable = httpx.StoreUnavailable
-
-// failStore writes err, as 501 for a feature the configured store backend lacks
-// (httpx.FailStore).
-func (g *Gateway) failStore(w http.ResponseWriter, err error) { httpx.FailStore(g.log, w, err) }
-
-func (g *Gateway) getChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	c, _, err := g.memberOf(r.Context(), r.PathValue("id"), id.UserID)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	// The first page of members: a large group's whole list is paged (members_bulk.go).
-	ms, err := g.deps.Store.MembersPage(r.Context(), c.ID, "", store.MaxMemberPage)
-	if err != nil {
-		g.fail(w, storeUnavailable(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, chatResponse{Chat: c, Members: nonNilMembers(ms), MembersNext: nextMemberCursor(ms, store.MaxMemberPage)})
-}
-
-func nonNilMembers(ms []store.Member) []store.Member {
-	if ms == nil {
-		return []store.Member{}
-	}
-	return ms
-}
 
 // addMemberRequest is the body of POST /api/v1/chats/{id}/members.
 type addMemberRequest struct {
@@ -397,22 +349,6 @@ func (g *Gateway) announce(ctx context.Context, chat, actor string, ev protocol.
 		return ch, err
 	}
 	return ch, nil
-}
-
-// chatListCursor encodes c as the opaque cursor of GET /api/v1/chats:
-// "<activity ms>.<chat id>" (chat IDs have no dots).
-func chatListCursor(c store.ChatSummary) string {
-	return strconv.FormatInt(c.LastActivity.UnixMilli(), 10) + "." + c.ID
-}
-
-// parseChatListCursor reads a cursor from chatListCursor.
-func parseChatListCursor(v string) (store.ChatListCursor, error) {
-	ms, chat, ok := strings.Cut(v, ".")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if !ok || err != nil || n < 0 || len(ms) > 19 || !ids.Valid(chat) {
-		return store.ChatListCursor{}, protocol.Errorf(protocol.CodeBadRequest, "cursor must be one from a previous page")
-	}
-	return store.ChatListCursor{Activity: time.UnixMilli(n).UTC(), ChatID: chat}, nil
 }
 
 // userDelivery sees every message delivered to a user connected here. A removal,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/erasure"
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/largechat"
@@ -92,6 +93,8 @@ type Gateway struct {
 	search *search.Service
 	// people: profiles, push devices and blocks (gateway/people).
 	people *people.Service
+	// chats: the reads of chats, members and history over REST (gateway/chats).
+	chats *chats.Service
 	// memberState: receipts listings and mutes (gateway/memberstate).
 	memberState *memberstate.Service
 	// erasure: the admin API that erases an account (gateway/erasure).

@@ -46,6 +46,11 @@ func (m *memberCache) IsMember(ctx context.Context, chat, user string) error {
 	return err
 }
 
+// CheckFresh is checkFresh (chats.Members).
+func (m *memberCache) CheckFresh(ctx context.Context, chat, user string) (store.Member, error) {
+	return m.checkFresh(ctx, chat, user)
+}
+
 // Forget is forget (largechat.Members).
 func (m *memberCache) Forget(chat, user string) { m.forget(chat, user) }
 

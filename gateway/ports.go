@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/erasure"
 	"github.com/natter-chat/natter/gateway/keys"
 	"github.com/natter-chat/natter/gateway/media"
@@ -17,7 +18,7 @@ import (
 )
 
 // Ports: the narrow views of the gateway's shared state that its concept packages
-// (gateway/media, keys, search, people, memberstate, erasure, retention) get in their Deps, so each package's reach
+// (gateway/media, keys, search, people, chats, memberstate, erasure, retention) get in their Deps, so each package's reach
 // is its Deps struct, never the whole gateway.
 
 // newConcepts builds the concept packages. It runs in New once the caches, the
@@ -38,6 +39,8 @@ func (g *Gateway) newConcepts() {
 			Presence: g.presence, Groups: groups, Body: g.body()}, log)
 	g.retention = retention.New(retention.Deps{Store: st, History: g.deps.History,
 		Chats: chatRightsPort{chatMemberPort{g.members, st}, g.adminOf}, Groups: groups, Body: g.body()}, log)
+	g.chats = chats.New(chats.Config{HistoryPageBytes: g.cfg.HistoryPageBytes},
+		chats.Deps{Store: st, History: g.deps.History, Members: g.members}, log)
 	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
 		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
 	g.erasure = erasure.New(erasure.Deps{Store: st, Deny: denyPort{g.deny},
@@ -98,7 +101,7 @@ type chatMemberPort struct {
 
 // MemberOf returns nil if chat is an ID of a chat user is a member of now.
 func (p chatMemberPort) MemberOf(ctx context.Context, chat, user string) error {
-	_, _, err := memberOf(ctx, p.m, p.st, chat, user)
+	_, _, err := chats.MemberOf(ctx, p.m, p.st, chat, user)
 	return err
 }
 
@@ -160,9 +163,9 @@ type chatRightsPort struct {
 	adminOf func(ctx context.Context, chat string, id auth.Identity) (store.Chat, error)
 }
 
-// MemberChat returns chat if user is a member of it now (memberOf, chats.go).
+// MemberChat returns chat if user is a member of it now (chats.MemberOf).
 func (p chatRightsPort) MemberChat(ctx context.Context, chat, user string) (store.Chat, error) {
-	c, _, err := memberOf(ctx, p.m, p.st, chat, user)
+	c, _, err := chats.MemberOf(ctx, p.m, p.st, chat, user)
 	return c, err
 }
 

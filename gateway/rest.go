@@ -1,17 +1,14 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/natter-chat/natter/gateway/internal/historyread"
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/ids"
@@ -87,17 +84,8 @@ type createChatRequest struct {
 	Encrypted bool `json:"encrypted"`
 }
 
-// chatResponse is a chat with its members.
-type chatResponse struct {
-	store.Chat
-	Members []store.Member `json:"members"`
-	// Invited are the users named at creation who were invited instead of added
-	// (consent.go): they join when they accept.
-	Invited []string `json:"invited,omitempty"`
-	// MembersNext, when set, is the cursor of the next page of members (GET
-	// /api/v1/chats/{id}/members?after=): the chat has more than one page.
-	MembersNext string `json:"membersNext,omitempty"`
-}
+// chatResponse is a chat with its members (chats.Response).
+type chatResponse = chats.Response
 
 func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
 	var req createChatRequest
@@ -214,126 +202,6 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, resp)
-}
-
-// queryInt reads an integer query parameter (httpx.QueryInt).
-var queryInt = httpx.QueryInt
-
-// listChats pages the caller's chats by last activity. ?cursor= (from the previous
-// page's "cursor") is the way to page: unlike ?offset=, it neither repeats nor skips
-// a chat when chats become active or are left between pages (chats.go).
-func (g *Gateway) listChats(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	limit, err := queryInt(r, "limit", 50, 1, 500)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	offset, err := queryInt(r, "offset", 0, 0, 1<<30)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	var chats []store.ChatSummary
-	if v := r.URL.Query().Get("cursor"); v != "" {
-		cur, perr := parseChatListCursor(v)
-		if perr == nil && offset > 0 {
-			perr = protocol.Errorf(protocol.CodeBadRequest, "give cursor or offset, not both")
-		}
-		if perr != nil {
-			g.fail(w, perr)
-			return
-		}
-		chats, err = g.deps.Store.UserChatsBefore(r.Context(), id.UserID, cur, limit)
-	} else {
-		chats, err = g.deps.Store.UserChats(r.Context(), id.UserID, limit, offset)
-	}
-	if err != nil {
-		g.failStore(w, storeUnavailable(err))
-		return
-	}
-	if chats == nil {
-		chats = []store.ChatSummary{}
-	}
-	body := map[string]any{"chats": chats, "hasMore": len(chats) == limit}
-	if len(chats) > 0 {
-		body["cursor"] = chatListCursor(chats[len(chats)-1])
-	}
-	writeJSON(w, http.StatusOK, body)
-}
-
-// messagesPage is the body of GET /api/v1/chats/{id}/messages. Cursor.Before pages
-// to older messages (?before=), Cursor.After to newer ones (?after=).
-type messagesPage struct {
-	Messages []protocol.Message `json:"messages"`
-	HasMore  bool               `json:"hasMore"`
-	// RetainedFrom is the lowest seq the caller may still read (historyread.RetainedFrom).
-	RetainedFrom uint64 `json:"retainedFrom,omitempty"`
-	Cursor       struct {
-		Before string `json:"before,omitempty"`
-		After  string `json:"after,omitempty"`
-	} `json:"cursor"`
-}
-
-func (g *Gateway) chatAccess(ctx context.Context, chat, user string) error {
-	if err := validID("chat", chat); err != nil {
-		return err
-	}
-	_, err := g.members.checkFresh(ctx, chat, user)
-	return err
-}
-
-func (g *Gateway) listMessages(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	chat := r.PathValue("id")
-	if err := g.chatAccess(r.Context(), chat, id.UserID); err != nil {
-		g.fail(w, err)
-		return
-	}
-	limit, err := queryInt(r, "limit", store.DefaultPage, 1, store.MaxPage)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	before, err := historyread.ParseCursor("before", r.URL.Query().Get("before"))
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	after, err := historyread.ParseCursor("after", r.URL.Query().Get("after"))
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	if before > 0 && after > 0 {
-		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both"))
-		return
-	}
-	floor, err := historyread.Floor(r.Context(), g.deps.Store, chat, id.UserID)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	q := store.HistoryQuery{Before: before, Limit: limit, Viewer: id.UserID, Floor: floor}
-	if after > 0 || r.URL.Query().Get("after") != "" {
-		q = store.HistoryQuery{Dir: store.Forward, After: after, Limit: limit, Viewer: id.UserID, Floor: floor}
-	}
-	msgs, err := g.deps.History.Page(r.Context(), chat, q)
-	if err != nil {
-		g.fail(w, protocol.Errorf(protocol.CodeUnavailable, "history unavailable; retry").WithCause(fmt.Errorf("history of %s: %w", chat, err)))
-		return
-	}
-	var page messagesPage
-	msgs, page.HasMore = historyread.CapPage(msgs, limit, g.cfg.HistoryPageBytes)
-	page.Messages = msgs
-	page.RetainedFrom = historyread.RetainedFrom(floor, q, msgs, page.HasMore)
-	if len(msgs) > 0 {
-		lo, hi := msgs[0].Seq, msgs[len(msgs)-1].Seq
-		if lo > hi {
-			lo, hi = hi, lo
-		}
-		page.Cursor.Before = strconv.FormatUint(lo, 10)
-		page.Cursor.After = strconv.FormatUint(hi, 10)
-	}
-	writeJSON(w, http.StatusOK, page)
 }
 
 // postMessageRequest is the body of POST /api/v1/chats/{id}/messages.

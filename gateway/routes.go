@@ -68,17 +68,18 @@ func (g *Gateway) routeTable() []route {
 		selfAuthed("GET", SSEPath, g.handleEvents),
 		selfAuthed("POST", FramesPath, g.handleFrames),
 
-		// Chats and their messages (rest.go, chats.go, members_bulk.go).
-		token("GET", "/api/v1/chats", g.listChats),
+		// Chats and their messages: reads in gateway/chats, changes and sends in
+		// rest.go, chats.go, members_bulk.go.
+		token("GET", "/api/v1/chats", g.chats.List),
 		token("POST", "/api/v1/chats", g.createChat),
-		token("GET", "/api/v1/chats/{id}", g.getChat),
+		token("GET", "/api/v1/chats/{id}", g.chats.Get),
 		token("PATCH", "/api/v1/chats/{id}", g.renameChat),
-		token("GET", "/api/v1/chats/{id}/members", g.listMembers),
+		token("GET", "/api/v1/chats/{id}/members", g.chats.Members),
 		token("POST", "/api/v1/chats/{id}/members", g.addMember),
 		token("DELETE", "/api/v1/chats/{id}/members", g.removeMember),
 		token("DELETE", "/api/v1/chats/{id}/members/{uid}", g.removeMember),
 		token("POST", "/api/v1/chats/{id}/leave", g.leaveChat),
-		token("GET", "/api/v1/chats/{id}/messages", g.listMessages),
+		token("GET", "/api/v1/chats/{id}/messages", g.chats.Messages),
 		token("POST", "/api/v1/chats/{id}/messages", g.postMessage),
 		token("GET", "/api/v1/chats/{id}/receipts", g.memberState.Receipts), // gateway/memberstate
 		token("GET", "/api/v1/chats/{id}/mute", g.memberState.Mute),

@@ -1,0 +1,131 @@
+// Package chats serves the reads of a caller's chats over REST (docs/protocol.md,
+// "Chats and members"):
+//
+//	GET /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
+//	GET /api/v1/chats/{id}              a chat and the first page of its members
+//	GET /api/v1/chats/{id}/members      its members, paged: ?after=&limit=
+//	GET /api/v1/chats/{id}/messages     its history, paged: ?before= or ?after=
+//
+// Rights are checked against the store, not the gateway's edge cache of
+// memberships, so a removal takes effect at once on every gateway. The changes to
+// chats (creating one, members, names) stay in the gateway for now: they go
+// through its ingress and the sequencer.
+package chats
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/natter-chat/natter/gateway/internal/httpx"
+	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"go.uber.org/zap"
+)
+
+// ChatGetter is the store call MemberOf makes.
+type ChatGetter interface {
+	GetChat(ctx context.Context, chatID string) (store.Chat, error)
+}
+
+// Store is the part of the store the chat reads use.
+type Store interface {
+	ChatGetter
+	UserChats(ctx context.Context, userID string, limit, offset int) ([]store.ChatSummary, error)
+	UserChatsBefore(ctx context.Context, userID string, cursor store.ChatListCursor, limit int) ([]store.ChatSummary, error)
+	MembersPage(ctx context.Context, chatID, after string, limit int) ([]store.Member, error)
+	// HistoryFloor is the reader's floor (historyread.Floor).
+	HistoryFloor(ctx context.Context, chatID, userID string) (uint64, error)
+}
+
+// History reads a chat's messages (history.Reader).
+type History interface {
+	Page(ctx context.Context, chat string, q store.HistoryQuery) ([]protocol.Message, error)
+}
+
+// Members checks a membership against the store and refreshes the gateway's
+// cached answer (the gateway's member cache).
+type Members interface {
+	// CheckFresh returns user's membership of chat now, or a *protocol.Error:
+	// not_member, or unavailable.
+	CheckFresh(ctx context.Context, chat, user string) (store.Member, error)
+}
+
+// Deps are what the chat reads need from the gateway.
+type Deps struct {
+	Store   Store
+	History History
+	Members Members
+}
+
+// Config is the gateway settings the chat reads follow.
+type Config struct {
+	// HistoryPageBytes is gateway.history-page-bytes: a page of messages is cut
+	// to about this many bytes (historyread.CapPage).
+	HistoryPageBytes int
+}
+
+// Service serves the routes. It is safe for concurrent use.
+type Service struct {
+	cfg  Config
+	deps Deps
+	log  *zap.Logger
+}
+
+// New returns the service.
+func New(cfg Config, deps Deps, log *zap.Logger) *Service {
+	return &Service{cfg: cfg, deps: deps, log: log}
+}
+
+// fail writes err (httpx.Fail).
+func (s *Service) fail(w http.ResponseWriter, err error) { httpx.Fail(s.log, w, err) }
+
+// Response is a chat with its members: the answer of GET /api/v1/chats/{id} and
+// of POST /api/v1/chats.
+type Response struct {
+	store.Chat
+	Members []store.Member `json:"members"`
+	// Invited are the users named at creation who were invited instead of added
+	// (the gateway's consent.go): they join when they accept.
+	Invited []string `json:"invited,omitempty"`
+	// MembersNext, when set, is the cursor of the next page of members (GET
+	// /api/v1/chats/{id}/members?after=): the chat has more than one page.
+	MembersNext string `json:"membersNext,omitempty"`
+}
+
+// MemberOf loads chat and user's membership, reading the store (not the edge
+// cache): rights are checked against the current state. A chat that does not
+// exist and one user is not in both answer not_member.
+func MemberOf(ctx context.Context, members Members, st ChatGetter, chat, user string) (store.Chat, store.Member, error) {
+	if err := protocol.ValidID("chat", chat); err != nil {
+		return store.Chat{}, store.Member{}, err
+	}
+	mb, err := members.CheckFresh(ctx, chat, user)
+	if err != nil {
+		return store.Chat{}, store.Member{}, err
+	}
+	c, err := st.GetChat(ctx, chat)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Chat{}, store.Member{}, protocol.Errorf(protocol.CodeNotMember, "not a member of chat %s", chat)
+	}
+	if err != nil {
+		return store.Chat{}, store.Member{}, httpx.StoreUnavailable(err)
+	}
+	return c, mb, nil
+}
+
+// NonNilMembers returns ms, or an empty list for nil, so it encodes as [].
+func NonNilMembers(ms []store.Member) []store.Member {
+	if ms == nil {
+		return []store.Member{}
+	}
+	return ms
+}
+
+// NextMemberCursor is the cursor after page when it is full (limit members).
+func NextMemberCursor(page []store.Member, limit int) string {
+	if len(page) < limit || len(page) == 0 {
+		return ""
+	}
+	return page[len(page)-1].UserID
+}
