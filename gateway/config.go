@@ -162,7 +162,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("gateway: gateway.send-queue-bytes and gateway.history-page-bytes must be >= 0"))
 	}
 	if c.SendQueueBytes > 0 && (c.HistoryPageBytes == 0 || c.SendQueueBytes < 2*c.HistoryPageBytes || c.SendQueueBytes < 256<<10) {
-		// A history page is queued once the queue is under half full (sendPaced): a
+		// A history page is queued once the queue is under half full (transport.Conn.SendPaced): a
 		// page over the other half would close its connection as a slow consumer.
 		errs = append(errs, errors.New("gateway: gateway.send-queue-bytes must be >= 256KiB and >= 2 × gateway.history-page-bytes (which must then be set)"))
 	}

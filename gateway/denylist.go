@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/gateway/internal/kvwatch"
+	"github.com/natter-chat/natter/gateway/transport"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -30,7 +31,7 @@ type deniedEntry struct {
 
 // denyList is one gateway's view of the deny list.
 type denyList struct {
-	hub  *hub              // whose connections an erasure closes
+	hub  *transport.Hub    // whose connections an erasure closes
 	kvs  kvwatch.KeyValues // the bucket's home
 	auth *auth.Verifier    // refuses erased users' tokens; nil: none
 	log  *zap.Logger
@@ -40,7 +41,7 @@ type denyList struct {
 	users map[string]bool
 }
 
-func newDenyList(h *hub, kvs kvwatch.KeyValues, verifier *auth.Verifier, log *zap.Logger) *denyList {
+func newDenyList(h *transport.Hub, kvs kvwatch.KeyValues, verifier *auth.Verifier, log *zap.Logger) *denyList {
 	return &denyList{hub: h, kvs: kvs, auth: verifier, log: log, users: map[string]bool{}}
 }
 
@@ -56,9 +57,9 @@ func (d *denyList) add(user string) {
 	d.mu.Lock()
 	d.users[user] = true
 	d.mu.Unlock()
-	d.hub.each(func(c *conn) {
-		if c.user == user {
-			c.closeWith(protocol.CloseUnauthorized, protocol.CodeUnauthorized, "account erased")
+	d.hub.Each(func(c *conn) {
+		if c.UserID() == user {
+			c.CloseWith(protocol.CloseUnauthorized, protocol.CodeUnauthorized, "account erased")
 		}
 	})
 }

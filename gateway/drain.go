@@ -51,7 +51,7 @@ func (g *Gateway) drain() {
 		return
 	}
 	var conns []*conn
-	g.hub.each(func(c *conn) { conns = append(conns, c) })
+	g.hub.Each(func(c *conn) { conns = append(conns, c) })
 	if len(conns) == 0 {
 		return
 	}
@@ -60,12 +60,12 @@ func (g *Gateway) drain() {
 	at := make([]time.Duration, len(conns))
 	for i, c := range conns {
 		at[i] = drainOffset(i, len(conns), g.cfg.DrainWindow)
-		c.send(&protocol.Frame{Type: protocol.FrameReconnect, AfterMs: at[i].Milliseconds()})
+		c.Send(&protocol.Frame{Type: protocol.FrameReconnect, AfterMs: at[i].Milliseconds()})
 	}
 	for i, c := range conns {
 		time.Sleep(time.Until(start.Add(at[i])))
-		c.waitFlushed(drainFlushWait)
-		c.closeWith(websocket.StatusGoingAway, protocol.CodeShuttingDown, "server draining: reconnect")
+		c.WaitFlushed(drainFlushWait)
+		c.CloseWith(websocket.StatusGoingAway, protocol.CodeShuttingDown, "server draining: reconnect")
 	}
 }
 
@@ -79,7 +79,7 @@ func (g *Gateway) awaitClosed(d time.Duration) {
 	}
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if conns, _ := g.hub.count(); conns == 0 {
+		if conns, _ := g.hub.Count(); conns == 0 {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -91,18 +91,4 @@ func (g *Gateway) awaitClosed(d time.Duration) {
 // is before the window ends.
 func drainOffset(i, n int, window time.Duration) time.Duration {
 	return window * time.Duration(2*i+1) / time.Duration(2*n)
-}
-
-// waitFlushed waits until c's send queue is written, at most d.
-func (c *conn) waitFlushed(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		idle := !c.writing || c.closed
-		c.mu.Unlock()
-		if idle {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

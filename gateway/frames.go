@@ -18,19 +18,19 @@ import (
 func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 	f, err := protocol.DecodeFrame(data)
 	if err != nil {
-		c.send(protocol.ErrorFrame(err, "", "", ""))
+		c.Send(protocol.ErrorFrame(err, "", "", ""))
 		return
 	}
 	g.deps.Metrics.FrameIn(f.Type)
-	if err := c.lim.allowFrame(f.Type); err != nil { // limits.go
-		c.send(protocol.ErrorFrame(err, f.ChatID, f.MessageID, f.ID))
+	if err := allowFrame(c, f.Type); err != nil { // limits.go
+		c.Send(protocol.ErrorFrame(err, f.ChatID, f.MessageID, f.ID))
 		return
 	}
 	switch f.Type {
 	case protocol.FrameSend:
 		err = g.onSend(ctx, c, f)
 	case protocol.FramePing:
-		c.send(&protocol.Frame{Type: protocol.FramePong, ID: f.ID, ServerTime: time.Now().UnixMilli()})
+		c.Send(&protocol.Frame{Type: protocol.FramePong, ID: f.ID, ServerTime: time.Now().UnixMilli()})
 	case protocol.FrameHistory:
 		err = g.onHistory(ctx, c, f)
 	case protocol.FrameSync:
@@ -52,12 +52,12 @@ func (g *Gateway) handleFrame(ctx context.Context, c *conn, data []byte) {
 		var pe *protocol.Error
 		switch {
 		case !errors.As(err, &pe):
-			g.log.Error("frame failed", zap.String("user_id", c.user), zap.String("type", f.Type), zap.Error(err))
+			g.log.Error("frame failed", zap.String("user_id", c.UserID()), zap.String("type", f.Type), zap.Error(err))
 		case pe.Cause != nil: // a dependency failed: logged here, once, with why
-			g.log.Warn("frame failed", zap.String("user_id", c.user), zap.String("type", f.Type),
+			g.log.Warn("frame failed", zap.String("user_id", c.UserID()), zap.String("type", f.Type),
 				zap.String("code", string(pe.Code)), zap.Error(pe.Cause))
 		}
-		c.send(protocol.ErrorFrame(err, f.ChatID, f.MessageID, f.ID))
+		c.Send(protocol.ErrorFrame(err, f.ChatID, f.MessageID, f.ID))
 	}
 }
 
@@ -94,17 +94,17 @@ func messageFromFrame(sender string, f *protocol.Frame) (*protocol.Message, erro
 // read loop waits for the store, so one connection's sends keep their order.
 func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error {
 	start := time.Now()
-	m, err := messageFromFrame(c.user, f)
+	m, err := messageFromFrame(c.UserID(), f)
 	if err != nil {
 		return err
 	}
-	if err := g.members.checkSend(ctx, m.ChatID, c.user); err != nil {
+	if err := g.members.checkSend(ctx, m.ChatID, c.UserID()); err != nil {
 		return err
 	}
 	if err := g.flags.checkType(ctx, m.ChatID, m.MessageType); err != nil { // encrypted.go
 		return err
 	}
-	if err := g.media.Share(ctx, c.user, m); err != nil { // gateway/media
+	if err := g.media.Share(ctx, c.UserID(), m); err != nil { // gateway/media
 		return err
 	}
 	return g.publishAndAck(ctx, c, m, start)
@@ -119,12 +119,12 @@ func (g *Gateway) publishAndAck(ctx context.Context, c *conn, m *protocol.Messag
 	return g.publishIngress(ctx, m, asUser, func(f *protocol.Frame) {
 		switch {
 		case f == nil:
-			c.send(protocol.ErrorFrame(g.noAnswer(), m.ChatID, m.MessageID, ""))
+			c.Send(protocol.ErrorFrame(g.noAnswer(), m.ChatID, m.MessageID, ""))
 		case f.Type == protocol.FrameError:
-			c.send(protocol.ErrorFrame(answer.Err(f), m.ChatID, m.MessageID, ""))
+			c.Send(protocol.ErrorFrame(answer.Err(f), m.ChatID, m.MessageID, ""))
 		default:
 			g.deps.Metrics.SendAcked(time.Since(start))
-			c.send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Seq: f.Seq, Duplicate: f.Duplicate})
+			c.Send(&protocol.Frame{Type: protocol.FrameAck, ChatID: m.ChatID, MessageID: m.MessageID, Seq: f.Seq, Duplicate: f.Duplicate})
 		}
 	})
 }
@@ -135,24 +135,24 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	if err := validID("chat", f.ChatID); err != nil {
 		return err
 	}
-	if _, err := g.members.checkFresh(ctx, f.ChatID, c.user); err != nil {
+	if _, err := g.members.checkFresh(ctx, f.ChatID, c.UserID()); err != nil {
 		return err
 	}
 	if f.Limit < 0 || f.Limit > store.MaxPage {
 		return protocol.Errorf(protocol.CodeBadRequest, "limit must be 0..%d", store.MaxPage)
 	}
-	floor, err := historyread.Floor(ctx, g.deps.Store, f.ChatID, c.user)
+	floor, err := historyread.Floor(ctx, g.deps.Store, f.ChatID, c.UserID())
 	if err != nil {
 		return err
 	}
 	// "after" present, even 0, pages forward (oldest first: after 0 starts at seq 1);
 	// absent, backward from "before" (0: the newest page). Both is a contradiction.
-	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit, Viewer: c.user, Floor: floor}
+	q := store.HistoryQuery{Before: f.Before, Limit: f.Limit, Viewer: c.UserID(), Floor: floor}
 	if f.After != nil {
 		if f.Before > 0 {
 			return protocol.Errorf(protocol.CodeBadRequest, "give before or after, not both")
 		}
-		q = store.HistoryQuery{Dir: store.Forward, After: *f.After, Limit: f.Limit, Viewer: c.user, Floor: floor}
+		q = store.HistoryQuery{Dir: store.Forward, After: *f.After, Limit: f.Limit, Viewer: c.UserID(), Floor: floor}
 	}
 	msgs, err := g.deps.History.Page(ctx, f.ChatID, q)
 	if err != nil {
@@ -165,8 +165,8 @@ func (g *Gateway) onHistory(ctx context.Context, c *conn, f *protocol.Frame) err
 	page, hasMore := historyread.CapPage(msgs, limit, g.cfg.HistoryPageBytes)
 	msgs = nil
 	// Paced: a client that asks for pages faster than it reads them stops being read
-	// instead of growing its queue (conn.sendPaced).
-	c.sendPaced(ctx, &protocol.Frame{Type: protocol.FrameHistoryResult, ID: f.ID, ChatID: f.ChatID,
+	// instead of growing its queue (transport.Conn.SendPaced).
+	c.SendPaced(ctx, &protocol.Frame{Type: protocol.FrameHistoryResult, ID: f.ID, ChatID: f.ChatID,
 		Messages: page, HasMore: hasMore, RetainedFrom: historyread.RetainedFrom(floor, q, page, hasMore)})
 	return nil
 }
@@ -187,15 +187,15 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 			return err
 		}
 	}
-	held := c.takeResumeHold() // a resuming connection's hold becomes this sync's
+	held := c.TakeResumeHold() // a resuming connection's hold becomes this sync's
 	cursors := f.Chats
 	if len(cursors) == 0 {
 		if held {
-			defer c.endSync(nil)
+			defer c.EndSync(nil)
 		}
-		chats, err := g.deps.Store.UserChats(ctx, c.user, 1000, 0)
+		chats, err := g.deps.Store.UserChats(ctx, c.UserID(), 1000, 0)
 		if err != nil {
-			return protocol.Errorf(protocol.CodeUnavailable, "chat list unavailable; retry").WithCause(fmt.Errorf("chats of %s: %w", c.user, err))
+			return protocol.Errorf(protocol.CodeUnavailable, "chat list unavailable; retry").WithCause(fmt.Errorf("chats of %s: %w", c.UserID(), err))
 		}
 		out := make([]protocol.ChatCursor, 0, len(chats))
 		for _, ch := range chats {
@@ -205,48 +205,48 @@ func (g *Gateway) onSync(ctx context.Context, c *conn, f *protocol.Frame) error 
 			}
 			out = append(out, protocol.ChatCursor{ChatID: ch.ID, Seq: last})
 		}
-		c.send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: out})
+		c.Send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: out})
 		return nil
 	}
 	for _, cc := range cursors {
-		if _, err := g.members.checkFresh(ctx, cc.ChatID, c.user); err != nil {
+		if _, err := g.members.checkFresh(ctx, cc.ChatID, c.UserID()); err != nil {
 			if held {
-				c.endSync(nil)
+				c.EndSync(nil)
 			}
 			return err
 		}
 	}
 	if !held {
-		c.beginSync()
+		c.BeginSync()
 	}
 	sent := map[string]uint64{}
-	defer func() { c.endSync(sent) }()
+	defer func() { c.EndSync(sent) }()
 	result := make([]protocol.ChatCursor, 0, len(cursors))
 	for _, cc := range cursors {
-		floor, err := historyread.Floor(ctx, g.deps.Store, cc.ChatID, c.user)
+		floor, err := historyread.Floor(ctx, g.deps.Store, cc.ChatID, c.UserID())
 		if err != nil {
 			return err
 		}
 		after := max(cc.Seq, floor)
 		for {
-			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage, Viewer: c.user, Floor: floor})
+			page, err := g.deps.History.Page(ctx, cc.ChatID, store.HistoryQuery{Dir: store.Forward, After: after, Limit: store.MaxPage, Viewer: c.UserID(), Floor: floor})
 			if err != nil {
 				return protocol.Errorf(protocol.CodeUnavailable, "sync unavailable; retry").WithCause(fmt.Errorf("history of %s: %w", cc.ChatID, err))
 			}
 			for i := range page {
-				if !c.sendPaced(ctx, protocol.MessageFrame(&page[i])) {
+				if !c.SendPaced(ctx, protocol.MessageFrame(&page[i])) {
 					return nil // the connection is gone
 				}
 				after = page[i].Seq
 			}
-			if len(page) < store.MaxPage || c.isClosed() {
+			if len(page) < store.MaxPage || c.Closed() {
 				break
 			}
 		}
 		sent[cc.ChatID] = after
 		result = append(result, protocol.ChatCursor{ChatID: cc.ChatID, Seq: after, RetainedFrom: historyread.RetainedFrom(floor, store.HistoryQuery{Dir: store.Forward}, nil, false)})
 	}
-	c.send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: result})
+	c.Send(&protocol.Frame{Type: protocol.FrameSynced, ID: f.ID, Chats: result})
 	return nil
 }
 
@@ -258,7 +258,7 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 	if f.Seq == 0 {
 		return protocol.Errorf(protocol.CodeBadRequest, "seq is required")
 	}
-	if _, err := g.members.check(ctx, f.ChatID, c.user); err != nil {
+	if _, err := g.members.check(ctx, f.ChatID, c.UserID()); err != nil {
 		return err
 	}
 	last, err := g.deps.History.LastSeq(ctx, f.ChatID)
@@ -270,11 +270,11 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 	if f.Type == protocol.FrameRead {
 		read = seq
 	}
-	before, err := g.deps.Store.GetReadState(ctx, f.ChatID, c.user)
+	before, err := g.deps.Store.GetReadState(ctx, f.ChatID, c.UserID())
 	if err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry").WithCause(fmt.Errorf("read state of %s: %w", f.ChatID, err))
 	}
-	rs, err := g.deps.Store.SetReadState(ctx, f.ChatID, c.user, delivered, read)
+	rs, err := g.deps.Store.SetReadState(ctx, f.ChatID, c.UserID(), delivered, read)
 	if err != nil {
 		return protocol.Errorf(protocol.CodeUnavailable, "receipt not stored; retry").WithCause(fmt.Errorf("set read state of %s: %w", f.ChatID, err))
 	}
@@ -288,7 +288,7 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 		return nil // stored; the broadcast is best effort
 	}
 	frame := protocol.EncodeFrame(&protocol.Frame{Type: protocol.FrameReceipt, ChatID: f.ChatID,
-		UserID: c.user, Delivered: rs.Delivered, Read: rs.Read})
+		UserID: c.UserID(), Delivered: rs.Delivered, Read: rs.Read})
 	if len(members) <= g.cfg.ReceiptsMaxMembers {
 		for _, mb := range members {
 			_ = g.deps.NC.Publish(g.deps.Subjects.User(mb.UserID), frame)
@@ -297,7 +297,7 @@ func (g *Gateway) onReceipt(ctx context.Context, c *conn, f *protocol.Frame) err
 	}
 	// A big group: only the reader's devices and the senders of the messages whose
 	// state just changed (at most one page of them) hear of it.
-	to := map[string]bool{c.user: true}
+	to := map[string]bool{c.UserID(): true}
 	page, err := g.deps.History.Page(ctx, f.ChatID, store.HistoryQuery{Dir: store.Forward,
 		After: min(before.Read, before.Delivered), Limit: store.MaxPage})
 	if err == nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/natter-chat/natter/gateway/people"
 	"github.com/natter-chat/natter/gateway/retention"
 	"github.com/natter-chat/natter/gateway/search"
+	"github.com/natter-chat/natter/gateway/transport"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/history"
@@ -68,15 +69,15 @@ type Gateway struct {
 	cfg     Config
 	deps    Deps
 	log     *zap.Logger
-	hub     *hub
+	hub     *transport.Hub
 	members *memberCache
 	// flags: which chats are end-to-end encrypted (encrypted.go).
 	flags   *chatFlags
 	large   *largechat.Chats // gateway/largechat
 	deny    *denyList        // denylist.go
 	metrics metrics
-	// out: what every connection's sending needs (conn.go).
-	out    *connOut
+	// out: what every connection's sending needs (gateway/transport).
+	out    *transport.Out
 	nextID atomic.Uint64
 	mux    *http.ServeMux
 	// draining is set when Run's context ends: see drain.go.
@@ -125,19 +126,18 @@ type metrics struct {
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	log := logger.With(zap.String("role", "gateway"))
 	g := &Gateway{cfg: cfg, deps: deps, log: log,
-		hub:     newHub(deps.NC, deps.Subjects.UserPrefix(), max(2, runtime.GOMAXPROCS(0)), log),
+		hub:     transport.NewHub(deps.NC, deps.Subjects.UserPrefix(), max(2, runtime.GOMAXPROCS(0)), log),
 		members: newMemberCache(deps.Store, 100_000, 5*time.Second),
 		blocks:  store.NewBlockCache(deps.Store, blockCacheTTL),
 		flags:   newChatFlags(deps.Store, 100_000, 10*time.Minute),
 	}
-	g.out = &connOut{queue: cfg.SendQueue, queueBytes: cfg.SendQueueBytes, writeTimeout: cfg.WriteTimeout,
-		slow: &g.metrics.slowConsumers, metrics: deps.Metrics}
+	g.out = transport.NewOut(cfg.SendQueue, cfg.SendQueueBytes, cfg.WriteTimeout, &g.metrics.slowConsumers, deps.Metrics)
 	g.ingress = ingressQueue{js: deps.JS, metrics: deps.Metrics, log: log}
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
 	g.large = largechat.New(largechat.Deps{Hub: g.hub, Members: g.members, NC: deps.NC, KV: deps.JS, Subjects: deps.Subjects, Events: &g.sysEvents}, log)
 	g.deny = newDenyList(g.hub, deps.JS, deps.Auth, log)
-	g.hub.onFirst, g.hub.onLast = g.large.UserConnected, g.large.UserGone
-	g.hub.onOther, g.hub.onUser = g.large.Deliver, g.userDelivery // chats.go
+	g.hub.OnFirst, g.hub.OnLast = g.large.UserConnected, g.large.UserGone
+	g.hub.OnOther, g.hub.OnUser = g.large.Deliver, g.userDelivery // chats.go
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
@@ -185,7 +185,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		ReadHeaderTimeout: g.cfg.HeaderTimeout, IdleTimeout: g.cfg.IdleTimeout, MaxHeaderBytes: g.cfg.MaxHeaderBytes,
 		BaseContext: func(net.Listener) context.Context { return connCtx }}
 	var wg sync.WaitGroup
-	g.hub.run(&wg)
+	g.hub.Run(&wg)
 	g.presence.Run(connCtx, &wg)
 	wg.Add(1)
 	go func() {
@@ -213,13 +213,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		}
 	}
 	g.drain()
-	g.hub.each(func(c *conn) { c.closeWith(1001, "shutting_down", "server stopping") })
+	g.hub.Each(func(c *conn) { c.CloseWith(1001, "shutting_down", "server stopping") })
 	g.awaitClosed(5 * time.Second)
 	stopConns()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
-	g.hub.stop()
+	g.hub.Stop()
 	wg.Wait()
 	g.answers.Close()
 	return nil
@@ -236,22 +236,22 @@ func (g *Gateway) heartbeats(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			g.hub.each(func(c *conn) {
+			g.hub.Each(func(c *conn) {
 				if g.checkExpiry(c, now) { // refresh.go: warns, or closes 30 s after expiry
 					return
 				}
-				if now.UnixNano()-c.lastRead.Load() < int64(g.cfg.PingInterval) || !c.pinging.CompareAndSwap(false, true) {
+				if now.UnixNano()-c.LastRead.Load() < int64(g.cfg.PingInterval) || !c.Pinging.CompareAndSwap(false, true) {
 					return
 				}
 				go func() {
-					defer c.pinging.Store(false)
+					defer c.Pinging.Store(false)
 					pctx, cancel := context.WithTimeout(ctx, g.cfg.PongTimeout)
 					defer cancel()
-					if err := c.ping(pctx); err != nil {
-						c.closeWith(1008, "timeout", "no pong")
+					if err := c.Ping(pctx); err != nil {
+						c.CloseWith(1008, "timeout", "no pong")
 						return
 					}
-					c.lastRead.Store(time.Now().UnixNano())
+					c.LastRead.Store(time.Now().UnixNano())
 				}()
 			})
 		}
@@ -262,4 +262,4 @@ func (g *Gateway) heartbeats(ctx context.Context) {
 func (g *Gateway) SlowConsumers() int64 { return g.metrics.slowConsumers.Load() }
 
 // Connections returns the number of connected devices and users.
-func (g *Gateway) Connections() (conns, users int) { return g.hub.count() }
+func (g *Gateway) Connections() (conns, users int) { return g.hub.Count() }

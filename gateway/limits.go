@@ -236,7 +236,7 @@ func writeFrame(typ string) bool {
 // buckets for its kind (writeFrame): every frame counts against one of them. Over
 // either, it returns a rate_limited error and charges neither; the connection stays
 // open. cl nil (a connection without limits): always allowed.
-func (cl *connLimit) allowFrame(typ string) error {
+func (cl *connLimit) AllowFrame(typ string) error {
 	if cl == nil {
 		return nil
 	}
@@ -263,3 +263,12 @@ func (cl *connLimit) allowFrame(typ string) error {
 
 // refuse writes a rate_limited HTTP 429 with a Retry-After hint (httpx.Refuse).
 var refuse = httpx.Refuse
+
+// allowFrame charges one frame of type typ to c's limits (connLimit.AllowFrame); a
+// connection without limits is always allowed.
+func allowFrame(c *conn, typ string) error {
+	if c.Lim == nil {
+		return nil
+	}
+	return c.Lim.AllowFrame(typ)
+}

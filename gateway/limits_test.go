@@ -18,10 +18,10 @@ func TestLimiterUserStateLivesWithConnections(t *testing.T) {
 	_, err = l.acquire("alice")
 	require.Equal(t, protocol.CodeRateLimited, err.(*protocol.Error).Code)
 
-	require.NoError(t, a.allowFrame(protocol.FrameSend))
-	require.NoError(t, b.allowFrame(protocol.FrameSend))
-	require.Error(t, a.allowFrame(protocol.FrameTyping), "the shared bucket is empty")
-	require.NoError(t, a.allowFrame(protocol.FramePing), "read frames have buckets of their own (unlimited here)")
+	require.NoError(t, a.AllowFrame(protocol.FrameSend))
+	require.NoError(t, b.AllowFrame(protocol.FrameSend))
+	require.Error(t, a.AllowFrame(protocol.FrameTyping), "the shared bucket is empty")
+	require.NoError(t, a.AllowFrame(protocol.FramePing), "read frames have buckets of their own (unlimited here)")
 
 	l.release("alice")
 	require.Len(t, l.users, 1)
@@ -29,7 +29,7 @@ func TestLimiterUserStateLivesWithConnections(t *testing.T) {
 	require.Empty(t, l.users, "evicted with the last connection")
 	require.Zero(t, l.conns)
 	var none *connLimit
-	require.NoError(t, none.allowFrame(protocol.FrameSend), "no limits on a connection without a handle")
+	require.NoError(t, none.AllowFrame(protocol.FrameSend), "no limits on a connection without a handle")
 }
 
 func TestLimiterReadFramesHaveTheirOwnBuckets(t *testing.T) {
@@ -39,17 +39,17 @@ func TestLimiterReadFramesHaveTheirOwnBuckets(t *testing.T) {
 	require.NoError(t, err)
 	b, err := l.acquire("alice")
 	require.NoError(t, err)
-	require.NoError(t, a.allowFrame(protocol.FrameSend))
-	require.Error(t, a.allowFrame(protocol.FrameSend), "the write bucket is empty")
+	require.NoError(t, a.AllowFrame(protocol.FrameSend))
+	require.Error(t, a.AllowFrame(protocol.FrameSend), "the write bucket is empty")
 	for _, typ := range []string{protocol.FrameHistory, protocol.FrameSync} {
-		require.NoError(t, a.allowFrame(typ), "%s: reads are charged to the read bucket", typ)
+		require.NoError(t, a.AllowFrame(typ), "%s: reads are charged to the read bucket", typ)
 	}
 	for _, typ := range []string{protocol.FrameHistory, protocol.FrameSync, protocol.FrameDelivered, protocol.FrameRead,
 		protocol.FramePresenceSub, protocol.FramePing, protocol.FrameConnect, "bogus"} {
-		require.Error(t, a.allowFrame(typ), "%s: the connection's read bucket is empty", typ)
+		require.Error(t, a.AllowFrame(typ), "%s: the connection's read bucket is empty", typ)
 	}
-	require.NoError(t, b.allowFrame(protocol.FramePing), "b's own bucket, and the user's last token")
-	err = b.allowFrame(protocol.FramePing)
+	require.NoError(t, b.AllowFrame(protocol.FramePing), "b's own bucket, and the user's last token")
+	err = b.AllowFrame(protocol.FramePing)
 	require.Error(t, err, "the user's read bucket is shared")
 	require.Equal(t, protocol.CodeRateLimited, err.(*protocol.Error).Code)
 }

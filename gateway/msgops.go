@@ -49,11 +49,11 @@ func opFromFrame(sender string, f *protocol.Frame) (*protocol.Message, error) {
 // onOperation handles edit, delete and react frames.
 func (g *Gateway) onOperation(ctx context.Context, c *conn, f *protocol.Frame) error {
 	start := time.Now()
-	m, err := opFromFrame(c.user, f)
+	m, err := opFromFrame(c.UserID(), f)
 	if err != nil {
 		return err
 	}
-	if err := g.members.checkSend(ctx, m.ChatID, c.user); err != nil {
+	if err := g.members.checkSend(ctx, m.ChatID, c.UserID()); err != nil {
 		return err
 	}
 	if err := g.flags.checkType(ctx, m.ChatID, m.MessageType); err != nil { // encrypted.go

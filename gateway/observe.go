@@ -7,18 +7,18 @@ import "fmt"
 // deliver latency) call g.deps.Metrics directly; they are no-ops without metrics.
 func (g *Gateway) observe() error {
 	m := g.deps.Metrics
-	g.hub.metrics = m
+	g.hub.Metrics = m
 	if m == nil {
 		return nil
 	}
 	if err := m.GaugeFunc("gateway_connections", "Connected devices (WebSocket and event-stream connections).", func() float64 {
-		conns, _ := g.hub.count()
+		conns, _ := g.hub.Count()
 		return float64(conns)
 	}); err != nil {
 		return fmt.Errorf("gateway: metrics: %w", err)
 	}
 	if err := m.GaugeFunc("gateway_users", "Distinct users with at least one connection.", func() float64 {
-		_, users := g.hub.count()
+		_, users := g.hub.Count()
 		return float64(users)
 	}); err != nil {
 		return fmt.Errorf("gateway: metrics: %w", err)

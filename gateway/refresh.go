@@ -21,30 +21,30 @@ const (
 )
 
 // expiry is the connection's current token expiry (zero: none).
-func (c *conn) expiry() time.Time {
-	if n := c.renewed.Load(); n != 0 {
+func connExpiry(c *conn) time.Time {
+	if n := c.Renewed.Load(); n != 0 {
 		if n == math.MaxInt64 {
 			return time.Time{}
 		}
 		return time.Unix(0, n)
 	}
-	return c.expires
+	return c.Expires()
 }
 
 // checkExpiry runs on each heartbeat tick: it warns once when the token is about to
 // expire and closes the connection expiryGrace after it has. It reports whether the
 // connection is being closed.
 func (g *Gateway) checkExpiry(c *conn, now time.Time) bool {
-	exp := c.expiry()
+	exp := connExpiry(c)
 	if exp.IsZero() {
 		return false
 	}
 	if now.After(exp.Add(expiryGrace)) {
-		go c.closeWith(protocol.CloseTokenExpired, protocol.CodeTokenExpired, "token expired: refresh it and reconnect")
+		go c.CloseWith(protocol.CloseTokenExpired, protocol.CodeTokenExpired, "token expired: refresh it and reconnect")
 		return true
 	}
-	if now.After(exp.Add(-expiryWarning)) && c.warned.CompareAndSwap(false, true) {
-		c.send(&protocol.Frame{Type: protocol.FrameError, Code: protocol.CodeTokenExpiring,
+	if now.After(exp.Add(-expiryWarning)) && c.Warned.CompareAndSwap(false, true) {
+		c.Send(&protocol.Frame{Type: protocol.FrameError, Code: protocol.CodeTokenExpiring,
 			Message:    "token expires at " + exp.UTC().Format(time.RFC3339) + ": send connect with a new token",
 			ServerTime: now.UnixMilli()})
 	}
@@ -60,16 +60,16 @@ func (g *Gateway) onRenew(ctx context.Context, c *conn, f *protocol.Frame) error
 	if err != nil {
 		return authError(err)
 	}
-	if id.UserID != c.user || id.Service != c.service {
+	if id.UserID != c.UserID() || id.Service != c.Service() {
 		return protocol.Errorf(protocol.CodeForbidden, "a connection's token can be renewed only for the same user")
 	}
 	n := int64(math.MaxInt64)
 	if !id.ExpiresAt.IsZero() {
 		n = id.ExpiresAt.UnixNano()
 	}
-	c.renewed.Store(n)
-	c.warned.Store(false)
-	c.send(&protocol.Frame{Type: protocol.FrameConnected, ID: f.ID, UserID: c.user, ConnID: c.id,
+	c.Renewed.Store(n)
+	c.Warned.Store(false)
+	c.Send(&protocol.Frame{Type: protocol.FrameConnected, ID: f.ID, UserID: c.UserID(), ConnID: c.ID(),
 		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
 	return nil
 }

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -11,10 +9,10 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/natter-chat/natter/gateway/transport"
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
@@ -41,97 +39,6 @@ const (
 	SSEPath    = "/api/v1/events"
 	FramesPath = "/api/v1/frames"
 )
-
-var errSSEClosed = errors.New("gateway: event stream closed")
-
-// sseSink is the server→client half of an HTTP fallback connection.
-type sseSink struct {
-	timeout time.Duration // bounds one write
-
-	mu        sync.Mutex // serializes writes; guards the fields below
-	w         http.ResponseWriter
-	rc        *http.ResponseController
-	done      bool   // the GET handler is returning: w must not be touched again
-	closeCode int    // set by closeWith: the close event to write last; 0: none
-	closeWhy  string // its reason
-
-	// reqMu serializes POSTed frames, as a WebSocket's single read loop does, so one
-	// connection's frames are handled in order and never concurrently.
-	reqMu sync.Mutex
-}
-
-// write sends each frame as one event and flushes them together. A frame is one
-// line of JSON; any newline in it is split across data lines, which SSE joins back
-// with "\n".
-func (s *sseSink) write(frames [][]byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return errSSEClosed
-	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
-	var buf bytes.Buffer
-	size := 0
-	for _, frame := range frames {
-		size += len(frame) + 8
-	}
-	buf.Grow(size)
-	for _, frame := range frames {
-		for _, line := range bytes.Split(frame, []byte("\n")) {
-			buf.WriteString("data: ")
-			buf.Write(bytes.TrimSuffix(line, []byte("\r")))
-			buf.WriteByte('\n')
-		}
-		buf.WriteByte('\n')
-	}
-	if _, err := s.w.Write(buf.Bytes()); err != nil {
-		return err
-	}
-	return s.rc.Flush()
-}
-
-// ping writes an SSE comment: it keeps proxies from timing the stream out and fails
-// when the client has gone.
-func (s *sseSink) ping() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return errSSEClosed
-	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
-	if _, err := io.WriteString(s.w, ": ping\n\n"); err != nil {
-		return err
-	}
-	return s.rc.Flush()
-}
-
-// setClose records the close event; it does no I/O (closeWith may be called from a
-// delivery path that must not block). The stream's handler writes it as it ends.
-func (s *sseSink) setClose(code int, reason string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closeCode == 0 {
-		s.closeCode, s.closeWhy = code, reason
-	}
-}
-
-// finish writes the close event, if any, and forbids further writes. The GET handler
-// calls it before returning.
-func (s *sseSink) finish() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done {
-		return
-	}
-	if s.closeCode != 0 {
-		b, _ := json.Marshal(map[string]any{"code": s.closeCode, "reason": s.closeWhy})
-		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
-		if _, err := io.WriteString(s.w, "event: close\ndata: "+string(b)+"\n\n"); err == nil {
-			_ = s.rc.Flush()
-		}
-	}
-	s.done = true
-}
 
 // originAllowed applies the WebSocket origin rule to the HTTP fallback: no Origin
 // header (a non-browser client) or the same host is allowed, and so are hosts
@@ -193,37 +100,21 @@ func (g *Gateway) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	sink := &sseSink{timeout: g.cfg.WriteTimeout, w: w, rc: rc}
-	c := &conn{out: g.out, sse: sink, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel,
-		user: id.UserID, service: id.Service, expires: id.ExpiresAt}
-	c.lastRead.Store(time.Now().UnixNano())
+	sink := transport.NewSSESink(w, rc, g.cfg.WriteTimeout)
+	c := transport.NewSSE(g.out, sink, strconv.FormatUint(g.nextID.Add(1), 36), cancel, id.UserID, id.Service, id.ExpiresAt)
 	if r.URL.Query().Get("resume") == "1" {
-		c.holdForResume(g.cfg.AuthTimeout) // as on a WebSocket: a sync frame follows
+		c.HoldForResume(g.cfg.AuthTimeout) // as on a WebSocket: a sync frame follows
 	}
 	detach, err := g.attach(c, lim) // ws.go
 	if err != nil {
-		sink.setClose(int(websocket.StatusInternalError), "unavailable: try again")
-		sink.finish()
+		sink.SetClose(int(websocket.StatusInternalError), "unavailable: try again")
+		sink.Finish()
 		return
 	}
 	defer detach()
 	<-ctx.Done()
-	c.closeWith(websocket.StatusAbnormalClosure, "", "") // the client went away, if nothing else closed it
-	sink.finish()
-}
-
-// sseConn returns user's fallback connection connID, or nil.
-func (g *Gateway) sseConn(user, connID string) *conn {
-	g.hub.mu.RLock()
-	defer g.hub.mu.RUnlock()
-	if e := g.hub.users[user]; e != nil {
-		for _, c := range e.conns {
-			if c.id == connID && c.sse != nil {
-				return c
-			}
-		}
-	}
-	return nil
+	c.CloseWith(websocket.StatusAbnormalClosure, "", "") // the client went away, if nothing else closed it
+	sink.Finish()
 }
 
 // handleFrames serves POST /api/v1/frames: one client frame for the fallback
@@ -246,7 +137,7 @@ func (g *Gateway) handleFrames(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeBadRequest, "connId from the connected event is required"))
 		return
 	}
-	c := g.sseConn(id.UserID, connID)
+	c := g.hub.SSEConn(id.UserID, connID)
 	if c == nil {
 		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no event stream %s for this user: reconnect", truncate(connID, 32)))
 		return
@@ -261,13 +152,13 @@ func (g *Gateway) handleFrames(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, protocol.Errorf(protocol.CodeBadRequest, "read body: %v", err))
 		return
 	}
-	c.sse.reqMu.Lock()
-	defer c.sse.reqMu.Unlock()
-	if c.isClosed() {
+	c.SSE().ReqMu.Lock()
+	defer c.SSE().ReqMu.Unlock()
+	if c.Closed() {
 		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "event stream closed: reconnect"))
 		return
 	}
-	c.lastRead.Store(time.Now().UnixNano())
+	c.LastRead.Store(time.Now().UnixNano())
 	g.handleFrame(r.Context(), c, body)
 	writeJSON(w, http.StatusAccepted, map[string]bool{"ok": true})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/natter-chat/natter/gateway/transport"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"go.uber.org/zap"
@@ -74,8 +75,8 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resume := r.URL.Query().Get("resume") == "1"
-	up := &upgradeWriter{ResponseWriter: w, timeout: g.cfg.WriteTimeout} // socket.go
-	// No compression: the connection's writer frames messages itself (socket.go writeMessages).
+	up := transport.NewUpgradeWriter(w, g.cfg.WriteTimeout) // transport/socket.go
+	// No compression: the connection's writer frames messages itself (transport/socket.go writeMessages).
 	ws, err := websocket.Accept(up, r, &websocket.AcceptOptions{OriginPatterns: g.cfg.AllowedOrigins})
 	if err != nil {
 		if lim != nil {
@@ -83,14 +84,14 @@ func (g *Gateway) handleWS(w http.ResponseWriter, r *http.Request) {
 		}
 		return // Accept wrote the HTTP error (e.g. 403 for a foreign origin)
 	}
-	go g.serveWS(ws, up.conn, id, lim, resume)
+	go g.serveWS(ws, up, id, lim, resume)
 }
 
 // serveWS serves an upgraded connection until it ends. id and lim are zero and nil
 // when the first frame must authenticate; resume is the request's ?resume=1. It
 // releases lim when done (through attach). A panic ends the connection, not the process, as it did
 // when net/http's handler goroutine served it.
-func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, lim *connLimit, resume bool) {
+func (g *Gateway) serveWS(ws *websocket.Conn, up *transport.UpgradeWriter, id auth.Identity, lim *connLimit, resume bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			g.log.Error("panic serving a WebSocket", zap.Any("panic", p), zap.Stack("stack"))
@@ -98,10 +99,9 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 		}
 	}()
 	ws.SetReadLimit(g.cfg.MaxFrameBytes)
-	ctx, cancel := context.WithCancel(g.hub.ctx)
+	ctx, cancel := context.WithCancel(g.hub.Ctx())
 	defer cancel()
-	c := &conn{out: g.out, ws: ws, sock: sock, id: strconv.FormatUint(g.nextID.Add(1), 36), cancel: cancel}
-	c.lastRead.Store(time.Now().UnixNano())
+	c := transport.NewWS(g.out, ws, up, strconv.FormatUint(g.nextID.Add(1), 36), cancel)
 
 	if lim == nil {
 		var err error
@@ -116,19 +116,19 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 			if pe.Code == protocol.CodeTokenExpired {
 				status = protocol.CloseTokenExpired
 			}
-			_ = ws.Close(status, closeReason(pe.Code, pe.Message))
+			_ = ws.Close(status, transport.CloseReason(pe.Code, pe.Message))
 			return
 		}
 		resume = resume || connectResume
 		// Authenticated by a connect frame: reserve the slot now (limits.go).
 		if lim, err = g.limits.acquire(id.UserID); err != nil {
-			_ = ws.Close(protocol.CloseRateLimited, closeReason(protocol.CodeRateLimited, err.(*protocol.Error).Message))
+			_ = ws.Close(protocol.CloseRateLimited, transport.CloseReason(protocol.CodeRateLimited, err.(*protocol.Error).Message))
 			return
 		}
 	}
-	c.user, c.service, c.expires = id.UserID, id.Service, id.ExpiresAt
+	c.Authenticate(id.UserID, id.Service, id.ExpiresAt)
 	if resume {
-		c.holdForResume(g.cfg.AuthTimeout)
+		c.HoldForResume(g.cfg.AuthTimeout)
 	}
 	detach, err := g.attach(c, lim)
 	if err != nil {
@@ -148,32 +148,34 @@ func (g *Gateway) serveWS(ws *websocket.Conn, sock *sockConn, id auth.Identity, 
 // attach releases it, and so does detach, which also undoes the rest, the device
 // leaving presence after it left the hub.
 func (g *Gateway) attach(c *conn, lim *connLimit) (detach func(), err error) {
-	c.lim = lim
+	if lim != nil {
+		c.Lim = lim
+	}
 	// Live frames that arrive once the subscription exists are held until the
 	// connected frame is queued: connected is always the first frame.
-	c.beginSync()
-	if err := g.hub.add(c); err != nil {
-		c.endSync(nil)
-		g.limits.release(c.user)
-		g.log.Warn("subscribe for user failed", zap.String("user_id", c.user), zap.Error(err))
+	c.BeginSync()
+	if err := g.hub.Add(c); err != nil {
+		c.EndSync(nil)
+		g.limits.release(c.UserID())
+		g.log.Warn("subscribe for user failed", zap.String("user_id", c.UserID()), zap.Error(err))
 		return nil, err
 	}
-	if g.deny.denied(c.user) {
+	if g.deny.denied(c.UserID()) {
 		// Erased between the token check and now (denylist.go): the erasure's close
 		// of the user's connections may have run before this one was in the hub.
-		g.hub.remove(c)
-		c.endSync(nil)
-		g.limits.release(c.user)
+		g.hub.Remove(c)
+		c.EndSync(nil)
+		g.limits.release(c.UserID())
 		return nil, authError(auth.ErrRevoked)
 	}
 	g.presence.Joined(c)
-	c.send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.user, ConnID: c.id,
+	c.Send(&protocol.Frame{Type: protocol.FrameConnected, UserID: c.UserID(), ConnID: c.ID(),
 		ServerTime: time.Now().UnixMilli(), HeartbeatMs: g.cfg.PingInterval.Milliseconds()})
-	c.endSync(nil)
+	c.EndSync(nil)
 	return func() {
-		g.hub.remove(c)
+		g.hub.Remove(c)
 		g.presence.Left(c)
-		g.limits.release(c.user)
+		g.limits.release(c.UserID())
 	}, nil
 }
 
@@ -199,21 +201,21 @@ func (g *Gateway) awaitConnect(ctx context.Context, ws *websocket.Conn) (auth.Id
 
 // readLoop handles frames until the connection ends. Frames are handled with ctx;
 // the reads themselves are not bounded by it but end when the socket is closed
-// (closeWith, or the library on a failed write): with a cancellable context the
+// (CloseWith, or the library on a failed write): with a cancellable context the
 // library would register a context.AfterFunc for every read, which an idle
 // connection holds for its whole life.
 func (g *Gateway) readLoop(ctx context.Context, c *conn) {
 	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, data, err := c.ws.Read(rctx)
+		typ, data, err := c.WS().Read(rctx)
 		if err != nil {
 			// Read limit exceeded: the library has already closed with 1009.
-			c.closeWith(websocket.StatusAbnormalClosure, "", "")
+			c.CloseWith(websocket.StatusAbnormalClosure, "", "")
 			return
 		}
-		c.lastRead.Store(time.Now().UnixNano())
+		c.LastRead.Store(time.Now().UnixNano())
 		if typ != websocket.MessageText {
-			c.send(protocol.ErrorFrame(protocol.Errorf(protocol.CodeBadRequest, "frames are JSON text"), "", "", ""))
+			c.Send(protocol.ErrorFrame(protocol.Errorf(protocol.CodeBadRequest, "frames are JSON text"), "", "", ""))
 			continue
 		}
 		g.handleFrame(ctx, c, data)

@@ -1,4 +1,4 @@
-package gateway
+package transport
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 // The socket under a WebSocket. coder/websocket keeps, for the connection's life, the
 // bufio.Reader and bufio.Writer that Hijack hands it (net/http's: 4 KiB each) and
 // flushes its writer after every message, so each frame is one write(2). The
-// gateway's Hijack (upgradeWriter) instead hands it small buffers over a sockConn,
+// gateway's Hijack (UpgradeWriter) instead hands it small buffers over a sockConn,
 // through which the connection's writer frames a batch of queued messages itself
 // (writeMessages): the batch leaves in one write(2).
 
@@ -35,17 +35,23 @@ var sockFlushAt = 64 << 10
 // writes.
 var sockBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-// upgradeWriter is the http.ResponseWriter the gateway gives websocket.Accept: its
+// UpgradeWriter is the http.ResponseWriter the gateway gives websocket.Accept: its
 // Hijack returns the hijacked connection wrapped in a sockConn, with small buffers,
 // and drops net/http's buffers (and with them any reference to the request).
-type upgradeWriter struct {
+type UpgradeWriter struct {
 	http.ResponseWriter
 	timeout time.Duration // sockConn.timeout
 	conn    *sockConn     // set by Hijack
 }
 
+// NewUpgradeWriter wraps w for websocket.Accept; a blocked write on the upgraded
+// connection fails after writeTimeout (0: unbounded).
+func NewUpgradeWriter(w http.ResponseWriter, writeTimeout time.Duration) *UpgradeWriter {
+	return &UpgradeWriter{ResponseWriter: w, timeout: writeTimeout}
+}
+
 // Hijack implements http.Hijacker.
-func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (u *UpgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(u.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -63,7 +69,7 @@ func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // Unwrap lets http.ResponseController reach the server's ResponseWriter.
-func (u *upgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+func (u *UpgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 // sockConn is a hijacked WebSocket connection: it hands back what net/http read
 // before the hijack, keeps one write deadline armed, makes a write error sticky, and

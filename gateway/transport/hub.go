@@ -1,4 +1,4 @@
-package gateway
+package transport
 
 import (
 	"context"
@@ -12,22 +12,23 @@ import (
 	"go.uber.org/zap"
 )
 
-// hub holds the connected users of this gateway and their one NATS subscription each,
+// Hub holds the connected users of this gateway and their one NATS subscription each,
 // shared by all of a user's devices. Subscriptions deliver into a few shared channels
 // (one dispatcher goroutine each) rather than nats.go's goroutine per subscription, so
 // a connection costs no goroutine beyond the one reading it.
-type hub struct {
-	nc      *nats.Conn
-	prefix  string // user subject prefix, "natter.user."
-	log     *zap.Logger
-	metrics *pmetrics.Metrics // set by Gateway.observe before run; nil: none
+type Hub struct {
+	nc     *nats.Conn
+	prefix string // user subject prefix, "natter.user."
+	log    *zap.Logger
+	// Metrics counts deliveries; set before Run; nil: none.
+	Metrics *pmetrics.Metrics
 
-	// onFirst and onLast run (outside mu) after a user's first connection arrives
-	// and after the last one leaves; onOther receives messages on subjects other
-	// than user subjects (large chats' log subjects). Set before run; nil: none.
-	onFirst, onLast func(uid string)
-	onOther         func(m *nats.Msg)
-	onUser          func(uid string, data []byte) // after each user delivery
+	// OnFirst and OnLast run (outside mu) after a user's first connection arrives
+	// and after the last one leaves; OnOther receives messages on subjects other
+	// than user subjects (large chats' log subjects). Set before Run; nil: none.
+	OnFirst, OnLast func(uid string)
+	OnOther         func(m *nats.Msg)
+	OnUser          func(uid string, data []byte) // after each user delivery
 
 	mu    sync.RWMutex // guards users
 	users map[string]*userEntry
@@ -46,7 +47,7 @@ type hub struct {
 // userEntry is one user's subscription and connections. Fields guarded by hub.mu.
 type userEntry struct {
 	sub   *nats.Subscription
-	conns []*conn
+	conns []*Conn
 }
 
 // subscribeFlushTimeout bounds the wait for the server to confirm a new user's
@@ -57,8 +58,10 @@ var subscribeFlushTimeout = 5 * time.Second
 // messages for the subscription (live delivery may drop; clients fill gaps).
 var dispatchBuffer = 16384
 
-func newHub(nc *nats.Conn, prefix string, shards int, log *zap.Logger) *hub {
-	h := &hub{nc: nc, prefix: prefix, log: log, users: map[string]*userEntry{}, done: make(chan struct{})}
+// NewHub returns a hub delivering user subjects prefix+uid of nc through shards
+// dispatchers (started by Run).
+func NewHub(nc *nats.Conn, prefix string, shards int, log *zap.Logger) *Hub {
+	h := &Hub{nc: nc, prefix: prefix, log: log, users: map[string]*userEntry{}, done: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.flusher = newFlusher(func(d time.Duration) error { return h.nc.FlushTimeout(d) }, subscribeFlushTimeout)
 	for i := 0; i < shards; i++ {
@@ -67,8 +70,8 @@ func newHub(nc *nats.Conn, prefix string, shards int, log *zap.Logger) *hub {
 	return h
 }
 
-// run dispatches until stop.
-func (h *hub) run(wg *sync.WaitGroup) {
+// Run dispatches until stop.
+func (h *Hub) Run(wg *sync.WaitGroup) {
 	for _, ch := range h.shards {
 		wg.Add(1)
 		go func(ch chan *nats.Msg) {
@@ -85,7 +88,7 @@ func (h *hub) run(wg *sync.WaitGroup) {
 	}
 }
 
-func (h *hub) Shard(uid string) chan *nats.Msg {
+func (h *Hub) Shard(uid string) chan *nats.Msg {
 	var x uint32 = 2166136261
 	for i := 0; i < len(uid); i++ {
 		x = (x ^ uint32(uid[i])) * 16777619
@@ -93,10 +96,10 @@ func (h *hub) Shard(uid string) chan *nats.Msg {
 	return h.shards[x%uint32(len(h.shards))]
 }
 
-// add registers c under its user, subscribing on the user's first connection.
+// Add registers c under its user, subscribing on the user's first connection.
 // It returns once the server has the user's subscriptions (onFirst's too), so that
 // the client, told it is connected after this, misses nothing sequenced later.
-func (h *hub) add(c *conn) error {
+func (h *Hub) Add(c *Conn) error {
 	h.mu.Lock()
 	e := h.users[c.user]
 	first := e == nil
@@ -113,8 +116,8 @@ func (h *hub) add(c *conn) error {
 	e.conns = append(e.conns, c)
 	h.mu.Unlock()
 	if first {
-		if h.onFirst != nil {
-			h.onFirst(c.user) // large chats' subscriptions: covered by the flush below
+		if h.OnFirst != nil {
+			h.OnFirst(c.user) // large chats' subscriptions: covered by the flush below
 		}
 		// The server must have the subscriptions before the client is told it is
 		// connected: a sync that follows reads history after this point, and
@@ -122,22 +125,39 @@ func (h *hub) add(c *conn) error {
 		// subscription made before it started: concurrent first connections share
 		// one (flush.go).
 		if err := h.flusher.wait(); err != nil {
-			h.remove(c)
+			h.Remove(c)
 			return err
 		}
 	}
 	return nil
 }
 
+// Ctx is the base of the connections' contexts; Stop cancels it.
+func (h *Hub) Ctx() context.Context { return h.ctx }
+
+// SSEConn returns user's SSE connection connID, or nil.
+func (h *Hub) SSEConn(user, connID string) *Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if e := h.users[user]; e != nil {
+		for _, c := range e.conns {
+			if c.id == connID && c.sse != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
 // Connected reports whether uid has a connection here.
-func (h *hub) Connected(uid string) bool {
+func (h *Hub) Connected(uid string) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.users[uid] != nil
 }
 
 // UserIDs returns the IDs of the connected users.
-func (h *hub) UserIDs() []string {
+func (h *Hub) UserIDs() []string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]string, 0, len(h.users))
@@ -150,7 +170,7 @@ func (h *hub) UserIDs() []string {
 // DeviceCounts calls fn with a function returning how many connections a user has
 // here, holding h.mu (read) meanwhile: no connection is added or removed while fn
 // runs. fn must not call add or remove.
-func (h *hub) DeviceCounts(fn func(devices func(uid string) int)) {
+func (h *Hub) DeviceCounts(fn func(devices func(uid string) int)) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	fn(func(uid string) int {
@@ -166,14 +186,14 @@ func (h *hub) DeviceCounts(fn func(devices func(uid string) int)) {
 var deliverChunk = 256
 
 // DeliverToUsers enqueues data to every connection of each of uids.
-func (h *hub) DeliverToUsers(uids []string, data []byte) {
+func (h *Hub) DeliverToUsers(uids []string, data []byte) {
 	for len(uids) > 0 {
 		n := min(len(uids), deliverChunk)
 		h.mu.RLock()
 		for _, uid := range uids[:n] {
 			if e := h.users[uid]; e != nil {
 				for _, c := range e.conns {
-					c.enqueue(data)
+					c.Enqueue(data)
 				}
 			}
 		}
@@ -182,8 +202,8 @@ func (h *hub) DeliverToUsers(uids []string, data []byte) {
 	}
 }
 
-// remove unregisters c, unsubscribing after the user's last connection.
-func (h *hub) remove(c *conn) {
+// Remove unregisters c, unsubscribing after the user's last connection.
+func (h *Hub) Remove(c *Conn) {
 	h.mu.Lock()
 	e := h.users[c.user]
 	if e == nil {
@@ -202,17 +222,17 @@ func (h *hub) remove(c *conn) {
 		delete(h.users, c.user)
 	}
 	h.mu.Unlock()
-	if last && h.onLast != nil {
-		h.onLast(c.user)
+	if last && h.OnLast != nil {
+		h.OnLast(c.user)
 	}
 }
 
-func (h *hub) deliver(m *nats.Msg) {
-	h.metrics.Delivered(m.Data)
+func (h *Hub) deliver(m *nats.Msg) {
+	h.Metrics.Delivered(m.Data)
 	uid, ok := strings.CutPrefix(m.Subject, h.prefix)
 	if !ok {
-		if h.onOther != nil {
-			h.onOther(m)
+		if h.OnOther != nil {
+			h.OnOther(m)
 		}
 		return
 	}
@@ -223,16 +243,16 @@ func (h *hub) deliver(m *nats.Msg) {
 		return
 	}
 	for _, c := range e.conns {
-		c.enqueue(m.Data)
+		c.Enqueue(m.Data)
 	}
 	h.mu.RUnlock()
-	if h.onUser != nil {
-		h.onUser(uid, m.Data)
+	if h.OnUser != nil {
+		h.OnUser(uid, m.Data)
 	}
 }
 
-// each calls fn for every connection; fn must not call add or remove.
-func (h *hub) each(fn func(*conn)) {
+// Each calls fn for every connection; fn must not call add or remove.
+func (h *Hub) Each(fn func(*Conn)) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, e := range h.users {
@@ -242,8 +262,8 @@ func (h *hub) each(fn func(*conn)) {
 	}
 }
 
-// count returns the number of connections and users.
-func (h *hub) count() (conns, users int) {
+// Count returns the number of connections and users.
+func (h *Hub) Count() (conns, users int) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, e := range h.users {
@@ -252,12 +272,12 @@ func (h *hub) count() (conns, users int) {
 	return conns, len(h.users)
 }
 
-// stop unsubscribes every user, ends the connections' base context and closes
+// Stop unsubscribes every user, ends the connections' base context and closes
 // the connections still open (Run has closed them with a close frame before), and
 // stops the dispatchers.
-func (h *hub) stop() {
+func (h *Hub) Stop() {
 	h.mu.Lock()
-	var open []*conn
+	var open []*Conn
 	for _, e := range h.users {
 		_ = e.sub.Unsubscribe()
 		open = append(open, e.conns...)
@@ -266,7 +286,7 @@ func (h *hub) stop() {
 	h.mu.Unlock()
 	h.cancel()
 	for _, c := range open {
-		c.closeWith(websocket.StatusAbnormalClosure, "", "")
+		c.CloseWith(websocket.StatusAbnormalClosure, "", "")
 	}
 	close(h.done)
 }

@@ -1,4 +1,4 @@
-package gateway
+package transport
 
 import (
 	"bytes"
@@ -95,7 +95,7 @@ func TestSockConnReadsPendingFirst(t *testing.T) {
 	require.Nil(t, c.pending)
 }
 
-// TestUpgradeWriterWebSocket runs a real WebSocket over upgradeWriter: frames the
+// TestUpgradeWriterWebSocket runs a real WebSocket over UpgradeWriter: frames the
 // client sent with its upgrade request, frames larger than the small buffers both
 // ways, pings, and a batch of messages framed by the gateway that reaches the socket in one write.
 func TestUpgradeWriterWebSocket(t *testing.T) {
@@ -107,7 +107,7 @@ func TestUpgradeWriterWebSocket(t *testing.T) {
 	}
 	accepted := make(chan server, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up := &upgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
+		up := &UpgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
 		ws, err := websocket.Accept(up, r, nil)
 		if err != nil {
 			t.Error(err)
@@ -200,10 +200,10 @@ func (c *countConn) count() int {
 // TestWriteLoopBatches: frames queued before the writer runs leave in batches of at
 // most writeBatchFrames, one socket write each, in order; the queue is empty after.
 func TestWriteLoopBatches(t *testing.T) {
-	accepted := make(chan *upgradeWriter, 1)
+	accepted := make(chan *UpgradeWriter, 1)
 	wsc := make(chan *websocket.Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up := &upgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
+		up := &UpgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
 		ws, err := websocket.Accept(up, r, nil)
 		if err != nil {
 			t.Error(err)
@@ -223,7 +223,7 @@ func TestWriteLoopBatches(t *testing.T) {
 	cnt := &countConn{Conn: up.conn.Conn}
 	up.conn.Conn = cnt
 
-	c := &conn{out: &connOut{queue: 1000, writeTimeout: 5 * time.Second, slow: new(atomic.Int64)}, ws: ws, sock: up.conn}
+	c := &Conn{out: &Out{queue: 1000, writeTimeout: 5 * time.Second, slow: new(atomic.Int64)}, ws: ws, sock: up.conn}
 	const n = 100 // 64 + 36
 	c.mu.Lock()
 	for i := range n {
@@ -256,7 +256,7 @@ func TestWriteMessages(t *testing.T) {
 	}
 	accepted := make(chan server, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up := &upgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
+		up := &UpgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
 		ws, err := websocket.Accept(up, r, nil)
 		if err != nil {
 			t.Error(err)
@@ -363,9 +363,9 @@ func TestWriteMessagesAfterClose(t *testing.T) {
 // A close reason never exceeds what a close frame carries, and is cut on a
 // character boundary: a longer one would drop the connection with no status.
 func TestCloseReasonFitsACloseFrame(t *testing.T) {
-	require.Equal(t, "unauthorized: invalid token", closeReason("unauthorized", "invalid token"))
-	require.Equal(t, "slow_consumer", closeReason("slow_consumer", ""))
-	long := closeReason("unauthorized", strings.Repeat("é", 200))
+	require.Equal(t, "unauthorized: invalid token", CloseReason("unauthorized", "invalid token"))
+	require.Equal(t, "slow_consumer", CloseReason("slow_consumer", ""))
+	long := CloseReason("unauthorized", strings.Repeat("é", 200))
 	require.LessOrEqual(t, len(long), maxCloseReason)
 	require.True(t, utf8.ValidString(long))
 }

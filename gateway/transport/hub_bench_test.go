@@ -1,4 +1,4 @@
-package gateway
+package transport
 
 import (
 	"fmt"
@@ -14,15 +14,15 @@ import (
 // benchHub returns a hub with users connected devices each. The connections' writers
 // are marked running, so frames stay queued: the benchmarks measure the gateway's
 // delivery path (subject to user, user to connections, enqueue), not socket writes.
-func benchHub(users, devices int) (*hub, []*conn) {
-	out := &connOut{queue: 1 << 30, slow: new(atomic.Int64)}
-	h := newHub(nil, "natter.user.", 2, zap.NewNop())
-	var conns []*conn
+func benchHub(users, devices int) (*Hub, []*Conn) {
+	out := &Out{queue: 1 << 30, slow: new(atomic.Int64)}
+	h := NewHub(nil, "natter.user.", 2, zap.NewNop())
+	var conns []*Conn
 	for u := 0; u < users; u++ {
 		uid := fmt.Sprintf("user-%d", u)
 		e := &userEntry{}
 		for d := 0; d < devices; d++ {
-			c := &conn{out: out, user: uid, writing: true}
+			c := &Conn{out: out, user: uid, writing: true}
 			e.conns = append(e.conns, c)
 			conns = append(conns, c)
 		}
@@ -31,7 +31,7 @@ func benchHub(users, devices int) (*hub, []*conn) {
 	return h, conns
 }
 
-func drainQueues(conns []*conn) {
+func drainQueues(conns []*Conn) {
 	for _, c := range conns {
 		c.mu.Lock()
 		clear(c.queue)
@@ -44,7 +44,7 @@ var benchFrame = protocol.EncodeMessageFrame(&protocol.Message{ChatID: "dm-01234
 	MessageID: "b1x2y3-1a-2b-3c4d5e6f7g", SenderID: "user-1", Content: strings.Repeat("x", 100), MessageType: protocol.TypeText, Timestamp: 1})
 
 // BenchmarkHubDeliver is one user delivery (a message on natter.user.<uid>) to a
-// user's connected devices. Run with go test -bench Hub -benchmem ./gateway/
+// user's connected devices. Run with go test -bench Hub -benchmem ./gateway/transport/
 func BenchmarkHubDeliver(b *testing.B) {
 	for _, devices := range []int{1, 3} {
 		b.Run(fmt.Sprintf("devices=%d", devices), func(b *testing.B) {

@@ -1,4 +1,4 @@
-package gateway
+package transport
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
-// connOut is what a connection's sending needs from its gateway: the send queue's
+// Out is what a connection's sending needs from its gateway: the send queue's
 // bounds, the write timeout and where to count. One per gateway, shared by its
-// connections and never modified after New.
-type connOut struct {
+// connections and never modified after the gateway's New.
+type Out struct {
 	// queue and queueBytes bound a connection's send queue (gateway.send-queue,
 	// gateway.send-queue-bytes; queueBytes 0: no byte bound).
 	queue, queueBytes int
@@ -28,24 +28,41 @@ type connOut struct {
 	metrics *pmetrics.Metrics
 }
 
-// conn is one client connection.
+// NewOut returns the sending settings of a gateway's connections: queue frames and
+// queueBytes bytes (0: no byte bound) per send queue, writeTimeout for a write of a
+// WebSocket without a socket; slow counts connections closed for a full queue, m
+// the frames sent (nil: none).
+func NewOut(queue, queueBytes int, writeTimeout time.Duration, slow *atomic.Int64, m *pmetrics.Metrics) *Out {
+	return &Out{queue: queue, queueBytes: queueBytes, writeTimeout: writeTimeout, slow: slow, metrics: m}
+}
+
+// Conn is one client connection, WebSocket or SSE: its identity, its send queue
+// and writer, and the hold of live frames during a sync.
 // Its only goroutine is the one that reads it; a writer goroutine exists only while
 // frames are queued, so an idle connection holds no goroutine of its own beyond that.
-type conn struct {
-	out     *connOut
+type Conn struct {
+	out     *Out
 	ws      *websocket.Conn // nil for an SSE connection
 	sock    *sockConn       // ws's socket (socket.go); nil for SSE, and in tests
-	sse     *sseSink        // nil for a WebSocket connection
+	sse     *SSESink        // nil for a WebSocket connection
 	id      string
 	user    string
 	service bool
-	expires time.Time    // token expiry; zero: none
-	lim     *connLimit   // abuse limits (limits.go); nil: none
-	renewed atomic.Int64 // refresh.go: expiry (unix nanos) of a token renewed by connect; 0: none
-	warned  atomic.Bool  // refresh.go: token_expiring was sent for the current token
+	expires time.Time // token expiry; zero: none
 
-	lastRead atomic.Int64 // unix nanos of the last frame read
-	pinging  atomic.Bool
+	// Lim is the connection's abuse limits, set by the gateway as it attaches the
+	// connection (gateway/limits.go); nil: none.
+	Lim FrameLimit
+	// Renewed is the expiry (unix nanos) of a token renewed by connect; 0: none.
+	// Warned is set once token_expiring was sent for the current token. Both are
+	// the gateway's (gateway/refresh.go).
+	Renewed atomic.Int64
+	Warned  atomic.Bool
+
+	// LastRead is the unix nanos of the last frame read; Pinging is set while a
+	// heartbeat ping is in flight (the gateway's heartbeats).
+	LastRead atomic.Int64
+	Pinging  atomic.Bool
 
 	mu         sync.Mutex // guards the fields below
 	queue      [][]byte   // frames waiting for the writer; nil when empty
@@ -62,11 +79,61 @@ type conn struct {
 	cancel context.CancelFunc // ends the connection's context
 }
 
-// enqueue queues one frame. It never blocks: a connection whose queue is full (in
+// FrameLimit charges one client frame of a type to a connection's rate limits; an
+// error refuses the frame (gateway/limits.go implements it).
+type FrameLimit interface {
+	AllowFrame(typ string) error
+}
+
+// NewWS returns the connection of an upgraded WebSocket: up is the UpgradeWriter
+// that websocket.Accept was given (its socket carries the batched writes; nil:
+// writes go through ws, as in tests). cancel ends the connection's context; the
+// identity is set by Authenticate once known.
+func NewWS(out *Out, ws *websocket.Conn, up *UpgradeWriter, id string, cancel context.CancelFunc) *Conn {
+	c := &Conn{out: out, ws: ws, id: id, cancel: cancel}
+	if up != nil {
+		c.sock = up.conn
+	}
+	c.LastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+// NewSSE returns the connection of an SSE event stream, authenticated as user.
+func NewSSE(out *Out, sink *SSESink, id string, cancel context.CancelFunc, user string, service bool, expires time.Time) *Conn {
+	c := &Conn{out: out, sse: sink, id: id, cancel: cancel, user: user, service: service, expires: expires}
+	c.LastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+// Authenticate sets the identity of a WebSocket connection, before it is added to
+// a hub.
+func (c *Conn) Authenticate(user string, service bool, expires time.Time) {
+	c.user, c.service, c.expires = user, service, expires
+}
+
+// ID is the connection's ID (the connected frame's connId).
+func (c *Conn) ID() string { return c.id }
+
+// UserID is the connected user.
+func (c *Conn) UserID() string { return c.user }
+
+// Service reports a service token's connection.
+func (c *Conn) Service() bool { return c.service }
+
+// Expires is the token's expiry; zero: none.
+func (c *Conn) Expires() time.Time { return c.expires }
+
+// WS is the connection's WebSocket; nil for SSE.
+func (c *Conn) WS() *websocket.Conn { return c.ws }
+
+// SSE is the connection's event stream; nil for a WebSocket.
+func (c *Conn) SSE() *SSESink { return c.sse }
+
+// Enqueue queues one frame. It never blocks: a connection whose queue is full (in
 // frames or in bytes) is closed with slow_consumer (it resumes with sync on
 // reconnect), so one slow client never delays delivery to others. Frames held
 // during a sync are bounded at four times the queue's frames and twice its bytes.
-func (c *conn) enqueue(frame []byte) {
+func (c *Conn) Enqueue(frame []byte) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -75,7 +142,7 @@ func (c *conn) enqueue(frame []byte) {
 	if c.syncing > 0 {
 		if len(c.held) >= c.out.queue*4 || (c.out.queueBytes > 0 && c.heldBytes+len(frame) > 2*c.out.queueBytes) {
 			c.mu.Unlock()
-			c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "too many live frames during sync")
+			c.CloseWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "too many live frames during sync")
 			return
 		}
 		c.held = append(c.held, frame)
@@ -95,7 +162,7 @@ func (c *conn) enqueue(frame []byte) {
 // beat the live copy of the same message. Once a chat's live messages pass the
 // sync's cutoff, no older live copy can follow (fan-out is in seq order), and the
 // cutoff is forgotten. Caller holds c.mu.
-func (c *conn) dropSynced(frame []byte) bool {
+func (c *Conn) dropSynced(frame []byte) bool {
 	chat, seq, ok := messageSeq(frame)
 	if !ok {
 		return false
@@ -114,9 +181,9 @@ func (c *conn) dropSynced(frame []byte) bool {
 	return false
 }
 
-// send queues a frame that answers the client (ack, error, results): it is never
+// Send queues a frame that answers the client (ack, error, results): it is never
 // held back by a sync.
-func (c *conn) send(f *protocol.Frame) {
+func (c *Conn) Send(f *protocol.Frame) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -125,7 +192,7 @@ func (c *conn) send(f *protocol.Frame) {
 	c.pushLocked(protocol.EncodeFrame(f))
 }
 
-// sendPaced queues a frame of a long answer (sync, history) without overflowing the
+// SendPaced queues a frame of a long answer (sync, history) without overflowing the
 // queue: it waits while the queue is more than half full, in frames or in bytes, so
 // a large resume is paced by the client's reading instead of closing it as a slow
 // consumer, and a client that asks for more than it reads stops being read (its
@@ -133,7 +200,7 @@ func (c *conn) send(f *protocol.Frame) {
 // queue past half full, by at most its own size (a history page is capped at
 // gateway.history-page-bytes, which Validate keeps under half the queue's bytes).
 // It returns false if the connection closed or ctx ended.
-func (c *conn) sendPaced(ctx context.Context, f *protocol.Frame) bool {
+func (c *Conn) SendPaced(ctx context.Context, f *protocol.Frame) bool {
 	frame := protocol.EncodeFrame(f)
 	maxBytes := c.out.queueBytes
 	for {
@@ -158,16 +225,16 @@ func (c *conn) sendPaced(ctx context.Context, f *protocol.Frame) bool {
 // pushLocked appends frame and starts the writer if needed; it unlocks c.mu. A
 // queue at gateway.send-queue frames, or that frame would take past
 // gateway.send-queue-bytes, closes the connection as a slow consumer instead.
-func (c *conn) pushLocked(frame []byte) { c.pushFrameLocked(frame, true) }
+func (c *Conn) pushLocked(frame []byte) { c.pushFrameLocked(frame, true) }
 
 // pushFrameLocked is pushLocked; with bounded false the byte bound is not checked
 // (sendPaced checked it before). It unlocks c.mu.
-func (c *conn) pushFrameLocked(frame []byte, bounded bool) {
+func (c *Conn) pushFrameLocked(frame []byte, bounded bool) {
 	if len(c.queue) >= c.out.queue ||
 		(bounded && c.out.queueBytes > 0 && c.queueBytes+len(frame) > c.out.queueBytes) {
 		c.mu.Unlock()
 		c.out.slow.Add(1)
-		c.closeWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "send queue full: reconnect and sync")
+		c.CloseWith(protocol.CloseSlowConsumer, protocol.CodeSlowConsumer, "send queue full: reconnect and sync")
 		return
 	}
 	c.queue = append(c.queue, frame)
@@ -190,7 +257,7 @@ var (
 // writeLoop writes queued frames in order, in batches, and exits when the queue is
 // empty. A batch stays in the queue while it is written, so the queue's limits count
 // it.
-func (c *conn) writeLoop() {
+func (c *Conn) writeLoop() {
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.closed {
@@ -208,7 +275,7 @@ func (c *conn) writeLoop() {
 		batch := c.queue[:n:n] // only this goroutine removes frames; others append
 		c.mu.Unlock()
 		if err := c.write(batch); err != nil {
-			c.closeWith(websocket.StatusAbnormalClosure, "", "")
+			c.CloseWith(websocket.StatusAbnormalClosure, "", "")
 		}
 		c.mu.Lock()
 		if c.closed {
@@ -229,7 +296,7 @@ func (c *conn) writeLoop() {
 
 // write writes frames in order within WriteTimeout: on a WebSocket's socket directly,
 // so that they leave in one write(2) (socket.go writeMessages).
-func (c *conn) write(frames [][]byte) error {
+func (c *Conn) write(frames [][]byte) error {
 	for _, f := range frames {
 		c.out.metrics.FrameOut(f)
 	}
@@ -249,32 +316,32 @@ func (c *conn) write(frames [][]byte) error {
 	return nil
 }
 
-// ping checks the connection is alive: a WebSocket ping that waits for its pong, or
+// Ping checks the connection is alive: a WebSocket ping that waits for its pong, or
 // an SSE comment line written within the write timeout.
-func (c *conn) ping(ctx context.Context) error {
+func (c *Conn) Ping(ctx context.Context) error {
 	if c.sse != nil {
 		return c.sse.ping()
 	}
 	return c.ws.Ping(ctx)
 }
 
-// holdForResume holds live frames from the start of a connection whose client said
+// HoldForResume holds live frames from the start of a connection whose client said
 // it will resume (?resume=1 or connect's resume), until its first sync takes the
 // hold over, or d passes without one.
-func (c *conn) holdForResume(d time.Duration) {
+func (c *Conn) HoldForResume(d time.Duration) {
 	c.mu.Lock()
 	c.syncing++
 	c.resumeHold = time.AfterFunc(d, func() {
-		if c.takeResumeHold() {
-			c.endSync(nil)
+		if c.TakeResumeHold() {
+			c.EndSync(nil)
 		}
 	})
 	c.mu.Unlock()
 }
 
-// takeResumeHold reports whether a resume hold was pending, and ends it without
+// TakeResumeHold reports whether a resume hold was pending, and ends it without
 // releasing the held frames: the caller now owns one syncing count.
-func (c *conn) takeResumeHold() bool {
+func (c *Conn) TakeResumeHold() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.resumeHold == nil {
@@ -285,16 +352,16 @@ func (c *conn) takeResumeHold() bool {
 	return true
 }
 
-// beginSync holds live frames until endSync.
-func (c *conn) beginSync() {
+// BeginSync holds live frames until EndSync.
+func (c *Conn) BeginSync() {
 	c.mu.Lock()
 	c.syncing++
 	c.mu.Unlock()
 }
 
-// endSync records what the sync sent per chat and releases the held live frames,
+// EndSync records what the sync sent per chat and releases the held live frames,
 // dropping messages the sync already sent, so the seam has no duplicate.
-func (c *conn) endSync(sent map[string]uint64) {
+func (c *Conn) EndSync(sent map[string]uint64) {
 	c.mu.Lock()
 	if c.sent == nil {
 		c.sent = map[string]uint64{}
@@ -367,8 +434,8 @@ func messageSeq(frame []byte) (chat string, seq uint64, ok bool) {
 // close, and the client sees the connection drop with no status at all.
 const maxCloseReason = 123
 
-// closeReason is "code: msg" cut to maxCloseReason bytes at a UTF-8 boundary.
-func closeReason(code protocol.Code, msg string) string {
+// CloseReason is "code: msg" cut to maxCloseReason bytes at a UTF-8 boundary.
+func CloseReason(code protocol.Code, msg string) string {
 	reason := string(code)
 	if msg != "" {
 		reason += ": " + msg
@@ -383,9 +450,9 @@ func closeReason(code protocol.Code, msg string) string {
 	return reason[:cut]
 }
 
-// closeWith closes the connection once, with a WebSocket status and a reason that
+// CloseWith closes the connection once, with a WebSocket status and a reason that
 // starts with code.
-func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg string) {
+func (c *Conn) CloseWith(status websocket.StatusCode, code protocol.Code, msg string) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -395,9 +462,9 @@ func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg st
 	c.queue, c.queueBytes = nil, 0
 	c.held, c.heldBytes = nil, 0
 	c.mu.Unlock()
-	reason := closeReason(code, msg)
+	reason := CloseReason(code, msg)
 	if c.sse != nil && status != websocket.StatusAbnormalClosure {
-		c.sse.setClose(int(status), reason) // written by the event stream's handler as it ends
+		c.sse.SetClose(int(status), reason) // written by the event stream's handler as it ends
 	}
 	if c.ws != nil {
 		if status == websocket.StatusAbnormalClosure {
@@ -419,25 +486,23 @@ func (c *conn) closeWith(status websocket.StatusCode, code protocol.Code, msg st
 	}
 }
 
-func (c *conn) isClosed() bool {
+// Closed reports whether the connection was closed.
+func (c *Conn) Closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed
 }
 
-// The connection as gateway/livestate sees it (livestate.Conn).
-
-// UserID is the connected user.
-func (c *conn) UserID() string { return c.user }
-
-// Service reports a service token's connection.
-func (c *conn) Service() bool { return c.service }
-
-// Enqueue is enqueue: a live frame.
-func (c *conn) Enqueue(frame []byte) { c.enqueue(frame) }
-
-// Send is send: a frame that answers the client.
-func (c *conn) Send(f *protocol.Frame) { c.send(f) }
-
-// Closed is isClosed.
-func (c *conn) Closed() bool { return c.isClosed() }
+// WaitFlushed waits until c's send queue is written, at most d.
+func (c *Conn) WaitFlushed(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		idle := !c.writing || c.closed
+		c.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

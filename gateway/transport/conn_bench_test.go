@@ -1,4 +1,4 @@
-package gateway
+package transport
 
 import (
 	"context"
@@ -32,13 +32,14 @@ func BenchmarkConnWrite(b *testing.B) {
 }
 
 func benchConnWrite(b *testing.B, framed bool, burst int, frame []byte) {
-	out := &connOut{queue: 1 << 20, writeTimeout: 5 * time.Second, slow: new(atomic.Int64)}
+	out := &Out{queue: 1 << 20, writeTimeout: 5 * time.Second, slow: new(atomic.Int64)}
 	type accepted struct {
 		ws  *websocket.Conn
 		cnt *countConn
-		up  *upgradeWriter
+		up  *UpgradeWriter
 	}
 	acc := make(chan accepted, 1)
+	stop := make(chan struct{}) // ends the plain handler: a hijacked request's context is never cancelled
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !framed {
 			ws, err := websocket.Accept(w, r, nil)
@@ -47,10 +48,13 @@ func benchConnWrite(b *testing.B, framed bool, burst int, frame []byte) {
 				return
 			}
 			acc <- accepted{ws: ws}
-			<-r.Context().Done() // keep the handler (and its connection) alive
+			select { // keep the handler (and its connection) alive
+			case <-r.Context().Done():
+			case <-stop:
+			}
 			return
 		}
-		up := &upgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
+		up := &UpgradeWriter{ResponseWriter: w, timeout: 5 * time.Second}
 		ws, err := websocket.Accept(up, r, nil)
 		if err != nil {
 			b.Error(err)
@@ -61,6 +65,7 @@ func benchConnWrite(b *testing.B, framed bool, burst int, frame []byte) {
 		acc <- accepted{ws: ws, cnt: cnt, up: up}
 	}))
 	defer srv.Close()
+	defer close(stop)
 	ctx := context.Background()
 	client, _, err := websocket.Dial(ctx, "ws://"+strings.TrimPrefix(srv.URL, "http://"), nil)
 	if err != nil {
@@ -69,7 +74,7 @@ func benchConnWrite(b *testing.B, framed bool, burst int, frame []byte) {
 	defer client.CloseNow()
 	a := <-acc
 	defer a.ws.CloseNow()
-	c := &conn{out: out, ws: a.ws}
+	c := &Conn{out: out, ws: a.ws}
 	if framed {
 		c.sock = a.up.conn
 	}

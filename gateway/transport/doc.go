@@ -1,0 +1,11 @@
+// Package transport is the gateway's client connections below the protocol: a
+// connection's send queue, its batched writer and its close (Conn), the socket
+// under a WebSocket (UpgradeWriter), the event stream of the HTTP fallback
+// (SSESink), and the hub that holds the connected users, their one NATS
+// subscription each, and delivers to their connections (Hub).
+//
+// The gateway authenticates a connection, attaches it to the hub and handles the
+// frames it reads. The transport carries frames as encoded bytes: it looks into
+// message frames only for their chat and sequence number, to keep a sync's seam
+// free of duplicates, and the connection's rate limits reach it as a FrameLimit.
+package transport
