@@ -71,30 +71,11 @@ func truncate(s string, n int) string {
 // validID returns a CodeInvalidID error for a bad ID (protocol.ValidID).
 func validID(kind, id string) error { return protocol.ValidID(kind, id) }
 
-// messageFromFrame validates a send frame and returns the ingress message: the
-// frame's own rules (messageType defaults to text; system and the operations have
-// frames or endpoints of their own), then protocol.ValidateMessage, the rules every
-// path into NATTER_IN shares.
-func messageFromFrame(sender string, f *protocol.Frame) (*protocol.Message, error) {
-	m := &protocol.Message{ChatID: f.ChatID, MessageID: f.MessageID, SenderID: sender,
-		Content: f.Content, MessageType: f.MessageType, ReplyTo: f.ReplyTo, Meta: f.Meta}
-	switch m.MessageType {
-	case "":
-		m.MessageType = protocol.TypeText
-	case protocol.TypeSystem, protocol.TypeEdit, protocol.TypeDelete, protocol.TypeReact:
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "messageType %q cannot be sent with a send frame", m.MessageType)
-	}
-	if err := protocol.ValidateMessage(m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 // onSend publishes a send to NATTER_IN and acks once JetStream has stored it. The
 // read loop waits for the store, so one connection's sends keep their order.
 func (g *Gateway) onSend(ctx context.Context, c *conn, f *protocol.Frame) error {
 	start := time.Now()
-	m, err := messageFromFrame(c.UserID(), f)
+	m, err := protocol.MessageFromSend(c.UserID(), f)
 	if err != nil {
 		return err
 	}

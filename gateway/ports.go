@@ -40,7 +40,9 @@ func (g *Gateway) newConcepts() {
 	g.retention = retention.New(retention.Deps{Store: st, History: g.deps.History,
 		Chats: chatRightsPort{chatMemberPort{g.members, st}, g.adminOf}, Groups: groups, Body: g.body()}, log)
 	g.chats = chats.New(chats.Config{HistoryPageBytes: g.cfg.HistoryPageBytes},
-		chats.Deps{Store: st, History: g.deps.History, Members: g.members}, log)
+		chats.Deps{Store: st, History: g.deps.History, Members: g.members,
+			Sends: sendPort(g.publishAndWait), Limits: postLimits{g.rest, &g.metrics.restLimited},
+			Rules: sendRules{directSend: g.checkDirectSend, flags: g.flags}, Media: g.media, Body: g.body()}, log)
 	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
 		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
 	g.erasure = erasure.New(erasure.Deps{Store: st, Deny: denyPort{g.deny},
@@ -81,6 +83,55 @@ func (k keyLimits) take(kind restKind, user string) error {
 	err := k.l.take(new(restCharge), kind, user, 1)
 	countLimited(k.limited, err)
 	return err
+}
+
+// postLimits are the REST buckets of a post: chats.Limits. A refusal is counted
+// as failLimited counts the others'.
+type postLimits struct {
+	l       *restLimiter
+	limited *atomic.Int64 // metrics.restLimited
+}
+
+func (p postLimits) TakePost(user string, service bool) error {
+	kind := restPost
+	if service {
+		kind = restServicePost
+	}
+	err := p.l.take(new(restCharge), kind, user, 1)
+	countLimited(p.limited, err)
+	return err
+}
+
+// sendPort is publishAndWait (ingress.go) as chats.Sends.
+type sendPort func(ctx context.Context, m *protocol.Message, as sendAs) (*protocol.Frame, error)
+
+// PublishAndWait stores m in NATTER_IN, as a user's send or a service's post,
+// and returns the sequencer's ack.
+func (p sendPort) PublishAndWait(ctx context.Context, m *protocol.Message, service bool) (uint64, bool, error) {
+	as := asUser
+	if service {
+		as = asService
+	}
+	ack, err := p(ctx, m, as)
+	if err != nil {
+		return 0, false, err
+	}
+	return ack.Seq, ack.Duplicate, nil
+}
+
+// sendRules are the early refusals of a send (blocks.go, encrypted.go) as
+// chats.SendRules.
+type sendRules struct {
+	directSend func(ctx context.Context, chat, sender, messageType string) error
+	flags      *chatFlags
+}
+
+func (p sendRules) CheckDirectSend(ctx context.Context, chat, sender, messageType string) error {
+	return p.directSend(ctx, chat, sender, messageType)
+}
+
+func (p sendRules) CheckType(ctx context.Context, chat, messageType string) error {
+	return p.flags.checkType(ctx, chat, messageType)
 }
 
 // servicePublisher is the gateway's ingress (publishIngress) as keys.Notices.

@@ -68,7 +68,7 @@ func (g *Gateway) routeTable() []route {
 		selfAuthed("GET", SSEPath, g.handleEvents),
 		selfAuthed("POST", FramesPath, g.handleFrames),
 
-		// Chats and their messages: reads in gateway/chats, changes and sends in
+		// Chats and their messages: reads and sends in gateway/chats, changes in
 		// rest.go, chats.go, members_bulk.go.
 		token("GET", "/api/v1/chats", g.chats.List),
 		token("POST", "/api/v1/chats", g.createChat),
@@ -80,7 +80,7 @@ func (g *Gateway) routeTable() []route {
 		token("DELETE", "/api/v1/chats/{id}/members/{uid}", g.removeMember),
 		token("POST", "/api/v1/chats/{id}/leave", g.leaveChat),
 		token("GET", "/api/v1/chats/{id}/messages", g.chats.Messages),
-		token("POST", "/api/v1/chats/{id}/messages", g.postMessage),
+		token("POST", "/api/v1/chats/{id}/messages", g.chats.Post),
 		token("GET", "/api/v1/chats/{id}/receipts", g.memberState.Receipts), // gateway/memberstate
 		token("GET", "/api/v1/chats/{id}/mute", g.memberState.Mute),
 		token("PUT", "/api/v1/chats/{id}/mute", g.memberState.PutMute),

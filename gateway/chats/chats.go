@@ -1,15 +1,15 @@
-// Package chats serves the reads of a caller's chats over REST (docs/protocol.md,
-// "Chats and members"):
+// Package chats serves a caller's chats over REST (docs/protocol.md, "Chats and
+// members"): the reads (reads.go) and sending (send.go).
 //
-//	GET /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
-//	GET /api/v1/chats/{id}              a chat and the first page of its members
-//	GET /api/v1/chats/{id}/members      its members, paged: ?after=&limit=
-//	GET /api/v1/chats/{id}/messages     its history, paged: ?before= or ?after=
+//	GET  /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
+//	GET  /api/v1/chats/{id}              a chat and the first page of its members
+//	GET  /api/v1/chats/{id}/members      its members, paged: ?after=&limit=
+//	GET  /api/v1/chats/{id}/messages     its history, paged: ?before= or ?after=
+//	POST /api/v1/chats/{id}/messages     send a message (a service: as a bot or the system)
 //
 // Rights are checked against the store, not the gateway's edge cache of
 // memberships, so a removal takes effect at once on every gateway. The changes to
-// chats (creating one, members, names) stay in the gateway for now: they go
-// through its ingress and the sequencer.
+// chats (creating one, members, names) stay in the gateway for now.
 package chats
 
 import (
@@ -49,13 +49,24 @@ type Members interface {
 	// CheckFresh returns user's membership of chat now, or a *protocol.Error:
 	// not_member, or unavailable.
 	CheckFresh(ctx context.Context, chat, user string) (store.Member, error)
+	// IsMember is the edge cache's answer (a removal on another gateway shows
+	// within its TTL; the sequencer holds the authoritative view): nil, or
+	// not_member, or unavailable.
+	IsMember(ctx context.Context, chat, user string) error
 }
 
-// Deps are what the chat reads need from the gateway.
+// Deps are what the chat routes need from the gateway.
 type Deps struct {
 	Store   Store
 	History History
 	Members Members
+	// Sends, Limits, Rules and Media are the path of a REST send (send.go).
+	Sends  Sends
+	Limits Limits
+	Rules  SendRules
+	Media  Media
+	// Body bounds JSON request bodies (gateway.max-body-bytes, body-timeout).
+	Body httpx.Body
 }
 
 // Config is the gateway settings the chat reads follow.
