@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/internal/chatchange"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -15,21 +15,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Consent to being added to a group (docs/protocol.md, "Invitations"). When a user
-// adds others to a group (at creation or later), each added user is decided on its
-// own by consentView.decide:
-//   - added directly: the adder shares a chat with them, or they allow direct adds
-//     (their profile's groupAdds "everyone", or the server's
-//     gateway.consent-direct-adds when they did not choose);
-//   - invited: anyone else; they accept or decline (gateway/people), and the
-//     invitation reaches their devices as an invitation frame;
-//   - refused with blocked: they block the adder.
-// Service tokens (backend services, the chats:admin scope) add directly.
-//
-// The view is loaded once for all the users of one request (loadConsent): who
-// blocks the adder (one read), who shares a chat with them (store.SharesChat, a
-// bounded number of queries), and the settings of the rest (batches of
-// store.MaxProfileBatch), so a bulk add of thousands costs no round trip per user.
+// Consent to being added to a group (docs/protocol.md, "Invitations"): the rule
+// deciding, per added user, add, invite or refuse is chats.Consent
+// (gateway/chats); making the invitations it calls for is here.
 
 // ConsentConfig is the consent part of the gateway section (flag gateway.consent-*).
 type ConsentConfig struct {
@@ -45,91 +33,10 @@ func (c *ConsentConfig) RegisterFlags(fs *flag.FlagSet) {
 		"let anyone add users who did not choose (profile groupAdds) to groups without an invitation")
 }
 
-// consentDecision is what happens to one added user.
-type consentDecision int
-
-const (
-	consentAdd     consentDecision = iota // a member now
-	consentInvite                         // an invitation to accept or decline
-	consentBlocked                        // refused: they block the adder
-)
-
-// consentView is what the consent rule needs about one adder and the users being
-// added, loaded in bulk by loadConsent. It is read-only once loaded.
-type consentView struct {
-	adder         string
-	trusted       bool // a service token: every add is direct
-	directDefault bool
-	blockers      map[string]struct{} // users who block the adder
-	shared        map[string]bool     // users who share a chat with the adder
-	adds          map[string]string   // groupAdds of the others who set one
-}
-
 // loadConsent loads the consent view of adder (service: a service token) adding
-// targets. The error is a *protocol.Error (unavailable) when the store fails.
-func (g *Gateway) loadConsent(ctx context.Context, adder string, service bool, targets []string) (*consentView, error) {
-	v := &consentView{adder: adder, trusted: service, directDefault: g.cfg.Consent.DirectAdds}
-	if service || len(targets) == 0 {
-		return v, nil
-	}
-	fail := func(err error) (*consentView, error) {
-		return nil, protocol.Errorf(protocol.CodeUnavailable, "consent check failed; retry").WithCause(err)
-	}
-	blockers, err := g.deps.Store.Blockers(ctx, adder)
-	if err != nil {
-		return fail(fmt.Errorf("blockers of %s: %w", adder, err))
-	}
-	v.blockers = make(map[string]struct{}, len(blockers))
-	for _, b := range blockers {
-		v.blockers[b] = struct{}{}
-	}
-	if v.shared, err = g.deps.Store.SharesChat(ctx, adder, targets); err != nil {
-		return fail(err)
-	}
-	var rest []string
-	for _, t := range targets {
-		if _, b := v.blockers[t]; !b && !v.shared[t] && t != adder {
-			rest = append(rest, t)
-		}
-	}
-	v.adds = map[string]string{}
-	for len(rest) > 0 {
-		n := min(len(rest), store.MaxProfileBatch)
-		ps, err := g.deps.Store.Profiles(ctx, rest[:n])
-		if err != nil {
-			return fail(err)
-		}
-		for _, p := range ps {
-			if p.GroupAdds != store.GroupAddsDefault {
-				v.adds[p.UserID] = p.GroupAdds
-			}
-		}
-		rest = rest[n:]
-	}
-	return v, nil
-}
-
-// decide is the consent rule for one added user.
-func (v *consentView) decide(target string) consentDecision {
-	if v.trusted || target == v.adder {
-		return consentAdd
-	}
-	if _, b := v.blockers[target]; b {
-		return consentBlocked
-	}
-	if v.shared[target] {
-		return consentAdd
-	}
-	switch v.adds[target] {
-	case store.GroupAddsEveryone:
-		return consentAdd
-	case store.GroupAddsContacts:
-		return consentInvite
-	}
-	if v.directDefault {
-		return consentAdd
-	}
-	return consentInvite
+// targets (chats.LoadConsent).
+func (g *Gateway) loadConsent(ctx context.Context, adder string, service bool, targets []string) (*chats.Consent, error) {
+	return chats.LoadConsent(ctx, g.deps.Store, g.cfg.Consent.DirectAdds, adder, service, targets)
 }
 
 // Invitation frame states (chatchange).
@@ -190,12 +97,12 @@ func (g *Gateway) splitByConsent(ctx context.Context, adder string, service bool
 	}
 	add = members[:1]
 	for _, m := range members[1:] {
-		switch v.decide(m.UserID) {
-		case consentAdd:
+		switch v.Decide(m.UserID) {
+		case chats.ConsentAdd:
 			add = append(add, m)
-		case consentInvite:
+		case chats.ConsentInvite:
 			invite = append(invite, m)
-		case consentBlocked:
+		case chats.ConsentBlocked:
 			return nil, nil, errBlocked(m.UserID)
 		}
 	}
@@ -215,10 +122,10 @@ func (g *Gateway) inviteInstead(w http.ResponseWriter, r *http.Request, id auth.
 		g.fail(w, err)
 		return true
 	}
-	switch v.decide(req.UserID) {
-	case consentAdd:
+	switch v.Decide(req.UserID) {
+	case chats.ConsentAdd:
 		return false
-	case consentBlocked:
+	case chats.ConsentBlocked:
 		g.fail(w, errBlocked(req.UserID))
 		return true
 	}

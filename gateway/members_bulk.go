@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -167,12 +168,12 @@ func (g *Gateway) bulkConsent(ctx context.Context, id auth.Identity, users []str
 		return nil, nil, err
 	}
 	for _, u := range users {
-		switch v.decide(u) {
-		case consentAdd:
+		switch v.Decide(u) {
+		case chats.ConsentAdd:
 			add = append(add, u)
-		case consentInvite:
+		case chats.ConsentInvite:
 			invite = append(invite, u)
-		case consentBlocked:
+		case chats.ConsentBlocked:
 			return nil, nil, errBlocked(u)
 		}
 	}
