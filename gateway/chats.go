@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/internal/chatchange"
@@ -20,10 +17,9 @@ import (
 )
 
 // Chat management over REST (docs/protocol.md, "Chats and members"); the reads
-// (GET /api/v1/chats, /chats/{id}, /chats/{id}/members, /chats/{id}/messages) are
-// in gateway/chats:
+// (GET /api/v1/chats, /chats/{id}, /chats/{id}/members, /chats/{id}/messages),
+// sends and renaming (PATCH /api/v1/chats/{id}) are in gateway/chats:
 //
-//	PATCH  /api/v1/chats/{id}                 {"name"}: rename a group (admins)
 //	POST   /api/v1/chats/{id}/members         {"userId","role?"}: add, or change a role (admins)
 //	POST   /api/v1/chats/{id}/members         {"userIds","role?"}: add up to 1,000 (admins; members_bulk.go)
 //	DELETE /api/v1/chats/{id}/members/{uid}   remove a member (admins; oneself: leave)
@@ -53,36 +49,10 @@ func (g *Gateway) memberOf(ctx context.Context, chat, user string) (store.Chat, 
 	return chats.MemberOf(ctx, g.members, g.deps.Store, chat, user)
 }
 
-// adminOf is memberOf for a change to a chat: it must be a group (a direct chat is
-// a conflict) and the caller its admin.
+// adminOf is memberOf for a change to a chat: it must be a group and the caller
+// its admin (chats.AdminOf).
 func (g *Gateway) adminOf(ctx context.Context, chat string, id auth.Identity) (store.Chat, error) {
-	if id.ChatAdmin {
-		// A service token with the chats:admin scope administers every group.
-		if err := validID("chat", chat); err != nil {
-			return store.Chat{}, err
-		}
-		c, err := g.deps.Store.GetChat(ctx, chat)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return c, protocol.Errorf(protocol.CodeNotFound, "no chat %s", chat)
-		case err != nil:
-			return c, storeUnavailable(err)
-		case c.Kind != store.KindGroup:
-			return c, protocol.Errorf(protocol.CodeConflict, "a direct chat's members and name cannot change")
-		}
-		return c, nil
-	}
-	c, mb, err := g.memberOf(ctx, chat, id.UserID)
-	if err != nil {
-		return c, err
-	}
-	if c.Kind != store.KindGroup {
-		return c, protocol.Errorf(protocol.CodeConflict, "a direct chat's members and name cannot change")
-	}
-	if mb.Role != store.RoleAdmin {
-		return c, protocol.Errorf(protocol.CodeForbidden, "only an admin of chat %s may do that", chat)
-	}
-	return c, nil
+	return chats.AdminOf(ctx, g.members, g.deps.Store, chat, id)
 }
 
 // storeUnavailable is the client error for a failed store read
@@ -260,64 +230,6 @@ func (g *Gateway) leave(w http.ResponseWriter, r *http.Request, id auth.Identity
 	}
 	g.members.forget(chat, id.UserID)
 	g.answerChange(w, http.StatusOK, ch)
-}
-
-// renameRequest is the body of PATCH /api/v1/chats/{id}.
-type renameRequest struct {
-	Name *string `json:"name"`
-}
-
-func (g *Gateway) renameChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	ctx := r.Context()
-	chat := r.PathValue("id")
-	var req renameRequest
-	if err := g.decodeBody(w, r, &req); err != nil {
-		g.fail(w, err)
-		return
-	}
-	if req.Name == nil {
-		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "name is required (an empty name clears it)"))
-		return
-	}
-	name, err := cleanChatName(*req.Name)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	c, err := g.adminOf(ctx, chat, id)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	if c.Name == name {
-		writeJSON(w, http.StatusOK, chatChange{ChatID: chat, Name: &name})
-		return
-	}
-	ch, err := g.announce(ctx, chat, id.UserID, protocol.SystemEvent{Event: protocol.EventChatRenamed, Name: name, By: id.UserID})
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	ch.Name = &name
-	g.answerChange(w, http.StatusOK, ch)
-}
-
-// cleanChatName trims name and checks it: at most MaxChatName bytes of UTF-8 with no
-// control or format characters (which could disguise it).
-func cleanChatName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	if len(name) > MaxChatName {
-		return "", protocol.Errorf(protocol.CodeTooLarge, "name over %d bytes", MaxChatName)
-	}
-	if !utf8.ValidString(name) {
-		return "", protocol.Errorf(protocol.CodeBadRequest, "name must be UTF-8")
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return "", protocol.Errorf(protocol.CodeBadRequest, "name must not contain control characters")
-		}
-	}
-	return name, nil
 }
 
 // answerChange writes a change: status, or 202 when its event is not sequenced yet.

@@ -42,7 +42,8 @@ func (g *Gateway) newConcepts() {
 	g.chats = chats.New(chats.Config{HistoryPageBytes: g.cfg.HistoryPageBytes},
 		chats.Deps{Store: st, History: g.deps.History, Members: g.members,
 			Sends: sendPort(g.publishAndWait), Limits: postLimits{g.rest, &g.metrics.restLimited},
-			Rules: sendRules{directSend: g.checkDirectSend, flags: g.flags}, Media: g.media, Body: g.body()}, log)
+			Rules: sendRules{directSend: g.checkDirectSend, flags: g.flags}, Media: g.media,
+			Changes: announcer(g.announce), Body: g.body()}, log)
 	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
 		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
 	g.erasure = erasure.New(erasure.Deps{Store: st, Deny: denyPort{g.deny},
@@ -100,6 +101,13 @@ func (p postLimits) TakePost(user string, service bool) error {
 	err := p.l.take(new(restCharge), kind, user, 1)
 	countLimited(p.limited, err)
 	return err
+}
+
+// announcer is the chat-change path (announce, chats.go) as chats.Changes.
+type announcer func(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error)
+
+func (p announcer) Announce(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error) {
+	return p(ctx, chat, actor, ev)
 }
 
 // sendPort is publishAndWait (ingress.go) as chats.Sends.
@@ -220,7 +228,7 @@ func (p chatRightsPort) MemberChat(ctx context.Context, chat, user string) (stor
 	return c, err
 }
 
-// AdminChat returns chat if id administers it (adminOf, chats.go).
+// AdminChat returns chat if id administers it (chats.AdminOf).
 func (p chatRightsPort) AdminChat(ctx context.Context, chat string, id auth.Identity) (store.Chat, error) {
 	return p.adminOf(ctx, chat, id)
 }

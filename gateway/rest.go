@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// MaxChatName is the longest chat name, in bytes.
-const MaxChatName = 128
+// MaxChatName is the longest chat name, in bytes (chats.MaxName).
+const MaxChatName = chats.MaxName
 
 // The gateway's spellings of the REST helpers every concept package shares
 // (gateway/internal/httpx).

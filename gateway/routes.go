@@ -68,12 +68,12 @@ func (g *Gateway) routeTable() []route {
 		selfAuthed("GET", SSEPath, g.handleEvents),
 		selfAuthed("POST", FramesPath, g.handleFrames),
 
-		// Chats and their messages: reads and sends in gateway/chats, changes in
-		// rest.go, chats.go, members_bulk.go.
+		// Chats and their messages: reads, sends and renaming in gateway/chats,
+		// creation and members in rest.go, chats.go, members_bulk.go.
 		token("GET", "/api/v1/chats", g.chats.List),
 		token("POST", "/api/v1/chats", g.createChat),
 		token("GET", "/api/v1/chats/{id}", g.chats.Get),
-		token("PATCH", "/api/v1/chats/{id}", g.renameChat),
+		token("PATCH", "/api/v1/chats/{id}", g.chats.Rename),
 		token("GET", "/api/v1/chats/{id}/members", g.chats.Members),
 		token("POST", "/api/v1/chats/{id}/members", g.addMember),
 		token("DELETE", "/api/v1/chats/{id}/members", g.removeMember),

@@ -1,15 +1,17 @@
 // Package chats serves a caller's chats over REST (docs/protocol.md, "Chats and
-// members"): the reads (reads.go) and sending (send.go).
+// members"): the reads (reads.go), sending (send.go) and renaming a group
+// (rename.go).
 //
-//	GET  /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
-//	GET  /api/v1/chats/{id}              a chat and the first page of its members
-//	GET  /api/v1/chats/{id}/members      its members, paged: ?after=&limit=
-//	GET  /api/v1/chats/{id}/messages     its history, paged: ?before= or ?after=
-//	POST /api/v1/chats/{id}/messages     send a message (a service: as a bot or the system)
+//	GET   /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
+//	GET   /api/v1/chats/{id}              a chat and the first page of its members
+//	GET   /api/v1/chats/{id}/members      its members, paged: ?after=&limit=
+//	GET   /api/v1/chats/{id}/messages     its history, paged: ?before= or ?after=
+//	POST  /api/v1/chats/{id}/messages     send a message (a service: as a bot or the system)
+//	PATCH /api/v1/chats/{id}              {"name"}: rename a group (admins)
 //
 // Rights are checked against the store, not the gateway's edge cache of
-// memberships, so a removal takes effect at once on every gateway. The changes to
-// chats (creating one, members, names) stay in the gateway for now.
+// memberships, so a removal takes effect at once on every gateway. Creating chats
+// and changing members stay in the gateway for now.
 package chats
 
 import (
@@ -65,6 +67,8 @@ type Deps struct {
 	Limits Limits
 	Rules  SendRules
 	Media  Media
+	// Changes publishes the changes to a group (rename.go).
+	Changes Changes
 	// Body bounds JSON request bodies (gateway.max-body-bytes, body-timeout).
 	Body httpx.Body
 }
