@@ -18,13 +18,13 @@ import (
 
 // Chat management over REST (docs/protocol.md, "Chats and members"); the reads
 // (GET /api/v1/chats, /chats/{id}, /chats/{id}/members, /chats/{id}/messages),
-// sends and renaming (PATCH /api/v1/chats/{id}) are in gateway/chats:
+// sends, renaming (PATCH /api/v1/chats/{id}) and leaving (POST
+// /api/v1/chats/{id}/leave) are in gateway/chats:
 //
 //	POST   /api/v1/chats/{id}/members         {"userId","role?"}: add, or change a role (admins)
 //	POST   /api/v1/chats/{id}/members         {"userIds","role?"}: add up to 1,000 (admins; members_bulk.go)
 //	DELETE /api/v1/chats/{id}/members/{uid}   remove a member (admins; oneself: leave)
 //	DELETE /api/v1/chats/{id}/members         the same with a body {"userId"}, or {"userIds"} for up to 1,000
-//	POST   /api/v1/chats/{id}/leave           leave a group (members)
 //
 // A change is a system message sequenced into the chat (a protocol.SystemEvent in
 // its meta), so every member sees it in order with the conversation. The gateway
@@ -44,12 +44,7 @@ import (
 // chatChange is the answer to a membership or name change (chatchange.Answer).
 type chatChange = chatchange.Answer
 
-// memberOf loads chat and the caller's membership from the store (chats.MemberOf).
-func (g *Gateway) memberOf(ctx context.Context, chat, user string) (store.Chat, store.Member, error) {
-	return chats.MemberOf(ctx, g.members, g.deps.Store, chat, user)
-}
-
-// adminOf is memberOf for a change to a chat: it must be a group and the caller
+// adminOf checks a change to a chat: it must be a group and the caller
 // its admin (chats.AdminOf).
 func (g *Gateway) adminOf(ctx context.Context, chat string, id auth.Identity) (store.Chat, error) {
 	return chats.AdminOf(ctx, g.members, g.deps.Store, chat, id)
@@ -138,15 +133,10 @@ func (g *Gateway) addMember(w http.ResponseWriter, r *http.Request, id auth.Iden
 }
 
 // lastAdmin refuses (409, written to w) a change that would leave chat without an
-// admin while it has other members: the caller makes someone else admin first.
+// admin while it has other members (chats.LastAdmin).
 func (g *Gateway) lastAdmin(ctx context.Context, w http.ResponseWriter, chat, leaving string) bool {
-	orphaned, err := g.leavesNoAdmin(ctx, chat, []string{leaving})
-	if err != nil {
-		g.fail(w, storeUnavailable(err))
-		return true
-	}
-	if orphaned {
-		g.fail(w, protocol.Errorf(protocol.CodeConflict, "%s is the only admin of chat %s: make another member admin first", leaving, chat))
+	if err := chats.LastAdmin(ctx, g.deps.Store, chat, leaving); err != nil {
+		g.fail(w, err)
 		return true
 	}
 	return false
@@ -181,7 +171,7 @@ func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, id auth.I
 		return
 	}
 	if target == id.UserID {
-		g.leave(w, r, id, chat)
+		g.chats.LeaveChat(w, r, id, chat) // gateway/chats
 		return
 	}
 	if _, err := g.adminOf(ctx, chat, id); err != nil {
@@ -202,33 +192,6 @@ func (g *Gateway) removeMember(w http.ResponseWriter, r *http.Request, id auth.I
 		return
 	}
 	g.members.forget(chat, target)
-	g.answerChange(w, http.StatusOK, ch)
-}
-
-func (g *Gateway) leaveChat(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	g.leave(w, r, id, r.PathValue("id"))
-}
-
-func (g *Gateway) leave(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string) {
-	ctx := r.Context()
-	c, mb, err := g.memberOf(ctx, chat, id.UserID)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	if c.Kind != store.KindGroup {
-		g.fail(w, protocol.Errorf(protocol.CodeConflict, "a direct chat cannot be left"))
-		return
-	}
-	if mb.Role == store.RoleAdmin && g.lastAdmin(ctx, w, chat, id.UserID) {
-		return
-	}
-	ch, err := g.announce(ctx, chat, id.UserID, protocol.SystemEvent{Event: protocol.EventMemberLeft, UserID: id.UserID, By: id.UserID})
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
-	g.members.forget(chat, id.UserID)
 	g.answerChange(w, http.StatusOK, ch)
 }
 

@@ -243,7 +243,7 @@ func (g *Gateway) removeMembers(w http.ResponseWriter, r *http.Request, id auth.
 // lastAdmins refuses (409, written to w) removing leaving (admins among them) when
 // that would leave chat without an admin while it has other members.
 func (g *Gateway) lastAdmins(ctx context.Context, w http.ResponseWriter, chat string, leaving []string) bool {
-	orphaned, err := g.leavesNoAdmin(ctx, chat, leaving)
+	orphaned, err := chats.LeavesNoAdmin(ctx, g.deps.Store, chat, leaving)
 	if err != nil {
 		g.fail(w, storeUnavailable(err))
 		return true
@@ -253,42 +253,6 @@ func (g *Gateway) lastAdmins(ctx context.Context, w http.ResponseWriter, chat st
 		return true
 	}
 	return false
-}
-
-// leavesNoAdmin reports whether chat would have members but no admin once leaving
-// (members or not) are gone. It reads what the answer needs, not the chat's
-// members: up to len(leaving)+1 admins (one of them stays, unless every admin is
-// leaving), then, only if none stays, members until one that stays (at most
-// len(leaving)+1 of them).
-func (g *Gateway) leavesNoAdmin(ctx context.Context, chat string, leaving []string) (bool, error) {
-	gone := make(map[string]bool, len(leaving))
-	for _, u := range leaving {
-		gone[u] = true
-	}
-	admins, err := g.deps.Store.ChatAdmins(ctx, chat, len(gone)+1)
-	if err != nil {
-		return false, err
-	}
-	for _, a := range admins {
-		if !gone[a] {
-			return false, nil
-		}
-	}
-	for after := ""; ; {
-		page, err := g.deps.Store.MembersPage(ctx, chat, after, min(len(gone)+1, store.MaxMemberPage))
-		if err != nil {
-			return false, err
-		}
-		for _, m := range page {
-			if !gone[m.UserID] {
-				return true, nil // a member stays, with no admin
-			}
-		}
-		if len(page) < min(len(gone)+1, store.MaxMemberPage) {
-			return false, nil // nobody stays
-		}
-		after = page[len(page)-1].UserID
-	}
 }
 
 // announceBulk checks and announces a bulk change (chats.go, announce), then drops

@@ -68,8 +68,8 @@ func (g *Gateway) routeTable() []route {
 		selfAuthed("GET", SSEPath, g.handleEvents),
 		selfAuthed("POST", FramesPath, g.handleFrames),
 
-		// Chats and their messages: reads, sends and renaming in gateway/chats,
-		// creation and members in rest.go, chats.go, members_bulk.go.
+		// Chats and their messages: reads, sends, renaming and leaving in
+		// gateway/chats, creation and members in rest.go, chats.go, members_bulk.go.
 		token("GET", "/api/v1/chats", g.chats.List),
 		token("POST", "/api/v1/chats", g.createChat),
 		token("GET", "/api/v1/chats/{id}", g.chats.Get),
@@ -78,7 +78,7 @@ func (g *Gateway) routeTable() []route {
 		token("POST", "/api/v1/chats/{id}/members", g.addMember),
 		token("DELETE", "/api/v1/chats/{id}/members", g.removeMember),
 		token("DELETE", "/api/v1/chats/{id}/members/{uid}", g.removeMember),
-		token("POST", "/api/v1/chats/{id}/leave", g.leaveChat),
+		token("POST", "/api/v1/chats/{id}/leave", g.chats.Leave),
 		token("GET", "/api/v1/chats/{id}/messages", g.chats.Messages),
 		token("POST", "/api/v1/chats/{id}/messages", g.chats.Post),
 		token("GET", "/api/v1/chats/{id}/receipts", g.memberState.Receipts), // gateway/memberstate

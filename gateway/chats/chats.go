@@ -1,6 +1,6 @@
 // Package chats serves a caller's chats over REST (docs/protocol.md, "Chats and
-// members"): the reads (reads.go), sending (send.go) and renaming a group
-// (rename.go).
+// members"): the reads (reads.go), sending (send.go), renaming a group
+// (rename.go) and leaving one (leave.go).
 //
 //	GET   /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
 //	GET   /api/v1/chats/{id}              a chat and the first page of its members
@@ -8,10 +8,11 @@
 //	GET   /api/v1/chats/{id}/messages     its history, paged: ?before= or ?after=
 //	POST  /api/v1/chats/{id}/messages     send a message (a service: as a bot or the system)
 //	PATCH /api/v1/chats/{id}              {"name"}: rename a group (admins)
+//	POST  /api/v1/chats/{id}/leave        leave a group (members)
 //
 // Rights are checked against the store, not the gateway's edge cache of
 // memberships, so a removal takes effect at once on every gateway. Creating chats
-// and changing members stay in the gateway for now.
+// and adding or removing others stay in the gateway for now.
 package chats
 
 import (
@@ -38,6 +39,8 @@ type Store interface {
 	MembersPage(ctx context.Context, chatID, after string, limit int) ([]store.Member, error)
 	// HistoryFloor is the reader's floor (historyread.Floor).
 	HistoryFloor(ctx context.Context, chatID, userID string) (uint64, error)
+	// ChatAdmins returns up to limit admins of chat (LeavesNoAdmin).
+	ChatAdmins(ctx context.Context, chatID string, limit int) ([]string, error)
 }
 
 // History reads a chat's messages (history.Reader).
@@ -55,6 +58,8 @@ type Members interface {
 	// within its TTL; the sequencer holds the authoritative view): nil, or
 	// not_member, or unavailable.
 	IsMember(ctx context.Context, chat, user string) error
+	// Forget drops the cached membership (after user left or was removed here).
+	Forget(chat, user string)
 }
 
 // Deps are what the chat routes need from the gateway.
