@@ -4,9 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"go.uber.org/zap"
 )
 
 // Graceful drain. When the gateway's context ends (SIGTERM), it
@@ -23,10 +21,6 @@ import (
 //
 // Nothing acked is at stake: an ack means JetStream stored the message.
 
-// drainFlushWait bounds how long a close waits for the reconnect hint (and anything
-// queued before it) to be written.
-var drainFlushWait = time.Second
-
 // Draining reports whether the gateway is draining: it refuses new connections.
 func (g *Gateway) Draining() bool { return g.draining.Load() }
 
@@ -42,53 +36,22 @@ func (g *Gateway) refuseWhileDraining(next http.Handler) http.Handler {
 	})
 }
 
-// drain runs steps 1-3 above and returns when every connection it saw is closed:
-// after DrainWindow at most (plus the flush wait). With the NATS connection
-// closed for good there is nothing to hand over, and it returns at once.
+// drain runs steps 1-3 above (the hub's Drain) and returns when every connection it
+// saw is closed: after DrainWindow at most (plus the flush wait). With the NATS
+// connection closed for good there is nothing to hand over, and it returns at once.
 func (g *Gateway) drain() {
 	g.draining.Store(true)
 	if g.deps.NC != nil && g.deps.NC.IsClosed() {
 		return
 	}
-	var conns []*conn
-	g.hub.Each(func(c *conn) { conns = append(conns, c) })
-	if len(conns) == 0 {
-		return
-	}
-	g.log.Info("draining connections", zap.Int("connections", len(conns)), zap.Duration("window", g.cfg.DrainWindow))
-	start := time.Now()
-	at := make([]time.Duration, len(conns))
-	for i, c := range conns {
-		at[i] = drainOffset(i, len(conns), g.cfg.DrainWindow)
-		c.Send(&protocol.Frame{Type: protocol.FrameReconnect, AfterMs: at[i].Milliseconds()})
-	}
-	for i, c := range conns {
-		time.Sleep(time.Until(start.Add(at[i])))
-		c.WaitFlushed(drainFlushWait)
-		c.CloseWith(websocket.StatusGoingAway, protocol.CodeShuttingDown, "server draining: reconnect")
-	}
+	g.hub.Drain(g.cfg.DrainWindow)
 }
 
-// awaitClosed waits, at most d, until every connection's close handshake is done
-// and its goroutine has returned: stopping the hub earlier (hub.stop) would drop
-// them without their close frame. With NATS closed for good (a crash) it does
-// not wait.
+// awaitClosed waits, at most d, until every connection has closed (the hub's
+// AwaitClosed). With NATS closed for good (a crash) it does not wait.
 func (g *Gateway) awaitClosed(d time.Duration) {
 	if g.deps.NC != nil && g.deps.NC.IsClosed() {
 		return
 	}
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if conns, _ := g.hub.Count(); conns == 0 {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// drainOffset is when connection i of n is closed and told to reconnect: the
-// midpoints of n equal slices of window, so the first is never at 0 and the last
-// is before the window ends.
-func drainOffset(i, n int, window time.Duration) time.Duration {
-	return window * time.Duration(2*i+1) / time.Duration(2*n)
+	g.hub.AwaitClosed(d)
 }

@@ -190,7 +190,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		g.heartbeats(connCtx)
+		g.hub.Heartbeats(connCtx, g.cfg.PingInterval, g.cfg.PongTimeout, g.checkExpiry) // refresh.go: warns, or closes 30 s after expiry
 	}()
 	wg.Add(1)
 	go func() {
@@ -223,39 +223,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Wait()
 	g.answers.Close()
 	return nil
-}
-
-// heartbeats pings connections that have been quiet for PingInterval and closes
-// those that do not answer, or whose token has expired. One goroutine for all
-// connections; a ping runs in a short-lived goroutine.
-func (g *Gateway) heartbeats(ctx context.Context) {
-	tick := time.NewTicker(max(g.cfg.PingInterval/4, 10*time.Millisecond))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			g.hub.Each(func(c *conn) {
-				if g.checkExpiry(c, now) { // refresh.go: warns, or closes 30 s after expiry
-					return
-				}
-				if now.UnixNano()-c.LastRead.Load() < int64(g.cfg.PingInterval) || !c.Pinging.CompareAndSwap(false, true) {
-					return
-				}
-				go func() {
-					defer c.Pinging.Store(false)
-					pctx, cancel := context.WithTimeout(ctx, g.cfg.PongTimeout)
-					defer cancel()
-					if err := c.Ping(pctx); err != nil {
-						c.CloseWith(1008, "timeout", "no pong")
-						return
-					}
-					c.LastRead.Store(time.Now().UnixNano())
-				}()
-			})
-		}
-	}
 }
 
 // SlowConsumers returns how many connections were closed for a full send queue.

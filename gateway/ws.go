@@ -136,7 +136,7 @@ func (g *Gateway) serveWS(ws *websocket.Conn, up *transport.UpgradeWriter, id au
 		return
 	}
 	defer detach()
-	g.readLoop(ctx, c)
+	c.ReadLoop(ctx, transport.FrameHandlerFunc(g.handleFrame)) // frames.go
 }
 
 // attach registers an authenticated connection, WebSocket or SSE: its abuse limits,
@@ -197,27 +197,4 @@ func (g *Gateway) awaitConnect(ctx context.Context, ws *websocket.Conn) (auth.Id
 	}
 	id, err := g.deps.Auth.Verify(actx, f.Token)
 	return id, f.Resume, err
-}
-
-// readLoop handles frames until the connection ends. Frames are handled with ctx;
-// the reads themselves are not bounded by it but end when the socket is closed
-// (CloseWith, or the library on a failed write): with a cancellable context the
-// library would register a context.AfterFunc for every read, which an idle
-// connection holds for its whole life.
-func (g *Gateway) readLoop(ctx context.Context, c *conn) {
-	rctx := context.WithoutCancel(ctx)
-	for {
-		typ, data, err := c.WS().Read(rctx)
-		if err != nil {
-			// Read limit exceeded: the library has already closed with 1009.
-			c.CloseWith(websocket.StatusAbnormalClosure, "", "")
-			return
-		}
-		c.LastRead.Store(time.Now().UnixNano())
-		if typ != websocket.MessageText {
-			c.Send(protocol.ErrorFrame(protocol.Errorf(protocol.CodeBadRequest, "frames are JSON text"), "", "", ""))
-			continue
-		}
-		g.handleFrame(ctx, c, data)
-	}
 }

@@ -2,10 +2,13 @@
 // connection's send queue, its batched writer and its close (Conn), the socket
 // under a WebSocket (UpgradeWriter), the event stream of the HTTP fallback
 // (SSESink), and the hub that holds the connected users, their one NATS
-// subscription each, and delivers to their connections (Hub).
+// subscription each, and delivers to their connections (Hub), with the heartbeat
+// that pings quiet connections and the drain that spreads their reconnects on
+// shutdown.
 //
 // The gateway authenticates a connection, attaches it to the hub and handles the
-// frames it reads. The transport carries frames as encoded bytes: it looks into
-// message frames only for their chat and sequence number, to keep a sync's seam
-// free of duplicates, and the connection's rate limits reach it as a FrameLimit.
+// frames it reads (a FrameHandler, to which a WebSocket's ReadLoop hands them).
+// The transport carries frames as encoded bytes: it looks into message frames only
+// for their chat and sequence number, to keep a sync's seam free of duplicates, and
+// the connection's rate limits reach it as a FrameLimit.
 package transport
