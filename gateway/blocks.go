@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
@@ -28,10 +29,9 @@ import (
 // blockCacheTTL is how long a gateway trusts a block list it read.
 var blockCacheTTL = 2 * time.Second
 
-// errBlocked is the refusal of something the other user's block forbids.
-func errBlocked(other string) error {
-	return protocol.Errorf(protocol.CodeBlocked, "%s does not accept this from you", other)
-}
+// errBlocked is the refusal of something the other user's block forbids
+// (chats.ErrBlocked).
+func errBlocked(other string) error { return chats.ErrBlocked(other) }
 
 // blockUnavailable is the answer when a block list cannot be read: the action is
 // refused (a block is a safety feature) and may be retried.

@@ -2,22 +2,19 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"net/http"
-	"time"
 
 	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/internal/chatchange"
-	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"go.uber.org/zap"
 )
 
 // Consent to being added to a group (docs/protocol.md, "Invitations"): the rule
-// deciding, per added user, add, invite or refuse is chats.Consent
-// (gateway/chats); making the invitations it calls for is here.
+// deciding, per added user, add, invite or refuse is chats.Consent and the
+// invitations are made by gateway/chats; here are its setting, its use at group
+// creation (splitByConsent) and the invitation frames (tellInvitation).
 
 // ConsentConfig is the consent part of the gateway section (flag gateway.consent-*).
 type ConsentConfig struct {
@@ -46,26 +43,6 @@ const (
 	InvitationDeclined = chatchange.InvitationDeclined
 )
 
-// errTooManyInvitations is the refusal of an invitation to a user who holds
-// store.MaxInvitations already.
-func errTooManyInvitations(user string) error {
-	return protocol.Errorf(protocol.CodeConflict, "%s has %d pending invitations, the limit: they must answer some first", user, store.MaxInvitations)
-}
-
-// invite stores the invitation of inv.UserID and tells their devices. An error is
-// a *protocol.Error.
-func (g *Gateway) invite(ctx context.Context, inv store.Invitation) error {
-	_, err := g.deps.Store.PutInvitation(ctx, inv)
-	switch {
-	case errors.Is(err, store.ErrTooManyInvitations):
-		return errTooManyInvitations(inv.UserID)
-	case err != nil:
-		return storeUnavailable(err)
-	}
-	g.tellInvitation(inv, InvitationPending)
-	return nil
-}
-
 // tellInvitation sends an invitation frame in state to the invitee's devices
 // (live delivery may drop: GET /api/v1/invitations is the record).
 func (g *Gateway) tellInvitation(inv store.Invitation, state string) {
@@ -74,11 +51,6 @@ func (g *Gateway) tellInvitation(inv store.Invitation, state string) {
 	if err := g.deps.NC.Publish(g.deps.Subjects.User(inv.UserID), protocol.EncodeFrame(f)); err != nil {
 		g.log.Debug("invitation frame not sent", zap.String("user_id", inv.UserID), zap.Error(err))
 	}
-}
-
-// newInvitation is an invitation made now.
-func newInvitation(chat, user, by, role string) store.Invitation {
-	return store.Invitation{ChatID: chat, UserID: user, InvitedBy: by, Role: role, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 }
 
 // splitByConsent applies the consent rule to the members named when a group is
@@ -110,35 +82,4 @@ func (g *Gateway) splitByConsent(ctx context.Context, adder string, service bool
 		return nil, nil, err
 	}
 	return add, invite, nil
-}
-
-// inviteInstead applies the consent rule to one user added to chat by the caller
-// (addMember): it returns false when the add goes ahead, and true when it wrote
-// the answer: the invitation made instead (202), or the refusal.
-func (g *Gateway) inviteInstead(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string, req addMemberRequest) bool {
-	ctx := r.Context()
-	v, err := g.loadConsent(ctx, id.UserID, id.Service, []string{req.UserID})
-	if err != nil {
-		g.fail(w, err)
-		return true
-	}
-	switch v.Decide(req.UserID) {
-	case chats.ConsentAdd:
-		return false
-	case chats.ConsentBlocked:
-		g.fail(w, errBlocked(req.UserID))
-		return true
-	}
-	if err := g.rest.take(new(restCharge), restInvite, id.UserID, 1); err != nil {
-		g.failLimited(w, err)
-		return true
-	}
-	inv := newInvitation(chat, req.UserID, id.UserID, req.Role)
-	if err := g.invite(ctx, inv); err != nil {
-		g.fail(w, err)
-		return true
-	}
-	writeJSON(w, http.StatusAccepted, chatChange{ChatID: chat, Invitation: &chatchange.Invitation{ChatID: chat, InvitedBy: inv.InvitedBy,
-		Role: inv.Role, CreatedAt: inv.CreatedAt}})
-	return true
 }

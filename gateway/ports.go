@@ -33,17 +33,19 @@ func (g *Gateway) newConcepts() {
 		Notices: servicePublisher(g.publishIngress), Body: g.body()}, log)
 	searcher, _ := st.(store.Searcher) // nil: search answers 501
 	g.search = search.New(search.Deps{Searcher: searcher, Members: memberPort{g.members}}, log)
-	groups := groupsPort{roomFor: g.roomFor, announce: g.announce, members: g.members, tell: g.tellInvitation}
+	g.chats = chats.New(chats.Config{HistoryPageBytes: g.cfg.HistoryPageBytes, MaxGroupMembers: g.cfg.MaxGroupMembers,
+		ConsentDirectAdds: g.cfg.Consent.DirectAdds},
+		chats.Deps{Store: st, History: g.deps.History, Members: g.members,
+			Sends: sendPort(g.publishAndWait), Limits: chatLimits{g.rest, &g.metrics.restLimited},
+			Rules: sendRules{directSend: g.checkDirectSend, flags: g.flags}, Media: g.media,
+			Changes: announcer(g.announce), Large: g.large, Invitations: invitationTeller(g.tellInvitation),
+			Body: g.body()}, log)
+	groups := groupsPort{roomFor: g.chats.RoomFor, announce: g.announce, members: g.members, tell: g.tellInvitation}
 	g.people = people.New(people.Config{DirectAddsDefault: g.cfg.Consent.DirectAdds},
 		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: g.blocks,
 			Presence: g.presence, Groups: groups, Body: g.body()}, log)
 	g.retention = retention.New(retention.Deps{Store: st, History: g.deps.History,
 		Chats: chatRightsPort{chatMemberPort{g.members, st}, g.adminOf}, Groups: groups, Body: g.body()}, log)
-	g.chats = chats.New(chats.Config{HistoryPageBytes: g.cfg.HistoryPageBytes},
-		chats.Deps{Store: st, History: g.deps.History, Members: g.members,
-			Sends: sendPort(g.publishAndWait), Limits: postLimits{g.rest, &g.metrics.restLimited},
-			Rules: sendRules{directSend: g.checkDirectSend, flags: g.flags}, Media: g.media,
-			Changes: announcer(g.announce), Body: g.body()}, log)
 	g.memberState = memberstate.New(memberstate.Config{ReceiptsMaxMembers: g.cfg.ReceiptsMaxMembers},
 		memberstate.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Body: g.body()}, log)
 	g.erasure = erasure.New(erasure.Deps{Store: st, Deny: denyPort{g.deny},
@@ -86,22 +88,37 @@ func (k keyLimits) take(kind restKind, user string) error {
 	return err
 }
 
-// postLimits are the REST buckets of a post: chats.Limits. A refusal is counted
-// as failLimited counts the others'.
-type postLimits struct {
+// chatLimits are the REST buckets of the chat routes: chats.Limits. A refusal is
+// counted as failLimited counts the others'.
+type chatLimits struct {
 	l       *restLimiter
 	limited *atomic.Int64 // metrics.restLimited
 }
 
-func (p postLimits) TakePost(user string, service bool) error {
+func (p chatLimits) TakePost(user string, service bool) error {
 	kind := restPost
 	if service {
 		kind = restServicePost
 	}
-	err := p.l.take(new(restCharge), kind, user, 1)
+	return p.take(kind, user, 1)
+}
+
+func (p chatLimits) TakeMemberAdds(user string, service bool, n int) error {
+	return p.take(memberAddKind(auth.Identity{UserID: user, Service: service}), user, n)
+}
+
+func (p chatLimits) TakeInvites(user string, n int) error { return p.take(restInvite, user, n) }
+
+func (p chatLimits) take(kind restKind, user string, n int) error {
+	err := p.l.take(new(restCharge), kind, user, n)
 	countLimited(p.limited, err)
 	return err
 }
+
+// invitationTeller is tellInvitation (consent.go) as chats.Invitations.
+type invitationTeller func(inv store.Invitation, state string)
+
+func (p invitationTeller) Tell(inv store.Invitation, state string) { p(inv, state) }
 
 // announcer is the chat-change path (announce, chats.go) as chats.Changes.
 type announcer func(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error)
@@ -194,7 +211,7 @@ func (p memberRemover) RemoveMember(ctx context.Context, chat, user, by string) 
 }
 
 // groupsPort is the chat-change path as people.Groups: room in a group
-// (members_bulk.go), announcing a change (chats.go), the member cache and
+// (chats.Service.RoomFor), announcing a change (chats.go), the member cache and
 // invitation frames (consent.go).
 type groupsPort struct {
 	roomFor  func(ctx context.Context, chat string, n int) error

@@ -111,7 +111,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 		}
 	}
 	if len(members) > g.cfg.MaxGroupMembers {
-		g.fail(w, groupFull(g.cfg.MaxGroupMembers)) // members_bulk.go
+		g.fail(w, chats.GroupFull(g.cfg.MaxGroupMembers))
 		return
 	}
 	// Creating a chat is charged as a creation plus one member add per member
@@ -189,7 +189,7 @@ func (g *Gateway) createChat(w http.ResponseWriter, r *http.Request, id auth.Ide
 	resp := chatResponse{Chat: stored, Members: ms}
 	if created {
 		for _, m := range invite {
-			if err := g.invite(r.Context(), newInvitation(stored.ID, m.UserID, id.UserID, m.Role)); err != nil {
+			if err := g.chats.Invite(r.Context(), chats.NewInvitation(stored.ID, m.UserID, id.UserID, m.Role)); err != nil {
 				g.log.Info("invitation at group creation not made", zap.String("chat_id", stored.ID), zap.String("user_id", m.UserID), zap.Error(err))
 				continue
 			}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"golang.org/x/time/rate"
 )
@@ -220,4 +221,13 @@ func kindName(k restKind) string {
 
 func kindWhat(k restKind) string {
 	return [...]string{"chats created", "members added", "messages posted", "messages posted", "key claims", "key changes", "invitations sent", "members added"}[k]
+}
+
+// memberAddKind is the REST bucket member adds by id are charged to: service
+// tokens, which build large groups, have a larger one.
+func memberAddKind(id auth.Identity) restKind {
+	if id.Service {
+		return restServiceMemberAdd
+	}
+	return restMemberAdd
 }

@@ -68,16 +68,15 @@ func (g *Gateway) routeTable() []route {
 		selfAuthed("GET", SSEPath, g.handleEvents),
 		selfAuthed("POST", FramesPath, g.handleFrames),
 
-		// Chats and their messages: reads, sends, renaming and leaving in
-		// gateway/chats, creation and members in rest.go, chats.go, members_bulk.go.
+		// Chats and their messages (gateway/chats; creating one: rest.go).
 		token("GET", "/api/v1/chats", g.chats.List),
 		token("POST", "/api/v1/chats", g.createChat),
 		token("GET", "/api/v1/chats/{id}", g.chats.Get),
 		token("PATCH", "/api/v1/chats/{id}", g.chats.Rename),
 		token("GET", "/api/v1/chats/{id}/members", g.chats.Members),
-		token("POST", "/api/v1/chats/{id}/members", g.addMember),
-		token("DELETE", "/api/v1/chats/{id}/members", g.removeMember),
-		token("DELETE", "/api/v1/chats/{id}/members/{uid}", g.removeMember),
+		token("POST", "/api/v1/chats/{id}/members", g.chats.AddMember),
+		token("DELETE", "/api/v1/chats/{id}/members", g.chats.RemoveMember),
+		token("DELETE", "/api/v1/chats/{id}/members/{uid}", g.chats.RemoveMember),
 		token("POST", "/api/v1/chats/{id}/leave", g.chats.Leave),
 		token("GET", "/api/v1/chats/{id}/messages", g.chats.Messages),
 		token("POST", "/api/v1/chats/{id}/messages", g.chats.Post),

@@ -1,6 +1,7 @@
 // Package chats serves a caller's chats over REST (docs/protocol.md, "Chats and
 // members"): the reads (reads.go), sending (send.go), renaming a group
-// (rename.go) and leaving one (leave.go).
+// (rename.go), leaving one (leave.go) and its members (members.go,
+// members_bulk.go, with consent.go and invite.go).
 //
 //	GET   /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
 //	GET   /api/v1/chats/{id}              a chat and the first page of its members
@@ -9,10 +10,11 @@
 //	POST  /api/v1/chats/{id}/messages     send a message (a service: as a bot or the system)
 //	PATCH /api/v1/chats/{id}              {"name"}: rename a group (admins)
 //	POST  /api/v1/chats/{id}/leave        leave a group (members)
+//	POST, DELETE /api/v1/chats/{id}/members[/{uid}]   add, remove, change roles (admins; members.go)
 //
 // Rights are checked against the store, not the gateway's edge cache of
 // memberships, so a removal takes effect at once on every gateway. Creating chats
-// and adding or removing others stay in the gateway for now.
+// stays in the gateway for now (it shares the consent rule and invitations).
 package chats
 
 import (
@@ -41,6 +43,20 @@ type Store interface {
 	HistoryFloor(ctx context.Context, chatID, userID string) (uint64, error)
 	// ChatAdmins returns up to limit admins of chat (LeavesNoAdmin).
 	ChatAdmins(ctx context.Context, chatID string, limit int) ([]string, error)
+	// The member changes (members.go, members_bulk.go, invite.go).
+	GetMember(ctx context.Context, chatID, userID string) (store.Member, error)
+	MembersAmong(ctx context.Context, chatID string, userIDs []string) ([]store.Member, error)
+	MemberCount(ctx context.Context, chatID string) (int, error)
+	PutInvitation(ctx context.Context, inv store.Invitation) (bool, error)
+	// The consent rule's reads (LoadConsent).
+	ConsentStore
+}
+
+// Large is what the large-chat watch knows of a chat (gateway/largechat).
+type Large interface {
+	// MemberCount is the member count the sequencer keeps for a large chat; ok
+	// is false for a chat that is not large.
+	MemberCount(chat string) (count int, ok bool)
 }
 
 // History reads a chat's messages (history.Reader).
@@ -72,8 +88,12 @@ type Deps struct {
 	Limits Limits
 	Rules  SendRules
 	Media  Media
-	// Changes publishes the changes to a group (rename.go).
+	// Changes publishes the changes to a group (rename.go, leave.go,
+	// members.go).
 	Changes Changes
+	// Large counts large chats' members (RoomFor); Invitations tells invitees.
+	Large       Large
+	Invitations Invitations
 	// Body bounds JSON request bodies (gateway.max-body-bytes, body-timeout).
 	Body httpx.Body
 }
@@ -83,6 +103,10 @@ type Config struct {
 	// HistoryPageBytes is gateway.history-page-bytes: a page of messages is cut
 	// to about this many bytes (historyread.CapPage).
 	HistoryPageBytes int
+	// MaxGroupMembers is gateway.max-group-members (RoomFor).
+	MaxGroupMembers int
+	// ConsentDirectAdds is gateway.consent-direct-adds (Consent).
+	ConsentDirectAdds bool
 }
 
 // Service serves the routes. It is safe for concurrent use.

@@ -29,11 +29,16 @@ type Sends interface {
 	PublishAndWait(ctx context.Context, m *protocol.Message, service bool) (seq uint64, duplicate bool, err error)
 }
 
-// Limits are the REST buckets a post is charged to.
+// Limits are the REST buckets the chat routes charge. Each returns nil or
+// rate_limited (counted by the gateway).
 type Limits interface {
-	// TakePost charges one post of user (a service's when service is set), or
-	// returns rate_limited (counted by the gateway).
+	// TakePost charges one post of user (a service's when service is set).
 	TakePost(user string, service bool) error
+	// TakeMemberAdds charges n member adds by user (a service has a larger
+	// bucket).
+	TakeMemberAdds(user string, service bool, n int) error
+	// TakeInvites charges n invitations by user.
+	TakeInvites(user string, n int) error
 }
 
 // SendRules refuse early, for a synchronous answer, what the sequencer would

@@ -1,11 +1,12 @@
-package gateway
+package chats
 
 import (
 	"context"
 	"net/http"
 	"slices"
 
-	"github.com/natter-chat/natter/gateway/chats"
+	"github.com/natter-chat/natter/gateway/internal/chatchange"
+	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
@@ -22,7 +23,7 @@ import (
 //
 // A bulk call is sequenced as ONE system event naming the users it changed
 // (members_added, members_removed), which the sequencer applies and writes to the
-// store in log order as it does a one-member change (chats.go): a 1,000-user call
+// store in log order as it does a one-member change (members.go): a 1,000-user call
 // costs one log message and one store transaction (SQLite) or a few dozen batched
 // writes (Cassandra), not a thousand of each. Users the call names that already
 // were (add) or were not (remove) members are answered in skipped and not in the
@@ -33,35 +34,26 @@ import (
 // gateways can pass the limit by at most one call's users each: the check is
 // advisory, not transactional, as for the one-member add.
 
-// groupFull is the refusal of a change past limit members.
-func groupFull(limit int) *protocol.Error {
+// GroupFull is the refusal of a change past limit members.
+func GroupFull(limit int) *protocol.Error {
 	return protocol.Errorf(protocol.CodeGroupFull, "a group has at most %d members (gateway.max-group-members): remove members first", limit)
 }
 
-// memberAddKind is the REST bucket member adds by id are charged to: service
-// tokens, which build large groups, have a larger one.
-func memberAddKind(id auth.Identity) restKind {
-	if id.Service {
-		return restServiceMemberAdd
-	}
-	return restMemberAdd
-}
-
-// roomFor checks that chat can take n more members (group_full if not). A large
+// RoomFor checks that chat can take n more members (group_full if not). A large
 // chat's count is the one the sequencer keeps in the large-chats bucket (updated
 // with every membership event it sequences), which this gateway watches: no read
 // at all where the store would count up to 100,000 rows. A small chat's is
 // counted by the store.
-func (g *Gateway) roomFor(ctx context.Context, chat string, n int) error {
-	count, ok := g.large.MemberCount(chat)
+func (s *Service) RoomFor(ctx context.Context, chat string, n int) error {
+	count, ok := s.deps.Large.MemberCount(chat)
 	if !ok {
 		var err error
-		if count, err = g.deps.Store.MemberCount(ctx, chat); err != nil {
-			return storeUnavailable(err)
+		if count, err = s.deps.Store.MemberCount(ctx, chat); err != nil {
+			return httpx.StoreUnavailable(err)
 		}
 	}
-	if count+n > g.cfg.MaxGroupMembers {
-		return groupFull(g.cfg.MaxGroupMembers)
+	if count+n > s.cfg.MaxGroupMembers {
+		return GroupFull(s.cfg.MaxGroupMembers)
 	}
 	return nil
 }
@@ -81,7 +73,7 @@ func bulkUsers(single string, users []string) ([]string, error) {
 	seen := make(map[string]bool, len(users))
 	out := make([]string, 0, len(users))
 	for _, u := range users {
-		if err := validID("user", u); err != nil {
+		if err := protocol.ValidID("user", u); err != nil {
 			return nil, err
 		}
 		if !seen[u] {
@@ -93,91 +85,91 @@ func bulkUsers(single string, users []string) ([]string, error) {
 }
 
 // addMembers is POST /api/v1/chats/{id}/members with userIds.
-func (g *Gateway) addMembers(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string, req addMemberRequest) {
+func (s *Service) addMembers(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string, req addMemberRequest) {
 	ctx := r.Context()
 	users, err := bulkUsers(req.UserID, req.UserIDs)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
 	if req.Role != "" && req.Role != store.RoleMember && req.Role != store.RoleAdmin {
-		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, `role must be "member" or "admin"`))
+		s.fail(w, protocol.Errorf(protocol.CodeBadRequest, `role must be "member" or "admin"`))
 		return
 	}
-	if err := g.rest.take(new(restCharge), memberAddKind(id), id.UserID, len(users)); err != nil { // restlimits.go
-		g.failLimited(w, err)
+	if err := s.deps.Limits.TakeMemberAdds(id.UserID, id.Service, len(users)); err != nil {
+		s.fail(w, err)
 		return
 	}
-	if _, err := g.adminOf(ctx, chat, id); err != nil {
-		g.fail(w, err)
+	if _, err := AdminOf(ctx, s.deps.Members, s.deps.Store, chat, id); err != nil {
+		s.fail(w, err)
 		return
 	}
-	existing, err := g.deps.Store.MembersAmong(ctx, chat, users)
+	existing, err := s.deps.Store.MembersAmong(ctx, chat, users)
 	if err != nil {
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return
 	}
 	added, skipped := splitByMembership(users, existing)
 	if len(added) == 0 {
-		writeJSON(w, http.StatusOK, chatChange{ChatID: chat, Skipped: skipped})
+		httpx.WriteJSON(w, http.StatusOK, chatchange.Answer{ChatID: chat, Skipped: skipped})
 		return
 	}
-	added, invite, err := g.bulkConsent(ctx, id, added)
+	added, invite, err := s.bulkConsent(ctx, id, added)
 	if err != nil {
-		g.failLimited(w, err)
+		s.fail(w, err)
 		return
 	}
-	if err := g.roomFor(ctx, chat, len(added)); err != nil {
-		g.fail(w, err)
+	if err := s.RoomFor(ctx, chat, len(added)); err != nil {
+		s.fail(w, err)
 		return
 	}
 	role := req.Role
 	if role == store.RoleMember {
 		role = "" // the default: not repeated in the event
 	}
-	ch := chatChange{ChatID: chat}
+	ch := chatchange.Answer{ChatID: chat}
 	if len(added) > 0 {
 		ev := protocol.SystemEvent{Event: protocol.EventMembersAdded, UserIDs: added, Role: role, By: id.UserID}
-		if ch, err = g.announceBulk(ctx, chat, id.UserID, ev); err != nil {
-			g.fail(w, err)
+		if ch, err = s.announceBulk(ctx, chat, id.UserID, ev); err != nil {
+			s.fail(w, err)
 			return
 		}
 	}
 	for _, u := range invite {
-		if err := g.invite(ctx, newInvitation(chat, u, id.UserID, roleOrMember(role))); err != nil { // consent.go
-			g.log.Info("invitation of a bulk add not made", zap.String("chat_id", chat), zap.String("user_id", u), zap.Error(err))
+		if err := s.Invite(ctx, NewInvitation(chat, u, id.UserID, roleOrMember(role))); err != nil {
+			s.log.Info("invitation of a bulk add not made", zap.String("chat_id", chat), zap.String("user_id", u), zap.Error(err))
 			continue
 		}
 		ch.Invited = append(ch.Invited, u)
 	}
 	ch.Skipped = skipped
 	if len(added) == 0 {
-		writeJSON(w, http.StatusAccepted, ch) // invitations only: nothing sequenced
+		httpx.WriteJSON(w, http.StatusAccepted, ch) // invitations only: nothing sequenced
 		return
 	}
-	g.answerChange(w, http.StatusCreated, ch)
+	chatchange.Write(w, http.StatusCreated, ch)
 }
 
-// bulkConsent applies the consent rule (consent.go) to the users a bulk add names:
+// bulkConsent applies the consent rule (Consent) to the users a bulk add names:
 // those the caller may add directly, and those who get an invitation instead. A
 // user who blocks the caller refuses the whole call (blocked). Service tokens add
 // directly.
-func (g *Gateway) bulkConsent(ctx context.Context, id auth.Identity, users []string) (add, invite []string, err error) {
-	v, err := g.loadConsent(ctx, id.UserID, id.Service, users)
+func (s *Service) bulkConsent(ctx context.Context, id auth.Identity, users []string) (add, invite []string, err error) {
+	v, err := LoadConsent(ctx, s.deps.Store, s.cfg.ConsentDirectAdds, id.UserID, id.Service, users)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, u := range users {
 		switch v.Decide(u) {
-		case chats.ConsentAdd:
+		case ConsentAdd:
 			add = append(add, u)
-		case chats.ConsentInvite:
+		case ConsentInvite:
 			invite = append(invite, u)
-		case chats.ConsentBlocked:
-			return nil, nil, errBlocked(u)
+		case ConsentBlocked:
+			return nil, nil, ErrBlocked(u)
 		}
 	}
-	if err := g.rest.take(new(restCharge), restInvite, id.UserID, len(invite)); err != nil {
+	if err := s.deps.Limits.TakeInvites(id.UserID, len(invite)); err != nil {
 		return nil, nil, err
 	}
 	return add, invite, nil
@@ -192,28 +184,28 @@ func roleOrMember(role string) string {
 
 // removeMembers is DELETE /api/v1/chats/{id}/members with userIds. Leaving is its own
 // call: a bulk removal naming the caller is refused.
-func (g *Gateway) removeMembers(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string, req removeMemberRequest) {
+func (s *Service) removeMembers(w http.ResponseWriter, r *http.Request, id auth.Identity, chat string, req removeMemberRequest) {
 	ctx := r.Context()
 	users, err := bulkUsers(req.UserID, req.UserIDs)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
 	if slices.Contains(users, id.UserID) {
-		g.fail(w, protocol.Errorf(protocol.CodeBadRequest, "a bulk removal cannot name the caller: leave with POST /api/v1/chats/%s/leave", chat))
+		s.fail(w, protocol.Errorf(protocol.CodeBadRequest, "a bulk removal cannot name the caller: leave with POST /api/v1/chats/%s/leave", chat))
 		return
 	}
-	if _, err := g.adminOf(ctx, chat, id); err != nil {
-		g.fail(w, err)
+	if _, err := AdminOf(ctx, s.deps.Members, s.deps.Store, chat, id); err != nil {
+		s.fail(w, err)
 		return
 	}
-	existing, err := g.deps.Store.MembersAmong(ctx, chat, users)
+	existing, err := s.deps.Store.MembersAmong(ctx, chat, users)
 	if err != nil {
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return
 	}
 	if len(existing) == 0 {
-		writeJSON(w, http.StatusOK, chatChange{ChatID: chat, Skipped: users})
+		httpx.WriteJSON(w, http.StatusOK, chatchange.Answer{ChatID: chat, Skipped: users})
 		return
 	}
 	removed := make([]string, len(existing))
@@ -226,47 +218,47 @@ func (g *Gateway) removeMembers(w http.ResponseWriter, r *http.Request, id auth.
 	}
 	// A user admin making the call stays, and so does an admin. A service removing
 	// admins must leave one while members remain.
-	if admins > 0 && id.ChatAdmin && g.lastAdmins(ctx, w, chat, removed) {
+	if admins > 0 && id.ChatAdmin && s.lastAdmins(ctx, w, chat, removed) {
 		return
 	}
 	skipped, _ := splitByMembership(users, existing)
 	ev := protocol.SystemEvent{Event: protocol.EventMembersRemoved, UserIDs: removed, By: id.UserID}
-	ch, err := g.announceBulk(ctx, chat, id.UserID, ev)
+	ch, err := s.announceBulk(ctx, chat, id.UserID, ev)
 	if err != nil {
-		g.fail(w, err)
+		s.fail(w, err)
 		return
 	}
 	ch.Skipped = skipped
-	g.answerChange(w, http.StatusOK, ch)
+	chatchange.Write(w, http.StatusOK, ch)
 }
 
 // lastAdmins refuses (409, written to w) removing leaving (admins among them) when
 // that would leave chat without an admin while it has other members.
-func (g *Gateway) lastAdmins(ctx context.Context, w http.ResponseWriter, chat string, leaving []string) bool {
-	orphaned, err := chats.LeavesNoAdmin(ctx, g.deps.Store, chat, leaving)
+func (s *Service) lastAdmins(ctx context.Context, w http.ResponseWriter, chat string, leaving []string) bool {
+	orphaned, err := LeavesNoAdmin(ctx, s.deps.Store, chat, leaving)
 	if err != nil {
-		g.fail(w, storeUnavailable(err))
+		s.fail(w, httpx.StoreUnavailable(err))
 		return true
 	}
 	if orphaned {
-		g.fail(w, protocol.Errorf(protocol.CodeConflict, "the removal would leave chat %s without an admin: make another member admin first", chat))
+		s.fail(w, protocol.Errorf(protocol.CodeConflict, "the removal would leave chat %s without an admin: make another member admin first", chat))
 		return true
 	}
 	return false
 }
 
-// announceBulk checks and announces a bulk change (chats.go, announce), then drops
+// announceBulk checks and announces a bulk change (Changes), then drops
 // the users' cached memberships here.
-func (g *Gateway) announceBulk(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error) {
+func (s *Service) announceBulk(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatchange.Answer, error) {
 	if err := protocol.ValidateBulkChange(&ev); err != nil {
-		return chatChange{}, protocol.Errorf(protocol.CodeBadRequest, "%v", err)
+		return chatchange.Answer{}, protocol.Errorf(protocol.CodeBadRequest, "%v", err)
 	}
-	ch, err := g.announce(ctx, chat, actor, ev)
+	ch, err := s.deps.Changes.Announce(ctx, chat, actor, ev)
 	if err != nil {
 		return ch, err
 	}
 	for _, u := range ev.UserIDs {
-		g.members.forget(chat, u)
+		s.deps.Members.Forget(chat, u)
 	}
 	ch.UserIDs = ev.UserIDs
 	return ch, nil
