@@ -34,12 +34,13 @@ func (g *Gateway) newConcepts() {
 	searcher, _ := st.(store.Searcher) // nil: search answers 501
 	g.search = search.New(search.Deps{Searcher: searcher, Members: memberPort{g.members}}, log)
 	g.chats = chats.New(chats.Config{HistoryPageBytes: g.cfg.HistoryPageBytes, MaxGroupMembers: g.cfg.MaxGroupMembers,
-		ConsentDirectAdds: g.cfg.Consent.DirectAdds},
+		ConsentDirectAdds: g.cfg.Consent.DirectAdds, LargeChatThreshold: g.deps.LargeChatThreshold},
 		chats.Deps{Store: st, History: g.deps.History, Members: g.members,
 			Sends: sendPort(g.publishAndWait), Limits: chatLimits{g.rest, &g.metrics.restLimited},
 			Rules: sendRules{directSend: g.checkDirectSend, flags: g.flags}, Media: g.media,
 			Changes: announcer(g.announce), Large: g.large, Invitations: invitationTeller(g.tellInvitation),
-			Body: g.body()}, log)
+			Blocks: blockCheck(g.checkNotBlocked),
+			Body:   g.body()}, log)
 	groups := groupsPort{roomFor: g.chats.RoomFor, announce: g.announce, members: g.members, tell: g.tellInvitation}
 	g.people = people.New(people.Config{DirectAddsDefault: g.cfg.Consent.DirectAdds},
 		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: g.blocks,
@@ -109,10 +110,30 @@ func (p chatLimits) TakeMemberAdds(user string, service bool, n int) error {
 
 func (p chatLimits) TakeInvites(user string, n int) error { return p.take(restInvite, user, n) }
 
+func (p chatLimits) TakeChatCreate(user string, service bool, members int) (func(), error) {
+	var charge restCharge
+	if err := p.l.take(&charge, restChatCreate, user, 1); err != nil {
+		countLimited(p.limited, err)
+		return nil, err
+	}
+	if err := p.l.take(&charge, memberAddKind(auth.Identity{UserID: user, Service: service}), user, members); err != nil {
+		countLimited(p.limited, err)
+		return nil, err
+	}
+	return charge.cancel, nil
+}
+
 func (p chatLimits) take(kind restKind, user string, n int) error {
 	err := p.l.take(new(restCharge), kind, user, n)
 	countLimited(p.limited, err)
 	return err
+}
+
+// blockCheck is checkNotBlocked (blocks.go) as chats.Blocks.
+type blockCheck func(ctx context.Context, other, user string) error
+
+func (p blockCheck) CheckNotBlocked(ctx context.Context, other, user string) error {
+	return p(ctx, other, user)
 }
 
 // invitationTeller is tellInvitation (consent.go) as chats.Invitations.

@@ -68,9 +68,9 @@ func (g *Gateway) routeTable() []route {
 		selfAuthed("GET", SSEPath, g.handleEvents),
 		selfAuthed("POST", FramesPath, g.handleFrames),
 
-		// Chats and their messages (gateway/chats; creating one: rest.go).
+		// Chats and their messages (gateway/chats).
 		token("GET", "/api/v1/chats", g.chats.List),
-		token("POST", "/api/v1/chats", g.createChat),
+		token("POST", "/api/v1/chats", g.chats.Create),
 		token("GET", "/api/v1/chats/{id}", g.chats.Get),
 		token("PATCH", "/api/v1/chats/{id}", g.chats.Rename),
 		token("GET", "/api/v1/chats/{id}/members", g.chats.Members),

@@ -1,8 +1,9 @@
 // Package chats serves a caller's chats over REST (docs/protocol.md, "Chats and
-// members"): the reads (reads.go), sending (send.go), renaming a group
-// (rename.go), leaving one (leave.go) and its members (members.go,
-// members_bulk.go, with consent.go and invite.go).
+// members"): creating a chat (create.go), the reads (reads.go), sending
+// (send.go), renaming a group (rename.go), leaving one (leave.go) and its members
+// (members.go, members_bulk.go, with consent.go and invite.go).
 //
+//	POST  /api/v1/chats                   create a direct chat or a group
 //	GET   /api/v1/chats                   the caller's chats by last activity, paged by ?cursor=
 //	GET   /api/v1/chats/{id}              a chat and the first page of its members
 //	GET   /api/v1/chats/{id}/members      its members, paged: ?after=&limit=
@@ -13,8 +14,8 @@
 //	POST, DELETE /api/v1/chats/{id}/members[/{uid}]   add, remove, change roles (admins; members.go)
 //
 // Rights are checked against the store, not the gateway's edge cache of
-// memberships, so a removal takes effect at once on every gateway. Creating chats
-// stays in the gateway for now (it shares the consent rule and invitations).
+// memberships, so a removal takes effect at once on every gateway. Every change
+// but creation is a system event published through Changes.
 package chats
 
 import (
@@ -48,6 +49,9 @@ type Store interface {
 	MembersAmong(ctx context.Context, chatID string, userIDs []string) ([]store.Member, error)
 	MemberCount(ctx context.Context, chatID string) (int, error)
 	PutInvitation(ctx context.Context, inv store.Invitation) (bool, error)
+	// Creating a chat (create.go).
+	CreateChat(ctx context.Context, chat store.Chat, members []store.Member) (stored store.Chat, created bool, err error)
+	Members(ctx context.Context, chatID string) ([]store.Member, error)
 	// The consent rule's reads (LoadConsent).
 	ConsentStore
 }
@@ -57,6 +61,8 @@ type Large interface {
 	// MemberCount is the member count the sequencer keeps for a large chat; ok
 	// is false for a chat that is not large.
 	MemberCount(chat string) (count int, ok bool)
+	// Mark marks a new chat of members members large, before its first message.
+	Mark(ctx context.Context, chat string, members int) error
 }
 
 // History reads a chat's messages (history.Reader).
@@ -94,6 +100,8 @@ type Deps struct {
 	// Large counts large chats' members (RoomFor); Invitations tells invitees.
 	Large       Large
 	Invitations Invitations
+	// Blocks refuses a direct chat with a user who blocks the creator.
+	Blocks Blocks
 	// Body bounds JSON request bodies (gateway.max-body-bytes, body-timeout).
 	Body httpx.Body
 }
@@ -107,6 +115,9 @@ type Config struct {
 	MaxGroupMembers int
 	// ConsentDirectAdds is gateway.consent-direct-adds (Consent).
 	ConsentDirectAdds bool
+	// LargeChatThreshold: a chat created with more members is marked large
+	// (gateway/largechat); 0 never.
+	LargeChatThreshold int
 }
 
 // Service serves the routes. It is safe for concurrent use.

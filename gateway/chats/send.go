@@ -39,6 +39,9 @@ type Limits interface {
 	TakeMemberAdds(user string, service bool, n int) error
 	// TakeInvites charges n invitations by user.
 	TakeInvites(user string, n int) error
+	// TakeChatCreate charges a chat creation and members member adds by user,
+	// all or nothing; cancel gives them back (the creation was refused).
+	TakeChatCreate(user string, service bool, members int) (cancel func(), err error)
 }
 
 // SendRules refuse early, for a synchronous answer, what the sequencer would
