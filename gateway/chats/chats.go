@@ -84,20 +84,37 @@ type Members interface {
 	Forget(chat, user string)
 }
 
+// Limits are the REST buckets the chat routes charge. Each returns nil or
+// rate_limited (counted by the gateway).
+type Limits interface {
+	// TakePost charges one post of user (a service's when service is set).
+	TakePost(user string, service bool) error
+	// TakeMemberAdds charges n member adds by user (a service has a larger
+	// bucket).
+	TakeMemberAdds(user string, service bool, n int) error
+	// TakeInvites charges n invitations by user.
+	TakeInvites(user string, n int) error
+	// TakeChatCreate charges a chat creation and members member adds by user,
+	// all or nothing; cancel gives them back (the creation was refused).
+	TakeChatCreate(user string, service bool, members int) (cancel func(), err error)
+}
+
 // Deps are what the chat routes need from the gateway.
 type Deps struct {
 	Store   Store
 	History History
 	Members Members
-	// Sends, Limits, Rules and Media are the path of a REST send (send.go).
-	Sends  Sends
+	// Limits are the REST buckets every route that adds charges.
 	Limits Limits
-	Rules  SendRules
-	Media  Media
+	// Sends, Rules and Media are the path of a REST send (send.go).
+	Sends Sends
+	Rules SendRules
+	Media Media
 	// Changes publishes the changes to a group (rename.go, leave.go,
 	// members.go).
 	Changes Changes
-	// Large counts large chats' members (RoomFor); Invitations tells invitees.
+	// Large counts and marks large chats (RoomFor, create.go); Invitations
+	// tells invitees.
 	Large       Large
 	Invitations Invitations
 	// Blocks refuses a direct chat with a user who blocks the creator.

@@ -29,21 +29,6 @@ type Sends interface {
 	PublishAndWait(ctx context.Context, m *protocol.Message, service bool) (seq uint64, duplicate bool, err error)
 }
 
-// Limits are the REST buckets the chat routes charge. Each returns nil or
-// rate_limited (counted by the gateway).
-type Limits interface {
-	// TakePost charges one post of user (a service's when service is set).
-	TakePost(user string, service bool) error
-	// TakeMemberAdds charges n member adds by user (a service has a larger
-	// bucket).
-	TakeMemberAdds(user string, service bool, n int) error
-	// TakeInvites charges n invitations by user.
-	TakeInvites(user string, n int) error
-	// TakeChatCreate charges a chat creation and members member adds by user,
-	// all or nothing; cancel gives them back (the creation was refused).
-	TakeChatCreate(user string, service bool, members int) (cancel func(), err error)
-}
-
 // SendRules refuse early, for a synchronous answer, what the sequencer would
 // refuse.
 type SendRules interface {
