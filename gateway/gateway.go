@@ -77,9 +77,10 @@ type Gateway struct {
 	deny    *denyList        // denylist.go
 	metrics metrics
 	// out: what every connection's sending needs (gateway/transport).
-	out    *transport.Out
-	nextID atomic.Uint64
-	mux    *http.ServeMux
+	out *transport.Out
+	// conns: the WebSocket and SSE endpoints (gateway/transport, wired in transport.go).
+	conns *transport.Server
+	mux   *http.ServeMux
 	// draining is set when Run's context ends: see drain.go.
 	draining atomic.Bool
 
@@ -141,8 +142,9 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
 	g.limits = newLimiter(cfg.Limits)
 	g.rest = newRESTLimiter(cfg.Limits.REST)
-	g.newConcepts()    // ports.go: the REST concept packages
-	g.mux = g.newMux() // routes.go
+	g.conns = g.newConnServer() // transport.go: after the limits, deny list and presence it uses
+	g.newConcepts()             // ports.go: the REST concept packages
+	g.mux = g.newMux()          // routes.go
 	if err := g.observe(); err != nil {
 		return nil, err
 	}

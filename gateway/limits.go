@@ -177,7 +177,8 @@ func (l *limiter) sweepIPs() {
 }
 
 // gatewayFull reports, without reserving, whether the gateway is at its connection
-// cap; handleWS asks before upgrading a connection that authenticates later.
+// cap; the WebSocket endpoint asks before upgrading a connection that
+// authenticates later.
 func (l *limiter) gatewayFull() bool {
 	if l.cfg.ConnsPerGateway <= 0 {
 		return false
@@ -260,9 +261,6 @@ func (cl *connLimit) AllowFrame(typ string) error {
 	}
 	return nil
 }
-
-// refuse writes a rate_limited HTTP 429 with a Retry-After hint (httpx.Refuse).
-var refuse = httpx.Refuse
 
 // allowFrame charges one frame of type typ to c's limits (connLimit.AllowFrame); a
 // connection without limits is always allowed.

@@ -16,7 +16,7 @@ import (
 // stream and uploads), then this mux. A token route meets authed (rest.go): CORS
 // headers (cors.go), then 401 unauthorized without a valid bearer token, then its
 // handler with the caller's identity. Routes that authenticate themselves take the
-// token from the URL or the first frame (ws.go, sse.go) or answer only in dev mode
+// token from the URL or the first frame (gateway/transport) or answer only in dev mode
 // (webchat.go). Patterns are http.ServeMux patterns, so precedence is by
 // specificity, not by the order below; two routes that conflict panic at start.
 
@@ -63,10 +63,10 @@ func public(method, path string, h http.Handler) route {
 // routeTable returns every route of the gateway.
 func (g *Gateway) routeTable() []route {
 	rs := []route{
-		// Transports: the WebSocket and its HTTP fallback (ws.go, sse.go).
-		selfAuthed("GET", "/ws", g.handleWS),
-		selfAuthed("GET", SSEPath, g.handleEvents),
-		selfAuthed("POST", FramesPath, g.handleFrames),
+		// Transports: the WebSocket and its HTTP fallback (gateway/transport, wired in transport.go).
+		selfAuthed("GET", "/ws", g.conns.HandleWS),
+		selfAuthed("GET", SSEPath, g.conns.HandleEvents),
+		selfAuthed("POST", FramesPath, g.conns.HandleFrames),
 
 		// Chats and their messages (gateway/chats).
 		token("GET", "/api/v1/chats", g.chats.List),

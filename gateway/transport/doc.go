@@ -6,8 +6,9 @@
 // that pings quiet connections and the drain that spreads their reconnects on
 // shutdown.
 //
-// The gateway authenticates a connection, attaches it to the hub and handles the
-// frames it reads (a FrameHandler, to which a WebSocket's ReadLoop hands them).
+// Server serves the WebSocket endpoint and the SSE fallback's: it admits,
+// authenticates and attaches connections through its Deps, and hands every frame
+// a client sends to the gateway's FrameHandler.
 // The transport carries frames as encoded bytes: it looks into message frames only
 // for their chat and sequence number, to keep a sync's seam free of duplicates, and
 // the connection's rate limits reach it as a FrameLimit.
