@@ -24,8 +24,9 @@ type Limiter interface {
 	// GatewayFull reports, without reserving, whether the gateway is at its
 	// connection cap.
 	GatewayFull() bool
-	// Acquire reserves a connection slot for user; every successful Acquire is
-	// paired with Release.
+	// Acquire reserves a connection slot for user and returns the connection's
+	// rates, never nil on success (nil stands for a connection not yet
+	// authenticated); every successful Acquire is paired with Release.
 	Acquire(user string) (FrameLimit, error)
 	Release(user string)
 }
