@@ -23,7 +23,7 @@ import (
 //
 // The HTTP server around it (Run) bounds headers (ReadHeaderTimeout,
 // MaxHeaderBytes), idle keep-alive connections (IdleTimeout) and the connections
-// one remote IP may hold open (gateway.limits.conns-per-ip, listener.go).
+// one remote IP may hold open (gateway.limits.conns-per-ip, gateway/transport/listener.go).
 
 // LoopbackHost reports whether host (a name or an IP, without port) can only mean
 // this machine: "localhost", a name under ".localhost", or a loopback IP. An empty

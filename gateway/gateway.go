@@ -177,7 +177,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w (is it in use? set gateway.listen)", g.cfg.Listen, err)
 	}
-	ln = newIPCapListener(ln, g.cfg.Limits.ConnsPerIP, &g.metrics.ipRefused) // listener.go
+	ln = transport.NewIPCapListener(ln, g.cfg.Limits.ConnsPerIP, &g.metrics.ipRefused)
 	if g.deps.Ready != nil {
 		g.deps.Ready(ln.Addr())
 	}

@@ -44,7 +44,7 @@ type LimitsConfig struct {
 	ConnectRate  float64 `yaml:"connect_rate"`
 	ConnectBurst int     `yaml:"connect_burst"`
 	// ConnsPerIP caps the TCP connections one remote IP holds open at once, of any
-	// kind (listener.go); more are closed on accept.
+	// kind (gateway/transport/listener.go); more are closed on accept.
 	ConnsPerIP int `yaml:"conns_per_ip"`
 	// REST: the per-user buckets of chat creation, member adds and REST message
 	// posts (restlimits.go).

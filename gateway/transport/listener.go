@@ -1,4 +1,4 @@
-package gateway
+package transport
 
 import (
 	"net"
@@ -24,8 +24,8 @@ type ipCapListener struct {
 	conns map[string]int
 }
 
-// newIPCapListener wraps ln; max <= 0 returns ln itself.
-func newIPCapListener(ln net.Listener, max int, refused *atomic.Int64) net.Listener {
+// NewIPCapListener wraps ln; max <= 0 returns ln itself.
+func NewIPCapListener(ln net.Listener, max int, refused *atomic.Int64) net.Listener {
 	if max <= 0 {
 		return ln
 	}
