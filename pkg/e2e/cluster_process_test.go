@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/client"
+	"github.com/natter-chat/natter/pkg/presencekv"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/stretchr/testify/assert"
@@ -486,7 +489,11 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		clients[0].mu.Lock()
 		clients[0].conn.CloseNow()
 		clients[0].mu.Unlock()
-		require.Eventually(t, func() bool { return presence() == "offline" }, 10*time.Second, 50*time.Millisecond)
+		if !assert.Eventually(t, func() bool { return presence() == "offline" }, 10*time.Second, 50*time.Millisecond,
+			"alice offline once her only connection closed") {
+			dumpPresence(t, cl.URLs(), "alice")
+			t.FailNow()
+		}
 	}
 
 	// The processes' metrics saw it: sequencing happened on both sequencers' watch.
@@ -497,4 +504,39 @@ func TestRolesAsSeparateProcesses(t *testing.T) {
 		}
 	}
 	require.Positive(t, sequenced)
+}
+
+// dumpPresence logs the presence bucket's entries about user (its summary and
+// each gateway's device count): what a failed presence check needs to be read.
+func dumpPresence(t *testing.T, urls, user string) {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Logf("presence dump: %v", err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx := ctxT(t, 10*time.Second)
+	kv, err := js.KeyValue(ctx, presencekv.Bucket)
+	if err != nil {
+		t.Logf("presence dump: %v", err)
+		return
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Logf("presence dump: %v", err)
+		return
+	}
+	for k := range keys.Keys() {
+		if !strings.Contains(k, user) && !strings.HasPrefix(k, presencekv.LeaseKey("")) {
+			continue
+		}
+		if e, err := kv.Get(ctx, k); err == nil {
+			t.Logf("presence dump: %s rev %d at %s: %s", k, e.Revision(), e.Created().Format(time.RFC3339Nano), e.Value())
+		}
+	}
 }
