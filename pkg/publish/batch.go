@@ -7,7 +7,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/answer"
-	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/synadia-io/orbit.go/jetstreamext"
@@ -68,14 +67,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, ms []*protocol.Message) ([
 		if m == nil {
 			return nil, fmt.Errorf("%w: message %d is nil", ErrInvalid, i)
 		}
-		if m.MessageID == "" {
-			m.MessageID = ids.New()
-		}
-		m.Seq, m.Timestamp, m.Edited, m.Deleted, m.Reactions, m.StateSeq = 0, 0, false, false, nil, 0
-		if m.MessageType == "" {
-			m.MessageType = protocol.TypeText
-		}
-		if err := Validate(m); err != nil {
+		if err := prepare(m); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 	}
@@ -102,11 +94,7 @@ func (p *Publisher) PublishBatch(ctx context.Context, ms []*protocol.Message) ([
 			continue
 		}
 		waits[i] = w
-		out := &nats.Msg{Subject: p.subj.Svc(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
-		out.Header.Set(jetstream.MsgIDHeader, w.Subject()) // as in Publish: drops only a retry of this very publish
-		out.Header.Set(protocol.HeaderAnswer, w.Subject())
-		out.Header.Set(protocol.HeaderService, p.service)
-		outs[i] = out
+		outs[i] = p.ingress(m, w)
 	}
 	pending := 0
 	if p.storeAtomically(ctx, outs) {

@@ -105,14 +105,7 @@ func (p *Publisher) Close() { p.answers.Close() }
 // (nats.ErrTimeout, a permissions violation, ...) when the publish was not stored,
 // or one wrapping ErrNoAnswer when it was stored but ctx ended before the answer.
 func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, error) {
-	if m.MessageID == "" {
-		m.MessageID = ids.New()
-	}
-	m.Seq, m.Timestamp, m.Edited, m.Deleted, m.Reactions, m.StateSeq = 0, 0, false, false, nil, 0
-	if m.MessageType == "" {
-		m.MessageType = protocol.TypeText
-	}
-	if err := Validate(m); err != nil {
+	if err := prepare(m); err != nil {
 		return Ack{}, err
 	}
 	got := make(chan *protocol.Frame, 1)
@@ -121,13 +114,7 @@ func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, erro
 		return Ack{}, fmt.Errorf("publish %s/%s: %w", m.ChatID, m.MessageID, err)
 	}
 	defer w.Cancel()
-	out := &nats.Msg{Subject: p.subj.Svc(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
-	// The answer subject is unique to this publish: as its Nats-Msg-Id it lets
-	// JetStream drop only a retry of this very publish, so a resend of the message
-	// reaches the sequencer, which answers it with the original seq.
-	out.Header.Set(jetstream.MsgIDHeader, w.Subject())
-	out.Header.Set(protocol.HeaderAnswer, w.Subject())
-	out.Header.Set(protocol.HeaderService, p.service)
+	out := p.ingress(m, w)
 	if _, err := p.js.PublishMsg(ctx, out); err != nil {
 		return Ack{}, fmt.Errorf("publish %s/%s: %w", m.ChatID, m.MessageID, err)
 	}
@@ -140,6 +127,31 @@ func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, erro
 	case <-ctx.Done():
 		return Ack{}, fmt.Errorf("publish %s/%s: %w (%w)", m.ChatID, m.MessageID, ErrNoAnswer, ctx.Err())
 	}
+}
+
+// prepare readies m as Publish and PublishBatch publish it: a new ID when it has
+// none, the fields the sequencer sets cleared, text by default; then Validate.
+func prepare(m *protocol.Message) error {
+	if m.MessageID == "" {
+		m.MessageID = ids.New()
+	}
+	m.Seq, m.Timestamp, m.Edited, m.Deleted, m.Reactions, m.StateSeq = 0, 0, false, false, nil, 0
+	if m.MessageType == "" {
+		m.MessageType = protocol.TypeText
+	}
+	return Validate(m)
+}
+
+// ingress is m as stored in NATTER_IN, answered on w's subject. The answer
+// subject is unique to this publish: as its Nats-Msg-Id it lets JetStream drop
+// only a retry of this very publish, so a resend of the message reaches the
+// sequencer, which answers it with the original seq.
+func (p *Publisher) ingress(m *protocol.Message, w *answer.Wait) *nats.Msg {
+	out := &nats.Msg{Subject: p.subj.Svc(m.ChatID), Data: protocol.EncodeIngress(m), Header: nats.Header{}}
+	out.Header.Set(jetstream.MsgIDHeader, w.Subject())
+	out.Header.Set(protocol.HeaderAnswer, w.Subject())
+	out.Header.Set(protocol.HeaderService, p.service)
+	return out
 }
 
 // Text publishes a text message from sender.
