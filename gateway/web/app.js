@@ -836,7 +836,7 @@ async function submit(ev) {
   try {
     if (encrypted(chatId)) {
       await S.e2ee.chats.sendText(chatId, text, { messageId });
-      S.e2ee.persist();
+      await S.e2ee.persist(true);
     } else await S.client.send(chatId, text, { messageId });
   } catch (e) {
     toast("Not sent. " + humanError(e, "send"));
@@ -855,7 +855,7 @@ async function sendFile(chatId, caption) {
       clearFile();
       $("input").value = "";
       await S.e2ee.chats.sendFile(chatId, data, { name: file.name, mime: file.type, caption });
-      S.e2ee.persist();
+      await S.e2ee.persist(true);
     } catch (e) {
       toast("Upload failed. " + humanError(e, "upload"));
     }

@@ -64,8 +64,17 @@ export async function openE2EE(client, user) {
   const chats = new EncryptedChats(client, keyring);
   let timer;
   const save = () => tx(db, "readwrite", (s) => s.put({ identity: identity.toState(), keyring: keyringState(keyring) }, user));
-  /** persist saves the keyring soon (after each message handled or sent). */
-  const persist = () => { clearTimeout(timer); timer = setTimeout(() => void save().catch(() => {}), 200); };
+  /**
+   * persist saves the keyring soon (after each message handled), or at once with now
+   * (after a send: the sender key it may have made must survive a reload that comes
+   * right after, or this device could not read its own message again).
+   */
+  const persist = (now = false) => {
+    clearTimeout(timer);
+    if (now) return save().catch(() => {});
+    timer = setTimeout(() => void save().catch(() => {}), 200);
+    return Promise.resolve();
+  };
   chats.onMessage(persist);
   const ready = (async () => {
     if (fresh) await chats.register(true);
