@@ -341,7 +341,11 @@ func (n *Notifier) onMessage(ctx context.Context, jm jetstream.Msg) {
 		err = n.openWindows(ctx, uids, check, &m)
 	}
 	if err != nil {
-		n.log.Warn("notification not scheduled; retrying", zap.String("chat_id", m.ChatID), zap.Uint64("seq", m.Seq), zap.Error(err))
+		// On shutdown the work is cut short on purpose: the message is redelivered
+		// to the next notifier, nothing to warn about. (A timeout is warned about.)
+		if !errors.Is(ctx.Err(), context.Canceled) {
+			n.log.Warn("notification not scheduled; retrying", zap.String("chat_id", m.ChatID), zap.Uint64("seq", m.Seq), zap.Error(err))
+		}
 		_ = jm.NakWithDelay(time.Second)
 		return
 	}

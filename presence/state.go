@@ -152,7 +152,7 @@ func (p *Presence) publish(v presencekv.View) {
 // graceOver re-arms for the rest.
 func (p *Presence) armGrace(ctx context.Context, uid string, d time.Duration) {
 	_, err := p.kv.Create(ctx, presencekv.GraceKey(uid), nil, jetstream.KeyTTL(wholeSeconds(d)))
-	if err != nil && !isConflict(err) {
+	if err != nil && !isConflict(err) && !errors.Is(ctx.Err(), context.Canceled) {
 		p.log.Warn("grace timer not armed: the user stays shown online until their next change",
 			zap.String("user_id", uid), zap.Error(err))
 	}
