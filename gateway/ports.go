@@ -231,6 +231,16 @@ func (p memberRemover) RemoveMember(ctx context.Context, chat, user, by string) 
 	return nil
 }
 
+// MakeAdmin announces role_changed of user to admin in chat by by, then forgets
+// the cached membership.
+func (p memberRemover) MakeAdmin(ctx context.Context, chat, user, by string) error {
+	if _, err := p.announce(ctx, chat, by, protocol.SystemEvent{Event: protocol.EventRoleChanged, UserID: user, Role: store.RoleAdmin, By: by}); err != nil {
+		return err
+	}
+	p.members.forget(chat, user)
+	return nil
+}
+
 // groupsPort is the chat-change path as people.Groups: room in a group
 // (chats.Service.RoomFor), announcing a change (chats.go), the member cache and
 // invitation frames (consent.go).

@@ -14,6 +14,24 @@ import (
 // Leaving a group (POST /api/v1/chats/{id}/leave, or DELETE
 // /api/v1/chats/{id}/members/{uid} naming oneself) and the last-admin rule every
 // change that can remove an admin keeps: a group with members always has an admin.
+//
+// The paths that can take an admin away, and where each keeps the rule (tested
+// together by e2e.TestLastAdminEveryPath):
+//   - leaving (LeaveChat: POST .../leave, DELETE .../members/{self}): LastAdmin;
+//   - removing one member (RemoveMember, user or chats:admin service token, the
+//     member in the path or in a {"userId"} body): LastAdmin when it is an admin;
+//   - removing members in bulk (removeMembers): LeavesNoAdmin over all of them;
+//   - demoting an admin (AddMember with role "member"): LastAdmin. A bulk add
+//     never changes a role;
+//   - erasing an account (gateway/erasure): it cannot be refused, so it names a
+//     successor admin first (erasure.successor) when the erased user is the only
+//     admin of a group that keeps members;
+//   - deleting a group (gateway/retention): nobody stays, so nothing to keep.
+//
+// No other path changes a membership: the WebSocket protocol has no membership
+// frame; a chat change posted as a system message (POST .../messages with a
+// service token, or pkg/publish on the service ingress) is refused by the gateway
+// and by the sequencer (only a gateway's change, protocol.HeaderChange, applies).
 
 // AdminStore is the store calls LeavesNoAdmin makes.
 type AdminStore interface {

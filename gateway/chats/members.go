@@ -152,12 +152,19 @@ func (s *Service) RemoveMember(w http.ResponseWriter, r *http.Request, id auth.I
 		s.fail(w, err)
 		return
 	}
-	if _, err := s.deps.Store.GetMember(ctx, chat, target); err != nil {
+	mb, err := s.deps.Store.GetMember(ctx, chat, target)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			s.fail(w, protocol.Errorf(protocol.CodeNotFound, "%s is not a member of chat %s", target, chat))
 			return
 		}
 		s.fail(w, httpx.StoreUnavailable(err))
+		return
+	}
+	// A user admin making the call stays an admin, but a service (chats:admin) is
+	// no member: removing the only admin would leave the members without one.
+	// Checked whoever calls, as for every path that can remove an admin (leave.go).
+	if mb.Role == store.RoleAdmin && s.lastAdmin(ctx, w, chat, target) {
 		return
 	}
 	ch, err := s.deps.Changes.Announce(ctx, chat, id.UserID, protocol.SystemEvent{Event: protocol.EventMemberRemoved, UserID: target, By: id.UserID})

@@ -9,7 +9,11 @@
 //     refuses their tokens and their live connections are closed, so nothing they
 //     send can land after the erasure below;
 //  2. they are removed from each group they are in, as a sequenced member_removed
-//     event by the caller (so every member and the sequencer see it in order);
+//     event by the caller (so every member and the sequencer see it in order).
+//     Where they are the only admin and others stay, the group's first other
+//     member by user ID is made admin first (a role_changed event by the caller):
+//     an erasure cannot be refused, and a group with members always has an admin
+//     (gateway/chats, leave.go);
 //  3. the store erases their data (store.LifecycleStore.EraseUser: messages become
 //     tombstones with their seq kept, reactions, memberships, read states, mutes,
 //     floors, push devices, profile, blocks, invitations);
@@ -28,6 +32,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -39,6 +44,8 @@ import (
 type Store interface {
 	UserChatsBefore(ctx context.Context, userID string, cursor store.ChatListCursor, limit int) ([]store.ChatSummary, error)
 	EraseUser(ctx context.Context, userID string) (store.EraseReport, error)
+	// The last-admin rule's reads (successor).
+	chats.AdminStore
 }
 
 // Deny is the deny list every gateway follows.
@@ -53,6 +60,9 @@ type Groups interface {
 	// member_removed event (waiting at most gateway.publish-timeout for it) and
 	// forgets the cached membership. An error means it was not announced.
 	RemoveMember(ctx context.Context, chat, user, by string) error
+	// MakeAdmin announces user's promotion to admin of chat by by as a sequenced
+	// role_changed event, as RemoveMember does its removal.
+	MakeAdmin(ctx context.Context, chat, user, by string) error
 }
 
 // Uploads deletes a user's media (the media service).
@@ -121,6 +131,11 @@ func (s *Service) Erase(w http.ResponseWriter, r *http.Request, id auth.Identity
 		return
 	}
 	for _, chat := range groups {
+		if err := s.successor(ctx, chat, user, id.UserID); err != nil {
+			// The removal still goes ahead: an erasure is not refused. The group's
+			// members then need a service (chats:admin) to name an admin.
+			s.log.Warn("erasure: no successor admin named", zap.String("chat_id", chat), zap.String("user_id", user), zap.Error(err))
+		}
 		if err := s.deps.Groups.RemoveMember(ctx, chat, user, id.UserID); err != nil {
 			// The store removes the membership below in any case; the members then
 			// learn of it when the chat is next loaded.
@@ -144,6 +159,27 @@ func (s *Service) Erase(w http.ResponseWriter, r *http.Request, id auth.Identity
 		zap.Int("devices", rep.Devices), zap.Bool("profile", rep.Profile), zap.Int("media", ans.Media),
 		zap.Duration("took", time.Since(start)))
 	httpx.WriteJSON(w, http.StatusOK, ans)
+}
+
+// successor makes another member of chat its admin, by by, when user is its only
+// admin and others stay (chats.LeavesNoAdmin): the first member by user ID, which
+// one page read finds (a group's longest-standing member would need all of its
+// members read). Nothing is done otherwise.
+func (s *Service) successor(ctx context.Context, chat, user, by string) error {
+	orphaned, err := chats.LeavesNoAdmin(ctx, s.deps.Store, chat, []string{user})
+	if err != nil || !orphaned {
+		return err
+	}
+	page, err := s.deps.Store.MembersPage(ctx, chat, "", 2)
+	if err != nil {
+		return err
+	}
+	for _, m := range page {
+		if m.UserID != user {
+			return s.deps.Groups.MakeAdmin(ctx, chat, m.UserID, by)
+		}
+	}
+	return nil
 }
 
 // userGroups lists the groups user is a member of.

@@ -444,8 +444,9 @@ func TestEraseAccount(t *testing.T) {
 	_, refused = dialSSE(t, n, "alice")
 	require.Equal(t, http.StatusUnauthorized, refused)
 
-	// Bob sees her removal, and her messages as tombstones with their seqs.
-	require.Equal(t, []string{"bob:member", "carol:member"}, members(t, n, group, "bob"))
+	// Bob sees her removal, and her messages as tombstones with their seqs. She was
+	// the group's only admin: bob, its first other member, was made admin first.
+	require.Equal(t, []string{"bob:admin", "carol:member"}, members(t, n, group, "bob"))
 	p := restHistory(t, n, group, "bob")
 	var sawTombstone bool
 	for _, m := range p.Messages {
