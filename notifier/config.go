@@ -43,6 +43,12 @@ type Config struct {
 	// in user ID order); the others are counted in
 	// natter_notifier_recipients_over_limit_total and logged.
 	MaxRecipients int `yaml:"max_recipients"`
+	// LargeChatRate is how many notifications per second this instance's
+	// large-chat passes send, all passes together (pacing.go), so that a pass over
+	// a 100,000-member chat does not take the CPU real-time delivery needs. 0:
+	// unlimited. Time spent waiting for it shows in
+	// natter_notifier_large_chat_paced_seconds_total.
+	LargeChatRate float64 `yaml:"large_chat_rate"`
 	// SenderPushRate and SenderPushBurst are the token bucket of the notifications
 	// one sender's messages may cause, per second, per notifier instance (budget.go).
 	// Over it, recipients get no push for that message (they still get the message).
@@ -68,6 +74,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.LargeChatMembers, "notifier.large-chat-members", 1000, "above this many members a chat's notifications are coalesced per chat window and sent in batches")
 	fs.IntVar(&c.BatchSize, "notifier.batch-size", 500, "members of a large chat read and notified per batch")
 	fs.IntVar(&c.MaxRecipients, "notifier.max-recipients", 100_000, "most members one large chat's window notifies; the rest are counted (metric) and logged")
+	fs.Float64Var(&c.LargeChatRate, "notifier.large-chat-rate", 2000, "notifications per second large-chat passes send, per instance, all passes together (0: unlimited)")
 	fs.Float64Var(&c.SenderPushRate, "notifier.sender-push-rate", 20, "push notifications one sender's messages may cause per second, per instance (0: unlimited)")
 	fs.IntVar(&c.SenderPushBurst, "notifier.sender-push-burst", 1000, "burst of push notifications one sender's messages may cause")
 	fs.IntVar(&c.Workers, "notifier.workers", 8, "messages and notifications handled concurrently")
@@ -109,6 +116,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 1000 {
 		errs = append(errs, errors.New("notifier: notifier.batch-size must be 1..1000"))
+	}
+	if c.LargeChatRate < 0 {
+		errs = append(errs, errors.New("notifier: notifier.large-chat-rate must be >= 0 (0: unlimited)"))
 	}
 	if c.SenderPushRate < 0 || (c.SenderPushRate > 0 && c.SenderPushBurst < 1) {
 		errs = append(errs, errors.New("notifier: notifier.sender-push-rate must be >= 0, and sender-push-burst >= 1 with a rate"))

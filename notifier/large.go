@@ -155,15 +155,95 @@ func (n *Notifier) loadTail(ctx context.Context, chat string) (*chatTail, error)
 }
 
 // notifyChat handles a closed chat window: every offline, unmuted member with
-// something unread gets a notification, batch by batch.
+// something unread gets a notification, batch by batch, paced, one pass per chat
+// at a time (pacing.go). A window that closes during this chat's pass is folded
+// into it: the pass reloads the tail and mutes before its next batch, walks on to
+// the end of the members (or the limit) and wraps round to the members it walked
+// before the reload. errPassesBusy: every pass slot is taken (retry the window).
 func (n *Notifier) notifyChat(ctx context.Context, chat string, progress func()) error {
-	t, err := n.loadTail(ctx, chat)
+	ps, folded, err := n.passes.begin(chat)
+	if err != nil || folded {
+		return err
+	}
+	defer n.passes.end(chat)
+	t, muted, err := n.loadPass(ctx, chat)
 	if err != nil || t == nil {
 		return err
 	}
+	n.large.windows.Add(1)
+	began, paced := time.Now(), n.passes.pacedNs.Load()
+	var walked, sent int
+	// from: the last member walked before the tail was (re)loaded ("": none), so
+	// the lap is the members after from to the end, then, wrapped, those up to
+	// from. pos: how many members of the list come before after (the limit).
+	from, after, wrapped, pos := "", "", false, 0
+	for {
+		if ps.newer.Swap(false) {
+			nt, nm, err := n.loadPass(ctx, chat)
+			if err != nil {
+				return err
+			}
+			if nt != nil {
+				t, muted = nt, nm
+			}
+			from, wrapped = after, false
+		}
+		page, err := n.deps.Store.MembersPage(ctx, chat, after, n.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("members of %s: %w", chat, err)
+		}
+		last := len(page) < n.cfg.BatchSize // the member list ends here
+		if wrapped {
+			if i := sort.Search(len(page), func(i int) bool { return page[i].UserID > from }); i < len(page) {
+				page, last = page[:i], true
+			}
+		}
+		if len(page) > 0 {
+			after = page[len(page)-1].UserID
+		}
+		if room := n.cfg.MaxRecipients - pos; !wrapped && len(page) > room {
+			over := len(page) - room
+			page, last = page[:room], true
+			n.large.overLimit.Add(int64(over))
+			n.countOverLimit(ctx, chat, after)
+			n.log.Warn("large chat over notifier.max-recipients: the members after the limit are not notified",
+				zap.String("chat_id", chat), zap.Int("limit", n.cfg.MaxRecipients))
+		}
+		pos += len(page)
+		if len(page) > 0 {
+			k, err := n.notifyBatch(ctx, t, page, muted, progress)
+			sent += k
+			if err != nil {
+				return err
+			}
+			walked += len(page)
+			n.passes.walked.Add(int64(len(page)))
+			n.large.batches.Add(1)
+			progress()
+		}
+		if !last {
+			continue
+		}
+		if wrapped || from == "" {
+			n.log.Info("large chat notified", zap.String("chat_id", chat), zap.Int("members", walked),
+				zap.Int("notifications", sent), zap.Duration("took", time.Since(began)),
+				zap.Duration("paced", time.Duration(n.passes.pacedNs.Load()-paced)))
+			return nil
+		}
+		wrapped, after, pos = true, "", 0
+	}
+}
+
+// loadPass reads what a pass over chat's members shares: the tail (nil: the chat
+// has no message) and who muted the chat.
+func (n *Notifier) loadPass(ctx context.Context, chat string) (*chatTail, map[string]bool, error) {
+	t, err := n.loadTail(ctx, chat)
+	if err != nil || t == nil {
+		return nil, nil, err
+	}
 	mutes, err := n.deps.Store.ChatMutes(ctx, chat)
 	if err != nil {
-		return fmt.Errorf("mutes of %s: %w", chat, err)
+		return nil, nil, fmt.Errorf("mutes of %s: %w", chat, err)
 	}
 	now := time.Now()
 	muted := make(map[string]bool, len(mutes))
@@ -172,38 +252,7 @@ func (n *Notifier) notifyChat(ctx context.Context, chat string, progress func())
 			muted[m.UserID] = true
 		}
 	}
-	n.large.windows.Add(1)
-	handled := 0
-	for after := ""; ; {
-		page, err := n.deps.Store.MembersPage(ctx, chat, after, n.cfg.BatchSize)
-		if err != nil {
-			return fmt.Errorf("members of %s: %w", chat, err)
-		}
-		if len(page) == 0 {
-			return nil
-		}
-		after = page[len(page)-1].UserID
-		if handled+len(page) > n.cfg.MaxRecipients {
-			over := handled + len(page) - n.cfg.MaxRecipients
-			page = page[:len(page)-over]
-			n.large.overLimit.Add(int64(over))
-			n.countOverLimit(ctx, chat, after)
-			n.log.Warn("large chat over notifier.max-recipients: the members after the limit are not notified",
-				zap.String("chat_id", chat), zap.Int("limit", n.cfg.MaxRecipients))
-			if len(page) == 0 {
-				return nil
-			}
-		}
-		handled += len(page)
-		if err := n.notifyBatch(ctx, t, page, muted, progress); err != nil {
-			return err
-		}
-		n.large.batches.Add(1)
-		progress()
-		if len(page) < n.cfg.BatchSize || handled >= n.cfg.MaxRecipients {
-			return nil
-		}
-	}
+	return t, muted, nil
 }
 
 // countOverLimit adds the members after cursor after (past the limit) to the
@@ -219,13 +268,14 @@ func (n *Notifier) countOverLimit(ctx context.Context, chat, after string) {
 	}
 }
 
-// notifyBatch notifies the members of page who should hear of t's chat. The
-// batch's store reads are three, not three per member: the read states of every
-// member the presence view shows offline, then the unread totals (badges) and
-// devices of those with something unread (store.RecipientStore). The
-// notifications are then built and sent recipientParallel at a time (the webhook,
-// when configured, is a round trip each).
-func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Member, muted map[string]bool, progress func()) error {
+// notifyBatch notifies the members of page who should hear of t's chat and
+// returns how many notifications it sent. The batch's store reads are three, not
+// three per member: the read states of every member the presence view shows
+// offline, then the unread totals (badges) and devices of those with something
+// unread (store.RecipientStore). The notifications are then built and sent
+// recipientParallel at a time (the webhook, when configured, is a round trip
+// each), each after taking its token of notifier.large-chat-rate (pacing.go).
+func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Member, muted map[string]bool, progress func()) (int, error) {
 	uids := make([]string, 0, len(page))
 	for _, m := range page {
 		if !muted[m.UserID] {
@@ -234,14 +284,14 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 	}
 	uids, check := n.recipients(ctx, uids, "")
 	if len(uids) == 0 {
-		return nil
+		return 0, nil
 	}
 	chat := t.last.ChatID
 	rctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	states, err := n.deps.Store.ReadStates(rctx, chat, uids)
 	if err != nil {
-		return fmt.Errorf("read states in %s: %w", chat, err)
+		return 0, fmt.Errorf("read states in %s: %w", chat, err)
 	}
 	due := make([]string, 0, len(uids))
 	counts := make([]uint64, 0, len(uids))
@@ -252,21 +302,24 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 		}
 	}
 	if len(due) == 0 {
-		return nil
+		return 0, nil
 	}
 	others, err := n.deps.Store.UnreadTotals(rctx, due, chat)
 	if err != nil {
-		return fmt.Errorf("unread totals: %w", err)
+		return 0, fmt.Errorf("unread totals: %w", err)
 	}
 	devices, err := n.deps.Store.UsersDevices(rctx, due)
 	if err != nil {
-		return fmt.Errorf("devices: %w", err)
+		return 0, fmt.Errorf("devices: %w", err)
 	}
+	var sent atomic.Int64
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(recipientParallel)
 	for i, uid := range due {
-		note := n.chatNote(t, uid, counts[i], counts[i]+others[uid], devices[uid])
 		eg.Go(func() error {
+			if err := n.passes.wait(ectx); err != nil {
+				return err
+			}
 			if check {
 				cctx, cancel := context.WithTimeout(ectx, opTimeout)
 				online, err := n.connected(cctx, uid)
@@ -275,10 +328,16 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 					return err
 				}
 			}
-			return n.send(ectx, note, progress)
+			if err := n.send(ectx, n.chatNote(t, uid, counts[i], counts[i]+others[uid], devices[uid]), progress); err != nil {
+				return err
+			}
+			sent.Add(1)
+			n.passes.notified.Add(1)
+			return nil
 		})
 	}
-	return eg.Wait()
+	err = eg.Wait()
+	return int(sent.Load()), err
 }
 
 // chatNote is uid's notification about t's chat: count unread there, badge in

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/notifier"
+	"github.com/natter-chat/natter/pkg/app"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
@@ -15,7 +16,8 @@ import (
 
 // largeChat starts natter with a low large-chat threshold and small batches, and
 // creates a group of alice and members u000..u<members-1>, added in bulk.
-func largeChat(t *testing.T, members, maxRecipients int) (*testutil.Natter, string) {
+// Each of opts adjusts the configuration before natter starts.
+func largeChat(t *testing.T, members, maxRecipients int, opts ...func(*app.Config)) (*testutil.Natter, string) {
 	cfg := testutil.Config(t)
 	cfg.Presence.Expiry = 2 * time.Second
 	cfg.Presence.Grace = 200 * time.Millisecond
@@ -24,6 +26,9 @@ func largeChat(t *testing.T, members, maxRecipients int) (*testutil.Natter, stri
 	cfg.Notifier.LargeChatMembers = 50
 	cfg.Notifier.BatchSize = 40
 	cfg.Notifier.MaxRecipients = maxRecipients
+	for _, o := range opts {
+		o(cfg)
+	}
 	n := testutil.StartNatter(t, cfg)
 	chat := n.CreateChat(t, "alice", "group", "Everyone")
 	var users []string
@@ -123,4 +128,61 @@ func TestLargeChatRecipientLimitCounted(t *testing.T) {
 	for _, note := range ns.all() {
 		require.Less(t, note.UserID, fmt.Sprintf("u%03d", limit-1), "in user ID order")
 	}
+}
+
+// A paced pass (notifier.large-chat-rate) still notifies every offline member, and
+// a window that closes while the pass runs is folded into it instead of starting a
+// second pass: the pass reloads the chat's tail, walks on, and wraps round to the
+// members it notified before, so every member's last notification counts both
+// messages, nobody gets more than one per lap, and the walk never doubles up.
+// The rate (10/s here) makes the pass take at least 7 s by the limiter's own
+// arithmetic, far longer than the 2 s window of the second message; the test does
+// not time anything, it counts.
+func TestLargeChatPacedPassFoldsWindows(t *testing.T) {
+	const members, rate = 80, 10
+	n, chat := largeChat(t, members, 100_000, func(c *app.Config) { c.Notifier.LargeChatRate = rate })
+	ns := watchNotes(t, n)
+	send := sender(t, n, "alice")
+	send(chat, "m0")
+	require.Eventually(t, func() bool { return len(ns.all()) > 0 }, 30*time.Second, 20*time.Millisecond, "the pass started")
+	send(chat, "m1")
+	want := members // u000..u079; alice sent both
+	last := map[string]notifier.Notification{}
+	perUser := map[string]int{}
+	require.Eventually(t, func() bool {
+		clear(last)
+		clear(perUser)
+		for _, note := range ns.all() {
+			perUser[note.UserID]++
+			if note.LastMessage.MessageID == "m1" {
+				last[note.UserID] = note
+			}
+		}
+		return len(last) == want
+	}, 90*time.Second, 50*time.Millisecond, "every member notified of m1 (%d of %d)", len(last), want)
+	for uid, note := range last {
+		require.EqualValues(t, 2, note.Count, "%s: m0 and m1 unread", uid)
+		require.Equal(t, uid+"."+chat+"."+fmt.Sprint(note.LastMessage.Seq), note.ID)
+	}
+	_, _, folded, paced := n.Notifier.LargeChatPacing()
+	require.EqualValues(t, 1, folded, "m1's window folded into the running pass")
+	require.Positive(t, paced, "the rate made notifications wait, and the metric says so")
+	windows, _, over := n.Notifier.LargeChatStats()
+	require.EqualValues(t, 1, windows, "one pass, not one per window")
+	require.Zero(t, over)
+	once, twice := 0, 0
+	for uid, c := range perUser {
+		require.LessOrEqual(t, c, 2, "%s: at most one notification per lap", uid)
+		if c == 1 {
+			once++
+		} else {
+			twice++
+		}
+	}
+	require.Positive(t, once, "members after the reload point were notified once, with both messages")
+	require.Positive(t, twice, "members before it were notified of m0, then of m1 after the wrap")
+	notified, walked, _, _ := n.Notifier.LargeChatPacing()
+	require.EqualValues(t, len(ns.all()), notified)
+	// alice sorts first: walked before the reload, so again after the wrap.
+	require.EqualValues(t, members+1+twice+1, walked, "the first lap's members once, those before the reload twice")
 }

@@ -108,6 +108,10 @@ func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
 		notify = func() error { return n.notify(ctx, uid, chat, progress) }
 	}
 	if err := notify(); err != nil {
+		if errors.Is(err, errPassesBusy) { // pacing.go: retried once a pass slot frees
+			_ = jm.NakWithDelay(passBusyDelay)
+			return
+		}
 		if ctx.Err() == nil {
 			n.log.Warn("notification failed; retrying", zap.String("window", jm.Subject()), zap.Error(err))
 		}

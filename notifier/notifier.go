@@ -71,6 +71,7 @@ type Notifier struct {
 	// tokensDropped counts push devices removed on a webhook's invalidTokens answer.
 	tokensDropped atomic.Int64
 	large         largeStats // large.go
+	passes        *passes    // large-chat passes and their pacing (pacing.go)
 
 	// Set by Run before any handler runs.
 	windows  jetstream.KeyValue
@@ -84,7 +85,7 @@ type Notifier struct {
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
 		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst),
-		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL)}
+		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL), passes: newPasses(cfg.LargeChatRate, cfg.Workers/2)}
 	if m := deps.Metrics; m != nil {
 		if err := m.CounterFunc("notifier_push_suppressed_total",
 			"Push notifications not sent because their sender was over notifier.sender-push-rate/-burst.",
@@ -98,10 +99,26 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 			{"notifier_large_chat_windows_total", "Large-chat coalescing windows closed and handled (notifier.large-chat-members).", &n.large.windows},
 			{"notifier_large_chat_batches_total", "Member batches (notifier.batch-size) of large-chat windows handled.", &n.large.batches},
 			{"notifier_recipients_over_limit_total", "Members of large chats not notified because a window had more than notifier.max-recipients members.", &n.large.overLimit},
+			{"notifier_large_chat_notified_total", "Notifications sent by large-chat passes.", &n.passes.notified},
+			{"notifier_large_chat_members_walked_total", "Members of large chats walked by passes (each considered for a notification).", &n.passes.walked},
+			{"notifier_large_chat_windows_folded_total", "Large-chat windows folded into a running pass over the same chat instead of starting one.", &n.passes.folded},
 		} {
 			if err := m.CounterFunc(c.name, c.help, func() float64 { return float64(c.v.Load()) }); err != nil {
 				return nil, fmt.Errorf("notifier: metrics: %w", err)
 			}
+		}
+		if err := m.CounterFunc("notifier_large_chat_paced_seconds_total",
+			"Time notifications of large-chat passes waited for notifier.large-chat-rate, summed over notifications.",
+			func() float64 { return time.Duration(n.passes.pacedNs.Load()).Seconds() }); err != nil {
+			return nil, fmt.Errorf("notifier: metrics: %w", err)
+		}
+		if err := m.GaugeFunc("notifier_large_chat_passes", "Large-chat passes running now (at most max(1, notifier.workers/2)).",
+			func() float64 { r, _ := n.passes.stats(); return float64(r) }); err != nil {
+			return nil, fmt.Errorf("notifier: metrics: %w", err)
+		}
+		if err := m.GaugeFunc("notifier_large_chat_oldest_pass_seconds", "Age of the oldest running large-chat pass, seconds (0: none): how far behind push to large chats is.",
+			func() float64 { _, o := n.passes.stats(); return o }); err != nil {
+			return nil, fmt.Errorf("notifier: metrics: %w", err)
 		}
 		if err := m.CounterFunc("notifier_push_devices_removed_total",
 			"Push devices removed because the webhook receiver answered their token invalid.",
