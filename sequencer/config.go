@@ -19,6 +19,11 @@ type Config struct {
 	// LargeChatThreshold: chats with more members than this are not fanned out per
 	// user; gateways subscribe to their log subject instead.
 	LargeChatThreshold int `yaml:"large_chat_threshold"`
+	// MaxGroupMembers is the most members a group may have: an add that would take
+	// a group past it is refused with group_full as it is sequenced (groupcap.go),
+	// however many adds race. The gateway checks gateway.max-group-members first (a
+	// fast path); set both to the same value.
+	MaxGroupMembers int `yaml:"max_group_members"`
 	// PinnedTTL is how long a partition stays pinned to a sequencer instance that
 	// stopped pulling: the failover time after a crash.
 	PinnedTTL time.Duration `yaml:"pinned_ttl"`
@@ -42,6 +47,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxChats, "sequencer.max-chats", 100_000, "chats whose state the sequencer keeps in memory")
 	fs.IntVar(&c.LargeChatThreshold, "sequencer.large-chat-threshold", 1000, "members above which a chat is delivered through its log subject instead of per-user fan-out")
+	fs.IntVar(&c.MaxGroupMembers, "sequencer.max-group-members", 100_000, "most members of a group, enforced as adds are sequenced (group_full past it); keep equal to gateway.max-group-members")
 	fs.DurationVar(&c.PinnedTTL, "sequencer.pinned-ttl", 5*time.Second, "failover time: how long a silent sequencer keeps its partitions")
 	fs.IntVar(&c.Fetch, "sequencer.fetch", 512, "ingress messages pulled per request")
 	fs.DurationVar(&c.Retention, "sequencer.retention", 0, "server-wide message retention: messages expire this long after they are sent (0: keep forever; a chat's shorter TTL wins; applies to messages sequenced from then on)")
@@ -56,6 +62,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LargeChatThreshold < 1 {
 		errs = append(errs, errors.New("sequencer: sequencer.large-chat-threshold must be >= 1"))
+	}
+	if c.MaxGroupMembers < 2 || c.MaxGroupMembers > 1_000_000 {
+		errs = append(errs, fmt.Errorf("sequencer: sequencer.max-group-members must be 2..1000000, got %d", c.MaxGroupMembers))
 	}
 	if c.PinnedTTL < 2*time.Second {
 		// A sequencer pulls with a 1 s expiry: a shorter TTL unpins live instances.

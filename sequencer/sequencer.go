@@ -550,6 +550,9 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 					return refuse, protocol.Errorf(protocol.CodeBadRequest, "%v", err)
 				}
 			}
+			if perr := s.roomFor(st, e); perr != nil { // groupcap.go
+				return refuse, perr
+			}
 		}
 	}
 	if e := s.checkBlocked(ctx, st, m, tr); e != nil { // blocks.go

@@ -30,9 +30,12 @@ import (
 // event; a call that changes nobody answers 200 with changed false.
 //
 // The group's size is checked against gateway.max-group-members from the store's
-// count before the event is published. Two admins adding at once on different
-// gateways can pass the limit by at most one call's users each: the check is
-// advisory, not transactional, as for the one-member add.
+// (or the large-chats bucket's) count before the event is published: a fast path
+// that refuses most adds past the cap without a publish. It is read-then-add, so
+// adds made at once on any gateways can all pass it; the cap itself is enforced by
+// the sequencer (sequencer.max-group-members, sequencer/groupcap.go), which applies
+// a chat's membership events one at a time and answers an add past it group_full,
+// which reaches the caller as this check's refusal would.
 
 // GroupFull is the refusal of a change past limit members.
 func GroupFull(limit int) *protocol.Error {

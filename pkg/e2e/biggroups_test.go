@@ -49,6 +49,7 @@ type errorAnswer struct {
 // limits answer with stable codes.
 func bigGroup(t *testing.T, cfg *app.Config) {
 	cfg.Gateway.MaxGroupMembers = bigGroupSize + 3
+	cfg.Sequencer.MaxGroupMembers = bigGroupSize + 3
 	cfg.Gateway.Consent.DirectAdds = false // a user's adds follow the consent rule; a service's are direct
 	n := testutil.StartNatter(t, cfg)
 	svc := n.ScopedServiceToken(t, "importer", protocol.ScopeChatsAdmin)

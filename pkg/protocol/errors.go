@@ -30,7 +30,7 @@ const (
 	CodeStorageFull   Code = "storage_full"   // the server's message store is full: not stored; resend the same messageId later (media: retry the upload later)
 	CodeQuotaExceeded Code = "quota_exceeded" // the user's media uploads would pass their storage quota
 	CodeBlocked       Code = "blocked"        // the other user blocks the caller: no direct chat, add or send (docs/protocol.md, "Blocking")
-	CodeGroupFull     Code = "group_full"     // the group would pass gateway.max-group-members
+	CodeGroupFull     Code = "group_full"     // the group would pass gateway.max-group-members (or sequencer.max-group-members)
 )
 
 // Retryable reports whether a client may retry the same request unchanged later.
