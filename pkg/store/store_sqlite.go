@@ -122,6 +122,16 @@ var sqliteMigrations = []string{
 	// 9: a chat's admins without its members (store_sqlite_admins.go): the
 	// last-admin rule reads them on every removal of an admin.
 	`CREATE INDEX members_admins ON members (chat_id, user_id) WHERE role = 'admin';`,
+	// 10: the search index fed in bulk (store_sqlite_index.go). A message's document
+	// ID moves into its row (doc_id), which replaces search_docs and its per-message
+	// (chat_id, seq) index; search_state holds the ID counter and the indexer's
+	// watermark (everything stored so far is indexed).
+	`ALTER TABLE messages ADD COLUMN doc_id INTEGER;
+	UPDATE messages SET doc_id = d.id FROM search_docs d WHERE d.chat_id = messages.chat_id AND d.seq = messages.seq;
+	CREATE UNIQUE INDEX messages_by_doc ON messages (doc_id) WHERE doc_id IS NOT NULL;
+	DROP TABLE search_docs;
+	CREATE TABLE search_state (id INTEGER PRIMARY KEY CHECK (id = 1), next_doc INTEGER NOT NULL, indexed INTEGER NOT NULL);
+	INSERT INTO search_state (id, next_doc, indexed) SELECT 1, COALESCE(MAX(doc_id), 0) + 1, COALESCE(MAX(doc_id), 0) + 1 FROM messages;`,
 }
 
 // sqliteWriterSync is the writer's synchronous pragma. Only the benchmark changes it,
@@ -232,8 +242,8 @@ func (s *SQLiteStore) prepareAppend(ctx context.Context) error {
 		// sequencer never sequences an ID twice (sequencer/ids.go), this is the
 		// second net.
 		{&s.app.insert, `INSERT OR IGNORE INTO messages
-			(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, expires_at)
-			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+			(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, expires_at, doc_id)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
 			WHERE NOT EXISTS (SELECT 1 FROM messages INDEXED BY messages_by_id
 				WHERE chat_id = ?1 AND message_id = ?3 AND seq <> ?2)`},
 		{&s.app.chatState, `SELECT last_seq, last_msg_seq FROM chats WHERE id = ?`},
@@ -389,13 +399,22 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 	var reads map[readerKey]uint64
 	for i := range msgs {
 		m := &msgs[i]
+		var doc any // a searchable message's document ID (store_sqlite_index.go)
+		if protocol.Searchable(m.MessageType) {
+			if doc, err = ops.peekDoc(ctx); err != nil {
+				return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
+			}
+		}
 		res, err := ins.ExecContext(ctx, m.ChatID, m.Seq, m.MessageID, m.SenderID, m.Content,
-			m.MessageType, m.Timestamp, m.ReplyTo, m.RefID, nullJSON(m.Meta), m.ExpiresAt)
+			m.MessageType, m.Timestamp, m.ReplyTo, m.RefID, nullJSON(m.Meta), m.ExpiresAt, doc)
 		if err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue // already stored (or its messageId is, under another seq)
+		}
+		if doc != nil {
+			ops.takeDoc()
 		}
 		// newest: m is above the chat's last seq, so nothing referencing it can be
 		// stored yet (an operation always has a higher seq than its target).

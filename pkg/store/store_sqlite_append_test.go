@@ -27,8 +27,8 @@ func (s *SQLiteStore) appendPerMessage(ctx context.Context, msgs []protocol.Mess
 	}
 	defer tx.Rollback()
 	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO messages
-		(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		(chat_id, seq, message_id, sender_id, content, message_type, ts, reply_to, ref_id, meta, doc_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
@@ -61,13 +61,22 @@ func (s *SQLiteStore) appendPerMessage(ctx context.Context, msgs []protocol.Mess
 	defer own.Close()
 	for i := range msgs {
 		m := &msgs[i]
+		var doc any
+		if protocol.Searchable(m.MessageType) {
+			if doc, err = ops.peekDoc(ctx); err != nil {
+				return err
+			}
+		}
 		res, err := ins.ExecContext(ctx, m.ChatID, m.Seq, m.MessageID, m.SenderID, m.Content,
-			m.MessageType, m.Timestamp, m.ReplyTo, m.RefID, nullJSON(m.Meta))
+			m.MessageType, m.Timestamp, m.ReplyTo, m.RefID, nullJSON(m.Meta), doc)
 		if err != nil {
 			return fmt.Errorf("sqlite: append %s/%d: %w", m.ChatID, m.Seq, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue // already stored
+		}
+		if doc != nil {
+			ops.takeDoc()
 		}
 		// newest: m is above the chat's last seq, so nothing referencing it can be
 		// stored yet (an operation always has a higher seq than its target).
@@ -111,7 +120,9 @@ func dumpDB(t *testing.T, db *sql.DB) map[string][]string {
 		"read_state": `SELECT chat_id, user_id, delivered, read FROM read_state ORDER BY chat_id, user_id`,
 		"messages":   `SELECT chat_id, seq, message_id, content, edited, deleted, edit_seq, state_seq FROM messages ORDER BY chat_id, seq`,
 		"reactions":  `SELECT chat_id, message_id, emoji, user_id, seq, present FROM reactions ORDER BY 1,2,3,4`,
-		"search":     `SELECT d.chat_id, d.seq FROM search_docs d ORDER BY 1,2`,
+		// What the index finds (the test's texts are "text N" and "edited").
+		"search": `SELECT m.chat_id, m.seq FROM search_fts f JOIN messages m ON m.doc_id = f.rowid
+			WHERE search_fts MATCH 'text OR edited' ORDER BY 1,2`,
 	} {
 		rows, err := db.Query(q)
 		if err != nil {
@@ -137,10 +148,14 @@ func dumpDB(t *testing.T, db *sql.DB) map[string][]string {
 // TestSQLiteAppendMatchesPerMessage stores the same random batches (text, edits,
 // deletes, reactions, system messages, a chat that does not exist, shuffled batches,
 // duplicates and messages from the future) with AppendMessages and with the per-message
-// reference, and requires identical tables.
+// reference, and requires identical tables and search results. Rounds index the
+// search documents at every append, every few appends, or only when searched, so
+// edits and deletes meet both indexed and pending documents.
 func TestSQLiteAppendMatchesPerMessage(t *testing.T) {
 	ctx := context.Background()
-	for round := 0; round < 20; round++ {
+	defer func(n int64) { sqliteIndexBatch = n }(sqliteIndexBatch)
+	for round := 0; round < 21; round++ {
+		sqliteIndexBatch = []int64{1, 7, 1000}[round%3]
 		r := rand.New(rand.NewPCG(uint64(round), 7))
 		a, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "a.db"))
 		if err != nil {
@@ -208,6 +223,11 @@ func TestSQLiteAppendMatchesPerMessage(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := b.AppendMessages(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, s := range []*SQLiteStore{a, b} {
+			if err := s.indexPending(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -76,8 +76,7 @@ func (s *SQLiteStore) DeleteChat(ctx context.Context, chatID string) error {
 			`DELETE FROM mutes WHERE chat_id = ?`,
 			`DELETE FROM history_floors WHERE chat_id = ?`,
 			`DELETE FROM reactions WHERE chat_id = ?`,
-			`DELETE FROM search_fts WHERE rowid IN (SELECT id FROM search_docs WHERE chat_id = ?)`,
-			`DELETE FROM search_docs WHERE chat_id = ?`,
+			`DELETE FROM search_fts WHERE rowid IN (SELECT doc_id FROM messages WHERE chat_id = ? AND ` + indexedDocs + `)`,
 			`DELETE FROM messages WHERE chat_id = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, chatID); err != nil {
@@ -95,12 +94,8 @@ func (s *SQLiteStore) EraseUser(ctx context.Context, userID string) (EraseReport
 	var rep EraseReport
 	err := s.inTx(ctx, "erase user "+userID, func(tx *sql.Tx) error {
 		// The user's messages' search documents first, while the rows still say whose.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM search_fts WHERE rowid IN (SELECT d.id FROM search_docs d
-			JOIN messages m ON m.chat_id = d.chat_id AND m.seq = d.seq WHERE m.sender_id = ?)`, userID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM search_docs WHERE id IN (SELECT d.id FROM search_docs d
-			JOIN messages m ON m.chat_id = d.chat_id AND m.seq = d.seq WHERE m.sender_id = ?)`, userID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM search_fts WHERE rowid IN (SELECT doc_id FROM messages
+			WHERE sender_id = ? AND `+indexedDocs+`)`, userID); err != nil {
 			return err
 		}
 		// Reactions on the user's messages, and the user's reactions anywhere.
@@ -181,8 +176,8 @@ func (s *SQLiteStore) SweepExpired(ctx context.Context, now time.Time, limit int
 			return nil
 		}
 		for _, q := range []string{
-			`DELETE FROM search_fts WHERE rowid IN (SELECT d.id FROM search_docs d JOIN temp.sweep w ON w.chat_id = d.chat_id AND w.seq = d.seq)`,
-			`DELETE FROM search_docs WHERE id IN (SELECT d.id FROM search_docs d JOIN temp.sweep w ON w.chat_id = d.chat_id AND w.seq = d.seq)`,
+			`DELETE FROM search_fts WHERE rowid IN (SELECT doc_id FROM messages WHERE (chat_id, seq) IN (SELECT chat_id, seq FROM temp.sweep)
+				AND ` + indexedDocs + `)`,
 			`DELETE FROM reactions WHERE (chat_id, message_id) IN (SELECT chat_id, message_id FROM temp.sweep)`,
 			`DELETE FROM messages WHERE (chat_id, seq) IN (SELECT chat_id, seq FROM temp.sweep)`,
 			// An expired last message leaves the chat list (the list hides it in any case).

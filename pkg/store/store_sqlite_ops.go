@@ -12,7 +12,7 @@ import (
 
 // opApplier applies operation events (edit, delete, react) to the messages they
 // reference, inside one AppendMessages transaction, and keeps the search index in
-// step with each message's current state.
+// step with each message's current state (store_sqlite_index.go).
 //
 // Statements that find messages by message_id or ref_id name their index (INDEXED
 // BY): without statistics SQLite's planner prefers a scan of the chat's primary-key
@@ -30,10 +30,10 @@ import (
 type opApplier struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
-	// Search documents to write (flush): fresh ones by message, others by their
-	// search_docs id.
-	fresh map[docKey]string
-	byID  map[int64]string
+	// docs is the transaction's copy of search_state; byID the documents of
+	// indexed messages to write again (flush), by doc_id.
+	docs docIDs
+	byID map[int64]string
 }
 
 func newOpApplier(tx *sql.Tx) *opApplier { return &opApplier{tx: tx, stmts: map[string]*sql.Stmt{}} }
@@ -99,10 +99,7 @@ func (a *opApplier) apply(ctx context.Context, m *protocol.Message, newest bool)
 		}
 		return a.operation(ctx, m, op)
 	case protocol.Referable(m.MessageType) && newest:
-		if !protocol.Searchable(m.MessageType) {
-			return nil // ciphertext is never indexed
-		}
-		return a.index(ctx, m.ChatID, m.Seq, m.Content, false, true)
+		return nil // its document, if it is searchable, is indexed in bulk
 	case protocol.Referable(m.MessageType):
 		return a.catchUp(ctx, m)
 	}
@@ -143,7 +140,8 @@ func (a *opApplier) operation(ctx context.Context, m *protocol.Message, op proto
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", op.Type, err)
 	}
-	for _, t := range targets {
+	for _, tg := range targets {
+		t := tg.state
 		next, _ := protocol.ApplyOp(t, op)
 		if next == t {
 			continue
@@ -152,7 +150,7 @@ func (a *opApplier) operation(ctx context.Context, m *protocol.Message, op proto
 			return fmt.Errorf("apply %s: %w", op.Type, err)
 		}
 		if protocol.Searchable(t.MessageType) && (next.Content != t.Content || next.Deleted != t.Deleted) {
-			if err := a.index(ctx, m.ChatID, t.Seq, next.Content, next.Deleted, false); err != nil {
+			if err := a.reindex(ctx, m.ChatID, t.Seq, tg.doc, hasDoc(t.Content, t.Deleted), hasDoc(next.Content, next.Deleted), next.Content); err != nil {
 				return err
 			}
 		}
@@ -160,22 +158,29 @@ func (a *opApplier) operation(ctx context.Context, m *protocol.Message, op proto
 	return nil
 }
 
+// target is a message an operation may change: its state and its doc_id (0: none).
+type target struct {
+	state protocol.OpState
+	doc   int64
+}
+
 // targets returns the stored messages of chat with messageID that operations may
 // change (not system messages nor operations), in their current state.
-func (a *opApplier) targets(ctx context.Context, chat, messageID string) ([]protocol.OpState, error) {
-	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content, edited, deleted, edit_seq, state_seq
+func (a *opApplier) targets(ctx context.Context, chat, messageID string) ([]target, error) {
+	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content, edited, deleted, edit_seq, state_seq, COALESCE(doc_id, 0)
 		FROM messages INDEXED BY messages_by_id WHERE chat_id = ? AND message_id = ? AND `+notOp, chat, messageID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []protocol.OpState
+	var out []target
 	for rows.Next() {
-		var t protocol.OpState
-		if err := rows.Scan(&t.Seq, &t.SenderID, &t.MessageType, &t.Content, &t.Edited, &t.Deleted, &t.EditSeq, &t.StateSeq); err != nil {
+		var tg target
+		t := &tg.state
+		if err := rows.Scan(&t.Seq, &t.SenderID, &t.MessageType, &t.Content, &t.Edited, &t.Deleted, &t.EditSeq, &t.StateSeq, &tg.doc); err != nil {
 			return nil, err
 		}
-		out = append(out, t)
+		out = append(out, tg)
 	}
 	return out, rows.Err()
 }
@@ -204,8 +209,9 @@ func (a *opApplier) clearOps(ctx context.Context, chat, messageID string) error 
 }
 
 // catchUp applies to a newly stored message m the operations stored before it
-// (which happens when persisters race), by the same rules (protocol.ApplyOp), then
-// indexes it.
+// (which happens when persisters race), by the same rules (protocol.ApplyOp). Its
+// document, new in this transaction, is not indexed yet: the indexer reads the
+// state this leaves.
 func (a *opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
 	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content, meta FROM messages
 		WHERE chat_id = ? AND ref_id = ? AND message_type IN ('edit', 'delete', 'react') AND seq > ?
@@ -241,110 +247,18 @@ func (a *opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
 			}
 		}
 	}
-	if !protocol.Searchable(m.MessageType) {
-		return nil // ciphertext is never indexed
-	}
-	return a.index(ctx, m.ChatID, m.Seq, state.Content, state.Deleted, true)
-}
-
-// docKey names a message's search document before it has a search_docs id.
-type docKey struct {
-	chat string
-	seq  uint64
-}
-
-// index makes the search document of (chat, seq) match content; a deleted or empty
-// message has none. fresh says the message was just stored, so it has no document.
-//
-// Writes are queued and made by flush, many rows per statement, at the end of the
-// transaction: FTS5 writes its pending terms to disk at every statement savepoint,
-// so an INSERT per message would make an index segment per message, and the batch
-// saves a statement per message besides.
-func (a *opApplier) index(ctx context.Context, chat string, seq uint64, content string, deleted, fresh bool) error {
-	gone := deleted || strings.TrimSpace(content) == ""
-	key := docKey{chat, seq}
-	if _, queued := a.fresh[key]; fresh || queued {
-		if gone {
-			delete(a.fresh, key)
-			return nil
-		}
-		if a.fresh == nil {
-			a.fresh = map[docKey]string{}
-		}
-		a.fresh[key] = content
-		return nil
-	}
-	var id int64
-	err := a.scan(ctx, `SELECT id FROM search_docs WHERE chat_id = ? AND seq = ?`, []any{chat, seq}, &id)
-	switch {
-	case err == nil:
-		if _, queued := a.byID[id]; queued {
-			delete(a.byID, id) // not in search_fts yet
-		} else if _, err := a.exec(ctx, `DELETE FROM search_fts WHERE rowid = ?`, id); err != nil {
-			return fmt.Errorf("search index: %w", err)
-		}
-		if gone {
-			if _, err := a.exec(ctx, `DELETE FROM search_docs WHERE id = ?`, id); err != nil {
-				return fmt.Errorf("search index: %w", err)
-			}
-			return nil
-		}
-		if a.byID == nil {
-			a.byID = map[int64]string{}
-		}
-		a.byID[id] = content
-	case err == sql.ErrNoRows:
-		if !gone {
-			if a.fresh == nil {
-				a.fresh = map[docKey]string{}
-			}
-			a.fresh[key] = content
-		}
-	default:
-		return fmt.Errorf("search index: %w", err)
-	}
 	return nil
 }
 
-// rowsPerInsert bounds one flush statement (at most 3 parameters a row, well under
+// rowsPerInsert bounds one flush statement (2 parameters a row, well under
 // SQLite's parameter limit).
 const rowsPerInsert = 256
 
-// flush writes the queued search documents. AppendMessages calls it before commit.
+// flush writes the documents of indexed messages that changed, many rows per
+// statement (FTS5 writes its pending terms at every statement), then indexes the
+// pending documents if they are due (indexIfDue). AppendMessages calls it before
+// commit.
 func (a *opApplier) flush(ctx context.Context) error {
-	keys := make([]docKey, 0, len(a.fresh))
-	for k := range a.fresh {
-		keys = append(keys, k)
-	}
-	for len(keys) > 0 { // new search_docs rows, then their documents
-		n := min(len(keys), rowsPerInsert)
-		args := make([]any, 0, 2*n)
-		for _, k := range keys[:n] {
-			args = append(args, k.chat, k.seq)
-		}
-		rows, err := a.query(ctx, `INSERT INTO search_docs (chat_id, seq) VALUES (?, ?)`+strings.Repeat(", (?, ?)", n-1)+
-			` RETURNING id, chat_id, seq`, args...)
-		if err != nil {
-			return fmt.Errorf("search index: %w", err)
-		}
-		for rows.Next() {
-			var id int64
-			var k docKey
-			if err := rows.Scan(&id, &k.chat, &k.seq); err != nil {
-				rows.Close()
-				return fmt.Errorf("search index: %w", err)
-			}
-			if a.byID == nil {
-				a.byID = map[int64]string{}
-			}
-			a.byID[id] = a.fresh[k]
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("search index: %w", err)
-		}
-		keys = keys[n:]
-	}
 	ids := make([]int64, 0, len(a.byID))
 	for id := range a.byID {
 		ids = append(ids, id)
@@ -361,8 +275,8 @@ func (a *opApplier) flush(ctx context.Context) error {
 		}
 		ids = ids[n:]
 	}
-	a.fresh, a.byID = nil, nil
-	return nil
+	a.byID = nil
+	return a.indexIfDue(ctx)
 }
 
 // querier is what attachReactions reads through: a transaction or the pool.

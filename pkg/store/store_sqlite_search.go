@@ -60,10 +60,15 @@ func ftsQuery(text string) (string, error) {
 }
 
 // Search implements Store with SQLite's FTS5 (unicode61 tokenizer, diacritics
-// removed): the index holds each message's current text (store_sqlite_ops.go).
+// removed): the index holds each message's current text (store_sqlite_index.go).
+// It first indexes the documents still pending, so it finds every message stored
+// before it began.
 func (s *SQLiteStore) Search(ctx context.Context, userID string, q SearchQuery) ([]protocol.Message, error) {
 	match, err := ftsQuery(q.Text)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.indexPending(ctx); err != nil {
 		return nil, err
 	}
 	limit := q.pageSize()
@@ -75,10 +80,9 @@ func (s *SQLiteStore) Search(ctx context.Context, userID string, q SearchQuery) 
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT `+prefixed("m.", msgCols)+`
 		FROM search_fts f
-		JOIN search_docs d ON d.id = f.rowid
-		JOIN members mb ON mb.chat_id = d.chat_id AND mb.user_id = ?
-		JOIN messages m ON m.chat_id = d.chat_id AND m.seq = d.seq
-		WHERE search_fts MATCH ? AND (? = '' OR d.chat_id = ?) AND m.deleted = 0 AND m.message_type != 'encrypted'
+		JOIN messages m INDEXED BY messages_by_doc ON m.doc_id = f.rowid
+		JOIN members mb ON mb.chat_id = m.chat_id AND mb.user_id = ?
+		WHERE search_fts MATCH ? AND (? = '' OR m.chat_id = ?) AND m.deleted = 0 AND m.message_type != 'encrypted'
 			AND (m.expires_at = 0 OR m.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))
 			AND (NOT ? OR (m.ts, m.chat_id, m.seq) < (?, ?, ?))
 		ORDER BY m.ts DESC, m.chat_id DESC, m.seq DESC LIMIT ?`,

@@ -18,6 +18,18 @@ func TestSQLiteConformance(t *testing.T) {
 	})
 }
 
+// TestSQLiteConformanceIndexEveryAppend runs the suite with the search index fed
+// at every append instead of in bulk, so edits, deletes, expiry and erasure meet
+// messages that are indexed already (the default suite mostly meets pending ones).
+func TestSQLiteConformanceIndexEveryAppend(t *testing.T) {
+	defer store.SetSQLiteIndexBatch(1)()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "natter.db"))
+		require.NoError(t, err)
+		return s
+	})
+}
+
 func TestSQLiteReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "natter.db")
