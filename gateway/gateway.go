@@ -137,7 +137,10 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Gateway, error) {
 	g.answers = answer.New(deps.NC, deps.Subjects.AnswerGatewayPrefix(), cfg.PublishTimeout, log)
 	g.large = largechat.New(largechat.Deps{Hub: g.hub, Members: g.members, NC: deps.NC, KV: deps.JS, Subjects: deps.Subjects, Events: &g.sysEvents}, log)
 	g.deny = newDenyList(g.hub, deps.JS, deps.Auth, log)
-	g.hub.OnFirst, g.hub.OnLast = g.large.UserConnected, g.large.UserGone
+	// The member cache trusts a connected user's answers until an event of theirs
+	// invalidates them (members.go): watched from before large chats ask it.
+	g.hub.OnFirst = func(uid string) { g.members.watch(uid); g.large.UserConnected(uid) }
+	g.hub.OnLast = func(uid string) { g.large.UserGone(uid); g.members.unwatch(uid) }
 	g.hub.OnOther, g.hub.OnUser = g.large.Deliver, g.userDelivery // chats.go
 	g.presence, g.typing = g.newLiveState()                       // livestate.go
 	g.limits = newLimiter(cfg.Limits)
