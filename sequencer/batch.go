@@ -137,6 +137,7 @@ type pendingChat struct {
 // batchItem is one decided ingress message of the batch being built.
 type batchItem struct {
 	msg     jetstream.Msg
+	d       *delivery // msg decoded, for the one-at-a-time path (handle)
 	stored  time.Time // when NATTER_IN stored it (metrics)
 	inSeq   uint64
 	append  bool             // m (encoded as data) is in the batch's log messages
@@ -160,11 +161,12 @@ func (b *batcher) process(ctx context.Context, msgs []jetstream.Msg) {
 	if len(msgs) == 1 {
 		meta, err := msgs[0].Metadata()
 		b.catchUpBefore(ctx, msgs[0], meta, err)
-		b.s.handle(ctx, b.log, msgs[0])
+		b.s.handle(ctx, b.log, msgs[0], nil)
 		return
 	}
 	b.start = time.Now()
-	// Each delivery is decoded once, here: the ID prefetch and the decisions both
+	// Each delivery is decoded once, here: the ID prefetch, the decisions and the
+	// one-at-a-time path (a drain under BatchMin, a system event, a fallback) all
 	// read the decoded message.
 	ds := make([]delivery, len(msgs))
 	for i, msg := range msgs {
@@ -259,11 +261,11 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 	s := b.s
 	b.catchUpBefore(ctx, msg, d.meta, d.metaErr)
 	if d.metaErr != nil {
-		b.alone(ctx, msg)
+		b.alone(ctx, msg, d)
 		return
 	}
 	in, m := &d.in, d.m
-	it := batchItem{msg: msg, stored: d.meta.Timestamp, inSeq: in.seq}
+	it := batchItem{msg: msg, d: d, stored: d.meta.Timestamp, inSeq: in.seq}
 	it.answer = in.answer
 	switch {
 	case d.err != nil:
@@ -271,7 +273,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 		b.items = append(b.items, it)
 		return
 	case m.MessageType == protocol.TypeSystem:
-		b.alone(ctx, msg)
+		b.alone(ctx, msg, d)
 		return
 	}
 	pc := b.chats[m.ChatID]
@@ -284,7 +286,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 	if pc == nil {
 		st, err := s.state(ctx, m.ChatID)
 		if err != nil {
-			b.alone(ctx, msg) // retries in place
+			b.alone(ctx, msg, d) // retries in place
 			return
 		}
 		pc = &pendingChat{st: st, lastSeq: st.lastSeq}
@@ -295,7 +297,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 		return
 	}
 	if p, found, err := s.sequencedAs(ctx, pc.st, m.ChatID, m.MessageID, &b.pre); err != nil {
-		b.alone(ctx, msg) // retries in place
+		b.alone(ctx, msg, d) // retries in place
 		return
 	} else if found {
 		it.dup, it.m = p, m
@@ -325,10 +327,10 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 	b.items = append(b.items, it)
 }
 
-// alone commits the batch, then sequences msg one at a time.
-func (b *batcher) alone(ctx context.Context, msg jetstream.Msg) {
+// alone commits the batch, then sequences msg (decoded as d) one at a time.
+func (b *batcher) alone(ctx context.Context, msg jetstream.Msg, d *delivery) {
 	b.flush(ctx)
-	b.s.handle(ctx, b.log, msg)
+	b.s.handle(ctx, b.log, msg, d)
 }
 
 // flush appends the batch's log messages and, once they are committed, completes
@@ -344,7 +346,7 @@ func (b *batcher) flush(ctx context.Context) {
 	}
 	if len(b.out) > 0 && (b.s.cfg.BatchMin == 0 || len(b.out) < b.s.cfg.BatchMin) {
 		for i := range b.items {
-			b.s.handle(ctx, b.log, b.items[i].msg)
+			b.s.handle(ctx, b.log, b.items[i].msg, b.items[i].d)
 		}
 		return
 	}
@@ -432,7 +434,7 @@ func (b *batcher) fallback(ctx context.Context, err error) {
 	b.log.Info("batch append failed; sequencing its messages one at a time",
 		zap.Int("messages", len(b.out)), zap.Error(err))
 	for i := range b.items {
-		s.handle(ctx, b.log, b.items[i].msg)
+		s.handle(ctx, b.log, b.items[i].msg, b.items[i].d)
 	}
 }
 

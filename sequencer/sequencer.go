@@ -295,7 +295,8 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 			break
 		}
 		in := ingress{subject: raw.Subject, data: raw.Data, header: raw.Header, seq: raw.Sequence}
-		if _, err := s.sequence(ctx, &in); err != nil {
+		m, derr := s.decodeIngress(&in)
+		if _, err := s.sequence(ctx, &in, m, derr); err != nil {
 			return err
 		}
 		s.catchups.Add(1)
@@ -309,17 +310,22 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 
 // handle sequences one delivered ingress message and acks it. It returns once the
 // message is acked, or when ctx ends (it is then redelivered to whoever takes the
-// partition).
-func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg) {
+// partition). d is msg decoded (decodeDelivery) when the caller has it already, so
+// a message is decoded once however many attempts and paths it takes; nil: decode
+// it here.
+func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg, d *delivery) {
+	if d == nil || d.metaErr != nil {
+		dd := s.decodeDelivery(msg)
+		d = &dd
+	}
 	s.retry(ctx, log, func() (err error) {
 		defer s.deps.Metrics.SequencerStep(time.Now(), &err)
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("metadata: %w", err)
+		if d.metaErr != nil {
+			return fmt.Errorf("metadata: %w", d.metaErr)
 		}
-		defer s.deps.Metrics.IngressDone(meta.Timestamp, &err)
-		in := ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: meta.Sequence.Stream}
-		terminal, err := s.sequence(ctx, &in)
+		defer s.deps.Metrics.IngressDone(d.meta.Timestamp, &err)
+		in := d.in
+		terminal, err := s.sequence(ctx, &in, d.m, d.err)
 		if err != nil {
 			return err
 		}
@@ -372,12 +378,12 @@ func (s *Sequencer) trustOf(in *ingress) trust {
 	return trustUser
 }
 
-// sequence is one attempt at sequencing in. It returns terminal true for a message
+// sequence is one attempt at sequencing in, decoded as m (decodeIngress's message
+// and error; in carries the trust and answer it set). It returns terminal true for a message
 // that can never be sequenced (invalid), and an error for a failure worth retrying.
 // On success the message is in NATTER_LOG (now or from an earlier attempt) and has
 // been fanned out, or was refused and the sender told.
-func (s *Sequencer) sequence(ctx context.Context, in *ingress) (terminal bool, err error) {
-	m, err := s.decodeIngress(in)
+func (s *Sequencer) sequence(ctx context.Context, in *ingress, m protocol.Message, err error) (terminal bool, _ error) {
 	if err != nil {
 		s.refuseInvalid(in.subject, in.answer, &m, err)
 		return true, nil

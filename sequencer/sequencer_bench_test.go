@@ -24,15 +24,17 @@ import (
 // to NATTER_LOG (fenced; one atomic batch per partition drain, batch.go) and fans
 // out to both members.
 // "sync=always" fsyncs every JetStream write (the embedded default); "sync=2m" is
-// the NATS server default. Run with
+// the NATS server default; "one-at-a-time" is sync=2m with sequencer.batch-min 0,
+// the path every drain under batch-min takes (moderate load). Run with
 // go test -bench SequencerThroughput -benchmem -benchtime 5000x ./sequencer/
 func BenchmarkSequencerThroughput(b *testing.B) {
-	for _, always := range []bool{true, false} {
-		name := "sync=2m"
-		if always {
-			name = "sync=always"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		always   bool
+		batchMin int
+	}{{"sync=always", true, 16}, {"sync=2m", false, 16}, {"one-at-a-time", false, 0}} {
+		always := bc.always
+		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(), NoSigs: true, SyncAlways: always}
 			ns, err := server.NewServer(opts)
@@ -81,7 +83,7 @@ func BenchmarkSequencerThroughput(b *testing.B) {
 			}
 			<-js.PublishAsyncComplete()
 			var cfg sequencer.Config
-			cfg.MaxChats, cfg.LargeChatThreshold, cfg.PinnedTTL, cfg.Fetch, cfg.BatchMin = 100_000, 1000, 5*time.Second, 512, 16
+			cfg.MaxChats, cfg.LargeChatThreshold, cfg.PinnedTTL, cfg.Fetch, cfg.BatchMin = 100_000, 1000, 5*time.Second, 512, bc.batchMin
 			s, err := sequencer.New(cfg, sequencer.Deps{NC: nc, JS: js, Store: st, Subjects: subj}, zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
