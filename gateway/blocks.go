@@ -6,8 +6,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/natter-chat/natter/gateway/chats"
+	"github.com/natter-chat/natter/pkg/blockchanges"
 	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/natter-chat/natter/pkg/store"
+	"github.com/natter-chat/natter/pkg/subjects"
+	"go.uber.org/zap"
 )
 
 // Blocking (docs/protocol.md, "Blocking"):
@@ -23,7 +28,9 @@ import (
 // sequencer's rule, sequencer/blocks.go), see their presence or typing, or cause
 // them a notification (notifier/blocks.go). Each gateway and role reads block lists
 // through a cache of blockCacheTTL: the gateway that took the block applies it at
-// once, the others within that time. Blocking also drops the blocked user's pending
+// once, the others within that time, except the sequencer, which follows the
+// changes the gateways announce (announcedBlocks, pkg/blockchanges) and applies
+// each to the next message. Blocking also drops the blocked user's pending
 // invitations to the blocker.
 
 // blockCacheTTL is how long a gateway trusts a block list it read.
@@ -87,4 +94,24 @@ func (g *Gateway) checkDirectSend(ctx context.Context, chat, sender, messageType
 		return errBlocked(peer)
 	}
 	return nil
+}
+
+// announcedBlocks is the gateway's block cache as people.BlockCache: a block or
+// unblock made here is applied here at once and announced (pkg/blockchanges) to
+// the sequencer, which then applies it to the next message it decides, before the
+// change is answered.
+type announcedBlocks struct {
+	cache *store.BlockCache
+	nc    *nats.Conn
+	subj  subjects.Subjects
+	log   *zap.Logger
+}
+
+// Forget drops blocker's cached list here and announces the change.
+func (a announcedBlocks) Forget(blocker string) {
+	a.cache.Forget(blocker)
+	if err := blockchanges.Announce(a.nc, a.subj, blocker); err != nil {
+		a.log.Warn("block change not announced: the sequencer applies it within its cache's TTL",
+			zap.String("user_id", blocker), zap.Error(err))
+	}
 }

@@ -43,7 +43,7 @@ func (g *Gateway) newConcepts() {
 			Body:   g.body()}, log)
 	groups := groupsPort{roomFor: g.chats.RoomFor, announce: g.announce, members: g.members, tell: g.tellInvitation}
 	g.people = people.New(people.Config{DirectAddsDefault: g.cfg.Consent.DirectAdds},
-		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: g.blocks,
+		people.Deps{Store: st, Chats: chatMemberPort{g.members, st}, Avatars: g.media, Blocks: announcedBlocks{g.blocks, g.deps.NC, g.deps.Subjects, log},
 			Presence: g.presence, Groups: groups, Body: g.body()}, log)
 	g.retention = retention.New(retention.Deps{Store: st, History: g.deps.History,
 		Chats: chatRightsPort{chatMemberPort{g.members, st}, g.adminOf}, Groups: groups, Body: g.body()}, log)

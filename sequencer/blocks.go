@@ -15,9 +15,18 @@ import (
 // user. The sequencer is the one place every send passes, so the rule is here;
 // gateways also refuse REST posts early, for a synchronous answer.
 
-// BlockCacheTTL is how long the sequencer trusts a user's block list it read:
-// a new block stops the blocked user's sends within this time.
-var BlockCacheTTL = 2 * time.Second
+// BlockCacheTTL is how long the sequencer trusts a user's block list it read when
+// no change of it is announced. A gateway announces every block and unblock
+// (pkg/blockchanges), and the sequencer applies the announcements it received
+// before each check, so a change applies to the next message; the TTL only bounds
+// a change whose announcement was lost (a NATS reconnect, a cluster's routes).
+var BlockCacheTTL = time.Minute
+
+// blockLists is what checkBlocked reads: the store's block lists through the
+// cache, with the announced changes applied (blockchanges.Follower, from Run).
+type blockLists interface {
+	Blocks(ctx context.Context, blocker, blocked string) (bool, error)
+}
 
 // directPrefix starts every direct chat's ID (ids.Direct); group IDs never have a
 // '-'.
@@ -40,7 +49,7 @@ func (s *Sequencer) checkBlocked(ctx context.Context, st *chatState, m *protocol
 		if other == m.SenderID {
 			continue
 		}
-		blocked, err := s.blocks.Blocks(ctx, other, m.SenderID)
+		blocked, err := s.blockLists.Blocks(ctx, other, m.SenderID)
 		if err != nil {
 			s.log.Warn("block lookup failed; message let through", zap.String("chat_id", m.ChatID), zap.Error(err))
 			return nil

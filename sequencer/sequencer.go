@@ -13,6 +13,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/blockchanges"
 	"github.com/natter-chat/natter/pkg/history"
 	"github.com/natter-chat/natter/pkg/ids"
 	"github.com/natter-chat/natter/pkg/lifecycle"
@@ -55,6 +56,9 @@ type Sequencer struct {
 	kv  jetstream.KeyValue // large-chats bucket
 
 	blocks *store.BlockCache // blocks.go
+	// blockLists reads blocks, with the announced changes applied once Run follows
+	// them (blocks.go).
+	blockLists blockLists
 
 	// Counters, for tests and metrics.
 	published atomic.Uint64 // per-user fan-out publishes
@@ -107,8 +111,9 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Sequencer, error) {
 	if hist == nil {
 		hist = &history.Reader{Store: deps.Store, JS: deps.JS, Subjects: deps.Subjects}
 	}
+	blocks := store.NewBlockCache(deps.Store, BlockCacheTTL)
 	return &Sequencer{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "sequencer")), chats: c, hist: hist,
-		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL)}, nil
+		blocks: blocks, blockLists: blocks}, nil
 }
 
 // FanoutPublishes returns how many per-user fan-out publishes were made.
@@ -150,9 +155,16 @@ func (s *Sequencer) Run(ctx context.Context) error {
 			return fmt.Errorf("sequencer: consumer %s: %w", subjects.SequencerConsumer(p), err)
 		}
 	}
+	// Block changes are followed before any message is decided (blocks.go).
+	follower, err := blockchanges.Follow(s.deps.NC, s.deps.Subjects, s.blocks)
+	if err != nil {
+		return fmt.Errorf("sequencer: %w", err)
+	}
+	s.blockLists = follower
 	// A partition's loop has no error to return: whatever fails while it runs (a
 	// pull, an append) is retried in place until ctx ends.
 	var wg sync.WaitGroup
+	wg.Go(func() { follower.Run(ctx) })
 	for p, cons := range consumers {
 		wg.Go(func() { s.runPartition(ctx, p, cons) })
 	}

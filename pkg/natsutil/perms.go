@@ -86,6 +86,7 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 			p + "user.*",                     // receipts and typing to each member's devices
 			p + "typing.*",                   // typing for large chats
 			p + "hb",                         // presence reports (requests to the presence role)
+			p + "blocks",                     // block list changes (pkg/blockchanges)
 			"$KV." + LargeChatsBucket + ".*", // a chat crossing the large threshold at once
 			"$KV." + MediaSharesBucket + ".>",
 			"$O." + MediaBucket + ".>", // uploads: chunks and object metadata
@@ -148,6 +149,7 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 		}
 		pub = append(pub, logReader...) // history, for references of edits and replies
 		denyPub = durables(persisterName, notifierName)
+		sub = []string{p + "blocks"} // block list changes the gateways announce (pkg/blockchanges)
 	case UserPersister:
 		pub = []string{
 			"$JS.ACK." + log + "." + persisterName + ".>",

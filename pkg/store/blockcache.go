@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -23,6 +24,9 @@ type BlockLister interface {
 type BlockCache struct {
 	st  BlockLister
 	lru *expirable.LRU[string, map[string]struct{}]
+	// forgets counts Forget and Purge calls: a list read while one happened may
+	// predate the change, so it is returned but not cached.
+	forgets atomic.Uint64
 }
 
 // NewBlockCache returns a cache of st's block lists, each kept for ttl.
@@ -35,6 +39,7 @@ func (b *BlockCache) Of(ctx context.Context, blocker string) (map[string]struct{
 	if set, ok := b.lru.Get(blocker); ok {
 		return set, nil
 	}
+	forgets := b.forgets.Load()
 	bs, err := b.st.Blocks(ctx, blocker)
 	if err != nil {
 		return nil, fmt.Errorf("blocks of %s: %w", blocker, err)
@@ -43,7 +48,9 @@ func (b *BlockCache) Of(ctx context.Context, blocker string) (map[string]struct{
 	for _, x := range bs {
 		set[x.Blocked] = struct{}{}
 	}
-	b.lru.Add(blocker, set)
+	if b.forgets.Load() == forgets {
+		b.lru.Add(blocker, set)
+	}
 	return set, nil
 }
 
@@ -57,5 +64,15 @@ func (b *BlockCache) Blocks(ctx context.Context, blocker, blocked string) (bool,
 	return yes, nil
 }
 
-// Forget drops blocker's cached list (after a change made through this process).
-func (b *BlockCache) Forget(blocker string) { b.lru.Remove(blocker) }
+// Forget drops blocker's cached list (after a change made through this process,
+// or announced: pkg/blockchanges).
+func (b *BlockCache) Forget(blocker string) {
+	b.forgets.Add(1)
+	b.lru.Remove(blocker)
+}
+
+// Purge drops every cached list (announcements of changes may have been lost).
+func (b *BlockCache) Purge() {
+	b.forgets.Add(1)
+	b.lru.Purge()
+}

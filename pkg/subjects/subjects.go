@@ -144,6 +144,11 @@ func (s Subjects) Typing(chat string) string { return s.Prefix + ".typing." + ch
 // Rcpt is the subject receipts for chat are published on.
 func (s Subjects) Rcpt(chat string) string { return s.Prefix + ".rcpt." + chat }
 
+// BlockChanges is the core subject a gateway announces a change of a user's block
+// list on (the payload is the blocker's ID), so the roles that cache block lists
+// (pkg/blockchanges) drop theirs at once instead of after a TTL.
+func (s Subjects) BlockChanges() string { return s.Prefix + ".blocks" }
+
 // Notify is the subject notifications for uid are published on, for backend services.
 func (s Subjects) Notify(uid string) string { return s.Prefix + ".notify." + uid }
 
