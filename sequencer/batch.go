@@ -116,6 +116,8 @@ type batcher struct {
 	// nextMark is what caughtUp becomes once the delivery in hand is sequenced
 	// (0: it does not move it).
 	nextMark uint64
+	// resets is the Sequencer's inResets when the marks above were last valid.
+	resets uint64
 
 	// The batch being built: every decided message in delivery order, the log
 	// messages to append in the same order, and what the batch holds per chat.
@@ -137,9 +139,9 @@ type pendingChat struct {
 // batchItem is one decided ingress message of the batch being built.
 type batchItem struct {
 	msg     jetstream.Msg
-	d       *delivery // msg decoded, for the one-at-a-time path (handle)
-	stored  time.Time // when NATTER_IN stored it (metrics)
-	inSeq   uint64
+	d       *delivery        // msg decoded, for the one-at-a-time path (handle)
+	stored  time.Time        // when NATTER_IN stored it (metrics)
+	in      inRef            // the ingress message
 	append  bool             // m (encoded as data) is in the batch's log messages
 	invalid error            // never sequenceable: refuse (refuseInvalid) and Term
 	perr    *protocol.Error  // refused: tell the sender
@@ -198,7 +200,8 @@ func (s *Sequencer) decodeDelivery(msg jetstream.Msg) delivery {
 	if d.meta, d.metaErr = msg.Metadata(); d.metaErr != nil {
 		return d
 	}
-	d.in = ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: d.meta.Sequence.Stream}
+	d.in = ingress{subject: msg.Subject(), data: msg.Data(), header: msg.Headers(), seq: d.meta.Sequence.Stream,
+		stored: d.meta.Timestamp.UnixNano()}
 	d.m, d.err = s.decodeIngress(&d.in)
 	return d
 }
@@ -224,6 +227,7 @@ func (b *batcher) catchUpBefore(ctx context.Context, msg jetstream.Msg, meta *je
 	}
 	pin := msg.Headers().Get(pinHeader)
 	now := time.Now()
+	b.voidMarksOnReset() // ingressreset.go
 	// The previous delivery is sequenced now (or in the batch, which a catch-up
 	// commits first).
 	chained := b.nextMark != 0
@@ -265,7 +269,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 		return
 	}
 	in, m := &d.in, d.m
-	it := batchItem{msg: msg, d: d, stored: d.meta.Timestamp, inSeq: in.seq}
+	it := batchItem{msg: msg, d: d, stored: d.meta.Timestamp, in: in.ref()}
 	it.answer = in.answer
 	switch {
 	case d.err != nil:
@@ -317,7 +321,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 		s.stamp(pc.st, &m) // retention.go
 		it.data = protocol.EncodeMessageFrame(&m)
 		it.m, it.append, it.pc = m, true, pc
-		b.out = append(b.out, s.logMsg(&m, it.data, in.seq, fence, pc.st.lastLogSeq))
+		b.out = append(b.out, s.logMsg(&m, it.data, it.in, fence, pc.st.lastLogSeq))
 		pc.lastSeq = m.Seq
 		if pc.ids == nil {
 			pc.ids = make(map[string]uint64)
@@ -367,7 +371,7 @@ func (b *batcher) flush(ctx context.Context) {
 		case it.append:
 			st := it.pc.st
 			st.lastSeq, st.lastLogSeq = it.m.Seq, seq
-			s.remember(ctx, st, it.m.MessageID, it.m.Seq, seq, it.inSeq)
+			s.remember(ctx, st, it.m.MessageID, it.m.Seq, seq, it.in)
 			seq++
 			s.answerAck(it.answer, &it.m, it.m.Seq, false)
 			s.fanout(st.members, &it.m, it.data)
@@ -377,7 +381,7 @@ func (b *batcher) flush(ctx context.Context) {
 			s.refuseInvalid(it.msg.Subject(), it.answer, &it.m, it.invalid)
 			err = it.msg.Term()
 		case it.dup.seq > 0:
-			in := ingress{seq: it.inSeq, answer: it.answer}
+			in := ingress{seq: it.in.seq, stored: it.in.stored, answer: it.answer}
 			s.duplicate(&in, &it.m, it.dup)
 			err = it.msg.Ack()
 		case it.perr != nil:
@@ -390,7 +394,7 @@ func (b *batcher) flush(ctx context.Context) {
 		if err != nil {
 			// Sequenced (or refused) all the same: a redelivery is answered by the
 			// exactly-once check.
-			b.log.Debug("ingress ack failed", zap.Uint64("seq", it.inSeq), zap.Error(err))
+			b.log.Debug("ingress ack failed", zap.Uint64("seq", it.in.seq), zap.Error(err))
 		}
 		s.deps.Metrics.SequencerStep(b.start, &err)
 		s.deps.Metrics.IngressDone(it.stored, &err)

@@ -38,6 +38,10 @@ import (
 // sequenced in ingress order, and the NATS-node crash tests found messages
 // redelivered out of order that it then dropped unsequenced. JetStream's
 // Nats-Msg-Id dedupe on NATTER_LOG stays as a second net (sequence: ack.Duplicate).
+//
+// The ingress message a chat message came from (inRef) only decides whether a
+// message found sequenced is answered as a duplicate: a resend is, the same ingress
+// message delivered again is not.
 
 // recentIDsKept is how many of a chat's most recent message IDs its state keeps
 // once they are stored: a resend soon after its ack is answered from memory.
@@ -65,23 +69,37 @@ type idEntry struct {
 	id     string
 	seq    uint64
 	logSeq uint64
-	inSeq  uint64
+	in     inRef
 }
 
-// prior is where a message ID was sequenced before: its chat seq and the NATTER_IN
-// stream seq of the ingress message it came from (0: unknown, e.g. found in the
-// store).
+// inRef names one NATTER_IN message: its stream seq and when the stream stored it
+// (unix ns). The seq alone does not: a memory NATTER_IN (natsutil.InStreamConfig)
+// comes back empty from a NATS restart and numbers from 1 again, so a client's
+// resend can be stored under the seq of the message it resends. The store time
+// tells them apart (a restart takes far longer than a nanosecond). Log messages
+// carry both (protocol.HeaderInSeq, protocol.HeaderInTime).
+type inRef struct {
+	seq    uint64
+	stored int64 // 0: unknown (a log message appended before HeaderInTime existed)
+}
+
+// prior is where a message ID was sequenced before: its chat seq and the ingress
+// message it came from (zero: unknown, e.g. found in the store).
 type prior struct {
-	seq   uint64
-	inSeq uint64
+	seq uint64
+	in  inRef
 }
 
-// duplicateOf reports whether ingress message inSeq, whose chat and message ID were
+// duplicateOf reports whether ingress message in, whose chat and message ID were
 // sequenced as p, is a duplicate for its publisher: a different send of the same
 // ID. The same ingress message found sequenced (its ingress ack or its answer was
 // lost, a batch whose commit was not acknowledged was committed after all) is not:
-// its publisher may still wait for the answer, and it is its first.
-func (p prior) duplicateOf(inSeq uint64) bool { return p.inSeq == 0 || p.inSeq != inSeq }
+// its publisher may still wait for the answer, and it is its first. When p's
+// ingress message is not fully known, it is a duplicate: never an ack to a resend
+// that says "first".
+func (p prior) duplicateOf(in inRef) bool {
+	return p.in.seq == 0 || p.in.stored == 0 || p.in != in
+}
 
 func (r *recentIDs) len() int { return len(r.entries) - r.head }
 
@@ -90,12 +108,12 @@ func (r *recentIDs) get(id string) (prior, bool) {
 	return p, ok
 }
 
-func (r *recentIDs) add(id string, seq, logSeq, inSeq uint64) {
+func (r *recentIDs) add(id string, seq, logSeq uint64, in inRef) {
 	if r.byID == nil {
 		r.byID = make(map[string]prior)
 	}
-	r.entries = append(r.entries, idEntry{id: id, seq: seq, logSeq: logSeq, inSeq: inSeq})
-	r.byID[id] = prior{seq: seq, inSeq: inSeq}
+	r.entries = append(r.entries, idEntry{id: id, seq: seq, logSeq: logSeq, in: in})
+	r.byID[id] = prior{seq: seq, in: in}
 }
 
 // evictOldest drops the oldest entry, raising bound to its log seq.
@@ -116,10 +134,10 @@ func (r *recentIDs) evictOldest() {
 }
 
 // remember records that chat message id was sequenced as seq at log stream seq
-// logSeq from ingress seq inSeq, and trims st's recent IDs of what the store holds.
-func (s *Sequencer) remember(ctx context.Context, st *chatState, id string, seq, logSeq, inSeq uint64) {
+// logSeq from ingress message in, and trims st's recent IDs of what the store holds.
+func (s *Sequencer) remember(ctx context.Context, st *chatState, id string, seq, logSeq uint64, in inRef) {
 	r := &st.ids
-	r.add(id, seq, logSeq, inSeq)
+	r.add(id, seq, logSeq, in)
 	if r.len() <= recentIDsKept {
 		return
 	}
@@ -144,7 +162,7 @@ func (s *Sequencer) loadRecentIDs(ctx context.Context, chat string, st *chatStat
 	}
 	st.ids = recentIDs{bound: bound, entries: make([]idEntry, 0, len(ids))}
 	for _, e := range ids {
-		st.ids.add(e.MessageID, e.Seq, e.LogSeq, e.InSeq)
+		st.ids.add(e.MessageID, e.Seq, e.LogSeq, inRef{seq: e.InSeq, stored: e.InTime})
 	}
 	return nil
 }

@@ -29,8 +29,9 @@ var PurgeInterval = time.Second
 // janitor purges the acked ingress of every partition until ctx ends. cons[p] is
 // partition p's consumer.
 func (s *Sequencer) janitor(ctx context.Context, cons []jetstream.Consumer) {
-	purged := make([]uint64, len(cons)) // ack floor (stream seq) of each partition's last purge
-	failing := make([]bool, len(cons))  // the partition's last purge failed (logged once)
+	purged := make([]uint64, len(cons))    // ack floor (stream seq) of each partition's last purge
+	failing := make([]bool, len(cons))     // the partition's last purge failed (logged once)
+	delivered := make([]uint64, len(cons)) // the consumer's last delivered stream seq seen (ingressreset.go)
 	t := time.NewTicker(PurgeInterval)
 	defer t.Stop()
 	for {
@@ -40,7 +41,11 @@ func (s *Sequencer) janitor(ctx context.Context, cons []jetstream.Consumer) {
 		case <-t.C:
 		}
 		for p, c := range cons {
-			floor, err := s.purgeAcked(ctx, p, c, purged[p])
+			floor, err := s.purgeAcked(ctx, p, c, purged[p], &delivered[p])
+			if ingressGone(err) {
+				err = s.restoreIngress(ctx, p) // ingressreset.go
+				purged[p], delivered[p] = 0, 0
+			}
 			if err != nil {
 				if ctx.Err() == nil && !failing[p] {
 					// The next round purges what this one left; while purges fail,
@@ -57,12 +62,15 @@ func (s *Sequencer) janitor(ctx context.Context, cons []jetstream.Consumer) {
 
 // purgeAcked purges partition p's ingress messages at or below its consumer's ack
 // floor, unless the floor is still done (the floor of the last purge). It returns
-// the floor purged to (done when it purged nothing).
-func (s *Sequencer) purgeAcked(ctx context.Context, p int, cons jetstream.Consumer, done uint64) (uint64, error) {
+// the floor purged to (done when it purged nothing). *delivered is the consumer's
+// delivered stream seq the last time it looked; a lower one now means NATTER_IN
+// numbers from 1 again (ingressreset.go).
+func (s *Sequencer) purgeAcked(ctx context.Context, p int, cons jetstream.Consumer, done uint64, delivered *uint64) (uint64, error) {
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return done, fmt.Errorf("consumer info: %w", err)
 	}
+	s.checkRestarted(p, info, delivered) // ingressreset.go
 	floor := info.AckFloor.Stream
 	if floor == 0 || floor == done {
 		return done, nil

@@ -37,6 +37,10 @@ type Deps struct {
 	// reference (msgops.go); it should name the persister's consumer. Nil: a reader
 	// over Store and JS without a persisted floor (it scans the whole log tail).
 	History *history.Reader
+	// EnsureIngress creates NATTER_IN again when it vanished (a memory stream does
+	// not outlive its single server's restart): natsutil.EnsureIngress. Nil: the
+	// sequencer only recreates its consumers, once someone else made the stream.
+	EnsureIngress func(context.Context) error
 }
 
 // Sequencer is the sequencer role.
@@ -68,6 +72,9 @@ type Sequencer struct {
 	batches   atomic.Uint64 // atomic batch appends committed (batch.go)
 	batched   atomic.Uint64 // messages appended by them
 	fallbacks atomic.Uint64 // failed batch appends, sequenced again one at a time
+	// inResets counts the times NATTER_IN was seen numbering from 1 again
+	// (ingressreset.go): each partition's catch-up mark is then void.
+	inResets atomic.Uint64
 }
 
 // chatState is what sequencing a chat needs. Owned by one partition goroutine.
@@ -260,6 +267,11 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 	if err != nil {
 		return fmt.Errorf("consumer info: %w", err)
 	}
+	if *done > info.Delivered.Stream+1 {
+		// A mark past everything the consumer delivered belongs to an earlier
+		// NATTER_IN, which restarted empty (ingressreset.go).
+		*done = 0
+	}
 	filter := s.deps.Subjects.InPartitionFilter(p)
 	// end (exclusive) is next, unless next is a redelivery: an old message coming
 	// back (its AckWait ran out, or it was nak'ed) says nothing about what was
@@ -306,7 +318,7 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 		if raw.Sequence >= end {
 			break
 		}
-		in := ingress{subject: raw.Subject, data: raw.Data, header: raw.Header, seq: raw.Sequence}
+		in := ingress{subject: raw.Subject, data: raw.Data, header: raw.Header, seq: raw.Sequence, stored: raw.Time.UnixNano()}
 		m, derr := s.decodeIngress(&in)
 		if _, err := s.sequence(ctx, &in, m, derr); err != nil {
 			return err
@@ -354,8 +366,19 @@ type ingress struct {
 	data    []byte
 	header  nats.Header
 	seq     uint64 // NATTER_IN stream sequence
+	stored  int64  // when NATTER_IN stored it (unix ns): with seq, its inRef
 	trust   trust  // set by decodeIngress
 	answer  string // where the publisher waits for the decision (answer.go); set by decodeIngress
+}
+
+// ref names in across NATTER_IN restarts (ids.go).
+func (in *ingress) ref() inRef { return inRef{seq: in.seq, stored: in.stored} }
+
+// inRefOf is the ingress message a log message's headers name.
+func inRefOf(h nats.Header) inRef {
+	seq, _ := strconv.ParseUint(h.Get(protocol.HeaderInSeq), 10, 64)
+	at, _ := strconv.ParseInt(h.Get(protocol.HeaderInTime), 10, 64)
+	return inRef{seq: seq, stored: at}
 }
 
 // trust is what an ingress message may do, decided from where it was published
@@ -432,7 +455,7 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress, m protocol.Messag
 	m.Seq = st.lastSeq + 1
 	s.stamp(st, &m) // retention.go
 	data := protocol.EncodeMessageFrame(&m)
-	out := s.logMsg(&m, data, in.seq, true, st.lastLogSeq)
+	out := s.logMsg(&m, data, in.ref(), true, st.lastLogSeq)
 	// Sent again across a NATTER_LOG leader change (natsutil.Publish), for as long
 	// as a JetStream request may take; then the caller's retry reloads the chat.
 	pctx, cancel := context.WithTimeout(ctx, appendTimeout)
@@ -457,14 +480,13 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress, m protocol.Messag
 			return false, fmt.Errorf("read duplicate %s: %w", m.ChatID, err)
 		}
 		if orig, err := protocol.DecodeMessageFrame(stored.Data); err == nil {
-			origIn, _ := strconv.ParseUint(stored.Header.Get(protocol.HeaderInSeq), 10, 64)
-			s.answerAck(in.answer, &m, orig.Seq, prior{seq: orig.Seq, inSeq: origIn}.duplicateOf(in.seq))
+			s.answerAck(in.answer, &m, orig.Seq, prior{seq: orig.Seq, in: inRefOf(stored.Header)}.duplicateOf(in.ref()))
 			s.fanout(st.members, &orig, stored.Data)
 		}
 		return false, nil
 	}
 	st.lastSeq, st.lastLogSeq = m.Seq, ack.Sequence
-	s.remember(ctx, st, m.MessageID, m.Seq, ack.Sequence, in.seq)
+	s.remember(ctx, st, m.MessageID, m.Seq, ack.Sequence, in.ref())
 	s.answerAck(in.answer, &m, m.Seq, false)
 	recipients := st.members
 	if ev != nil {
@@ -527,8 +549,8 @@ func (s *Sequencer) refuseInvalid(subject, answer string, m *protocol.Message, e
 func (s *Sequencer) duplicate(in *ingress, m *protocol.Message, p prior) {
 	s.log.Info("message ID already sequenced; acked without appending", zap.String("chat_id", m.ChatID),
 		zap.String("message_id", m.MessageID), zap.Uint64("seq", p.seq), zap.Uint64("in_seq", in.seq),
-		zap.Uint64("first_in_seq", p.inSeq))
-	s.answerAck(in.answer, m, p.seq, p.duplicateOf(in.seq))
+		zap.Uint64("first_in_seq", p.in.seq))
+	s.answerAck(in.answer, m, p.seq, p.duplicateOf(in.ref()))
 }
 
 // check decides, in chat order, whether m, which the chat does not hold yet
@@ -581,9 +603,9 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 }
 
 // logMsg is the NATTER_LOG message of m (encoded as data), sequenced from ingress
-// seq inSeq. With fence, it may only be appended while the chat's last log message
+// message in. With fence, it may only be appended while the chat's last log message
 // is lastLogSeq (0: none), so that a deposed sequencer's late append fails.
-func (s *Sequencer) logMsg(m *protocol.Message, data []byte, inSeq uint64, fence bool, lastLogSeq uint64) *nats.Msg {
+func (s *Sequencer) logMsg(m *protocol.Message, data []byte, in inRef, fence bool, lastLogSeq uint64) *nats.Msg {
 	// Room for the batch headers too (Nats-Batch-Id, -Sequence, -Commit).
 	h := make(nats.Header, 8)
 	h.Set(jetstream.MsgIDHeader, protocol.MsgID(m.ChatID, m.MessageID))
@@ -591,7 +613,8 @@ func (s *Sequencer) logMsg(m *protocol.Message, data []byte, inSeq uint64, fence
 		h.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(lastLogSeq, 10))
 	}
 	h.Set(protocol.HeaderSeq, strconv.FormatUint(m.Seq, 10))
-	h.Set(protocol.HeaderInSeq, strconv.FormatUint(inSeq, 10))
+	h.Set(protocol.HeaderInSeq, strconv.FormatUint(in.seq, 10))
+	h.Set(protocol.HeaderInTime, strconv.FormatInt(in.stored, 10))
 	return &nats.Msg{Subject: s.deps.Subjects.Log(m.ChatID), Data: data, Header: h}
 }
 

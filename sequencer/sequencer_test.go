@@ -36,6 +36,11 @@ func setupWith(t *testing.T, before func(jetstream.JetStream, *natsutil.Config))
 	ns := natstest.Server(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	require.NoError(t, err)
+	return setupOn(t, nc, before)
+}
+
+// setupOn is setupWith on connection nc, which it closes when the test ends.
+func setupOn(t *testing.T, nc *nats.Conn, before func(jetstream.JetStream, *natsutil.Config)) *env {
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)

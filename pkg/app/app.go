@@ -222,8 +222,20 @@ func roleErr(role string, err error) error {
 // not place R3 streams yet ("no suitable peers"), and another role's process may
 // not have created its streams yet. An answer that no retry can change (a
 // configuration the server refuses, JetStream disabled, no permission) fails at
-// once.
+// once. When this process owns NATTER_IN and it kept another storage than
+// nats.ingress-storage asks for, it logs one line saying how to switch.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, own natsutil.Owned, log *zap.Logger) error {
+	err := retryEnsure(ctx, js, c, own, log)
+	if err == nil && own.Core {
+		if note := natsutil.IngressStorageNote(ctx, js, c); note != "" {
+			log.Warn(note)
+		}
+	}
+	return err
+}
+
+// retryEnsure is ensureStreams' retrying creation.
+func retryEnsure(ctx context.Context, js jetstream.JetStream, c *natsutil.Config, own natsutil.Owned, log *zap.Logger) error {
 	return lifecycle.Retry(ctx, lifecycle.Backoff{Initial: 250 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: 60 * time.Second},
 		func() error {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -256,7 +268,8 @@ func permanentStreamErr(err error) bool {
 		10074, // replicas > 1 on a server that is not clustered
 		10076, // JetStream not enabled
 		10039, // JetStream not enabled for the account
-		10047: // a MaxBytes above what the server may store (natsutil.ErrCodeStorageReservation)
+		10047, // a MaxBytes above what the server may store (natsutil.ErrCodeStorageReservation)
+		10028: // a memory stream's MaxBytes above what the server may keep in memory (natsutil.ErrCodeMemoryReservation)
 		return true
 	}
 	return false

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/persister"
 	"github.com/natter-chat/natter/pkg/history"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/natter-chat/natter/presence"
 	"github.com/natter-chat/natter/sequencer"
@@ -71,7 +73,8 @@ func (a *App) buildGateway(nc *nats.Conn, js jetstream.JetStream) (Role, error) 
 func (a *App) buildSequencer(nc *nats.Conn, js jetstream.JetStream) (Role, error) {
 	cfg := a.Config
 	s, err := sequencer.New(cfg.Sequencer, sequencer.Deps{NC: nc, JS: js, Store: a.Store, Subjects: cfg.NATS.Subjects(),
-		Metrics: a.Metrics, History: a.history(js)}, a.Log)
+		Metrics: a.Metrics, History: a.history(js),
+		EnsureIngress: func(ctx context.Context) error { return natsutil.EnsureIngress(ctx, js, &cfg.NATS) }}, a.Log)
 	if err != nil {
 		return nil, err
 	}

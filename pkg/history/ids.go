@@ -20,6 +20,7 @@ type LoggedID struct {
 	Seq       uint64 // chat seq
 	LogSeq    uint64 // NATTER_LOG stream seq
 	InSeq     uint64 // NATTER_IN stream seq it was sequenced from (protocol.HeaderInSeq; 0: unknown)
+	InTime    int64  // when NATTER_IN stored that message, unix ns (protocol.HeaderInTime; 0: unknown)
 }
 
 // PersistedFloor returns the NATTER_LOG stream seq up to which every message is in
@@ -60,7 +61,8 @@ func (r *Reader) UnpersistedIDs(ctx context.Context, chat string, max int) (ids 
 	add := func(data []byte, seq uint64, h nats.Header) {
 		if m, err := protocol.DecodeMessageFrame(data); err == nil && m.Seq <= b.lastChat {
 			in, _ := strconv.ParseUint(h.Get(protocol.HeaderInSeq), 10, 64)
-			ids = append(ids, LoggedID{MessageID: m.MessageID, Seq: m.Seq, LogSeq: seq, InSeq: in})
+			at, _ := strconv.ParseInt(h.Get(protocol.HeaderInTime), 10, 64)
+			ids = append(ids, LoggedID{MessageID: m.MessageID, Seq: m.Seq, LogSeq: seq, InSeq: in, InTime: at})
 		}
 	}
 	if n <= smallTail {

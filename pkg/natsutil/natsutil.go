@@ -57,6 +57,19 @@ type Config struct {
 	MediaMaxBytes int64 `yaml:"media_max_bytes"`
 	// DedupWindow is how long JetStream remembers Nats-Msg-Id for deduplication.
 	DedupWindow time.Duration `yaml:"dedup_window"`
+	// IngressStorage is NATTER_IN's storage: IngressMemory (the default) or
+	// IngressFile. A send is acknowledged only once the sequencer has appended it
+	// to NATTER_LOG (on disk, synced per Sync), so NATTER_IN's own durability
+	// protects nothing acknowledged: in memory, a crash loses only sends not yet
+	// acknowledged, which clients resend with the same messageId, and each message
+	// is written durably once instead of twice. JetStream cannot change a stream's
+	// storage: an existing NATTER_IN keeps its own (see IngressStorageNote).
+	IngressStorage string `yaml:"ingress_storage"`
+	// IngressMaxBytes caps NATTER_IN's size in bytes (what the sequencers have not
+	// taken yet, plus at most a second of what they took). When it is full new
+	// sends are refused (the gateway answers unavailable: resend later), never
+	// dropped once stored. -1 is unlimited, allowed only with file storage.
+	IngressMaxBytes int64 `yaml:"ingress_max_bytes"`
 	// Sync is the embedded server's fsync policy: "always" (fsync before every
 	// acknowledgement, the default: a single node has no replica to recover an
 	// acknowledged message from after a power cut) or a flush interval such as "1s"
@@ -91,6 +104,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG hard size cap in bytes (when full, sequencing waits); -1 unlimited")
 	fs.Int64Var(&c.MediaMaxBytes, "nats.media-max-bytes", 0, "media bucket size cap in bytes; uploads are refused when full; 0: 10GiB, on the embedded server at most half of what its JetStream may store; -1 unlimited")
 	fs.DurationVar(&c.DedupWindow, "nats.dedup-window", 2*time.Minute, "Nats-Msg-Id deduplication window")
+	fs.StringVar(&c.IngressStorage, "nats.ingress-storage", IngressMemory, "NATTER_IN storage: 'memory' (acks come from the synced log, so one durable write per message) or 'file'; an existing NATTER_IN keeps its storage (see docs/operations.md)")
+	fs.Int64Var(&c.IngressMaxBytes, "nats.ingress-max-bytes", DefaultIngressMaxBytes, "NATTER_IN size cap in bytes: when full, sends are refused (unavailable, resend later) until the sequencers catch up; -1 unlimited (file storage only)")
 	fs.StringVar(&c.Sync, "nats.sync", "always", "embedded JetStream fsync policy: 'always' (before every ack) or a flush interval such as 1s (see docs/operations.md)")
 	fs.StringVar(&c.CredsFile, "nats.creds-file", "", "NATS .creds file (external server)")
 	fs.StringVar(&c.NKeyFile, "nats.nkey-file", "", "NATS nkey seed file (external server)")
@@ -143,6 +158,18 @@ func (c *Config) Validate() error {
 		// JetStream refuses such a stream: it cannot remember an ID longer than
 		// it keeps the message.
 		errs = append(errs, fmt.Errorf("nats: nats.dedup-window (%s) must not be longer than nats.log-max-age (%s)", c.DedupWindow, c.LogMaxAge))
+	}
+	switch c.IngressStorage {
+	case IngressMemory:
+		if c.IngressMaxBytes < 1<<20 {
+			errs = append(errs, fmt.Errorf("nats: nats.ingress-max-bytes must be at least 1MiB with nats.ingress-storage=memory (memory must be bounded), got %d", c.IngressMaxBytes))
+		}
+	case IngressFile:
+		if c.IngressMaxBytes != -1 && c.IngressMaxBytes < 1<<20 {
+			errs = append(errs, fmt.Errorf("nats: nats.ingress-max-bytes must be -1 (unlimited) or at least 1MiB, got %d", c.IngressMaxBytes))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("nats: nats.ingress-storage must be %q or %q, got %q", IngressMemory, IngressFile, c.IngressStorage))
 	}
 	if c.MediaMaxBytes < -1 || (c.MediaMaxBytes > 0 && c.MediaMaxBytes < 1<<20) {
 		errs = append(errs, errors.New("nats: nats.media-max-bytes must be -1 (unlimited), 0 (automatic) or >= 1MiB"))

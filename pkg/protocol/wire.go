@@ -10,8 +10,14 @@ const (
 	// HeaderSeq on a NATTER_LOG message is its chat sequence number (decimal).
 	HeaderSeq = "Natter-Seq"
 	// HeaderInSeq on a NATTER_LOG message is the NATTER_IN stream sequence of the
-	// ingress message it was sequenced from: the sequencer's exactly-once check.
+	// ingress message it was sequenced from. With HeaderInTime it tells the
+	// sequencer whether a message found sequenced came from that very ingress
+	// message (its answer is then not a duplicate): sequencer/ids.go.
 	HeaderInSeq = "Natter-In-Seq"
+	// HeaderInTime on a NATTER_LOG message is when NATTER_IN stored the ingress
+	// message it was sequenced from (unix nanoseconds). A memory NATTER_IN restarts
+	// at seq 1 with its server, so the seq alone does not name an ingress message.
+	HeaderInTime = "Natter-In-Time"
 	// HeaderService on a NATTER_IN message marks it as published by a trusted backend
 	// service (the gateway's REST API for services, or pkg/publish): the sequencer
 	// skips the membership check. Clients cannot set it: gateways never forward
