@@ -129,7 +129,8 @@ const (
 // Config.PublishTimeout, or until ctx ends. When JetStream cannot store
 // (Deps.Storage) it fails at once with CodeStorageFull (its disk is full) or
 // CodeUnavailable, without publishing, and a send waiting for its acknowledgement
-// gives up as soon as storing fails. Any other failure is a CodeUnavailable error.
+// gives up as soon as storing fails. Any other failure is a CodeUnavailable error,
+// among them a full NATTER_IN (natsutil.IngressFull: the sequencers are behind).
 // After a failure answered is never called, and the message may or may not have
 // been stored: the client resends it with the same messageId. A nil answered asks
 // for no answer (a notice whose sequencing nobody waits for).
@@ -188,6 +189,12 @@ func (g *Gateway) publishIngress(ctx context.Context, m *protocol.Message, as se
 		if err := st.Err(); err != nil { // logged once by the watch, not per send
 			return storageRefusal(err)
 		}
+	}
+	if natsutil.IngressFull(r.err) {
+		// Backpressure while the sequencers are behind or away: every send says so
+		// (natter_consumer_pending shows it), a log line each would flood.
+		g.log.Debug("ingress full", zap.String("chat_id", m.ChatID), zap.Error(r.err))
+		return protocol.Errorf(protocol.CodeUnavailable, "the server is behind (its queue of messages to sequence is full): message not stored; resend it with the same messageId later")
 	}
 	g.log.Warn("ingress publish failed", zap.String("chat_id", m.ChatID), zap.Error(r.err))
 	return protocol.Errorf(protocol.CodeUnavailable, "message not stored; resend it with the same messageId")

@@ -49,7 +49,10 @@ func startIngressEnv(t testing.TB) *ingressEnv { return startEnv(t, false) }
 // sends are answered.
 func startSequencedEnv(t testing.TB) *ingressEnv { return startEnv(t, true) }
 
-func startEnv(t testing.TB, sequenced bool) *ingressEnv {
+func startEnv(t testing.TB, sequenced bool) *ingressEnv { return startEnvWith(t, sequenced, nil) }
+
+// startEnvWith is startEnv with tweak (if not nil) applied to the NATS config.
+func startEnvWith(t testing.TB, sequenced bool, tweak func(*natsutil.Config)) *ingressEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -58,6 +61,9 @@ func startEnv(t testing.TB, sequenced bool) *ingressEnv {
 	var ncfg natsutil.Config
 	ncfg.RegisterFlags(nfs)
 	ncfg.Listen, ncfg.Partitions, ncfg.Sync = "none", 4, "always"
+	if tweak != nil {
+		tweak(&ncfg)
+	}
 	e, err := natsutil.StartEmbedded(&ncfg, dir, zap.NewNop())
 	require.NoError(t, err)
 	ns := e.Server
@@ -333,6 +339,36 @@ func TestIngressWaiterLeaves(t *testing.T) {
 		defer held.mu.Unlock()
 		return !held.running
 	}, 5*time.Second, 10*time.Millisecond, "the committer ends when the queue is empty")
+}
+
+// TestIngressFullIsBackpressure: nothing consumes NATTER_IN, which holds at most
+// 1 MiB here. Sends are stored until it is full; then each is refused at once as
+// unavailable, saying the server is behind and to resend later, and none of what
+// was stored is dropped to make room (DiscardNew).
+func TestIngressFullIsBackpressure(t *testing.T) {
+	env := startEnvWith(t, false, func(c *natsutil.Config) { c.IngressMaxBytes = 1 << 20 })
+	content := strings.Repeat("x", 16<<10)
+	stored := 0
+	var pe *protocol.Error
+	for i := range 200 {
+		m := &protocol.Message{ChatID: "full", MessageID: fmt.Sprintf("m%03d", i), SenderID: "u1", Content: content, MessageType: protocol.TypeText}
+		err := env.g.publishIngress(context.Background(), m, asUser, func(*protocol.Frame) {})
+		if err != nil {
+			require.ErrorAs(t, err, &pe)
+			break
+		}
+		stored++
+	}
+	require.NotNil(t, pe, "a 1 MiB NATTER_IN refuses sends before 200 of 16 KiB")
+	require.Equal(t, protocol.CodeUnavailable, pe.Code)
+	require.Contains(t, pe.Message, "behind")
+	require.Contains(t, pe.Message, "resend it with the same messageId later")
+	require.Greater(t, stored, 30, "sends are stored until the cap")
+	msgs := env.stored(t)
+	require.Len(t, msgs, stored, "every stored send is kept")
+	first, err := protocol.DecodeIngress(msgs[0].Data)
+	require.NoError(t, err)
+	require.Equal(t, "m000", first.MessageID, "nothing old was discarded to make room")
 }
 
 // TestIngressManyConnections sends from many WebSocket connections at once: a
