@@ -181,7 +181,7 @@ func TestBenchManyChatsThroughTheStore(t *testing.T) {
 
 // TestBenchLargeGroup builds a group of 2,500 with bulk adds, 40 of them connected:
 // every message reaches every connected member and every offline member is
-// notified once.
+// notified, the last time of the newest message.
 func TestBenchLargeGroup(t *testing.T) {
 	cfg := start(t, "largegroup")
 	cfg.Members, cfg.GroupSize, cfg.Rate, cfg.NotifyTimeout = 40, 2500, 5, time.Minute
@@ -198,5 +198,8 @@ func TestBenchLargeGroup(t *testing.T) {
 	require.EqualValues(t, 2500-40, res.LargeGroup.NotifyWant)
 	require.Equal(t, res.LargeGroup.NotifyWant, res.LargeGroup.Notified)
 	require.Positive(t, res.LargeGroup.NotifyAllS)
+	require.Greater(t, res.LargeGroup.NewestSeq, uint64(res.Sent), "the chat's last seq: the adds' events and every send")
+	require.Equal(t, res.LargeGroup.NotifyWant, res.LargeGroup.NotifiedNewest, "every offline member notified of the newest message")
+	require.GreaterOrEqual(t, res.LargeGroup.NotifyNewestS, res.LargeGroup.NotifyFirst)
 	require.True(t, res.OK)
 }

@@ -303,6 +303,10 @@ func (r *runner) largeGroup(ctx context.Context) error {
 		return err
 	}
 	r.sampleServer(ctx, "connected")
+	r.heapPerMember() // largegroup.go
+	if w != nil {
+		w.started(r)
+	}
 	start := time.Now().Add(300 * time.Millisecond) // send's first due time
 	if err := r.send(ctx, r.cfg.Warmup, r.cfg.Duration, true); err != nil {
 		return err
