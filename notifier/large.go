@@ -82,6 +82,8 @@ type chatTail struct {
 	// are MaxUnread+64 of them, or all the chat has.
 	seqs    []uint64
 	senders []string
+	// enc encodes the chat's notifications (encode.go).
+	enc *noteEncoder
 }
 
 // unread is uid's unread count after read, as store.ChatSummary.Unread counts it:
@@ -151,6 +153,7 @@ func (n *Notifier) loadTail(ctx context.Context, chat string) (*chatTail, error)
 		senders[i], senders[j] = senders[j], senders[i]
 	}
 	t.seqs, t.senders = seqs, senders
+	t.enc = newNoteEncoder(n.chatNote(t, "u", 0, 0, nil))
 	return t, nil
 }
 
@@ -328,7 +331,8 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 					return err
 				}
 			}
-			if err := n.send(ectx, n.chatNote(t, uid, counts[i], counts[i]+others[uid], devices[uid]), progress); err != nil {
+			note := n.chatNote(t, uid, counts[i], counts[i]+others[uid], devices[uid])
+			if err := n.sendBody(ectx, note, t.enc.encode(note), progress); err != nil {
 				return err
 			}
 			sent.Add(1)

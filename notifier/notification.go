@@ -139,8 +139,13 @@ func (n *Notifier) notify(ctx context.Context, uid, chat string, progress func()
 // NATTER_DLQ when every webhook attempt fails. An error means it could be neither
 // delivered nor kept.
 func (n *Notifier) send(ctx context.Context, note *Notification, progress func()) error {
-	uid, chat := note.UserID, note.ChatID
 	body, _ := json.Marshal(note)
+	return n.sendBody(ctx, note, body, progress)
+}
+
+// sendBody is send with note's JSON already encoded (body).
+func (n *Notifier) sendBody(ctx context.Context, note *Notification, body []byte, progress func()) error {
+	uid, chat := note.UserID, note.ChatID
 	if err := n.deps.NC.Publish(n.deps.Subjects.Notify(uid), body); err != nil {
 		return fmt.Errorf("publish notification: %w", err)
 	}
