@@ -51,6 +51,9 @@ type LargeGroupResult struct {
 	NotifiedNewest int64   `json:"notifiedNewest"`
 	NotifyNewestS  float64 `json:"notifyNewestS"`
 	NotifyNote     string  `json:"notifyNote,omitempty"`
+	// Notifications counts every notification of the offline members seen,
+	// repeats included (a later window notifies a member again).
+	Notifications int64 `json:"notifications"`
 	// NotifyCPUS is the server's CPU seconds from the first send until every
 	// offline member was notified of the newest message (or --notify-timeout):
 	// the notifier's passes plus the window's deliveries (and, with --embedded,
@@ -155,7 +158,7 @@ func (r *runner) createLargeGroup(ctx context.Context, rc *restClient, p *Plan, 
 type notifyWatch struct {
 	sub  *nats.Subscription
 	nc   *nats.Conn
-	mu   sync.Mutex // guards seen, first, last, connected, cpu*, newest, target, atTarget, newestAt
+	mu   sync.Mutex // guards seen, first, last, connected, cpu*, total, newest, target, atTarget, newestAt
 	seen map[string]bool
 	// connected counts the run's connected members notified (not in got).
 	connected int64
@@ -172,6 +175,7 @@ type notifyWatch struct {
 	// newest is each offline member's newest notified seq; newestAt when the
 	// last of them reached target (the chat's last seq, once known: 0 before),
 	// atTarget how many have.
+	total    int64 // every notification of an offline member
 	newest   map[string]uint64
 	target   uint64
 	atTarget int64
@@ -205,6 +209,7 @@ func (r *runner) watchNotifications() (*notifyWatch, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if strings.HasPrefix(note.UserID, w.run+"o") {
+			w.total++
 			if prev := w.newest[note.UserID]; note.LastMessage.Seq > prev {
 				w.newest[note.UserID] = note.LastMessage.Seq
 				if w.target > 0 && prev < w.target && note.LastMessage.Seq >= w.target {
@@ -306,7 +311,7 @@ func (w *notifyWatch) wait(ctx context.Context, r *runner, start time.Time, time
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	lg := r.res.LargeGroup
-	lg.NewestSeq, lg.NotifiedNewest = w.target, w.atTarget
+	lg.NewestSeq, lg.NotifiedNewest, lg.Notifications = w.target, w.atTarget, w.total
 	if !w.newestAt.IsZero() {
 		lg.NotifyNewestS = w.newestAt.Sub(start).Seconds()
 	}

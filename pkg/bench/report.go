@@ -202,12 +202,12 @@ func (r *Result) WriteTable(w io.Writer) {
 	if g := r.LargeGroup; g != nil {
 		row("large group", "%d members (%d connected) built with %d bulk adds in %.1fs (%.0f members/s)", g.GroupSize, g.Connected, g.AddCalls, g.CreateS, g.AddsPerSec)
 		row("notified", "%d of %d offline members; first %.2fs, all %.2fs after the first send", g.Notified, g.NotifyWant, g.NotifyFirst, g.NotifyAllS)
-		if g.NewestSeq > 0 {
-			row("", "%d of %d notified of the newest message (seq %d), all %.2fs after the first send", g.NotifiedNewest, g.NotifyWant, g.NewestSeq, g.NotifyNewestS)
+		if g.NewestSeq > 0 && g.Notified > 0 {
+			row("", "%d of %d notified of the newest message (seq %d), all %.2fs after the first send; %d notifications in all",
+				g.NotifiedNewest, g.NotifyWant, g.NewestSeq, g.NotifyNewestS, g.Notifications)
 		}
-		if g.NotifyCPUS > 0 {
-			row("", "server CPU from the first send until then %.2fs (%.1f µs per offline member; the window's deliveries included)",
-				g.NotifyCPUS, g.NotifyCPUS/float64(max(g.Notified, 1))*1e6)
+		if g.NotifyCPUS > 0 && g.Notified > 0 {
+			row("", "server CPU from the first send until then %.2fs (all of it: the passes, the deliveries, the connected members' presence)", g.NotifyCPUS)
 		}
 		if g.HeapPerMember != 0 {
 			row("memory", "server Go heap %.0f B per member (created − start, after GC)", g.HeapPerMember)
