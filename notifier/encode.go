@@ -3,6 +3,7 @@ package notifier
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // noteEncoder encodes the notifications of one large-chat pass (large.go) to the
@@ -45,7 +46,7 @@ func newNoteEncoder(proto *Notification) *noteEncoder {
 // encode returns note's JSON, byte for byte json.Marshal's. note must share the
 // encoder's chat, last message and ID suffix.
 func (e *noteEncoder) encode(note *Notification) []byte {
-	if !e.safe || !plainJSON(note.UserID) || note.Type != TypeMessages || note.ID != note.UserID+e.idSuffix {
+	if !e.safe || !plainJSON(note.UserID) || note.Type != TypeMessages || !isID(note.ID, note.UserID, e.idSuffix) {
 		b, _ := json.Marshal(note)
 		return b
 	}
@@ -87,4 +88,9 @@ func plainJSON(s string) bool {
 		}
 	}
 	return true
+}
+
+// isID reports whether id is uid+suffix (without building it).
+func isID(id, uid, suffix string) bool {
+	return len(id) == len(uid)+len(suffix) && strings.HasPrefix(id, uid) && strings.HasSuffix(id, suffix)
 }
