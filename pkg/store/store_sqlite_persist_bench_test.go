@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +21,9 @@ import (
 // few dozen messages per commit, a lagging one hundreds). cpu-µs/msg is the
 // process's user+system CPU time per message (getrusage), which, unlike ns/op, does
 // not depend on how long the disk takes to fsync: on a shared machine it is the
-// figure to compare. Run with
+// figure to compare. written-B/msg is the bytes the process wrote to files per
+// message (/proc/self/io wchar: WAL frames and checkpoint copies), which does not
+// depend on the machine's load at all. Run with
 //
 //	go test -run '^$' -bench SQLitePersist -benchmem -count 3 ./pkg/store/
 func BenchmarkSQLitePersist(b *testing.B) {
@@ -60,7 +65,7 @@ func BenchmarkSQLitePersist(b *testing.B) {
 				}
 			}
 			batch := make([]protocol.Message, batchSize)
-			cpu0 := cpuTime(b)
+			cpu0, w0 := cpuTime(b), bytesWritten(b)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -71,9 +76,30 @@ func BenchmarkSQLitePersist(b *testing.B) {
 			}
 			n := float64(b.N * batchSize)
 			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/n, "cpu-µs/msg")
+			b.ReportMetric(float64(bytesWritten(b)-w0)/n, "written-B/msg")
 			b.ReportMetric(n/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
+}
+
+// bytesWritten is what the process has written so far (wchar of /proc/self/io:
+// write and pwrite calls, to any file).
+func bytesWritten(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Skipf("no /proc/self/io: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no wchar in /proc/self/io")
+	return 0
 }
 
 // cpuTime is the process's user and system CPU time so far.
