@@ -131,7 +131,7 @@ func (a *opApplier) operation(ctx context.Context, m *protocol.Message, op proto
 	case protocol.TypeEdit:
 		// An edit of a message that is already deleted keeps no text either.
 		if _, err := a.exec(ctx, `UPDATE messages SET content = '' WHERE chat_id = ? AND seq = ?
-			AND EXISTS (SELECT 1 FROM messages d INDEXED BY messages_by_ref WHERE d.chat_id = ? AND d.ref_id = ? AND d.message_type = 'delete')`,
+			AND EXISTS (SELECT 1 FROM messages d INDEXED BY messages_by_ref WHERE d.chat_id = ? AND d.ref_id = ? AND d.ref_id != '' AND d.message_type = 'delete')`,
 			m.ChatID, m.Seq, m.ChatID, m.RefID); err != nil {
 			return fmt.Errorf("apply edit: %w", err)
 		}
@@ -198,7 +198,7 @@ func (a *opApplier) setState(ctx context.Context, chat string, s protocol.OpStat
 // and its reactions.
 func (a *opApplier) clearOps(ctx context.Context, chat, messageID string) error {
 	for _, q := range []string{
-		`UPDATE messages INDEXED BY messages_by_ref SET content = '' WHERE chat_id = ? AND ref_id = ? AND message_type = 'edit'`,
+		`UPDATE messages INDEXED BY messages_by_ref SET content = '' WHERE chat_id = ? AND ref_id = ? AND ref_id != '' AND message_type = 'edit'`,
 		`DELETE FROM reactions WHERE chat_id = ? AND message_id = ?`,
 	} {
 		if _, err := a.exec(ctx, q, chat, messageID); err != nil {
@@ -214,7 +214,7 @@ func (a *opApplier) clearOps(ctx context.Context, chat, messageID string) error 
 // state this leaves.
 func (a *opApplier) catchUp(ctx context.Context, m *protocol.Message) error {
 	rows, err := a.query(ctx, `SELECT seq, sender_id, message_type, content, meta FROM messages
-		WHERE chat_id = ? AND ref_id = ? AND message_type IN ('edit', 'delete', 'react') AND seq > ?
+		INDEXED BY messages_by_ref WHERE chat_id = ? AND ref_id = ? AND ref_id != '' AND message_type IN ('edit', 'delete', 'react') AND seq > ?
 		ORDER BY seq`, m.ChatID, m.MessageID, m.Seq)
 	if err != nil {
 		return fmt.Errorf("catch up %s: %w", m.MessageID, err)
