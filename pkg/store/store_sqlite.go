@@ -22,6 +22,7 @@ import (
 type SQLiteStore struct {
 	w   *sql.DB // one connection: every write
 	r   *sql.DB // read pool
+	ck  *checkpointer
 	app appendStmts
 	rd  readStmts
 }
@@ -161,7 +162,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn(sqliteWriterSync)+"&_txlock=immediate")
+	// The writer checkpoints only as a backstop: store_sqlite_checkpoint.go.
+	w, err := sql.Open("sqlite", dsn(sqliteWriterSync)+"&_txlock=immediate&"+url.Values{"_pragma": {
+		fmt.Sprintf("wal_autocheckpoint(%d)", sqliteWALBackstop), fmt.Sprintf("journal_size_limit(%d)", sqliteWALLimit)}}.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -185,6 +188,10 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		return nil, err
 	}
 	if err := s.prepareRead(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.ck, err = startCheckpointer(dsn(sqliteWriterSync)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -829,5 +836,5 @@ func (s *SQLiteStore) Ping(ctx context.Context) error { return s.w.PingContext(c
 
 // Close implements Store.
 func (s *SQLiteStore) Close() error {
-	return errors.Join(s.app.close(), s.rd.close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.ck.stop(), s.app.close(), s.rd.close(), s.r.Close(), s.w.Close())
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/natter-chat/natter/pkg/protocol"
+	"github.com/stretchr/testify/require"
 )
 
 // appendPerMessage is AppendMessages as it was before it wrote chat rows and read
@@ -261,4 +262,40 @@ func TestSQLiteWriterSyncsEveryCommit(t *testing.T) {
 	if mode != 2 {
 		t.Fatalf("writer synchronous pragma is %d, want 2 (FULL)", mode)
 	}
+}
+
+// TestSQLiteCheckpointsInTheBackground: the writer leaves checkpoints to the
+// background checkpointer (its wal_autocheckpoint is only a backstop), which
+// copies the WAL into the database file without a write.
+func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
+	defer func(d time.Duration) { sqliteCheckpointEvery = d }(sqliteCheckpointEvery)
+	sqliteCheckpointEvery = 10 * time.Millisecond
+	ctx := context.Background()
+	s, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "natter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var pages int
+	if err := s.w.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if pages != sqliteWALBackstop {
+		t.Fatalf("writer wal_autocheckpoint is %d pages, want the backstop %d", pages, sqliteWALBackstop)
+	}
+	if _, _, err := s.CreateChat(ctx, Chat{ID: "c", Kind: KindGroup, CreatedBy: "u1", CreatedAt: time.Unix(1, 0)},
+		[]Member{{ChatID: "c", UserID: "u1", Role: RoleAdmin}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendMessages(ctx, []protocol.Message{{ChatID: "c", Seq: 1, MessageID: "m1", SenderID: "u1",
+		Content: "hello", MessageType: protocol.TypeText, Timestamp: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpointer has copied every frame when a NOOP checkpoint of ours (it
+	// copies nothing) reports as many frames copied as in the log.
+	require.Eventually(t, func() bool {
+		var busy, log, done int
+		require.NoError(t, s.w.QueryRow(`PRAGMA wal_checkpoint(NOOP)`).Scan(&busy, &log, &done))
+		return log > 0 && log == done
+	}, 10*time.Second, 10*time.Millisecond, "WAL not checkpointed in the background")
 }
