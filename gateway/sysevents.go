@@ -11,14 +11,16 @@ import (
 // sysEvents parses the system event of a message frame for the membership watches
 // (userDelivery, gateway/largechat), remembering the last frame it parsed.
 //
-// Why: above the large-chat threshold the sequencer publishes a members_added event
-// on the subject of every user it adds (so their gateways join the chat's log
-// subject), and a bulk event names up to protocol.MaxBulkMembers users. Each
-// connected added user's copy is the same frame; parsing it for each (three times,
-// as the watches did) cost ≈ 170 KB and ≈ 2,000 allocations per added user
-// (BenchmarkBulkAddedDelivery), O(k²) for an event of k users. Copies of one
-// event arrive one after another, so one remembered frame makes it one parse per
-// event here, then a byte comparison per copy.
+// Why: in a chat at or below the large-chat threshold the sequencer publishes each
+// event on every member's subject, the same frame each time, and a bulk event
+// names up to protocol.MaxBulkMembers users (≈ 14 KB). Parsing it for every
+// connected member (three times, as the watches once did) cost ≈ 170 KB and
+// ≈ 2,000 allocations per member (BenchmarkBulkAddedDelivery, "whole event").
+// Copies of one event arrive one after another, so one remembered frame makes it
+// one parse per event here, then a byte comparison per copy. Above the threshold
+// an added member's copy names only that member (sequencer/members.go, tellAdded):
+// each is a small frame of its own, parsed once ("per-user copy"), and the event
+// naming everyone arrives once, on the chat's log subject.
 type sysEvents struct {
 	mu   sync.Mutex // guards the fields below
 	data []byte     // the last system frame parsed (shared with its delivery: never modified)

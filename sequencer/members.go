@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"time"
@@ -52,6 +53,41 @@ func removeMembers(st *chatState, users []string, largeThreshold int) map[string
 		delete(st.members, u)
 	}
 	return recipients
+}
+
+// tellAdded tells each user that ev (m, encoded as data) added to a large chat, on
+// the user's own subject. A large chat is delivered through its log subject to
+// gateways that know the member; this copy is how the added member's gateway
+// learns to join it (gateway/largechat) and how their devices learn, live, that
+// they were added.
+//
+// Why not data itself: a bulk event names up to protocol.MaxBulkMembers users, so
+// k copies of it cost O(k²) bytes (14 MB for 1,000 users of 11-byte IDs, each
+// copy then parsed by its gateway). Each user's copy is the same message (chat,
+// seq, messageId, by, role) whose event names only that user, with Total, the
+// number the event added: O(k) bytes in all. The event with every user is the
+// log's copy, which the chat's other members receive and history serves
+// (docs/protocol.md, "Large groups"). A one-member event is sent as it is.
+func (s *Sequencer) tellAdded(m *protocol.Message, ev *protocol.SystemEvent, data []byte) {
+	added := ev.Members() // at most protocol.MaxBulkMembers
+	if len(added) == 1 {
+		if ids.Valid(added[0]) {
+			_ = s.deps.NC.Publish(s.deps.Subjects.User(added[0]), data)
+		}
+		return
+	}
+	one := *m
+	for _, u := range added {
+		if !ids.Valid(u) {
+			continue
+		}
+		meta, err := json.Marshal(protocol.SystemEvent{Event: ev.Event, UserIDs: []string{u}, Total: len(added), Role: ev.Role, By: ev.By})
+		if err != nil {
+			continue // a SystemEvent of strings always encodes
+		}
+		one.Meta = meta
+		_ = s.deps.NC.Publish(s.deps.Subjects.User(u), protocol.EncodeMessageFrame(&one))
+	}
 }
 
 // applyBulkMembership writes a bulk event's change to the store before the event is

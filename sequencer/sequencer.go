@@ -495,15 +495,7 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress, m protocol.Messag
 			s.log.Warn("large-chat mark failed", zap.String("chat_id", m.ChatID), zap.Error(err))
 		}
 		if len(recipients) > s.cfg.LargeChatThreshold && (ev.Event == protocol.EventMemberAdded || ev.Event == protocol.EventMembersAdded) {
-			// A large chat is delivered through its log subject, to gateways that
-			// know the member: tell the added members' gateways directly (at most
-			// protocol.MaxBulkMembers publishes, for a bulk change). A removed
-			// member's gateway still follows the log subject and delivers it there.
-			for _, u := range ev.Members() {
-				if ids.Valid(u) {
-					_ = s.deps.NC.Publish(s.deps.Subjects.User(u), data)
-				}
-			}
+			s.tellAdded(&m, ev, data) // members.go
 		}
 	}
 	s.fanout(recipients, &m, data)

@@ -517,6 +517,12 @@ function listOf(users, who) {
   return us.length > 3 ? `${named} and ${us.length - 3} more` : named;
 }
 
+/** others is " and N more" for a members_added copy naming fewer users (userIds) than it added (total). */
+function others(e) {
+  const n = (e.total || 0) - (Array.isArray(e.userIds) ? e.userIds.length : 0);
+  return n > 0 ? ` and ${n} more` : "";
+}
+
 /** concerns reports whether a membership event names user (userId, or one of userIds). */
 function concerns(e, user) {
   return e.userId === user || (Array.isArray(e.userIds) && e.userIds.includes(user));
@@ -534,7 +540,8 @@ function systemText(m) {
     case "member_left": return `${by(e.userId)} left`;
     case "role_changed": return `${by(e.by)} made ${who(e.userId)} ${e.role === "admin" ? "an admin" : "a member"}`;
     case "chat_renamed": return e.name ? `${by(e.by)} renamed the group to “${e.name}”` : `${by(e.by)} removed the group's name`;
-    case "members_added": return `${by(e.by)} added ${listOf(e.userIds, who)}`;
+    // total: the live copy an added member of a large chat gets names only them.
+    case "members_added": return `${by(e.by)} added ${listOf(e.userIds, who)}${others(e)}`;
     case "members_removed": return `${by(e.by)} removed ${listOf(e.userIds, who)}`;
     case "device_keys_changed": return `🔑 ${e.userId === S.me ? "You" : nameOf(e.userId)} ${e.userId === S.me ? "have" : "has"} a new or changed device (${e.deviceId}): its encryption keys changed`;
     case "device_revoked": return `🔑 ${e.userId === S.me ? "You" : nameOf(e.userId)} removed a device (${e.deviceId})`;

@@ -98,9 +98,14 @@ type SystemEvent struct {
 	// UserIDs are the members concerned by a bulk change (members_added,
 	// members_removed; members.go): 1..MaxBulkMembers distinct IDs.
 	UserIDs []string `json:"userIds,omitempty"`
-	Role    string   `json:"role,omitempty"` // member_added, role_changed
-	Name    string   `json:"name,omitempty"` // chat_renamed, chat_created
-	By      string   `json:"by,omitempty"`   // who made the change
+	// Total is set only on the copy of a members_added event that an added member
+	// of a large chat receives on its own subject (live): its UserIDs then name only
+	// that member, and Total is how many users the event added. The event itself,
+	// in the log and in history, names them all and has no Total (members.go).
+	Total int    `json:"total,omitempty"`
+	Role  string `json:"role,omitempty"` // member_added, role_changed
+	Name  string `json:"name,omitempty"` // chat_renamed, chat_created
+	By    string `json:"by,omitempty"`   // who made the change
 	// DeviceID is the device whose keys changed or were revoked
 	// (device_keys_changed, device_revoked).
 	DeviceID string `json:"deviceId,omitempty"`
