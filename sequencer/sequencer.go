@@ -585,6 +585,9 @@ func (s *Sequencer) check(ctx context.Context, st *chatState, m *protocol.Messag
 			if perr := s.roomFor(st, e); perr != nil { // groupcap.go
 				return refuse, perr
 			}
+			if perr := keepsAdmin(st, e); perr != nil { // lastadmin.go
+				return refuse, perr
+			}
 		}
 	}
 	if e := s.checkBlocked(ctx, st, m, tr); e != nil { // blocks.go

@@ -32,6 +32,12 @@ import (
 // frame; a chat change posted as a system message (POST .../messages with a
 // service token, or pkg/publish on the service ingress) is refused by the gateway
 // and by the sequencer (only a gateway's change, protocol.HeaderChange, applies).
+//
+// These checks read the store before the change is published, so two changes made
+// at once (two admins leaving, or demoting each other) can both pass them; the
+// sequencer applies the group's changes one at a time and refuses the one that
+// would leave no admin with the same conflict (sequencer/lastadmin.go,
+// e2e.TestLastAdminUnderConcurrentChanges).
 
 // AdminStore is the store calls LeavesNoAdmin makes.
 type AdminStore interface {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,4 +155,61 @@ func memberCount(t *testing.T, n *testutil.Natter, chat string) int {
 	c, err := n.Store.MemberCount(context.Background(), chat)
 	require.NoError(t, err)
 	return c
+}
+
+// TestLastAdminUnderConcurrentChanges: the gateway's check of the rule reads the
+// store before it publishes, so the two admins of a group leaving (or demoting
+// each other) at once both pass it; the sequencer, which applies the group's
+// changes one at a time, refuses the second with conflict. Each caller is told
+// the truth, and the group keeps an admin.
+func TestLastAdminUnderConcurrentChanges(t *testing.T) {
+	n := testutil.StartNatter(t, testutil.Config(t))
+	svc := n.ScopedServiceToken(t, "importer", protocol.ScopeChatsAdmin)
+	for round := range 6 {
+		a1, a2, m := fmt.Sprintf("c%da1", round), fmt.Sprintf("c%da2", round), fmt.Sprintf("c%dm", round)
+		chat := n.CreateChat(t, a1, "group", "g")
+		status, body := n.Do(t, "POST", "/api/v1/chats/"+chat+"/members", svc, map[string]any{"userId": a2, "role": store.RoleAdmin})
+		require.Equal(t, http.StatusCreated, status, "%s", body)
+		status, body = n.Do(t, "POST", "/api/v1/chats/"+chat+"/members", svc, map[string]any{"userId": m})
+		require.Equal(t, http.StatusCreated, status, "%s", body)
+		// Leaving in even rounds, demoting the other in odd ones.
+		calls := [2]func() (int, []byte){
+			func() (int, []byte) { return n.Do(t, "POST", "/api/v1/chats/"+chat+"/leave", n.Token(t, a1), nil) },
+			func() (int, []byte) { return n.Do(t, "POST", "/api/v1/chats/"+chat+"/leave", n.Token(t, a2), nil) },
+		}
+		if round%2 == 1 {
+			calls = [2]func() (int, []byte){
+				func() (int, []byte) {
+					return n.Do(t, "POST", "/api/v1/chats/"+chat+"/members", n.Token(t, a1), map[string]any{"userId": a2, "role": store.RoleMember})
+				},
+				func() (int, []byte) {
+					return n.Do(t, "POST", "/api/v1/chats/"+chat+"/members", n.Token(t, a2), map[string]any{"userId": a1, "role": store.RoleMember})
+				},
+			}
+		}
+		var statuses [2]int
+		var bodies [2][]byte
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range calls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				statuses[i], bodies[i] = calls[i]()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for i := range statuses {
+			if statuses[i] == http.StatusOK {
+				ok++
+				continue
+			}
+			requireRefused(t, statuses[i], bodies[i], http.StatusConflict, protocol.CodeConflict)
+		}
+		require.Equal(t, 1, ok, "round %d: one of the two changes is made", round)
+		require.Len(t, admins(t, n, chat), 1, "round %d: the group keeps an admin", round)
+	}
 }
