@@ -32,7 +32,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/natter-chat/natter/gateway/chats"
 	"github.com/natter-chat/natter/gateway/internal/httpx"
 	"github.com/natter-chat/natter/pkg/auth"
 	"github.com/natter-chat/natter/pkg/protocol"
@@ -44,8 +43,10 @@ import (
 type Store interface {
 	UserChatsBefore(ctx context.Context, userID string, cursor store.ChatListCursor, limit int) ([]store.ChatSummary, error)
 	EraseUser(ctx context.Context, userID string) (store.EraseReport, error)
-	// The last-admin rule's reads (successor).
-	chats.AdminStore
+	// The last-admin rule's reads (successor): up to limit admins of chat, and a
+	// page of its members by user ID.
+	ChatAdmins(ctx context.Context, chatID string, limit int) ([]string, error)
+	MembersPage(ctx context.Context, chatID, after string, limit int) ([]store.Member, error)
 }
 
 // Deny is the deny list every gateway follows.
@@ -162,12 +163,12 @@ func (s *Service) Erase(w http.ResponseWriter, r *http.Request, id auth.Identity
 }
 
 // successor makes another member of chat its admin, by by, when user is its only
-// admin and others stay (chats.LeavesNoAdmin): the first member by user ID, which
-// one page read finds (a group's longest-standing member would need all of its
-// members read). Nothing is done otherwise.
+// admin and others stay: the first member by user ID, which one page read finds (a
+// group's longest-standing member would need all of its members read). Nothing is
+// done otherwise: a group where user is no admin keeps its admins as they are.
 func (s *Service) successor(ctx context.Context, chat, user, by string) error {
-	orphaned, err := chats.LeavesNoAdmin(ctx, s.deps.Store, chat, []string{user})
-	if err != nil || !orphaned {
+	admins, err := s.deps.Store.ChatAdmins(ctx, chat, 2)
+	if err != nil || len(admins) != 1 || admins[0] != user {
 		return err
 	}
 	page, err := s.deps.Store.MembersPage(ctx, chat, "", 2)
