@@ -46,8 +46,9 @@ func (g *Gateway) adminOf(ctx context.Context, chat string, id auth.Identity) (s
 // announce publishes a membership or name change as a system message of chat sent
 // by actor, and waits until the sequencer has sequenced it (and so applied it to the
 // store), at most gateway.publish-timeout. Seq is 0 in the answer if the event is
-// stored in NATTER_IN but was not sequenced in that time: it will be. An error means
-// nothing changed.
+// stored in NATTER_IN but was not sequenced in that time: it will be, unless the
+// sequencer refuses it then (the member cap, the last-admin rule: a change
+// sequenced first made it impossible). An error means nothing changed.
 func (g *Gateway) announce(ctx context.Context, chat, actor string, ev protocol.SystemEvent) (chatChange, error) {
 	meta, err := json.Marshal(ev)
 	if err != nil {
