@@ -46,7 +46,7 @@ type memberCache struct {
 	maxAge time.Duration // trust in the answers for watched users (watchedMaxAge)
 
 	mu      sync.Mutex // guards the fields below
-	lru     *simplelru.LRU[string, memberEntry]
+	lru     *simplelru.LRU[memberKey, memberEntry]
 	watched map[string]uint64 // users connected here -> the generation of their watch
 	gen     uint64            // the last watch generation given
 	// forgets counts invalidations: an answer read from the store while one
@@ -66,14 +66,15 @@ type memberEntry struct {
 var watchedMaxAge = time.Minute
 
 func newMemberCache(st store.Store, size int, ttl time.Duration) *memberCache {
-	l, err := simplelru.NewLRU[string, memberEntry](size, nil)
+	l, err := simplelru.NewLRU[memberKey, memberEntry](size, nil)
 	if err != nil {
 		panic(fmt.Sprintf("member cache of size %d: %v", size, err)) // size is a constant > 0
 	}
 	return &memberCache{st: st, ttl: ttl, maxAge: watchedMaxAge, lru: l, watched: map[string]uint64{}}
 }
 
-func memberKey(chat, user string) string { return chat + "\x00" + user }
+// memberKey is a cached answer's key: a struct, so a lookup builds no string.
+type memberKey struct{ chat, user string }
 
 // watch starts trusting user's answers until invalidated: user's first connection
 // arrived here (the hub's OnFirst), so their membership events will.
@@ -95,7 +96,7 @@ func (m *memberCache) unwatch(user string) {
 }
 
 // cached returns the cached answer for key, if it is still trusted.
-func (m *memberCache) cached(key, user string, now time.Time) (store.Member, bool) {
+func (m *memberCache) cached(key memberKey, now time.Time) (store.Member, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.lru.Get(key)
@@ -103,7 +104,7 @@ func (m *memberCache) cached(key, user string, now time.Time) (store.Member, boo
 		return store.Member{}, false
 	}
 	age := now.Sub(e.at)
-	if age < m.ttl || e.gen != 0 && m.watched[user] == e.gen && age < m.maxAge {
+	if age < m.ttl || e.gen != 0 && m.watched[key.user] == e.gen && age < m.maxAge {
 		return e.mb, true
 	}
 	m.lru.Remove(key)
@@ -120,7 +121,8 @@ func (m *memberCache) snapshot(user string) (gen, forgets uint64) {
 
 // read asks the store and caches a positive answer unless a change was forgotten
 // meanwhile; a negative one drops what was cached.
-func (m *memberCache) read(ctx context.Context, key, chat, user string) (store.Member, error) {
+func (m *memberCache) read(ctx context.Context, key memberKey) (store.Member, error) {
+	chat, user := key.chat, key.user
 	gen, forgets := m.snapshot(user)
 	at := time.Now()
 	mb, err := m.st.GetMember(ctx, chat, user)
@@ -143,11 +145,11 @@ func (m *memberCache) read(ctx context.Context, key, chat, user string) (store.M
 
 // check returns the membership, or a *protocol.Error with CodeNotMember.
 func (m *memberCache) check(ctx context.Context, chat, user string) (store.Member, error) {
-	key := memberKey(chat, user)
-	if mb, ok := m.cached(key, user, time.Now()); ok {
+	key := memberKey{chat, user}
+	if mb, ok := m.cached(key, time.Now()); ok {
 		return mb, nil
 	}
-	return m.read(ctx, key, chat, user)
+	return m.read(ctx, key)
 }
 
 // IsMember is check without the membership (livestate.Membership).
@@ -170,7 +172,7 @@ func (m *memberCache) Forget(chat, user string) { m.forget(chat, user) }
 func (m *memberCache) forget(chat, user string) {
 	m.mu.Lock()
 	m.forgets++
-	m.lru.Remove(memberKey(chat, user))
+	m.lru.Remove(memberKey{chat, user})
 	m.mu.Unlock()
 }
 
@@ -180,6 +182,9 @@ func (m *memberCache) forget(chat, user string) {
 // (by the sequencer, with an error frame).
 func (m *memberCache) checkSend(ctx context.Context, chat, user string) error {
 	_, err := m.check(ctx, chat, user)
+	if err == nil {
+		return nil // before errors.As, whose target would escape: no allocation per send
+	}
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Code == protocol.CodeUnavailable {
 		return nil
@@ -191,5 +196,5 @@ func (m *memberCache) checkSend(ctx context.Context, chat, user string) error {
 // cached answer: for reads of a chat's history and for rights checks, where a
 // removal must take effect at once on every gateway, whether or not this one saw it.
 func (m *memberCache) checkFresh(ctx context.Context, chat, user string) (store.Member, error) {
-	return m.read(ctx, memberKey(chat, user), chat, user)
+	return m.read(ctx, memberKey{chat, user})
 }

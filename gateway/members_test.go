@@ -162,3 +162,27 @@ func TestMemberCacheForgetDuringRead(t *testing.T) {
 	require.Error(t, g.members.IsMember(ctx, "g", "bob"))
 	require.EqualValues(t, 2, rc.reads.Load())
 }
+
+// BenchmarkMemberCacheHit is the membership check of a send from a connected
+// member whose answer is cached (the common case). Run with
+// go test ./gateway -run '^$' -bench MemberCacheHit -benchmem
+func BenchmarkMemberCacheHit(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, filepath.Join(b.TempDir(), "db"))
+	require.NoError(b, err)
+	defer st.Close()
+	now := time.Now().UTC()
+	_, _, err = st.CreateChat(ctx, store.Chat{ID: "dm-alice-bob", Kind: store.KindDirect, CreatedBy: "alice", CreatedAt: now}, []store.Member{
+		{ChatID: "dm-alice-bob", UserID: "alice", Role: store.RoleMember, JoinedAt: now},
+		{ChatID: "dm-alice-bob", UserID: "bob", Role: store.RoleMember, JoinedAt: now}})
+	require.NoError(b, err)
+	m := newMemberCache(st, 100_000, 5*time.Second)
+	m.watch("alice")
+	require.NoError(b, m.checkSend(ctx, "dm-alice-bob", "alice"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := m.checkSend(ctx, "dm-alice-bob", "alice"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
