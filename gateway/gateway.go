@@ -176,6 +176,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.deny.watch(wctx, &lwg); err != nil {
 		return fmt.Errorf("gateway: watch the deny list: %w", err)
 	}
+	g.ingress.learnStorage(ctx) // ingress.go
 	ln, err := net.Listen("tcp", g.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w (is it in use? set gateway.listen)", g.cfg.Listen, err)

@@ -39,8 +39,9 @@ func ingressGone(err error) bool {
 }
 
 // restoreIngress creates NATTER_IN (when Deps.EnsureIngress is set) and partition
-// p's consumer again, and voids every catch-up mark.
-func (s *Sequencer) restoreIngress(ctx context.Context, p int) error {
+// p's consumer again, and voids every catch-up mark. It logs what it did when log
+// is set.
+func (s *Sequencer) restoreIngress(ctx context.Context, p int, log bool) error {
 	s.inResets.Add(1)
 	if s.deps.EnsureIngress != nil {
 		if err := s.deps.EnsureIngress(ctx); err != nil {
@@ -49,6 +50,9 @@ func (s *Sequencer) restoreIngress(ctx context.Context, p int) error {
 	}
 	if _, err := s.inS.CreateOrUpdateConsumer(ctx, ConsumerConfig(s.cfg, s.deps.Subjects, p)); err != nil {
 		return fmt.Errorf("create consumer %s again: %w", subjects.SequencerConsumer(p), err)
+	}
+	if !log {
+		return nil
 	}
 	s.log.Warn("NATTER_IN or its consumer was gone (a memory stream does not outlive its NATS server's restart): created again; "+
 		"sends it held were not acknowledged and their clients resend them", zap.Int("partition", p))

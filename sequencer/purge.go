@@ -40,11 +40,12 @@ func (s *Sequencer) janitor(ctx context.Context, cons []jetstream.Consumer) {
 			return
 		case <-t.C:
 		}
+		restored := false // this round: logged once, not per partition
 		for p, c := range cons {
 			floor, err := s.purgeAcked(ctx, p, c, purged[p], &delivered[p])
 			if ingressGone(err) {
-				err = s.restoreIngress(ctx, p) // ingressreset.go
-				purged[p], delivered[p] = 0, 0
+				err = s.restoreIngress(ctx, p, !restored) // ingressreset.go
+				purged[p], delivered[p], restored = 0, 0, true
 			}
 			if err != nil {
 				if ctx.Err() == nil && !failing[p] {
