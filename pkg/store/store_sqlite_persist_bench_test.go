@@ -28,7 +28,7 @@ import (
 //	go test -run '^$' -bench SQLitePersist -benchmem -count 3 ./pkg/store/
 func BenchmarkSQLitePersist(b *testing.B) {
 	const chats, history = 1000, 20
-	for _, batchSize := range []int{32, 256} {
+	for _, batchSize := range []int{32, 256, 500} {
 		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) {
 			ctx := context.Background()
 			s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"))
