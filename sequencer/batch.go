@@ -163,7 +163,7 @@ func (b *batcher) process(ctx context.Context, msgs []jetstream.Msg) {
 	if len(msgs) == 1 {
 		meta, err := msgs[0].Metadata()
 		b.catchUpBefore(ctx, msgs[0], meta, err)
-		b.s.handle(ctx, b.log, msgs[0], nil)
+		b.s.handle(ctx, b.log, msgs[0], nil, nil)
 		return
 	}
 	b.start = time.Now()
@@ -334,7 +334,7 @@ func (b *batcher) add(ctx context.Context, msg jetstream.Msg, d *delivery) {
 // alone commits the batch, then sequences msg (decoded as d) one at a time.
 func (b *batcher) alone(ctx context.Context, msg jetstream.Msg, d *delivery) {
 	b.flush(ctx)
-	b.s.handle(ctx, b.log, msg, d)
+	b.s.handle(ctx, b.log, msg, d, &b.pre)
 }
 
 // flush appends the batch's log messages and, once they are committed, completes
@@ -350,7 +350,7 @@ func (b *batcher) flush(ctx context.Context) {
 	}
 	if len(b.out) > 0 && (b.s.cfg.BatchMin == 0 || len(b.out) < b.s.cfg.BatchMin) {
 		for i := range b.items {
-			b.s.handle(ctx, b.log, b.items[i].msg, b.items[i].d)
+			b.s.handle(ctx, b.log, b.items[i].msg, b.items[i].d, &b.pre)
 		}
 		return
 	}
@@ -438,7 +438,7 @@ func (b *batcher) fallback(ctx context.Context, err error) {
 	b.log.Info("batch append failed; sequencing its messages one at a time",
 		zap.Int("messages", len(b.out)), zap.Error(err))
 	for i := range b.items {
-		s.handle(ctx, b.log, b.items[i].msg, b.items[i].d)
+		s.handle(ctx, b.log, b.items[i].msg, b.items[i].d, &b.pre)
 	}
 }
 

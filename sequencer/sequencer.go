@@ -320,7 +320,7 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 		}
 		in := ingress{subject: raw.Subject, data: raw.Data, header: raw.Header, seq: raw.Sequence, stored: raw.Time.UnixNano()}
 		m, derr := s.decodeIngress(&in)
-		if _, err := s.sequence(ctx, &in, m, derr); err != nil {
+		if _, err := s.sequence(ctx, &in, m, derr, nil); err != nil {
 			return err
 		}
 		s.catchups.Add(1)
@@ -336,8 +336,10 @@ func (s *Sequencer) catchUp(ctx context.Context, p int, cons jetstream.Consumer,
 // message is acked, or when ctx ends (it is then redelivered to whoever takes the
 // partition). d is msg decoded (decodeDelivery) when the caller has it already, so
 // a message is decoded once however many attempts and paths it takes; nil: decode
-// it here.
-func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg, d *delivery) {
+// it here. pre is the batch's prefetched store answers for its message IDs (nil:
+// none), so the one-at-a-time path of a batch's messages asks the store no second
+// time (idPrefetch.lookup checks an answer still holds).
+func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.Msg, d *delivery, pre *idPrefetch) {
 	if d == nil || d.metaErr != nil {
 		dd := s.decodeDelivery(msg)
 		d = &dd
@@ -349,7 +351,7 @@ func (s *Sequencer) handle(ctx context.Context, log *zap.Logger, msg jetstream.M
 		}
 		defer s.deps.Metrics.IngressDone(d.meta.Timestamp, &err)
 		in := d.in
-		terminal, err := s.sequence(ctx, &in, d.m, d.err)
+		terminal, err := s.sequence(ctx, &in, d.m, d.err, pre)
 		if err != nil {
 			return err
 		}
@@ -414,11 +416,12 @@ func (s *Sequencer) trustOf(in *ingress) trust {
 }
 
 // sequence is one attempt at sequencing in, decoded as m (decodeIngress's message
-// and error; in carries the trust and answer it set). It returns terminal true for a message
+// and error; in carries the trust and answer it set), with the prefetched ID answers
+// pre (may be nil). It returns terminal true for a message
 // that can never be sequenced (invalid), and an error for a failure worth retrying.
 // On success the message is in NATTER_LOG (now or from an earlier attempt) and has
 // been fanned out, or was refused and the sender told.
-func (s *Sequencer) sequence(ctx context.Context, in *ingress, m protocol.Message, err error) (terminal bool, _ error) {
+func (s *Sequencer) sequence(ctx context.Context, in *ingress, m protocol.Message, err error, pre *idPrefetch) (terminal bool, _ error) {
 	if err != nil {
 		s.refuseInvalid(in.subject, in.answer, &m, err)
 		return true, nil
@@ -427,7 +430,7 @@ func (s *Sequencer) sequence(ctx context.Context, in *ingress, m protocol.Messag
 	if err != nil {
 		return false, err
 	}
-	if p, found, err := s.sequencedAs(ctx, st, m.ChatID, m.MessageID, nil); err != nil {
+	if p, found, err := s.sequencedAs(ctx, st, m.ChatID, m.MessageID, pre); err != nil {
 		return false, err
 	} else if found {
 		s.duplicate(in, &m, p)
