@@ -169,6 +169,9 @@ func (n *Notifier) notifyChat(ctx context.Context, chat string, progress func())
 		return err
 	}
 	defer n.passes.end(chat)
+	// A paced batch can outlast the window consumer's AckWait: the marker is
+	// marked in progress as notifications go, at most once a second.
+	progress = throttle(progress, time.Second)
 	t, muted, err := n.loadPass(ctx, chat)
 	if err != nil || t == nil {
 		return err
@@ -337,6 +340,7 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 			}
 			sent.Add(1)
 			n.passes.notified.Add(1)
+			progress()
 			return nil
 		})
 	}

@@ -170,3 +170,15 @@ func (n *Notifier) LargeChatPacing() (notified, walked, folded int64, paced time
 	p := n.passes
 	return p.notified.Load(), p.walked.Load(), p.folded.Load(), time.Duration(p.pacedNs.Load())
 }
+
+// throttle returns f called at most once per every (the first call calls it);
+// safe for concurrent use.
+func throttle(f func(), every time.Duration) func() {
+	var next atomic.Int64 // unix ns before which calls are dropped
+	return func() {
+		now := time.Now().UnixNano()
+		if n := next.Load(); now >= n && next.CompareAndSwap(n, now+int64(every)) {
+			f()
+		}
+	}
+}

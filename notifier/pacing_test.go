@@ -3,6 +3,8 @@ package notifier
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,4 +89,22 @@ func TestPassesOnePerChat(t *testing.T) {
 	running, oldest := p.stats()
 	require.Zero(t, running)
 	require.Zero(t, oldest)
+}
+
+// TestThrottle: calls in quick succession call f once, from any goroutine.
+func TestThrottle(t *testing.T) {
+	var calls atomic.Int64
+	f := throttle(func() { calls.Add(1) }, time.Hour)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				f()
+			}
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, 1, calls.Load())
 }
