@@ -321,11 +321,17 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 	var sent atomic.Int64
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(recipientParallel)
+	credit := 0 // tokens of notifier.large-chat-rate taken and not used yet
+	var waitErr error
 	for i, uid := range due {
-		eg.Go(func() error {
-			if err := n.passes.wait(ectx); err != nil {
-				return err
+		if credit == 0 {
+			credit = min(n.passes.chunk(), len(due)-i)
+			if waitErr = n.passes.wait(ectx, credit); waitErr != nil {
+				break
 			}
+		}
+		credit--
+		eg.Go(func() error {
 			if check {
 				cctx, cancel := context.WithTimeout(ectx, opTimeout)
 				online, err := n.connected(cctx, uid)
@@ -344,8 +350,10 @@ func (n *Notifier) notifyBatch(ctx context.Context, t *chatTail, page []store.Me
 			return nil
 		})
 	}
-	err = eg.Wait()
-	return int(sent.Load()), err
+	if err := eg.Wait(); err != nil {
+		return int(sent.Load()), err
+	}
+	return int(sent.Load()), waitErr
 }
 
 // chatNote is uid's notification about t's chat: count unread there, badge in

@@ -3,6 +3,8 @@ package notifier
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +27,8 @@ import (
 //   - Rate: the notifications of large-chat passes take a token each from one
 //     bucket per notifier instance (notifier.large-chat-rate per second, shared by
 //     every pass of the instance; a burst of rate/10, at least 1 and at most
-//     recipientParallel), before they are built and sent. A batch's store reads run only once the previous
+//     recipientParallel, taken a burst at a time), before they are built and
+//     sent. A batch's store reads run only once the previous
 //     batch's notifications went, so they follow the same rate. The time spent
 //     waiting is counted (natter_notifier_large_chat_paced_seconds_total): the
 //     limit shows in a metric, never as silence. 0: unlimited. N instances
@@ -121,23 +124,36 @@ func (p *passes) end(chat string) {
 	<-p.slots
 }
 
-// wait takes one notification's token, waiting for it as long as the rate says.
-func (p *passes) wait(ctx context.Context) error {
+// wait takes k notifications' tokens (k at most chunk()), waiting for them as
+// long as the rate says. A pass takes them a chunk at a time: a timer per
+// notification cost ≈ 2.7 µs of CPU each (a third of the pass's own).
+func (p *passes) wait(ctx context.Context, k int) error {
 	if p.limiter == nil {
 		return nil
 	}
 	now := p.now()
-	r := p.limiter.ReserveN(now, 1)
+	r := p.limiter.ReserveN(now, k)
+	if !r.OK() {
+		return fmt.Errorf("notifier: %d notifications exceed the rate's burst %d", k, p.limiter.Burst())
+	}
 	d := r.DelayFrom(now)
 	if d == 0 {
 		return nil
 	}
-	p.pacedNs.Add(int64(d))
+	p.pacedNs.Add(int64(d) * int64(k))
 	if err := p.sleep(ctx, d); err != nil {
 		r.CancelAt(p.now())
 		return err
 	}
 	return nil
+}
+
+// chunk is how many notifications' tokens a pass takes at once: the burst.
+func (p *passes) chunk() int {
+	if p.limiter == nil {
+		return math.MaxInt
+	}
+	return p.limiter.Burst()
 }
 
 // sleepCtx sleeps for d or until ctx ends (its error).
