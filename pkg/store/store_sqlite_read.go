@@ -19,6 +19,8 @@ type readStmts struct {
 	userChats, userChatsAfter                  *sql.Stmt
 	unreadTotal                                *sql.Stmt
 	getReadState, getMute                      *sql.Stmt
+	// messageSeqs[i] is MessageSeqs' query for 1<<i keys (store_sqlite_ids.go).
+	messageSeqs [messageSeqsSizes]*sql.Stmt
 }
 
 // userChatsSQL lists a user's chats (see SQLiteStore.userChats); cond is an extra
@@ -63,7 +65,7 @@ func (r *readStmts) queries() []struct {
 	st **sql.Stmt
 	q  string
 } {
-	return []struct {
+	qs := []struct {
 		st **sql.Stmt
 		q  string
 	}{
@@ -90,6 +92,13 @@ func (r *readStmts) queries() []struct {
 		{&r.getReadState, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`},
 		{&r.getMute, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`},
 	}
+	for i := range r.messageSeqs {
+		qs = append(qs, struct {
+			st **sql.Stmt
+			q  string
+		}{&r.messageSeqs[i], messageSeqsSQL(1 << i)})
+	}
+	return qs
 }
 
 func (s *SQLiteStore) prepareRead(ctx context.Context) error {

@@ -33,6 +33,9 @@ func explain(t *testing.T, db *sql.DB, q string) []string {
 // "SCAN m USING COVERING INDEX ..."), as opposed to "SEARCH ... USING ... (a=?)".
 var fullScan = regexp.MustCompile(`^SCAN `)
 
+// valuesScan matches the scan of a VALUES list of parameters ("SCAN 8-ROW VALUES CLAUSE").
+var valuesScan = regexp.MustCompile(`^SCAN \d+-ROW VALUES CLAUSE$`)
+
 // TestSQLiteReadPlans checks that no hot read statement scans a table or index: each
 // must search by key, whatever the store's size (these run per message, per
 // connection or per notification).
@@ -57,7 +60,9 @@ func TestSQLiteReadPlans(t *testing.T) {
 			}
 		}
 		for _, step := range plan {
-			if fullScan.MatchString(step) && !sub[strings.Fields(step)[1]] && step != "SCAN CONSTANT ROW" { // a SELECT without FROM reads no table
+			// A SELECT without FROM reads no table; a VALUES list (MessageSeqs' keys)
+			// reads only its own rows.
+			if fullScan.MatchString(step) && !sub[strings.Fields(step)[1]] && step != "SCAN CONSTANT ROW" && !valuesScan.MatchString(step) {
 				t.Errorf("full scan in the plan of %s: %v", p.q, plan)
 			}
 		}
