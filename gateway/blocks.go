@@ -28,9 +28,9 @@ import (
 // sequencer's rule, sequencer/blocks.go), see their presence or typing, or cause
 // them a notification (notifier/blocks.go). Each gateway and role reads block lists
 // through a cache of blockCacheTTL: the gateway that took the block applies it at
-// once, the others within that time, except the sequencer, which follows the
-// changes the gateways announce (announcedBlocks, pkg/blockchanges) and applies
-// each to the next message. Blocking also drops the blocked user's pending
+// once, the others within that time, except the sequencer and the notifier, which
+// follow the changes the gateways announce (announcedBlocks, pkg/blockchanges) and
+// apply each to the next message or notification. Blocking also drops the blocked user's pending
 // invitations to the blocker.
 
 // blockCacheTTL is how long a gateway trusts a block list it read.

@@ -220,7 +220,7 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, 
 		// the notifier does not read it.
 		note.LastMessage.Content, note.LastMessage.Truncated = preview(last.Content, n.cfg.PreviewBytes)
 	}
-	if blocked, err := n.blocks.Blocks(ctx, uid, last.SenderID); err != nil {
+	if blocked, err := n.blockLists.Blocks(ctx, uid, last.SenderID); err != nil {
 		return nil, err
 	} else if blocked { // blocks.go: no preview of a blocked sender's message
 		note.LastMessage = Preview{Seq: last.Seq, MessageID: last.MessageID, MessageType: last.MessageType, Timestamp: last.Timestamp}

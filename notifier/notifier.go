@@ -25,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/blockchanges"
 	pmetrics "github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/presencekv"
@@ -68,6 +69,9 @@ type Notifier struct {
 	members *memberCache
 	budget  *senderBudget     // pushes per sender (budget.go)
 	blocks  *store.BlockCache // block lists (blocks.go)
+	// blockLists reads blocks with the announced changes applied, once Run follows
+	// them (blocks.go).
+	blockLists blockLists
 	// tokensDropped counts push devices removed on a webhook's invalidTokens answer.
 	tokensDropped atomic.Int64
 	large         largeStats // large.go
@@ -86,6 +90,7 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
 		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst),
 		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL), passes: newPasses(cfg.LargeChatRate, cfg.Workers/2)}
+	n.blockLists = n.blocks
 	if m := deps.Metrics; m != nil {
 		if err := m.CounterFunc("notifier_push_suppressed_total",
 			"Push notifications not sent because their sender was over notifier.sender-push-rate/-burst.",
@@ -223,8 +228,17 @@ func (n *Notifier) Run(ctx context.Context) error {
 		return fmt.Errorf("notifier: consumer %s: %w", subjects.NotifierWindowConsumer, err)
 	}
 	raw, msgc, winc := make(chan jetstream.Msg), make(chan jetstream.Msg), make(chan jetstream.Msg)
+	follower, err := blockchanges.Follow(n.deps.NC, n.deps.Subjects, n.blocks)
+	if err != nil {
+		return fmt.Errorf("notifier: %w", err)
+	}
+	n.blockLists = follower
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		follower.Run(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		n.view.run(ctx)
@@ -453,7 +467,7 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	if muted, err := n.muted(ctx, uid, m.ChatID); err != nil || muted {
 		return err
 	}
-	if blocked, err := n.blocks.Blocks(ctx, uid, m.SenderID); err != nil || blocked { // blocks.go
+	if blocked, err := n.blockLists.Blocks(ctx, uid, m.SenderID); err != nil || blocked { // blocks.go
 		return err
 	}
 	ok, undo := n.budget.take(m.SenderID) // budget.go

@@ -191,6 +191,7 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 		// Unread counts merge the log tail (pkg/history), as the gateway's reads do.
 		pub = append(pub, logReader...)
 		denyPub = durables(persisterName)
+		sub = []string{p + "blocks"} // block list changes the gateways announce (pkg/blockchanges)
 	case UserPresence:
 		pub = []string{
 			p + "presence.*", // presence changes
