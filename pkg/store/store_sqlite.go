@@ -250,6 +250,8 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 // SQL again per batch).
 type appendStmts struct {
 	insert, chatState, setLast, setBoth, setLastMsg, ownRead *sql.Stmt
+	// ops are opApplier's statements that every append runs, by their SQL.
+	ops map[string]*sql.Stmt
 }
 
 func (s *SQLiteStore) prepareAppend(ctx context.Context) error {
@@ -281,6 +283,14 @@ func (s *SQLiteStore) prepareAppend(ctx context.Context) error {
 		}
 		*p.st = st
 	}
+	s.app.ops = map[string]*sql.Stmt{}
+	for _, q := range []string{sqlDocState, sqlSetDocState} {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		s.app.ops[q] = st
+	}
 	return nil
 }
 
@@ -290,6 +300,9 @@ func (a *appendStmts) close() error {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
+	}
+	for _, st := range a.ops {
+		errs = append(errs, st.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -413,7 +426,7 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 	defer tx.Rollback()
 	at := &appendTx{s: s, tx: tx}
 	ins := tx.StmtContext(ctx, s.app.insert)
-	ops := newOpApplier(tx)
+	ops := newOpApplier(tx, s.app.ops)
 	defer ops.close()
 	var tails map[string]*chatTail
 	var reads map[readerKey]uint64

@@ -51,7 +51,7 @@ func (s *SQLiteStore) appendPerMessage(ctx context.Context, msgs []protocol.Mess
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer lastMsg.Close()
-	ops := newOpApplier(tx)
+	ops := newOpApplier(tx, nil)
 	defer ops.close()
 	own, err := tx.PrepareContext(ctx, `INSERT INTO read_state (chat_id, user_id, delivered, read)
 		VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO UPDATE SET

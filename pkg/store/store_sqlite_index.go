@@ -33,6 +33,12 @@ import (
 // indexes them. Tests set it to 1 to index every append.
 var sqliteIndexBatch int64 = 1000
 
+// The statements of search_state that appends run, prepared once (appendStmts.ops).
+const (
+	sqlDocState    = `SELECT next_doc, indexed FROM search_state WHERE id = 1`
+	sqlSetDocState = `UPDATE search_state SET next_doc = ?, indexed = ? WHERE id = 1`
+)
+
 // hasDoc reports whether a message in this state has a document in the index
 // (once the indexer has passed its doc_id): the indexer's SQL condition is the same.
 func hasDoc(content string, deleted bool) bool { return !deleted && content != "" }
@@ -46,7 +52,7 @@ type docIDs struct {
 // docState returns the transaction's copy of search_state.
 func (a *opApplier) docState(ctx context.Context) (*docIDs, error) {
 	if !a.docs.loaded {
-		if err := a.scan(ctx, `SELECT next_doc, indexed FROM search_state WHERE id = 1`, nil,
+		if err := a.scan(ctx, sqlDocState, nil,
 			&a.docs.next, &a.docs.indexed); err != nil {
 			return nil, fmt.Errorf("search index: state: %w", err)
 		}
@@ -123,7 +129,7 @@ func (a *opApplier) indexIfDue(ctx context.Context) error {
 	if !a.docs.moved {
 		return nil
 	}
-	if _, err := a.exec(ctx, `UPDATE search_state SET next_doc = ?, indexed = ? WHERE id = 1`, a.docs.next, a.docs.indexed); err != nil {
+	if _, err := a.exec(ctx, sqlSetDocState, a.docs.next, a.docs.indexed); err != nil {
 		return fmt.Errorf("search index: state: %w", err)
 	}
 	return nil

@@ -29,6 +29,7 @@ import (
 // would otherwise parse the same SQL for every message.
 type opApplier struct {
 	tx    *sql.Tx
+	pre   map[string]*sql.Stmt // statements prepared on the writer once (may be nil)
 	stmts map[string]*sql.Stmt
 	// docs is the transaction's copy of search_state; byID the documents of
 	// indexed messages to write again (flush), by doc_id.
@@ -36,11 +37,21 @@ type opApplier struct {
 	byID map[int64]string
 }
 
-func newOpApplier(tx *sql.Tx) *opApplier { return &opApplier{tx: tx, stmts: map[string]*sql.Stmt{}} }
+// newOpApplier returns an applier for tx; pre holds statements already prepared
+// on tx's connection (appendStmts.ops), which it binds to tx instead of parsing
+// them again.
+func newOpApplier(tx *sql.Tx, pre map[string]*sql.Stmt) *opApplier {
+	return &opApplier{tx: tx, pre: pre, stmts: map[string]*sql.Stmt{}}
+}
 
 // stmt returns q prepared in the transaction.
 func (a *opApplier) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if st := a.stmts[q]; st != nil {
+		return st, nil
+	}
+	if pre := a.pre[q]; pre != nil {
+		st := a.tx.StmtContext(ctx, pre)
+		a.stmts[q] = st
 		return st, nil
 	}
 	st, err := a.tx.PrepareContext(ctx, q)
