@@ -115,7 +115,7 @@ func (s *SQLiteStore) Unblock(ctx context.Context, blocker, blocked string) (boo
 
 // Blocks implements PeopleStore.
 func (s *SQLiteStore) Blocks(ctx context.Context, blocker string) ([]Block, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT blocked, created_at FROM blocks WHERE blocker = ? ORDER BY blocked`, blocker)
+	rows, err := s.rd.blocks.QueryContext(ctx, blocker)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: blocks of %s: %w", blocker, err)
 	}

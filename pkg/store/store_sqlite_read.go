@@ -19,6 +19,7 @@ type readStmts struct {
 	userChats, userChatsAfter                  *sql.Stmt
 	unreadTotal                                *sql.Stmt
 	getReadState, getMute                      *sql.Stmt
+	blocks                                     *sql.Stmt // a blocker's list (the block caches' misses)
 	// messageSeqs[i] is MessageSeqs' query for 1<<i keys (store_sqlite_ids.go).
 	messageSeqs [messageSeqsSizes]*sql.Stmt
 }
@@ -91,6 +92,7 @@ func (r *readStmts) queries() []struct {
 			WHERE m.user_id = ? AND m.chat_id != ?`},
 		{&r.getReadState, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`},
 		{&r.getMute, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`},
+		{&r.blocks, `SELECT blocked, created_at FROM blocks WHERE blocker = ? ORDER BY blocked`},
 	}
 	for i := range r.messageSeqs {
 		qs = append(qs, struct {
