@@ -146,3 +146,76 @@ func TestWorkQueueIngressKeepsRetention(t *testing.T) {
 	require.Equal(t, jetstream.WorkQueuePolicy, retention)
 	require.EqualValues(t, 20, state.LastSeq)
 }
+
+// twoPartitionChats sets up e with two partitions and returns a chat of each.
+func twoPartitionChats(t *testing.T) (e *env, chats [2]string) {
+	e = setupWith(t, func(_ jetstream.JetStream, c *natsutil.Config) { c.Partitions = 2 })
+	found := 0
+	for _, c := range e.createChats(t, "q", 16) {
+		if p := e.subj.Partition(c); chats[p] == "" {
+			chats[p] = c
+			found++
+		}
+	}
+	require.Equal(t, 2, found, "16 chats fall in both partitions")
+	return e, chats
+}
+
+// purgeEvery sets PurgeFilteredEvery for the test (before any sequencer runs).
+func purgeEvery(t *testing.T, n int) {
+	old := sequencer.PurgeFilteredEvery
+	sequencer.PurgeFilteredEvery = n
+	t.Cleanup(func() { sequencer.PurgeFilteredEvery = old })
+}
+
+// TestIdlePartitionDoesNotHoldPurges: the janitor purges the whole stream up to the
+// lowest ack floor of the partitions with work in hand; a partition that never had
+// a message (ack floor 0, nothing pending) does not hold it back. The per-partition
+// purges are off here, so only the whole-stream purge can empty NATTER_IN.
+func TestIdlePartitionDoesNotHoldPurges(t *testing.T) {
+	shortPurge(t)
+	purgeEvery(t, 1<<30)
+	e, chats := twoPartitionChats(t)
+	for i := 1; i <= 20; i++ {
+		e.publishIngress(t, chats[1], fmt.Sprintf("m%02d", i))
+	}
+	s := e.run(t)
+	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n == 20 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, state := e.ingressState(t)
+		return state.Msgs == 0 && state.FirstSeq == 21
+	}, 10*time.Second, 20*time.Millisecond, "acked ingress is purged past the idle partition")
+}
+
+// TestStuckPartitionDoesNotHoldOthersIngress: a partition whose holder keeps a
+// message unacked holds the whole-stream purge at its ack floor; every
+// PurgeFilteredEvery rounds the other partition's acked messages are purged on
+// their own, and the held message never is.
+func TestStuckPartitionDoesNotHoldOthersIngress(t *testing.T) {
+	shortPurge(t)
+	purgeEvery(t, 3)
+	e, chats := twoPartitionChats(t)
+	e.cfg.PinnedTTL = 30 * time.Second // the holder stays pinned for the test
+	ctx := context.Background()
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, subjects.InStream, sequencer.ConsumerConfig(e.cfg, e.subj, 0))
+	require.NoError(t, err)
+	e.publishIngress(t, chats[0], "held")
+	batch, err := cons.Fetch(1, jetstream.FetchPriorityGroup(sequencer.PriorityGroup), jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	for range batch.Messages() { // in hand, never acked
+	}
+	require.NoError(t, batch.Error())
+	for i := 1; i <= 20; i++ {
+		e.publishIngress(t, chats[1], fmt.Sprintf("m%02d", i))
+	}
+	s := e.run(t)
+	require.Eventually(t, func() bool { n, _, _ := s.Stats(); return n == 20 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, state := e.ingressState(t)
+		return state.Msgs == 1 && state.FirstSeq == 1
+	}, 10*time.Second, 20*time.Millisecond, "the other partition's acked messages are purged, the held one is not")
+	require.Never(t, func() bool {
+		_, state := e.ingressState(t)
+		return state.Msgs != 1
+	}, 500*time.Millisecond, 20*time.Millisecond, "the held message stays")
+}
