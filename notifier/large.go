@@ -168,7 +168,12 @@ func (n *Notifier) notifyChat(ctx context.Context, chat string, progress func())
 	if err != nil || folded {
 		return err
 	}
-	defer n.passes.end(chat)
+	finished := false
+	defer func() {
+		if !finished {
+			n.passes.end(chat)
+		}
+	}()
 	// A paced batch can outlast the window consumer's AckWait: the marker is
 	// marked in progress as notifications go, at most once a second.
 	progress = throttle(progress, time.Second)
@@ -207,7 +212,7 @@ func (n *Notifier) notifyChat(ctx context.Context, chat string, progress func())
 		if len(page) > 0 {
 			after = page[len(page)-1].UserID
 		}
-		if room := n.cfg.MaxRecipients - pos; !wrapped && len(page) > room {
+		if room := n.cfg.MaxRecipients - pos; len(page) > room {
 			over := len(page) - room
 			page, last = page[:room], true
 			n.large.overLimit.Add(int64(over))
@@ -230,11 +235,17 @@ func (n *Notifier) notifyChat(ctx context.Context, chat string, progress func())
 		if !last {
 			continue
 		}
-		if wrapped || from == "" {
+		if (wrapped || from == "") && n.passes.finish(chat, ps) {
+			finished = true
 			n.log.Info("large chat notified", zap.String("chat_id", chat), zap.Int("members", walked),
 				zap.Int("notifications", sent), zap.Duration("took", time.Since(began)),
 				zap.Duration("paced", time.Duration(n.passes.pacedNs.Load()-paced)))
 			return nil
+		}
+		if wrapped || from == "" {
+			// A window was folded in during the lap's last batch: reload and walk
+			// the whole lap again, from here round to here.
+			continue
 		}
 		wrapped, after, pos = true, "", 0
 	}

@@ -41,7 +41,10 @@ import (
 //     to the end of the member list with it and then wraps round to the members
 //     it had walked before the reload: every member is considered once more with
 //     the newest messages, and gets at most one notification per lap (coalesced
-//     per user and chat, the ID naming the newest seq). The folded window's
+//     per user and chat, the ID naming the newest seq). A window folded in
+//     while the lap's last batch runs makes the pass walk a whole lap more
+//     (finish and begin hold one lock, so no window falls between a pass that
+//     ends and one that starts). The folded window's
 //     marker is acked at once; the running pass's own marker stays unacked until
 //     the pass ends, and if this instance dies first its redelivery runs a whole
 //     pass with the newest tail, which covers the folded window too.
@@ -116,12 +119,30 @@ func (p *passes) begin(chat string) (ps *pass, folded bool, err error) {
 	return ps, false, nil
 }
 
-// end ends chat's pass.
+// end ends chat's pass (ps): after an error, or from finish.
 func (p *passes) end(chat string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.endLocked(chat)
+}
+
+func (p *passes) endLocked(chat string) {
 	delete(p.running, chat)
 	<-p.slots
+}
+
+// finish ends chat's pass ps once it has walked its lap, unless a window was
+// folded into it since it last loaded the tail: then it returns false and the
+// pass goes on (reloads, walks the whole lap again). Under p.mu, as begin, so a
+// window is either folded into a pass that will see it or starts one of its own.
+func (p *passes) finish(chat string, ps *pass) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ps.newer.Load() {
+		return false
+	}
+	p.endLocked(chat)
+	return true
 }
 
 // wait takes k notifications' tokens (k at most chunk()), waiting for them as

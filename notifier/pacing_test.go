@@ -83,7 +83,9 @@ func TestPassesOnePerChat(t *testing.T) {
 	running, _ := p.stats()
 	require.Equal(t, 2, running)
 
-	p.end("a")
+	require.False(t, p.finish("a", a), "a window was folded in since the last reload: the pass goes on")
+	require.True(t, a.newer.Swap(false)) // the pass reloads
+	require.True(t, p.finish("a", a), "nothing folded since: the pass ends")
 	c, folded, err := p.begin("c")
 	require.NoError(t, err)
 	require.False(t, folded)
