@@ -188,7 +188,7 @@ func (p *Publisher) storeEach(ctx context.Context, ms []*protocol.Message, outs 
 		}
 		var err error
 		if futures[i], err = p.js.PublishMsgAsync(out); err != nil {
-			errs[i] = fmt.Errorf("publish %s/%s: %w", ms[i].ChatID, ms[i].MessageID, err)
+			errs[i] = storeErr(ms[i], err)
 			waits[i].Cancel()
 		}
 	}
@@ -202,7 +202,7 @@ func (p *Publisher) storeEach(ctx context.Context, ms []*protocol.Message, outs 
 			stored++
 			continue
 		case err := <-fut.Err():
-			errs[i] = fmt.Errorf("publish %s/%s: %w", ms[i].ChatID, ms[i].MessageID, err)
+			errs[i] = storeErr(ms[i], err)
 		case <-ctx.Done():
 			errs[i] = fmt.Errorf("publish %s/%s: not known to be stored: %w", ms[i].ChatID, ms[i].MessageID, ctx.Err())
 		}

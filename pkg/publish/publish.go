@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/answer"
 	"github.com/natter-chat/natter/pkg/ids"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/subjects"
 )
@@ -45,6 +46,19 @@ var ErrInvalid = errors.New("publish: invalid message")
 // sequencer's answer did not come before ctx ended: it will be sequenced; publish
 // it again with the same MessageID to learn its seq.
 var ErrNoAnswer = errors.New("publish: stored, but not answered in time; publish it again with the same MessageID")
+
+// ErrBusy is returned (wrapped, with JetStream's error) when NATTER_IN is full
+// (nats.ingress-max-bytes: the sequencers are behind or stopped): the message was
+// not stored; publish it again with the same MessageID later.
+var ErrBusy = errors.New("publish: the server is behind (its ingress is full): not stored; publish it again with the same MessageID later")
+
+// storeErr is the error of m's publish that JetStream refused with err.
+func storeErr(m *protocol.Message, err error) error {
+	if natsutil.IngressFull(err) {
+		return fmt.Errorf("publish %s/%s: %w (%w)", m.ChatID, m.MessageID, ErrBusy, err)
+	}
+	return fmt.Errorf("publish %s/%s: %w", m.ChatID, m.MessageID, err)
+}
 
 // Publisher publishes messages for one service. It is safe for concurrent use.
 type Publisher struct {
@@ -102,7 +116,8 @@ func (p *Publisher) Close() { p.answers.Close() }
 // It returns an error wrapping ErrInvalid for a message the sequencer would refuse
 // on its face, one wrapping the sequencer's *protocol.Error for a refusal (an
 // operation on a message that does not allow it), the JetStream error
-// (nats.ErrTimeout, a permissions violation, ...) when the publish was not stored,
+// (nats.ErrTimeout, a permissions violation, ...) when the publish was not stored
+// (wrapped with ErrBusy when NATTER_IN is full),
 // or one wrapping ErrNoAnswer when it was stored but ctx ended before the answer.
 func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, error) {
 	if err := prepare(m); err != nil {
@@ -116,7 +131,7 @@ func (p *Publisher) Publish(ctx context.Context, m *protocol.Message) (Ack, erro
 	defer w.Cancel()
 	out := p.ingress(m, w)
 	if _, err := p.js.PublishMsg(ctx, out); err != nil {
-		return Ack{}, fmt.Errorf("publish %s/%s: %w", m.ChatID, m.MessageID, err)
+		return Ack{}, storeErr(m, err)
 	}
 	select {
 	case f := <-got:
