@@ -69,17 +69,25 @@ func TestIngressStorage(t *testing.T) {
 		old.Storage, old.MaxBytes, old.Discard = jetstream.FileStorage, -1, jetstream.DiscardOld // as older Natters made it
 		_, err := js.CreateStream(ctx, old)
 		require.NoError(t, err)
-		_, err = js.Publish(ctx, c.Subjects().In("c1"), []byte("unsequenced"))
-		require.NoError(t, err)
+		// More than the cap, unsequenced: lowering the cap must not drop any of it.
+		payload := []byte(strings.Repeat("u", 64<<10))
+		for range 40 {
+			_, err = js.Publish(ctx, c.Subjects().In("c1"), payload)
+			require.NoError(t, err)
+		}
+		c.IngressMaxBytes = 1 << 20
 		require.NoError(t, EnsureStreams(ctx, js, &c))
 		got := ingressConfig(t, js)
 		require.Equal(t, jetstream.FileStorage, got.Storage, "JetStream cannot change storage: kept")
-		require.EqualValues(t, DefaultIngressMaxBytes, got.MaxBytes, "the cap applies all the same")
+		require.EqualValues(t, 1<<20, got.MaxBytes, "the cap applies all the same")
 		s, err := js.Stream(ctx, subjects.InStream)
 		require.NoError(t, err)
 		info, err := s.Info(ctx)
 		require.NoError(t, err)
-		require.EqualValues(t, 1, info.State.Msgs, "the unsequenced message is still there")
+		require.EqualValues(t, 40, info.State.Msgs, "every unsequenced message is still there (DiscardNew drops nothing stored)")
+		require.EqualValues(t, 1, info.State.FirstSeq)
+		_, err = js.Publish(ctx, c.Subjects().In("c1"), []byte("x"))
+		require.True(t, IngressFull(err), "new sends wait until it is below the cap: %v", err)
 		note := IngressStorageNote(ctx, js, &c)
 		require.Contains(t, note, "keeps it")
 		require.Contains(t, note, "nats stream rm NATTER_IN")
