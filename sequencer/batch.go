@@ -3,14 +3,11 @@ package sequencer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 	"go.uber.org/zap"
 )
 
@@ -401,26 +398,22 @@ func (b *batcher) flush(ctx context.Context) {
 	}
 }
 
-// append appends the batch's log messages, atomically, and returns the log seq of
+// append appends the batch's log messages, atomically (with other partitions'
+// batches when the log committer runs: logcommit.go), and returns the log seq of
 // the last one.
 func (b *batcher) append(ctx context.Context) (last uint64, err error) {
 	s := b.s
-	// No flow control: nothing is stored before the commit, which is acked. One
-	// short attempt: a batch that found no NATTER_LOG leader (an election) falls
-	// back to one append at a time, and those retry (natsutil.Publish).
-	actx, cancel := context.WithTimeout(ctx, 2*natsutil.PublishAttemptTimeout)
-	defer cancel()
-	ack, err := jetstreamext.PublishMsgBatch(actx, s.deps.JS, b.out, jetstreamext.BatchFlowControl{})
+	if s.logc != nil {
+		last, err = s.logc.append(ctx, b.out)
+	} else {
+		last, err = publishBatch(ctx, s.deps.JS, b.out)
+	}
 	if err != nil {
 		return 0, err
 	}
-	if ack.BatchSize != uint64(len(b.out)) || ack.Sequence < ack.BatchSize {
-		// Committed, but we cannot tell the seqs: reload the chats from the log.
-		return 0, fmt.Errorf("batch ack for %d messages: seq %d, count %d", len(b.out), ack.Sequence, ack.BatchSize)
-	}
 	s.batches.Add(1)
 	s.batched.Add(uint64(len(b.out)))
-	return ack.Sequence, nil
+	return last, nil
 }
 
 // fallback sequences the batch's messages one at a time after its append failed

@@ -64,6 +64,10 @@ type Sequencer struct {
 	// them (blocks.go).
 	blockLists blockLists
 
+	// logc appends the partitions' batches to the log together while Run runs
+	// (logcommit.go); nil: each batch is appended on its own.
+	logc *logCommitter
+
 	// Counters, for tests and metrics.
 	published atomic.Uint64 // per-user fan-out publishes
 	sequenced atomic.Uint64 // messages appended to the log
@@ -172,6 +176,9 @@ func (s *Sequencer) Run(ctx context.Context) error {
 	// pull, an append) is retried in place until ctx ends.
 	var wg sync.WaitGroup
 	wg.Go(func() { follower.Run(ctx) })
+	// The partitions' batches are appended together (logcommit.go).
+	s.logc = newLogCommitter(s.deps.JS)
+	wg.Go(func() { s.logc.run(ctx) })
 	for p, cons := range consumers {
 		wg.Go(func() { s.runPartition(ctx, p, cons) })
 	}
