@@ -22,6 +22,9 @@ type readStmts struct {
 	blocks                                     *sql.Stmt // a blocker's list (the block caches' misses)
 	// messageSeqs[i] is MessageSeqs' query for 1<<i keys (store_sqlite_ids.go).
 	messageSeqs [messageSeqsSizes]*sql.Stmt
+	// readStates[i], unreadTotals[i] and usersDevices[i] are the recipient reads
+	// for 1<<i users (store_sqlite_recipients.go).
+	readStates, unreadTotals, usersDevices [recipientSizes]*sql.Stmt
 }
 
 // userChatsSQL lists a user's chats (see SQLiteStore.userChats); cond is an extra
@@ -99,6 +102,16 @@ func (r *readStmts) queries() []struct {
 			st **sql.Stmt
 			q  string
 		}{&r.messageSeqs[i], messageSeqsSQL(1 << i)})
+	}
+	for i := range recipientSizes {
+		qs = append(qs, []struct {
+			st **sql.Stmt
+			q  string
+		}{
+			{&r.readStates[i], readStatesSQL(1 << i)},
+			{&r.unreadTotals[i], unreadTotalsSQL(1 << i)},
+			{&r.usersDevices[i], usersDevicesSQL(1 << i)},
+		}...)
 	}
 	return qs
 }
