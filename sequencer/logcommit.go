@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -25,9 +26,9 @@ import (
 // group commit across partitions.
 //
 // Each partition still decides its own messages (fences included) and waits for
-// its own batch: a combined batch that fails is appended again batch by batch, so
-// one partition's fence failure (a takeover) only sends that partition's
-// messages down the one-at-a-time path.
+// its own batch: a combined batch the server refuses is appended again batch by
+// batch, so one partition's fence failure (a takeover) only sends that
+// partition's messages down the one-at-a-time path.
 
 // maxCommit bounds the messages of one combined batch. Combining saves the fixed
 // cost of the batches it merges, but every batch of the round then waits for the
@@ -52,8 +53,9 @@ type logCommitter struct {
 	reqs    chan *logBatch
 	stopped chan struct{} // closed when run returns
 	// committed and combined count commits and the partition batches they carried
-	// (tests, and the ratio says how much the combining saves).
-	committed, combined atomic.Uint64
+	// (tests, and the ratio says how much the combining saves); attempts counts
+	// atomic batches published, retries included.
+	committed, combined, attempts atomic.Uint64
 }
 
 func newLogCommitter(js jetstream.JetStream) *logCommitter {
@@ -119,6 +121,7 @@ func (c *logCommitter) run(ctx context.Context) {
 func (c *logCommitter) commit(ctx context.Context, group []*logBatch, n int) {
 	c.committed.Add(1)
 	c.combined.Add(uint64(len(group)))
+	c.attempts.Add(1)
 	if len(group) == 1 {
 		r := group[0]
 		r.last, r.err = publishBatch(ctx, c.js, r.msgs)
@@ -131,8 +134,20 @@ func (c *logCommitter) commit(ctx context.Context, group []*logBatch, n int) {
 	}
 	last, err := publishBatch(ctx, c.js, all)
 	if err != nil {
+		// The server refused the batch's content (a fence, most likely): one
+		// partition's batch is at fault, so each is tried alone. Anything else (a
+		// timeout, no log leader during an election) would fail each of them the same
+		// way, one timeout after another while every partition waits: each gets the
+		// error and falls back on its own, in parallel, as before the committer.
+		var apiErr *jetstream.APIError
+		retry := errors.As(err, &apiErr)
 		for _, r := range group {
-			r.last, r.err = publishBatch(ctx, c.js, r.msgs)
+			if retry {
+				c.attempts.Add(1)
+				r.last, r.err = publishBatch(ctx, c.js, r.msgs)
+			} else {
+				r.err = err
+			}
 			close(r.done)
 		}
 		return

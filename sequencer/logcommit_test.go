@@ -94,6 +94,7 @@ func TestLogCommitterCombinesBatches(t *testing.T) {
 	require.Equal(t, want, info.State.Msgs, "every batch but the fenced one is in the log, once")
 	// One combined attempt (which the fence failed), then each batch alone.
 	require.Greater(t, c.combined.Load(), c.committed.Load(), "batches waiting together were combined")
+	require.Equal(t, c.committed.Load()+c.combined.Load(), c.attempts.Load(), "a refused combined batch is retried batch by batch")
 
 	// The fence satisfied, the same batch goes through.
 	results[3].msgs[0].Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
@@ -105,4 +106,48 @@ func TestLogCommitterCombinesBatches(t *testing.T) {
 	run.Wait()
 	_, err = c.append(context.Background(), results[3].msgs)
 	require.Error(t, err, "a stopped committer refuses, it does not hang")
+}
+
+// TestLogCommitterFailsAllWhenTheLogIsUnreachable: when a combined batch fails for
+// a reason that is not its content (here the connection is gone), every batch gets
+// the error at once instead of one timeout after another, and falls back on its own.
+func TestLogCommitterFailsAllWhenTheLogIsUnreachable(t *testing.T) {
+	srv := natstest.Server(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "LOGTEST", Subjects: []string{"log.>"},
+		Storage: jetstream.FileStorage, AllowAtomicPublish: true})
+	require.NoError(t, err)
+	c := newLogCommitter(js)
+
+	const parts = 4
+	errs := make([]error, parts)
+	var ready, done sync.WaitGroup
+	for p := range parts {
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			m := nats.NewMsg(fmt.Sprintf("log.p%d", p))
+			m.Data = []byte("x")
+			ready.Done()
+			_, errs[p] = c.append(context.Background(), []*nats.Msg{m})
+		}()
+	}
+	ready.Wait()
+	time.Sleep(100 * time.Millisecond) // the partitions wait in append: the committer is not running yet
+	nc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var run sync.WaitGroup
+	run.Go(func() { c.run(ctx) })
+	done.Wait()
+	cancel()
+	run.Wait()
+	for p, err := range errs {
+		require.Error(t, err, "partition %d", p)
+	}
+	require.Equal(t, c.committed.Load(), c.attempts.Load(), "no batch-by-batch retries of an unreachable log")
+	require.Greater(t, c.combined.Load(), c.committed.Load(), "the batches were combined")
 }
