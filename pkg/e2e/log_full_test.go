@@ -74,10 +74,26 @@ func TestFullLogAppliesBackpressure(t *testing.T) {
 		return err == nil
 	}, 60*time.Second, 100*time.Millisecond, "the stalled send is sequenced once a persister makes room")
 	require.EqualValues(t, stalled, ack.Seq)
+	// The log may fill again: the persister trims only what is stored and, under
+	// size pressure, older than the dedup window (1 s here), and these sends come
+	// faster than that. A send then gets unavailable again, and a client resends it
+	// with the same messageId, as the SDKs do: each is sequenced once all the same.
+	resent := 0
 	for i := stalled + 1; i <= total; i++ {
-		_, err := alice.Send(ctxT(t, 30*time.Second), chat, fmt.Sprintf("m%03d", i), content)
-		require.NoError(t, err, "send %d", i)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, err := alice.Send(ctxT(t, 30*time.Second), chat, fmt.Sprintf("m%03d", i), content)
+			if err == nil {
+				break
+			}
+			var pe *protocol.Error
+			require.ErrorAs(t, err, &pe, "send %d", i)
+			require.Equal(t, protocol.CodeUnavailable, pe.Code, "send %d: %v", i, err)
+			require.True(t, time.Now().Before(deadline), "send %d still refused after a minute: %v", i, err)
+			resent++
+		}
 	}
+	t.Logf("%d resends after the first stall", resent)
 
 	got := collect(t, bob, total, 90*time.Second)
 	for i, f := range got {
