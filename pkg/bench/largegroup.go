@@ -101,6 +101,25 @@ func (r *runner) serverCPU() (float64, bool) {
 	return sum, true
 }
 
+// addInBulk adds users to chat with the service token tok, protocol.MaxBulkMembers
+// per call (a user token may add only gateway.limits.member-add-burst members at
+// once), calling progress with the number added after each call. It returns the
+// number of calls.
+func addInBulk(ctx context.Context, rc *restClient, tok, chat string, users []string, progress func(done int)) (int, error) {
+	calls := 0
+	for lo := 0; lo < len(users); lo += protocol.MaxBulkMembers {
+		batch := users[lo:min(lo+protocol.MaxBulkMembers, len(users))]
+		if err := rc.doToken(ctx, http.MethodPost, "/api/v1/chats/"+chat+"/members", tok, map[string]any{"userIds": batch}, nil); err != nil {
+			return calls, fmt.Errorf("bulk add %d..%d: %w", lo, lo+len(batch), err)
+		}
+		calls++
+		if progress != nil {
+			progress(lo + len(batch))
+		}
+	}
+	return calls, nil
+}
+
 // offlineUser is the name of offline member i of run.
 func offlineUser(run string, i int) string { return run + "o" + strconv.Itoa(i) }
 
@@ -137,16 +156,13 @@ func (r *runner) createLargeGroup(ctx context.Context, rc *restClient, p *Plan, 
 		users = append(users, offlineUser(p.Run, i))
 	}
 	t0 := time.Now()
-	calls := 0
-	for lo := 0; lo < len(users); lo += protocol.MaxBulkMembers {
-		batch := users[lo:min(lo+protocol.MaxBulkMembers, len(users))]
-		if err := rc.doToken(ctx, http.MethodPost, "/api/v1/chats/"+c.ID+"/members", tok, map[string]any{"userIds": batch}, nil); err != nil {
-			return fmt.Errorf("bulk add %d..%d: %w", lo, lo+len(batch), err)
-		}
-		calls++
-		if done := lo + len(batch); done%20_000 < protocol.MaxBulkMembers || done == len(users) {
+	calls, err := addInBulk(ctx, rc, tok, c.ID, users, func(done int) {
+		if done%20_000 < protocol.MaxBulkMembers || done == len(users) {
 			fmt.Fprintf(r.cfg.Stderr, "[create  %5.1fs] %d/%d members added\n", time.Since(t0).Seconds(), done+1, groupSize)
 		}
+	})
+	if err != nil {
+		return err
 	}
 	r.res.LargeGroup = &LargeGroupResult{GroupSize: groupSize, Connected: len(c.Members), AddCalls: calls,
 		NotifyWant: int64(groupSize - len(c.Members))}

@@ -291,6 +291,10 @@ func (rc *restClient) doToken(ctx context.Context, method, path, tok string, in,
 	return nil
 }
 
+// createMembersMax is the most members createChats names in a creation: the
+// default gateway.limits.member-add-burst (200) less the creator.
+const createMembersMax = 199
+
 // createChats creates every chat of p through POST /api/v1/chats (direct chats for
 // two members, groups otherwise), as each chat's first member, with conc requests
 // at a time, and fills in the chat IDs.
@@ -316,12 +320,30 @@ func createChats(ctx context.Context, rc *restClient, p *Plan, conc int) error {
 					ID      string   `json:"id"`
 					Invited []string `json:"invited"`
 				}
-				req := map[string]any{"type": kind, "members": others, "name": fmt.Sprintf("bench %d", j)}
+				// A user may create a group with at most
+				// gateway.limits.member-add-burst members (200 by default): a larger
+				// one is created empty and filled in bulk with a service token.
+				bulk := kind == "group" && len(others) > createMembersMax
+				members := others
+				if bulk {
+					members = []string{}
+				}
+				req := map[string]any{"type": kind, "members": members, "name": fmt.Sprintf("bench %d", j)}
 				if err := rc.do(ctx, http.MethodPost, "/api/v1/chats", p.Users[c.Members[0]], req, &out); err != nil {
 					errc <- fmt.Errorf("create chat %d: %w", j, err)
 					return
 				}
 				c.ID = out.ID
+				if bulk {
+					tok, err := rc.tokens.serviceToken("bench-importer")
+					if err == nil {
+						_, err = addInBulk(ctx, rc, tok, c.ID, others, nil)
+					}
+					if err != nil {
+						errc <- fmt.Errorf("chat %d: %w", j, err)
+						return
+					}
+				}
 				// A server that asks for consent (gateway.consent-direct-adds off)
 				// invites users who share no chat with the creator: they accept.
 				for _, u := range out.Invited {
