@@ -217,6 +217,16 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// subError names the subscription an asynchronous error is about (a slow consumer
+// dropped messages on it), so the log says which role's subscription fell behind.
+func subError(sub *nats.Subscription, err error) error {
+	if sub == nil {
+		return err
+	}
+	msgs, bytes, _ := sub.Pending()
+	return fmt.Errorf("%w (subscription %q, queue %q, pending %d messages, %d bytes)", err, sub.Subject, sub.Queue, msgs, bytes)
+}
+
 // Connect opens a connection named name: in-process to ns as user (one of Users)
 // when ns is not nil, otherwise to c.URL with c's credentials (user is then
 // ignored). It reconnects forever. onErr, if not nil, hears the server's
@@ -235,7 +245,7 @@ func Connect(c *Config, ns *Embedded, name, user string, onErr func(error)) (*na
 		nats.ReconnectBufSize(64 << 20),
 	}
 	if onErr != nil {
-		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { onErr(err) }))
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) { onErr(subError(sub, err)) }))
 	}
 	url := c.URL
 	if ns != nil {

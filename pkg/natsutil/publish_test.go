@@ -72,3 +72,34 @@ func TestPublishGivesUp(t *testing.T) {
 	require.ErrorAs(t, err, &apiErr)
 	require.False(t, natsutil.RetryablePublish(err))
 }
+
+// A subscription that falls behind and drops messages is named in the error the
+// connection reports, so the log says which one fell behind.
+func TestSlowConsumerErrorNamesTheSubscription(t *testing.T) {
+	ns := natstest.Server(t)
+	errs := make(chan error, 16)
+	nc, err := natsutil.Connect(&natsutil.Config{URL: ns.ClientURL()}, nil, "t", "", func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	})
+	require.NoError(t, err)
+	defer nc.Close()
+	release := make(chan struct{})
+	defer close(release)
+	sub, err := nc.Subscribe("slow.sub", func(*nats.Msg) { <-release })
+	require.NoError(t, err)
+	require.NoError(t, sub.SetPendingLimits(1, -1))
+	for range 5 {
+		require.NoError(t, nc.Publish("slow.sub", []byte("x")))
+	}
+	require.NoError(t, nc.Flush())
+	select {
+	case err := <-errs:
+		require.ErrorIs(t, err, nats.ErrSlowConsumer)
+		require.Contains(t, err.Error(), `subscription "slow.sub"`)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no slow consumer error reported")
+	}
+}
