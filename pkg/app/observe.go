@@ -82,6 +82,9 @@ func (a *App) addChecks() {
 			m.CounterFunc("sequencer_catchups_total", "Messages sequenced by a partition takeover's catch-up (left unacked by a previous holder).", stat(1)),
 			m.CounterFunc("sequencer_fenced_total", "Appends refused by the expected-last-sequence fence (another sequencer appended first).", stat(2)),
 			m.CounterFunc("sequencer_fanout_publishes_total", "Per-user fan-out publishes.", func() float64 { return float64(seq.FanoutPublishes()) }),
+			m.CounterFunc("sequencer_log_batches_total", "Atomic batch appends to NATTER_LOG (a partition's drain of at least sequencer.batch-min messages; the log committer may combine several in one commit).", func() float64 { b, _, _ := seq.BatchStats(); return float64(b) }),
+			m.CounterFunc("sequencer_log_batched_messages_total", "Messages appended to NATTER_LOG in atomic batches; the rest of sequencer_sequenced_total went one at a time.", func() float64 { _, n, _ := seq.BatchStats(); return float64(n) }),
+			m.CounterFunc("sequencer_log_batch_fallbacks_total", "Atomic batch appends that failed and were sequenced one at a time instead.", func() float64 { _, _, f := seq.BatchStats(); return float64(f) }),
 		} {
 			if err != nil {
 				a.Log.Warn("sequencer metrics", zap.Error(err))

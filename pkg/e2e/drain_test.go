@@ -203,6 +203,9 @@ func TestAdminMetricsAfterTraffic(t *testing.T) {
 		"natter_gateway_deliver_seconds_count 6",
 		"natter_sequencer_sequenced_total 3",
 		"natter_sequencer_fanout_publishes_total 6",
+		"natter_sequencer_log_batches_total 0", // three sends, each sequenced alone
+		"natter_sequencer_log_batched_messages_total 0",
+		"natter_sequencer_log_batch_fallbacks_total 0",
 		`natter_sequencer_step_seconds_count{outcome="ok"} 3`,
 		"natter_sequencer_ingress_to_log_seconds_count 3",
 		`natter_store_seconds_count{op="append_messages"}`,
