@@ -94,10 +94,15 @@ func TestBenchResumeLosesNothing(t *testing.T) {
 // TestBenchFanoutAndIdle covers the other client modes on one server. The fan-out
 // group has more members than a user may name when creating one (the default
 // gateway.limits.member-add-burst, 200): the bench fills it in bulk (the fan-out
-// mode at 1,000 and 10,000 members had failed with too_large since those limits).
+// mode at 1,000 and 10,000 members had failed with too_large since those limits),
+// as it does a group of more strangers than a user may invite at once (the default
+// gateway.limits.invite-burst, 20).
 func TestBenchFanoutAndIdle(t *testing.T) {
 	c := testutil.Config(t)
 	c.Gateway.Limits.REST.MemberAddRate, c.Gateway.Limits.REST.MemberAddBurst = 1, 200 // the default burst
+	// The defaults: strangers are invited, at most 20 at once.
+	c.Gateway.Limits.REST.InviteRate, c.Gateway.Limits.REST.InviteBurst = 0.05, 20
+	c.Gateway.Consent.DirectAdds = false
 	cfg := startWith(t, "fanout", c)
 	cfg.Members, cfg.Rate = 250, 5
 	require.NoError(t, cfg.Resolve())
@@ -114,6 +119,16 @@ func TestBenchFanoutAndIdle(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 10, res.Connected)
 	require.NotNil(t, res.Idle)
+	require.True(t, res.OK)
+
+	// Between the invitation burst (20) and the member-add burst (200): a user may
+	// not invite that many strangers at once either (too_large before).
+	small := *cfg
+	small.Members = 50
+	require.NoError(t, small.Resolve())
+	res, err = bench.Run(t.Context(), &small)
+	require.NoError(t, err)
+	require.Equal(t, res.Sent*50, res.Delivered)
 	require.True(t, res.OK)
 }
 

@@ -292,8 +292,11 @@ func (rc *restClient) doToken(ctx context.Context, method, path, tok string, in,
 }
 
 // createMembersMax is the most members createChats names in a creation: the
-// default gateway.limits.member-add-burst (200) less the creator.
-const createMembersMax = 199
+// default gateway.limits.invite-burst (20). A user may name at most
+// gateway.limits.member-add-burst (200) members, and invite at most invite-burst
+// users it shares no chat with, which is every bench user: a group of 21 to 200
+// members failed with too_large.
+const createMembersMax = 20
 
 // createChats creates every chat of p through POST /api/v1/chats (direct chats for
 // two members, groups otherwise), as each chat's first member, with conc requests
@@ -320,9 +323,8 @@ func createChats(ctx context.Context, rc *restClient, p *Plan, conc int) error {
 					ID      string   `json:"id"`
 					Invited []string `json:"invited"`
 				}
-				// A user may create a group with at most
-				// gateway.limits.member-add-burst members (200 by default): a larger
-				// one is created empty and filled in bulk with a service token.
+				// A user may create a group with at most createMembersMax others: a
+				// larger one is created empty and filled in bulk with a service token.
 				bulk := kind == "group" && len(others) > createMembersMax
 				members := others
 				if bulk {
