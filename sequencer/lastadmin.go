@@ -23,15 +23,12 @@ import (
 // member map until it finds an admin who stays (the whole map, 100,000 entries at
 // most, only when none does).
 func keepsAdmin(st *chatState, ev *protocol.SystemEvent) *protocol.Error {
-	demotion := false
-	switch ev.Event {
-	case protocol.EventMemberRemoved, protocol.EventMemberLeft, protocol.EventMembersRemoved:
-	case protocol.EventRoleChanged:
-		demotion = ev.Role != store.RoleAdmin
-	default:
+	demotion := ev.Event == protocol.EventRoleChanged
+	switch {
+	case demotion && ev.Role == store.RoleAdmin: // a promotion
 		return nil
-	}
-	if ev.Event == protocol.EventRoleChanged && !demotion {
+	case !demotion && ev.Event != protocol.EventMemberRemoved && ev.Event != protocol.EventMemberLeft &&
+		ev.Event != protocol.EventMembersRemoved:
 		return nil
 	}
 	losing := ev.Members()

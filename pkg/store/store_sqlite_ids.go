@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/bits"
 	"strings"
 )
 
@@ -45,7 +44,7 @@ func (s *SQLiteStore) MessageSeqs(ctx context.Context, keys []MessageKey) (map[M
 	for len(keys) > 0 {
 		chunk := keys[:min(len(keys), messageSeqsChunk)]
 		keys = keys[len(chunk):]
-		size := bits.Len(uint(len(chunk) - 1)) // the statement of 1<<size keys
+		size := paddedSize(len(chunk))
 		args = args[:0]
 		for i := range 1 << size {
 			k := chunk[min(i, len(chunk)-1)]

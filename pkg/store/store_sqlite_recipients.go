@@ -24,12 +24,13 @@ const recipientSizes = 10 // 1, 2, 4, ..., 512
 // The largest statement holds a whole chunk (the constant overflows otherwise).
 const _ = uint(1<<(recipientSizes-1) - sqliteInChunk)
 
-// recipientSize returns the index of the prepared statement for n users
-// (1 <= n <= sqliteInChunk): the statement of 1<<size users.
-func recipientSize(n int) int { return bits.Len(uint(n - 1)) }
+// paddedSize returns the index of the prepared statement for n keys (n >= 1) among
+// statements of 1, 2, 4 … keys: the statement of 1<<size keys. The recipient reads
+// and MessageSeqs (store_sqlite_ids.go) both pad to it.
+func paddedSize(n int) int { return bits.Len(uint(n - 1)) }
 
 // recipientCap is how many users the largest statement a read of n users runs names.
-func recipientCap(n int) int { return 1 << recipientSize(min(max(n, 1), sqliteInChunk)) }
+func recipientCap(n int) int { return 1 << paddedSize(min(max(n, 1), sqliteInChunk)) }
 
 func readStatesSQL(n int) string {
 	return `SELECT user_id, delivered, read FROM read_state
@@ -51,7 +52,7 @@ func usersDevicesSQL(n int) string {
 // appendPadded appends chunk to args, its last user repeated up to the size of
 // chunk's prepared statement, and returns that statement's index.
 func appendPadded(args []any, chunk []string) ([]any, int) {
-	size := recipientSize(len(chunk))
+	size := paddedSize(len(chunk))
 	for i := range 1 << size {
 		args = append(args, chunk[min(i, len(chunk)-1)])
 	}
