@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -81,8 +82,8 @@ func (s *SQLiteStore) MembersAmong(ctx context.Context, chatID string, userIDs [
 
 // MembersPage implements MemberStore: a range scan of the primary key.
 func (s *SQLiteStore) MembersPage(ctx context.Context, chatID, after string, limit int) ([]Member, error) {
-	return s.queryMembers(ctx, `SELECT user_id, role, joined_at FROM members WHERE chat_id = ? AND user_id > ?
-		ORDER BY user_id LIMIT ?`, chatID, chatID, after, pageLimit(limit))
+	rows, err := s.rd.membersPage.QueryContext(ctx, chatID, after, pageLimit(limit))
+	return scanMembers(rows, err, chatID)
 }
 
 // MemberCount implements MemberStore.
@@ -122,6 +123,12 @@ func (s *SQLiteStore) ChatMutes(ctx context.Context, chatID string) ([]Mute, err
 // queryMembers runs a query whose rows are (user_id, role, joined_at) of chat.
 func (s *SQLiteStore) queryMembers(ctx context.Context, q, chatID string, args ...any) ([]Member, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
+	return scanMembers(rows, err, chatID)
+}
+
+// scanMembers reads the (user_id, role, joined_at) rows of a members query of chatID
+// and closes them; err is the query's.
+func scanMembers(rows *sql.Rows, err error, chatID string) ([]Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: members of %s: %w", chatID, err)
 	}

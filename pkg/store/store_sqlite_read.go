@@ -16,6 +16,7 @@ type readStmts struct {
 	historyNewest, historyBefore, historyAfter *sql.Stmt
 	lastSeq, messageSeq                        *sql.Stmt
 	getChat, members, getMember                *sql.Stmt
+	membersPage                                *sql.Stmt // MembersPage: the notifier's member cache misses, member listings
 	userChats, userChatsAfter                  *sql.Stmt
 	unreadTotal                                *sql.Stmt
 	getReadState, getMute                      *sql.Stmt
@@ -84,6 +85,8 @@ func (r *readStmts) queries() []struct {
 		{&r.getChat, `SELECT id, kind, name, created_by, created_at, message_ttl, encrypted FROM chats WHERE id = ? AND deleted = 0`},
 		{&r.members, `SELECT chat_id, user_id, role, joined_at FROM members WHERE chat_id = ? ORDER BY user_id`},
 		{&r.getMember, `SELECT role, joined_at FROM members WHERE chat_id = ? AND user_id = ?`},
+		{&r.membersPage, `SELECT user_id, role, joined_at FROM members WHERE chat_id = ? AND user_id > ?
+			ORDER BY user_id LIMIT ?`},
 		{&r.userChats, userChatsSQL("")},
 		{&r.userChatsAfter, userChatsSQL(`AND (MAX(c.last_ts, c.created_at) < ? OR (MAX(c.last_ts, c.created_at) = ? AND c.id > ?))`)},
 		// Unread as userChats computes it, summed without sorting, the last message or
