@@ -254,7 +254,8 @@ func retryEnsure(ctx context.Context, js jetstream.JetStream, c *natsutil.Config
 // same however long the process waits.
 func permanentStreamErr(err error) bool {
 	if errors.Is(err, nats.ErrPermissionViolation) || errors.Is(err, nats.ErrAuthorization) ||
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, natsutil.ErrPartitionsChanged) {
 		return true
 	}
 	var apiErr *jetstream.APIError

@@ -35,8 +35,10 @@ type Config struct {
 	ListenTLSKey  string `yaml:"listen_tls_key"`
 	// Prefix of every subject. Default "natter".
 	Prefix string `yaml:"prefix"`
-	// Partitions is the number of ingress partitions (sequencer shards). Fixed once
-	// NATTER_IN exists: changing it needs a new stream.
+	// Partitions is the number of ingress partitions (sequencer shards). 0 chooses:
+	// an existing NATTER_IN's own count, else DefaultPartitionsEmbedded or
+	// DefaultPartitionsCluster; EnsureIngress (and EnsureOwned) set it. It changes
+	// only while NATTER_IN holds no message (partitions.go).
 	Partitions int `yaml:"partitions"`
 	// Replicas of each stream (1 for a single node, 3 for a cluster).
 	Replicas int `yaml:"replicas"`
@@ -98,7 +100,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenTLSCert, "nats.listen-tls-cert", "", "TLS certificate of the embedded listener (required for a non-loopback nats.listen)")
 	fs.StringVar(&c.ListenTLSKey, "nats.listen-tls-key", "", "TLS key of the embedded listener")
 	fs.StringVar(&c.Prefix, "nats.prefix", subjects.DefaultPrefix, "subject prefix")
-	fs.IntVar(&c.Partitions, "nats.partitions", 16, "ingress partitions (sequencer shards); fixed once the stream exists")
+	fs.IntVar(&c.Partitions, "nats.partitions", 0, "ingress partitions (sequencer shards); 0: an existing NATTER_IN's own count, for a new one 2 with the embedded server and 16 with nats.url (docs/operations.md)")
 	fs.IntVar(&c.Replicas, "nats.replicas", 1, "stream replicas (3 on a cluster)")
 	fs.DurationVar(&c.LogMaxAge, "nats.log-max-age", 72*time.Hour, "how long NATTER_LOG keeps messages once the persister has stored them (unstored ones are kept however old); 0 keeps them")
 	fs.Int64Var(&c.LogMaxBytes, "nats.log-max-bytes", -1, "NATTER_LOG hard size cap in bytes (when full, sequencing waits); -1 unlimited")
@@ -120,8 +122,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Validate checks the section.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Partitions < 1 || c.Partitions > 1024 {
-		errs = append(errs, fmt.Errorf("nats: nats.partitions must be 1..1024, got %d", c.Partitions))
+	if c.Partitions < 0 || c.Partitions > 1024 {
+		errs = append(errs, fmt.Errorf("nats: nats.partitions must be 1..1024, or 0 to choose (docs/operations.md), got %d", c.Partitions))
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("nats: nats.replicas must be 1..5, got %d", c.Replicas))

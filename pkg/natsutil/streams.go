@@ -121,10 +121,21 @@ func ensureCore(ctx context.Context, js jetstream.JetStream, c *Config) error {
 // again when NATTER_IN vanished: a memory stream on a single server does not
 // outlive the server's restart (nor a restart of its JetStream).
 func EnsureIngress(ctx context.Context, js jetstream.JetStream, c *Config) error {
+	s, err := js.Stream(ctx, subjects.InStream)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s: %w", subjects.InStream, err)
+	}
+	var info *jetstream.StreamInfo
+	if err == nil {
+		info = s.CachedInfo()
+	}
+	if err := resolvePartitions(c, info); err != nil {
+		return err
+	}
 	in := InStreamConfig(c)
-	switch s, err := js.Stream(ctx, in.Name); {
-	case err == nil:
-		old := s.CachedInfo().Config
+	switch {
+	case info != nil:
+		old := info.Config
 		if old.Retention == jetstream.WorkQueuePolicy {
 			in.Retention = jetstream.WorkQueuePolicy
 		}
@@ -132,8 +143,6 @@ func EnsureIngress(ctx context.Context, js jetstream.JetStream, c *Config) error
 		if old.Storage == jetstream.MemoryStorage && in.MaxBytes <= 0 {
 			in.MaxBytes = DefaultIngressMaxBytes // memory stays bounded
 		}
-	case !errors.Is(err, jetstream.ErrStreamNotFound):
-		return fmt.Errorf("stream %s: %w", in.Name, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, in); err != nil {
 		return fmt.Errorf("stream %s: %w", in.Name, reservationErr(err, "nats.ingress-max-bytes", in.MaxBytes))
@@ -208,8 +217,14 @@ func EnsureOwned(ctx context.Context, js jetstream.JetStream, c *Config, own Own
 		}
 	} else {
 		for _, name := range []string{subjects.InStream, subjects.LogStream} {
-			if _, err := js.Stream(ctx, name); err != nil {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
 				return fmt.Errorf("stream %s (created by the sequencer role): %w", name, err)
+			}
+			if name == subjects.InStream {
+				if err := resolvePartitions(c, s.CachedInfo()); err != nil {
+					return err
+				}
 			}
 		}
 	}
