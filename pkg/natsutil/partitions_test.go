@@ -2,22 +2,26 @@ package natsutil
 
 import (
 	"context"
-	"flag"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"github.com/stretchr/testify/require"
 )
 
-// flagDefaults is the configuration with every flag at its default (partitions
-// unset), unlike defaults, which fixes 2.
-func flagDefaults(t *testing.T) Config {
+// ingressOf16 returns a server whose NATTER_IN was created with 16 partitions and
+// holds one send (sent is true), or none.
+func ingressOf16(t *testing.T, sent bool) jetstream.JetStream {
 	t.Helper()
-	var c Config
-	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
-	require.Zero(t, c.Partitions, "unset by default: chosen against NATTER_IN")
-	require.NoError(t, c.Validate())
-	return c
+	ctx := context.Background()
+	js, old := testJS(t), flagDefaults(t)
+	old.Partitions = 16
+	require.NoError(t, EnsureStreams(ctx, js, &old))
+	if sent {
+		_, err := js.Publish(ctx, old.Subjects().In("c1"), []byte("x"))
+		require.NoError(t, err)
+	}
+	return js
 }
 
 func transformDest(t *testing.T, c Config) string {
@@ -46,12 +50,7 @@ func TestPartitionsChosen(t *testing.T) {
 		require.Contains(t, ingressConfig(t, js).SubjectTransform.Destination, "partition(16,")
 	})
 	t.Run("an existing stream keeps its count", func(t *testing.T) {
-		js, old := testJS(t), flagDefaults(t)
-		old.Partitions = 16
-		require.NoError(t, EnsureStreams(ctx, js, &old))
-		_, err := js.Publish(ctx, old.Subjects().In("c1"), []byte("x"))
-		require.NoError(t, err)
-
+		js := ingressOf16(t, true)
 		c := flagDefaults(t) // embedded: would be 2 for a new stream
 		require.NoError(t, EnsureStreams(ctx, js, &c))
 		require.Equal(t, 16, c.Partitions)
@@ -63,15 +62,10 @@ func TestPartitionsChosen(t *testing.T) {
 		require.Equal(t, 16, other.Partitions)
 	})
 	t.Run("a set count that differs is refused while sends are stored", func(t *testing.T) {
-		js, old := testJS(t), flagDefaults(t)
-		old.Partitions = 16
-		require.NoError(t, EnsureStreams(ctx, js, &old))
-		_, err := js.Publish(ctx, old.Subjects().In("c1"), []byte("x"))
-		require.NoError(t, err)
-
+		js := ingressOf16(t, true)
 		c := flagDefaults(t)
 		c.Partitions = 4
-		err = EnsureStreams(ctx, js, &c)
+		err := EnsureStreams(ctx, js, &c)
 		require.ErrorIs(t, err, ErrPartitionsChanged)
 		require.ErrorContains(t, err, "nats.partitions is 4 but NATTER_IN was created with 16 and still holds messages (1)")
 		require.ErrorContains(t, err, "leave nats.partitions unset")
@@ -82,10 +76,7 @@ func TestPartitionsChosen(t *testing.T) {
 		require.EqualValues(t, 1, s.CachedInfo().State.Msgs, "nothing lost")
 	})
 	t.Run("a set count that differs applies to an empty stream", func(t *testing.T) {
-		js, old := testJS(t), flagDefaults(t)
-		old.Partitions = 16
-		require.NoError(t, EnsureStreams(ctx, js, &old))
-
+		js := ingressOf16(t, false)
 		c := flagDefaults(t)
 		c.Partitions = 4
 		require.NoError(t, EnsureStreams(ctx, js, &c))

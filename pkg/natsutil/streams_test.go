@@ -13,10 +13,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func defaults(t *testing.T) Config {
+// flagDefaults is the configuration with every flag at its default (partitions
+// unset: chosen against NATTER_IN).
+func flagDefaults(t *testing.T) Config {
 	t.Helper()
 	var c Config
 	c.RegisterFlags(flag.NewFlagSet("", flag.ContinueOnError))
+	require.Zero(t, c.Partitions, "unset by default")
+	require.NoError(t, c.Validate())
+	return c
+}
+
+// defaults is flagDefaults with 2 partitions set.
+func defaults(t *testing.T) Config {
+	t.Helper()
+	c := flagDefaults(t)
 	c.Partitions = 2
 	return c
 }
