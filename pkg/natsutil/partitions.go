@@ -3,8 +3,6 @@ package natsutil
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -36,25 +34,13 @@ const (
 // change it, the operator does.
 var ErrPartitionsChanged = errors.New("ingress partitions changed")
 
-// partitionsInTransform reads P back from a NATTER_IN subject transform's
-// destination (subjects.InTransformDest: "...{{partition(P,2)}}...").
-var partitionsInTransform = regexp.MustCompile(`\{\{\s*partition\(\s*(\d+)\s*,`)
-
 // streamPartitions returns the partition count NATTER_IN was created with, 0 when
 // its configuration does not say.
 func streamPartitions(cfg jetstream.StreamConfig) int {
 	if cfg.SubjectTransform == nil {
 		return 0
 	}
-	m := partitionsInTransform.FindStringSubmatch(cfg.SubjectTransform.Destination)
-	if m == nil {
-		return 0
-	}
-	n, err := strconv.Atoi(m[1])
-	if err != nil {
-		return 0
-	}
-	return n
+	return subjects.TransformPartitions(cfg.SubjectTransform.Destination)
 }
 
 // resolvePartitions settles c.Partitions against NATTER_IN as it exists (info; nil:

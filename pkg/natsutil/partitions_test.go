@@ -24,11 +24,6 @@ func ingressOf16(t *testing.T, sent bool) jetstream.JetStream {
 	return js
 }
 
-func transformDest(t *testing.T, c Config) string {
-	t.Helper()
-	return c.Subjects().InTransformDest()
-}
-
 // TestPartitionsChosen: an unset nats.partitions takes an existing NATTER_IN's own
 // count (so an upgrade changes no deployment's count), and for a new stream 2 with
 // the embedded server and 16 with an external one; a count set explicitly may
@@ -40,7 +35,7 @@ func TestPartitionsChosen(t *testing.T) {
 		js, c := testJS(t), flagDefaults(t)
 		require.NoError(t, EnsureStreams(ctx, js, &c))
 		require.Equal(t, DefaultPartitionsEmbedded, c.Partitions)
-		require.Equal(t, transformDest(t, c), ingressConfig(t, js).SubjectTransform.Destination)
+		require.Equal(t, c.Subjects().InTransformDest(), ingressConfig(t, js).SubjectTransform.Destination)
 	})
 	t.Run("new, external", func(t *testing.T) {
 		js, c := testJS(t), flagDefaults(t)
@@ -80,7 +75,7 @@ func TestPartitionsChosen(t *testing.T) {
 		c := flagDefaults(t)
 		c.Partitions = 4
 		require.NoError(t, EnsureStreams(ctx, js, &c))
-		require.Equal(t, transformDest(t, c), ingressConfig(t, js).SubjectTransform.Destination)
+		require.Equal(t, c.Subjects().InTransformDest(), ingressConfig(t, js).SubjectTransform.Destination)
 	})
 	t.Run("out of range", func(t *testing.T) {
 		c := flagDefaults(t)

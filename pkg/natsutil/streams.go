@@ -133,8 +133,7 @@ func EnsureIngress(ctx context.Context, js jetstream.JetStream, c *Config) error
 		return err
 	}
 	in := InStreamConfig(c)
-	switch {
-	case info != nil:
+	if info != nil {
 		old := info.Config
 		if old.Retention == jetstream.WorkQueuePolicy {
 			in.Retention = jetstream.WorkQueuePolicy

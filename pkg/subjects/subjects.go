@@ -108,6 +108,24 @@ func (s Subjects) InTransformDest() string {
 	return s.Prefix + ".in.p.{{partition(" + strconv.Itoa(s.Partitions) + ",2)}}.{{wildcard(2)}}.{{wildcard(1)}}"
 }
 
+// TransformPartitions reads P back from an ingress transform destination made by
+// InTransformDest ("...{{partition(P,2)}}..."); 0 when dest is not one.
+func TransformPartitions(dest string) int {
+	_, rest, ok := strings.Cut(dest, "{{partition(")
+	if !ok {
+		return 0
+	}
+	n, _, ok := strings.Cut(rest, ",")
+	if !ok {
+		return 0
+	}
+	p, err := strconv.Atoi(n)
+	if err != nil || p < 1 {
+		return 0
+	}
+	return p
+}
+
 // InPartitionFilter matches every stored message of ingress partition p, of either
 // origin (and from before origins existed).
 func (s Subjects) InPartitionFilter(p int) string { return s.InPartition(p) + ".>" }

@@ -25,3 +25,18 @@ func TestInOrigin(t *testing.T) {
 		}
 	}
 }
+
+// TestTransformPartitions: the partition count reads back from the transform
+// InTransformDest makes, and anything else reads as 0 (unknown).
+func TestTransformPartitions(t *testing.T) {
+	for _, p := range []int{1, 2, 16, 1024} {
+		if got := TransformPartitions(New("acme", p).InTransformDest()); got != p {
+			t.Errorf("%d partitions read back as %d", p, got)
+		}
+	}
+	for _, dest := range []string{"", "natter.in.p.{{wildcard(1)}}", "natter.in.p.{{partition(x,2)}}", "natter.in.p.{{partition(16"} {
+		if got := TransformPartitions(dest); got != 0 {
+			t.Errorf("%q read as %d partitions", dest, got)
+		}
+	}
+}
