@@ -106,7 +106,7 @@ func (t *chatTail) unread(uid string, read uint64) uint64 {
 // loadTail reads chat's last message and the countable messages back to MaxUnread
 // of them (or the chat's start), newest first, a page at a time.
 func (n *Notifier) loadTail(ctx context.Context, chat string) (*chatTail, error) {
-	last, err := n.lastMessage(ctx, chat)
+	last, _, err := n.lastMessage(ctx, chat)
 	if err != nil || last == nil {
 		return nil, err
 	}

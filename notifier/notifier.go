@@ -54,9 +54,11 @@ type Deps struct {
 	History Pager
 }
 
-// Pager reads a page of a chat's history, as history.Reader.Page does.
+// Pager reads a page of a chat's history, as history.Reader.Page does, and how far
+// the store holds the log, as history.Reader.PersistedFloor does.
 type Pager interface {
 	Page(ctx context.Context, chat string, q store.HistoryQuery) ([]protocol.Message, error)
+	PersistedFloor(ctx context.Context) (uint64, error)
 }
 
 // Notifier is the notifier role.

@@ -24,6 +24,7 @@ type Store interface {
 	ChatMutes(ctx context.Context, chatID string) ([]store.Mute, error)
 	GetReadState(ctx context.Context, chatID, userID string) (store.ReadState, error)
 	UnreadTotal(ctx context.Context, userID, exceptChatID string) (uint64, error)
+	UnreadBetween(ctx context.Context, chatID, userID string, after, upTo uint64) (uint64, error)
 	History(ctx context.Context, chatID string, q store.HistoryQuery) ([]protocol.Message, error)
 	Devices(ctx context.Context, userID string) ([]store.Device, error)
 	DeleteDeviceToken(ctx context.Context, userID, provider, token string) (bool, error)

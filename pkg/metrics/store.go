@@ -12,7 +12,7 @@ import (
 // storeOpNames are the op label values of natter_store_seconds.
 var storeOpNames = []string{
 	"append_messages", "history", "last_seq", "message_seq", "message_seqs", "create_chat", "get_chat",
-	"members", "get_member", "add_member", "remove_member", "user_chats", "unread_total",
+	"members", "get_member", "add_member", "remove_member", "user_chats", "unread_total", "unread_between",
 	"set_read_state", "get_read_state", "ping",
 }
 
@@ -162,6 +162,13 @@ func (w *instrumented) UnreadTotal(ctx context.Context, userID, exceptChatID str
 	start := time.Now()
 	n, err := w.s.UnreadTotal(ctx, userID, exceptChatID)
 	w.done("unread_total", start, err)
+	return n, err
+}
+
+func (w *instrumented) UnreadBetween(ctx context.Context, chatID, userID string, after, upTo uint64) (uint64, error) {
+	start := time.Now()
+	n, err := w.s.UnreadBetween(ctx, chatID, userID, after, upTo)
+	w.done("unread_between", start, err)
 	return n, err
 }
 

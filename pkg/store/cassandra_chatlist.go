@@ -124,7 +124,7 @@ func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]Cha
 			known[i], errs[i] = s.fillSummary(ctx, cs, known[i])
 			cs.ReadSeq = uint64(reads[cs.ID])
 			if errs[i] == nil && known[i] && cs.LastSeq > cs.ReadSeq {
-				cs.Unread, errs[i] = s.unread(ctx, cs.ID, cs.ReadSeq, userID)
+				cs.Unread, errs[i] = s.unread(ctx, cs.ID, cs.ReadSeq, 0, userID)
 			}
 		})
 	}
@@ -148,11 +148,11 @@ func (s *CassandraStore) allUserChats(ctx context.Context, userID string) ([]Cha
 	return out, nil
 }
 
-// unread counts chat's messages after seq read that are Countable for user, up to
-// MaxUnread: history pages forward from the watermark, so it reads what is unread
-// (in its current state, which says what was deleted), never what was read, and the
-// append path pays nothing for it.
-func (s *CassandraStore) unread(ctx context.Context, chat string, read uint64, user string) (uint64, error) {
+// unread counts chat's messages after seq read (up to seq upTo; 0: all) that are
+// Countable for user, up to MaxUnread: history pages forward from the watermark, so
+// it reads what is unread (in its current state, which says what was deleted),
+// never what was read, and the append path pays nothing for it.
+func (s *CassandraStore) unread(ctx context.Context, chat string, read, upTo uint64, user string) (uint64, error) {
 	var n uint64
 	for n < MaxUnread {
 		page, err := s.History(ctx, chat, HistoryQuery{Dir: Forward, After: read, Limit: MaxPage})
@@ -160,6 +160,9 @@ func (s *CassandraStore) unread(ctx context.Context, chat string, read uint64, u
 			return 0, fmt.Errorf("unread of %s in %s: %w", user, chat, err)
 		}
 		for i := range page {
+			if upTo != 0 && page[i].Seq > upTo {
+				return min(n, MaxUnread), nil
+			}
 			if Countable(&page[i], user) {
 				n++
 			}
@@ -170,6 +173,14 @@ func (s *CassandraStore) unread(ctx context.Context, chat string, read uint64, u
 		read = page[len(page)-1].Seq
 	}
 	return min(n, MaxUnread), nil
+}
+
+// UnreadBetween implements Store: history pages forward from after (unread).
+func (s *CassandraStore) UnreadBetween(ctx context.Context, chatID, userID string, after, upTo uint64) (uint64, error) {
+	if upTo <= after {
+		return 0, nil
+	}
+	return s.unread(ctx, chatID, after, upTo, userID)
 }
 
 // fillSummary adds to cs the chat's last seq, activity, current name and last

@@ -215,6 +215,12 @@ type Store interface {
 	// userID's chats but exceptChatID (none when empty): a notification's badge,
 	// without listing the chats. 0 for a user with no chats.
 	UnreadTotal(ctx context.Context, userID, exceptChatID string) (uint64, error)
+	// UnreadBetween counts chatID's messages with seq in (after, upTo] that are
+	// Countable for userID and not expired, in their current state, at most
+	// MaxUnread: a notification's count, as Unread counts them. It reads only what
+	// is stored; a caller whose messages may not all be stored yet merges the log
+	// (pkg/history) instead.
+	UnreadBetween(ctx context.Context, chatID, userID string, after, upTo uint64) (uint64, error)
 
 	// SetReadState raises the watermarks of (chat, user) to at least delivered and
 	// read (a lower value leaves them unchanged; read also raises delivered) and

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // readStmts are the hot read statements, prepared once on the read pool when the
@@ -19,6 +20,7 @@ type readStmts struct {
 	membersPage                                *sql.Stmt // MembersPage: the notifier's member cache misses, member listings
 	userChats, userChatsAfter                  *sql.Stmt
 	unreadTotal                                *sql.Stmt
+	unreadBetween                              *sql.Stmt // UnreadBetween: a notification's count
 	getReadState, getMute                      *sql.Stmt
 	blocks                                     *sql.Stmt // a blocker's list (the block caches' misses)
 	// messageSeqs[i] is MessageSeqs' query for 1<<i keys (store_sqlite_ids.go).
@@ -59,10 +61,16 @@ func userChatsSQL(cond string) string {
 // costs nothing. The append path pays nothing for it.
 func unreadSQL(lastSeq, chat, read, user string) string {
 	return fmt.Sprintf(`CASE WHEN %[1]s > %[3]s THEN MIN((SELECT COUNT(*) FROM messages u
-			WHERE u.chat_id = %[2]s AND u.seq > %[3]s AND u.sender_id != %[4]s AND u.deleted = 0
-			AND (u.expires_at = 0 OR u.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))
-			AND u.message_type NOT IN ('system', 'encrypted_keys', 'edit', 'delete', 'react')), %[5]d) ELSE 0 END`,
+			WHERE u.chat_id = %[2]s AND u.seq > %[3]s AND `+countableSQL("u", "%[4]s")+`), %[5]d) ELSE 0 END`,
 		lastSeq, chat, read, user, MaxUnread)
+}
+
+// countableSQL is the condition that message m (a table alias) counts as unread for
+// user: Countable, and not expired (history does not return an expired message).
+func countableSQL(m, user string) string {
+	return fmt.Sprintf(`%[1]s.sender_id != %[2]s AND %[1]s.deleted = 0
+			AND (%[1]s.expires_at = 0 OR %[1]s.expires_at > CAST(unixepoch('subsec') * 1000 AS INTEGER))
+			AND %[1]s.message_type NOT IN ('system', 'encrypted_keys', 'edit', 'delete', 'react')`, m, user)
 }
 
 // queries pairs each statement with its SQL (the plan test reads them too).
@@ -96,6 +104,9 @@ func (r *readStmts) queries() []struct {
 			FROM members m JOIN chats c ON c.id = m.chat_id
 			LEFT JOIN read_state r ON r.chat_id = m.chat_id AND r.user_id = m.user_id
 			WHERE m.user_id = ? AND m.chat_id != ?`},
+		// At most MaxUnread rows that count: the walk along the primary key stops there.
+		{&r.unreadBetween, `SELECT COUNT(*) FROM (SELECT 1 FROM messages u
+			WHERE u.chat_id = ?1 AND u.seq > ?2 AND u.seq <= ?3 AND ` + countableSQL("u", "?4") + ` LIMIT ` + strconv.Itoa(MaxUnread) + `)`},
 		{&r.getReadState, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`},
 		{&r.getMute, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`},
 		{&r.blocks, `SELECT blocked, created_at FROM blocks WHERE blocker = ? ORDER BY blocked`},
@@ -138,6 +149,18 @@ func (r *readStmts) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// UnreadBetween implements Store.
+func (s *SQLiteStore) UnreadBetween(ctx context.Context, chatID, userID string, after, upTo uint64) (uint64, error) {
+	if upTo <= after {
+		return 0, nil
+	}
+	var n int64
+	if err := s.rd.unreadBetween.QueryRowContext(ctx, chatID, after, upTo, userID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: unread of %s in %s: %w", userID, chatID, err)
+	}
+	return uint64(max(n, 0)), nil
 }
 
 // UnreadTotal implements Store.

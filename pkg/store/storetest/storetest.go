@@ -304,6 +304,7 @@ func Run(t *testing.T, open Open) {
 	})
 
 	t.Run("UnreadCountsWhatAPersonReads", func(t *testing.T) { unreadCountable(t, newStore(t), group) })
+	t.Run("UnreadBetween", func(t *testing.T) { unreadBetween(t, newStore(t), group) })
 	t.Run("MessageIDsOnce", func(t *testing.T) { messageIDsOnce(t, newStore(t), group) })
 
 	t.Run("ReadStateMonotonic", func(t *testing.T) {

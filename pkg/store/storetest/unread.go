@@ -89,3 +89,89 @@ func unreadCountable(t *testing.T, s store.Store, group groupFn) {
 	require.EqualValues(t, 1, unread("alice"), "the encrypted message after it is")
 	require.EqualValues(t, 2, unread("bob"))
 }
+
+// unreadBetween checks UnreadBetween (a notification's count) against the count a
+// reader of history makes: every message with seq in (after, upTo] that History
+// returns (not expired) and that is Countable for the user, at most MaxUnread; for
+// every range of a chat that has every kind of message, and at the cap.
+func unreadBetween(t *testing.T, s store.Store, group groupFn) {
+	ctx := context.Background()
+	group(t, s, "v", "alice", "bob", "carol")
+	image := msg("v", 8, "carol", base.Add(8*time.Second))
+	image.MessageType, image.Content = protocol.TypeImage, ""
+	image.Meta = []byte(`{"mediaId":"x1"}`)
+	keys := msg("v", 10, "carol", base.Add(10*time.Second))
+	keys.MessageType, keys.Content = protocol.TypeEncryptedKeys, `{"v":1,"t":"keys","dev":"d1","ep":1,"boxes":[]}`
+	expired := msg("v", 11, "bob", base.Add(11*time.Second))
+	expired.ExpiresAt = time.Now().Add(-time.Minute).UnixMilli()
+	later := msg("v", 12, "bob", base.Add(12*time.Second))
+	later.ExpiresAt = time.Now().Add(time.Hour).UnixMilli()
+	msgs := []protocol.Message{
+		op("v", 1, "bob", protocol.TypeSystem, "", "", protocol.SystemEvent{Event: protocol.EventMemberAdded, UserID: "carol", By: "bob"}),
+		msg("v", 2, "bob", base.Add(2*time.Second)),
+		msg("v", 3, "alice", base.Add(3*time.Second)),
+		react("v", 4, "bob", "m2", "👍", false),
+		op("v", 5, "bob", protocol.TypeEdit, "m2", "edited", nil),
+		msg("v", 6, "bob", base.Add(6*time.Second)),
+		op("v", 7, "bob", protocol.TypeDelete, "m6", "", nil),
+		image,
+		msg("v", 9, "alice", base.Add(9*time.Second)),
+		keys, expired, later,
+		msg("v", 13, "carol", base.Add(13*time.Second)),
+	}
+	require.NoError(t, s.AppendMessages(ctx, msgs))
+	stored := map[uint64]protocol.Message{}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		for seq, m := range page(t, s, "v", u) {
+			stored[seq] = m
+		}
+	}
+	require.NotContains(t, stored, uint64(11), "history hides the expired message")
+	want := func(user string, after, upTo uint64) uint64 {
+		var n uint64
+		for seq := after + 1; seq <= upTo; seq++ {
+			if m, ok := stored[seq]; ok && store.Countable(&m, user) {
+				n++
+			}
+		}
+		return n
+	}
+	last := uint64(len(msgs))
+	for _, u := range []string{"alice", "bob", "carol", "nobody"} {
+		for after := uint64(0); after <= last+1; after++ {
+			for upTo := uint64(0); upTo <= last+1; upTo++ {
+				got, err := s.UnreadBetween(ctx, "v", u, after, upTo)
+				require.NoError(t, err)
+				require.Equal(t, want(u, after, upTo), got, "%s in (%d, %d]", u, after, upTo)
+			}
+		}
+	}
+	// alice from the start: 2 (its edit is not counted again), the image, the message
+	// that expires later and 13; not the deleted 6, her own, the distribution.
+	n, err := s.UnreadBetween(ctx, "v", "alice", 0, last)
+	require.NoError(t, err)
+	require.EqualValues(t, 4, n)
+	n, err = s.UnreadBetween(ctx, "nochat", "alice", 0, last)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	// The cap: a backlog beyond MaxUnread reads as MaxUnread; a range inside it
+	// counts exactly.
+	group(t, s, "w", "alice", "bob")
+	backlog := make([]protocol.Message, store.MaxUnread+5)
+	for i := range backlog {
+		backlog[i] = msg("w", uint64(i+1), "bob", base.Add(time.Duration(i)*time.Millisecond))
+	}
+	require.NoError(t, s.AppendMessages(ctx, backlog))
+	for _, c := range []struct{ after, upTo, want uint64 }{
+		{0, uint64(len(backlog)), store.MaxUnread},
+		{0, 10, 10},
+		{uint64(len(backlog)) - 3, uint64(len(backlog)), 3},
+		{4, store.MaxUnread + 4, store.MaxUnread},
+		{5, store.MaxUnread + 4, store.MaxUnread - 1},
+	} {
+		n, err := s.UnreadBetween(ctx, "w", "alice", c.after, c.upTo)
+		require.NoError(t, err)
+		require.Equal(t, c.want, n, "(%d, %d]", c.after, c.upTo)
+	}
+}
