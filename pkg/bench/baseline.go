@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -74,8 +75,11 @@ func runBaseline(ctx context.Context, cfg *Config) (*BaselineResult, error) {
 	return &BaselineResult{Published: published, PerSec: float64(published) / secs, PayloadSize: len(payload), Seconds: secs}, nil
 }
 
-// checkPersisted waits (up to a minute) until the persisters' shared consumer has
-// nothing pending or unacked, and records how long that took after sending stopped.
+// checkPersisted waits (up to a minute in all) until the shared consumers of the
+// persisters and of the notifiers have nothing pending or unacked, and records how
+// long each took after sending stopped: a role that kept up during the window
+// catches up at once. A consumer that does not exist (the notifier role not running)
+// is not waited for and not reported.
 func (r *runner) checkPersisted(ctx context.Context) {
 	nc, err := connectNATS(r.cfg, "natter bench")
 	if err != nil {
@@ -88,20 +92,29 @@ func (r *runner) checkPersisted(ctx context.Context) {
 		return
 	}
 	deadline := time.Now().Add(time.Minute)
-	ok := false
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		cons, err := js.Consumer(ctx, subjects.LogStream, subjects.PersisterConsumer)
-		if err == nil {
-			info, err := cons.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				ok = true
-				break
+	caughtUp := func(consumer string, missingOK bool) (ok, exists bool) {
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			cons, err := js.Consumer(ctx, subjects.LogStream, consumer)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) && missingOK {
+				return false, false
 			}
+			if err == nil {
+				info, err := cons.Info(ctx)
+				if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+					return true, true
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false, true
 	}
+	ok, _ := caughtUp(subjects.PersisterConsumer, false)
 	r.res.Persisted = &ok
 	r.res.PersistCatchup = time.Since(r.winEnd).Seconds()
+	if ok, exists := caughtUp(subjects.NotifierConsumer, true); exists {
+		r.res.Notified = &ok
+		r.res.NotifyCatchup = time.Since(r.winEnd).Seconds()
+	}
 }
 
 // connectNATS connects to cfg.NATSURL. With a data directory whose embedded server

@@ -58,6 +58,8 @@ func TestBenchLoadDeliversEverything(t *testing.T) {
 			require.Equal(t, res.Expected, res.Delivered)
 			require.NotNil(t, res.Persisted)
 			require.True(t, *res.Persisted, "the persister caught up")
+			require.NotNil(t, res.Notified, "the notifier runs: its catch-up is reported")
+			require.True(t, *res.Notified, "the notifier caught up")
 			require.Positive(t, res.Latency.Count)
 			require.True(t, res.OK)
 			if tc.baseline {
@@ -152,10 +154,13 @@ func TestBenchPublishAcksEverything(t *testing.T) {
 			require.Positive(t, res.Publish.Batches)
 			require.NotNil(t, res.Persisted)
 			require.True(t, *res.Persisted, "the persister caught up")
+			require.NotNil(t, res.Notified, "the notifier runs: its catch-up is reported")
+			require.True(t, *res.Notified, "the notifier caught up")
 			require.True(t, res.OK)
 			var out bytes.Buffer
 			res.WriteTable(&out)
 			require.Contains(t, out.String(), "batch→answered")
+			require.Contains(t, out.String(), "notifier")
 		})
 	}
 }

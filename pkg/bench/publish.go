@@ -176,6 +176,7 @@ func (r *runner) publishRun(ctx context.Context) error {
 	if cfg.NATSURL != "" {
 		r.checkPersisted(ctx)
 	}
-	res.OK = len(res.Errors) == 0 && res.Failed == 0 && res.Acked == res.Sent && (res.Persisted == nil || *res.Persisted)
+	res.OK = len(res.Errors) == 0 && res.Failed == 0 && res.Acked == res.Sent && (res.Persisted == nil || *res.Persisted) &&
+		(res.Notified == nil || *res.Notified)
 	return nil
 }

@@ -51,6 +51,10 @@ type Result struct {
 
 	PersistCatchup float64 `json:"persistCatchupS,omitempty"` // after sending stopped, until the persister had everything
 	Persisted      *bool   `json:"persisted,omitempty"`
+	// NotifyCatchup and Notified are the same for the notifiers' consumer (absent
+	// when no notifier runs): a notifier that kept up with the load catches up at once.
+	NotifyCatchup float64 `json:"notifyCatchupS,omitempty"`
+	Notified      *bool   `json:"notified,omitempty"`
 
 	Baseline *BaselineResult `json:"baseline,omitempty"`
 	// Ratio is acked messages/s over the baseline's publishes/s.
@@ -172,6 +176,9 @@ func (r *Result) WriteTable(w io.Writer) {
 	}
 	if r.Persisted != nil {
 		row("persisted", "%v (caught up %.2fs after sending stopped)", *r.Persisted, r.PersistCatchup)
+	}
+	if r.Notified != nil {
+		row("notifier", "%v (caught up %.2fs after sending stopped)", *r.Notified, r.NotifyCatchup)
 	}
 	if r.Baseline != nil {
 		row("baseline", "%.0f JetStream publishes/s (%d B payload, %.1fs)", r.Baseline.PerSec, r.Baseline.PayloadSize, r.Baseline.Seconds)

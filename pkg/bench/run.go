@@ -719,7 +719,7 @@ func (r *runner) collect(ctx context.Context) error {
 		res.Resume.TotalS = resume.Max().Seconds()
 		res.OK = res.OK && res.Resume.Incomplete == 0 && res.Resume.Dupes == 0 && res.Resume.Gaps == 0 && p.Resumed == p.Conns
 	}
-	if res.Persisted != nil && !*res.Persisted {
+	if (res.Persisted != nil && !*res.Persisted) || (res.Notified != nil && !*res.Notified) {
 		res.OK = false
 	}
 	if r.cfg.Mode == "idle" {
