@@ -70,6 +70,7 @@ type Notifier struct {
 	sent    atomic.Int64
 	members *memberCache
 	budget  *senderBudget     // pushes per sender (budget.go)
+	opened  *openedWindows    // windows this instance opened (opened.go)
 	blocks  *store.BlockCache // block lists (blocks.go)
 	// blockLists reads blocks with the announced changes applied, once Run follows
 	// them (blocks.go).
@@ -91,6 +92,7 @@ type Notifier struct {
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
 		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst),
+		opened: newOpenedWindows(cfg.Window),
 		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL), passes: newPasses(cfg.LargeChatRate, cfg.Workers/2)}
 	n.blockLists = n.blocks
 	if m := deps.Metrics; m != nil {
@@ -456,6 +458,9 @@ func (n *Notifier) openWindows(ctx context.Context, uids []string, check bool, m
 // uid muted the chat.
 func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *protocol.Message) error {
 	key := windowKey(uid, m.ChatID)
+	if n.opened.open(key, time.Now()) {
+		return nil // open (this instance opened it): this message is folded into it
+	}
 	if check {
 		if online, err := n.connected(ctx, uid); err != nil || online {
 			return err
@@ -476,13 +481,16 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	if !ok {
 		return nil // the sender is over its push budget: no push for this one
 	}
+	start := time.Now()
 	_, err := n.windows.Create(ctx, key, nil, jetstream.KeyTTL(wholeSeconds(n.cfg.Window)))
 	if err != nil {
 		undo() // no window opened by this message: no push charged to the sender
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("open window %s: %w", key, err)
 		}
+		return nil
 	}
+	n.opened.opened(key, start)
 	return nil
 }
 

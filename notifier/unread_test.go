@@ -76,3 +76,29 @@ func TestNotificationCountStoredOrNot(t *testing.T) {
 		})
 	}
 }
+
+// A chat that keeps talking across windows ends in a notification of its last
+// message: the windows this instance remembers as open (opened.go) never swallow a
+// message sent after one closed. 25 messages 120 ms apart span three 1 s windows.
+func TestMessagesAcrossWindowsAllNotified(t *testing.T) {
+	n := startNatter(t)
+	ns := watchNotes(t, n)
+	chat := n.CreateChat(t, "alice", "group", "g", "bob")
+	alice := sender(t, n, "alice")
+	const count = 25
+	for i := 1; i <= count; i++ {
+		alice(chat, fmt.Sprintf("m%d", i))
+		time.Sleep(120 * time.Millisecond)
+	}
+	last := fmt.Sprintf("m%d", count)
+	require.Eventually(t, func() bool {
+		got := ns.forUser("bob", chat)
+		return len(got) > 0 && got[len(got)-1].LastMessage.MessageID == last
+	}, 20*time.Second, 20*time.Millisecond, "bob is notified of the last message: %+v", ns.forUser("bob", chat))
+	got := ns.forUser("bob", chat)
+	require.GreaterOrEqual(t, len(got), 2, "the talk spanned several windows")
+	require.EqualValues(t, count, got[len(got)-1].Count, "bob read none of them")
+	for i := 1; i < len(got); i++ {
+		require.Greater(t, got[i].LastMessage.Seq, got[i-1].LastMessage.Seq, "each window's notification is of a later message")
+	}
+}
