@@ -97,27 +97,38 @@ func unreadCountable(t *testing.T, s store.Store, group groupFn) {
 func unreadBetween(t *testing.T, s store.Store, group groupFn) {
 	ctx := context.Background()
 	group(t, s, "v", "alice", "bob", "carol")
-	image := msg("v", 8, "carol", base.Add(8*time.Second))
-	image.MessageType, image.Content = protocol.TypeImage, ""
-	image.Meta = []byte(`{"mediaId":"x1"}`)
-	keys := msg("v", 10, "carol", base.Add(10*time.Second))
-	keys.MessageType, keys.Content = protocol.TypeEncryptedKeys, `{"v":1,"t":"keys","dev":"d1","ep":1,"boxes":[]}`
-	expired := msg("v", 11, "bob", base.Add(11*time.Second))
-	expired.ExpiresAt = time.Now().Add(-time.Minute).UnixMilli()
-	later := msg("v", 12, "bob", base.Add(12*time.Second))
-	later.ExpiresAt = time.Now().Add(time.Hour).UnixMilli()
-	msgs := []protocol.Message{
-		op("v", 1, "bob", protocol.TypeSystem, "", "", protocol.SystemEvent{Event: protocol.EventMemberAdded, UserID: "carol", By: "bob"}),
-		msg("v", 2, "bob", base.Add(2*time.Second)),
-		msg("v", 3, "alice", base.Add(3*time.Second)),
-		react("v", 4, "bob", "m2", "👍", false),
-		op("v", 5, "bob", protocol.TypeEdit, "m2", "edited", nil),
-		msg("v", 6, "bob", base.Add(6*time.Second)),
-		op("v", 7, "bob", protocol.TypeDelete, "m6", "", nil),
-		image,
-		msg("v", 9, "alice", base.Add(9*time.Second)),
-		keys, expired, later,
-		msg("v", 13, "carol", base.Add(13*time.Second)),
+	// Seq i+1 is kinds[i]: every kind of message, from each member, one deleted, one
+	// expired and one that expires later.
+	kinds := []struct{ sender, typ, ref string }{
+		{"bob", protocol.TypeSystem, ""}, {"bob", protocol.TypeText, ""}, {"alice", protocol.TypeText, ""},
+		{"bob", protocol.TypeReact, "m2"}, {"bob", protocol.TypeEdit, "m2"}, {"bob", protocol.TypeText, ""},
+		{"bob", protocol.TypeDelete, "m6"}, {"carol", protocol.TypeImage, ""}, {"alice", protocol.TypeText, ""},
+		{"carol", protocol.TypeEncryptedKeys, ""}, {"bob", "expired", ""}, {"bob", "expires later", ""},
+		{"carol", protocol.TypeText, ""},
+	}
+	msgs := make([]protocol.Message, len(kinds))
+	for i, k := range kinds {
+		seq := uint64(i + 1)
+		switch k.typ {
+		case protocol.TypeSystem:
+			msgs[i] = op("v", seq, k.sender, k.typ, "", "", protocol.SystemEvent{Event: protocol.EventMemberAdded, UserID: "carol", By: "bob"})
+		case protocol.TypeReact:
+			msgs[i] = react("v", seq, k.sender, k.ref, "👍", false)
+		case protocol.TypeEdit, protocol.TypeDelete:
+			msgs[i] = op("v", seq, k.sender, k.typ, k.ref, "edited", nil)
+		default:
+			msgs[i] = msg("v", seq, k.sender, base.Add(time.Duration(seq)*time.Second))
+		}
+		switch k.typ {
+		case protocol.TypeImage:
+			msgs[i].MessageType, msgs[i].Content, msgs[i].Meta = k.typ, "", []byte(`{"mediaId":"x1"}`)
+		case protocol.TypeEncryptedKeys:
+			msgs[i].MessageType, msgs[i].Content = k.typ, `{"v":1,"t":"keys","dev":"d1","ep":1,"boxes":[]}`
+		case "expired":
+			msgs[i].ExpiresAt = time.Now().Add(-time.Minute).UnixMilli()
+		case "expires later":
+			msgs[i].ExpiresAt = time.Now().Add(time.Hour).UnixMilli()
+		}
 	}
 	require.NoError(t, s.AppendMessages(ctx, msgs))
 	stored := map[uint64]protocol.Message{}
