@@ -78,8 +78,9 @@ func runBaseline(ctx context.Context, cfg *Config) (*BaselineResult, error) {
 // checkPersisted waits (up to a minute in all) until the shared consumers of the
 // persisters and of the notifiers have nothing pending or unacked, and records how
 // long each took after sending stopped: a role that kept up during the window
-// catches up at once. A consumer that does not exist (the notifier role not running)
-// is not waited for and not reported.
+// catches up at once. The notifiers' consumer is checked once the persisters' has
+// caught up, so its time is at least theirs. A consumer that does not exist (the
+// notifier role not running) is not waited for and not reported.
 func (r *runner) checkPersisted(ctx context.Context) {
 	nc, err := connectNATS(r.cfg, "natter bench")
 	if err != nil {
