@@ -16,8 +16,8 @@ func Feed(ctx context.Context, cons jetstream.Consumer, max int, out chan<- jets
 		// Missed heartbeats re-issue the pull inside the iterator instead of ending
 		// it: on a busy machine they are not a fault worth a warning. Each pull
 		// request lives 5 s, not nats.go's 30 s: on a saturated machine the notifier
-		// sometimes got nothing more until its pull expired (22–56 s behind in 5 of
-		// 21 runs with 16 workers, none in 10 with 5 s pulls; docs/performance.md,
+		// sometimes got nothing more until its pull expired (22–56 s behind in 6 of
+		// 26 runs with 16 workers, none in 10 with 5 s pulls; docs/performance.md,
 		// "The notifier's open windows"), and an idle consumer re-pulls every 5 s,
 		// which costs nothing measurable.
 		it, err := cons.Messages(jetstream.PullMaxMessages(max), jetstream.PullExpiry(5*time.Second), jetstream.WithMessagesErrOnMissingHeartbeat(false))
