@@ -346,6 +346,13 @@ func (n *Notifier) lastMessage(ctx context.Context, chat string) (last *protocol
 	return &page[0], 0, nil
 }
 
+// stored reports whether the store holds every log message up to stream seq logSeq
+// (the persister's ack floor has reached it); false when the floor cannot be read.
+func (n *Notifier) stored(ctx context.Context, logSeq uint64) bool {
+	floor, err := n.deps.History.PersistedFloor(ctx)
+	return err == nil && logSeq <= floor
+}
+
 // unread counts uid's unread messages in chat after seq read, up to seq last (whose
 // NATTER_LOG stream seq is logSeq), as store.ChatSummary.Unread does (store.Countable,
 // at most store.MaxUnread).
@@ -358,10 +365,7 @@ func (n *Notifier) lastMessage(ctx context.Context, chat string) (last *protocol
 // paging was 5–6 % of the CPU in a profile of a backend publishing to offline users
 // (docs/performance.md, "Counting a notification's unread messages").
 func (n *Notifier) unread(ctx context.Context, chat, uid string, read, last, logSeq uint64) (uint64, error) {
-	if n.deps.History == nil {
-		return n.deps.Store.UnreadBetween(ctx, chat, uid, read, last)
-	}
-	if floor, err := n.deps.History.PersistedFloor(ctx); err == nil && logSeq <= floor {
+	if n.deps.History == nil || n.stored(ctx, logSeq) {
 		return n.deps.Store.UnreadBetween(ctx, chat, uid, read, last)
 	}
 	var count uint64
