@@ -168,8 +168,11 @@ func (r *Result) WriteTable(w io.Writer) {
 			row("cpu per msg", "%.0f µs of server CPU", p.ServerCPUPerMsgUs)
 		}
 	}
-	if r.CreateVia != "" {
+	switch {
+	case r.CreateVia != "" && r.ChatsTouched > 0: // estimated in load mode only
 		row("chats", "%d created via %s in %.1fs; sends reached ≈ %.0f distinct chats", r.Chats, r.CreateVia, r.CreateS, r.ChatsTouched)
+	case r.CreateVia != "":
+		row("chats", "%d created via %s in %.1fs", r.Chats, r.CreateVia, r.CreateS)
 	}
 	for _, s := range r.Server {
 		row("server "+s.At, "RSS %.1f MiB, Go heap %.1f MiB, %d goroutines%s", mib(s.RSS), mib(s.HeapInuse), s.Goroutines, perPID(s.RSSPerPID))
