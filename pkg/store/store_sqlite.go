@@ -424,6 +424,10 @@ func (s *SQLiteStore) AppendMessages(ctx context.Context, msgs []protocol.Messag
 		return fmt.Errorf("sqlite: append: %w", err)
 	}
 	defer tx.Rollback()
+	// ctx ending still rolls the transaction back (database/sql watches the
+	// context BeginTx was given) between statements; the statements themselves run
+	// uninterruptible (noInterrupt).
+	ctx = noInterrupt(ctx)
 	at := &appendTx{s: s, tx: tx}
 	ins := tx.StmtContext(ctx, s.app.insert)
 	ops := newOpApplier(tx, s.app.ops)
@@ -517,6 +521,15 @@ func (a *appendTx) writeTails(ctx context.Context, tails map[string]*chatTail) e
 	}
 	return nil
 }
+
+// noInterrupt is ctx for statements too short to be worth interrupting. The
+// driver interrupts a statement whose context ends: for every statement run with a
+// context that can end, it starts a goroutine that waits for the end and installs
+// a progress handler that SQLite calls back every 1,000 steps. For the persister's
+// append, several statements per message, that was about a third of the store
+// call's time (BenchmarkSQLiteAppend, docs/performance.md "Statements that cannot be
+// cancelled"). A context without Done skips both.
+func noInterrupt(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 func nullJSON(b json.RawMessage) any {
 	if len(b) == 0 {

@@ -30,7 +30,10 @@ func BenchmarkSQLitePersist(b *testing.B) {
 	const chats, history = 1000, 20
 	for _, batchSize := range []int{32, 256, 500} {
 		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) {
-			ctx := context.Background()
+			// A context that can end, as the persister's does: the driver treats
+			// such statements differently (noInterrupt).
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "bench.db"))
 			if err != nil {
 				b.Fatal(err)
