@@ -141,7 +141,9 @@ func (s *Sequencer) remember(ctx context.Context, st *chatState, id string, seq,
 	if r.len() <= recentIDsKept {
 		return
 	}
-	floor, err := s.hist.PersistedFloor(ctx)
+	// Enough to trim the oldest: a floor read earlier that reaches it answers
+	// without a request (history.Reader.PersistedFloorAtLeast).
+	floor, err := s.hist.PersistedFloorAtLeast(ctx, r.entries[r.head].logSeq)
 	if err != nil {
 		floor = 0 // unknown: trim nothing stored-only
 	}
@@ -173,7 +175,7 @@ func (s *Sequencer) storeAuthoritative(ctx context.Context, st *chatState) (bool
 	if st.ids.bound == 0 {
 		return true, nil
 	}
-	floor, err := s.hist.PersistedFloor(ctx)
+	floor, err := s.hist.PersistedFloorAtLeast(ctx, st.ids.bound)
 	if err != nil {
 		return false, err
 	}

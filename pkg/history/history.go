@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,10 +39,14 @@ type Reader struct {
 	// Empty: no floor is known, so every message still in NATTER_LOG is merged.
 	Consumer string
 
-	mu      sync.Mutex // guards floor, floorAt, stream
+	mu      sync.Mutex // guards floor, floorAt, cons, stream
 	floor   uint64
 	floorAt time.Time
+	cons    jetstream.Consumer // the persister consumer's handle, once looked up
 	stream  jetstream.Stream
+	// refreshing is set while PersistedFloorAtLeast reads the floor in the
+	// background.
+	refreshing atomic.Bool
 }
 
 // logStream returns the NATTER_LOG handle, looked up once.
@@ -63,7 +68,8 @@ func (r *Reader) logStream(ctx context.Context) (jetstream.Stream, error) {
 var floorTTL = 100 * time.Millisecond
 
 // persistedFloor returns the NATTER_LOG stream seq up to which every message is in
-// the store (the persister consumer's ack floor).
+// the store (the persister consumer's ack floor), read again once the last read is
+// floorTTL old.
 func (r *Reader) persistedFloor(ctx context.Context) (uint64, error) {
 	if r.Consumer == "" {
 		return 0, nil
@@ -75,21 +81,54 @@ func (r *Reader) persistedFloor(ctx context.Context) (uint64, error) {
 		return f, nil
 	}
 	r.mu.Unlock()
-	c, err := r.JS.Consumer(ctx, subjects.LogStream, r.Consumer)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return 0, nil // no persister yet: everything is in the log
+	return r.readFloor(ctx)
+}
+
+// readFloor reads the persister consumer's ack floor: one JetStream request once the
+// consumer's handle is known (before, every read looked the consumer up and then
+// asked for its info, two requests in the sequencer's path). A failed read answers
+// the last floor read, if any: it is still true (see PersistedFloorAtLeast).
+func (r *Reader) readFloor(ctx context.Context) (uint64, error) {
+	r.mu.Lock()
+	c := r.cons
+	r.mu.Unlock()
+	var info *jetstream.ConsumerInfo
+	if c == nil {
+		var err error
+		if c, err = r.JS.Consumer(ctx, subjects.LogStream, r.Consumer); err != nil {
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return 0, nil // no persister yet: everything is in the log
+			}
+			return r.lastFloor(fmt.Errorf("persister consumer: %w", err))
 		}
-		return 0, fmt.Errorf("persister consumer: %w", err)
-	}
-	info := c.CachedInfo()
-	if fresh, err := c.Info(ctx); err == nil {
-		info = fresh
+		info = c.CachedInfo() // the lookup read it just now
+	} else {
+		var err error
+		if info, err = c.Info(ctx); err != nil {
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				r.mu.Lock()
+				r.cons, r.floorAt = nil, time.Time{}
+				r.mu.Unlock()
+				return 0, nil // deleted: everything is in the log until it is back
+			}
+			return r.lastFloor(fmt.Errorf("persister consumer: %w", err))
+		}
 	}
 	r.mu.Lock()
-	r.floor, r.floorAt = info.AckFloor.Stream, time.Now()
+	r.cons, r.floor, r.floorAt = c, info.AckFloor.Stream, time.Now()
 	r.mu.Unlock()
 	return info.AckFloor.Stream, nil
+}
+
+// lastFloor answers a failed floor read: the last floor read, or err if there is
+// none.
+func (r *Reader) lastFloor(err error) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.floorAt.IsZero() {
+		return 0, err
+	}
+	return r.floor, nil
 }
 
 // Why the tail is read this way: history used to fetch the unpersisted tail with one

@@ -28,6 +28,35 @@ type LoggedID struct {
 // no consumer is named or it does not exist yet.
 func (r *Reader) PersistedFloor(ctx context.Context) (uint64, error) { return r.persistedFloor(ctx) }
 
+// PersistedFloorAtLeast is PersistedFloor for a caller that needs to know whether
+// the floor has reached min, not its newest value. A floor read earlier that has
+// reached min answers at once: a floor read stays true (every log message at or
+// below it was stored, and the store keeps what it stored). Once that read is
+// 100 ms old it is read again in the background, as PersistedFloor would, so a
+// deleted persister consumer is noticed as soon as before. Only a floor below min
+// is read while the caller waits (at most every 100 ms). The sequencer asks for
+// every batch whether the store is authoritative for a chat's message IDs; a fresh
+// read there was two JetStream requests every 100 ms in the partition's path, 11 ms
+// of each 85 ms round at saturation (docs/performance.md, "The persisted floor off
+// the sequencer's path").
+func (r *Reader) PersistedFloorAtLeast(ctx context.Context, min uint64) (uint64, error) {
+	r.mu.Lock()
+	f, at := r.floor, r.floorAt
+	r.mu.Unlock()
+	if at.IsZero() || f < min {
+		return r.persistedFloor(ctx)
+	}
+	if time.Since(at) >= floorTTL && r.refreshing.CompareAndSwap(false, true) {
+		go func() {
+			defer r.refreshing.Store(false)
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_, _ = r.readFloor(rctx) // a failure keeps the floor read before
+		}()
+	}
+	return f, nil
+}
+
 // UnpersistedIDs returns the IDs of chat's log messages that the store may not hold
 // yet (those after the persisted floor), oldest first, at most max of them (the
 // newest), in one bounded read. bound is a NATTER_LOG stream seq such that every
