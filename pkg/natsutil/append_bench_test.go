@@ -22,7 +22,7 @@ import (
 // sequencer. An op is one message; k messages go per group (fewer in the last one
 // when b.N is not a multiple of k).
 //
-//	go test ./pkg/natsutil -run '^$' -bench LogAppend -benchtime 2000x
+//	go test ./pkg/natsutil -run '^$' -bench LogAppend -benchtime 1024x -count 3
 func BenchmarkLogAppend(b *testing.B) {
 	payload := make([]byte, 300)
 	for _, k := range []int{1, 16, 64, 256} {
