@@ -526,9 +526,10 @@ func (a *appendTx) writeTails(ctx context.Context, tails map[string]*chatTail) e
 // driver interrupts a statement whose context ends: for every statement run with a
 // context that can end, it starts a goroutine that waits for the end and installs
 // a progress handler that SQLite calls back every 1,000 steps. For the persister's
-// append, several statements per message, that was about a third of the store
-// call's time (BenchmarkSQLiteAppend, docs/performance.md "Statements that cannot be
-// cancelled"). A context without Done skips both.
+// append, several statements per message, that was a quarter of the CPU per message
+// in BenchmarkSQLitePersist and 14 % of the call's in a server profile
+// (docs/performance.md, "Statements that cannot be cancelled"). A context without
+// Done skips both.
 func noInterrupt(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 func nullJSON(b json.RawMessage) any {
