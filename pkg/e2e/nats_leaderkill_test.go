@@ -237,14 +237,18 @@ func lkStepDown(t *testing.T, cl *natsCluster, nc *nats.Conn, js jetstream.JetSt
 // lkReadAll reads every message of stream through an ordered consumer (placed on
 // the stream leader): Nats-Msg-Id (the payload) -> stream sequence. A read that
 // fails part way (the ordered consumer could not recreate itself in time, right
-// after a leader change on a busy machine: CI run 21) is started again from the
-// beginning, within two minutes: only what the stream holds is checked.
+// after a leader change on a busy machine: CI run 21), or that has not finished
+// after 20 s (CI run 38: one attempt hung until the whole budget was gone), is
+// started again from the beginning, within two minutes: only what the stream holds
+// is checked.
 func lkReadAll(t *testing.T, js jetstream.JetStream, stream string) map[string]uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		out, err := lkTryReadAll(ctx, js, stream)
+		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
+		out, err := lkTryReadAll(actx, js, stream)
+		acancel()
 		if err == nil {
 			return out
 		}
@@ -277,7 +281,7 @@ func lkTryReadAll(ctx context.Context, js jetstream.JetStream, stream string) (m
 	}
 	defer it.Stop()
 	for {
-		m, err := it.Next()
+		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return nil, err
 		}
