@@ -14,10 +14,14 @@ import (
 
 // Server starts an in-process NATS server with JetStream on t.TempDir(), listening
 // on a random loopback port, and shuts it down when the test ends. Its logs are shown
-// when NATTER_TEST_NATS_LOG is set.
-func Server(t testing.TB) *server.Server {
+// when NATTER_TEST_NATS_LOG is set. configure, if given, changes the options first
+// (e.g. SyncAlways).
+func Server(t testing.TB, configure ...func(*server.Options)) *server.Server {
 	t.Helper()
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true}
+	for _, c := range configure {
+		c(opts)
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatalf("nats server: %v", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
@@ -25,81 +26,75 @@ import (
 //	go test ./pkg/natsutil -run '^$' -bench LogAppend -benchtime 1024x -count 3
 func BenchmarkLogAppend(b *testing.B) {
 	payload := make([]byte, 300)
-	for _, k := range []int{1, 16, 64, 256} {
-		b.Run(fmt.Sprintf("acked-one-at-a-time/k=%d", k), func(b *testing.B) {
-			js := benchLogStream(b)
-			ctx := context.Background()
-			defer reportCPU(b)()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += k {
-				for j := 0; j < min(k, b.N-i); j++ {
-					if _, err := js.Publish(ctx, fmt.Sprintf("log.%d", j), payload); err != nil {
-						b.Fatal(err)
-					}
+	subject := func(j int) string { return fmt.Sprintf("log.%d", j) }
+	// Each way appends n messages and returns once all of them are acknowledged.
+	ways := []struct {
+		name   string
+		append func(ctx context.Context, js jetstream.JetStream, n int) error
+	}{
+		{"acked-one-at-a-time", func(ctx context.Context, js jetstream.JetStream, n int) error {
+			for j := range n {
+				if _, err := js.Publish(ctx, subject(j), payload); err != nil {
+					return err
 				}
 			}
-		})
-		b.Run(fmt.Sprintf("pipelined/k=%d", k), func(b *testing.B) {
-			js := benchLogStream(b)
-			defer reportCPU(b)()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += k {
-				acks := make([]jetstream.PubAckFuture, 0, k)
-				for j := 0; j < min(k, b.N-i); j++ {
-					f, err := js.PublishAsync(fmt.Sprintf("log.%d", j), payload)
-					if err != nil {
-						b.Fatal(err)
-					}
-					acks = append(acks, f)
-				}
-				for _, f := range acks {
-					select {
-					case <-f.Ok():
-					case err := <-f.Err():
-						b.Fatal(err)
-					}
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("atomic/k=%d", k), func(b *testing.B) {
-			js := benchLogStream(b)
-			ctx := context.Background()
-			msgs := make([]*nats.Msg, k)
-			for j := range msgs {
-				msgs[j] = &nats.Msg{Subject: fmt.Sprintf("log.%d", j), Data: payload}
-			}
-			defer reportCPU(b)()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += k {
-				for _, m := range msgs {
-					m.Header = nats.Header{} // PublishMsgBatch sets the batch headers in it
-				}
-				if _, err := jetstreamext.PublishMsgBatch(ctx, js, msgs[:min(k, b.N-i)]); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("fast/k=%d", k), func(b *testing.B) {
-			js := benchLogStream(b)
-			ctx := context.Background()
-			defer reportCPU(b)()
-			b.ResetTimer()
-			for i := 0; i < b.N; i += k {
-				fp, err := jetstreamext.NewFastPublisher(js)
+			return nil
+		}},
+		{"pipelined", func(_ context.Context, js jetstream.JetStream, n int) error {
+			acks := make([]jetstream.PubAckFuture, 0, n)
+			for j := range n {
+				f, err := js.PublishAsync(subject(j), payload)
 				if err != nil {
-					b.Fatal(err)
+					return err
 				}
-				n := min(k, b.N-i)
-				for j := 0; j < n-1; j++ {
-					if _, err := fp.Add(fmt.Sprintf("log.%d", j), payload); err != nil {
+				acks = append(acks, f)
+			}
+			for _, f := range acks {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return err
+				}
+			}
+			return nil
+		}},
+		{"atomic", func(ctx context.Context, js jetstream.JetStream, n int) error {
+			msgs := make([]*nats.Msg, n)
+			for j := range msgs {
+				// PublishMsgBatch sets the batch headers in Header.
+				msgs[j] = &nats.Msg{Subject: subject(j), Data: payload, Header: nats.Header{}}
+			}
+			_, err := jetstreamext.PublishMsgBatch(ctx, js, msgs)
+			return err
+		}},
+		{"fast", func(ctx context.Context, js jetstream.JetStream, n int) error {
+			fp, err := jetstreamext.NewFastPublisher(js)
+			if err != nil {
+				return err
+			}
+			for j := range n - 1 {
+				if _, err := fp.Add(subject(j), payload); err != nil {
+					return err
+				}
+			}
+			_, err = fp.Commit(ctx, subject(n-1), payload)
+			return err
+		}},
+	}
+	for _, k := range []int{1, 16, 64, 256} {
+		for _, w := range ways {
+			b.Run(fmt.Sprintf("%s/k=%d", w.name, k), func(b *testing.B) {
+				js := benchLogStream(b)
+				ctx := context.Background()
+				defer reportCPU(b)()
+				b.ResetTimer()
+				for i := 0; i < b.N; i += k {
+					if err := w.append(ctx, js, min(k, b.N-i)); err != nil {
 						b.Fatal(err)
 					}
 				}
-				if _, err := fp.Commit(ctx, fmt.Sprintf("log.%d", n-1), payload); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -118,23 +113,11 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// benchLogStream starts a JetStream server with sync=always in b's temporary
-// directory and creates an R1 file stream LOG on log.> that allows both kinds of
-// batch.
+// benchLogStream starts a JetStream server with sync=always and creates an R1 file
+// stream LOG on log.> that allows both kinds of batch.
 func benchLogStream(b *testing.B) jetstream.JetStream {
 	b.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: b.TempDir(), SyncAlways: true,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		b.Fatal("nats-server not ready")
-	}
-	b.Cleanup(s.Shutdown)
+	s := natstest.Server(b, func(o *server.Options) { o.SyncAlways = true })
 	nc, err := nats.Connect("", nats.InProcessServer(s))
 	if err != nil {
 		b.Fatal(err)
