@@ -349,7 +349,7 @@ func (n *Notifier) lastMessage(ctx context.Context, chat string) (last *protocol
 // stored reports whether the store holds every log message up to stream seq logSeq
 // (the persister's ack floor has reached it); false when the floor cannot be read.
 func (n *Notifier) stored(ctx context.Context, logSeq uint64) bool {
-	floor, err := n.deps.History.PersistedFloor(ctx)
+	floor, err := n.deps.History.PersistedFloorAtLeast(ctx, logSeq)
 	return err == nil && logSeq <= floor
 }
 

@@ -54,11 +54,12 @@ type Deps struct {
 	History Pager
 }
 
-// Pager reads a page of a chat's history, as history.Reader.Page does, and how far
-// the store holds the log, as history.Reader.PersistedFloor does.
+// Pager reads a page of a chat's history, as history.Reader.Page does, and whether
+// the store holds the log up to a stream seq, as history.Reader.PersistedFloorAtLeast
+// does.
 type Pager interface {
 	Page(ctx context.Context, chat string, q store.HistoryQuery) ([]protocol.Message, error)
-	PersistedFloor(ctx context.Context) (uint64, error)
+	PersistedFloorAtLeast(ctx context.Context, min uint64) (uint64, error)
 }
 
 // Notifier is the notifier role.
