@@ -94,6 +94,12 @@ func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
 		_ = jm.Ack() // the window opening
 		return
 	}
+	if key, ok := strings.CutPrefix(jm.Subject(), "$KV."+WindowBucket+"."); ok && strings.HasPrefix(key, "w.") &&
+		h.Get("Nats-Marker-Reason") != "" {
+		if md, err := jm.Metadata(); err == nil {
+			n.closed.closed(key, md.Sequence.Stream) // closed.go: the member's next window is one write
+		}
+	}
 	progress := func() { _ = jm.InProgress() }
 	var notify func() error
 	if chat, ok := strings.CutPrefix(jm.Subject(), "$KV."+WindowBucket+".c."); ok {
@@ -128,11 +134,14 @@ func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
 func (n *Notifier) notify(ctx context.Context, uid, chat string, progress func()) error {
 	bctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	note, err := n.build(bctx, uid, chat)
-	if err != nil || note == nil {
-		return err
+	note, decided, err := n.build(bctx, uid, chat)
+	if err == nil && note != nil {
+		err = n.send(ctx, note, progress)
 	}
-	return n.send(ctx, note, progress)
+	if err == nil && decided > 0 {
+		n.covered.cover(windowKey(uid, chat), decided) // covered.go
+	}
+	return err
 }
 
 // send publishes note on natter.notify.<uid> and delivers it to the webhook, or to
@@ -166,36 +175,53 @@ func (n *Notifier) sendBody(ctx context.Context, note *Notification, body []byte
 	return n.deadLetter(ctx, note.ID, body, attempts, err)
 }
 
-// build returns uid's notification about chat, nil when none is due.
-func (n *Notifier) build(ctx context.Context, uid, chat string) (*Notification, error) {
+// build returns uid's notification about chat, nil when none is due. decided is
+// the seq of the chat's newest message when the answer was decided from it (a
+// notification, or none because it was read, expired or nothing in the window
+// counts), 0 when it was decided before (uid connected, muted the chat, left it).
+func (n *Notifier) build(ctx context.Context, uid, chat string) (note *Notification, decided uint64, err error) {
 	skip, err := n.skip(ctx, uid, chat)
 	if err != nil || skip {
-		return nil, err
+		return nil, 0, err
 	}
 	if _, err := n.deps.Store.GetMember(ctx, chat, uid); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil // left the chat meanwhile
+			return nil, 0, nil // left the chat meanwhile
 		}
-		return nil, fmt.Errorf("member %s of %s: %w", uid, chat, err)
+		return nil, 0, fmt.Errorf("member %s of %s: %w", uid, chat, err)
 	}
 	last, logSeq, err := n.lastMessage(ctx, chat)
 	if err != nil || last == nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if last.Expired(time.Now().UnixMilli()) {
-		return nil, nil // gone before it was pushed (docs/privacy.md, "Retention")
+		return nil, last.Seq, nil // gone before it was pushed (docs/privacy.md, "Retention")
 	}
 	rs, err := n.deps.Store.GetReadState(ctx, chat, uid)
 	if err != nil {
-		return nil, fmt.Errorf("read state of %s in %s: %w", uid, chat, err)
+		return nil, 0, fmt.Errorf("read state of %s in %s: %w", uid, chat, err)
 	}
 	if last.Seq <= rs.Read {
-		return nil, nil // read meanwhile
+		return nil, last.Seq, nil // read meanwhile
 	}
 	count, err := n.unread(ctx, chat, uid, rs.Read, last.Seq, logSeq)
-	if err != nil || count == 0 {
-		return nil, err // nothing to read: reactions, edits, system events
+	if err != nil {
+		return nil, 0, err
 	}
+	if count == 0 {
+		return nil, last.Seq, nil // nothing to read: reactions, edits, system events
+	}
+	decided = last.Seq
+	note, err = n.buildNote(ctx, uid, chat, last, count)
+	if err != nil || note == nil {
+		return nil, 0, err
+	}
+	return note, decided, nil
+}
+
+// buildNote is the rest of build: uid's notification about chat, whose newest
+// message is last, with count unread.
+func (n *Notifier) buildNote(ctx context.Context, uid, chat string, last *protocol.Message, count uint64) (*Notification, error) {
 	badge, err := n.badge(ctx, uid, chat, count)
 	if err != nil {
 		return nil, err

@@ -72,6 +72,8 @@ type Notifier struct {
 	members *memberCache
 	budget  *senderBudget     // pushes per sender (budget.go)
 	opened  *openedWindows    // windows this instance opened (opened.go)
+	covered *coveredWindows   // windows whose notification this instance decided (covered.go)
+	closed  *closedWindows    // close markers of windows this instance handled (closed.go)
 	blocks  *store.BlockCache // block lists (blocks.go)
 	// blockLists reads blocks with the announced changes applied, once Run follows
 	// them (blocks.go).
@@ -93,7 +95,7 @@ type Notifier struct {
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
 		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst),
-		opened: newOpenedWindows(cfg.Window),
+		opened: newOpenedWindows(cfg.Window), covered: newCoveredWindows(), closed: newClosedWindows(),
 		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL), passes: newPasses(cfg.LargeChatRate, cfg.Workers/2)}
 	n.blockLists = n.blocks
 	if m := deps.Metrics; m != nil {
@@ -462,15 +464,21 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	if n.opened.open(key, time.Now()) {
 		return nil // open (this instance opened it): this message is folded into it
 	}
+	if n.covered.covers(key, m.Seq) {
+		return nil // a notification decided on this message or a later one (covered.go)
+	}
 	if check {
 		if online, err := n.connected(ctx, uid); err != nil || online {
 			return err
 		}
 	}
-	if _, err := n.windows.Get(ctx, key); err == nil {
-		return nil // already open: this message is folded into it
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("window %s: %w", key, err)
+	rev, closed := n.closed.take(key) // closed.go
+	if !closed {
+		if _, err := n.windows.Get(ctx, key); err == nil {
+			return nil // already open: this message is folded into it
+		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("window %s: %w", key, err)
+		}
 	}
 	if muted, err := n.muted(ctx, uid, m.ChatID); err != nil || muted {
 		return err
@@ -483,7 +491,7 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 		return nil // the sender is over its push budget: no push for this one
 	}
 	start := time.Now()
-	_, err := n.windows.Create(ctx, key, nil, jetstream.KeyTTL(wholeSeconds(n.cfg.Window)))
+	err := n.createWindow(ctx, key, rev, closed)
 	if err != nil {
 		undo() // no window opened by this message: no push charged to the sender
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -493,6 +501,22 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	}
 	n.opened.opened(key, start)
 	return nil
+}
+
+// createWindow creates key's window, with one write expecting rev as the key's last
+// revision when closed (the revision of its close marker is known, closed.go), else
+// with the bucket's Create. jetstream.ErrKeyExists: the window is open.
+func (n *Notifier) createWindow(ctx context.Context, key string, rev uint64, closed bool) error {
+	ttl := wholeSeconds(n.cfg.Window)
+	if closed {
+		err := n.reopen(ctx, key, rev, ttl)
+		if !errors.Is(err, errWindowChanged) {
+			return err
+		}
+		// Changed since it closed: Create tells an open window from a closed one.
+	}
+	_, err := n.windows.Create(ctx, key, nil, jetstream.KeyTTL(ttl))
+	return err
 }
 
 // skip reports whether uid needs no notification about chat now: they have a
