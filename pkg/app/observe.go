@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/pkg/admin"
 	"github.com/natter-chat/natter/pkg/metrics"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -69,7 +70,9 @@ func (a *App) addChecks() {
 		}})
 	}
 	m := a.Metrics
-	m.WatchConsumers(a.JS, subjects.InStream, subjects.LogStream)
+	// The notifier's window bucket: its consumer's lag is how late closed windows'
+	// notifications are (NOTIFIER_WINDOWS).
+	m.WatchConsumers(a.JS, []string{subjects.InStream, subjects.LogStream}, []string{"KV_" + notifier.WindowBucket})
 	if seq := a.Seq; seq != nil {
 		stat := func(i int) func() float64 {
 			return func() float64 {

@@ -320,15 +320,32 @@ func TestRolesRunAsTheirOwnUsersOverTCP(t *testing.T) {
 	hubN := testutil.StartNatter(t, hub)
 	url, dir := hubN.NATS.ClientURL(), hubN.NATSCredsDir
 	var gw *testutil.Natter
+	procs := []*testutil.Natter{hubN}
 	for _, role := range []string{app.RoleSequencer, app.RolePersister, app.RoleNotifier, app.RoleGateway} {
 		c := testutil.Config(t)
 		c.Roles = []string{role}
 		c.NATS.URL, c.NATS.User, c.NATS.PasswordFile = url, role, natsutil.PasswordFile(dir, role)
 		c.Store.SQLitePath = hubN.Config.DataDir + "/shared.db"
 		n := testutil.StartNatter(t, c)
+		procs = append(procs, n)
 		if role == app.RoleGateway {
 			gw = n
 		}
+	}
+	// Every process serves its consumer-lag metrics with its own user's permissions:
+	// the shared streams' consumers and the notifier's window consumer.
+	for _, n := range procs {
+		fams, err := n.Metrics.Registry.Gather()
+		require.NoError(t, err, "metrics of %v", n.Config.Roles)
+		var windows bool
+		for _, f := range fams {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					windows = windows || f.GetName() == "natter_consumer_pending" && l.GetValue() == subjects.NotifierWindowConsumer
+				}
+			}
+		}
+		require.True(t, windows, "%v reports the window consumer's lag", n.Config.Roles)
 	}
 	chat := gw.CreateChat(t, "alice", "group", "g", "bob")
 	alice, bob := gw.Dial(t, "alice"), gw.Dial(t, "bob")

@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,15 +26,17 @@ var LagTimeout = 2 * time.Second
 //	natter_consumer_ack_pending{stream,consumer}  delivered, not yet acknowledged
 //	natter_consumer_redelivered{stream,consumer}  being redelivered
 //
-// A stream that cannot be read makes the scrape report an error for it (the other
-// metrics are still served).
-func (m *Metrics) WatchConsumers(js StreamGetter, streams ...string) {
+// A stream of streams that cannot be read makes the scrape report an error for it
+// (the other metrics are still served). The optional streams are those a role
+// creates when it first runs, maybe in another process (the notifier's window
+// bucket): until they exist they are skipped, not reported as errors.
+func (m *Metrics) WatchConsumers(js StreamGetter, streams, optional []string) {
 	if m == nil {
 		return
 	}
 	labels := []string{"stream", "consumer"}
 	m.Registry.MustRegister(&lagCollector{
-		js: js, streams: streams,
+		js: js, streams: streams, optional: optional,
 		pending: prometheus.NewDesc(Namespace+"_consumer_pending",
 			"Messages in the stream not yet delivered to the consumer (num_pending): the consumer's lag.", labels, nil),
 		ackPending: prometheus.NewDesc(Namespace+"_consumer_ack_pending",
@@ -44,7 +48,7 @@ func (m *Metrics) WatchConsumers(js StreamGetter, streams ...string) {
 
 type lagCollector struct {
 	js                               StreamGetter
-	streams                          []string
+	streams, optional                []string
 	pending, ackPending, redelivered *prometheus.Desc
 }
 
@@ -57,8 +61,11 @@ func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), LagTimeout)
 	defer cancel()
-	for _, name := range c.streams {
+	for i, name := range slices.Concat(c.streams, c.optional) {
 		s, err := c.js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) && i >= len(c.streams) {
+			continue // an optional stream not created yet
+		}
 		if err != nil {
 			ch <- prometheus.NewInvalidMetric(c.pending, fmt.Errorf("stream %s: %w", name, err))
 			continue

@@ -133,7 +133,7 @@ func TestNilMetricsIsANoOp(t *testing.T) {
 	m.SequencerStep(time.Now(), &err)
 	m.IngressDone(time.Now(), &err)
 	require.NoError(t, m.GaugeFunc("x", "x", func() float64 { return 1 }))
-	m.WatchConsumers(nil)
+	m.WatchConsumers(nil, nil, nil)
 }
 
 func TestFuncMetricsRefuseDuplicates(t *testing.T) {
@@ -236,7 +236,7 @@ func TestConsumerLagFromConsumerInfo(t *testing.T) {
 		require.NoError(t, err)
 	}
 	m := metrics.New()
-	m.WatchConsumers(js, "LAGTEST")
+	m.WatchConsumers(js, []string{"LAGTEST"}, []string{"LATER"})
 	require.EqualValues(t, 5, value(t, m, "natter_consumer_pending", map[string]string{"stream": "LAGTEST", "consumer": "SLOW"}))
 
 	cons, err := js.Consumer(ctx, "LAGTEST", "SLOW")
@@ -256,9 +256,20 @@ func TestConsumerLagFromConsumerInfo(t *testing.T) {
 			value(t, m, "natter_consumer_ack_pending", map[string]string{"consumer": "SLOW"}) == 1
 	}, 5*time.Second, 20*time.Millisecond)
 
+	// An optional stream is skipped until it exists, then reported like the others.
+	_, err = m.Registry.Gather()
+	require.NoError(t, err, "LATER does not exist yet: not an error")
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "LATER", Subjects: []string{"later.>"}})
+	require.NoError(t, err)
+	_, err = js.CreateOrUpdateConsumer(ctx, "LATER", jetstream.ConsumerConfig{Durable: "WINDOWS", AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	_, err = js.Publish(ctx, "later.x", []byte("x"))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, value(t, m, "natter_consumer_pending", map[string]string{"stream": "LATER", "consumer": "WINDOWS"}))
+
 	// A stream that does not exist makes the scrape fail for it, loudly.
 	m2 := metrics.New()
-	m2.WatchConsumers(js, "NO_SUCH_STREAM")
+	m2.WatchConsumers(js, []string{"NO_SUCH_STREAM"}, nil)
 	_, err = m2.Registry.Gather()
 	require.ErrorContains(t, err, "NO_SUCH_STREAM")
 }

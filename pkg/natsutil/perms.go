@@ -53,11 +53,12 @@ func Permissions(s subjects.Subjects, user string) *server.Permissions {
 	p := s.Prefix + "."
 	in, log := subjects.InStream, subjects.LogStream
 	// Every role: read-only metadata of the shared streams (the start-up wait for
-	// them and the consumer-lag metrics), its own inbox, JetStream flow control.
+	// them and the consumer-lag metrics, which also list the notifier's window
+	// consumer), its own inbox, JetStream flow control.
 	common := []string{
 		jsAPI + "INFO", // account limits and usage, read by KV and stream setup
-		jsAPI + "STREAM.INFO." + in, jsAPI + "STREAM.INFO." + log,
-		jsAPI + "CONSUMER.LIST." + in, jsAPI + "CONSUMER.LIST." + log,
+		jsAPI + "STREAM.INFO." + in, jsAPI + "STREAM.INFO." + log, jsAPI + "STREAM.INFO.KV_" + windowsKV,
+		jsAPI + "CONSUMER.LIST." + in, jsAPI + "CONSUMER.LIST." + log, jsAPI + "CONSUMER.LIST.KV_" + windowsKV,
 	}
 	// Reading the log's tail (pkg/history, the persister's trim): direct gets and
 	// short-lived consumers with server-chosen names (ReadBatch). The durable
