@@ -157,7 +157,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Members, "members", 1000, "fanout: members of the one chat, each connected; largegroup: the connected members")
 	fs.IntVar(&c.GroupSize, "group-size", 100_000, "largegroup: members of the group (the others offline)")
 	fs.DurationVar(&c.NotifyTimeout, "notify-timeout", 10*time.Minute, "largegroup: how long to wait for every offline member's notification")
-	fs.Float64Var(&c.Rate, "rate", -1, "total send rate in messages/s, paced open-loop; 0 sends as fast as --window allows (default: load 1000, fanout 2, resume up to 200)")
+	fs.Float64Var(&c.Rate, "rate", -1, "total send rate in messages/s, paced open-loop; 0 sends as fast as --window allows (default: load 1000, fanout 2, resume up to 200); publish: a cap on the publishers' total, 0 (default) none")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measurement window (idle: how long connections are held)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "sending before the measurement window (not in the figures)")
 	fs.IntVar(&c.Size, "size", 100, "message content bytes")
@@ -222,6 +222,12 @@ func (c *Config) Resolve() error {
 		}
 		if !c.Embedded && c.NATSURL == "" {
 			errs = append(errs, errors.New("bench: --mode publish publishes over NATS: give --nats-url (and --data-dir for the backend user's password) or --embedded"))
+		}
+		// --rate caps the publishers' total (they still wait for each answer), so a
+		// load below saturation can be offered; by default they go as fast as the
+		// answers come.
+		if c.Rate < 0 {
+			c.Rate = 0
 		}
 	case "baseline":
 	default:

@@ -165,6 +165,26 @@ func TestBenchPublishAcksEverything(t *testing.T) {
 	}
 }
 
+// With --rate the publish mode's publishers share a cap: over the 1.2 s they
+// publish (warm-up and window) at most rate × 1.2 s messages plus one batch go out
+// (the limiter's burst), and some do.
+func TestBenchPublishRate(t *testing.T) {
+	cfg := start(t, "publish")
+	cfg.Conns, cfg.Batch, cfg.Publishers, cfg.Rate = 6, 5, 4, 50
+	require.NoError(t, cfg.Resolve())
+	require.EqualValues(t, 50, cfg.Rate, "a rate given is kept")
+	res, err := bench.Run(t.Context(), cfg)
+	require.NoError(t, err)
+	require.Positive(t, res.Sent)
+	require.LessOrEqual(t, res.Sent, int64(50*1.2)+5, "capped at the rate")
+	require.Equal(t, res.Sent, res.Acked)
+
+	def := start(t, "publish")
+	def.Batch, def.Publishers = 1, 1
+	require.NoError(t, def.Resolve())
+	require.Zero(t, def.Rate, "no cap by default")
+}
+
 func TestMainRefusesBadFlags(t *testing.T) {
 	var out, errOut bytes.Buffer
 	require.Error(t, bench.Main([]string{"--mode", "nope", "--embedded"}, &out, &errOut, nil))

@@ -15,6 +15,7 @@ import (
 	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/publish"
+	"golang.org/x/time/rate"
 )
 
 // The publish mode: the backend path. --publishers goroutines publish with
@@ -100,6 +101,12 @@ func (r *runner) publishRun(ctx context.Context) error {
 	if !sleepUntil(ctx, at) {
 		return ctx.Err()
 	}
+	// With --rate the publishers share a limiter: each batch waits for its messages'
+	// tokens, so the total stays at or below the rate however fast answers come.
+	var lim *rate.Limiter
+	if cfg.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), cfg.Batch)
+	}
 	for p := range cfg.Publishers {
 		wg.Add(1)
 		go func() {
@@ -107,6 +114,9 @@ func (r *runner) publishRun(ctx context.Context) error {
 			batch := make([]*protocol.Message, cfg.Batch)
 			for k := int64(0); ; k++ {
 				if time.Now().After(r.winEnd) || publishCtx.Err() != nil {
+					return
+				}
+				if lim != nil && (lim.WaitN(publishCtx, cfg.Batch) != nil || time.Now().After(r.winEnd)) {
 					return
 				}
 				for i := range batch {
