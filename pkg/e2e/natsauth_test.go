@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,18 +335,27 @@ func TestRolesRunAsTheirOwnUsersOverTCP(t *testing.T) {
 	}
 	// Every process serves its consumer-lag metrics with its own user's permissions:
 	// the shared streams' consumers and the notifier's window consumer.
+	// (The notifier creates its window consumer once it runs: waited for.)
 	for _, n := range procs {
-		fams, err := n.Metrics.Registry.Gather()
-		require.NoError(t, err, "metrics of %v", n.Config.Roles)
-		var windows bool
-		for _, f := range fams {
-			for _, m := range f.GetMetric() {
-				for _, l := range m.GetLabel() {
-					windows = windows || f.GetName() == "natter_consumer_pending" && l.GetValue() == subjects.NotifierWindowConsumer
+		var scrapeErr atomic.Value // the last scrape's error, if any
+		require.Eventually(t, func() bool {
+			fams, err := n.Metrics.Registry.Gather()
+			scrapeErr.Store(fmt.Sprint(err))
+			if err != nil {
+				return false
+			}
+			for _, f := range fams {
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if f.GetName() == "natter_consumer_pending" && l.GetValue() == subjects.NotifierWindowConsumer {
+							return true
+						}
+					}
 				}
 			}
-		}
-		require.True(t, windows, "%v reports the window consumer's lag", n.Config.Roles)
+			return false
+		}, 10*time.Second, 50*time.Millisecond, "%v reports the window consumer's lag", n.Config.Roles)
+		require.Equal(t, "<nil>", scrapeErr.Load(), "metrics of %v", n.Config.Roles)
 	}
 	chat := gw.CreateChat(t, "alice", "group", "g", "bob")
 	alice, bob := gw.Dial(t, "alice"), gw.Dial(t, "bob")
