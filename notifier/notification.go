@@ -94,12 +94,6 @@ func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
 		_ = jm.Ack() // the window opening
 		return
 	}
-	if key, ok := strings.CutPrefix(jm.Subject(), "$KV."+WindowBucket+"."); ok && strings.HasPrefix(key, "w.") &&
-		h.Get("Nats-Marker-Reason") != "" {
-		if md, err := jm.Metadata(); err == nil {
-			n.closed.closed(key, md.Sequence.Stream) // closed.go: the member's next window is one write
-		}
-	}
 	progress := func() { _ = jm.InProgress() }
 	var notify func() error
 	if chat, ok := strings.CutPrefix(jm.Subject(), "$KV."+WindowBucket+".c."); ok {
@@ -110,6 +104,11 @@ func (n *Notifier) onWindow(ctx context.Context, jm jetstream.Msg) {
 		if !ok {
 			_ = jm.Term()
 			return
+		}
+		if h.Get("Nats-Marker-Reason") != "" {
+			if md, err := jm.Metadata(); err == nil {
+				n.closed.closed(windowKey(uid, chat), md.Sequence.Stream) // closed.go: the next window is one write
+			}
 		}
 		notify = func() error { return n.notify(ctx, uid, chat, progress) }
 	}
@@ -139,7 +138,7 @@ func (n *Notifier) notify(ctx context.Context, uid, chat string, progress func()
 		err = n.send(ctx, note, progress)
 	}
 	if err == nil && decided > 0 {
-		n.covered.cover(windowKey(uid, chat), decided) // covered.go
+		n.closed.cover(windowKey(uid, chat), decided) // closed.go
 	}
 	return err
 }
@@ -211,12 +210,10 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (note *Notificat
 	if count == 0 {
 		return nil, last.Seq, nil // nothing to read: reactions, edits, system events
 	}
-	decided = last.Seq
-	note, err = n.buildNote(ctx, uid, chat, last, count)
-	if err != nil || note == nil {
+	if note, err = n.buildNote(ctx, uid, chat, last, count); err != nil {
 		return nil, 0, err
 	}
-	return note, decided, nil
+	return note, last.Seq, nil
 }
 
 // buildNote is the rest of build: uid's notification about chat, whose newest

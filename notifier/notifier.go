@@ -72,8 +72,7 @@ type Notifier struct {
 	members *memberCache
 	budget  *senderBudget     // pushes per sender (budget.go)
 	opened  *openedWindows    // windows this instance opened (opened.go)
-	covered *coveredWindows   // windows whose notification this instance decided (covered.go)
-	closed  *closedWindows    // close markers of windows this instance handled (closed.go)
+	closed  *closedWindows    // windows whose close this instance handled (closed.go)
 	blocks  *store.BlockCache // block lists (blocks.go)
 	// blockLists reads blocks with the announced changes applied, once Run follows
 	// them (blocks.go).
@@ -95,7 +94,7 @@ type Notifier struct {
 func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, deps: deps, log: logger.With(zap.String("role", "notifier")),
 		members: newMemberCache(), budget: newSenderBudget(cfg.SenderPushRate, cfg.SenderPushBurst),
-		opened: newOpenedWindows(cfg.Window), covered: newCoveredWindows(), closed: newClosedWindows(),
+		opened: newOpenedWindows(cfg.Window), closed: newClosedWindows(),
 		blocks: store.NewBlockCache(deps.Store, BlockCacheTTL), passes: newPasses(cfg.LargeChatRate, cfg.Workers/2)}
 	n.blockLists = n.blocks
 	if m := deps.Metrics; m != nil {
@@ -464,8 +463,8 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 	if n.opened.open(key, time.Now()) {
 		return nil // open (this instance opened it): this message is folded into it
 	}
-	if n.covered.covers(key, m.Seq) {
-		return nil // a notification decided on this message or a later one (covered.go)
+	if n.closed.covers(key, m.Seq) {
+		return nil // a notification decided on this message or a later one (closed.go)
 	}
 	if check {
 		if online, err := n.connected(ctx, uid); err != nil || online {

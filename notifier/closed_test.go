@@ -13,7 +13,7 @@ import (
 // A decided notification covers its chat's messages up to the seq it was decided
 // on, per user and chat, and only grows.
 func TestCoveredWindows(t *testing.T) {
-	c := newCoveredWindows()
+	c := newClosedWindows()
 	require.False(t, c.covers("w.bob.c1", 1), "nothing decided yet")
 	c.cover("w.bob.c1", 10)
 	require.True(t, c.covers("w.bob.c1", 1))
