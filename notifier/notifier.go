@@ -131,6 +131,11 @@ func New(cfg Config, deps Deps, logger *zap.Logger) (*Notifier, error) {
 			func() float64 { _, o := n.passes.stats(); return o }); err != nil {
 			return nil, fmt.Errorf("notifier: metrics: %w", err)
 		}
+		if err := m.CounterFunc("notifier_sent_total",
+			"Notifications published on natter.notify.<uid> (each also goes to the webhook or NATTER_DLQ), large-chat passes included.",
+			func() float64 { return float64(n.sent.Load()) }); err != nil {
+			return nil, fmt.Errorf("notifier: metrics: %w", err)
+		}
 		if err := m.CounterFunc("notifier_push_devices_removed_total",
 			"Push devices removed because the webhook receiver answered their token invalid.",
 			func() float64 { return float64(n.tokensDropped.Load()) }); err != nil {

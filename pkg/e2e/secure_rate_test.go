@@ -224,6 +224,7 @@ func TestPushFanOutPerSenderIsBounded(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, n.Notifier.Suppressed(), int64(50), "60 recipients, 10 pushes: the other 50 are suppressed")
 	require.Regexp(t, `^[1-9]\d+$`, metricValue(t, n, "natter_notifier_push_suppressed_total"))
+	require.Equal(t, "10", metricValue(t, n, "natter_notifier_sent_total"))
 
 	// Another sender is not affected by mallory's budget, and the messages
 	// themselves reached the members.
