@@ -48,8 +48,7 @@ func (s *SQLiteStore) PutDevice(ctx context.Context, d Device) error {
 
 // Devices implements DeviceStore.
 func (s *SQLiteStore) Devices(ctx context.Context, userID string) ([]Device, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT device_id, platform, provider, token, updated_at FROM devices
-		WHERE user_id = ? ORDER BY device_id`, userID)
+	rows, err := s.rd.devices.QueryContext(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: devices of %s: %w", userID, err)
 	}

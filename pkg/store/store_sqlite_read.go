@@ -23,6 +23,7 @@ type readStmts struct {
 	unreadBetween                              *sql.Stmt // UnreadBetween: a notification's count
 	getReadState, getMute                      *sql.Stmt
 	blocks                                     *sql.Stmt // a blocker's list (the block caches' misses)
+	devices                                    *sql.Stmt // a user's push devices (each notification reads them)
 	// messageSeqs[i] is MessageSeqs' query for 1<<i keys (store_sqlite_ids.go).
 	messageSeqs [messageSeqsSizes]*sql.Stmt
 	// readStates[i], unreadTotals[i] and usersDevices[i] are the recipient reads
@@ -109,6 +110,7 @@ func (r *readStmts) queries() []struct {
 			WHERE u.chat_id = ?1 AND u.seq > ?2 AND u.seq <= ?3 AND ` + countableSQL("u", "?4") + ` LIMIT ` + strconv.Itoa(MaxUnread) + `)`},
 		{&r.getReadState, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`},
 		{&r.getMute, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`},
+		{&r.devices, `SELECT device_id, platform, provider, token, updated_at FROM devices WHERE user_id = ? ORDER BY device_id`},
 		{&r.blocks, `SELECT blocked, created_at FROM blocks WHERE blocker = ? ORDER BY blocked`},
 	}
 	for i := range r.messageSeqs {
