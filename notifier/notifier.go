@@ -524,10 +524,21 @@ func (n *Notifier) createWindow(ctx context.Context, key string, rev uint64, clo
 }
 
 // skip reports whether uid needs no notification about chat now: they have a
-// connected device, or they muted the chat.
+// connected device (from the presence view after a barrier, as fresh as a read of
+// the bucket; read from the bucket when the view cannot say), or they muted the chat.
 func (n *Notifier) skip(ctx context.Context, uid, chat string) (bool, error) {
-	if online, err := n.connected(ctx, uid); err != nil || online {
-		return online, err
+	online, ok := false, false
+	if n.view != nil {
+		online, ok = n.view.fresh(ctx, uid)
+	}
+	if !ok {
+		var err error
+		if online, err = n.connected(ctx, uid); err != nil {
+			return false, err
+		}
+	}
+	if online {
+		return true, nil
 	}
 	return n.muted(ctx, uid, chat)
 }

@@ -217,6 +217,27 @@ func (v *presenceView) offline(uids []string, except string) (out []string, ok b
 	return out, true
 }
 
+// fresh reports whether uid has a connected device as a KV Get made now would: after
+// a barrier (sync), from the view. ok is false when the view cannot say (not loaded,
+// or the barrier failed or timed out): then the caller reads the bucket.
+//
+// A notification checks its user's presence when its window closes. Through the
+// view, concurrent checks share one probe per round instead of a Get each; on a
+// server busy with a backend's load a Get took 5–10 ms of a worker per notification
+// (docs/performance.md, "The notifier behind its log").
+func (v *presenceView) fresh(ctx context.Context, uid string) (online, ok bool) {
+	if err := v.sync(ctx); err != nil {
+		return false, false
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if !v.ready {
+		return false, false
+	}
+	_, online = v.online[uid]
+	return online, true
+}
+
 // sync returns once the view reflects every write the presence bucket held when
 // sync was called, or an error (errViewNotReady, a failed or slow barrier: then the
 // caller cannot trust the view and falls back to Gets). It waits at most

@@ -89,6 +89,32 @@ func TestPresenceViewSeesWritesBeforeSync(t *testing.T) {
 	require.Equal(t, []string{"carol"}, off)
 }
 
+// fresh answers what a Get of the bucket made at the call would: a user who
+// connected or disconnected just before is seen so, every time. Before the view has
+// loaded it cannot say, and the caller reads the bucket.
+func TestPresenceViewFreshAnswersLikeAGet(t *testing.T) {
+	ctx := context.Background()
+	v, kv := startView(t)
+	require.Eventually(t, func() bool { _, ok := v.anyOnline(nil, ""); return ok }, 10*time.Second, 5*time.Millisecond)
+	for i := range 50 {
+		putUser(t, kv, "bob", 1)
+		on, ok := v.fresh(ctx, "bob")
+		require.True(t, ok)
+		require.True(t, on, "round %d: bob just connected", i)
+		putUser(t, kv, "bob", 0)
+		on, ok = v.fresh(ctx, "bob")
+		require.True(t, ok)
+		require.False(t, on, "round %d: bob just went offline", i)
+	}
+	on, ok := v.fresh(ctx, "nobody")
+	require.True(t, ok)
+	require.False(t, on, "a user never seen has no device")
+
+	v.setNotReady()
+	_, ok = v.fresh(ctx, "bob")
+	require.False(t, ok, "a view not loaded cannot say")
+}
+
 // Concurrent barriers share probes, and every caller gets a probe made after it
 // called: one that saw a write made just before.
 func TestProbeRoundsAnswerAfterTheCall(t *testing.T) {
