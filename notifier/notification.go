@@ -178,47 +178,47 @@ func (n *Notifier) sendBody(ctx context.Context, note *Notification, body []byte
 // the seq of the chat's newest message when the answer was decided from it (a
 // notification, or none because it was read, expired or nothing in the window
 // counts), 0 when it was decided before (uid connected, muted the chat, left it).
+//
+// What the store knows of uid in chat (membership, mute, read state, the chat
+// itself) is one read (store.RecipientStore.Recipient), made after the chat's newest
+// message is known, so the read state is at least as new as that message.
 func (n *Notifier) build(ctx context.Context, uid, chat string) (note *Notification, decided uint64, err error) {
-	skip, err := n.skip(ctx, uid, chat)
-	if err != nil || skip {
+	if online, err := n.online(ctx, uid); err != nil || online {
 		return nil, 0, err
-	}
-	if _, err := n.deps.Store.GetMember(ctx, chat, uid); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, 0, nil // left the chat meanwhile
-		}
-		return nil, 0, fmt.Errorf("member %s of %s: %w", uid, chat, err)
 	}
 	last, logSeq, err := n.lastMessage(ctx, chat)
 	if err != nil || last == nil {
 		return nil, 0, err
 	}
+	r, err := n.deps.Store.Recipient(ctx, chat, uid)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s in %s: %w", uid, chat, err)
+	}
+	if !r.Member || r.Mute.Active(time.Now()) {
+		return nil, 0, nil // left the chat meanwhile, or muted it
+	}
 	if last.Expired(time.Now().UnixMilli()) {
 		return nil, last.Seq, nil // gone before it was pushed (docs/privacy.md, "Retention")
 	}
-	rs, err := n.deps.Store.GetReadState(ctx, chat, uid)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read state of %s in %s: %w", uid, chat, err)
-	}
-	if last.Seq <= rs.Read {
+	if last.Seq <= r.Read.Read {
 		return nil, last.Seq, nil // read meanwhile
 	}
-	count, err := n.unread(ctx, chat, uid, rs.Read, last.Seq, logSeq)
+	count, err := n.unread(ctx, chat, uid, r.Read.Read, last.Seq, logSeq)
 	if err != nil {
 		return nil, 0, err
 	}
 	if count == 0 {
 		return nil, last.Seq, nil // nothing to read: reactions, edits, system events
 	}
-	if note, err = n.buildNote(ctx, uid, chat, last, count); err != nil {
+	if note, err = n.buildNote(ctx, uid, chat, r.Chat, last, count); err != nil {
 		return nil, 0, err
 	}
 	return note, last.Seq, nil
 }
 
-// buildNote is the rest of build: uid's notification about chat, whose newest
-// message is last, with count unread.
-func (n *Notifier) buildNote(ctx context.Context, uid, chat string, last *protocol.Message, count uint64) (*Notification, error) {
+// buildNote is the rest of build: uid's notification about chat (c as the store
+// has it, zero if it is gone), whose newest message is last, with count unread.
+func (n *Notifier) buildNote(ctx context.Context, uid, chat string, c store.Chat, last *protocol.Message, count uint64) (*Notification, error) {
 	badge, err := n.badge(ctx, uid, chat, count)
 	if err != nil {
 		return nil, err
@@ -231,11 +231,6 @@ func (n *Notifier) buildNote(ctx context.Context, uid, chat string, last *protoc
 		UserID: uid, ChatID: chat, Count: count, Badge: badge, CreatedAt: time.Now().UnixMilli(),
 		LastMessage: Preview{Seq: last.Seq, MessageID: last.MessageID, SenderID: last.SenderID,
 			MessageType: last.MessageType, Timestamp: last.Timestamp}}
-	c, err := n.deps.Store.GetChat(ctx, chat)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		// Without the chat it is not known whether the content may be shown.
-		return nil, fmt.Errorf("chat %s: %w", chat, err)
-	}
 	note.ChatType, note.ChatName, note.Encrypted = c.Kind, c.Name, c.Encrypted
 	if previewable(c, last) {
 		// A disappearing message is never previewed: a push provider and the device

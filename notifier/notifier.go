@@ -523,24 +523,16 @@ func (n *Notifier) createWindow(ctx context.Context, key string, rev uint64, clo
 	return err
 }
 
-// skip reports whether uid needs no notification about chat now: they have a
-// connected device (from the presence view after a barrier, as fresh as a read of
-// the bucket; read from the bucket when the view cannot say), or they muted the chat.
-func (n *Notifier) skip(ctx context.Context, uid, chat string) (bool, error) {
-	online, ok := false, false
+// online reports whether uid has a connected device now: from the presence view
+// after a barrier (as fresh as a read of the bucket), or read from the bucket when
+// the view cannot say.
+func (n *Notifier) online(ctx context.Context, uid string) (bool, error) {
 	if n.view != nil {
-		online, ok = n.view.fresh(ctx, uid)
-	}
-	if !ok {
-		var err error
-		if online, err = n.connected(ctx, uid); err != nil {
-			return false, err
+		if online, ok := n.view.fresh(ctx, uid); ok {
+			return online, nil
 		}
 	}
-	if online {
-		return true, nil
-	}
-	return n.muted(ctx, uid, chat)
+	return n.connected(ctx, uid)
 }
 
 // connected reports whether uid has a connected device (presence bucket; a user

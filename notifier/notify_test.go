@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/notifier"
 	"github.com/natter-chat/natter/pkg/presencekv"
+	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -212,4 +214,35 @@ func keyDistributionNotPushed(t *testing.T, n *testutil.Natter, chat, uid string
 	require.True(t, note.Encrypted)
 	require.EqualValues(t, 1, note.Count, "the distributions are not counted")
 	require.EqualValues(t, 1, note.Badge)
+}
+
+// Whether a user is notified is decided again when the window closes: one who muted
+// the chat or left it after their window opened hears nothing, while another
+// recipient of the same message is notified.
+func TestMutedOrLeftBeforeTheWindowCloses(t *testing.T) {
+	n := startNatter(t)
+	ns := watchNotes(t, n)
+	chat := n.CreateChat(t, "alice", "group", "Team", "bob", "carol", "dave")
+	send := sender(t, n, "alice")
+	ctx := context.Background()
+	var windows jetstream.KeyValue
+	require.Eventually(t, func() bool {
+		var err error
+		windows, err = n.JS.KeyValue(ctx, notifier.WindowBucket)
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond, "the notifier created its bucket")
+	send(chat, "m1")
+	for _, uid := range []string{"bob", "carol", "dave"} {
+		require.Eventually(t, func() bool {
+			_, err := windows.Get(ctx, "w."+uid+"."+chat)
+			return err == nil
+		}, 10*time.Second, 5*time.Millisecond, "%s's window opened", uid)
+	}
+	require.NoError(t, n.Store.SetMute(ctx, store.Mute{ChatID: chat, UserID: "bob", Muted: true}))
+	require.NoError(t, n.Store.RemoveMember(ctx, chat, "carol"))
+	require.Eventually(t, func() bool { return len(ns.forUser("dave", chat)) == 1 }, 10*time.Second, 20*time.Millisecond,
+		"dave is notified")
+	time.Sleep(n.Config.Notifier.Window)
+	require.Empty(t, ns.forUser("bob", chat), "bob muted the chat before his window closed")
+	require.Empty(t, ns.forUser("carol", chat), "carol left before her window closed")
 }

@@ -13,7 +13,7 @@ import (
 var storeOpNames = []string{
 	"append_messages", "history", "last_seq", "message_seq", "message_seqs", "create_chat", "get_chat",
 	"members", "get_member", "add_member", "remove_member", "user_chats", "unread_total", "unread_between",
-	"set_read_state", "get_read_state", "ping",
+	"set_read_state", "get_read_state", "recipient", "ping",
 }
 
 // InstrumentStore returns s with every call timed into natter_store_seconds{op},
@@ -183,6 +183,13 @@ func (w *instrumented) GetReadState(ctx context.Context, chatID, userID string) 
 	start := time.Now()
 	out, err := w.s.GetReadState(ctx, chatID, userID)
 	w.done("get_read_state", start, err)
+	return out, err
+}
+
+func (w *instrumented) Recipient(ctx context.Context, chatID, userID string) (store.Recipient, error) {
+	start := time.Now()
+	out, err := w.s.Recipient(ctx, chatID, userID)
+	w.done("recipient", start, err)
 	return out, err
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -59,4 +60,40 @@ func (s *CassandraStore) UnreadTotals(ctx context.Context, userIDs []string, exc
 // UsersDevices implements RecipientStore.
 func (s *CassandraStore) UsersDevices(ctx context.Context, userIDs []string) (map[string][]Device, error) {
 	return perUser(ctx, userIDs, s.Devices, func(ds []Device) bool { return len(ds) > 0 })
+}
+
+// Recipient implements RecipientStore with the four single reads, run at once.
+func (s *CassandraStore) Recipient(ctx context.Context, chatID, userID string) (Recipient, error) {
+	r := Recipient{Mute: Mute{ChatID: chatID, UserID: userID}, Read: ReadState{ChatID: chatID, UserID: userID}}
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		c, err := s.GetChat(ectx, chatID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		r.Chat, r.ChatFound = c, err == nil
+		return err
+	})
+	eg.Go(func() error {
+		_, err := s.GetMember(ectx, chatID, userID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		r.Member = err == nil
+		return err
+	})
+	eg.Go(func() error {
+		var err error
+		r.Mute, err = s.GetMute(ectx, chatID, userID)
+		return err
+	})
+	eg.Go(func() error {
+		var err error
+		r.Read, err = s.GetReadState(ectx, chatID, userID)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return Recipient{}, err
+	}
+	return r, nil
 }

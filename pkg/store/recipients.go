@@ -20,4 +20,18 @@ type RecipientStore interface {
 	// UsersDevices returns the devices of each of userIDs that has any, each user's
 	// in the order of Devices.
 	UsersDevices(ctx context.Context, userIDs []string) (map[string][]Device, error)
+	// Recipient returns, in one read where the store can, what GetChat, GetMember,
+	// GetMute and GetReadState return for chatID and userID: what a notification
+	// of one user about one chat decides on. A chat that does not exist (or was
+	// deleted) is ChatFound false, not an error.
+	Recipient(ctx context.Context, chatID, userID string) (Recipient, error)
+}
+
+// Recipient is one user's standing in one chat, as a notification reads it.
+type Recipient struct {
+	Chat      Chat // as GetChat returns it; zero when ChatFound is false
+	ChatFound bool
+	Member    bool      // GetMember finds userID
+	Mute      Mute      // as GetMute returns it
+	Read      ReadState // as GetReadState returns it
 }

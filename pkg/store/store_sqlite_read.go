@@ -24,6 +24,7 @@ type readStmts struct {
 	getReadState, getMute                      *sql.Stmt
 	blocks                                     *sql.Stmt // a blocker's list (the block caches' misses)
 	devices                                    *sql.Stmt // a user's push devices (each notification reads them)
+	recipient                                  *sql.Stmt // Recipient: chat, membership, mute and read state in one
 	// messageSeqs[i] is MessageSeqs' query for 1<<i keys (store_sqlite_ids.go).
 	messageSeqs [messageSeqsSizes]*sql.Stmt
 	// readStates[i], unreadTotals[i] and usersDevices[i] are the recipient reads
@@ -110,6 +111,13 @@ func (r *readStmts) queries() []struct {
 			WHERE u.chat_id = ?1 AND u.seq > ?2 AND u.seq <= ?3 AND ` + countableSQL("u", "?4") + ` LIMIT ` + strconv.Itoa(MaxUnread) + `)`},
 		{&r.getReadState, `SELECT delivered, read FROM read_state WHERE chat_id = ? AND user_id = ?`},
 		{&r.getMute, `SELECT until_ms FROM mutes WHERE chat_id = ? AND user_id = ?`},
+		{&r.recipient, `SELECT c.id, c.kind, c.name, c.created_by, c.created_at, c.message_ttl, c.encrypted,
+			m.user_id IS NOT NULL, mu.until_ms, COALESCE(rs.delivered, 0), COALESCE(rs.read, 0)
+			FROM (SELECT 1) AS one
+			LEFT JOIN chats c ON c.id = ?1 AND c.deleted = 0
+			LEFT JOIN members m ON m.chat_id = ?1 AND m.user_id = ?2
+			LEFT JOIN mutes mu ON mu.chat_id = ?1 AND mu.user_id = ?2
+			LEFT JOIN read_state rs ON rs.chat_id = ?1 AND rs.user_id = ?2`},
 		{&r.devices, `SELECT device_id, platform, provider, token, updated_at FROM devices WHERE user_id = ? ORDER BY device_id`},
 		{&r.blocks, `SELECT blocked, created_at FROM blocks WHERE blocker = ? ORDER BY blocked`},
 	}

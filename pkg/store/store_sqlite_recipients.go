@@ -162,3 +162,29 @@ func usersDevicesQuery(ctx context.Context, st *sql.Stmt, args []any, out map[st
 	}
 	return nil
 }
+
+// Recipient implements RecipientStore in one statement: four single reads cost a
+// notification four trips through database/sql and four read transactions, each
+// starting from an empty page cache after a commit (docs/performance.md).
+func (s *SQLiteStore) Recipient(ctx context.Context, chatID, userID string) (Recipient, error) {
+	r := Recipient{Mute: Mute{ChatID: chatID, UserID: userID}, Read: ReadState{ChatID: chatID, UserID: userID}}
+	var id, kind, name, createdBy sql.NullString
+	var createdAt, ttl, until sql.NullInt64
+	var encrypted sql.NullBool
+	if err := s.rd.recipient.QueryRowContext(ctx, chatID, userID).Scan(&id, &kind, &name, &createdBy, &createdAt, &ttl, &encrypted,
+		&r.Member, &until, &r.Read.Delivered, &r.Read.Read); err != nil {
+		return Recipient{}, fmt.Errorf("sqlite: recipient %s/%s: %w", chatID, userID, err)
+	}
+	if id.Valid {
+		r.ChatFound = true
+		r.Chat = Chat{ID: id.String, Kind: kind.String, Name: name.String, CreatedBy: createdBy.String,
+			CreatedAt: time.UnixMilli(createdAt.Int64).UTC(), MessageTTL: ttl.Int64, Encrypted: encrypted.Bool}
+	}
+	if until.Valid {
+		r.Mute.Muted = true
+		if until.Int64 != 0 {
+			r.Mute.Until = time.UnixMilli(until.Int64).UTC()
+		}
+	}
+	return r, nil
+}

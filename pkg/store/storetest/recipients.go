@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -93,4 +94,47 @@ func recipients(t *testing.T, s store.Store, group func(t *testing.T, s store.St
 	empty, err := s.UsersDevices(ctx, nil)
 	require.NoError(t, err)
 	require.Empty(t, empty)
+
+	// Recipient answers what the four single reads answer, for members and not,
+	// muted (until unmuted, or until a time) and not, with a read state and not, of
+	// a chat that exists, one that never did and one deleted.
+	require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "r1", UserID: "alice", Muted: true}))
+	require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "r2", UserID: "carol", Muted: true, Until: base.Add(48 * time.Hour)}))
+	require.NoError(t, s.SetMute(ctx, store.Mute{ChatID: "r3", UserID: "erin", Muted: true})) // not a member
+	group(t, s, "r4", "alice", "bob")
+	require.NoError(t, s.DeleteChat(ctx, "r4"))
+	for _, chat := range []string{"r1", "r2", "r3", "r4", "none"} {
+		for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
+			got, err := s.Recipient(ctx, chat, u)
+			require.NoError(t, err)
+			c, err := s.GetChat(ctx, chat)
+			if errors.Is(err, store.ErrNotFound) {
+				require.False(t, got.ChatFound, chat)
+				require.Zero(t, got.Chat, chat)
+			} else {
+				require.NoError(t, err)
+				require.True(t, got.ChatFound, chat)
+				require.Equal(t, c, got.Chat, chat)
+			}
+			_, err = s.GetMember(ctx, chat, u)
+			require.Equal(t, err == nil, got.Member, "%s in %s", u, chat)
+			mute, err := s.GetMute(ctx, chat, u)
+			require.NoError(t, err)
+			require.Equal(t, mute, got.Mute, "%s in %s", u, chat)
+			rs, err := s.GetReadState(ctx, chat, u)
+			require.NoError(t, err)
+			require.Equal(t, rs, got.Read, "%s in %s", u, chat)
+		}
+	}
+	r, err := s.Recipient(ctx, "r1", "alice")
+	require.NoError(t, err)
+	require.True(t, r.ChatFound && r.Member && r.Mute.Muted && r.Mute.Until.IsZero())
+	require.Equal(t, uint64(1), r.Read.Read)
+	r, err = s.Recipient(ctx, "r2", "carol")
+	require.NoError(t, err)
+	require.True(t, r.Mute.Muted)
+	require.True(t, r.Mute.Until.Equal(base.Add(48*time.Hour)), "until %v", r.Mute.Until)
+	r, err = s.Recipient(ctx, "r4", "alice")
+	require.NoError(t, err)
+	require.False(t, r.ChatFound, "a deleted chat")
 }
