@@ -116,6 +116,14 @@ func (r *runner) checkPersisted(ctx context.Context) {
 		r.res.Notified = &ok
 		r.res.NotifyCatchup = time.Since(r.winEnd).Seconds()
 	}
+	if c := r.res.CPU; c != nil && r.cpu0 != nil {
+		after := r.cpuReport(r.cpu0, r.cpuSample(), 0)
+		if after.ServerS > 0 {
+			c.CaughtUpS = after.ServerS
+		} else {
+			c.CaughtUpS = after.CombinedS
+		}
+	}
 }
 
 // connectNATS connects to cfg.NATSURL. With a data directory whose embedded server

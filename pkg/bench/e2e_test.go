@@ -142,6 +142,7 @@ func TestBenchPublishAcksEverything(t *testing.T) {
 		t.Run(fmt.Sprintf("batch %d", batch), func(t *testing.T) {
 			cfg := start(t, "publish")
 			cfg.Conns, cfg.Batch, cfg.Publishers = 6, batch, 3
+			cfg.GatewayPIDs = []int{os.Getpid()} // the server runs in this process: its CPU is measured
 			require.NoError(t, cfg.Resolve())
 			res, err := bench.Run(t.Context(), cfg)
 			require.NoError(t, err)
@@ -157,9 +158,14 @@ func TestBenchPublishAcksEverything(t *testing.T) {
 			require.NotNil(t, res.Notified, "the notifier runs: its catch-up is reported")
 			require.True(t, *res.Notified, "the notifier caught up")
 			require.True(t, res.OK)
+			// The CPU until every role caught up holds the window's and what came
+			// after it.
+			require.Positive(t, res.Publish.ServerCPUPerMsgUs)
+			require.GreaterOrEqual(t, res.Publish.CaughtUpCPUPerMsgUs, res.Publish.ServerCPUPerMsgUs)
 			var out bytes.Buffer
 			res.WriteTable(&out)
 			require.Contains(t, out.String(), "batch→answered")
+			require.Contains(t, out.String(), "until caught up")
 			require.Contains(t, out.String(), "notifier")
 		})
 	}

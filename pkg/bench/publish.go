@@ -35,6 +35,10 @@ type PublishResult struct {
 	// microseconds (the combined CPU when the server runs in this process).
 	ServerCPUPerMsgUs float64 `json:"serverCpuPerMsgUs,omitempty"`
 	CPUNote           string  `json:"cpuNote,omitempty"`
+	// CaughtUpCPUPerMsgUs is CPUReport.CaughtUpS per message acked in the window:
+	// unlike ServerCPUPerMsgUs it includes the work a role that fell behind (the
+	// notifier, mostly) did after the window. 0: not measured.
+	CaughtUpCPUPerMsgUs float64 `json:"caughtUpCpuPerMsgUs,omitempty"`
 }
 
 // connectBackend connects to cfg.NATSURL as the backend NATS user when the data
@@ -185,6 +189,9 @@ func (r *runner) publishRun(ctx context.Context) error {
 	res.Publish = pr
 	if cfg.NATSURL != "" {
 		r.checkPersisted(ctx)
+		if c := res.CPU; c != nil && c.CaughtUpS > 0 && ackedWin.Load() > 0 {
+			pr.CaughtUpCPUPerMsgUs = c.CaughtUpS / float64(ackedWin.Load()) * 1e6
+		}
 	}
 	res.OK = len(res.Errors) == 0 && res.Failed == 0 && res.Acked == res.Sent && (res.Persisted == nil || *res.Persisted) &&
 		(res.Notified == nil || *res.Notified)

@@ -88,6 +88,11 @@ type CPUReport struct {
 	LoadgenS     float64 `json:"loadgenS"`     // -1: unknown
 	CombinedS    float64 `json:"combinedS"`    // server and load generator in one process
 	LoadgenShare float64 `json:"loadgenShare"` // of all CPU used, 0..1
+	// CaughtUpS is the server's CPU seconds (CombinedS's process when they share
+	// one) from the window's start until the persisters and notifiers had caught up
+	// after sending stopped: the work the window's messages caused, also what a role
+	// that fell behind did only afterwards. 0: not measured.
+	CaughtUpS float64 `json:"caughtUpS,omitempty"`
 }
 
 // BaselineResult is the raw JetStream publish rate.
@@ -167,6 +172,9 @@ func (r *Result) WriteTable(w io.Writer) {
 		} else if p.ServerCPUPerMsgUs > 0 {
 			row("cpu per msg", "%.0f µs of server CPU", p.ServerCPUPerMsgUs)
 		}
+		if p.CaughtUpCPUPerMsgUs > 0 {
+			row("… until caught up", "%.0f µs per msg: the server's CPU from the window's start until the persister and notifier had caught up", p.CaughtUpCPUPerMsgUs)
+		}
 	}
 	switch {
 	case r.CreateVia != "" && r.ChatsTouched > 0: // estimated in load mode only
@@ -195,6 +203,10 @@ func (r *Result) WriteTable(w io.Writer) {
 			row("cpu", "%.1f cores (server and load generator in one process)", c.CombinedS/c.WindowS)
 		} else {
 			row("cpu", "server %.2f cores, load generator %.2f cores (share %.0f%%)", c.ServerS/c.WindowS, c.LoadgenS/c.WindowS, 100*c.LoadgenShare)
+		}
+		if acked := r.AckedPerSec * r.Duration; c.CaughtUpS > 0 && r.Publish == nil && acked > 0 {
+			row("cpu until caught up", "%.2f s from the window's start until the persister and notifier had caught up: %.0f µs per message acked in the window",
+				c.CaughtUpS, c.CaughtUpS/acked*1e6)
 		}
 	}
 	if i := r.Idle; i != nil {
