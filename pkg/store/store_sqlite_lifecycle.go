@@ -51,8 +51,7 @@ func (s *SQLiteStore) ClearHistory(ctx context.Context, chatID, userID string, s
 // HistoryFloor implements Store.
 func (s *SQLiteStore) HistoryFloor(ctx context.Context, chatID, userID string) (uint64, error) {
 	var floor uint64
-	err := s.r.QueryRowContext(ctx, `SELECT seq FROM history_floors WHERE chat_id = ? AND user_id = ?`,
-		chatID, userID).Scan(&floor)
+	err := s.rd.historyFloor.QueryRowContext(ctx, chatID, userID).Scan(&floor)
 	switch {
 	case err == sql.ErrNoRows:
 		return 0, nil

@@ -25,6 +25,7 @@ type readStmts struct {
 	blocks                                     *sql.Stmt // a blocker's list (the block caches' misses)
 	devices                                    *sql.Stmt // a user's push devices (each notification reads them)
 	recipient                                  *sql.Stmt // Recipient: chat, membership, mute and read state in one
+	historyFloor                               *sql.Stmt // a user's cleared history (every history page reads it)
 	// messageSeqs[i] is MessageSeqs' query for 1<<i keys (store_sqlite_ids.go).
 	messageSeqs [messageSeqsSizes]*sql.Stmt
 	// readStates[i], unreadTotals[i] and usersDevices[i] are the recipient reads
@@ -118,6 +119,7 @@ func (r *readStmts) queries() []struct {
 			LEFT JOIN members m ON m.chat_id = ?1 AND m.user_id = ?2
 			LEFT JOIN mutes mu ON mu.chat_id = ?1 AND mu.user_id = ?2
 			LEFT JOIN read_state rs ON rs.chat_id = ?1 AND rs.user_id = ?2`},
+		{&r.historyFloor, `SELECT seq FROM history_floors WHERE chat_id = ? AND user_id = ?`},
 		{&r.devices, `SELECT device_id, platform, provider, token, updated_at FROM devices WHERE user_id = ? ORDER BY device_id`},
 		{&r.blocks, `SELECT blocked, created_at FROM blocks WHERE blocker = ? ORDER BY blocked`},
 	}
