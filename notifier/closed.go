@@ -77,18 +77,18 @@ func (c *closedWindows) closed(key string, rev uint64) {
 	c.update(key, func(w *closedWindow) { w.marker = rev })
 }
 
-// take returns and forgets the revision of key's close marker, if known.
-func (c *closedWindows) take(key string) (uint64, bool) {
+// take returns and forgets the revision of key's close marker; 0 if not known.
+func (c *closedWindows) take(key string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	w, ok := c.lru.Peek(key)
 	if !ok || w.marker == 0 {
-		return 0, false
+		return 0
 	}
 	rev := w.marker
 	w.marker = 0
 	c.lru.Add(key, w)
-	return rev, true
+	return rev
 }
 
 // cover records that a notification of key's window was decided on chat seq seq;

@@ -42,8 +42,8 @@ func TestWindowReopenedAfterItsMarker(t *testing.T) {
 	require.NoError(t, err)
 	n := &Notifier{cfg: Config{Window: time.Second}, deps: Deps{JS: js}, windows: kv, closed: newClosedWindows()}
 	const key = "w.bob.c1"
-	require.NoError(t, n.createWindow(ctx, key, 0, false), "a window never opened before")
-	require.ErrorIs(t, n.createWindow(ctx, key, 0, false), jetstream.ErrKeyExists, "open")
+	require.NoError(t, n.createWindow(ctx, key, 0), "a window never opened before")
+	require.ErrorIs(t, n.createWindow(ctx, key, 0), jetstream.ErrKeyExists, "open")
 
 	stream, err := js.Stream(ctx, "KV_"+WindowBucket)
 	require.NoError(t, err)
@@ -65,14 +65,11 @@ func TestWindowReopenedAfterItsMarker(t *testing.T) {
 	m, err := stream.GetLastMsgForSubject(ctx, "$KV."+WindowBucket+"."+key)
 	require.NoError(t, err)
 	require.Equal(t, "1s", m.Header.Get(jetstream.MsgTTLHeader), "it closes again after the window")
-	err = n.createWindow(ctx, key, marker, true)
+	err = n.createWindow(ctx, key, marker)
 	require.True(t, errors.Is(err, jetstream.ErrKeyExists), "the marker's revision is stale and the window open: %v", err)
 
 	// The instance's memory of markers is used once.
 	n.closed.closed(key, 42)
-	rev, ok := n.closed.take(key)
-	require.True(t, ok)
-	require.EqualValues(t, 42, rev)
-	_, ok = n.closed.take(key)
-	require.False(t, ok)
+	require.EqualValues(t, 42, n.closed.take(key))
+	require.Zero(t, n.closed.take(key), "used")
 }

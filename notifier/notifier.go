@@ -476,8 +476,8 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 			return err
 		}
 	}
-	rev, closed := n.closed.take(key) // closed.go
-	if !closed {
+	rev := n.closed.take(key) // closed.go; 0: not known
+	if rev == 0 {
 		if _, err := n.windows.Get(ctx, key); err == nil {
 			return nil // already open: this message is folded into it
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -495,7 +495,7 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 		return nil // the sender is over its push budget: no push for this one
 	}
 	start := time.Now()
-	err := n.createWindow(ctx, key, rev, closed)
+	err := n.createWindow(ctx, key, rev)
 	if err != nil {
 		undo() // no window opened by this message: no push charged to the sender
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -508,11 +508,11 @@ func (n *Notifier) openWindow(ctx context.Context, uid string, check bool, m *pr
 }
 
 // createWindow creates key's window, with one write expecting rev as the key's last
-// revision when closed (the revision of its close marker is known, closed.go), else
-// with the bucket's Create. jetstream.ErrKeyExists: the window is open.
-func (n *Notifier) createWindow(ctx context.Context, key string, rev uint64, closed bool) error {
+// revision when rev, the revision of its close marker, is known (not 0, closed.go),
+// else with the bucket's Create. jetstream.ErrKeyExists: the window is open.
+func (n *Notifier) createWindow(ctx context.Context, key string, rev uint64) error {
 	ttl := wholeSeconds(n.cfg.Window)
-	if closed {
+	if rev != 0 {
 		err := n.reopen(ctx, key, rev, ttl)
 		if !errors.Is(err, errWindowChanged) {
 			return err

@@ -71,7 +71,7 @@ func (s *CassandraStore) Recipient(ctx context.Context, chatID, userID string) (
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
-		r.Chat, r.ChatFound = c, err == nil
+		r.Chat = c
 		return err
 	})
 	eg.Go(func() error {

@@ -23,15 +23,14 @@ type RecipientStore interface {
 	// Recipient returns, in one read where the store can, what GetChat, GetMember,
 	// GetMute and GetReadState return for chatID and userID: what a notification
 	// of one user about one chat decides on. A chat that does not exist (or was
-	// deleted) is ChatFound false, not an error.
+	// deleted) is a zero Chat, not an error.
 	Recipient(ctx context.Context, chatID, userID string) (Recipient, error)
 }
 
 // Recipient is one user's standing in one chat, as a notification reads it.
 type Recipient struct {
-	Chat      Chat // as GetChat returns it; zero when ChatFound is false
-	ChatFound bool
-	Member    bool      // GetMember finds userID
-	Mute      Mute      // as GetMute returns it
-	Read      ReadState // as GetReadState returns it
+	Chat   Chat      // as GetChat returns it; zero (no ID) when it finds none
+	Member bool      // GetMember finds userID
+	Mute   Mute      // as GetMute returns it
+	Read   ReadState // as GetReadState returns it
 }

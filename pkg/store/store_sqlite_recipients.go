@@ -176,7 +176,6 @@ func (s *SQLiteStore) Recipient(ctx context.Context, chatID, userID string) (Rec
 		return Recipient{}, fmt.Errorf("sqlite: recipient %s/%s: %w", chatID, userID, err)
 	}
 	if id.Valid {
-		r.ChatFound = true
 		r.Chat = Chat{ID: id.String, Kind: kind.String, Name: name.String, CreatedBy: createdBy.String,
 			CreatedAt: time.UnixMilli(createdAt.Int64).UTC(), MessageTTL: ttl.Int64, Encrypted: encrypted.Bool}
 	}
