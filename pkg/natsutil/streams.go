@@ -85,6 +85,7 @@ func LogStreamConfig(c *Config) jetstream.StreamConfig {
 		// The sequencer appends each partition's pending messages as one atomic batch
 		// (one fsync per batch with sync always).
 		AllowAtomicPublish: true,
+		AllowDirect:        c.Replicas <= 1,
 	}
 }
 
