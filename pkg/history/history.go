@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/store"
 	"github.com/natter-chat/natter/pkg/subjects"
@@ -246,30 +245,13 @@ func (r *Reader) unpersisted(ctx context.Context, chat string, floor uint64, fro
 			return nil, err
 		}
 	}
-	n := b.lastChat - target + 1
-	out := make([]protocol.Message, 0, n)
-	if n <= smallTail {
-		for next := start; next <= b.lastStream; {
-			raw, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			if m, err := protocol.DecodeMessageFrame(raw.Data); err == nil {
-				out = append(out, m)
-			}
-			next = raw.Sequence + 1
-		}
-		return out, nil
-	}
-	msgs, err := natsutil.ReadBatch(ctx, st, subj, start, time.Time{}, int(n))
+	raws, err := readTail(ctx, r.JS, st, subj, start, b.lastStream, int(b.lastChat-target+1))
 	if err != nil {
 		return nil, err
 	}
-	for _, jm := range msgs {
-		if m, err := protocol.DecodeMessageFrame(jm.Data()); err == nil && m.Seq <= b.lastChat {
+	out := make([]protocol.Message, 0, len(raws))
+	for _, raw := range raws {
+		if m, err := protocol.DecodeMessageFrame(raw.data); err == nil && m.Seq <= b.lastChat {
 			out = append(out, m)
 		}
 	}

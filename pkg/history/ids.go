@@ -2,14 +2,10 @@ package history
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 )
 
@@ -86,35 +82,16 @@ func (r *Reader) UnpersistedIDs(ctx context.Context, chat string, max int) (ids 
 		}
 		bound = start - 1
 	}
-	ids = make([]LoggedID, 0, n)
-	add := func(data []byte, seq uint64, h nats.Header) {
-		if m, err := protocol.DecodeMessageFrame(data); err == nil && m.Seq <= b.lastChat {
-			in, _ := strconv.ParseUint(h.Get(protocol.HeaderInSeq), 10, 64)
-			at, _ := strconv.ParseInt(h.Get(protocol.HeaderInTime), 10, 64)
-			ids = append(ids, LoggedID{MessageID: m.MessageID, Seq: m.Seq, LogSeq: seq, InSeq: in, InTime: at})
-		}
-	}
-	if n <= smallTail {
-		for next := start; next <= b.lastStream; {
-			raw, err := st.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				break
-			}
-			if err != nil {
-				return nil, 0, fmt.Errorf("log tail of %s: %w", chat, err)
-			}
-			add(raw.Data, raw.Sequence, raw.Header)
-			next = raw.Sequence + 1
-		}
-		return ids, bound, nil
-	}
-	msgs, err := natsutil.ReadBatch(ctx, st, subj, start, time.Time{}, int(n))
+	raws, err := readTail(ctx, r.JS, st, subj, start, b.lastStream, int(n))
 	if err != nil {
 		return nil, 0, fmt.Errorf("log tail of %s: %w", chat, err)
 	}
-	for _, jm := range msgs {
-		if meta, err := jm.Metadata(); err == nil {
-			add(jm.Data(), meta.Sequence.Stream, jm.Headers())
+	ids = make([]LoggedID, 0, len(raws))
+	for _, raw := range raws {
+		if m, err := protocol.DecodeMessageFrame(raw.data); err == nil && m.Seq <= b.lastChat {
+			in, _ := strconv.ParseUint(raw.hdr.Get(protocol.HeaderInSeq), 10, 64)
+			at, _ := strconv.ParseInt(raw.hdr.Get(protocol.HeaderInTime), 10, 64)
+			ids = append(ids, LoggedID{MessageID: m.MessageID, Seq: m.Seq, LogSeq: raw.seq, InSeq: in, InTime: at})
 		}
 	}
 	return ids, bound, nil

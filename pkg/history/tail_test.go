@@ -62,12 +62,37 @@ func text(chat string, seq uint64) protocol.Message {
 		Content: "hello", MessageType: protocol.TypeText, Timestamp: time.Now().UnixMilli()}
 }
 
+// noDirect turns direct gets off on NATTER_LOG, as on a replicated log, and gives
+// e a reader that sees it: the tail is then read a get at a time or through a
+// short-lived consumer (readTail).
+func (e *tailEnv) noDirect(tb testing.TB) {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := e.js.Stream(ctx, subjects.LogStream)
+	require.NoError(tb, err)
+	cfg := st.CachedInfo().Config
+	require.True(tb, cfg.AllowDirect, "NATTER_LOG on one replica allows direct gets")
+	cfg.AllowDirect = false
+	_, err = e.js.UpdateStream(ctx, cfg)
+	require.NoError(tb, err)
+	e.r = &history.Reader{Store: e.st, JS: e.js, Subjects: e.subj, Consumer: subjects.PersisterConsumer}
+}
+
 // TestPagesOfALongTailMatchTheLog: three chats interleaved at random in the log,
 // none stored (no persister), a delete and an edit near the end of one chat; every
 // page shape (newest, before, after, any limit) read through the bounded tail read
-// equals the page cut from the full list.
+// equals the page cut from the full list: with the tail read by batched direct gets
+// (one replica) and without (a replicated log).
 func TestPagesOfALongTailMatchTheLog(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { testPagesOfALongTail(t, true) })
+	t.Run("no-direct", func(t *testing.T) { testPagesOfALongTail(t, false) })
+}
+
+func testPagesOfALongTail(t *testing.T, direct bool) {
 	e := newTailEnv(t)
+	if !direct {
+		e.noDirect(t)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	chats := []string{"a", "b", "c"}
 	last := map[string]uint64{}
@@ -146,8 +171,9 @@ func TestPagesOfALongTailMatchTheLog(t *testing.T) {
 }
 
 // BenchmarkHistoryPage: the newest page of 50 of a chat with 11,000 messages, all
-// stored (the persister caught up) or the last 10,000 not stored yet (the persister
-// stopped): the second reads the tail from the log. A page deep in that tail (50
+// stored (the persister caught up), the last 10 not stored yet (a persister that
+// keeps up, a moment behind: the tail is read with a get per message) or the last
+// 1,000 or 10,000 (the persister stopped): those read the tail from the log. A page deep in that tail (50
 // messages before seq 2,000) reads from itself to the tail's end, for the
 // operations that may apply to it. Run with
 // go test -run '^$' -bench HistoryPage ./pkg/history/
@@ -156,7 +182,7 @@ func BenchmarkHistoryPage(b *testing.B) {
 		name        string
 		unpersisted int
 		before      uint64
-	}{{"unpersisted=0", 0, 0}, {"unpersisted=1000", 1000, 0}, {"unpersisted=10000", 10_000, 0}, {"unpersisted=10000/before=2000", 10_000, 2000}} {
+	}{{"unpersisted=0", 0, 0}, {"unpersisted=10", 10, 0}, {"unpersisted=1000", 1000, 0}, {"unpersisted=10000", 10_000, 0}, {"unpersisted=10000/before=2000", 10_000, 2000}} {
 		b.Run(tc.name, func(b *testing.B) {
 			e := newTailEnv(b)
 			ctx := context.Background()
