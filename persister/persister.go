@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/lifecycle"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"github.com/natter-chat/natter/pkg/subjects"
 	"go.uber.org/zap"
@@ -133,7 +134,7 @@ func (p *Persister) drain(ctx context.Context, it jetstream.MessagesContext) {
 	defer stop()
 	msgs := make([]jetstream.Msg, 0, p.cfg.Batch)
 	for ctx.Err() == nil {
-		first, err := it.Next(jetstream.NextContext(ctx))
+		first, err := natsutil.Next(ctx, it) // not it.Next(): its stall (natsutil.Next)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("log iterator ended; restarting", zap.Error(err))

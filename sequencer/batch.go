@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/natter-chat/natter/pkg/natsutil"
 	"github.com/natter-chat/natter/pkg/protocol"
 	"go.uber.org/zap"
 )
@@ -64,7 +65,7 @@ const maxBatch = 256
 func readDeliveries(log *zap.Logger, it jetstream.MessagesContext, out chan<- jetstream.Msg) {
 	defer close(out)
 	for {
-		msg, err := it.Next()
+		msg, err := natsutil.Next(context.Background(), it) // not it.Next(): its stall (natsutil.Next)
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				log.Warn("ingress iterator ended; restarting", zap.Error(err))
