@@ -186,7 +186,7 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (note *Notificat
 	if online, err := n.online(ctx, uid); err != nil || online {
 		return nil, 0, err
 	}
-	last, logSeq, err := n.lastMessage(ctx, chat)
+	last, newest, err := n.lastMessage(ctx, chat)
 	if err != nil || last == nil {
 		return nil, 0, err
 	}
@@ -203,7 +203,7 @@ func (n *Notifier) build(ctx context.Context, uid, chat string) (note *Notificat
 	if last.Seq <= r.Read.Read {
 		return nil, last.Seq, nil // read meanwhile
 	}
-	count, err := n.unread(ctx, chat, uid, r.Read.Read, last.Seq, logSeq)
+	count, err := n.unread(ctx, chat, uid, r.Read.Read, last.Seq, newest)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -338,30 +338,30 @@ func (n *Notifier) shownLast(ctx context.Context, chat string, last *protocol.Me
 	return last, nil
 }
 
-// lastMessage returns chat's newest message and its NATTER_LOG stream seq: from
-// NATTER_LOG, or from the store once the log no longer holds it (logSeq 0: stored
-// for certain, since the log is trimmed only below the persister's ack floor). nil
-// if the chat has none.
-func (n *Notifier) lastMessage(ctx context.Context, chat string) (last *protocol.Message, logSeq uint64, err error) {
+// lastMessage returns chat's newest message, and the NATTER_LOG message it was
+// decoded from: from NATTER_LOG, or from the store once the log no longer holds it
+// (newest nil: stored for certain, since the log is trimmed only below the
+// persister's ack floor). nil if the chat has none.
+func (n *Notifier) lastMessage(ctx context.Context, chat string) (last *protocol.Message, newest *jetstream.RawStreamMsg, err error) {
 	raw, err := n.logs.GetLastMsgForSubject(ctx, n.deps.Subjects.Log(chat))
 	if err == nil {
 		m, err := protocol.DecodeMessageFrame(raw.Data)
 		if err != nil {
-			return nil, 0, fmt.Errorf("last message of %s: %w", chat, err)
+			return nil, nil, fmt.Errorf("last message of %s: %w", chat, err)
 		}
-		return &m, raw.Sequence, nil
+		return &m, raw, nil
 	}
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, 0, fmt.Errorf("last message of %s: %w", chat, err)
+		return nil, nil, fmt.Errorf("last message of %s: %w", chat, err)
 	}
 	page, err := n.deps.Store.History(ctx, chat, store.HistoryQuery{Limit: 1})
 	if err != nil {
-		return nil, 0, fmt.Errorf("last message of %s: %w", chat, err)
+		return nil, nil, fmt.Errorf("last message of %s: %w", chat, err)
 	}
 	if len(page) == 0 {
-		return nil, 0, nil
+		return nil, nil, nil
 	}
-	return &page[0], 0, nil
+	return &page[0], nil, nil
 }
 
 // stored reports whether the store holds every log message up to stream seq logSeq
@@ -371,25 +371,26 @@ func (n *Notifier) stored(ctx context.Context, logSeq uint64) bool {
 	return err == nil && logSeq <= floor
 }
 
-// unread counts uid's unread messages in chat after seq read, up to seq last (whose
-// NATTER_LOG stream seq is logSeq), as store.ChatSummary.Unread does (store.Countable,
-// at most store.MaxUnread).
+// unread counts uid's unread messages in chat after seq read, up to seq last (read
+// from newest, its NATTER_LOG message; nil: from the store), as
+// store.ChatSummary.Unread does (store.Countable, at most store.MaxUnread).
 //
-// Once the persister's ack floor has reached logSeq, the store holds every message
+// Once the persister's ack floor has reached newest, the store holds every message
 // of chat up to last in its current state, and one count in the store answers
 // (Store.UnreadBetween). Before that, it pages forward from the watermark through
-// History, which merges the log tail the store lacks: it reads what is unread, never
-// what was read, but decodes each message, up to MaxUnread of them (ten pages). That
-// paging was 5–6 % of the CPU in a profile of a backend publishing to offline users
+// History, which merges the log tail the store lacks, up to newest (PageUpTo: the
+// newest message is not read again): it reads what is unread, never what was read,
+// but decodes each message, up to MaxUnread of them (ten pages). That paging was
+// 5–6 % of the CPU in a profile of a backend publishing to offline users
 // (docs/performance.md, "Counting a notification's unread messages").
-func (n *Notifier) unread(ctx context.Context, chat, uid string, read, last, logSeq uint64) (uint64, error) {
-	if n.deps.History == nil || n.stored(ctx, logSeq) {
+func (n *Notifier) unread(ctx context.Context, chat, uid string, read, last uint64, newest *jetstream.RawStreamMsg) (uint64, error) {
+	if n.deps.History == nil || newest == nil || n.stored(ctx, newest.Sequence) {
 		return n.deps.Store.UnreadBetween(ctx, chat, uid, read, last)
 	}
 	var count uint64
 	for count < store.MaxUnread && read < last {
 		q := store.HistoryQuery{Dir: store.Forward, After: read, Limit: store.MaxPage}
-		page, err := n.deps.History.Page(ctx, chat, q)
+		page, err := n.deps.History.PageUpTo(ctx, chat, q, newest)
 		if err != nil {
 			return 0, fmt.Errorf("unread of %s in %s: %w", uid, chat, err)
 		}

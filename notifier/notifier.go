@@ -59,6 +59,9 @@ type Deps struct {
 // does.
 type Pager interface {
 	Page(ctx context.Context, chat string, q store.HistoryQuery) ([]protocol.Message, error)
+	// PageUpTo is Page with the log tail ending at newest, the chat's newest log
+	// message as the caller read it (history.Reader.PageUpTo).
+	PageUpTo(ctx context.Context, chat string, q store.HistoryQuery, newest *jetstream.RawStreamMsg) ([]protocol.Message, error)
 	PersistedFloorAtLeast(ctx context.Context, min uint64) (uint64, error)
 }
 

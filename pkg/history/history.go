@@ -149,15 +149,17 @@ type tailBounds struct {
 }
 
 // bounds returns chat's first log message after stream seq floor and its last
-// one; ok false if there is none.
-func (r *Reader) bounds(ctx context.Context, st jetstream.Stream, subj string, floor uint64) (b tailBounds, ok bool, err error) {
+// one (newest, when the caller has read it: else read here); ok false if there is
+// none.
+func (r *Reader) bounds(ctx context.Context, st jetstream.Stream, subj string, floor uint64, newest *jetstream.RawStreamMsg) (b tailBounds, ok bool, err error) {
 	// Cheap check first: is the chat's last log message already persisted?
-	last, err := st.GetLastMsgForSubject(ctx, subj)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return b, false, nil
-	}
-	if err != nil {
-		return b, false, err
+	last := newest
+	if last == nil {
+		if last, err = st.GetLastMsgForSubject(ctx, subj); errors.Is(err, jetstream.ErrMsgNotFound) {
+			return b, false, nil
+		} else if err != nil {
+			return b, false, err
+		}
 	}
 	if last.Sequence <= floor {
 		return b, false, nil
@@ -224,14 +226,15 @@ const smallTail = 16
 
 // unpersisted returns chat's messages in NATTER_LOG after stream seq floor whose
 // chat seq is at least from(lastChat) (from gets the chat's last sequenced seq),
-// oldest first: at most what the persister has not stored yet.
-func (r *Reader) unpersisted(ctx context.Context, chat string, floor uint64, from func(lastChat uint64) uint64) ([]protocol.Message, error) {
+// oldest first: at most what the persister has not stored yet. With newest (the
+// chat's newest log message, as the caller read it) the tail ends there.
+func (r *Reader) unpersisted(ctx context.Context, chat string, floor uint64, from func(lastChat uint64) uint64, newest *jetstream.RawStreamMsg) ([]protocol.Message, error) {
 	st, err := r.logStream(ctx)
 	if err != nil {
 		return nil, err
 	}
 	subj := r.Subjects.Log(chat)
-	b, ok, err := r.bounds(ctx, st, subj, floor)
+	b, ok, err := r.bounds(ctx, st, subj, floor, newest)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -281,6 +284,20 @@ func pageFrom(q store.HistoryQuery, limit int) func(lastChat uint64) uint64 {
 // messages not yet persisted, and with the operations not yet persisted applied to
 // the page's messages (state.go), for q.Viewer.
 func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([]protocol.Message, error) {
+	return r.page(ctx, chat, q, nil)
+}
+
+// PageUpTo is Page for a caller that has just read the chat's newest log message,
+// newest (as the log stream's GetLastMsgForSubject returns it): the log tail it
+// merges ends at newest, so messages sequenced since may be missing from the page
+// (as if it had been read at that moment), and the newest message is not read
+// again. The notifier counts a notification's unread messages up to the newest
+// message it decided on this way: one request less per notification.
+func (r *Reader) PageUpTo(ctx context.Context, chat string, q store.HistoryQuery, newest *jetstream.RawStreamMsg) ([]protocol.Message, error) {
+	return r.page(ctx, chat, q, newest)
+}
+
+func (r *Reader) page(ctx context.Context, chat string, q store.HistoryQuery, newest *jetstream.RawStreamMsg) ([]protocol.Message, error) {
 	floor, err := r.persistedFloor(ctx)
 	if err != nil {
 		return nil, err
@@ -298,7 +315,7 @@ func (r *Reader) Page(ctx context.Context, chat string, q store.HistoryQuery) ([
 	// The tail is read before the store: the persisters trim the log only of what
 	// is stored (persister/trim.go), so a message gone from the log by now was in
 	// the store before the store read below.
-	tail, err := r.unpersisted(ctx, chat, floor, pageFrom(q, limit))
+	tail, err := r.unpersisted(ctx, chat, floor, pageFrom(q, limit), newest)
 	if err != nil {
 		return nil, fmt.Errorf("log tail of %s: %w", chat, err)
 	}

@@ -69,7 +69,7 @@ func (r *Reader) UnpersistedIDs(ctx context.Context, chat string, max int) (ids 
 		return nil, 0, err
 	}
 	subj := r.Subjects.Log(chat)
-	b, ok, err := r.bounds(ctx, st, subj, floor)
+	b, ok, err := r.bounds(ctx, st, subj, floor, nil)
 	if err != nil || !ok {
 		return nil, floor, err
 	}

@@ -39,7 +39,7 @@ func (r *Reader) Message(ctx context.Context, chat, messageID, viewer string) (p
 	var tail []protocol.Message
 	if found {
 		// A stored message needs only the tail's operations after it.
-		if tail, err = r.unpersisted(ctx, chat, floor, func(uint64) uint64 { return seq + 1 }); err != nil {
+		if tail, err = r.unpersisted(ctx, chat, floor, func(uint64) uint64 { return seq + 1 }, nil); err != nil {
 			return protocol.Message{}, fmt.Errorf("log tail of %s: %w", chat, err)
 		}
 	} else if msg, tail, found, err = r.findInTail(ctx, chat, floor, messageID); err != nil {
@@ -70,7 +70,7 @@ func (r *Reader) findInTail(ctx context.Context, chat string, floor uint64, mess
 				from = lastChat - w + 1
 			}
 			return from
-		})
+		}, nil)
 		if err != nil {
 			return protocol.Message{}, nil, false, fmt.Errorf("log tail of %s: %w", chat, err)
 		}

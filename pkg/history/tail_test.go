@@ -218,3 +218,43 @@ func BenchmarkHistoryPage(b *testing.B) {
 		})
 	}
 }
+
+// TestPageUpToEndsAtTheNewestMessageRead: PageUpTo merges the log tail only up to
+// the newest message the caller read, however many were sequenced since, with the
+// tail read by batched direct gets and without.
+func TestPageUpToEndsAtTheNewestMessageRead(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			e := newTailEnv(t)
+			if !direct {
+				e.noDirect(t)
+			}
+			ctx := context.Background()
+			for seq := uint64(1); seq <= 7; seq++ {
+				e.publish(t, text("a", seq))
+				e.publish(t, text("b", seq))
+			}
+			st, err := e.js.Stream(ctx, subjects.LogStream)
+			require.NoError(t, err)
+			newest, err := st.GetLastMsgForSubject(ctx, e.subj.Log("a"))
+			require.NoError(t, err)
+			for seq := uint64(8); seq <= 10; seq++ {
+				e.publish(t, text("a", seq))
+			}
+			seqs := func(page []protocol.Message) []uint64 {
+				var out []uint64
+				for _, m := range page {
+					out = append(out, m.Seq)
+				}
+				return out
+			}
+			q := store.HistoryQuery{Dir: store.Forward, After: 2, Limit: 50}
+			page, err := e.r.PageUpTo(ctx, "a", q, newest)
+			require.NoError(t, err)
+			require.Equal(t, []uint64{3, 4, 5, 6, 7}, seqs(page))
+			page, err = e.r.Page(ctx, "a", q)
+			require.NoError(t, err)
+			require.Equal(t, []uint64{3, 4, 5, 6, 7, 8, 9, 10}, seqs(page))
+		})
+	}
+}
