@@ -77,7 +77,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.LargeChatRate, "notifier.large-chat-rate", 2000, "notifications per second large-chat passes send, per instance, all passes together (0: unlimited)")
 	fs.Float64Var(&c.SenderPushRate, "notifier.sender-push-rate", 20, "push notifications one sender's messages may cause per second, per instance (0: unlimited)")
 	fs.IntVar(&c.SenderPushBurst, "notifier.sender-push-burst", 1000, "burst of push notifications one sender's messages may cause")
-	fs.IntVar(&c.Workers, "notifier.workers", 8, "messages and notifications handled concurrently")
+	fs.IntVar(&c.Workers, "notifier.workers", 32, "messages and notifications handled concurrently")
 	fs.DurationVar(&c.DLQMaxAge, "notifier.dlq-max-age", 7*24*time.Hour, "how long NATTER_DLQ keeps failed notifications")
 }
 
