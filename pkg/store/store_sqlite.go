@@ -858,11 +858,16 @@ func (s *SQLiteStore) GetMute(ctx context.Context, chatID, userID string) (Mute,
 	if err != nil {
 		return Mute{}, fmt.Errorf("sqlite: get mute %s/%s: %w", chatID, userID, err)
 	}
+	m.muteUntil(until)
+	return m, nil
+}
+
+// muteUntil sets m from a mutes row's until_ms: muted, until then (0: until unmuted).
+func (m *Mute) muteUntil(until int64) {
 	m.Muted = true
 	if until != 0 {
 		m.Until = time.UnixMilli(until).UTC()
 	}
-	return m, nil
 }
 
 // Ping implements Store.

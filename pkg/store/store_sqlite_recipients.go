@@ -180,10 +180,7 @@ func (s *SQLiteStore) Recipient(ctx context.Context, chatID, userID string) (Rec
 			CreatedAt: time.UnixMilli(createdAt.Int64).UTC(), MessageTTL: ttl.Int64, Encrypted: encrypted.Bool}
 	}
 	if until.Valid {
-		r.Mute.Muted = true
-		if until.Int64 != 0 {
-			r.Mute.Until = time.UnixMilli(until.Int64).UTC()
-		}
+		r.Mute.muteUntil(until.Int64)
 	}
 	return r, nil
 }
