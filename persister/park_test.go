@@ -64,7 +64,12 @@ func (e *logEnv) publish(t *testing.T, chat string, from, to int) {
 // run starts a persister until the test ends (or stop is called).
 func (e *logEnv) run(t *testing.T, log *zap.Logger) (p *persister.Persister, stop func()) {
 	t.Helper()
-	cfg := persister.Config{Batch: 100, MaxWait: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, AckWait: time.Second}
+	return e.runWith(t, persister.Config{Batch: 100, MaxWait: 20 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, AckWait: time.Second}, log)
+}
+
+// runWith is run with the persister's configuration cfg.
+func (e *logEnv) runWith(t *testing.T, cfg persister.Config, log *zap.Logger) (p *persister.Persister, stop func()) {
+	t.Helper()
 	p, err := persister.New(cfg, persister.Deps{JS: e.js, Store: e.st, Subjects: e.subj, Retention: e.ret}, log)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

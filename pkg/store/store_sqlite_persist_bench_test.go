@@ -18,17 +18,17 @@ import (
 // machine per message, in the shape `natter bench --conns 2000` gives it: 1,000
 // direct chats that already hold history (20 messages each), one-line texts from
 // both members, and the batch sizes the persister writes (a light load gives it a
-// few dozen messages per commit, a lagging one hundreds). cpu-µs/msg is the
-// process's user+system CPU time per message (getrusage), which, unlike ns/op, does
-// not depend on how long the disk takes to fsync: on a shared machine it is the
-// figure to compare. written-B/msg is the bytes the process wrote to files per
+// few dozen messages per commit, a lagging one up to persister.batch, 2,000).
+// cpu-µs/msg is the process's user+system CPU time per message (getrusage), which,
+// unlike ns/op, does not depend on how long the disk takes to fsync: on a shared
+// machine it is the figure to compare. written-B/msg is the bytes the process wrote to files per
 // message (/proc/self/io wchar: WAL frames and checkpoint copies), which does not
 // depend on the machine's load at all. Run with
 //
 //	go test -run '^$' -bench SQLitePersist -benchmem -count 3 ./pkg/store/
 func BenchmarkSQLitePersist(b *testing.B) {
 	const chats, history = 1000, 20
-	for _, batchSize := range []int{32, 256, 500} {
+	for _, batchSize := range []int{32, 256, 500, 2000} {
 		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) {
 			// A context that can end, as the persister's does: the driver treats
 			// such statements differently (noInterrupt).
