@@ -50,7 +50,7 @@ func Feed(ctx context.Context, cons jetstream.Consumer, max int, out chan<- jets
 var RecheckWait = 200 * time.Millisecond
 
 // Next returns it's next message, as it.Next(jetstream.NextContext(ctx)) does, but
-// without the iterator's stall. nats.go v1.55's Messages iterator asks the server
+// without the iterator's stall. nats.go's Messages iterator (v1.55, v1.56) asks the server
 // for more only from inside Next, when its count of messages asked for and not yet
 // taken falls below half the pull, and only if its own goroutine is not still
 // sending the previous request. On a saturated machine that goroutine can be
