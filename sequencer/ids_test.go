@@ -13,6 +13,7 @@ import (
 	"github.com/natter-chat/natter/sequencer"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 )
 
 // answers subscribes to every gateway answer subject and returns the answers by the
@@ -119,7 +120,10 @@ func TestResendIsAnsweredWithTheOriginalSeqForever(t *testing.T) {
 
 // runStoppable runs a sequencer and returns what stops it (and waits until it has).
 func (e *env) runStoppable(t *testing.T) (stop func()) {
-	s, err := sequencer.New(e.cfg, sequencer.Deps{NC: e.nc, JS: e.js, Store: e.st, Subjects: e.subj}, zap.NewNop())
+	// Its logs (info and up) are printed if the test fails: a failover that does
+	// not happen says why there.
+	s, err := sequencer.New(e.cfg, sequencer.Deps{NC: e.nc, JS: e.js, Store: e.st, Subjects: e.subj},
+		zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel)))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
