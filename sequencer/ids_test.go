@@ -120,8 +120,8 @@ func TestResendIsAnsweredWithTheOriginalSeqForever(t *testing.T) {
 
 // runStoppable runs a sequencer and returns what stops it (and waits until it has).
 func (e *env) runStoppable(t *testing.T) (stop func()) {
-	// Its logs (info and up) are printed if the test fails: a failover that does
-	// not happen says why there.
+	// Its logs are printed if the test fails: a failover that does not happen says
+	// why there.
 	s, err := sequencer.New(e.cfg, sequencer.Deps{NC: e.nc, JS: e.js, Store: e.st, Subjects: e.subj},
 		zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel)))
 	require.NoError(t, err)

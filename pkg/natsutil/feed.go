@@ -49,11 +49,11 @@ func Feed(ctx context.Context, cons jetstream.Consumer, max int, out chan<- jets
 // to ask the server for more.
 var RecheckWait = 200 * time.Millisecond
 
-// Next returns it's next message, as it.Next(jetstream.NextContext(ctx)) does, but
-// without the iterator's stall. nats.go's Messages iterator (v1.55, v1.56) asks the server
-// for more only from inside Next, when its count of messages asked for and not yet
-// taken falls below half the pull, and only if its own goroutine is not still
-// sending the previous request. On a saturated machine that goroutine can be
+// Next returns its next message, as it.Next(jetstream.NextContext(ctx)) does, but
+// without the iterator's stall. nats.go's Messages iterator (v1.55, v1.56) asks the
+// server for more only from inside Next, when its count of messages asked for and
+// not yet taken falls below half the pull, and only if its own goroutine is not
+// still sending the previous request. On a saturated machine that goroutine can be
 // descheduled after sending, while Next takes the whole answer; every check then
 // skips, the count reaches 0, and Next waits with nothing asked for until the
 // missed heartbeats reset it (2 × the heartbeat, half the pull expiry): 5 s for

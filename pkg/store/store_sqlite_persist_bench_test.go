@@ -21,9 +21,9 @@ import (
 // few dozen messages per commit, a lagging one up to persister.batch, 2,000).
 // cpu-µs/msg is the process's user+system CPU time per message (getrusage), which,
 // unlike ns/op, does not depend on how long the disk takes to fsync: on a shared
-// machine it is the figure to compare. written-B/msg is the bytes the process wrote to files per
-// message (/proc/self/io wchar: WAL frames and checkpoint copies), which does not
-// depend on the machine's load at all. Run with
+// machine it is the figure to compare. written-B/msg is the bytes the process wrote
+// to files per message (/proc/self/io wchar: WAL frames and checkpoint copies),
+// which does not depend on the machine's load at all. Run with
 //
 //	go test -run '^$' -bench SQLitePersist -benchmem -count 3 ./pkg/store/
 func BenchmarkSQLitePersist(b *testing.B) {
