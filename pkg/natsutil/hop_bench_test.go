@@ -31,21 +31,13 @@ import (
 func BenchmarkHop(b *testing.B) {
 	payload := make([]byte, 300)
 	b.Run("core-pipelined", func(b *testing.B) {
-		pub, sub := hopConns(b)
 		got := make(chan struct{})
 		var n atomic.Int64
-		s, err := sub.Subscribe("hop", func(*nats.Msg) {
+		pub := hopConns(b, func(*nats.Msg) {
 			if n.Add(1) == int64(b.N) {
 				close(got)
 			}
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Unsubscribe()
-		if err := sub.Flush(); err != nil {
-			b.Fatal(err)
-		}
 		done := reportCPU(b)
 		b.ResetTimer()
 		for range b.N {
@@ -62,15 +54,7 @@ func BenchmarkHop(b *testing.B) {
 		done()
 	})
 	b.Run("core-request", func(b *testing.B) {
-		pub, sub := hopConns(b)
-		s, err := sub.Subscribe("hop", func(m *nats.Msg) { _ = m.Respond(payload[:16]) })
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Unsubscribe()
-		if err := sub.Flush(); err != nil {
-			b.Fatal(err)
-		}
+		pub := hopConns(b, func(m *nats.Msg) { _ = m.Respond(payload[:16]) })
 		done := reportCPU(b)
 		b.ResetTimer()
 		for range b.N {
@@ -82,7 +66,7 @@ func BenchmarkHop(b *testing.B) {
 		done()
 	})
 	b.Run("memory-stream-pipelined", func(b *testing.B) {
-		pub, _ := hopConns(b)
+		pub := hopConns(b, nil)
 		js, err := jetstream.New(pub, jetstream.WithPublishAsyncMaxPending(1024))
 		if err != nil {
 			b.Fatal(err)
@@ -118,8 +102,9 @@ func BenchmarkHop(b *testing.B) {
 }
 
 // hopConns starts an in-process JetStream server (memory only is enough) and
-// returns two in-process connections to it.
-func hopConns(b *testing.B) (pub, sub *nats.Conn) {
+// returns an in-process connection to it. With a handler, a second connection
+// subscribes it to "hop" before hopConns returns.
+func hopConns(b *testing.B, handler nats.MsgHandler) (pub *nats.Conn) {
 	b.Helper()
 	s := natstest.Server(b)
 	conn := func() *nats.Conn {
@@ -130,5 +115,14 @@ func hopConns(b *testing.B) (pub, sub *nats.Conn) {
 		b.Cleanup(nc.Close)
 		return nc
 	}
-	return conn(), conn()
+	if handler != nil {
+		sub := conn()
+		if _, err := sub.Subscribe("hop", handler); err != nil {
+			b.Fatal(err)
+		}
+		if err := sub.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return conn()
 }
