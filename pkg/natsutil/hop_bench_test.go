@@ -13,11 +13,11 @@ import (
 
 // BenchmarkHop measures what one message costs to move through the embedded NATS
 // server between two in-process connections, the way Natter's roles talk in the
-// all-in-one `natter serve`. A 1:1 message makes about a dozen such hops (docs/
-// performance.md, "The floor under the CPU per message"), so this is the part of
-// the server's CPU per message that no change in Natter's own code removes. An op is
-// one message; cpu-µs/msg is the process's CPU (server, publisher and subscriber are
-// all in it) per message.
+// all-in-one `natter serve`. A 1:1 message makes nine such hops besides its append
+// to NATTER_IN (docs/performance.md, "The floor under the CPU per message"), so this
+// is the part of the server's CPU per message that no change in Natter's own code
+// removes. An op is one message; cpu-µs/msg is the process's CPU (server, publisher
+// and subscriber are all in it) per message.
 //
 //	go test ./pkg/natsutil -run '^$' -bench Hop -benchtime 20000x -count 3
 //
