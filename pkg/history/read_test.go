@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/natsutil"
@@ -20,10 +19,7 @@ import (
 // holds) is not taken, and the range is read again a get at a time.
 func TestReadTail(t *testing.T) {
 	ns := natstest.Server(t)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(natstest.Conn(t, ns))
 	require.NoError(t, err)
 	ctx := context.Background()
 	ncfg := natsutil.DefaultConfig()

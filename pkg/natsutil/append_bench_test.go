@@ -118,12 +118,7 @@ func cpuTime() time.Duration {
 func benchLogStream(b *testing.B) jetstream.JetStream {
 	b.Helper()
 	s := natstest.Server(b, func(o *server.Options) { o.SyncAlways = true })
-	nc, err := nats.Connect("", nats.InProcessServer(s))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
+	js, err := jetstream.New(natstest.Conn(b, s), jetstream.WithPublishAsyncMaxPending(1024))
 	if err != nil {
 		b.Fatal(err)
 	}

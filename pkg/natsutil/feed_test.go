@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/natstest"
 	"github.com/natter-chat/natter/pkg/natsutil"
@@ -18,10 +17,7 @@ import (
 // context, and with the iterator.
 func TestNextTakesEveryMessage(t *testing.T) {
 	ns := natstest.Server(t)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(natstest.Conn(t, ns))
 	require.NoError(t, err)
 	ctx := context.Background()
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}})

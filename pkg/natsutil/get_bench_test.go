@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/natter-chat/natter/pkg/natstest"
 )
@@ -40,12 +39,7 @@ func BenchmarkLogGet(b *testing.B) {
 		for _, direct := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/direct=%v", r.name, direct), func(b *testing.B) {
 				s := natstest.Server(b, func(o *server.Options) { o.SyncAlways = true })
-				nc, err := nats.Connect("", nats.InProcessServer(s))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer nc.Close()
-				js, err := jetstream.New(nc)
+				js, err := jetstream.New(natstest.Conn(b, s))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -107,16 +107,8 @@ func BenchmarkHop(b *testing.B) {
 func hopConns(b *testing.B, handler nats.MsgHandler) (pub *nats.Conn) {
 	b.Helper()
 	s := natstest.Server(b)
-	conn := func() *nats.Conn {
-		nc, err := nats.Connect("", nats.InProcessServer(s))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(nc.Close)
-		return nc
-	}
 	if handler != nil {
-		sub := conn()
+		sub := natstest.Conn(b, s)
 		if _, err := sub.Subscribe("hop", handler); err != nil {
 			b.Fatal(err)
 		}
@@ -124,5 +116,5 @@ func hopConns(b *testing.B, handler nats.MsgHandler) (pub *nats.Conn) {
 			b.Fatal(err)
 		}
 	}
-	return conn()
+	return natstest.Conn(b, s)
 }
